@@ -1,0 +1,14 @@
+//! Pure types and rules of cxm. Nothing here does I/O or awaits: every function is a
+//! deterministic function of its inputs, which is what makes `cxm rebuild` reproduce the
+//! incremental projections exactly.
+
+pub mod context;
+pub mod event;
+pub mod identity;
+pub mod taxonomy;
+
+pub use event::{
+    normalize, Clock, EventType, IngestOptions, NormalizedEvent, QuarantineReason, MAX_EVENT_BYTES,
+};
+pub use identity::{Identifier, IdentifierKind, IdentityRules};
+pub use taxonomy::{Channel, EventCategory};

@@ -1,0 +1,164 @@
+//! The store of cxm: one [`Store`] trait, implemented for SQLite (the embedded default) and
+//! PostgreSQL (scale-out). This crate is the only place with SQL.
+//!
+//! Store methods are blocking; async callers go through [`StoreHandle`], which runs them on
+//! the blocking pool. Ingest goes through [`committer::Committer`], which gathers concurrent
+//! requests into one transaction (group commit) and answers each only after the commit.
+
+pub mod committer;
+mod graph;
+mod pg;
+mod sqlite;
+pub mod testing;
+pub mod types;
+
+use std::sync::Arc;
+
+pub use graph::StoreSettings;
+pub use pg::PgStore;
+pub use sqlite::SqliteStore;
+pub use types::*;
+
+use cxm_domain::Identifier;
+
+#[derive(Debug, thiserror::Error)]
+pub enum StoreError {
+    #[error("not found: {0}")]
+    NotFound(String),
+    #[error("conflict: {0}")]
+    Conflict(String),
+    #[error("invalid: {0}")]
+    Invalid(String),
+    #[error("database error: {0}")]
+    Backend(String),
+}
+
+impl From<rusqlite::Error> for StoreError {
+    fn from(e: rusqlite::Error) -> Self {
+        if let rusqlite::Error::SqliteFailure(f, _) = &e {
+            if f.code == rusqlite::ErrorCode::ConstraintViolation {
+                return StoreError::Conflict(e.to_string());
+            }
+        }
+        StoreError::Backend(e.to_string())
+    }
+}
+
+impl From<postgres::Error> for StoreError {
+    fn from(e: postgres::Error) -> Self {
+        if let Some(db) = e.as_db_error() {
+            if db.code().code().starts_with("23") {
+                return StoreError::Conflict(db.message().to_string());
+            }
+        }
+        StoreError::Backend(e.to_string())
+    }
+}
+
+impl From<serde_json::Error> for StoreError {
+    fn from(e: serde_json::Error) -> Self {
+        StoreError::Backend(format!("corrupt json in store: {e}"))
+    }
+}
+
+pub type Result<T, E = StoreError> = std::result::Result<T, E>;
+
+/// Everything cxm keeps. Every method that reads or writes tenant data takes the tenant.
+pub trait Store: Send + Sync + 'static {
+    fn backend(&self) -> &'static str;
+    fn ping(&self) -> Result<()>;
+
+    // tenants, keys, users, sessions
+    fn create_tenant(&self, name: &str) -> Result<Tenant>;
+    fn list_tenants(&self) -> Result<Vec<Tenant>>;
+    fn tenant(&self, id: &str) -> Result<Option<Tenant>>;
+    fn insert_key(&self, key: &ApiKey) -> Result<()>;
+    fn key_by_hash(&self, hash: &str) -> Result<Option<ApiKey>>;
+    fn list_keys(&self, tenant: &str) -> Result<Vec<ApiKey>>;
+    /// Returns false when no such unrevoked key exists in the tenant.
+    fn revoke_key(&self, tenant: &str, key_id: &str) -> Result<bool>;
+    fn insert_user(&self, user: &User) -> Result<()>;
+    fn user_by_email(&self, email: &str) -> Result<Option<User>>;
+    fn list_users(&self, tenant: &str) -> Result<Vec<User>>;
+    fn insert_session(&self, token_hash: &str, user_id: &str, expires_at_ms: i64) -> Result<()>;
+    fn session_user(&self, token_hash: &str, now_ms: i64) -> Result<Option<User>>;
+    fn delete_session(&self, token_hash: &str) -> Result<()>;
+
+    // ingest
+    /// Appends several requests in one transaction; the outcomes are in request order.
+    fn append(&self, requests: &[AppendRequest]) -> Result<Vec<AppendOutcome>>;
+    fn quarantine(&self, tenant: &str, limit: u32) -> Result<Vec<QuarantineEntry>>;
+    fn prune_dedup(&self, older_than_ms: i64) -> Result<u64>;
+
+    // customers
+    fn profile_for(&self, tenant: &str, identifier: &Identifier) -> Result<Option<String>>;
+    fn profile(&self, tenant: &str, id: &str) -> Result<Option<Profile>>;
+    fn search_profiles(&self, tenant: &str, query: &str, limit: u32)
+        -> Result<Vec<ProfileSummary>>;
+    fn timeline(
+        &self,
+        tenant: &str,
+        profile: &Profile,
+        page: &TimelinePage,
+    ) -> Result<Vec<StoredEvent>>;
+    fn ledger(&self, tenant: &str, profile_id: &str) -> Result<Vec<LedgerEntry>>;
+    /// Blocks an identifier and rebuilds the tenant's identity projection without it.
+    fn block_identifier(
+        &self,
+        tenant: &str,
+        identifier: &Identifier,
+        reason: &str,
+        actor: &str,
+    ) -> Result<RebuildStats>;
+    fn blocked(&self, tenant: &str) -> Result<Vec<Identifier>>;
+
+    // projections
+    /// Recomputes every projection of the tenant (or all tenants) from the event log.
+    fn rebuild(&self, tenant: Option<&str>) -> Result<RebuildStats>;
+    fn overview(&self, tenant: &str, days: u32, now_ms: i64) -> Result<Overview>;
+    /// A canonical dump of the identity projection, used to prove rebuild == incremental.
+    fn identity_snapshot(&self, tenant: &str) -> Result<Vec<(String, String, String)>>;
+}
+
+/// Opens the store a url names: `postgres://...` or a SQLite data directory.
+pub fn open(
+    database_url: Option<&str>,
+    data_dir: &std::path::Path,
+    settings: StoreSettings,
+) -> Result<Arc<dyn Store>> {
+    match database_url {
+        Some(url) if url.starts_with("postgres://") || url.starts_with("postgresql://") => {
+            Ok(Arc::new(PgStore::connect(url, settings)?))
+        }
+        Some(url) => Err(StoreError::Invalid(format!(
+            "database url must start with postgres:// (got {:?}); leave it unset for the embedded store",
+            url.split(':').next().unwrap_or("")
+        ))),
+        None => Ok(Arc::new(SqliteStore::open_dir(data_dir, settings)?)),
+    }
+}
+
+/// Async access to a blocking [`Store`].
+#[derive(Clone)]
+pub struct StoreHandle(pub Arc<dyn Store>);
+
+impl StoreHandle {
+    pub async fn run<T, F>(&self, f: F) -> Result<T>
+    where
+        T: Send + 'static,
+        F: FnOnce(&dyn Store) -> Result<T> + Send + 'static,
+    {
+        let s = self.0.clone();
+        tokio::task::spawn_blocking(move || f(s.as_ref()))
+            .await
+            .map_err(|e| StoreError::Backend(format!("store task failed: {e}")))?
+    }
+}
+
+pub(crate) fn now_ms() -> i64 {
+    chrono::Utc::now().timestamp_millis()
+}
+
+pub(crate) fn new_id(prefix: &str) -> String {
+    format!("{prefix}_{}", uuid::Uuid::now_v7().simple())
+}

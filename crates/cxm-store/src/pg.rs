@@ -1,0 +1,814 @@
+//! The scale-out store: PostgreSQL through the synchronous `postgres` client, run on the
+//! blocking pool like SQLite, so both backends share `graph` for every ingest decision.
+
+use std::collections::{BTreeSet, HashMap};
+use std::sync::Mutex;
+
+use cxm_domain::identity::ProfileView;
+use cxm_domain::{Identifier, IdentifierKind, NormalizedEvent};
+use postgres::{Client, NoTls, Row, Statement, Transaction};
+use serde_json::{Map, Value};
+
+use crate::graph::{self, GraphTx, LogRow, StoreSettings};
+use crate::*;
+
+const MIGRATIONS: &[(i64, &str)] = &[(1, include_str!("../migrations/postgres/0001_init.sql"))];
+const POOL_SIZE: usize = 8;
+
+struct Conn {
+    client: Client,
+    stmts: HashMap<&'static str, Statement>,
+}
+
+pub struct PgStore {
+    url: String,
+    pool: Mutex<Vec<Conn>>,
+    settings: StoreSettings,
+}
+
+impl PgStore {
+    pub fn connect(url: &str, settings: StoreSettings) -> Result<PgStore> {
+        let s = PgStore {
+            url: url.to_string(),
+            pool: Mutex::new(vec![]),
+            settings,
+        };
+        s.with(|c| migrate(&mut c.client))?;
+        Ok(s)
+    }
+
+    fn with<T>(&self, f: impl FnOnce(&mut Conn) -> Result<T>) -> Result<T> {
+        let conn = self.pool.lock().unwrap_or_else(|p| p.into_inner()).pop();
+        let mut conn = match conn {
+            Some(c) if !c.client.is_closed() => c,
+            _ => Conn {
+                client: Client::connect(&self.url, NoTls)?,
+                stmts: HashMap::new(),
+            },
+        };
+        let r = f(&mut conn);
+        let mut pool = self.pool.lock().unwrap_or_else(|p| p.into_inner());
+        if pool.len() < POOL_SIZE && !conn.client.is_closed() {
+            pool.push(conn);
+        }
+        r
+    }
+
+    fn tx<T>(&self, f: impl FnOnce(&mut PgTx) -> Result<T>) -> Result<T> {
+        self.with(|c| {
+            let tx = c.client.transaction()?;
+            let mut g = PgTx {
+                tx,
+                stmts: &mut c.stmts,
+            };
+            let r = f(&mut g)?;
+            g.tx.commit()?;
+            Ok(r)
+        })
+    }
+}
+
+fn migrate(c: &mut Client) -> Result<()> {
+    c.batch_execute("CREATE TABLE IF NOT EXISTS schema_migrations (version BIGINT PRIMARY KEY, applied_at BIGINT NOT NULL)")?;
+    // several servers may start at once against one database: serialise migrations
+    let mut tx = c.transaction()?;
+    tx.batch_execute("SELECT pg_advisory_xact_lock(7261001)")?;
+    for (version, sql) in MIGRATIONS {
+        let done = tx.query_opt(
+            "SELECT version FROM schema_migrations WHERE version = $1",
+            &[version],
+        )?;
+        if done.is_none() {
+            tx.batch_execute(sql)?;
+            tx.execute(
+                "INSERT INTO schema_migrations VALUES ($1, $2)",
+                &[version, &now_ms()],
+            )?;
+        }
+    }
+    tx.commit()?;
+    Ok(())
+}
+
+struct PgTx<'a> {
+    tx: Transaction<'a>,
+    stmts: &'a mut HashMap<&'static str, Statement>,
+}
+
+impl PgTx<'_> {
+    fn st(&mut self, sql: &'static str) -> Result<Statement> {
+        if let Some(s) = self.stmts.get(sql) {
+            return Ok(s.clone());
+        }
+        let s = self.tx.prepare(sql)?;
+        self.stmts.insert(sql, s.clone());
+        Ok(s)
+    }
+    fn exec(
+        &mut self,
+        sql: &'static str,
+        p: &[&(dyn postgres::types::ToSql + Sync)],
+    ) -> Result<u64> {
+        let s = self.st(sql)?;
+        Ok(self.tx.execute(&s, p)?)
+    }
+    fn opt(
+        &mut self,
+        sql: &'static str,
+        p: &[&(dyn postgres::types::ToSql + Sync)],
+    ) -> Result<Option<Row>> {
+        let s = self.st(sql)?;
+        Ok(self.tx.query_opt(&s, p)?)
+    }
+    fn all(
+        &mut self,
+        sql: &'static str,
+        p: &[&(dyn postgres::types::ToSql + Sync)],
+    ) -> Result<Vec<Row>> {
+        let s = self.st(sql)?;
+        Ok(self.tx.query(&s, p)?)
+    }
+}
+
+fn kind_of(s: &str) -> IdentifierKind {
+    IdentifierKind::parse(s).unwrap_or(IdentifierKind::External(s.to_string()))
+}
+
+impl GraphTx for PgTx<'_> {
+    fn dedup_insert(
+        &mut self,
+        tenant: &str,
+        key_id: &str,
+        message_id: &str,
+        received_ms: i64,
+    ) -> Result<bool> {
+        let n = self.exec(
+            "INSERT INTO dedup (tenant_id, write_key_id, message_id, received_at) VALUES ($1, $2, $3, $4) ON CONFLICT DO NOTHING",
+            &[&tenant, &key_id, &message_id, &received_ms],
+        )?;
+        Ok(n == 1)
+    }
+
+    fn insert_event(
+        &mut self,
+        tenant: &str,
+        key_id: &str,
+        ev: &NormalizedEvent,
+        payload: &str,
+    ) -> Result<i64> {
+        let row = self
+            .opt(
+                "INSERT INTO events (tenant_id, write_key_id, message_id, type, name, user_id, anonymous_id, group_id, channel, category, ts, received_at, payload)
+                 VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13) RETURNING seq",
+                &[&tenant, &key_id, &ev.message_id, &ev.event_type.as_str(), &ev.name, &ev.user_id, &ev.anonymous_id, &ev.group_id,
+                  &ev.channel.as_str(), &ev.category.as_str(), &ev.timestamp.timestamp_millis(), &ev.received_at.timestamp_millis(), &payload],
+            )?
+            .ok_or_else(|| StoreError::Backend("insert returned no seq".into()))?;
+        Ok(row.get(0))
+    }
+
+    fn insert_quarantine(
+        &mut self,
+        tenant: &str,
+        key_id: &str,
+        payload: &str,
+        code: &str,
+        detail: &str,
+        received_ms: i64,
+    ) -> Result<()> {
+        self.exec(
+            "INSERT INTO quarantine (tenant_id, write_key_id, code, detail, payload, received_at) VALUES ($1, $2, $3, $4, $5, $6)",
+            &[&tenant, &key_id, &code, &detail, &payload, &received_ms],
+        )?;
+        Ok(())
+    }
+
+    fn blocked(&mut self, tenant: &str) -> Result<BTreeSet<Identifier>> {
+        let rows = self.all(
+            "SELECT kind, value FROM blocked_identifiers WHERE tenant_id = $1",
+            &[&tenant],
+        )?;
+        Ok(rows
+            .iter()
+            .map(|r| Identifier {
+                kind: kind_of(r.get(0)),
+                value: r.get(1),
+            })
+            .collect())
+    }
+
+    fn owner(&mut self, tenant: &str, id: &Identifier) -> Result<Option<String>> {
+        let kind = id.kind_str();
+        Ok(self
+            .opt("SELECT profile_id FROM identifiers WHERE tenant_id = $1 AND kind = $2 AND value = $3", &[&tenant, &kind, &id.value])?
+            .map(|r| r.get(0)))
+    }
+
+    fn profile_view(&mut self, tenant: &str, profile: &str) -> Result<ProfileView> {
+        let row = self
+            .opt(
+                "SELECT merge_count FROM profiles WHERE tenant_id = $1 AND id = $2",
+                &[&tenant, &profile],
+            )?
+            .ok_or_else(|| StoreError::NotFound(format!("profile {profile}")))?;
+        let merge_count: i64 = row.get(0);
+        let ids = self
+            .all(
+                "SELECT kind, value FROM identifiers WHERE tenant_id = $1 AND profile_id = $2",
+                &[&tenant, &profile],
+            )?
+            .iter()
+            .map(|r| Identifier {
+                kind: kind_of(r.get(0)),
+                value: r.get(1),
+            })
+            .collect();
+        Ok(ProfileView {
+            id: profile.to_string(),
+            identifiers: ids,
+            merge_count: merge_count as u32,
+        })
+    }
+
+    fn create_profile(&mut self, tenant: &str, profile: &str, ts_ms: i64) -> Result<()> {
+        self.exec(
+            "INSERT INTO profiles (tenant_id, id, first_seen, last_seen) VALUES ($1, $2, $3, $3)",
+            &[&tenant, &profile, &ts_ms],
+        )?;
+        Ok(())
+    }
+
+    fn attach(&mut self, tenant: &str, id: &Identifier, profile: &str, seq: i64) -> Result<()> {
+        let kind = id.kind_str();
+        self.exec(
+            "INSERT INTO identifiers (tenant_id, kind, value, profile_id, first_seq) VALUES ($1, $2, $3, $4, $5)",
+            &[&tenant, &kind, &id.value, &profile, &seq],
+        )?;
+        Ok(())
+    }
+
+    fn merge_profiles(&mut self, tenant: &str, from: &str, into: &str) -> Result<()> {
+        let f = self
+            .opt("SELECT traits, first_seen, last_seen, event_count, merge_count FROM profiles WHERE tenant_id = $1 AND id = $2", &[&tenant, &from])?
+            .ok_or_else(|| StoreError::NotFound(format!("profile {from}")))?;
+        let into_traits: String = self
+            .opt(
+                "SELECT traits FROM profiles WHERE tenant_id = $1 AND id = $2",
+                &[&tenant, &into],
+            )?
+            .ok_or_else(|| StoreError::NotFound(format!("profile {into}")))?
+            .get(0);
+        let mut merged: Map<String, Value> = serde_json::from_str(f.get::<_, &str>(0))?;
+        graph::merge_traits(&mut merged, &serde_json::from_str(&into_traits)?);
+        let merged = serde_json::to_string(&merged)?;
+        let (first, last, count, merges): (i64, i64, i64, i64) =
+            (f.get(1), f.get(2), f.get(3), f.get(4));
+        self.exec(
+            "UPDATE profiles SET traits = $3, first_seen = LEAST(first_seen, $4), last_seen = GREATEST(last_seen, $5),
+             event_count = event_count + $6, merge_count = merge_count + 1 + $7 WHERE tenant_id = $1 AND id = $2",
+            &[&tenant, &into, &merged, &first, &last, &count, &merges],
+        )?;
+        self.exec("UPDATE profiles SET merged_into = $3 WHERE tenant_id = $1 AND (id = $2 OR merged_into = $2)", &[&tenant, &from, &into])?;
+        self.exec(
+            "UPDATE identifiers SET profile_id = $3 WHERE tenant_id = $1 AND profile_id = $2",
+            &[&tenant, &from, &into],
+        )?;
+        self.exec(
+            "INSERT INTO profile_accounts (tenant_id, profile_id, group_id) SELECT tenant_id, $3, group_id FROM profile_accounts WHERE tenant_id = $1 AND profile_id = $2 ON CONFLICT DO NOTHING",
+            &[&tenant, &from, &into],
+        )?;
+        Ok(())
+    }
+
+    fn ledger(
+        &mut self,
+        tenant: &str,
+        action: &str,
+        profile: &str,
+        other: Option<&str>,
+        id: Option<&Identifier>,
+        seq: Option<i64>,
+        message_id: Option<&str>,
+        reason: Option<&str>,
+        at_ms: i64,
+    ) -> Result<()> {
+        let kind = id.map(|i| i.kind_str());
+        let value = id.map(|i| i.value.as_str());
+        self.exec(
+            "INSERT INTO identity_ledger (tenant_id, action, profile_id, other_profile_id, identifier_kind, identifier_value, event_seq, message_id, reason, at)
+             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10)",
+            &[&tenant, &action, &profile, &other, &kind, &value, &seq, &message_id, &reason, &at_ms],
+        )?;
+        Ok(())
+    }
+
+    fn touch_profile(
+        &mut self,
+        tenant: &str,
+        profile: &str,
+        ts_ms: i64,
+        traits: &Map<String, Value>,
+    ) -> Result<()> {
+        if traits.is_empty() {
+            self.exec(
+                "UPDATE profiles SET first_seen = LEAST(first_seen, $3), last_seen = GREATEST(last_seen, $3), event_count = event_count + 1 WHERE tenant_id = $1 AND id = $2",
+                &[&tenant, &profile, &ts_ms],
+            )?;
+            return Ok(());
+        }
+        let current: String = self
+            .opt(
+                "SELECT traits FROM profiles WHERE tenant_id = $1 AND id = $2",
+                &[&tenant, &profile],
+            )?
+            .ok_or_else(|| StoreError::NotFound(format!("profile {profile}")))?
+            .get(0);
+        let mut merged: Map<String, Value> = serde_json::from_str(&current)?;
+        graph::merge_traits(&mut merged, traits);
+        let display = types::display_name(&merged);
+        let merged = serde_json::to_string(&merged)?;
+        self.exec(
+            "UPDATE profiles SET traits = $4, display = $5, first_seen = LEAST(first_seen, $3), last_seen = GREATEST(last_seen, $3), event_count = event_count + 1 WHERE tenant_id = $1 AND id = $2",
+            &[&tenant, &profile, &ts_ms, &merged, &display],
+        )?;
+        Ok(())
+    }
+
+    fn link_account(
+        &mut self,
+        tenant: &str,
+        profile: &str,
+        group_id: &str,
+        traits: Option<&Value>,
+    ) -> Result<()> {
+        self.exec(
+            "INSERT INTO accounts (tenant_id, group_id) VALUES ($1, $2) ON CONFLICT DO NOTHING",
+            &[&tenant, &group_id],
+        )?;
+        if let Some(Value::Object(new)) = traits {
+            let current: String = self
+                .opt(
+                    "SELECT traits FROM accounts WHERE tenant_id = $1 AND group_id = $2",
+                    &[&tenant, &group_id],
+                )?
+                .map(|r| r.get(0))
+                .unwrap_or_else(|| "{}".into());
+            let mut merged: Map<String, Value> = serde_json::from_str(&current)?;
+            graph::merge_traits(&mut merged, new);
+            let merged = serde_json::to_string(&merged)?;
+            self.exec(
+                "UPDATE accounts SET traits = $3 WHERE tenant_id = $1 AND group_id = $2",
+                &[&tenant, &group_id, &merged],
+            )?;
+        }
+        self.exec(
+            "INSERT INTO profile_accounts (tenant_id, profile_id, group_id) VALUES ($1, $2, $3) ON CONFLICT DO NOTHING",
+            &[&tenant, &profile, &group_id],
+        )?;
+        Ok(())
+    }
+
+    fn bump_daily(&mut self, tenant: &str, day: &str, channel: &str, n: i64) -> Result<()> {
+        self.exec(
+            "INSERT INTO ingest_daily (tenant_id, day, channel, events) VALUES ($1, $2, $3, $4)
+             ON CONFLICT (tenant_id, day, channel) DO UPDATE SET events = ingest_daily.events + excluded.events",
+            &[&tenant, &day, &channel, &n],
+        )?;
+        Ok(())
+    }
+
+    fn clear_projections(&mut self, tenant: &str) -> Result<()> {
+        self.exec("DELETE FROM profiles WHERE tenant_id = $1", &[&tenant])?;
+        self.exec("DELETE FROM identifiers WHERE tenant_id = $1", &[&tenant])?;
+        self.exec("DELETE FROM accounts WHERE tenant_id = $1", &[&tenant])?;
+        self.exec(
+            "DELETE FROM profile_accounts WHERE tenant_id = $1",
+            &[&tenant],
+        )?;
+        self.exec("DELETE FROM ingest_daily WHERE tenant_id = $1", &[&tenant])?;
+        self.exec(
+            "DELETE FROM identity_ledger WHERE tenant_id = $1 AND action IN ('merge', 'drop')",
+            &[&tenant],
+        )?;
+        Ok(())
+    }
+
+    fn log_after(&mut self, tenant: &str, after_seq: i64, limit: u32) -> Result<Vec<LogRow>> {
+        let limit = i64::from(limit);
+        let rows = self.all(
+            "SELECT seq, ts, received_at, message_id, payload FROM events WHERE tenant_id = $1 AND seq > $2 ORDER BY seq LIMIT $3",
+            &[&tenant, &after_seq, &limit],
+        )?;
+        Ok(rows
+            .iter()
+            .map(|r| LogRow {
+                seq: r.get(0),
+                ts_ms: r.get(1),
+                received_ms: r.get(2),
+                message_id: r.get(3),
+                payload: r.get(4),
+            })
+            .collect())
+    }
+}
+
+fn row_to_key(r: &Row) -> ApiKey {
+    ApiKey {
+        id: r.get(0),
+        tenant_id: r.get(1),
+        kind: KeyKind::parse(r.get(2)).unwrap_or(KeyKind::Write),
+        name: r.get(3),
+        prefix: r.get(4),
+        hash: r.get(5),
+        created_at_ms: r.get(6),
+        revoked_at_ms: r.get(7),
+    }
+}
+
+fn row_to_user(r: &Row) -> User {
+    User {
+        id: r.get(0),
+        tenant_id: r.get(1),
+        email: r.get(2),
+        password_hash: r.get(3),
+        role: Role::parse(r.get(4)).unwrap_or(Role::Viewer),
+        created_at_ms: r.get(5),
+    }
+}
+
+fn row_to_tenant(r: &Row) -> Tenant {
+    Tenant {
+        id: r.get(0),
+        name: r.get(1),
+        created_at_ms: r.get(2),
+    }
+}
+
+fn row_to_event(r: &Row) -> StoredEvent {
+    StoredEvent {
+        seq: r.get(0),
+        message_id: r.get(1),
+        event_type: r.get(2),
+        name: r.get(3),
+        channel: r.get(4),
+        category: r.get(5),
+        timestamp_ms: r.get(6),
+        received_at_ms: r.get(7),
+        user_id: r.get(8),
+        anonymous_id: r.get(9),
+        payload: serde_json::from_str(r.get(10)).unwrap_or(Value::Null),
+    }
+}
+
+impl Store for PgStore {
+    fn backend(&self) -> &'static str {
+        "postgres"
+    }
+
+    fn ping(&self) -> Result<()> {
+        self.with(|c| Ok(c.client.simple_query("SELECT 1").map(|_| ())?))
+    }
+
+    fn create_tenant(&self, name: &str) -> Result<Tenant> {
+        let t = Tenant {
+            id: new_id("ten"),
+            name: name.to_string(),
+            created_at_ms: now_ms(),
+        };
+        self.tx(|g| {
+            g.exec(
+                "INSERT INTO tenants (id, name, created_at) VALUES ($1, $2, $3)",
+                &[&t.id, &t.name, &t.created_at_ms],
+            )
+        })?;
+        Ok(t)
+    }
+
+    fn list_tenants(&self) -> Result<Vec<Tenant>> {
+        self.tx(|g| {
+            Ok(g.all(
+                "SELECT id, name, created_at FROM tenants ORDER BY created_at",
+                &[],
+            )?
+            .iter()
+            .map(row_to_tenant)
+            .collect())
+        })
+    }
+
+    fn tenant(&self, id: &str) -> Result<Option<Tenant>> {
+        self.tx(|g| {
+            Ok(g.opt(
+                "SELECT id, name, created_at FROM tenants WHERE id = $1",
+                &[&id],
+            )?
+            .as_ref()
+            .map(row_to_tenant))
+        })
+    }
+
+    fn insert_key(&self, k: &ApiKey) -> Result<()> {
+        self.tx(|g| {
+            g.exec(
+                "INSERT INTO api_keys (id, tenant_id, kind, name, prefix, hash, created_at, revoked_at) VALUES ($1, $2, $3, $4, $5, $6, $7, $8)",
+                &[&k.id, &k.tenant_id, &k.kind.as_str(), &k.name, &k.prefix, &k.hash, &k.created_at_ms, &k.revoked_at_ms],
+            )
+        })?;
+        Ok(())
+    }
+
+    fn key_by_hash(&self, hash: &str) -> Result<Option<ApiKey>> {
+        self.tx(|g| {
+            Ok(g.opt("SELECT id, tenant_id, kind, name, prefix, hash, created_at, revoked_at FROM api_keys WHERE hash = $1", &[&hash])?
+                .as_ref()
+                .map(row_to_key))
+        })
+    }
+
+    fn list_keys(&self, tenant: &str) -> Result<Vec<ApiKey>> {
+        self.tx(|g| {
+            Ok(g.all("SELECT id, tenant_id, kind, name, prefix, hash, created_at, revoked_at FROM api_keys WHERE tenant_id = $1 ORDER BY created_at", &[&tenant])?
+                .iter()
+                .map(row_to_key)
+                .collect())
+        })
+    }
+
+    fn revoke_key(&self, tenant: &str, key_id: &str) -> Result<bool> {
+        let now = now_ms();
+        self.tx(|g| Ok(g.exec("UPDATE api_keys SET revoked_at = $3 WHERE tenant_id = $1 AND id = $2 AND revoked_at IS NULL", &[&tenant, &key_id, &now])? == 1))
+    }
+
+    fn insert_user(&self, u: &User) -> Result<()> {
+        self.tx(|g| {
+            g.exec(
+                "INSERT INTO users (id, tenant_id, email, password_hash, role, created_at) VALUES ($1, $2, $3, $4, $5, $6)",
+                &[&u.id, &u.tenant_id, &u.email, &u.password_hash, &u.role.as_str(), &u.created_at_ms],
+            )
+        })?;
+        Ok(())
+    }
+
+    fn user_by_email(&self, email: &str) -> Result<Option<User>> {
+        self.tx(|g| Ok(g.opt("SELECT id, tenant_id, email, password_hash, role, created_at FROM users WHERE email = $1", &[&email])?.as_ref().map(row_to_user)))
+    }
+
+    fn list_users(&self, tenant: &str) -> Result<Vec<User>> {
+        self.tx(|g| {
+            Ok(g.all("SELECT id, tenant_id, email, password_hash, role, created_at FROM users WHERE tenant_id = $1 ORDER BY created_at", &[&tenant])?
+                .iter()
+                .map(row_to_user)
+                .collect())
+        })
+    }
+
+    fn insert_session(&self, token_hash: &str, user_id: &str, expires_at_ms: i64) -> Result<()> {
+        let now = now_ms();
+        self.tx(|g| {
+            g.exec("DELETE FROM sessions WHERE expires_at < $1", &[&now])?;
+            g.exec(
+                "INSERT INTO sessions (token_hash, user_id, expires_at) VALUES ($1, $2, $3)",
+                &[&token_hash, &user_id, &expires_at_ms],
+            )
+        })?;
+        Ok(())
+    }
+
+    fn session_user(&self, token_hash: &str, now: i64) -> Result<Option<User>> {
+        self.tx(|g| {
+            Ok(g.opt(
+                "SELECT u.id, u.tenant_id, u.email, u.password_hash, u.role, u.created_at FROM users u JOIN sessions s ON s.user_id = u.id WHERE s.token_hash = $1 AND s.expires_at > $2",
+                &[&token_hash, &now],
+            )?
+            .as_ref()
+            .map(row_to_user))
+        })
+    }
+
+    fn delete_session(&self, token_hash: &str) -> Result<()> {
+        self.tx(|g| g.exec("DELETE FROM sessions WHERE token_hash = $1", &[&token_hash]))?;
+        Ok(())
+    }
+
+    fn append(&self, requests: &[AppendRequest]) -> Result<Vec<AppendOutcome>> {
+        let tenants: BTreeSet<&str> = requests.iter().map(|r| r.tenant_id.as_str()).collect();
+        self.tx(|g| {
+            // identity resolution reads then writes; several servers may ingest for one tenant,
+            // so serialise per tenant (in a stable order, so two writers cannot deadlock)
+            for t in &tenants {
+                g.tx.execute("SELECT pg_advisory_xact_lock(hashtext($1))", &[t])?;
+            }
+            graph::append_all(g, requests, &self.settings)
+        })
+    }
+
+    fn quarantine(&self, tenant: &str, limit: u32) -> Result<Vec<QuarantineEntry>> {
+        let limit = i64::from(limit);
+        self.tx(|g| {
+            Ok(g.all("SELECT id, code, detail, payload, received_at FROM quarantine WHERE tenant_id = $1 ORDER BY id DESC LIMIT $2", &[&tenant, &limit])?
+                .iter()
+                .map(|r| QuarantineEntry {
+                    id: r.get(0),
+                    code: r.get(1),
+                    detail: r.get(2),
+                    payload: serde_json::from_str(r.get(3)).unwrap_or(Value::Null),
+                    received_at_ms: r.get(4),
+                })
+                .collect())
+        })
+    }
+
+    fn prune_dedup(&self, older_than_ms: i64) -> Result<u64> {
+        self.tx(|g| {
+            g.exec(
+                "DELETE FROM dedup WHERE received_at < $1",
+                &[&older_than_ms],
+            )
+        })
+    }
+
+    fn profile_for(&self, tenant: &str, id: &Identifier) -> Result<Option<String>> {
+        self.tx(|g| g.owner(tenant, id))
+    }
+
+    fn profile(&self, tenant: &str, id: &str) -> Result<Option<Profile>> {
+        self.tx(|g| {
+            let Some(row) = g.opt("SELECT id, merged_into FROM profiles WHERE tenant_id = $1 AND id = $2", &[&tenant, &id])? else {
+                return Ok(None);
+            };
+            let id: String = row.get::<_, Option<String>>(1).unwrap_or_else(|| row.get(0));
+            let p = g
+                .opt("SELECT traits, first_seen, last_seen, event_count, merge_count FROM profiles WHERE tenant_id = $1 AND id = $2", &[&tenant, &id])?
+                .ok_or_else(|| StoreError::NotFound(format!("profile {id}")))?;
+            let identifiers = g
+                .all("SELECT kind, value FROM identifiers WHERE tenant_id = $1 AND profile_id = $2 ORDER BY kind, value", &[&tenant, &id])?
+                .iter()
+                .map(|r| IdentifierRecord { kind: r.get(0), value: r.get(1) })
+                .collect();
+            let accounts = g
+                .all("SELECT group_id FROM profile_accounts WHERE tenant_id = $1 AND profile_id = $2 ORDER BY group_id", &[&tenant, &id])?
+                .iter()
+                .map(|r| r.get(0))
+                .collect();
+            Ok(Some(Profile {
+                id,
+                traits: serde_json::from_str(p.get(0))?,
+                identifiers,
+                accounts,
+                first_seen_ms: p.get(1),
+                last_seen_ms: p.get(2),
+                event_count: p.get(3),
+                merge_count: p.get(4),
+            }))
+        })
+    }
+
+    fn search_profiles(
+        &self,
+        tenant: &str,
+        query: &str,
+        limit: u32,
+    ) -> Result<Vec<ProfileSummary>> {
+        let like = format!("%{}%", query.trim().to_lowercase().replace(['%', '_'], ""));
+        let limit = i64::from(limit);
+        self.tx(|g| {
+            Ok(g.all(
+                "SELECT p.id, p.display, p.last_seen, p.event_count FROM profiles p
+                 WHERE p.tenant_id = $1 AND p.merged_into IS NULL AND ($2 = '%%' OR p.id IN
+                   (SELECT profile_id FROM identifiers WHERE tenant_id = $1 AND lower(value) LIKE $2) OR lower(p.display) LIKE $2)
+                 ORDER BY p.last_seen DESC LIMIT $3",
+                &[&tenant, &like, &limit],
+            )?
+            .iter()
+            .map(|r| ProfileSummary { id: r.get(0), display: r.get(1), last_seen_ms: r.get(2), event_count: r.get(3) })
+            .collect())
+        })
+    }
+
+    fn timeline(
+        &self,
+        tenant: &str,
+        profile: &Profile,
+        page: &TimelinePage,
+    ) -> Result<Vec<StoredEvent>> {
+        let users = profile.ids_of("user_id");
+        let anons = profile.ids_of("anonymous_id");
+        let (bts, bseq) = page.before.unwrap_or((i64::MAX, i64::MAX));
+        let limit = i64::from(page.limit);
+        self.tx(|g| {
+            Ok(g.all(
+                "SELECT seq, message_id, type, name, channel, category, ts, received_at, user_id, anonymous_id, payload FROM events WHERE seq IN (
+                    SELECT seq FROM events WHERE tenant_id = $1 AND user_id = ANY($2) AND (ts, seq) < ($4, $5)
+                    UNION
+                    SELECT seq FROM events WHERE tenant_id = $1 AND anonymous_id = ANY($3) AND (ts, seq) < ($4, $5))
+                 ORDER BY ts DESC, seq DESC LIMIT $6",
+                &[&tenant, &users, &anons, &bts, &bseq, &limit],
+            )?
+            .iter()
+            .map(row_to_event)
+            .collect())
+        })
+    }
+
+    fn ledger(&self, tenant: &str, profile_id: &str) -> Result<Vec<LedgerEntry>> {
+        self.tx(|g| {
+            Ok(g.all(
+                "SELECT id, action, profile_id, other_profile_id, identifier_kind, identifier_value, event_seq, message_id, reason, at
+                 FROM identity_ledger WHERE tenant_id = $1 AND (profile_id = $2 OR other_profile_id = $2) ORDER BY id DESC LIMIT 500",
+                &[&tenant, &profile_id],
+            )?
+            .iter()
+            .map(|r| {
+                let kind: Option<String> = r.get(4);
+                let value: Option<String> = r.get(5);
+                LedgerEntry {
+                    id: r.get(0),
+                    action: r.get(1),
+                    profile_id: r.get(2),
+                    other_profile_id: r.get(3),
+                    identifier: kind.zip(value).map(|(kind, value)| IdentifierRecord { kind, value }),
+                    event_seq: r.get(6),
+                    message_id: r.get(7),
+                    reason: r.get(8),
+                    at_ms: r.get(9),
+                }
+            })
+            .collect())
+        })
+    }
+
+    fn block_identifier(
+        &self,
+        tenant: &str,
+        id: &Identifier,
+        reason: &str,
+        actor: &str,
+    ) -> Result<RebuildStats> {
+        self.tx(|g| {
+            // one identity writer per tenant at a time, also across servers
+            g.tx.execute("SELECT pg_advisory_xact_lock(hashtext($1))", &[&tenant])?;
+            let owner = g.owner(tenant, id)?;
+            let kind = id.kind_str();
+            let now = now_ms();
+            g.exec(
+                "INSERT INTO blocked_identifiers (tenant_id, kind, value, reason, created_at) VALUES ($1, $2, $3, $4, $5)
+                 ON CONFLICT (tenant_id, kind, value) DO UPDATE SET reason = excluded.reason",
+                &[&tenant, &kind, &id.value, &reason, &now],
+            )?;
+            g.ledger(tenant, "block", owner.as_deref().unwrap_or("-"), None, Some(id), None, None, Some(&format!("{reason} (by {actor})")), now)?;
+            graph::rebuild_tenant(g, tenant, &self.settings)
+        })
+    }
+
+    fn blocked(&self, tenant: &str) -> Result<Vec<Identifier>> {
+        self.tx(|g| Ok(g.blocked(tenant)?.into_iter().collect()))
+    }
+
+    fn rebuild(&self, tenant: Option<&str>) -> Result<RebuildStats> {
+        let tenants: Vec<String> = match tenant {
+            Some(t) => vec![t.to_string()],
+            None => self.list_tenants()?.into_iter().map(|t| t.id).collect(),
+        };
+        let mut total = RebuildStats::default();
+        for t in tenants {
+            let s = self.tx(|g| {
+                g.tx.execute("SELECT pg_advisory_xact_lock(hashtext($1))", &[&t])?;
+                graph::rebuild_tenant(g, &t, &self.settings)
+            })?;
+            total.tenants += s.tenants;
+            total.events += s.events;
+        }
+        Ok(total)
+    }
+
+    fn overview(&self, tenant: &str, days: u32, now: i64) -> Result<Overview> {
+        let since = chrono::DateTime::from_timestamp_millis(now - i64::from(days) * 86_400_000)
+            .unwrap_or_default()
+            .format("%Y-%m-%d")
+            .to_string();
+        self.tx(|g| {
+            let total: i64 = g.opt("SELECT COALESCE(SUM(events), 0)::BIGINT FROM ingest_daily WHERE tenant_id = $1", &[&tenant])?.map(|r| r.get(0)).unwrap_or(0);
+            let profiles: i64 = g.opt("SELECT COUNT(*) FROM profiles WHERE tenant_id = $1 AND merged_into IS NULL", &[&tenant])?.map(|r| r.get(0)).unwrap_or(0);
+            let quarantined: i64 = g.opt("SELECT COUNT(*) FROM quarantine WHERE tenant_id = $1", &[&tenant])?.map(|r| r.get(0)).unwrap_or(0);
+            let by_day_channel = g
+                .all("SELECT day, channel, events FROM ingest_daily WHERE tenant_id = $1 AND day >= $2 ORDER BY day, channel", &[&tenant, &since])?
+                .iter()
+                .map(|r| DayChannelCount { day: r.get(0), channel: r.get(1), events: r.get(2) })
+                .collect();
+            Ok(Overview { total_events: total, profiles, quarantined, by_day_channel })
+        })
+    }
+
+    fn identity_snapshot(&self, tenant: &str) -> Result<Vec<(String, String, String)>> {
+        self.tx(|g| {
+            Ok(g.all(
+                "SELECT i.kind || ':' || i.value, i.profile_id, p.traits || '|' || p.event_count || '|' || p.first_seen || '|' || p.last_seen || '|' || p.merge_count
+                 FROM identifiers i JOIN profiles p ON p.tenant_id = i.tenant_id AND p.id = i.profile_id WHERE i.tenant_id = $1 ORDER BY 1",
+                &[&tenant],
+            )?
+            .iter()
+            .map(|r| (r.get(0), r.get(1), r.get(2)))
+            .collect())
+        })
+    }
+}

@@ -1,0 +1,806 @@
+//! The embedded store: one SQLite file in WAL mode. One writer connection (SQLite allows one
+//! writer anyway) and a small pool of readers, which WAL lets run beside the writer.
+
+use std::collections::BTreeSet;
+use std::path::Path;
+use std::sync::Mutex;
+
+use cxm_domain::identity::ProfileView;
+use cxm_domain::{Identifier, IdentifierKind, NormalizedEvent};
+use rusqlite::{params, Connection, OptionalExtension, Transaction};
+use serde_json::{Map, Value};
+
+use crate::graph::{self, GraphTx, LogRow, StoreSettings};
+use crate::*;
+
+const MIGRATIONS: &[(i64, &str)] = &[(1, include_str!("../migrations/sqlite/0001_init.sql"))];
+
+pub struct SqliteStore {
+    writer: Mutex<Connection>,
+    readers: Mutex<Vec<Connection>>,
+    path: std::path::PathBuf,
+    settings: StoreSettings,
+}
+
+fn configure(conn: &Connection) -> Result<()> {
+    // FULL: a commit is on disk before we acknowledge it, which is the ingest contract;
+    // group commit keeps the fsync count low.
+    conn.execute_batch(
+        "PRAGMA journal_mode=WAL; PRAGMA synchronous=FULL; PRAGMA foreign_keys=ON;
+         PRAGMA busy_timeout=10000; PRAGMA cache_size=-65536; PRAGMA temp_store=MEMORY;",
+    )?;
+    Ok(())
+}
+
+impl SqliteStore {
+    /// Opens (creating if needed) `cxm.db` under the data directory and migrates it.
+    pub fn open_dir(dir: &Path, settings: StoreSettings) -> Result<SqliteStore> {
+        std::fs::create_dir_all(dir).map_err(|e| {
+            StoreError::Invalid(format!("cannot create data dir {}: {e}", dir.display()))
+        })?;
+        Self::open_file(&dir.join("cxm.db"), settings)
+    }
+
+    pub fn open_file(path: &Path, settings: StoreSettings) -> Result<SqliteStore> {
+        let conn = Connection::open(path)?;
+        configure(&conn)?;
+        migrate(&conn)?;
+        Ok(SqliteStore {
+            writer: Mutex::new(conn),
+            readers: Mutex::new(vec![]),
+            path: path.to_path_buf(),
+            settings,
+        })
+    }
+
+    fn read<T>(&self, f: impl FnOnce(&Connection) -> Result<T>) -> Result<T> {
+        let conn = self.readers.lock().unwrap().pop();
+        let conn = match conn {
+            Some(c) => c,
+            None => {
+                let c = Connection::open(&self.path)?;
+                configure(&c)?;
+                c
+            }
+        };
+        let r = f(&conn);
+        let mut pool = self.readers.lock().unwrap();
+        if pool.len() < 8 {
+            pool.push(conn);
+        }
+        r
+    }
+
+    fn write<T>(&self, f: impl FnOnce(&Transaction) -> Result<T>) -> Result<T> {
+        let mut conn = self.writer.lock().unwrap_or_else(|p| p.into_inner());
+        let tx = conn.transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)?;
+        let r = f(&tx)?;
+        tx.commit()?;
+        Ok(r)
+    }
+}
+
+fn migrate(conn: &Connection) -> Result<()> {
+    conn.execute_batch("CREATE TABLE IF NOT EXISTS schema_migrations (version INTEGER PRIMARY KEY, applied_at INTEGER NOT NULL)")?;
+    for (version, sql) in MIGRATIONS {
+        let done: Option<i64> = conn
+            .query_row(
+                "SELECT version FROM schema_migrations WHERE version = ?1",
+                [version],
+                |r| r.get(0),
+            )
+            .optional()?;
+        if done.is_none() {
+            conn.execute_batch(&format!(
+                "BEGIN; {sql}; INSERT INTO schema_migrations VALUES ({version}, {}); COMMIT;",
+                now_ms()
+            ))?;
+        }
+    }
+    Ok(())
+}
+
+struct SqlTx<'a>(&'a Transaction<'a>);
+
+fn kind_of(s: &str) -> IdentifierKind {
+    IdentifierKind::parse(s).unwrap_or(IdentifierKind::External(s.to_string()))
+}
+
+impl GraphTx for SqlTx<'_> {
+    fn dedup_insert(
+        &mut self,
+        tenant: &str,
+        key_id: &str,
+        message_id: &str,
+        received_ms: i64,
+    ) -> Result<bool> {
+        let n = self
+            .0
+            .prepare_cached("INSERT OR IGNORE INTO dedup (tenant_id, write_key_id, message_id, received_at) VALUES (?1, ?2, ?3, ?4)")?
+            .execute(params![tenant, key_id, message_id, received_ms])?;
+        Ok(n == 1)
+    }
+
+    fn insert_event(
+        &mut self,
+        tenant: &str,
+        key_id: &str,
+        ev: &NormalizedEvent,
+        payload: &str,
+    ) -> Result<i64> {
+        self.0
+            .prepare_cached(
+                "INSERT INTO events (tenant_id, write_key_id, message_id, type, name, user_id, anonymous_id, group_id, channel, category, ts, received_at, payload)
+                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13)",
+            )?
+            .execute(params![
+                tenant, key_id, ev.message_id, ev.event_type.as_str(), ev.name, ev.user_id, ev.anonymous_id, ev.group_id,
+                ev.channel.as_str(), ev.category.as_str(), ev.timestamp.timestamp_millis(), ev.received_at.timestamp_millis(), payload
+            ])?;
+        Ok(self.0.last_insert_rowid())
+    }
+
+    fn insert_quarantine(
+        &mut self,
+        tenant: &str,
+        key_id: &str,
+        payload: &str,
+        code: &str,
+        detail: &str,
+        received_ms: i64,
+    ) -> Result<()> {
+        self.0
+            .prepare_cached("INSERT INTO quarantine (tenant_id, write_key_id, code, detail, payload, received_at) VALUES (?1, ?2, ?3, ?4, ?5, ?6)")?
+            .execute(params![tenant, key_id, code, detail, payload, received_ms])?;
+        Ok(())
+    }
+
+    fn blocked(&mut self, tenant: &str) -> Result<BTreeSet<Identifier>> {
+        let mut st = self
+            .0
+            .prepare_cached("SELECT kind, value FROM blocked_identifiers WHERE tenant_id = ?1")?;
+        let rows = st.query_map([tenant], |r| {
+            Ok((r.get::<_, String>(0)?, r.get::<_, String>(1)?))
+        })?;
+        let mut out = BTreeSet::new();
+        for row in rows {
+            let (k, v) = row?;
+            out.insert(Identifier {
+                kind: kind_of(&k),
+                value: v,
+            });
+        }
+        Ok(out)
+    }
+
+    fn owner(&mut self, tenant: &str, id: &Identifier) -> Result<Option<String>> {
+        Ok(self
+            .0
+            .prepare_cached("SELECT profile_id FROM identifiers WHERE tenant_id = ?1 AND kind = ?2 AND value = ?3")?
+            .query_row(params![tenant, id.kind_str(), id.value], |r| r.get(0))
+            .optional()?)
+    }
+
+    fn profile_view(&mut self, tenant: &str, profile: &str) -> Result<ProfileView> {
+        let merge_count: i64 = self
+            .0
+            .prepare_cached("SELECT merge_count FROM profiles WHERE tenant_id = ?1 AND id = ?2")?
+            .query_row(params![tenant, profile], |r| r.get(0))?;
+        let mut st = self.0.prepare_cached(
+            "SELECT kind, value FROM identifiers WHERE tenant_id = ?1 AND profile_id = ?2",
+        )?;
+        let ids = st
+            .query_map(params![tenant, profile], |r| {
+                Ok((r.get::<_, String>(0)?, r.get::<_, String>(1)?))
+            })?
+            .map(|r| {
+                r.map(|(k, v)| Identifier {
+                    kind: kind_of(&k),
+                    value: v,
+                })
+            })
+            .collect::<Result<Vec<_>, _>>()?;
+        Ok(ProfileView {
+            id: profile.to_string(),
+            identifiers: ids,
+            merge_count: merge_count as u32,
+        })
+    }
+
+    fn create_profile(&mut self, tenant: &str, profile: &str, ts_ms: i64) -> Result<()> {
+        self.0
+            .prepare_cached("INSERT INTO profiles (tenant_id, id, first_seen, last_seen) VALUES (?1, ?2, ?3, ?3)")?
+            .execute(params![tenant, profile, ts_ms])?;
+        Ok(())
+    }
+
+    fn attach(&mut self, tenant: &str, id: &Identifier, profile: &str, seq: i64) -> Result<()> {
+        self.0
+            .prepare_cached("INSERT INTO identifiers (tenant_id, kind, value, profile_id, first_seq) VALUES (?1, ?2, ?3, ?4, ?5)")?
+            .execute(params![tenant, id.kind_str(), id.value, profile, seq])?;
+        Ok(())
+    }
+
+    fn merge_profiles(&mut self, tenant: &str, from: &str, into: &str) -> Result<()> {
+        let t = self.0;
+        let (from_traits, from_first, from_last, from_count, from_merges): (String, i64, i64, i64, i64) = t
+            .prepare_cached("SELECT traits, first_seen, last_seen, event_count, merge_count FROM profiles WHERE tenant_id = ?1 AND id = ?2")?
+            .query_row(params![tenant, from], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?, r.get(4)?)))?;
+        let into_traits: String = t
+            .prepare_cached("SELECT traits FROM profiles WHERE tenant_id = ?1 AND id = ?2")?
+            .query_row(params![tenant, into], |r| r.get(0))?;
+        let mut merged: Map<String, Value> = serde_json::from_str(&from_traits)?;
+        graph::merge_traits(&mut merged, &serde_json::from_str(&into_traits)?);
+        t.prepare_cached(
+            "UPDATE profiles SET traits = ?3, first_seen = MIN(first_seen, ?4), last_seen = MAX(last_seen, ?5),
+             event_count = event_count + ?6, merge_count = merge_count + 1 + ?7 WHERE tenant_id = ?1 AND id = ?2",
+        )?
+        .execute(params![tenant, into, serde_json::to_string(&merged)?, from_first, from_last, from_count, from_merges])?;
+        t.prepare_cached("UPDATE profiles SET merged_into = ?3 WHERE tenant_id = ?1 AND (id = ?2 OR merged_into = ?2)")?
+            .execute(params![tenant, from, into])?;
+        t.prepare_cached(
+            "UPDATE identifiers SET profile_id = ?3 WHERE tenant_id = ?1 AND profile_id = ?2",
+        )?
+        .execute(params![tenant, from, into])?;
+        t.prepare_cached("INSERT OR IGNORE INTO profile_accounts (tenant_id, profile_id, group_id) SELECT tenant_id, ?3, group_id FROM profile_accounts WHERE tenant_id = ?1 AND profile_id = ?2")?
+            .execute(params![tenant, from, into])?;
+        Ok(())
+    }
+
+    fn ledger(
+        &mut self,
+        tenant: &str,
+        action: &str,
+        profile: &str,
+        other: Option<&str>,
+        id: Option<&Identifier>,
+        seq: Option<i64>,
+        message_id: Option<&str>,
+        reason: Option<&str>,
+        at_ms: i64,
+    ) -> Result<()> {
+        self.0
+            .prepare_cached(
+                "INSERT INTO identity_ledger (tenant_id, action, profile_id, other_profile_id, identifier_kind, identifier_value, event_seq, message_id, reason, at)
+                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10)",
+            )?
+            .execute(params![tenant, action, profile, other, id.map(|i| i.kind_str()), id.map(|i| i.value.as_str()), seq, message_id, reason, at_ms])?;
+        Ok(())
+    }
+
+    fn touch_profile(
+        &mut self,
+        tenant: &str,
+        profile: &str,
+        ts_ms: i64,
+        traits: &Map<String, Value>,
+    ) -> Result<()> {
+        if traits.is_empty() {
+            self.0
+                .prepare_cached("UPDATE profiles SET first_seen = MIN(first_seen, ?3), last_seen = MAX(last_seen, ?3), event_count = event_count + 1 WHERE tenant_id = ?1 AND id = ?2")?
+                .execute(params![tenant, profile, ts_ms])?;
+            return Ok(());
+        }
+        let current: String = self
+            .0
+            .prepare_cached("SELECT traits FROM profiles WHERE tenant_id = ?1 AND id = ?2")?
+            .query_row(params![tenant, profile], |r| r.get(0))?;
+        let mut merged: Map<String, Value> = serde_json::from_str(&current)?;
+        graph::merge_traits(&mut merged, traits);
+        let display = types::display_name(&merged);
+        self.0
+            .prepare_cached("UPDATE profiles SET traits = ?4, display = ?5, first_seen = MIN(first_seen, ?3), last_seen = MAX(last_seen, ?3), event_count = event_count + 1 WHERE tenant_id = ?1 AND id = ?2")?
+            .execute(params![tenant, profile, ts_ms, serde_json::to_string(&merged)?, display])?;
+        Ok(())
+    }
+
+    fn link_account(
+        &mut self,
+        tenant: &str,
+        profile: &str,
+        group_id: &str,
+        traits: Option<&Value>,
+    ) -> Result<()> {
+        let t = self.0;
+        t.prepare_cached("INSERT OR IGNORE INTO accounts (tenant_id, group_id) VALUES (?1, ?2)")?
+            .execute(params![tenant, group_id])?;
+        if let Some(Value::Object(new)) = traits {
+            let current: String = t
+                .prepare_cached(
+                    "SELECT traits FROM accounts WHERE tenant_id = ?1 AND group_id = ?2",
+                )?
+                .query_row(params![tenant, group_id], |r| r.get(0))?;
+            let mut merged: Map<String, Value> = serde_json::from_str(&current)?;
+            graph::merge_traits(&mut merged, new);
+            t.prepare_cached(
+                "UPDATE accounts SET traits = ?3 WHERE tenant_id = ?1 AND group_id = ?2",
+            )?
+            .execute(params![tenant, group_id, serde_json::to_string(&merged)?])?;
+        }
+        t.prepare_cached("INSERT OR IGNORE INTO profile_accounts (tenant_id, profile_id, group_id) VALUES (?1, ?2, ?3)")?
+            .execute(params![tenant, profile, group_id])?;
+        Ok(())
+    }
+
+    fn bump_daily(&mut self, tenant: &str, day: &str, channel: &str, n: i64) -> Result<()> {
+        self.0
+            .prepare_cached("INSERT INTO ingest_daily (tenant_id, day, channel, events) VALUES (?1, ?2, ?3, ?4) ON CONFLICT (tenant_id, day, channel) DO UPDATE SET events = events + excluded.events")?
+            .execute(params![tenant, day, channel, n])?;
+        Ok(())
+    }
+
+    fn clear_projections(&mut self, tenant: &str) -> Result<()> {
+        for table in [
+            "profiles",
+            "identifiers",
+            "accounts",
+            "profile_accounts",
+            "ingest_daily",
+        ] {
+            self.0.execute(
+                &format!("DELETE FROM {table} WHERE tenant_id = ?1"),
+                [tenant],
+            )?;
+        }
+        self.0.execute(
+            "DELETE FROM identity_ledger WHERE tenant_id = ?1 AND action IN ('merge', 'drop')",
+            [tenant],
+        )?;
+        Ok(())
+    }
+
+    fn log_after(&mut self, tenant: &str, after_seq: i64, limit: u32) -> Result<Vec<LogRow>> {
+        let mut st = self.0.prepare_cached("SELECT seq, ts, received_at, message_id, payload FROM events WHERE tenant_id = ?1 AND seq > ?2 ORDER BY seq LIMIT ?3")?;
+        let rows = st
+            .query_map(params![tenant, after_seq, limit], |r| {
+                Ok(LogRow {
+                    seq: r.get(0)?,
+                    ts_ms: r.get(1)?,
+                    received_ms: r.get(2)?,
+                    message_id: r.get(3)?,
+                    payload: r.get(4)?,
+                })
+            })?
+            .collect::<Result<Vec<_>, _>>()?;
+        Ok(rows)
+    }
+}
+
+fn row_to_key(r: &rusqlite::Row) -> rusqlite::Result<ApiKey> {
+    let kind: String = r.get(2)?;
+    Ok(ApiKey {
+        id: r.get(0)?,
+        tenant_id: r.get(1)?,
+        kind: KeyKind::parse(&kind).unwrap_or(KeyKind::Write),
+        name: r.get(3)?,
+        prefix: r.get(4)?,
+        hash: r.get(5)?,
+        created_at_ms: r.get(6)?,
+        revoked_at_ms: r.get(7)?,
+    })
+}
+
+fn row_to_user(r: &rusqlite::Row) -> rusqlite::Result<User> {
+    let role: String = r.get(4)?;
+    Ok(User {
+        id: r.get(0)?,
+        tenant_id: r.get(1)?,
+        email: r.get(2)?,
+        password_hash: r.get(3)?,
+        role: Role::parse(&role).unwrap_or(Role::Viewer),
+        created_at_ms: r.get(5)?,
+    })
+}
+
+fn row_to_event(r: &rusqlite::Row) -> rusqlite::Result<StoredEvent> {
+    let payload: String = r.get(10)?;
+    Ok(StoredEvent {
+        seq: r.get(0)?,
+        message_id: r.get(1)?,
+        event_type: r.get(2)?,
+        name: r.get(3)?,
+        channel: r.get(4)?,
+        category: r.get(5)?,
+        timestamp_ms: r.get(6)?,
+        received_at_ms: r.get(7)?,
+        user_id: r.get(8)?,
+        anonymous_id: r.get(9)?,
+        payload: serde_json::from_str(&payload).unwrap_or(Value::Null),
+    })
+}
+
+fn row_to_ledger(r: &rusqlite::Row) -> rusqlite::Result<LedgerEntry> {
+    let kind: Option<String> = r.get(4)?;
+    let value: Option<String> = r.get(5)?;
+    Ok(LedgerEntry {
+        id: r.get(0)?,
+        action: r.get(1)?,
+        profile_id: r.get(2)?,
+        other_profile_id: r.get(3)?,
+        identifier: kind
+            .zip(value)
+            .map(|(kind, value)| IdentifierRecord { kind, value }),
+        event_seq: r.get(6)?,
+        message_id: r.get(7)?,
+        reason: r.get(8)?,
+        at_ms: r.get(9)?,
+    })
+}
+
+const KEY_COLS: &str = "id, tenant_id, kind, name, prefix, hash, created_at, revoked_at";
+const USER_COLS: &str = "id, tenant_id, email, password_hash, role, created_at";
+const EVENT_COLS: &str = "seq, message_id, type, name, channel, category, ts, received_at, user_id, anonymous_id, payload";
+
+impl Store for SqliteStore {
+    fn backend(&self) -> &'static str {
+        "sqlite"
+    }
+
+    fn ping(&self) -> Result<()> {
+        self.read(|c| {
+            Ok(c.query_row("SELECT 1", [], |r| r.get::<_, i64>(0))
+                .map(|_| ())?)
+        })
+    }
+
+    fn create_tenant(&self, name: &str) -> Result<Tenant> {
+        let t = Tenant {
+            id: new_id("ten"),
+            name: name.to_string(),
+            created_at_ms: now_ms(),
+        };
+        self.write(|tx| {
+            tx.execute(
+                "INSERT INTO tenants (id, name, created_at) VALUES (?1, ?2, ?3)",
+                params![t.id, t.name, t.created_at_ms],
+            )?;
+            Ok(())
+        })?;
+        Ok(t)
+    }
+
+    fn list_tenants(&self) -> Result<Vec<Tenant>> {
+        self.read(|c| {
+            let mut st =
+                c.prepare("SELECT id, name, created_at FROM tenants ORDER BY created_at")?;
+            let rows = st.query_map([], |r| {
+                Ok(Tenant {
+                    id: r.get(0)?,
+                    name: r.get(1)?,
+                    created_at_ms: r.get(2)?,
+                })
+            })?;
+            Ok(rows.collect::<Result<Vec<_>, _>>()?)
+        })
+    }
+
+    fn tenant(&self, id: &str) -> Result<Option<Tenant>> {
+        self.read(|c| {
+            Ok(c.query_row(
+                "SELECT id, name, created_at FROM tenants WHERE id = ?1",
+                [id],
+                |r| {
+                    Ok(Tenant {
+                        id: r.get(0)?,
+                        name: r.get(1)?,
+                        created_at_ms: r.get(2)?,
+                    })
+                },
+            )
+            .optional()?)
+        })
+    }
+
+    fn insert_key(&self, k: &ApiKey) -> Result<()> {
+        self.write(|tx| {
+            tx.execute(
+                &format!(
+                    "INSERT INTO api_keys ({KEY_COLS}) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8)"
+                ),
+                params![
+                    k.id,
+                    k.tenant_id,
+                    k.kind.as_str(),
+                    k.name,
+                    k.prefix,
+                    k.hash,
+                    k.created_at_ms,
+                    k.revoked_at_ms
+                ],
+            )?;
+            Ok(())
+        })
+    }
+
+    fn key_by_hash(&self, hash: &str) -> Result<Option<ApiKey>> {
+        self.read(|c| {
+            Ok(c.query_row(
+                &format!("SELECT {KEY_COLS} FROM api_keys WHERE hash = ?1"),
+                [hash],
+                row_to_key,
+            )
+            .optional()?)
+        })
+    }
+
+    fn list_keys(&self, tenant: &str) -> Result<Vec<ApiKey>> {
+        self.read(|c| {
+            let mut st = c.prepare(&format!(
+                "SELECT {KEY_COLS} FROM api_keys WHERE tenant_id = ?1 ORDER BY created_at"
+            ))?;
+            let rows = st
+                .query_map([tenant], row_to_key)?
+                .collect::<Result<Vec<_>, _>>()?;
+            Ok(rows)
+        })
+    }
+
+    fn revoke_key(&self, tenant: &str, key_id: &str) -> Result<bool> {
+        self.write(|tx| {
+            let n = tx.execute(
+                "UPDATE api_keys SET revoked_at = ?3 WHERE tenant_id = ?1 AND id = ?2 AND revoked_at IS NULL",
+                params![tenant, key_id, now_ms()],
+            )?;
+            Ok(n == 1)
+        })
+    }
+
+    fn insert_user(&self, u: &User) -> Result<()> {
+        self.write(|tx| {
+            tx.execute(
+                &format!("INSERT INTO users ({USER_COLS}) VALUES (?1, ?2, ?3, ?4, ?5, ?6)"),
+                params![
+                    u.id,
+                    u.tenant_id,
+                    u.email,
+                    u.password_hash,
+                    u.role.as_str(),
+                    u.created_at_ms
+                ],
+            )?;
+            Ok(())
+        })
+    }
+
+    fn user_by_email(&self, email: &str) -> Result<Option<User>> {
+        self.read(|c| {
+            Ok(c.query_row(
+                &format!("SELECT {USER_COLS} FROM users WHERE email = ?1"),
+                [email],
+                row_to_user,
+            )
+            .optional()?)
+        })
+    }
+
+    fn list_users(&self, tenant: &str) -> Result<Vec<User>> {
+        self.read(|c| {
+            let mut st = c.prepare(&format!(
+                "SELECT {USER_COLS} FROM users WHERE tenant_id = ?1 ORDER BY created_at"
+            ))?;
+            let rows = st
+                .query_map([tenant], row_to_user)?
+                .collect::<Result<Vec<_>, _>>()?;
+            Ok(rows)
+        })
+    }
+
+    fn insert_session(&self, token_hash: &str, user_id: &str, expires_at_ms: i64) -> Result<()> {
+        self.write(|tx| {
+            tx.execute("DELETE FROM sessions WHERE expires_at < ?1", [now_ms()])?;
+            tx.execute(
+                "INSERT INTO sessions (token_hash, user_id, expires_at) VALUES (?1, ?2, ?3)",
+                params![token_hash, user_id, expires_at_ms],
+            )?;
+            Ok(())
+        })
+    }
+
+    fn session_user(&self, token_hash: &str, now: i64) -> Result<Option<User>> {
+        self.read(|c| {
+            Ok(c.query_row(
+                &format!("SELECT {} FROM users u JOIN sessions s ON s.user_id = u.id WHERE s.token_hash = ?1 AND s.expires_at > ?2",
+                    USER_COLS.split(", ").map(|c| format!("u.{c}")).collect::<Vec<_>>().join(", ")),
+                params![token_hash, now],
+                row_to_user,
+            )
+            .optional()?)
+        })
+    }
+
+    fn delete_session(&self, token_hash: &str) -> Result<()> {
+        self.write(|tx| {
+            tx.execute("DELETE FROM sessions WHERE token_hash = ?1", [token_hash])?;
+            Ok(())
+        })
+    }
+
+    fn append(&self, requests: &[AppendRequest]) -> Result<Vec<AppendOutcome>> {
+        self.write(|tx| graph::append_all(&mut SqlTx(tx), requests, &self.settings))
+    }
+
+    fn quarantine(&self, tenant: &str, limit: u32) -> Result<Vec<QuarantineEntry>> {
+        self.read(|c| {
+            let mut st = c.prepare("SELECT id, code, detail, payload, received_at FROM quarantine WHERE tenant_id = ?1 ORDER BY id DESC LIMIT ?2")?;
+            let rows = st
+                .query_map(params![tenant, limit], |r| {
+                    let p: String = r.get(3)?;
+                    Ok(QuarantineEntry { id: r.get(0)?, code: r.get(1)?, detail: r.get(2)?, payload: serde_json::from_str(&p).unwrap_or(Value::Null), received_at_ms: r.get(4)? })
+                })?
+                .collect::<Result<Vec<_>, _>>()?;
+            Ok(rows)
+        })
+    }
+
+    fn prune_dedup(&self, older_than_ms: i64) -> Result<u64> {
+        self.write(|tx| {
+            Ok(tx.execute("DELETE FROM dedup WHERE received_at < ?1", [older_than_ms])? as u64)
+        })
+    }
+
+    fn profile_for(&self, tenant: &str, id: &Identifier) -> Result<Option<String>> {
+        self.read(|c| {
+            Ok(c.query_row(
+                "SELECT profile_id FROM identifiers WHERE tenant_id = ?1 AND kind = ?2 AND value = ?3",
+                params![tenant, id.kind_str(), id.value],
+                |r| r.get(0),
+            )
+            .optional()?)
+        })
+    }
+
+    fn profile(&self, tenant: &str, id: &str) -> Result<Option<Profile>> {
+        self.read(|c| {
+            // a merged profile id keeps working: follow it to the surviving profile
+            let row: Option<(String, Option<String>)> = c
+                .query_row("SELECT id, merged_into FROM profiles WHERE tenant_id = ?1 AND id = ?2", params![tenant, id], |r| Ok((r.get(0)?, r.get(1)?)))
+                .optional()?;
+            let Some((id, merged_into)) = row else { return Ok(None) };
+            let id = merged_into.unwrap_or(id);
+            let (traits, first, last, count, merges): (String, i64, i64, i64, i64) = c.query_row(
+                "SELECT traits, first_seen, last_seen, event_count, merge_count FROM profiles WHERE tenant_id = ?1 AND id = ?2",
+                params![tenant, id],
+                |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?, r.get(4)?)),
+            )?;
+            let mut st = c.prepare_cached("SELECT kind, value FROM identifiers WHERE tenant_id = ?1 AND profile_id = ?2 ORDER BY kind, value")?;
+            let identifiers = st
+                .query_map(params![tenant, id], |r| Ok(IdentifierRecord { kind: r.get(0)?, value: r.get(1)? }))?
+                .collect::<Result<Vec<_>, _>>()?;
+            let mut st = c.prepare_cached("SELECT group_id FROM profile_accounts WHERE tenant_id = ?1 AND profile_id = ?2 ORDER BY group_id")?;
+            let accounts = st.query_map(params![tenant, id], |r| r.get(0))?.collect::<Result<Vec<String>, _>>()?;
+            Ok(Some(Profile {
+                id,
+                traits: serde_json::from_str(&traits)?,
+                identifiers,
+                accounts,
+                first_seen_ms: first,
+                last_seen_ms: last,
+                event_count: count,
+                merge_count: merges,
+            }))
+        })
+    }
+
+    fn search_profiles(
+        &self,
+        tenant: &str,
+        query: &str,
+        limit: u32,
+    ) -> Result<Vec<ProfileSummary>> {
+        self.read(|c| {
+            let like = format!("%{}%", query.trim().to_lowercase().replace(['%', '_'], ""));
+            let mut st = c.prepare(
+                "SELECT p.id, p.display, p.last_seen, p.event_count FROM profiles p
+                 WHERE p.tenant_id = ?1 AND p.merged_into IS NULL AND (?2 = '%%' OR p.id IN
+                   (SELECT profile_id FROM identifiers WHERE tenant_id = ?1 AND lower(value) LIKE ?2) OR lower(p.display) LIKE ?2)
+                 ORDER BY p.last_seen DESC LIMIT ?3",
+            )?;
+            let rows = st
+                .query_map(params![tenant, like, limit], |r| Ok(ProfileSummary { id: r.get(0)?, display: r.get(1)?, last_seen_ms: r.get(2)?, event_count: r.get(3)? }))?
+                .collect::<Result<Vec<_>, _>>()?;
+            Ok(rows)
+        })
+    }
+
+    fn timeline(
+        &self,
+        tenant: &str,
+        profile: &Profile,
+        page: &TimelinePage,
+    ) -> Result<Vec<StoredEvent>> {
+        let users = serde_json::to_string(&profile.ids_of("user_id"))?;
+        let anons = serde_json::to_string(&profile.ids_of("anonymous_id"))?;
+        let (bts, bseq) = page.before.unwrap_or((i64::MAX, i64::MAX));
+        self.read(|c| {
+            let mut st = c.prepare_cached(&format!(
+                "SELECT {EVENT_COLS} FROM events WHERE seq IN (
+                    SELECT seq FROM events WHERE tenant_id = ?1 AND user_id IN (SELECT value FROM json_each(?2)) AND (ts, seq) < (?4, ?5)
+                    UNION
+                    SELECT seq FROM events WHERE tenant_id = ?1 AND anonymous_id IN (SELECT value FROM json_each(?3)) AND (ts, seq) < (?4, ?5))
+                 ORDER BY ts DESC, seq DESC LIMIT ?6"
+            ))?;
+            let rows = st
+                .query_map(params![tenant, users, anons, bts, bseq, page.limit], row_to_event)?
+                .collect::<Result<Vec<_>, _>>()?;
+            Ok(rows)
+        })
+    }
+
+    fn ledger(&self, tenant: &str, profile_id: &str) -> Result<Vec<LedgerEntry>> {
+        self.read(|c| {
+            let mut st = c.prepare(
+                "SELECT id, action, profile_id, other_profile_id, identifier_kind, identifier_value, event_seq, message_id, reason, at
+                 FROM identity_ledger WHERE tenant_id = ?1 AND (profile_id = ?2 OR other_profile_id = ?2) ORDER BY id DESC LIMIT 500",
+            )?;
+            let rows = st.query_map(params![tenant, profile_id], row_to_ledger)?.collect::<Result<Vec<_>, _>>()?;
+            Ok(rows)
+        })
+    }
+
+    fn block_identifier(
+        &self,
+        tenant: &str,
+        id: &Identifier,
+        reason: &str,
+        actor: &str,
+    ) -> Result<RebuildStats> {
+        self.write(|tx| {
+            let owner: Option<String> = tx
+                .query_row("SELECT profile_id FROM identifiers WHERE tenant_id = ?1 AND kind = ?2 AND value = ?3", params![tenant, id.kind_str(), id.value], |r| r.get(0))
+                .optional()?;
+            tx.execute(
+                "INSERT OR REPLACE INTO blocked_identifiers (tenant_id, kind, value, reason, created_at) VALUES (?1, ?2, ?3, ?4, ?5)",
+                params![tenant, id.kind_str(), id.value, reason, now_ms()],
+            )?;
+            let mut g = SqlTx(tx);
+            g.ledger(tenant, "block", owner.as_deref().unwrap_or("-"), None, Some(id), None, None, Some(&format!("{reason} (by {actor})")), now_ms())?;
+            graph::rebuild_tenant(&mut g, tenant, &self.settings)
+        })
+    }
+
+    fn blocked(&self, tenant: &str) -> Result<Vec<Identifier>> {
+        self.write(|tx| Ok(SqlTx(tx).blocked(tenant)?.into_iter().collect()))
+    }
+
+    fn rebuild(&self, tenant: Option<&str>) -> Result<RebuildStats> {
+        let tenants: Vec<String> = match tenant {
+            Some(t) => vec![t.to_string()],
+            None => self.list_tenants()?.into_iter().map(|t| t.id).collect(),
+        };
+        let mut total = RebuildStats::default();
+        for t in tenants {
+            let s = self.write(|tx| graph::rebuild_tenant(&mut SqlTx(tx), &t, &self.settings))?;
+            total.tenants += s.tenants;
+            total.events += s.events;
+        }
+        Ok(total)
+    }
+
+    fn overview(&self, tenant: &str, days: u32, now: i64) -> Result<Overview> {
+        let since = chrono::DateTime::from_timestamp_millis(now - i64::from(days) * 86_400_000)
+            .unwrap_or_default()
+            .format("%Y-%m-%d")
+            .to_string();
+        self.read(|c| {
+            let total: i64 = c.query_row("SELECT COALESCE(SUM(events), 0) FROM ingest_daily WHERE tenant_id = ?1", [tenant], |r| r.get(0))?;
+            let profiles: i64 = c.query_row("SELECT COUNT(*) FROM profiles WHERE tenant_id = ?1 AND merged_into IS NULL", [tenant], |r| r.get(0))?;
+            let quarantined: i64 = c.query_row("SELECT COUNT(*) FROM quarantine WHERE tenant_id = ?1", [tenant], |r| r.get(0))?;
+            let mut st = c.prepare("SELECT day, channel, events FROM ingest_daily WHERE tenant_id = ?1 AND day >= ?2 ORDER BY day, channel")?;
+            let by_day_channel = st
+                .query_map(params![tenant, since], |r| Ok(DayChannelCount { day: r.get(0)?, channel: r.get(1)?, events: r.get(2)? }))?
+                .collect::<Result<Vec<_>, _>>()?;
+            Ok(Overview { total_events: total, profiles, quarantined, by_day_channel })
+        })
+    }
+
+    fn identity_snapshot(&self, tenant: &str) -> Result<Vec<(String, String, String)>> {
+        self.read(|c| {
+            let mut st = c.prepare(
+                "SELECT i.kind || ':' || i.value, i.profile_id, p.traits || '|' || p.event_count || '|' || p.first_seen || '|' || p.last_seen || '|' || p.merge_count
+                 FROM identifiers i JOIN profiles p ON p.tenant_id = i.tenant_id AND p.id = i.profile_id WHERE i.tenant_id = ?1 ORDER BY 1",
+            )?;
+            let rows = st.query_map([tenant], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)))?.collect::<Result<Vec<_>, _>>()?;
+            Ok(rows)
+        })
+    }
+}

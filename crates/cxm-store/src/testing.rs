@@ -1,0 +1,58 @@
+//! Helpers for tests that need a real database: a throwaway PostgreSQL database per test,
+//! created from `CXM_TEST_DATABASE_URL` and dropped afterwards.
+
+use std::sync::atomic::{AtomicU32, Ordering};
+
+/// The admin url tests use, or `None` (PostgreSQL tests then skip with a message).
+pub fn pg_admin_url() -> Option<String> {
+    std::env::var("CXM_TEST_DATABASE_URL")
+        .ok()
+        .filter(|s| !s.is_empty())
+}
+
+/// A fresh database that is dropped when this guard is.
+pub struct TestDb {
+    admin_url: String,
+    pub name: String,
+    pub url: String,
+}
+
+static COUNTER: AtomicU32 = AtomicU32::new(0);
+
+impl TestDb {
+    pub fn create(admin_url: &str) -> TestDb {
+        let name = format!(
+            "cxm_test_{}_{}_{}",
+            std::process::id(),
+            COUNTER.fetch_add(1, Ordering::Relaxed),
+            uuid::Uuid::new_v4()
+                .simple()
+                .to_string()
+                .get(..8)
+                .unwrap_or("x")
+        );
+        let mut c = postgres::Client::connect(admin_url, postgres::NoTls)
+            .unwrap_or_else(|e| panic!("cannot reach CXM_TEST_DATABASE_URL: {e}"));
+        c.batch_execute(&format!("CREATE DATABASE {name}")).unwrap();
+        let url = match admin_url.rsplit_once('/') {
+            Some((base, _)) => format!("{base}/{name}"),
+            None => format!("{admin_url}/{name}"),
+        };
+        TestDb {
+            admin_url: admin_url.to_string(),
+            name,
+            url,
+        }
+    }
+}
+
+impl Drop for TestDb {
+    fn drop(&mut self) {
+        if let Ok(mut c) = postgres::Client::connect(&self.admin_url, postgres::NoTls) {
+            let _ = c.batch_execute(&format!(
+                "DROP DATABASE IF EXISTS {} WITH (FORCE)",
+                self.name
+            ));
+        }
+    }
+}

@@ -1,0 +1,261 @@
+//! Records the store reads and writes.
+
+use cxm_domain::{NormalizedEvent, QuarantineReason};
+use serde::Serialize;
+use serde_json::Value;
+
+#[derive(Debug, Clone, Serialize)]
+pub struct Tenant {
+    pub id: String,
+    pub name: String,
+    pub created_at_ms: i64,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum KeyKind {
+    /// Ingest only.
+    Write,
+    /// Management API.
+    Secret,
+}
+
+impl KeyKind {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            KeyKind::Write => "write",
+            KeyKind::Secret => "secret",
+        }
+    }
+    pub fn parse(s: &str) -> Option<KeyKind> {
+        match s {
+            "write" => Some(KeyKind::Write),
+            "secret" => Some(KeyKind::Secret),
+            _ => None,
+        }
+    }
+}
+
+/// An api key as stored: only the sha-256 of the secret, never the secret.
+#[derive(Clone, Serialize)]
+pub struct ApiKey {
+    pub id: String,
+    pub tenant_id: String,
+    pub kind: KeyKind,
+    pub name: String,
+    /// The first characters of the key, shown so people can tell keys apart.
+    pub prefix: String,
+    #[serde(skip)]
+    pub hash: String,
+    pub created_at_ms: i64,
+    pub revoked_at_ms: Option<i64>,
+}
+
+impl std::fmt::Debug for ApiKey {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("ApiKey")
+            .field("id", &self.id)
+            .field("tenant_id", &self.tenant_id)
+            .field("kind", &self.kind)
+            .field("prefix", &self.prefix)
+            .field("hash", &"<redacted>")
+            .finish()
+    }
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum Role {
+    Owner,
+    Admin,
+    Analyst,
+    AgentOperator,
+    Viewer,
+}
+
+impl Role {
+    pub const ALL: [Role; 5] = [
+        Role::Owner,
+        Role::Admin,
+        Role::Analyst,
+        Role::AgentOperator,
+        Role::Viewer,
+    ];
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Role::Owner => "owner",
+            Role::Admin => "admin",
+            Role::Analyst => "analyst",
+            Role::AgentOperator => "agent-operator",
+            Role::Viewer => "viewer",
+        }
+    }
+    pub fn parse(s: &str) -> Option<Role> {
+        Role::ALL.into_iter().find(|r| r.as_str() == s)
+    }
+    /// Roles that may change data (unmerge, keys); viewers and analysts only read.
+    pub fn can_administer(self) -> bool {
+        matches!(self, Role::Owner | Role::Admin)
+    }
+}
+
+#[derive(Clone, Serialize)]
+pub struct User {
+    pub id: String,
+    pub tenant_id: String,
+    pub email: String,
+    #[serde(skip)]
+    pub password_hash: String,
+    pub role: Role,
+    pub created_at_ms: i64,
+}
+
+impl std::fmt::Debug for User {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("User")
+            .field("id", &self.id)
+            .field("email", &self.email)
+            .field("role", &self.role)
+            .finish_non_exhaustive()
+    }
+}
+
+/// One ingest request: what a single HTTP call or import chunk carries.
+#[derive(Debug, Clone)]
+pub struct AppendRequest {
+    pub tenant_id: String,
+    /// Dedup scope: the same messageId from another write key is another message.
+    pub write_key_id: String,
+    pub events: Vec<NormalizedEvent>,
+    pub quarantined: Vec<(Value, QuarantineReason)>,
+}
+
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize)]
+pub struct AppendOutcome {
+    pub accepted: u32,
+    pub duplicates: u32,
+    pub quarantined: u32,
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct QuarantineEntry {
+    pub id: i64,
+    pub code: String,
+    pub detail: String,
+    pub payload: Value,
+    pub received_at_ms: i64,
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct IdentifierRecord {
+    #[serde(rename = "type")]
+    pub kind: String,
+    pub value: String,
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct Profile {
+    pub id: String,
+    pub traits: Value,
+    pub identifiers: Vec<IdentifierRecord>,
+    pub accounts: Vec<String>,
+    pub first_seen_ms: i64,
+    pub last_seen_ms: i64,
+    pub event_count: i64,
+    pub merge_count: i64,
+}
+
+impl Profile {
+    pub(crate) fn ids_of(&self, kind: &str) -> Vec<String> {
+        self.identifiers
+            .iter()
+            .filter(|i| i.kind == kind)
+            .map(|i| i.value.clone())
+            .collect()
+    }
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct ProfileSummary {
+    pub id: String,
+    pub display: String,
+    pub last_seen_ms: i64,
+    pub event_count: i64,
+}
+
+/// Newest first; `before` is the cursor `(timestamp_ms, seq)` of the last row seen.
+#[derive(Debug, Clone, Default)]
+pub struct TimelinePage {
+    pub before: Option<(i64, i64)>,
+    pub limit: u32,
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct StoredEvent {
+    pub seq: i64,
+    pub message_id: String,
+    #[serde(rename = "type")]
+    pub event_type: String,
+    pub name: Option<String>,
+    pub channel: String,
+    pub category: String,
+    pub timestamp_ms: i64,
+    pub received_at_ms: i64,
+    pub user_id: Option<String>,
+    pub anonymous_id: Option<String>,
+    pub payload: Value,
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct LedgerEntry {
+    pub id: i64,
+    /// merge, drop, block
+    pub action: String,
+    pub profile_id: String,
+    pub other_profile_id: Option<String>,
+    pub identifier: Option<IdentifierRecord>,
+    pub event_seq: Option<i64>,
+    pub message_id: Option<String>,
+    pub reason: Option<String>,
+    pub at_ms: i64,
+}
+
+#[derive(Debug, Clone, Copy, Default, Serialize)]
+pub struct RebuildStats {
+    pub tenants: u32,
+    pub events: u64,
+    pub profiles: u64,
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct DayChannelCount {
+    pub day: String,
+    pub channel: String,
+    pub events: i64,
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct Overview {
+    pub total_events: i64,
+    pub profiles: i64,
+    pub quarantined: i64,
+    pub by_day_channel: Vec<DayChannelCount>,
+}
+
+/// The name a person is shown under: name, else email, else nothing.
+pub fn display_name(traits: &serde_json::Map<String, Value>) -> String {
+    let s = |k: &str| traits.get(k).and_then(Value::as_str).map(str::to_string);
+    s("name")
+        .or_else(|| {
+            match (
+                s("first_name").or(s("firstName")),
+                s("last_name").or(s("lastName")),
+            ) {
+                (Some(f), Some(l)) => Some(format!("{f} {l}")),
+                (Some(f), None) => Some(f),
+                _ => None,
+            }
+        })
+        .or_else(|| s("email"))
+        .unwrap_or_default()
+}

@@ -1,0 +1,397 @@
+//! One suite, run against every backend: SQLite always, PostgreSQL when
+//! `CXM_TEST_DATABASE_URL` names a server (each test gets a fresh database).
+
+use std::sync::Arc;
+
+use chrono::{Duration, TimeZone, Utc};
+use cxm_domain::{Clock, Identifier, IngestOptions};
+use cxm_store::testing::{pg_admin_url, TestDb};
+use cxm_store::*;
+use serde_json::{json, Value};
+
+struct Backend {
+    store: Arc<dyn Store>,
+    _guard: Box<dyn std::any::Any>,
+}
+
+fn sqlite() -> Backend {
+    let dir = tempfile::tempdir().unwrap();
+    let store = SqliteStore::open_dir(dir.path(), StoreSettings::default()).unwrap();
+    Backend {
+        store: Arc::new(store),
+        _guard: Box::new(dir),
+    }
+}
+
+fn postgres() -> Option<Backend> {
+    let Some(admin) = pg_admin_url() else {
+        eprintln!("skipping postgres: set CXM_TEST_DATABASE_URL (e.g. postgres://postgres@127.0.0.1:5432/postgres)");
+        return None;
+    };
+    let db = TestDb::create(&admin);
+    let store = PgStore::connect(&db.url, StoreSettings::default()).unwrap();
+    // the store must be dropped before the database: field order drops `store` first
+    Some(Backend {
+        store: Arc::new(store),
+        _guard: Box::new(db),
+    })
+}
+
+macro_rules! conformance {
+    ($($name:ident),* $(,)?) => {
+        mod sqlite_backend { $( #[test] fn $name() { super::$name(&*super::sqlite().store); } )* }
+        mod postgres_backend { $( #[test] fn $name() { if let Some(b) = super::postgres() { super::$name(&*b.store); } } )* }
+    };
+}
+
+conformance!(
+    tenants_keys_and_users,
+    dedup_is_per_write_key_and_quarantine_is_listed,
+    anonymous_history_joins_the_identified_customer,
+    two_user_ids_never_merge_and_the_drop_is_recorded,
+    timeline_is_newest_first_and_paginates,
+    rebuild_equals_incremental,
+    blocking_an_identifier_unmerges,
+    overview_counts_by_day_and_channel,
+    tenants_are_isolated,
+);
+
+fn base() -> chrono::DateTime<Utc> {
+    Utc.with_ymd_and_hms(2026, 11, 1, 12, 0, 0).unwrap()
+}
+
+fn events(msgs: &[Value]) -> Vec<cxm_domain::NormalizedEvent> {
+    let clock = Clock {
+        received_at: base() + Duration::days(30),
+        batch_sent_at: None,
+    };
+    let opts = IngestOptions {
+        trust_timestamps: true,
+        ..Default::default()
+    };
+    msgs.iter()
+        .map(|m| cxm_domain::normalize(m, 10, &clock, &opts).unwrap())
+        .collect()
+}
+
+fn at(minutes: i64) -> String {
+    (base() + Duration::minutes(minutes)).to_rfc3339()
+}
+
+fn req(tenant: &str, key: &str, msgs: &[Value]) -> AppendRequest {
+    AppendRequest {
+        tenant_id: tenant.into(),
+        write_key_id: key.into(),
+        events: events(msgs),
+        quarantined: vec![],
+    }
+}
+
+fn profile_of(s: &dyn Store, tenant: &str, typed: &str) -> Profile {
+    let pid = s
+        .profile_for(tenant, &Identifier::parse_typed(typed).unwrap())
+        .unwrap()
+        .unwrap_or_else(|| panic!("{typed} has no profile"));
+    s.profile(tenant, &pid).unwrap().unwrap()
+}
+
+fn tenants_keys_and_users(s: &dyn Store) {
+    let t = s.create_tenant("Acme").unwrap();
+    assert_eq!(s.tenant(&t.id).unwrap().unwrap().name, "Acme");
+    let key = ApiKey {
+        id: "key_1".into(),
+        tenant_id: t.id.clone(),
+        kind: KeyKind::Write,
+        name: "web".into(),
+        prefix: "cxm_wk_ab".into(),
+        hash: "h1".into(),
+        created_at_ms: 1,
+        revoked_at_ms: None,
+    };
+    s.insert_key(&key).unwrap();
+    assert_eq!(s.key_by_hash("h1").unwrap().unwrap().tenant_id, t.id);
+    assert!(matches!(s.insert_key(&key), Err(StoreError::Conflict(_))));
+    assert!(s.revoke_key(&t.id, "key_1").unwrap());
+    assert!(
+        !s.revoke_key(&t.id, "key_1").unwrap(),
+        "revoking twice is a no-op"
+    );
+    assert!(s
+        .key_by_hash("h1")
+        .unwrap()
+        .unwrap()
+        .revoked_at_ms
+        .is_some());
+    let u = User {
+        id: "usr_1".into(),
+        tenant_id: t.id.clone(),
+        email: "owner@acme.io".into(),
+        password_hash: "x".into(),
+        role: Role::Owner,
+        created_at_ms: 1,
+    };
+    s.insert_user(&u).unwrap();
+    assert!(matches!(
+        s.insert_user(&User {
+            id: "usr_2".into(),
+            ..u.clone()
+        }),
+        Err(StoreError::Conflict(_))
+    ));
+    s.insert_session("tok", "usr_1", i64::MAX - 1).unwrap();
+    assert_eq!(
+        s.session_user("tok", 5).unwrap().unwrap().email,
+        "owner@acme.io"
+    );
+    s.delete_session("tok").unwrap();
+    assert!(s.session_user("tok", 5).unwrap().is_none());
+}
+
+fn dedup_is_per_write_key_and_quarantine_is_listed(s: &dyn Store) {
+    let t = s.create_tenant("Acme").unwrap().id;
+    let m = json!({"type":"track","event":"Signed Up","userId":"u1","messageId":"m1","timestamp":at(0)});
+    let mut r = req(&t, "k1", &[m.clone(), m.clone()]);
+    r.quarantined.push((
+        json!({"bad":true}),
+        cxm_domain::QuarantineReason {
+            code: "missing_type",
+            detail: "type is required".into(),
+        },
+    ));
+    let out = s
+        .append(&[r, req(&t, "k1", std::slice::from_ref(&m)), req(&t, "k2", &[m])])
+        .unwrap();
+    assert_eq!(
+        out[0],
+        AppendOutcome {
+            accepted: 1,
+            duplicates: 1,
+            quarantined: 1
+        }
+    );
+    assert_eq!(
+        out[1],
+        AppendOutcome {
+            accepted: 0,
+            duplicates: 1,
+            quarantined: 0
+        }
+    );
+    assert_eq!(out[2].accepted, 1, "another write key is another message");
+    let q = s.quarantine(&t, 10).unwrap();
+    assert_eq!(q.len(), 1);
+    assert_eq!(q[0].code, "missing_type");
+    assert_eq!(q[0].payload, json!({"bad":true}));
+}
+
+fn anonymous_history_joins_the_identified_customer(s: &dyn Store) {
+    let t = s.create_tenant("Acme").unwrap().id;
+    s.append(&[req(&t, "k", &[
+        json!({"type":"page","name":"Pricing","anonymousId":"anon-1","messageId":"a","timestamp":at(0)}),
+        json!({"type":"track","event":"Chat Started","anonymousId":"anon-1","messageId":"b","timestamp":at(1),"context":{"traits":{"email":"Ada@Example.com"}}}),
+        json!({"type":"identify","userId":"u-ada","anonymousId":"anon-2","messageId":"c","timestamp":at(2),"traits":{"name":"Ada","email":"ada@example.com"}}),
+    ])]).unwrap();
+    let p = profile_of(s, &t, "user_id:u-ada");
+    assert_eq!(p.id, profile_of(s, &t, "anonymous_id:anon-1").id);
+    assert_eq!(p.id, profile_of(s, &t, "email:ADA@example.com").id);
+    assert_eq!(p.event_count, 3);
+    assert_eq!(p.traits["name"], "Ada");
+    let ledger = s.ledger(&t, &p.id).unwrap();
+    let merge = ledger
+        .iter()
+        .find(|l| l.action == "merge")
+        .expect("a merge is recorded");
+    assert_eq!(merge.message_id.as_deref(), Some("c"));
+    assert_eq!(merge.identifier.as_ref().unwrap().kind, "email");
+    // the id of the absorbed profile still resolves to the survivor
+    let absorbed = merge.other_profile_id.clone().unwrap();
+    assert_eq!(s.profile(&t, &absorbed).unwrap().unwrap().id, p.id);
+    assert_eq!(
+        s.timeline(
+            &t,
+            &p,
+            &TimelinePage {
+                before: None,
+                limit: 10
+            }
+        )
+        .unwrap()
+        .len(),
+        3
+    );
+    let found = s.search_profiles(&t, "ada", 10).unwrap();
+    assert_eq!(found.len(), 1);
+    assert_eq!(found[0].display, "Ada");
+}
+
+fn two_user_ids_never_merge_and_the_drop_is_recorded(s: &dyn Store) {
+    let t = s.create_tenant("Acme").unwrap().id;
+    s.append(&[req(&t, "k", &[
+        json!({"type":"identify","userId":"u1","anonymousId":"kiosk","messageId":"1","timestamp":at(0)}),
+        json!({"type":"identify","userId":"u2","anonymousId":"kiosk","messageId":"2","timestamp":at(1)}),
+    ])]).unwrap();
+    let p1 = profile_of(s, &t, "user_id:u1");
+    let p2 = profile_of(s, &t, "user_id:u2");
+    assert_ne!(p1.id, p2.id);
+    let drops: Vec<_> = s
+        .ledger(&t, &p2.id)
+        .unwrap()
+        .into_iter()
+        .filter(|l| l.action == "drop")
+        .collect();
+    assert_eq!(drops.len(), 1);
+    assert_eq!(drops[0].reason.as_deref(), Some("conflicting_user_id"));
+}
+
+fn timeline_is_newest_first_and_paginates(s: &dyn Store) {
+    let t = s.create_tenant("Acme").unwrap().id;
+    let msgs: Vec<Value> = (0..25)
+        .map(|i| json!({"type":"track","event":"Feature Used","userId":"u1","anonymousId": if i % 2 == 0 {"d1"} else {"d2"},"messageId":format!("m{i}"),"timestamp":at(i)}))
+        .collect();
+    s.append(&[req(&t, "k", &msgs)]).unwrap();
+    let p = profile_of(s, &t, "user_id:u1");
+    let mut seen = vec![];
+    let mut page = TimelinePage {
+        before: None,
+        limit: 10,
+    };
+    loop {
+        let rows = s.timeline(&t, &p, &page).unwrap();
+        if rows.is_empty() {
+            break;
+        }
+        let last = rows.last().unwrap();
+        page.before = Some((last.timestamp_ms, last.seq));
+        seen.extend(rows.into_iter().map(|e| e.message_id));
+    }
+    let expected: Vec<String> = (0..25).rev().map(|i| format!("m{i}")).collect();
+    assert_eq!(seen, expected);
+}
+
+/// Random cross-channel traffic over shared devices and junk ids, appended in several
+/// requests, then rebuilt from the log: the identity projection must be identical.
+fn rebuild_equals_incremental(s: &dyn Store) {
+    let t = s.create_tenant("Acme").unwrap().id;
+    let mut rng = 0x2545_F491_4F6C_DD1Du64;
+    let mut next = |n: u64| {
+        rng ^= rng << 13;
+        rng ^= rng >> 7;
+        rng ^= rng << 17;
+        rng % n
+    };
+    let mut msgs = vec![];
+    for i in 0..400 {
+        let user = next(30);
+        let mut m = json!({"type":"track","event":"Feature Used","messageId":format!("m{i}"),"timestamp":at(i64::try_from(next(5000)).unwrap())});
+        if next(3) > 0 {
+            m["userId"] = json!(format!("u{user}"));
+        }
+        m["anonymousId"] = json!(match next(10) {
+            0 => "null".to_string(),
+            1 => "shared-device".to_string(),
+            _ => format!("d{}", (user * 7 + next(2)) % 45),
+        });
+        if m.get("userId").is_none() && m["anonymousId"] == "null" {
+            m["anonymousId"] = json!("d0");
+        }
+        if next(4) == 0 {
+            m["type"] = json!("identify");
+            m["traits"] =
+                json!({"email": format!("p{}@x.io", next(35)), "plan": format!("plan{}", next(3))});
+        }
+        msgs.push(m);
+    }
+    for chunk in msgs.chunks(37) {
+        s.append(&[req(&t, "k", chunk)]).unwrap();
+    }
+    let before = s.identity_snapshot(&t).unwrap();
+    let overview_before = s
+        .overview(&t, 365, (base() + Duration::days(30)).timestamp_millis())
+        .unwrap();
+    assert!(before.len() > 50, "the test data should build a real graph");
+    let stats = s.rebuild(Some(&t)).unwrap();
+    assert_eq!(stats.events, 400);
+    assert_eq!(s.identity_snapshot(&t).unwrap(), before);
+    let overview_after = s
+        .overview(&t, 365, (base() + Duration::days(30)).timestamp_millis())
+        .unwrap();
+    assert_eq!(
+        serde_json::to_value(overview_after).unwrap(),
+        serde_json::to_value(overview_before).unwrap()
+    );
+}
+
+fn blocking_an_identifier_unmerges(s: &dyn Store) {
+    let t = s.create_tenant("Acme").unwrap().id;
+    s.append(&[req(&t, "k", &[
+        json!({"type":"identify","userId":"u1","traits":{"email":"family@x.io"},"messageId":"1","timestamp":at(0)}),
+        json!({"type":"track","event":"Chat Started","anonymousId":"tablet","messageId":"2","timestamp":at(1),"context":{"traits":{"email":"family@x.io"}}}),
+    ])]).unwrap();
+    let before = profile_of(s, &t, "user_id:u1");
+    assert_eq!(before.id, profile_of(s, &t, "anonymous_id:tablet").id);
+    let email = Identifier::parse_typed("email:family@x.io").unwrap();
+    s.block_identifier(&t, &email, "shared family inbox", "test")
+        .unwrap();
+    assert_ne!(
+        profile_of(s, &t, "user_id:u1").id,
+        profile_of(s, &t, "anonymous_id:tablet").id
+    );
+    assert!(s.profile_for(&t, &email).unwrap().is_none());
+    assert_eq!(s.blocked(&t).unwrap(), vec![email.clone()]);
+    let after = profile_of(s, &t, "user_id:u1");
+    assert!(s
+        .ledger(&t, &after.id)
+        .unwrap()
+        .iter()
+        .any(|l| l.action == "block"));
+    // new traffic with the blocked value links nothing
+    s.append(&[req(&t, "k", &[json!({"type":"identify","userId":"u9","traits":{"email":"family@x.io"},"messageId":"3","timestamp":at(2)})])]).unwrap();
+    assert!(s.profile_for(&t, &email).unwrap().is_none());
+}
+
+fn overview_counts_by_day_and_channel(s: &dyn Store) {
+    let t = s.create_tenant("Acme").unwrap().id;
+    s.append(&[req(&t, "k", &[
+        json!({"type":"track","event":"Chat Started","userId":"u1","messageId":"1","timestamp":at(0)}),
+        json!({"type":"track","event":"Call Completed","userId":"u1","messageId":"2","timestamp":at(1)}),
+        json!({"type":"track","event":"Call Completed","userId":"u2","messageId":"3","timestamp":at(60 * 24)}),
+    ])]).unwrap();
+    let o = s
+        .overview(&t, 90, (base() + Duration::days(2)).timestamp_millis())
+        .unwrap();
+    assert_eq!(o.total_events, 3);
+    assert_eq!(o.profiles, 2);
+    let rows: Vec<(String, String, i64)> = o
+        .by_day_channel
+        .into_iter()
+        .map(|r| (r.day, r.channel, r.events))
+        .collect();
+    assert_eq!(
+        rows,
+        vec![
+            ("2026-11-01".into(), "chat".into(), 1),
+            ("2026-11-01".into(), "voice".into(), 1),
+            ("2026-11-02".into(), "voice".into(), 1),
+        ]
+    );
+}
+
+fn tenants_are_isolated(s: &dyn Store) {
+    let a = s.create_tenant("A").unwrap().id;
+    let b = s.create_tenant("B").unwrap().id;
+    let m = json!({"type":"identify","userId":"same-id","messageId":"1","timestamp":at(0),"traits":{"name":"In A"}});
+    s.append(&[req(&a, "k", &[m])]).unwrap();
+    let pa = s
+        .profile_for(&a, &Identifier::parse_typed("user_id:same-id").unwrap())
+        .unwrap()
+        .unwrap();
+    assert!(s
+        .profile_for(&b, &Identifier::parse_typed("user_id:same-id").unwrap())
+        .unwrap()
+        .is_none());
+    assert!(
+        s.profile(&b, &pa).unwrap().is_none(),
+        "a profile id from tenant A is unknown in tenant B"
+    );
+    assert!(s.quarantine(&b, 10).unwrap().is_empty());
+}
