@@ -207,6 +207,7 @@ pub fn extract(
 
 /// Tunable rules of the graph.
 #[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
 pub struct IdentityRules {
     pub max_user_ids: usize,
     pub max_emails: usize,

@@ -1,1 +1,149 @@
+//! The HTTP surface of cxm: ingest, the management API, problem+json errors, OpenAPI and
+//! the dashboard. The only crate that knows HTTP and JSON shapes.
 
+pub mod api;
+pub mod auth;
+pub mod dashboard;
+pub mod error;
+pub mod ingest;
+pub mod openapi;
+pub mod ops;
+
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use axum::extract::DefaultBodyLimit;
+use axum::routing::{get, post};
+use axum::Router;
+use cxm_store::committer::Committer;
+use cxm_store::{Store, StoreHandle};
+
+/// Settings of the HTTP layer (the CLI fills them from flags, env and the config file).
+#[derive(Debug, Clone)]
+pub struct HttpConfig {
+    /// Cap on a request body after decompression.
+    pub max_request_bytes: usize,
+    pub max_event_bytes: usize,
+    /// Requests per second per write key; 0 turns the limit off.
+    pub rate_limit_per_sec: f64,
+    pub rate_limit_burst: f64,
+    /// Extra mount point for the tracking API, e.g. `/collect` serves `/collect/v1/batch`.
+    pub path_prefix: String,
+    /// Trust client timestamps on every request (historical backfills only).
+    pub trust_timestamps: bool,
+    pub session_ttl: Duration,
+    /// Mark the session cookie Secure (set when serving behind TLS).
+    pub secure_cookies: bool,
+    /// How long a key lookup is cached; revocations by another process apply within it.
+    pub key_cache_ttl: Duration,
+}
+
+impl Default for HttpConfig {
+    fn default() -> Self {
+        HttpConfig {
+            max_request_bytes: 4 * 1024 * 1024,
+            max_event_bytes: cxm_domain::MAX_EVENT_BYTES,
+            rate_limit_per_sec: 5000.0,
+            rate_limit_burst: 10000.0,
+            path_prefix: String::new(),
+            trust_timestamps: false,
+            session_ttl: Duration::from_secs(12 * 3600),
+            secure_cookies: false,
+            key_cache_ttl: Duration::from_secs(5),
+        }
+    }
+}
+
+pub struct AppState {
+    pub store: StoreHandle,
+    pub committer: Committer,
+    pub config: HttpConfig,
+    pub keys: auth::KeyCache,
+    pub limiter: ingest::RateLimiter,
+    pub metrics: ops::Metrics,
+    pub shutting_down: AtomicBool,
+    pub started: Instant,
+    pub pages: dashboard::Pages,
+}
+
+impl AppState {
+    pub fn new(store: Arc<dyn Store>, committer: Committer, config: HttpConfig) -> Arc<AppState> {
+        Arc::new(AppState {
+            store: StoreHandle(store),
+            committer,
+            keys: auth::KeyCache::new(config.key_cache_ttl),
+            limiter: ingest::RateLimiter::new(config.rate_limit_per_sec, config.rate_limit_burst),
+            metrics: ops::Metrics::default(),
+            shutting_down: AtomicBool::new(false),
+            started: Instant::now(),
+            pages: dashboard::Pages::new(),
+            config,
+        })
+    }
+
+    pub fn begin_shutdown(&self) {
+        self.shutting_down.store(true, Ordering::Relaxed);
+    }
+}
+
+fn tracking_routes() -> Router<Arc<AppState>> {
+    use ingest::*;
+    Router::new()
+        .route("/v1/batch", post(batch))
+        .route("/v1/b", post(batch))
+        .route("/v1/identify", post(identify))
+        .route("/v1/i", post(identify))
+        .route("/v1/track", post(track))
+        .route("/v1/t", post(track))
+        .route("/v1/page", post(page))
+        .route("/v1/p", post(page))
+        .route("/v1/screen", post(screen))
+        .route("/v1/s", post(screen))
+        .route("/v1/group", post(group))
+        .route("/v1/g", post(group))
+        .route("/v1/alias", post(alias))
+        .route("/v1/a", post(alias))
+        // PostHog's batch endpoint, so its SDKs can send here too
+        .route("/batch", post(batch))
+        .route("/batch/", post(batch))
+}
+
+/// The whole application.
+pub fn router(state: Arc<AppState>) -> Router {
+    let prefix = state.config.path_prefix.trim_end_matches('/').to_string();
+    let mut app = Router::new()
+        .merge(tracking_routes())
+        .merge(api::routes())
+        .merge(dashboard::routes())
+        .route("/healthz", get(ops::healthz))
+        .route("/readyz", get(ops::readyz))
+        .route("/metrics", get(ops::metrics))
+        .route("/api/openapi.json", get(openapi::serve));
+    if !prefix.is_empty() && prefix.starts_with('/') {
+        app = app.nest(&prefix, tracking_routes());
+    }
+    // bodies are capped inside the handlers, with a problem+json answer; this only stops
+    // axum's own 2 MB default from answering first
+    app.layer(DefaultBodyLimit::disable())
+        .fallback(api::not_found)
+        .with_state(state)
+}
+
+/// Serves until `shutdown` resolves, then stops accepting, finishes in-flight requests (their
+/// events reach the committer) and returns.
+pub async fn serve(
+    listener: tokio::net::TcpListener,
+    state: Arc<AppState>,
+    shutdown: impl std::future::Future<Output = ()> + Send + 'static,
+) -> std::io::Result<()> {
+    let app = router(state.clone());
+    let st = state.clone();
+    axum::serve(listener, app)
+        .with_graceful_shutdown(async move {
+            shutdown.await;
+            st.begin_shutdown();
+            tracing::info!("shutdown requested, draining in-flight requests");
+        })
+        .await
+}

@@ -68,6 +68,18 @@ impl PgStore {
     }
 }
 
+impl Drop for PgStore {
+    /// The synchronous client closes its connection by blocking on its own runtime, which
+    /// panics when the last handle is dropped on an async worker (at server shutdown, say).
+    /// Close them on a plain thread instead.
+    fn drop(&mut self) {
+        let conns = std::mem::take(&mut *self.pool.lock().unwrap_or_else(|p| p.into_inner()));
+        if !conns.is_empty() {
+            let _ = std::thread::spawn(move || drop(conns)).join();
+        }
+    }
+}
+
 fn migrate(c: &mut Client) -> Result<()> {
     c.batch_execute("CREATE TABLE IF NOT EXISTS schema_migrations (version BIGINT PRIMARY KEY, applied_at BIGINT NOT NULL)")?;
     // several servers may start at once against one database: serialise migrations

@@ -4,14 +4,14 @@ use cxm_domain::{NormalizedEvent, QuarantineReason};
 use serde::Serialize;
 use serde_json::Value;
 
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, utoipa::ToSchema)]
 pub struct Tenant {
     pub id: String,
     pub name: String,
     pub created_at_ms: i64,
 }
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, utoipa::ToSchema)]
 #[serde(rename_all = "snake_case")]
 pub enum KeyKind {
     /// Ingest only.
@@ -37,7 +37,7 @@ impl KeyKind {
 }
 
 /// An api key as stored: only the sha-256 of the secret, never the secret.
-#[derive(Clone, Serialize)]
+#[derive(Clone, Serialize, utoipa::ToSchema)]
 pub struct ApiKey {
     pub id: String,
     pub tenant_id: String,
@@ -63,7 +63,7 @@ impl std::fmt::Debug for ApiKey {
     }
 }
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, utoipa::ToSchema)]
 #[serde(rename_all = "kebab-case")]
 pub enum Role {
     Owner,
@@ -99,7 +99,7 @@ impl Role {
     }
 }
 
-#[derive(Clone, Serialize)]
+#[derive(Clone, Serialize, utoipa::ToSchema)]
 pub struct User {
     pub id: String,
     pub tenant_id: String,
@@ -130,14 +130,14 @@ pub struct AppendRequest {
     pub quarantined: Vec<(Value, QuarantineReason)>,
 }
 
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, utoipa::ToSchema)]
 pub struct AppendOutcome {
     pub accepted: u32,
     pub duplicates: u32,
     pub quarantined: u32,
 }
 
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, utoipa::ToSchema)]
 pub struct QuarantineEntry {
     pub id: i64,
     pub code: String,
@@ -146,14 +146,14 @@ pub struct QuarantineEntry {
     pub received_at_ms: i64,
 }
 
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, utoipa::ToSchema)]
 pub struct IdentifierRecord {
     #[serde(rename = "type")]
     pub kind: String,
     pub value: String,
 }
 
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, utoipa::ToSchema)]
 pub struct Profile {
     pub id: String,
     pub traits: Value,
@@ -175,7 +175,7 @@ impl Profile {
     }
 }
 
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, utoipa::ToSchema)]
 pub struct ProfileSummary {
     pub id: String,
     pub display: String,
@@ -190,7 +190,7 @@ pub struct TimelinePage {
     pub limit: u32,
 }
 
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, utoipa::ToSchema)]
 pub struct StoredEvent {
     pub seq: i64,
     pub message_id: String,
@@ -206,7 +206,7 @@ pub struct StoredEvent {
     pub payload: Value,
 }
 
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, utoipa::ToSchema)]
 pub struct LedgerEntry {
     pub id: i64,
     /// merge, drop, block
@@ -220,21 +220,21 @@ pub struct LedgerEntry {
     pub at_ms: i64,
 }
 
-#[derive(Debug, Clone, Copy, Default, Serialize)]
+#[derive(Debug, Clone, Copy, Default, Serialize, utoipa::ToSchema)]
 pub struct RebuildStats {
     pub tenants: u32,
     pub events: u64,
     pub profiles: u64,
 }
 
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, utoipa::ToSchema)]
 pub struct DayChannelCount {
     pub day: String,
     pub channel: String,
     pub events: i64,
 }
 
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, utoipa::ToSchema)]
 pub struct Overview {
     pub total_events: i64,
     pub profiles: i64,

@@ -159,7 +159,11 @@ fn dedup_is_per_write_key_and_quarantine_is_listed(s: &dyn Store) {
         },
     ));
     let out = s
-        .append(&[r, req(&t, "k1", std::slice::from_ref(&m)), req(&t, "k2", &[m])])
+        .append(&[
+            r,
+            req(&t, "k1", std::slice::from_ref(&m)),
+            req(&t, "k2", &[m]),
+        ])
         .unwrap();
     assert_eq!(
         out[0],

@@ -1,1 +1,469 @@
-fn main() {}
+//! The `cxm` binary: server, demo, setup, import, generator, rebuild and benchmarks.
+
+mod bench;
+mod config;
+mod generate;
+mod import;
+mod load;
+mod server;
+mod setup;
+
+use std::io::Read;
+use std::path::PathBuf;
+
+use anyhow::Context;
+use clap::{Parser, Subcommand, ValueEnum};
+use config::{ServeArgs, Settings, StoreArgs};
+use cxm_store::{KeyKind, Role};
+use serde_json::json;
+
+#[derive(Parser, Debug)]
+#[command(
+    name = "cxm",
+    version,
+    about = "Customer experience management: signals in, one customer, owned decisions out."
+)]
+struct Cli {
+    #[command(flatten)]
+    store: StoreArgs,
+    /// Log format on stderr.
+    #[arg(long, env = "CXM_LOG_FORMAT", value_enum, default_value_t = LogFormat::Text, global = true)]
+    log_format: LogFormat,
+    #[command(subcommand)]
+    cmd: Cmd,
+}
+
+#[derive(Clone, Copy, Debug, ValueEnum)]
+enum LogFormat {
+    Text,
+    Json,
+}
+
+#[derive(Subcommand, Debug)]
+enum Cmd {
+    /// Serve ingest, the API and the dashboard.
+    Serve(ServeArgs),
+    /// Create a demo tenant with generated history, then serve it and print how to log in.
+    Demo {
+        #[command(flatten)]
+        serve: ServeArgs,
+        /// Events to generate.
+        #[arg(long, default_value_t = 20_000)]
+        events: u64,
+        #[arg(long, default_value_t = 42)]
+        seed: u64,
+    },
+    /// Tenants.
+    #[command(subcommand)]
+    Tenant(TenantCmd),
+    /// Dashboard users.
+    #[command(subcommand)]
+    User(UserCmd),
+    /// API keys.
+    #[command(subcommand)]
+    Key(KeyCmd),
+    /// Import history.
+    #[command(subcommand)]
+    Import(ImportCmd),
+    /// Generate a reproducible synthetic dataset into a tenant (or as NDJSON with --out).
+    Generate {
+        #[arg(long, default_value_t = 10_000)]
+        events: u64,
+        #[arg(long, default_value_t = 42)]
+        seed: u64,
+        /// Tenant to load into (omit with --out).
+        #[arg(long)]
+        tenant: Option<String>,
+        /// Write NDJSON here instead of loading ("-" for stdout).
+        #[arg(long)]
+        out: Option<PathBuf>,
+    },
+    /// Recompute every projection (profiles, identity, daily counts) from the event log.
+    Rebuild {
+        #[arg(long)]
+        tenant: Option<String>,
+    },
+    /// Reproducible performance measurements; prints JSON.
+    #[command(subcommand)]
+    Bench(bench::BenchCmd),
+}
+
+#[derive(Subcommand, Debug)]
+enum TenantCmd {
+    /// Create a tenant with a write key and a secret key (shown once).
+    Create {
+        name: String,
+        #[arg(long)]
+        json: bool,
+    },
+    List {
+        #[arg(long)]
+        json: bool,
+    },
+}
+
+#[derive(Subcommand, Debug)]
+enum UserCmd {
+    /// Create a dashboard user. The password comes from --password-stdin or CXM_PASSWORD, or is generated and printed.
+    Create {
+        #[arg(long)]
+        tenant: String,
+        #[arg(long)]
+        email: String,
+        /// owner, admin, analyst, agent-operator or viewer.
+        #[arg(long, default_value = "analyst")]
+        role: String,
+        #[arg(long)]
+        password_stdin: bool,
+        #[arg(long)]
+        json: bool,
+    },
+    List {
+        #[arg(long)]
+        tenant: String,
+        #[arg(long)]
+        json: bool,
+    },
+}
+
+#[derive(Subcommand, Debug)]
+enum KeyCmd {
+    /// Create a key; the key is printed once and only its hash is kept.
+    Create {
+        #[arg(long)]
+        tenant: String,
+        /// write (ingest only) or secret (management API).
+        #[arg(long)]
+        kind: String,
+        #[arg(long)]
+        name: Option<String>,
+        #[arg(long)]
+        json: bool,
+    },
+    List {
+        #[arg(long)]
+        tenant: String,
+        #[arg(long)]
+        json: bool,
+    },
+    Revoke {
+        #[arg(long)]
+        tenant: String,
+        key_id: String,
+    },
+}
+
+#[derive(Subcommand, Debug)]
+enum ImportCmd {
+    /// Import events from CSV with a column mapping, e.g. --map userId=user,event=name,timestamp=ts.
+    Events {
+        file: PathBuf,
+        #[arg(long)]
+        tenant: String,
+        #[arg(long)]
+        map: String,
+        /// Apply clock-skew correction instead of trusting the file's timestamps.
+        #[arg(long)]
+        correct_skew: bool,
+    },
+}
+
+fn init_logs(format: LogFormat) {
+    let filter = tracing_subscriber::EnvFilter::try_from_env("CXM_LOG")
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
+    let b = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr);
+    match format {
+        LogFormat::Json => b.json().init(),
+        LogFormat::Text => b.init(),
+    }
+}
+
+fn print(json_out: bool, value: serde_json::Value, text: impl FnOnce() -> String) {
+    if json_out {
+        println!("{value}");
+    } else {
+        println!("{}", text());
+    }
+}
+
+fn main() {
+    let cli = Cli::parse();
+    init_logs(cli.log_format);
+    if let Err(e) = run(cli) {
+        eprintln!("error: {e:#}");
+        std::process::exit(1);
+    }
+}
+
+fn runtime() -> anyhow::Result<tokio::runtime::Runtime> {
+    Ok(tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()?)
+}
+
+fn run(cli: Cli) -> anyhow::Result<()> {
+    let settings = || Settings::resolve(&cli.store, &ServeArgs::default());
+    match cli.cmd {
+        Cmd::Serve(ref serve) => {
+            let s = Settings::resolve(&cli.store, serve)?;
+            let store = s.open_store()?;
+            runtime()?.block_on(async {
+                let listener = tokio::net::TcpListener::bind(s.listen)
+                    .await
+                    .with_context(|| format!("cannot listen on {}", s.listen))?;
+                server::run(&s, store, listener, server::shutdown_signal()).await
+            })
+        }
+        Cmd::Demo {
+            ref serve,
+            events,
+            seed,
+        } => {
+            let s = Settings::resolve(&cli.store, serve)?;
+            let store = s.open_store()?;
+            let t = setup::create_tenant(store.as_ref(), "Demo Co")?;
+            let password = std::env::var("CXM_PASSWORD")
+                .ok()
+                .filter(|p| p.len() >= 10)
+                .unwrap_or_else(setup::random_password);
+            let email = format!("owner-{}@demo.cxm", &t.tenant_id[t.tenant_id.len() - 6..]);
+            setup::create_user(store.as_ref(), &t.tenant_id, &email, &password, Role::Owner)?;
+            eprintln!("generating {events} events (seed {seed})...");
+            let stats = load::load(
+                store.as_ref(),
+                &t.tenant_id,
+                "demo",
+                generate::Generator::new(seed, chrono::Utc::now()).events(events),
+                true,
+            )?;
+            runtime()?.block_on(async {
+                let listener = tokio::net::TcpListener::bind(s.listen)
+                    .await
+                    .with_context(|| format!("cannot listen on {}", s.listen))?;
+                let addr = listener.local_addr()?;
+                println!(
+                    "cxm demo is ready: {} events loaded ({} quarantined on purpose: junk ids)",
+                    stats.accepted, stats.quarantined
+                );
+                println!("  dashboard:  http://{addr}/");
+                println!("  login:      {email}");
+                println!("  password:   {password}");
+                println!("  write key:  {}", t.write_key);
+                println!("  secret key: {}", t.secret_key);
+                println!("press Ctrl-C to stop");
+                server::run(&s, store, listener, server::shutdown_signal()).await
+            })
+        }
+        Cmd::Tenant(TenantCmd::Create { ref name, json }) => {
+            let store = settings()?.open_store()?;
+            let t = setup::create_tenant(store.as_ref(), name)?;
+            print(
+                json,
+                json!({"tenant_id": t.tenant_id, "write_key": t.write_key, "secret_key": t.secret_key}),
+                || {
+                    format!("tenant:     {}\nwrite key:  {}\nsecret key: {}\n(keys are shown once; store them now)", t.tenant_id, t.write_key, t.secret_key)
+                },
+            );
+            Ok(())
+        }
+        Cmd::Tenant(TenantCmd::List { json }) => {
+            let store = settings()?.open_store()?;
+            let ts = store.list_tenants()?;
+            print(json, json!(ts), || {
+                ts.iter()
+                    .map(|t| format!("{}\t{}", t.id, t.name))
+                    .collect::<Vec<_>>()
+                    .join("\n")
+            });
+            Ok(())
+        }
+        Cmd::User(UserCmd::Create {
+            ref tenant,
+            ref email,
+            ref role,
+            password_stdin,
+            json,
+        }) => {
+            let role = Role::parse(role).with_context(|| {
+                format!(
+                    "role {role:?} must be one of owner, admin, analyst, agent-operator, viewer"
+                )
+            })?;
+            let (password, generated) = if password_stdin {
+                let mut p = String::new();
+                std::io::stdin().read_to_string(&mut p)?;
+                (p.trim_end_matches(['\r', '\n']).to_string(), false)
+            } else if let Ok(p) = std::env::var("CXM_PASSWORD") {
+                (p, false)
+            } else {
+                (setup::random_password(), true)
+            };
+            let store = settings()?.open_store()?;
+            let u = setup::create_user(store.as_ref(), tenant, email, &password, role)?;
+            let shown = generated.then_some(password.clone());
+            print(
+                json,
+                json!({"user_id": u.id, "email": u.email, "role": u.role, "password": shown}),
+                || {
+                    let mut s =
+                        format!("user {} ({}) created as {}", u.email, u.id, u.role.as_str());
+                    if let Some(p) = &shown {
+                        s.push_str(&format!("\npassword: {p}"));
+                    }
+                    s
+                },
+            );
+            Ok(())
+        }
+        Cmd::User(UserCmd::List { ref tenant, json }) => {
+            let store = settings()?.open_store()?;
+            let us = store.list_users(tenant)?;
+            print(json, json!(us), || {
+                us.iter()
+                    .map(|u| format!("{}\t{}\t{}", u.id, u.email, u.role.as_str()))
+                    .collect::<Vec<_>>()
+                    .join("\n")
+            });
+            Ok(())
+        }
+        Cmd::Key(KeyCmd::Create {
+            ref tenant,
+            ref kind,
+            ref name,
+            json,
+        }) => {
+            let kind = KeyKind::parse(kind).context("--kind must be write or secret")?;
+            let store = settings()?.open_store()?;
+            anyhow::ensure!(store.tenant(tenant)?.is_some(), "no tenant {tenant}");
+            let (plain, rec) = cxm_http::auth::generate_key(
+                tenant,
+                kind,
+                name.as_deref().unwrap_or(kind.as_str()),
+            );
+            store.insert_key(&rec)?;
+            print(
+                json,
+                json!({"key_id": rec.id, "key": plain, "kind": kind}),
+                || {
+                    format!(
+                        "{} key {} created:\n{plain}\n(shown once)",
+                        kind.as_str(),
+                        rec.id
+                    )
+                },
+            );
+            Ok(())
+        }
+        Cmd::Key(KeyCmd::List { ref tenant, json }) => {
+            let store = settings()?.open_store()?;
+            let ks = store.list_keys(tenant)?;
+            print(json, json!(ks), || {
+                ks.iter()
+                    .map(|k| {
+                        format!(
+                            "{}\t{}\t{}\t{}…\t{}",
+                            k.id,
+                            k.kind.as_str(),
+                            k.name,
+                            k.prefix,
+                            if k.revoked_at_ms.is_some() {
+                                "revoked"
+                            } else {
+                                "active"
+                            }
+                        )
+                    })
+                    .collect::<Vec<_>>()
+                    .join("\n")
+            });
+            Ok(())
+        }
+        Cmd::Key(KeyCmd::Revoke {
+            ref tenant,
+            ref key_id,
+        }) => {
+            let store = settings()?.open_store()?;
+            anyhow::ensure!(
+                store.revoke_key(tenant, key_id)?,
+                "no active key {key_id} in tenant {tenant}"
+            );
+            println!("revoked {key_id} (servers stop accepting it within 5 seconds)");
+            Ok(())
+        }
+        Cmd::Import(ImportCmd::Events {
+            ref file,
+            ref tenant,
+            ref map,
+            correct_skew,
+        }) => {
+            let map = import::parse_map(map)?;
+            let msgs = import::read(file, &map)?;
+            let store = settings()?.open_store()?;
+            anyhow::ensure!(store.tenant(tenant)?.is_some(), "no tenant {tenant}");
+            let stats = load::load(
+                store.as_ref(),
+                tenant,
+                "import",
+                msgs.into_iter(),
+                !correct_skew,
+            )?;
+            println!("{}", json!(stats));
+            Ok(())
+        }
+        Cmd::Generate {
+            events,
+            seed,
+            ref tenant,
+            ref out,
+        } => {
+            let gen = generate::Generator::new(seed, chrono::Utc::now());
+            match (tenant, out) {
+                (_, Some(path)) => {
+                    use std::io::Write;
+                    let mut w: Box<dyn Write> = if path.as_os_str() == "-" {
+                        Box::new(std::io::stdout().lock())
+                    } else {
+                        Box::new(std::fs::File::create(path)?)
+                    };
+                    let mut w = std::io::BufWriter::new(&mut w);
+                    for e in gen.events(events) {
+                        writeln!(w, "{e}")?;
+                    }
+                    Ok(())
+                }
+                (Some(t), None) => {
+                    let store = settings()?.open_store()?;
+                    anyhow::ensure!(store.tenant(t)?.is_some(), "no tenant {t}");
+                    let started = std::time::Instant::now();
+                    let stats =
+                        load::load(store.as_ref(), t, "generate", gen.events(events), true)?;
+                    println!(
+                        "{}",
+                        json!({"loaded": stats, "seconds": started.elapsed().as_secs_f64()})
+                    );
+                    Ok(())
+                }
+                (None, None) => {
+                    anyhow::bail!("give --tenant to load into, or --out FILE for NDJSON")
+                }
+            }
+        }
+        Cmd::Rebuild { ref tenant } => {
+            let store = settings()?.open_store()?;
+            let started = std::time::Instant::now();
+            let stats = store.rebuild(tenant.as_deref())?;
+            println!(
+                "{}",
+                json!({"tenants": stats.tenants, "events": stats.events, "seconds": started.elapsed().as_secs_f64()})
+            );
+            Ok(())
+        }
+        Cmd::Bench(b) => {
+            let out = runtime()?.block_on(bench::run(b, &cli.store))?;
+            println!("{}", serde_json::to_string_pretty(&out)?);
+            Ok(())
+        }
+    }
+}

@@ -1,0 +1,659 @@
+//! The dashboard: server-rendered pages (minijinja templates compiled into the binary, htmx
+//! for live search, Pico CSS), signed in with a session cookie. Assets are vendored; the
+//! pages load nothing from anywhere but this server.
+
+use std::collections::BTreeMap;
+use std::sync::Arc;
+
+use axum::extract::{FromRequest, Path, Query, Request, State};
+use axum::http::{header, HeaderMap, HeaderValue, StatusCode};
+use axum::response::{Html, IntoResponse, Redirect, Response};
+use axum::routing::{get, post};
+use axum::{Form, Router};
+use minijinja::{context, Environment};
+use serde::{Deserialize, Serialize};
+use serde_json::Value;
+
+use crate::auth::{self, Principal, SESSION_COOKIE};
+use crate::error::{ApiError, ErrorCode};
+use crate::AppState;
+
+const PICO: &[u8] = include_bytes!("../assets/vendor/pico.min.css");
+const HTMX: &[u8] = include_bytes!("../assets/vendor/htmx.min.js");
+const APP_CSS: &[u8] = include_bytes!("../assets/app.css");
+
+pub struct Pages {
+    env: Environment<'static>,
+}
+
+impl Default for Pages {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+impl Pages {
+    pub fn new() -> Pages {
+        let mut env = Environment::new();
+        for (name, src) in [
+            ("base.html", include_str!("../templates/base.html")),
+            ("login.html", include_str!("../templates/login.html")),
+            ("overview.html", include_str!("../templates/overview.html")),
+            (
+                "customers.html",
+                include_str!("../templates/customers.html"),
+            ),
+            (
+                "customer_results.html",
+                include_str!("../templates/customer_results.html"),
+            ),
+            ("customer.html", include_str!("../templates/customer.html")),
+            (
+                "quarantine.html",
+                include_str!("../templates/quarantine.html"),
+            ),
+        ] {
+            env.add_template(name, src).expect("templates compile");
+        }
+        Pages { env }
+    }
+
+    pub fn render(&self, name: &str, ctx: minijinja::Value) -> Response {
+        match self.env.get_template(name).and_then(|t| t.render(ctx)) {
+            Ok(html) => Html(html).into_response(),
+            Err(e) => {
+                tracing::error!(template = name, error = %e, "template failed");
+                ApiError::new(ErrorCode::Internal, "the page could not be rendered").into_response()
+            }
+        }
+    }
+}
+
+fn asset(body: &'static [u8], ty: &'static str) -> Response {
+    (
+        [
+            (header::CONTENT_TYPE, ty),
+            (header::CACHE_CONTROL, "public, max-age=3600"),
+        ],
+        body,
+    )
+        .into_response()
+}
+
+pub fn routes() -> Router<Arc<AppState>> {
+    Router::new()
+        .route(
+            "/assets/pico.min.css",
+            get(|| async { asset(PICO, "text/css") }),
+        )
+        .route(
+            "/assets/app.css",
+            get(|| async { asset(APP_CSS, "text/css") }),
+        )
+        .route(
+            "/assets/htmx.min.js",
+            get(|| async { asset(HTMX, "text/javascript") }),
+        )
+        .route("/login", get(login_page).post(login))
+        .route("/logout", post(logout))
+        .route("/", get(overview))
+        .route("/customers", get(customers))
+        .route("/customers/{id}", get(customer))
+        .route("/customers/{id}/unmerge", post(unmerge))
+        .route("/quarantine", get(quarantine))
+}
+
+/// Either the signed-in user or a redirect to the login page.
+// the error is the response to send as is; boxing it would only add noise at every call site
+#[allow(clippy::result_large_err)]
+async fn session(st: &AppState, headers: &HeaderMap, here: &str) -> Result<Principal, Response> {
+    match auth::session_principal(st, headers).await {
+        Ok(Some(p)) => Ok(p),
+        Ok(None) => Err(Redirect::to(&format!("/login?next={}", urlencode(here))).into_response()),
+        Err(e) => Err(e.into_response()),
+    }
+}
+
+fn urlencode(s: &str) -> String {
+    s.bytes()
+        .map(|b| match b {
+            b'A'..=b'Z' | b'a'..=b'z' | b'0'..=b'9' | b'-' | b'_' | b'.' | b'~' | b'/' => {
+                (b as char).to_string()
+            }
+            _ => format!("%{b:02X}"),
+        })
+        .collect()
+}
+
+/// Forms only come from our own pages: refuse a cross-site Origin (the session cookie is
+/// SameSite=Lax as well).
+#[allow(clippy::result_large_err)]
+fn same_origin(headers: &HeaderMap) -> Result<(), Response> {
+    let (Some(origin), Some(host)) = (
+        headers.get(header::ORIGIN).and_then(|v| v.to_str().ok()),
+        headers.get(header::HOST).and_then(|v| v.to_str().ok()),
+    ) else {
+        return Ok(());
+    };
+    let origin_host = origin.split("://").nth(1).unwrap_or(origin);
+    if origin_host == host {
+        Ok(())
+    } else {
+        Err(
+            ApiError::new(ErrorCode::Forbidden, "cross-site form submission refused")
+                .into_response(),
+        )
+    }
+}
+
+fn fmt_ms(ms: i64) -> String {
+    chrono::DateTime::from_timestamp_millis(ms)
+        .map(|t| t.format("%Y-%m-%d %H:%M UTC").to_string())
+        .unwrap_or_default()
+}
+
+fn user_ctx(p: &Principal) -> Value {
+    serde_json::json!({"email": p.actor, "role": p.role.as_str()})
+}
+
+#[derive(Deserialize)]
+struct NextQuery {
+    next: Option<String>,
+}
+
+fn safe_next(next: Option<&str>) -> String {
+    match next {
+        Some(n) if n.starts_with('/') && !n.starts_with("//") && !n.contains('\\') => n.to_string(),
+        _ => "/".into(),
+    }
+}
+
+async fn login_page(State(st): State<Arc<AppState>>, Query(q): Query<NextQuery>) -> Response {
+    st.pages.render(
+        "login.html",
+        context! { next => safe_next(q.next.as_deref()), email => "", error => None::<String> },
+    )
+}
+
+#[derive(Deserialize)]
+struct LoginForm {
+    email: String,
+    password: String,
+    next: Option<String>,
+}
+
+async fn login(State(st): State<Arc<AppState>>, req: Request) -> Response {
+    if let Err(r) = same_origin(req.headers()) {
+        return r;
+    }
+    let form = match Form::<LoginForm>::from_request(req, &()).await {
+        Ok(Form(f)) => f,
+        Err(e) => {
+            return ApiError::new(
+                ErrorCode::InvalidParameter,
+                format!("invalid login form: {}", e.body_text()),
+            )
+            .into_response()
+        }
+    };
+    let next = safe_next(form.next.as_deref());
+    let email = form.email.trim().to_lowercase();
+    let e2 = email.clone();
+    let user = match st.store.run(move |s| s.user_by_email(&e2)).await {
+        Ok(u) => u,
+        Err(e) => return ApiError::from(e).into_response(),
+    };
+    let password = form.password;
+    // verify on the blocking pool: argon2 is deliberately slow
+    let verified = match user {
+        Some(u) => tokio::task::spawn_blocking(move || {
+            auth::verify_password(&password, &u.password_hash).then_some(u)
+        })
+        .await
+        .ok()
+        .flatten(),
+        None => None,
+    };
+    let Some(user) = verified else {
+        tracing::info!(email = %email, "failed sign-in");
+        let mut r = st.pages.render(
+            "login.html",
+            context! { next => next, email => email, error => Some("Wrong email or password.") },
+        );
+        *r.status_mut() = StatusCode::UNAUTHORIZED;
+        return r;
+    };
+    let (token, hash) = auth::new_session_token();
+    let expires = chrono::Utc::now().timestamp_millis() + st.config.session_ttl.as_millis() as i64;
+    let uid = user.id.clone();
+    if let Err(e) = st
+        .store
+        .run(move |s| s.insert_session(&hash, &uid, expires))
+        .await
+    {
+        return ApiError::from(e).into_response();
+    }
+    tracing::info!(email = %user.email, "signed in");
+    let secure = if st.config.secure_cookies {
+        "; Secure"
+    } else {
+        ""
+    };
+    let cookie = format!(
+        "{SESSION_COOKIE}={token}; Path=/; HttpOnly; SameSite=Lax; Max-Age={}{secure}",
+        st.config.session_ttl.as_secs()
+    );
+    let mut r = Redirect::to(&next).into_response();
+    if let Ok(v) = HeaderValue::from_str(&cookie) {
+        r.headers_mut().insert(header::SET_COOKIE, v);
+    }
+    r
+}
+
+async fn logout(State(st): State<Arc<AppState>>, headers: HeaderMap) -> Response {
+    if let Err(r) = same_origin(&headers) {
+        return r;
+    }
+    if let Some(token) = auth::cookie(&headers, SESSION_COOKIE) {
+        let h = auth::sha256_hex(&token);
+        let _ = st.store.run(move |s| s.delete_session(&h)).await;
+    }
+    let mut r = Redirect::to("/login").into_response();
+    r.headers_mut().insert(
+        header::SET_COOKIE,
+        HeaderValue::from_static("cxm_session=; Path=/; HttpOnly; SameSite=Lax; Max-Age=0"),
+    );
+    r
+}
+
+#[derive(Serialize)]
+struct Segment {
+    channel: String,
+    events: i64,
+    y: f64,
+    h: f64,
+}
+
+#[derive(Serialize)]
+struct Bar {
+    day: String,
+    label: Option<String>,
+    x: f64,
+    segments: Vec<Segment>,
+}
+
+#[derive(Serialize)]
+struct Tick {
+    y: f64,
+    label: String,
+}
+
+#[derive(Serialize)]
+struct Chart {
+    width: f64,
+    height: f64,
+    left: f64,
+    top: f64,
+    bar_width: f64,
+    bars: Vec<Bar>,
+    ticks: Vec<Tick>,
+    channels: Vec<String>,
+}
+
+fn nice_max(v: i64) -> i64 {
+    let v = v.max(1) as f64;
+    let mag = 10f64.powf(v.log10().floor());
+    let step = [1.0, 2.0, 2.5, 5.0, 10.0]
+        .into_iter()
+        .find(|s| s * mag >= v)
+        .unwrap_or(10.0);
+    (step * mag).ceil() as i64
+}
+
+/// A stacked bar chart of events per day by channel, laid out here so the page needs no
+/// charting script.
+fn chart(rows: &[cxm_store::DayChannelCount], days: u32, today: chrono::NaiveDate) -> Chart {
+    let (width, height, left, top, bottom) = (900.0, 260.0, 56.0, 10.0, 24.0);
+    let mut per_day: BTreeMap<String, BTreeMap<String, i64>> = BTreeMap::new();
+    for r in rows {
+        *per_day
+            .entry(r.day.clone())
+            .or_default()
+            .entry(r.channel.clone())
+            .or_default() += r.events;
+    }
+    let max = nice_max(
+        per_day
+            .values()
+            .map(|m| m.values().sum::<i64>())
+            .max()
+            .unwrap_or(0),
+    );
+    let plot_h = height - top - bottom;
+    let slot = (width - left) / f64::from(days);
+    let bar_width = (slot * 0.8).max(1.0);
+    let channels: Vec<String> = cxm_domain::Channel::ALL
+        .iter()
+        .map(|c| c.as_str().to_string())
+        .filter(|c| per_day.values().any(|m| m.contains_key(c)))
+        .collect();
+    let mut bars = vec![];
+    if !per_day.is_empty() {
+        for i in 0..days {
+            let day = today - chrono::Duration::days(i64::from(days - 1 - i));
+            let key = day.format("%Y-%m-%d").to_string();
+            let x = left + f64::from(i) * slot + (slot - bar_width) / 2.0;
+            let mut y = top + plot_h;
+            let mut segments = vec![];
+            if let Some(m) = per_day.get(&key) {
+                for c in &channels {
+                    if let Some(n) = m.get(c) {
+                        let h = *n as f64 / max as f64 * plot_h;
+                        y -= h;
+                        segments.push(Segment {
+                            channel: c.clone(),
+                            events: *n,
+                            y,
+                            h,
+                        });
+                    }
+                }
+            }
+            let label = (i % 5 == 0 || i == days - 1).then(|| day.format("%b %d").to_string());
+            bars.push(Bar {
+                day: key,
+                label,
+                x,
+                segments,
+            });
+        }
+    }
+    let ticks = [0, max / 2, max]
+        .into_iter()
+        .map(|v| Tick {
+            y: top + plot_h - v as f64 / max as f64 * plot_h,
+            label: v.to_string(),
+        })
+        .collect();
+    Chart {
+        width,
+        height,
+        left,
+        top,
+        bar_width,
+        bars,
+        ticks,
+        channels,
+    }
+}
+
+async fn overview(State(st): State<Arc<AppState>>, headers: HeaderMap) -> Response {
+    let p = match session(&st, &headers, "/").await {
+        Ok(p) => p,
+        Err(r) => return r,
+    };
+    let days = 30;
+    let t = p.tenant_id.clone();
+    let now = chrono::Utc::now();
+    let o = match st
+        .store
+        .run(move |s| s.overview(&t, days, now.timestamp_millis()))
+        .await
+    {
+        Ok(o) => o,
+        Err(e) => return ApiError::from(e).into_response(),
+    };
+    let window_events: i64 = o.by_day_channel.iter().map(|r| r.events).sum();
+    let chart = chart(&o.by_day_channel, days, now.date_naive());
+    st.pages.render("overview.html", context! { title => "Overview", page => "overview", user => user_ctx(&p), overview => o, chart => chart, days => days, window_events => window_events, tenant => p.tenant_id })
+}
+
+#[derive(Deserialize)]
+struct SearchQuery {
+    q: Option<String>,
+}
+
+async fn customers(
+    State(st): State<Arc<AppState>>,
+    headers: HeaderMap,
+    Query(q): Query<SearchQuery>,
+) -> Response {
+    let p = match session(&st, &headers, "/customers").await {
+        Ok(p) => p,
+        Err(r) => return r,
+    };
+    let query = q.q.unwrap_or_default();
+    let (t, q2) = (p.tenant_id.clone(), query.clone());
+    let found = match st.store.run(move |s| s.search_profiles(&t, &q2, 50)).await {
+        Ok(f) => f,
+        Err(e) => return ApiError::from(e).into_response(),
+    };
+    let customers: Vec<Value> = found.iter().map(|c| serde_json::json!({"id": c.id, "display": c.display, "event_count": c.event_count, "last_seen": fmt_ms(c.last_seen_ms)})).collect();
+    // htmx asks for the results only; a plain GET (no JS) gets the whole page
+    let template = if headers.contains_key("hx-request") {
+        "customer_results.html"
+    } else {
+        "customers.html"
+    };
+    st.pages.render(template, context! { title => "Customers", page => "customers", user => user_ctx(&p), customers => customers, q => query })
+}
+
+#[derive(Deserialize)]
+struct CustomerQuery {
+    before: Option<String>,
+    flash: Option<String>,
+}
+
+fn event_details(e: &cxm_store::StoredEvent) -> String {
+    let props = e
+        .payload
+        .get("properties")
+        .or_else(|| e.payload.get("traits"))
+        .and_then(Value::as_object);
+    props
+        .map(|m| {
+            m.iter()
+                .filter(|(k, _)| !k.starts_with('$'))
+                .take(4)
+                .map(|(k, v)| {
+                    format!(
+                        "{k}: {}",
+                        v.as_str()
+                            .map(str::to_string)
+                            .unwrap_or_else(|| v.to_string())
+                    )
+                })
+                .collect::<Vec<_>>()
+                .join(", ")
+        })
+        .unwrap_or_default()
+}
+
+async fn customer(
+    State(st): State<Arc<AppState>>,
+    headers: HeaderMap,
+    Path(id): Path<String>,
+    Query(q): Query<CustomerQuery>,
+) -> Response {
+    let p = match session(&st, &headers, &format!("/customers/{id}")).await {
+        Ok(p) => p,
+        Err(r) => return r,
+    };
+    let before = match q
+        .before
+        .as_deref()
+        .map(crate::api::parse_cursor)
+        .transpose()
+    {
+        Ok(b) => b,
+        Err(e) => return e.into_response(),
+    };
+    let ctx = match crate::api::build_context(&st, &p.tenant_id, &id, 100, before).await {
+        Ok(c) => c,
+        Err(e) => return e.into_response(),
+    };
+    let (t, pid) = (p.tenant_id.clone(), ctx.profile.id.clone());
+    let ledger = st
+        .store
+        .run(move |s| s.ledger(&t, &pid))
+        .await
+        .unwrap_or_default();
+    let name = cxm_store::display_name(
+        ctx.profile
+            .traits
+            .as_object()
+            .unwrap_or(&serde_json::Map::new()),
+    );
+    let name = if name.is_empty() {
+        ctx.profile.id.clone()
+    } else {
+        name
+    };
+    let timeline: Vec<Value> = ctx
+        .timeline
+        .iter()
+        .map(|e| serde_json::json!({"when": fmt_ms(e.timestamp_ms), "channel": e.channel, "name": e.name.clone().unwrap_or_else(|| e.event_type.clone()), "details": event_details(e)}))
+        .collect();
+    let switch_events: Vec<Value> = ctx
+        .channel_switch
+        .as_ref()
+        .map(|s| s.previous_channel_events.iter().map(|e| serde_json::json!({"when": fmt_ms(e.timestamp_ms), "name": e.name.clone().unwrap_or_else(|| e.event_type.clone())})).collect())
+        .unwrap_or_default();
+    let ledger: Vec<Value> = ledger
+        .iter()
+        .map(|l| {
+            let what = match l.action.as_str() {
+                "merge" => format!("merged {} into this profile", l.other_profile_id.clone().unwrap_or_default()),
+                "drop" => "link refused".to_string(),
+                "block" => "identifier blocked (unmerge)".to_string(),
+                other => other.to_string(),
+            };
+            let cause = match (&l.message_id, &l.reason) {
+                (Some(m), Some(r)) => format!("event {m}: {r}"),
+                (Some(m), None) => format!("event {m}"),
+                (None, Some(r)) => r.clone(),
+                _ => String::new(),
+            };
+            serde_json::json!({"when": fmt_ms(l.at_ms), "what": what, "identifier": l.identifier.as_ref().map(|i| format!("{}:{}", i.kind, i.value)), "cause": cause})
+        })
+        .collect();
+    let traits: BTreeMap<String, String> = ctx
+        .profile
+        .traits
+        .as_object()
+        .map(|m| {
+            m.iter()
+                .map(|(k, v)| {
+                    (
+                        k.clone(),
+                        v.as_str()
+                            .map(str::to_string)
+                            .unwrap_or_else(|| v.to_string()),
+                    )
+                })
+                .collect()
+        })
+        .unwrap_or_default();
+    st.pages.render(
+        "customer.html",
+        context! {
+            title => name.clone(), page => "customers", user => user_ctx(&p), name => name,
+            first_seen => fmt_ms(ctx.profile.first_seen_ms), last_seen => fmt_ms(ctx.profile.last_seen_ms),
+            timeline => timeline, switch_events => switch_events, ledger => ledger, traits => traits,
+            can_admin => p.role.can_administer(), flash => q.flash, ctx => ctx,
+        },
+    )
+}
+
+#[derive(Deserialize)]
+struct UnmergeForm {
+    identifier: String,
+    reason: Option<String>,
+}
+
+async fn unmerge(
+    State(st): State<Arc<AppState>>,
+    Path(id): Path<String>,
+    req: Request,
+) -> Response {
+    let headers = req.headers().clone();
+    if let Err(r) = same_origin(&headers) {
+        return r;
+    }
+    let p = match session(&st, &headers, &format!("/customers/{id}")).await {
+        Ok(p) => p,
+        Err(r) => return r,
+    };
+    let form = match Form::<UnmergeForm>::from_request(req, &()).await {
+        Ok(Form(f)) => f,
+        Err(e) => return ApiError::new(ErrorCode::InvalidParameter, e.body_text()).into_response(),
+    };
+    let reason = form
+        .reason
+        .unwrap_or_else(|| "unmerged in the dashboard".into());
+    match crate::api::do_unmerge(&st, &p, &id, &form.identifier, &reason).await {
+        Ok(r) => {
+            let target = r.profile.map(|p| p.id).unwrap_or(id);
+            let flash = format!(
+                "Blocked {} and rebuilt identities from {} events.",
+                r.blocked, r.events_replayed
+            );
+            Redirect::to(&format!("/customers/{target}?flash={}", urlencode(&flash)))
+                .into_response()
+        }
+        Err(e) => e.into_response(),
+    }
+}
+
+async fn quarantine(State(st): State<Arc<AppState>>, headers: HeaderMap) -> Response {
+    let p = match session(&st, &headers, "/quarantine").await {
+        Ok(p) => p,
+        Err(r) => return r,
+    };
+    let t = p.tenant_id.clone();
+    let entries = match st.store.run(move |s| s.quarantine(&t, 200)).await {
+        Ok(e) => e,
+        Err(e) => return ApiError::from(e).into_response(),
+    };
+    let entries: Vec<Value> = entries.iter().map(|q| serde_json::json!({"when": fmt_ms(q.received_at_ms), "code": q.code, "detail": q.detail, "payload": serde_json::to_string_pretty(&q.payload).unwrap_or_default()})).collect();
+    st.pages.render("quarantine.html", context! { title => "Quarantine", page => "quarantine", user => user_ctx(&p), entries => entries })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn next_must_stay_on_this_site() {
+        assert_eq!(safe_next(Some("/customers/p_1")), "/customers/p_1");
+        assert_eq!(safe_next(Some("//evil.example")), "/");
+        assert_eq!(safe_next(Some("https://evil.example")), "/");
+        assert_eq!(safe_next(None), "/");
+    }
+
+    #[test]
+    fn chart_scales_to_a_nice_maximum() {
+        assert_eq!(nice_max(0), 1);
+        assert_eq!(nice_max(73), 100);
+        assert_eq!(nice_max(1800), 2000);
+        let today = chrono::NaiveDate::from_ymd_opt(2026, 11, 25).unwrap();
+        let rows = vec![
+            cxm_store::DayChannelCount {
+                day: "2026-11-25".into(),
+                channel: "chat".into(),
+                events: 30,
+            },
+            cxm_store::DayChannelCount {
+                day: "2026-11-25".into(),
+                channel: "voice".into(),
+                events: 10,
+            },
+        ];
+        let c = chart(&rows, 30, today);
+        assert_eq!(c.bars.len(), 30);
+        let last = c.bars.last().unwrap();
+        let total_h: f64 = last.segments.iter().map(|s| s.h).sum();
+        assert!((total_h - (260.0 - 10.0 - 24.0) * 40.0 / 50.0).abs() < 1e-9);
+        assert!(chart(&[], 30, today).bars.is_empty());
+    }
+}

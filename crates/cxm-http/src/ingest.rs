@@ -1,0 +1,438 @@
+//! The Segment-compatible tracking API (and PostHog's batch route), plus the native events
+//! API. Real SDKs use it unchanged: any Content-Type, gzip by header or magic bytes, key in
+//! Basic/Bearer/body, and success is exactly `200 {"success":true}`.
+
+use std::collections::HashMap;
+use std::io::Read;
+use std::sync::atomic::Ordering;
+use std::sync::{Arc, Mutex};
+use std::time::Instant;
+
+use axum::body::{Body, Bytes};
+use axum::extract::{Query, State};
+use axum::http::{header, HeaderMap, HeaderValue, StatusCode};
+use axum::response::{IntoResponse, Response};
+use cxm_domain::{Clock, IngestOptions};
+use cxm_store::{AppendRequest, KeyKind};
+use serde::Deserialize;
+use serde_json::value::RawValue;
+use serde_json::Value;
+
+use crate::error::{ApiError, ApiResult, ErrorCode};
+use crate::AppState;
+
+/// Which route a message came in on; single-message routes imply the type.
+#[derive(Debug, Clone, Copy)]
+pub enum Route {
+    Batch,
+    Single(&'static str),
+    Native,
+}
+
+/// Per-key token bucket (requests per second with a burst).
+pub struct RateLimiter {
+    rate: f64,
+    burst: f64,
+    buckets: Mutex<HashMap<String, (f64, Instant)>>,
+}
+
+impl RateLimiter {
+    pub fn new(rate: f64, burst: f64) -> RateLimiter {
+        RateLimiter {
+            rate,
+            burst: burst.max(1.0),
+            buckets: Mutex::new(HashMap::new()),
+        }
+    }
+
+    /// Ok, or the seconds until a request would be allowed.
+    pub fn check(&self, key: &str) -> Result<(), f64> {
+        if self.rate <= 0.0 {
+            return Ok(());
+        }
+        let mut b = self.buckets.lock().unwrap_or_else(|p| p.into_inner());
+        let now = Instant::now();
+        let (tokens, last) = b.entry(key.to_string()).or_insert((self.burst, now));
+        *tokens = (*tokens + now.duration_since(*last).as_secs_f64() * self.rate).min(self.burst);
+        *last = now;
+        if *tokens >= 1.0 {
+            *tokens -= 1.0;
+            Ok(())
+        } else {
+            Err((1.0 - *tokens) / self.rate)
+        }
+    }
+}
+
+pub fn success() -> Response {
+    (
+        StatusCode::OK,
+        [(
+            header::CONTENT_TYPE,
+            HeaderValue::from_static("application/json"),
+        )],
+        r#"{"success":true}"#,
+    )
+        .into_response()
+}
+
+/// Reads the body under the cap, then gunzips (by header or magic bytes) under the same cap,
+/// so a gzip bomb stops at the limit instead of filling memory.
+pub async fn read_body(headers: &HeaderMap, body: Body, limit: usize) -> ApiResult<Bytes> {
+    let raw = axum::body::to_bytes(body, limit).await.map_err(|e| {
+        let too_large = std::error::Error::source(&e)
+            .is_some_and(|s| s.is::<http_body_util::LengthLimitError>())
+            || e.to_string().contains("length limit");
+        if too_large {
+            ApiError::new(
+                ErrorCode::PayloadTooLarge,
+                format!("request body is over the {limit} byte limit"),
+            )
+        } else {
+            ApiError::new(
+                ErrorCode::InvalidBatch,
+                format!("cannot read the request body: {e}"),
+            )
+        }
+    })?;
+    let declared_gzip = headers
+        .get(header::CONTENT_ENCODING)
+        .and_then(|v| v.to_str().ok())
+        .is_some_and(|v| v.to_ascii_lowercase().contains("gzip"));
+    let magic = raw.len() >= 2 && raw[0] == 0x1f && raw[1] == 0x8b;
+    if !(declared_gzip || magic) {
+        return Ok(raw);
+    }
+    let mut out = Vec::with_capacity(raw.len() * 4);
+    let mut dec = flate2::read::MultiGzDecoder::new(&raw[..]).take(limit as u64 + 1);
+    dec.read_to_end(&mut out).map_err(|e| {
+        ApiError::new(
+            ErrorCode::InvalidGzip,
+            format!("cannot gunzip the body: {e}"),
+        )
+    })?;
+    if out.len() > limit {
+        return Err(ApiError::new(
+            ErrorCode::PayloadTooLarge,
+            format!("decompressed body is over the {limit} byte limit"),
+        ));
+    }
+    Ok(Bytes::from(out))
+}
+
+#[derive(Deserialize)]
+struct Envelope<'a> {
+    #[serde(borrow, default)]
+    batch: Option<Vec<&'a RawValue>>,
+    #[serde(borrow, default)]
+    events: Option<Vec<&'a RawValue>>,
+    #[serde(rename = "writeKey", default)]
+    write_key: Option<Value>,
+    #[serde(default)]
+    api_key: Option<Value>,
+    #[serde(rename = "sentAt", default)]
+    sent_at: Option<Value>,
+    #[serde(default)]
+    sent_at_ph: Option<Value>,
+}
+
+fn json_error(e: &serde_json::Error) -> ApiError {
+    let msg = e.to_string();
+    if e.is_data() {
+        ApiError::new(
+            ErrorCode::InvalidBatch,
+            format!("the body is json but not a batch: {msg}"),
+        )
+    } else {
+        ApiError::new(
+            ErrorCode::InvalidJson,
+            format!(
+                "invalid json at line {} column {}: {}",
+                e.line(),
+                e.column(),
+                msg
+            ),
+        )
+    }
+}
+
+struct Parsed {
+    /// (message, its size in bytes)
+    messages: Vec<(Value, usize)>,
+    body_key: Option<String>,
+    batch_sent_at: Option<chrono::DateTime<chrono::Utc>>,
+}
+
+fn parse(route: Route, data: &[u8]) -> ApiResult<Parsed> {
+    let text = std::str::from_utf8(data)
+        .map_err(|e| ApiError::new(ErrorCode::InvalidJson, format!("body is not utf-8: {e}")))?;
+    let key_of = |v: Option<&Value>| v.and_then(Value::as_str).map(str::to_string);
+    match route {
+        Route::Single(ty) => {
+            let mut v: Value = serde_json::from_str(text).map_err(|e| json_error(&e))?;
+            let Some(obj) = v.as_object_mut() else {
+                return Err(ApiError::new(
+                    ErrorCode::InvalidBatch,
+                    "the body must be a json object",
+                ));
+            };
+            obj.entry("type").or_insert_with(|| Value::from(ty));
+            let body_key = key_of(obj.get("writeKey"));
+            Ok(Parsed {
+                messages: vec![(v, data.len())],
+                body_key,
+                batch_sent_at: None,
+            })
+        }
+        Route::Batch | Route::Native => {
+            let trimmed = text.trim_start();
+            // the native api also takes a bare array
+            if matches!(route, Route::Native) && trimmed.starts_with('[') {
+                let arr: Vec<&RawValue> = serde_json::from_str(text).map_err(|e| json_error(&e))?;
+                return Ok(Parsed {
+                    messages: to_values(arr)?,
+                    body_key: None,
+                    batch_sent_at: None,
+                });
+            }
+            let env: Envelope = serde_json::from_str(text).map_err(|e| json_error(&e))?;
+            let list = env.batch.or(env.events).ok_or_else(|| {
+                ApiError::new(ErrorCode::InvalidBatch, "the body must have a batch array")
+            })?;
+            let sent = env.sent_at.or(env.sent_at_ph);
+            let batch_sent_at = sent
+                .as_ref()
+                .and_then(|v| cxm_domain::event::parse_timestamp(v).ok().flatten());
+            Ok(Parsed {
+                messages: to_values(list)?,
+                body_key: key_of(env.write_key.as_ref()).or_else(|| key_of(env.api_key.as_ref())),
+                batch_sent_at,
+            })
+        }
+    }
+}
+
+fn to_values(list: Vec<&RawValue>) -> ApiResult<Vec<(Value, usize)>> {
+    list.into_iter()
+        .map(|r| {
+            let v: Value = serde_json::from_str(r.get()).map_err(|e| json_error(&e))?;
+            Ok((v, r.get().len()))
+        })
+        .collect()
+}
+
+#[derive(Deserialize, Default)]
+pub struct IngestQuery {
+    /// Take timestamps as sent (historical imports).
+    #[serde(default)]
+    pub historical: Option<bool>,
+}
+
+/// The whole ingest path for one request; `accept_secret` allows secret keys (native api).
+pub async fn handle(
+    st: &Arc<AppState>,
+    route: Route,
+    headers: &HeaderMap,
+    body: Body,
+    historical: bool,
+) -> ApiResult<Response> {
+    let started = Instant::now();
+    if st.shutting_down.load(Ordering::Relaxed) {
+        return Err(ApiError::new(
+            ErrorCode::ShuttingDown,
+            "the server is draining; retry on another instance or shortly",
+        ));
+    }
+    let received_at = chrono::Utc::now();
+    let data = read_body(headers, body, st.config.max_request_bytes).await?;
+    let parsed = parse(route, &data)?;
+    let token = crate::auth::header_credential(headers)
+        .or(parsed.body_key.clone())
+        .ok_or_else(|| ApiError::new(ErrorCode::MissingCredentials, "send the write key as Basic auth username, a Bearer token, or writeKey in the body"))?;
+    let key = st.keys.lookup(st, &token).await?;
+    if key.kind != KeyKind::Write && !matches!(route, Route::Native) {
+        return Err(ApiError::new(
+            ErrorCode::WrongKeyKind,
+            "the tracking api takes write keys; secret keys stay on servers",
+        ));
+    }
+    if let Err(wait) = st.limiter.check(&key.id) {
+        st.metrics.rate_limited.fetch_add(1, Ordering::Relaxed);
+        let secs = wait.ceil().max(1.0) as u64;
+        let mut e = ApiError::new(
+            ErrorCode::RateLimited,
+            format!(
+                "this write key is over {} requests per second",
+                st.config.rate_limit_per_sec
+            ),
+        );
+        e.retry_after_secs = Some(secs);
+        e.reset_epoch_secs = Some(received_at.timestamp() as u64 + secs);
+        return Err(e);
+    }
+    let opts = IngestOptions {
+        trust_timestamps: historical || st.config.trust_timestamps,
+        max_event_bytes: st.config.max_event_bytes,
+    };
+    let clock = Clock {
+        received_at,
+        batch_sent_at: parsed.batch_sent_at,
+    };
+    let mut req = AppendRequest {
+        tenant_id: key.tenant_id.clone(),
+        write_key_id: key.id.clone(),
+        events: Vec::with_capacity(parsed.messages.len()),
+        quarantined: vec![],
+    };
+    for (msg, len) in parsed.messages {
+        match cxm_domain::normalize(&msg, len, &clock, &opts) {
+            Ok(ev) => req.events.push(ev),
+            Err(reason) => {
+                // keep what we can of an oversized event without storing it whole
+                let kept = if len > opts.max_event_bytes {
+                    serde_json::json!({"truncated": true, "bytes": len, "messageId": msg.get("messageId")})
+                } else {
+                    msg
+                };
+                req.quarantined.push((kept, reason));
+            }
+        }
+    }
+    let outcome = st.committer.submit(req).await?;
+    st.metrics
+        .ingest_requests_ok
+        .fetch_add(1, Ordering::Relaxed);
+    st.metrics
+        .events_accepted
+        .fetch_add(u64::from(outcome.accepted), Ordering::Relaxed);
+    st.metrics
+        .events_duplicate
+        .fetch_add(u64::from(outcome.duplicates), Ordering::Relaxed);
+    st.metrics
+        .events_quarantined
+        .fetch_add(u64::from(outcome.quarantined), Ordering::Relaxed);
+    st.metrics.observe_ingest(started.elapsed());
+    if outcome.quarantined > 0 {
+        tracing::debug!(tenant = %key.tenant_id, quarantined = outcome.quarantined, "events quarantined");
+    }
+    Ok(success())
+}
+
+async fn run(
+    st: Arc<AppState>,
+    route: Route,
+    headers: HeaderMap,
+    body: Body,
+    historical: bool,
+) -> Response {
+    match handle(&st, route, &headers, body, historical).await {
+        Ok(r) => r,
+        Err(e) => {
+            st.metrics
+                .ingest_requests_rejected
+                .fetch_add(1, Ordering::Relaxed);
+            e.into_response()
+        }
+    }
+}
+
+pub async fn batch(State(st): State<Arc<AppState>>, headers: HeaderMap, body: Body) -> Response {
+    run(st, Route::Batch, headers, body, false).await
+}
+
+macro_rules! single {
+    ($($fn:ident => $ty:literal),*) => {$(
+        pub async fn $fn(State(st): State<Arc<AppState>>, headers: HeaderMap, body: Body) -> Response {
+            run(st, Route::Single($ty), headers, body, false).await
+        }
+    )*};
+}
+single!(identify => "identify", track => "track", page => "page", screen => "screen", group => "group", alias => "alias");
+
+/// Native events API: `{"events": [...]}`, `{"batch": [...]}` or a bare array; takes a write
+/// or secret key; `?historical=true` trusts timestamps for imports.
+#[utoipa::path(post, path = "/api/v1/events", tag = "ingest",
+    params(("historical" = Option<bool>, Query, description = "trust timestamps as sent (imports)")),
+    request_body(content = Object, description = "{\"events\": [segment-spec messages]}"),
+    responses((status = 200, description = "committed", body = Object, example = json!({"success": true})),
+              (status = 400, body = crate::error::Problem), (status = 401, body = crate::error::Problem),
+              (status = 413, body = crate::error::Problem), (status = 429, body = crate::error::Problem)),
+    security(("bearer" = [])))]
+pub async fn native(
+    State(st): State<Arc<AppState>>,
+    Query(q): Query<IngestQuery>,
+    headers: HeaderMap,
+    body: Body,
+) -> Response {
+    run(
+        st,
+        Route::Native,
+        headers,
+        body,
+        q.historical.unwrap_or(false),
+    )
+    .await
+}
+
+/// Segment batch. Also mounted at `/v1/b`, and under the configured path prefix.
+#[utoipa::path(post, path = "/v1/batch", tag = "ingest",
+    request_body(content = Object, description = "{\"batch\": [...], \"writeKey\"?, \"sentAt\"?}; gzip accepted"),
+    responses((status = 200, description = "committed: exactly {\"success\":true}", body = Object),
+              (status = 400, body = crate::error::Problem), (status = 401, body = crate::error::Problem),
+              (status = 413, body = crate::error::Problem), (status = 429, body = crate::error::Problem)),
+    security(("basic_write_key" = [])))]
+pub async fn batch_doc() {}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn rate_limiter_refills() {
+        let r = RateLimiter::new(1000.0, 2.0);
+        assert!(r.check("k").is_ok());
+        assert!(r.check("k").is_ok());
+        let wait = r.check("k").unwrap_err();
+        assert!(wait > 0.0 && wait <= 0.001);
+        assert!(r.check("other").is_ok());
+        std::thread::sleep(std::time::Duration::from_millis(3));
+        assert!(r.check("k").is_ok());
+    }
+
+    #[test]
+    fn parse_shapes() {
+        let p = parse(Route::Batch, br#"{"batch":[{"type":"track"},{"a":1}],"writeKey":"wk","sentAt":"2026-01-01T00:00:00Z"}"#).unwrap();
+        assert_eq!(p.messages.len(), 2);
+        assert_eq!(p.body_key.as_deref(), Some("wk"));
+        assert!(p.batch_sent_at.is_some());
+        assert_eq!(
+            parse(Route::Batch, b"{").err().unwrap().code,
+            ErrorCode::InvalidJson
+        );
+        assert_eq!(
+            parse(Route::Batch, br#"{"batch":{}}"#).err().unwrap().code,
+            ErrorCode::InvalidBatch
+        );
+        assert_eq!(
+            parse(Route::Batch, br#"{"nobatch":1}"#).err().unwrap().code,
+            ErrorCode::InvalidBatch
+        );
+        let s = parse(Route::Single("track"), br#"{"event":"X"}"#).unwrap();
+        assert_eq!(s.messages[0].0["type"], "track");
+        assert_eq!(
+            parse(Route::Native, br#"[{"a":1}]"#)
+                .unwrap()
+                .messages
+                .len(),
+            1
+        );
+        let deep = "[".repeat(1000) + &"]".repeat(1000);
+        assert_eq!(
+            parse(Route::Single("track"), deep.as_bytes())
+                .err()
+                .unwrap()
+                .code,
+            ErrorCode::InvalidJson
+        );
+    }
+}

@@ -1,0 +1,50 @@
+//! The OpenAPI document, generated from the handlers' annotations.
+
+use axum::Json;
+use utoipa::openapi::security::{HttpAuthScheme, HttpBuilder, SecurityScheme};
+use utoipa::{Modify, OpenApi};
+
+use crate::api;
+
+struct Security;
+
+impl Modify for Security {
+    fn modify(&self, doc: &mut utoipa::openapi::OpenApi) {
+        let c = doc.components.get_or_insert_with(Default::default);
+        c.add_security_scheme(
+            "bearer",
+            SecurityScheme::Http(
+                HttpBuilder::new()
+                    .scheme(HttpAuthScheme::Bearer)
+                    .description(Some("a secret key (cxm_sk_...)"))
+                    .build(),
+            ),
+        );
+        c.add_security_scheme(
+            "basic_write_key",
+            SecurityScheme::Http(
+                HttpBuilder::new()
+                    .scheme(HttpAuthScheme::Basic)
+                    .description(Some("the write key as username, empty password"))
+                    .build(),
+            ),
+        );
+    }
+}
+
+#[derive(OpenApi)]
+#[openapi(
+    info(title = "cxm", description = "Customer experience management: ingest, one customer across channels, context for agents."),
+    paths(
+        crate::ingest::batch_doc, crate::ingest::native,
+        api::find_customers, api::get_customer, api::customer_context, api::customer_merges, api::unmerge,
+        api::quarantine, api::overview, api::list_keys, api::create_key, api::revoke_key, api::taxonomy,
+    ),
+    modifiers(&Security),
+    tags((name = "ingest"), (name = "customers"), (name = "keys"))
+)]
+pub struct ApiDoc;
+
+pub async fn serve() -> Json<utoipa::openapi::OpenApi> {
+    Json(ApiDoc::openapi())
+}

@@ -1,0 +1,449 @@
+//! Customers, context, merges and unmerge at the HTTP boundary, with snapshots of the shapes
+//! integrators depend on.
+
+mod common;
+
+use common::TestApp;
+use cxm_store::Role;
+use serde_json::{json, Value};
+
+fn ago(minutes: i64) -> String {
+    (chrono::Utc::now() - chrono::Duration::minutes(minutes)).to_rfc3339()
+}
+
+async fn grace(app: &TestApp) -> String {
+    let r = app
+        .batch(json!({"batch": [
+            {"type": "page", "anonymousId": "browser-1", "name": "Pricing", "timestamp": ago(600), "messageId": "e1", "context": {"userAgent": "Mozilla/5.0"}},
+            {"type": "identify", "userId": "grace-1", "traits": {"name": "Grace Hopper", "email": "grace@example.com"}, "timestamp": ago(500), "messageId": "e2"},
+            {"type": "track", "anonymousId": "browser-1", "event": "Signed Up", "context": {"traits": {"email": "grace@example.com"}}, "timestamp": ago(400), "messageId": "e3"},
+            {"type": "track", "userId": "grace-1", "event": "Payment Failed", "timestamp": ago(300), "messageId": "e4"},
+            {"type": "track", "userId": "grace-1", "event": "Payment Failed", "timestamp": ago(200), "messageId": "e5"},
+            {"type": "track", "userId": "grace-1", "event": "Chat Started", "properties": {"intent": "billing"}, "timestamp": ago(120), "messageId": "e6"},
+            {"type": "track", "userId": "grace-1", "event": "Call Started", "properties": {"intent": "billing"}, "timestamp": ago(1), "messageId": "e7"}
+        ]}))
+        .await;
+    assert_eq!(r.status(), 200);
+    app.get_json("/api/v1/customers?identifier=user_id:grace-1")
+        .await["id"]
+        .as_str()
+        .unwrap()
+        .to_string()
+}
+
+#[tokio::test]
+async fn context_follows_the_customer_across_channels() {
+    let app = TestApp::spawn().await;
+    let id = grace(&app).await;
+    let ctx = app
+        .get_json(&format!("/api/v1/customers/{id}/context"))
+        .await;
+    let summary = ctx["summary"].as_str().unwrap();
+    assert!(
+        summary.starts_with("Billing: payment failed twice since "),
+        "{summary}"
+    );
+    assert!(
+        summary.ends_with("; chatted 2h ago; now calling"),
+        "{summary}"
+    );
+    assert_eq!(ctx["channel_switch"]["from"], "chat");
+    assert_eq!(ctx["channel_switch"]["to"], "voice");
+    assert_eq!(
+        ctx["channel_switch"]["previous_channel_events"][0]["name"],
+        "Chat Started"
+    );
+    let names: Vec<&str> = ctx["timeline"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|e| e["name"].as_str().unwrap_or("identify"))
+        .collect();
+    assert_eq!(
+        names,
+        [
+            "Call Started",
+            "Chat Started",
+            "Payment Failed",
+            "Payment Failed",
+            "Signed Up",
+            "identify",
+            "Pricing"
+        ]
+    );
+
+    // pagination walks the same timeline
+    let page1 = app
+        .get_json(&format!("/api/v1/customers/{id}/context?limit=4"))
+        .await;
+    let cursor = page1["next_cursor"].as_str().unwrap();
+    let page2 = app
+        .get_json(&format!(
+            "/api/v1/customers/{id}/context?limit=4&before={cursor}"
+        ))
+        .await;
+    assert_eq!(
+        page1["timeline"].as_array().unwrap().len() + page2["timeline"].as_array().unwrap().len(),
+        7
+    );
+    assert_eq!(page2["next_cursor"], Value::Null);
+
+    insta::assert_json_snapshot!("context_shape", ctx, {
+        ".profile.id" => "[profile]",
+        ".profile.first_seen_ms" => "[ms]",
+        ".profile.last_seen_ms" => "[ms]",
+        ".summary" => "[summary]",
+        ".channel_switch.previous_at" => "[time]",
+        ".channel_switch.current_at" => "[time]",
+        ".channel_switch.previous_channel_events[].seq" => "[seq]",
+        ".channel_switch.previous_channel_events[].timestamp_ms" => "[ms]",
+        ".channel_switch.previous_channel_events[].received_at_ms" => "[ms]",
+        ".channel_switch.previous_channel_events[].payload.timestamp" => "[time]",
+        ".timeline[].seq" => "[seq]",
+        ".timeline[].timestamp_ms" => "[ms]",
+        ".timeline[].received_at_ms" => "[ms]",
+        ".timeline[].payload.timestamp" => "[time]",
+    });
+    app.stop().await;
+}
+
+#[tokio::test]
+async fn bad_lookups_are_precise() {
+    let app = TestApp::spawn().await;
+    grace(&app).await;
+    let cases = [
+        (
+            "/api/v1/customers?identifier=email",
+            400,
+            "invalid_parameter",
+        ),
+        (
+            "/api/v1/customers?identifier=email:not-an-email",
+            400,
+            "invalid_parameter",
+        ),
+        (
+            "/api/v1/customers?identifier=user_id:nobody",
+            404,
+            "not_found",
+        ),
+        ("/api/v1/customers/p_999999/context", 404, "not_found"),
+        ("/api/v1/customers?limit=abc", 400, "invalid_parameter"),
+        (
+            "/api/v1/customers/p_1/context?limit=0",
+            400,
+            "invalid_parameter",
+        ),
+        (
+            "/api/v1/customers/p_1/context?before=garbage",
+            400,
+            "invalid_parameter",
+        ),
+        ("/api/v1/nothing-here", 404, "not_found"),
+    ];
+    for (path, status, code) in cases {
+        let r = app.get(path).await;
+        assert_eq!(r.status().as_u16(), status, "{path}");
+        assert_eq!(
+            r.headers()["content-type"],
+            "application/problem+json",
+            "{path}"
+        );
+        let p: Value = r.json().await.unwrap();
+        assert_eq!(p["code"], code, "{path}");
+    }
+    let r = app
+        .client
+        .get(app.url("/api/v1/customers?identifier=email"))
+        .send()
+        .await
+        .unwrap();
+    let p: Value = r.json().await.unwrap();
+    insta::assert_json_snapshot!("problem_missing_credentials", p);
+    app.stop().await;
+}
+
+#[tokio::test]
+async fn another_tenant_sees_nothing() {
+    let app = TestApp::spawn().await;
+    let id = grace(&app).await;
+    let (_, _, other_secret) = TestApp::new_tenant(&app.store, "Other").await;
+    let r = app
+        .client
+        .get(app.url(&format!("/api/v1/customers/{id}/context")))
+        .bearer_auth(&other_secret)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 404);
+    let r = app
+        .client
+        .get(app.url("/api/v1/customers?identifier=user_id:grace-1"))
+        .bearer_auth(&other_secret)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 404);
+    let r = app
+        .client
+        .post(app.url(&format!("/api/v1/customers/{id}/unmerge")))
+        .bearer_auth(&other_secret)
+        .json(&json!({"identifier": "anonymous_id:browser-1"}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 404);
+    app.stop().await;
+}
+
+#[tokio::test]
+async fn unmerge_via_api_splits_the_profile_and_is_logged() {
+    let app = TestApp::spawn().await;
+    let id = grace(&app).await;
+    let merges = app
+        .get_json(&format!("/api/v1/customers/{id}/merges"))
+        .await;
+    let merge = merges["entries"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|e| e["action"] == "merge")
+        .unwrap();
+    assert_eq!(
+        merge["message_id"], "e3",
+        "the merge names the event that linked the identifiers"
+    );
+
+    let bad = app
+        .client
+        .post(app.url(&format!("/api/v1/customers/{id}/unmerge")))
+        .bearer_auth(&app.secret_key)
+        .body("{")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(bad.status(), 400);
+    let r = app
+        .client
+        .post(app.url(&format!("/api/v1/customers/{id}/unmerge")))
+        .bearer_auth(&app.secret_key)
+        .json(&json!({"identifier": "user_id:someone-else"}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(
+        r.status(),
+        400,
+        "only an identifier of this customer can be unmerged"
+    );
+
+    let r = app
+        .client
+        .post(app.url(&format!("/api/v1/customers/{id}/unmerge")))
+        .bearer_auth(&app.secret_key)
+        .json(&json!({"identifier": "anonymous_id:browser-1", "reason": "shared laptop"}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 200);
+    let out: Value = r.json().await.unwrap();
+    assert_eq!(out["events_replayed"], 7);
+    let ids: Vec<String> = out["profile"]["identifiers"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|i| {
+            format!(
+                "{}:{}",
+                i["type"].as_str().unwrap(),
+                i["value"].as_str().unwrap()
+            )
+        })
+        .collect();
+    assert_eq!(ids, ["email:grace@example.com", "user_id:grace-1"]);
+    let r = app
+        .get("/api/v1/customers?identifier=anonymous_id:browser-1")
+        .await;
+    assert_eq!(r.status(), 404, "a blocked identifier belongs to no one");
+    // events stay in the log: the overview still counts all seven
+    assert_eq!(app.get_json("/api/v1/overview").await["total_events"], 7);
+    app.stop().await;
+}
+
+#[tokio::test]
+async fn sessions_and_roles() {
+    let app = TestApp::spawn().await;
+    let id = grace(&app).await;
+    app.add_user("viewer@acme.io", "viewer-password-1", Role::Viewer)
+        .await;
+    let r = app
+        .client
+        .post(app.url("/login"))
+        .form(&[
+            ("email", "viewer@acme.io"),
+            ("password", "viewer-password-1"),
+            ("next", "/"),
+        ])
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 303);
+    let cookie = r.headers()["set-cookie"]
+        .to_str()
+        .unwrap()
+        .split(';')
+        .next()
+        .unwrap()
+        .to_string();
+    assert!(r.headers()["set-cookie"]
+        .to_str()
+        .unwrap()
+        .contains("HttpOnly"));
+    // the session reads the api, but a viewer cannot unmerge or create keys
+    let ctx = app
+        .client
+        .get(app.url(&format!("/api/v1/customers/{id}/context")))
+        .header("cookie", &cookie)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(ctx.status(), 200);
+    let r = app
+        .client
+        .post(app.url(&format!("/api/v1/customers/{id}/unmerge")))
+        .header("cookie", &cookie)
+        .json(&json!({"identifier": "anonymous_id:browser-1"}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 403);
+    let r = app
+        .client
+        .post(app.url("/api/v1/keys"))
+        .header("cookie", &cookie)
+        .json(&json!({"kind": "secret"}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 403);
+    // cross-site form posts are refused
+    let r = app
+        .client
+        .post(app.url("/logout"))
+        .header("cookie", &cookie)
+        .header("origin", "https://evil.example")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 403);
+    let r = app
+        .client
+        .post(app.url("/login"))
+        .form(&[("email", "viewer@acme.io"), ("password", "wrong")])
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 401);
+    app.stop().await;
+}
+
+#[tokio::test]
+async fn keys_api_creates_usable_keys() {
+    let app = TestApp::spawn().await;
+    let r = app
+        .client
+        .post(app.url("/api/v1/keys"))
+        .bearer_auth(&app.secret_key)
+        .json(&json!({"kind": "write", "name": "mobile app"}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 201);
+    let k: Value = r.json().await.unwrap();
+    let key = k["key"].as_str().unwrap();
+    assert!(
+        k["record"].get("hash").is_none(),
+        "the hash is never exposed"
+    );
+    let r = app
+        .client
+        .post(app.url("/v1/track"))
+        .basic_auth(key, Some(""))
+        .json(&json!({"userId": "u", "event": "X"}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 200);
+    let r = app
+        .client
+        .post(app.url("/api/v1/keys"))
+        .bearer_auth(&app.secret_key)
+        .json(&json!({"kind": "root"}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 400);
+    let r = app
+        .client
+        .delete(app.url("/api/v1/keys/key_nope"))
+        .bearer_auth(&app.secret_key)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 404);
+    app.stop().await;
+}
+
+#[tokio::test]
+async fn ops_endpoints_and_openapi() {
+    let app = TestApp::spawn().await;
+    assert_eq!(
+        app.client
+            .get(app.url("/healthz"))
+            .send()
+            .await
+            .unwrap()
+            .status(),
+        200
+    );
+    let ready: Value = app
+        .client
+        .get(app.url("/readyz"))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(ready["store"], "sqlite");
+    grace(&app).await;
+    let metrics = app
+        .client
+        .get(app.url("/metrics"))
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    assert!(
+        metrics.contains("cxm_ingest_events_total{outcome=\"accepted\"} 7"),
+        "{metrics}"
+    );
+    assert!(metrics.contains("cxm_ingest_request_duration_seconds_count 1"));
+    let doc: Value = app
+        .client
+        .get(app.url("/api/openapi.json"))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    let mut paths: Vec<String> = doc["paths"].as_object().unwrap().keys().cloned().collect();
+    paths.sort();
+    insta::assert_json_snapshot!("openapi_paths", paths);
+    assert!(doc["components"]["schemas"]["CustomerContext"].is_object());
+    assert!(doc["components"]["schemas"]["Problem"].is_object());
+    app.stop().await;
+}

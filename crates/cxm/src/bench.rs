@@ -1,0 +1,329 @@
+//! `cxm bench`: reproducible measurements against a real server on 127.0.0.1 (in this
+//! process, on a fresh store unless --database-url is given). Figures go to stdout as JSON.
+
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use anyhow::Context;
+use clap::{Args, Subcommand};
+use serde_json::{json, Value};
+
+use crate::config::{ServeArgs, Settings, StoreArgs};
+use crate::generate::Generator;
+
+#[derive(Subcommand, Debug)]
+pub enum BenchCmd {
+    /// Batched ingest throughput over HTTP (/v1/batch) with dedup, identity and durable commits.
+    Ingest(IngestArgs),
+    /// Single-event latency (/v1/track) at a fixed request rate.
+    Latency(LatencyArgs),
+    /// Context API latency for one customer with many events in a large store.
+    Context(ContextArgs),
+}
+
+#[derive(Args, Debug)]
+pub struct IngestArgs {
+    #[arg(long, default_value_t = 200_000)]
+    pub events: u64,
+    #[arg(long, default_value_t = 100)]
+    pub batch: usize,
+    #[arg(long, default_value_t = 16)]
+    pub concurrency: usize,
+    #[arg(long, default_value_t = 42)]
+    pub seed: u64,
+}
+
+#[derive(Args, Debug)]
+pub struct LatencyArgs {
+    #[arg(long, default_value_t = 1000)]
+    pub rps: u64,
+    #[arg(long, default_value_t = 10)]
+    pub seconds: u64,
+}
+
+#[derive(Args, Debug)]
+pub struct ContextArgs {
+    /// Events in the store besides the measured customer's.
+    #[arg(long, default_value_t = 1_000_000)]
+    pub background: u64,
+    #[arg(long, default_value_t = 10_000)]
+    pub customer_events: u64,
+    #[arg(long, default_value_t = 200)]
+    pub requests: usize,
+}
+
+struct Running {
+    base: String,
+    write_key: String,
+    secret_key: String,
+    store: Arc<dyn cxm_store::Store>,
+    tenant: String,
+    stop: Option<tokio::sync::oneshot::Sender<()>>,
+    server: tokio::task::JoinHandle<anyhow::Result<()>>,
+    _dir: Option<tempfile::TempDir>,
+}
+
+async fn start(store_args: &StoreArgs) -> anyhow::Result<Running> {
+    let dir = if store_args.database_url.is_none() && store_args.data_dir.is_none() {
+        Some(tempfile::tempdir()?)
+    } else {
+        None
+    };
+    let mut sa = store_args.clone();
+    if let Some(d) = &dir {
+        sa.data_dir = Some(d.path().to_path_buf());
+    }
+    let serve = ServeArgs {
+        rate_limit: Some(0.0),
+        ..Default::default()
+    };
+    let settings = Settings::resolve(&sa, &serve)?;
+    let store = settings.open_store()?;
+    let t = crate::setup::create_tenant(store.as_ref(), "bench")?;
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await?;
+    let base = format!("http://{}", listener.local_addr()?);
+    let (tx, rx) = tokio::sync::oneshot::channel::<()>();
+    let s2 = store.clone();
+    let server = tokio::spawn(async move {
+        crate::server::run(&settings, s2, listener, async {
+            rx.await.ok();
+        })
+        .await
+    });
+    Ok(Running {
+        base,
+        write_key: t.write_key,
+        secret_key: t.secret_key,
+        store,
+        tenant: t.tenant_id,
+        stop: Some(tx),
+        server,
+        _dir: dir,
+    })
+}
+
+impl Running {
+    async fn stop(mut self) -> anyhow::Result<()> {
+        if let Some(s) = self.stop.take() {
+            let _ = s.send(());
+        }
+        self.server.await??;
+        Ok(())
+    }
+}
+
+fn percentile(sorted: &[Duration], p: f64) -> f64 {
+    if sorted.is_empty() {
+        return 0.0;
+    }
+    let i = ((sorted.len() as f64 - 1.0) * p).round() as usize;
+    sorted[i].as_secs_f64() * 1000.0
+}
+
+fn peak_rss_mb() -> Option<f64> {
+    let s = std::fs::read_to_string("/proc/self/status").ok()?;
+    let line = s.lines().find(|l| l.starts_with("VmHWM:"))?;
+    let kb: f64 = line.split_whitespace().nth(1)?.parse().ok()?;
+    Some(kb / 1024.0)
+}
+
+fn machine() -> Value {
+    let cpu = std::fs::read_to_string("/proc/cpuinfo").ok().and_then(|s| {
+        s.lines()
+            .find(|l| l.starts_with("model name"))
+            .map(|l| l.split(':').nth(1).unwrap_or("").trim().to_string())
+    });
+    json!({"cpus": std::thread::available_parallelism().map(|n| n.get()).unwrap_or(0), "cpu": cpu, "os": std::env::consts::OS})
+}
+
+pub async fn run(cmd: BenchCmd, store_args: &StoreArgs) -> anyhow::Result<Value> {
+    match cmd {
+        BenchCmd::Ingest(a) => ingest(a, store_args).await,
+        BenchCmd::Latency(a) => latency(a, store_args).await,
+        BenchCmd::Context(a) => context(a, store_args).await,
+    }
+}
+
+async fn ingest(a: IngestArgs, store_args: &StoreArgs) -> anyhow::Result<Value> {
+    anyhow::ensure!(
+        a.batch >= 1 && a.concurrency >= 1,
+        "batch and concurrency must be at least 1"
+    );
+    let r = start(store_args).await?;
+    // bodies are built before the clock starts: we measure the server, not the generator
+    let events: Vec<Value> = Generator::new(a.seed, chrono::Utc::now())
+        .events(a.events)
+        .collect();
+    let bodies: Arc<Vec<String>> = Arc::new(
+        events
+            .chunks(a.batch)
+            .map(|c| json!({"batch": c, "sentAt": chrono::Utc::now().to_rfc3339()}).to_string())
+            .collect(),
+    );
+    drop(events);
+    let client = reqwest::Client::builder()
+        .pool_max_idle_per_host(a.concurrency)
+        .build()?;
+    let next = Arc::new(AtomicUsize::new(0));
+    let started = Instant::now();
+    let mut tasks = vec![];
+    for _ in 0..a.concurrency {
+        let (client, bodies, next, url, key) = (
+            client.clone(),
+            bodies.clone(),
+            next.clone(),
+            format!("{}/v1/batch", r.base),
+            r.write_key.clone(),
+        );
+        tasks.push(tokio::spawn(async move {
+            let mut lat = vec![];
+            loop {
+                let i = next.fetch_add(1, Ordering::Relaxed);
+                let Some(body) = bodies.get(i) else { break };
+                let t = Instant::now();
+                let resp = client
+                    .post(&url)
+                    .basic_auth(&key, Some(""))
+                    .body(body.clone())
+                    .send()
+                    .await?;
+                anyhow::ensure!(
+                    resp.status() == 200,
+                    "ingest answered {}: {}",
+                    resp.status(),
+                    resp.text().await.unwrap_or_default()
+                );
+                lat.push(t.elapsed());
+            }
+            Ok::<_, anyhow::Error>(lat)
+        }));
+    }
+    let mut lat = vec![];
+    for t in tasks {
+        lat.extend(t.await??);
+    }
+    let elapsed = started.elapsed();
+    lat.sort();
+    let stored = {
+        let (s, t) = (r.store.clone(), r.tenant.clone());
+        tokio::task::spawn_blocking(move || {
+            s.overview(&t, 365, chrono::Utc::now().timestamp_millis())
+        })
+        .await??
+    };
+    let backend = r.store.backend();
+    r.stop().await?;
+    Ok(json!({
+        "bench": "ingest", "backend": backend, "events": a.events, "batch": a.batch, "concurrency": a.concurrency,
+        "seconds": elapsed.as_secs_f64(), "events_per_sec": a.events as f64 / elapsed.as_secs_f64(),
+        "requests": lat.len(), "p50_ms": percentile(&lat, 0.5), "p99_ms": percentile(&lat, 0.99),
+        "stored_events": stored.total_events, "profiles": stored.profiles, "quarantined": stored.quarantined,
+        "peak_rss_mb": peak_rss_mb(), "machine": machine(),
+    }))
+}
+
+async fn latency(a: LatencyArgs, store_args: &StoreArgs) -> anyhow::Result<Value> {
+    let r = start(store_args).await?;
+    let client = reqwest::Client::new();
+    let total = a.rps * a.seconds;
+    let mut ticker = tokio::time::interval(Duration::from_secs_f64(1.0 / a.rps as f64));
+    ticker.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Burst);
+    let (tx, mut rx) = tokio::sync::mpsc::unbounded_channel();
+    let started = Instant::now();
+    for i in 0..total {
+        ticker.tick().await;
+        let (client, url, key, tx) = (
+            client.clone(),
+            format!("{}/v1/track", r.base),
+            r.write_key.clone(),
+            tx.clone(),
+        );
+        tokio::spawn(async move {
+            let body = json!({"userId": format!("lat-{}", i % 5000), "event": "Feature Used", "messageId": format!("lat-{i}")}).to_string();
+            let t = Instant::now();
+            let ok = client
+                .post(&url)
+                .basic_auth(&key, Some(""))
+                .body(body)
+                .send()
+                .await
+                .map(|r| r.status() == 200)
+                .unwrap_or(false);
+            let _ = tx.send((t.elapsed(), ok));
+        });
+    }
+    drop(tx);
+    let mut lat = vec![];
+    let mut failed = 0;
+    while let Some((d, ok)) = rx.recv().await {
+        if !ok {
+            failed += 1;
+        }
+        lat.push(d);
+    }
+    let elapsed = started.elapsed();
+    lat.sort();
+    let backend = r.store.backend();
+    r.stop().await?;
+    Ok(json!({
+        "bench": "latency", "backend": backend, "target_rps": a.rps, "achieved_rps": lat.len() as f64 / elapsed.as_secs_f64(),
+        "requests": lat.len(), "failed": failed, "p50_ms": percentile(&lat, 0.5), "p99_ms": percentile(&lat, 0.99), "max_ms": percentile(&lat, 1.0),
+        "machine": machine(),
+    }))
+}
+
+async fn context(a: ContextArgs, store_args: &StoreArgs) -> anyhow::Result<Value> {
+    let r = start(store_args).await?;
+    let (store, tenant) = (r.store.clone(), r.tenant.clone());
+    let bg = a.background;
+    let ce = a.customer_events;
+    let load_started = Instant::now();
+    tokio::task::spawn_blocking(move || -> anyhow::Result<()> {
+        let end = chrono::Utc::now();
+        crate::load::load(store.as_ref(), &tenant, "bench", Generator::new(1, end).events(bg), true)?;
+        let heavy = (0..ce).map(|i| {
+            let ch = ["Chat Started", "Call Completed", "Feature Used", "Payment Failed", "Ticket Opened"][(i % 5) as usize];
+            json!({"type": "track", "event": ch, "userId": "heavy-customer", "messageId": format!("heavy-{i}"), "timestamp": (end - chrono::Duration::minutes(i as i64)).to_rfc3339()})
+        });
+        crate::load::load(store.as_ref(), &tenant, "bench", heavy, true)?;
+        Ok(())
+    })
+    .await??;
+    let load_secs = load_started.elapsed().as_secs_f64();
+    let client = reqwest::Client::new();
+    let found: Value = client
+        .get(format!(
+            "{}/api/v1/customers?identifier=user_id:heavy-customer",
+            r.base
+        ))
+        .bearer_auth(&r.secret_key)
+        .send()
+        .await?
+        .json()
+        .await?;
+    let id = found["id"]
+        .as_str()
+        .context("heavy customer not found")?
+        .to_string();
+    let mut lat = vec![];
+    for _ in 0..a.requests {
+        let t = Instant::now();
+        let resp = client
+            .get(format!("{}/api/v1/customers/{id}/context", r.base))
+            .bearer_auth(&r.secret_key)
+            .send()
+            .await?;
+        anyhow::ensure!(resp.status() == 200, "context answered {}", resp.status());
+        let _ = resp.bytes().await?;
+        lat.push(t.elapsed());
+    }
+    lat.sort();
+    let backend = r.store.backend();
+    r.stop().await?;
+    Ok(json!({
+        "bench": "context", "backend": backend, "store_events": a.background + a.customer_events, "customer_events": a.customer_events,
+        "load_seconds": load_secs, "requests": a.requests, "p50_ms": percentile(&lat, 0.5), "p95_ms": percentile(&lat, 0.95), "p99_ms": percentile(&lat, 0.99),
+        "peak_rss_mb": peak_rss_mb(), "machine": machine(),
+    }))
+}

@@ -1,0 +1,184 @@
+//! Configuration: flags > environment (`CXM_*`) > TOML file > defaults. Clap handles the
+//! first two (every flag names its variable in `--help`); the file fills what they left unset.
+
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use anyhow::Context;
+use clap::Args;
+use cxm_domain::IdentityRules;
+use serde::Deserialize;
+
+/// Where the data lives; shared by every command that touches the store.
+#[derive(Args, Debug, Clone, Default)]
+pub struct StoreArgs {
+    /// Directory of the embedded SQLite store (default ./cxm-data).
+    #[arg(long, env = "CXM_DATA_DIR", global = true)]
+    pub data_dir: Option<PathBuf>,
+    /// postgres://user@host:5432/db selects PostgreSQL instead of the embedded store.
+    #[arg(long, env = "CXM_DATABASE_URL", global = true, hide_env_values = true)]
+    pub database_url: Option<String>,
+    /// Optional TOML file with any of the settings below (flags and env win over it).
+    #[arg(long, env = "CXM_CONFIG", global = true)]
+    pub config: Option<PathBuf>,
+}
+
+#[derive(Args, Debug, Clone, Default)]
+pub struct ServeArgs {
+    /// Address to listen on (default 127.0.0.1:8080).
+    #[arg(long, env = "CXM_LISTEN")]
+    pub listen: Option<SocketAddr>,
+    /// Extra mount point for the tracking API, e.g. /collect serves /collect/v1/batch.
+    #[arg(long, env = "CXM_PATH_PREFIX")]
+    pub path_prefix: Option<String>,
+    /// Largest request body after decompression, in bytes (default 4194304).
+    #[arg(long, env = "CXM_MAX_REQUEST_BYTES")]
+    pub max_request_bytes: Option<usize>,
+    /// Largest single event, in bytes (default 32768); bigger ones are quarantined.
+    #[arg(long, env = "CXM_MAX_EVENT_BYTES")]
+    pub max_event_bytes: Option<usize>,
+    /// Requests per second per write key; 0 disables the limit (default 5000).
+    #[arg(long, env = "CXM_RATE_LIMIT")]
+    pub rate_limit: Option<f64>,
+    /// Burst size of the per-key rate limit (default 10000).
+    #[arg(long, env = "CXM_RATE_BURST")]
+    pub rate_burst: Option<f64>,
+    /// Take client timestamps as sent, without clock-skew correction (historical imports).
+    #[arg(long, env = "CXM_TRUST_TIMESTAMPS", num_args = 0..=1, default_missing_value = "true")]
+    pub trust_timestamps: Option<bool>,
+    /// How long a messageId is remembered for deduplication, in hours (default 48, minimum 24).
+    #[arg(long, env = "CXM_DEDUP_WINDOW_HOURS")]
+    pub dedup_window_hours: Option<u64>,
+    /// Mark the session cookie Secure (when serving behind TLS).
+    #[arg(long, env = "CXM_SECURE_COOKIES", num_args = 0..=1, default_missing_value = "true")]
+    pub secure_cookies: Option<bool>,
+}
+
+#[derive(Deserialize, Debug, Default)]
+#[serde(deny_unknown_fields)]
+pub struct FileConfig {
+    pub data_dir: Option<PathBuf>,
+    pub database_url: Option<String>,
+    pub listen: Option<SocketAddr>,
+    pub path_prefix: Option<String>,
+    pub max_request_bytes: Option<usize>,
+    pub max_event_bytes: Option<usize>,
+    pub rate_limit: Option<f64>,
+    pub rate_burst: Option<f64>,
+    pub trust_timestamps: Option<bool>,
+    pub dedup_window_hours: Option<u64>,
+    pub secure_cookies: Option<bool>,
+    pub identity: Option<IdentityRules>,
+}
+
+impl FileConfig {
+    pub fn load(path: Option<&Path>) -> anyhow::Result<FileConfig> {
+        let (path, required) = match path {
+            Some(p) => (p.to_path_buf(), true),
+            None => (PathBuf::from("cxm.toml"), false),
+        };
+        match std::fs::read_to_string(&path) {
+            Ok(text) => toml::from_str(&text)
+                .with_context(|| format!("invalid config file {}", path.display())),
+            Err(e) if !required && e.kind() == std::io::ErrorKind::NotFound => {
+                Ok(FileConfig::default())
+            }
+            Err(e) => Err(e).with_context(|| format!("cannot read config file {}", path.display())),
+        }
+    }
+}
+
+/// Everything resolved.
+#[derive(Debug, Clone)]
+pub struct Settings {
+    pub data_dir: PathBuf,
+    pub database_url: Option<String>,
+    pub listen: SocketAddr,
+    pub http: cxm_http::HttpConfig,
+    pub dedup_window: Duration,
+    pub identity: IdentityRules,
+}
+
+impl Settings {
+    pub fn resolve(store: &StoreArgs, serve: &ServeArgs) -> anyhow::Result<Settings> {
+        let file = FileConfig::load(store.config.as_deref())?;
+        let d = cxm_http::HttpConfig::default();
+        let dedup_hours = serve
+            .dedup_window_hours
+            .or(file.dedup_window_hours)
+            .unwrap_or(48);
+        anyhow::ensure!(
+            dedup_hours >= 24,
+            "dedup window must be at least 24 hours (got {dedup_hours})"
+        );
+        let max_request_bytes = serve
+            .max_request_bytes
+            .or(file.max_request_bytes)
+            .unwrap_or(d.max_request_bytes);
+        anyhow::ensure!(
+            max_request_bytes >= 1024,
+            "max request bytes must be at least 1024"
+        );
+        let path_prefix = serve
+            .path_prefix
+            .clone()
+            .or(file.path_prefix)
+            .unwrap_or_default();
+        anyhow::ensure!(
+            path_prefix.is_empty() || path_prefix.starts_with('/'),
+            "path prefix must start with / (got {path_prefix:?})"
+        );
+        Ok(Settings {
+            data_dir: store
+                .data_dir
+                .clone()
+                .or(file.data_dir)
+                .unwrap_or_else(|| PathBuf::from("./cxm-data")),
+            database_url: store
+                .database_url
+                .clone()
+                .or(file.database_url)
+                .filter(|s| !s.is_empty()),
+            listen: serve
+                .listen
+                .or(file.listen)
+                .unwrap_or_else(|| "127.0.0.1:8080".parse().unwrap()),
+            http: cxm_http::HttpConfig {
+                max_request_bytes,
+                max_event_bytes: serve
+                    .max_event_bytes
+                    .or(file.max_event_bytes)
+                    .unwrap_or(d.max_event_bytes),
+                rate_limit_per_sec: serve
+                    .rate_limit
+                    .or(file.rate_limit)
+                    .unwrap_or(d.rate_limit_per_sec),
+                rate_limit_burst: serve
+                    .rate_burst
+                    .or(file.rate_burst)
+                    .unwrap_or(d.rate_limit_burst),
+                path_prefix,
+                trust_timestamps: serve
+                    .trust_timestamps
+                    .or(file.trust_timestamps)
+                    .unwrap_or(false),
+                secure_cookies: serve
+                    .secure_cookies
+                    .or(file.secure_cookies)
+                    .unwrap_or(false),
+                ..d
+            },
+            dedup_window: Duration::from_secs(dedup_hours * 3600),
+            identity: file.identity.unwrap_or_default(),
+        })
+    }
+
+    pub fn open_store(&self) -> anyhow::Result<std::sync::Arc<dyn cxm_store::Store>> {
+        let settings = cxm_store::StoreSettings {
+            identity: self.identity.clone(),
+        };
+        cxm_store::open(self.database_url.as_deref(), &self.data_dir, settings)
+            .map_err(|e| anyhow::anyhow!("cannot open the store: {e}"))
+    }
+}

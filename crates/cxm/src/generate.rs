@@ -1,0 +1,337 @@
+//! A reproducible synthetic cx dataset: accounts with ARR and renewal dates, customers with
+//! several identifiers (shared devices and junk ids included), journeys from signup through
+//! activation, use and support to renewal or churn, with channel switches. The same seed
+//! always gives the same events.
+
+use chrono::{DateTime, Duration, Utc};
+use rand::rngs::StdRng;
+use rand::{Rng, SeedableRng};
+use serde_json::{json, Value};
+
+pub struct Generator {
+    rng: StdRng,
+    end: DateTime<Utc>,
+    customer: u64,
+    accounts: u64,
+    seed: u64,
+}
+
+const FIRST: &[&str] = &[
+    "Ada",
+    "Grace",
+    "Alan",
+    "Linus",
+    "Margaret",
+    "Ken",
+    "Barbara",
+    "Dennis",
+    "Frances",
+    "Edsger",
+    "Radia",
+    "Tim",
+    "Hedy",
+    "John",
+    "Katherine",
+    "Donald",
+];
+const LAST: &[&str] = &[
+    "Lovelace",
+    "Hopper",
+    "Turing",
+    "Torvalds",
+    "Hamilton",
+    "Thompson",
+    "Liskov",
+    "Ritchie",
+    "Allen",
+    "Dijkstra",
+    "Perlman",
+    "Berners-Lee",
+    "Lamarr",
+    "Backus",
+    "Johnson",
+    "Knuth",
+];
+const PLANS: &[(&str, f64)] = &[
+    ("starter", 1_200.0),
+    ("growth", 12_000.0),
+    ("business", 48_000.0),
+    ("enterprise", 180_000.0),
+];
+const FEATURES: &[&str] = &[
+    "Dashboard",
+    "Reports",
+    "Exports",
+    "Integrations",
+    "Automations",
+    "Billing Settings",
+];
+const INTENTS: &[&str] = &["billing", "login", "bug", "how-to", "cancellation"];
+/// Device ids seen across many people: a kiosk and a family tablet.
+const SHARED_DEVICES: &[&str] = &["kiosk-lobby-1", "family-ipad"];
+const JUNK_IDS: &[&str] = &["null", "undefined", "0", "guest"];
+
+impl Generator {
+    /// `end` is the newest timestamp; history spreads over the 120 days before it.
+    pub fn new(seed: u64, end: DateTime<Utc>) -> Generator {
+        Generator {
+            rng: StdRng::seed_from_u64(seed),
+            end,
+            customer: 0,
+            accounts: 0,
+            seed,
+        }
+    }
+
+    fn pick<'a, T>(&mut self, xs: &'a [T]) -> &'a T {
+        &xs[self.rng.gen_range(0..xs.len())]
+    }
+
+    fn msg_id(&mut self) -> String {
+        format!("gen-{:x}-{:016x}", self.seed, self.rng.gen::<u64>())
+    }
+
+    /// The events of the next customer, in time order (about 10–150 events).
+    pub fn next_customer(&mut self) -> Vec<Value> {
+        self.customer += 1;
+        let n = self.customer;
+        let account_every = 4;
+        if n % account_every == 1 {
+            self.accounts += 1;
+        }
+        let acct = format!("acct-{:05}", self.accounts);
+        let plan = PLANS[(self.accounts as usize * 7 + 3) % PLANS.len()];
+        let first = *self.pick(FIRST);
+        let last = *self.pick(LAST);
+        let user = format!("user-{n:06}");
+        let email = format!(
+            "{}.{}{}@example.com",
+            first.to_lowercase(),
+            last.to_lowercase().replace('-', ""),
+            n
+        );
+        let phone = format!("+1415555{:04}", n % 10_000);
+        let device = format!("dev-{n:06}-{}", self.rng.gen_range(100..999));
+        let start = self.end - Duration::days(120)
+            + Duration::minutes(self.rng.gen_range(0..60 * 24 * 100));
+        let mut t = start;
+        let mut out = vec![];
+        let ctx_web = json!({"userAgent": "Mozilla/5.0", "page": {"path": "/"}});
+        let mut push = |g: &mut Generator, t: DateTime<Utc>, mut m: Value| {
+            m["messageId"] = json!(g.msg_id());
+            m["timestamp"] = json!(t.to_rfc3339());
+            out.push(m);
+        };
+
+        // anonymous browsing first, sometimes on a shared device or with a junk id
+        let anon = match self.rng.gen_range(0..20) {
+            0 => (*self.pick(SHARED_DEVICES)).to_string(),
+            1 => (*self.pick(JUNK_IDS)).to_string(),
+            _ => device.clone(),
+        };
+        for _ in 0..self.rng.gen_range(1..4) {
+            let page = *self.pick(&["Pricing", "Home", "Docs", "Security"]);
+            push(
+                self,
+                t,
+                json!({"type": "page", "anonymousId": anon, "name": page, "context": ctx_web}),
+            );
+            t += Duration::minutes(self.rng.gen_range(1..30));
+        }
+        push(
+            self,
+            t,
+            json!({"type": "identify", "userId": user, "anonymousId": anon, "traits": {"name": format!("{first} {last}"), "email": email, "plan": plan.0}, "context": ctx_web}),
+        );
+        push(
+            self,
+            t,
+            json!({"type": "track", "event": "Signed Up", "userId": user, "anonymousId": anon, "properties": {"plan": plan.0}, "context": ctx_web}),
+        );
+        push(
+            self,
+            t,
+            json!({"type": "group", "userId": user, "groupId": acct, "traits": {"name": format!("Account {}", self.accounts), "plan": plan.0, "arr": plan.1, "renewal_date": (self.end + Duration::days((self.accounts as i64 * 37) % 365)).format("%Y-%m-%d").to_string()}}),
+        );
+        if self.rng.gen_bool(0.3) {
+            push(
+                self,
+                t,
+                json!({"type": "identify", "userId": user, "traits": {"phone": phone}}),
+            );
+        }
+        let activated = self.rng.gen_bool(0.8);
+        if activated {
+            t += Duration::hours(self.rng.gen_range(1..72));
+            push(
+                self,
+                t,
+                json!({"type": "track", "event": "Activated", "userId": user, "groupId": acct}),
+            );
+        }
+        let churner = self.rng.gen_bool(if activated { 0.12 } else { 0.45 });
+        let sessions = if activated {
+            self.rng.gen_range(3..40)
+        } else {
+            self.rng.gen_range(0..4)
+        };
+        for _ in 0..sessions {
+            t += Duration::hours(self.rng.gen_range(6..96));
+            if t > self.end {
+                break;
+            }
+            let mobile = self.rng.gen_bool(0.3);
+            for _ in 0..self.rng.gen_range(1..4) {
+                let f = *self.pick(FEATURES);
+                let ctx = if mobile {
+                    json!({"os": {"name": "iOS"}, "app": {"name": "cxm-demo"}})
+                } else {
+                    ctx_web.clone()
+                };
+                push(
+                    self,
+                    t,
+                    json!({"type": "track", "event": "Feature Used", "userId": user, "groupId": acct, "properties": {"feature": f}, "context": ctx}),
+                );
+                t += Duration::minutes(self.rng.gen_range(1..20));
+            }
+            // support episodes: a chat, sometimes followed by a call about the same thing
+            if self.rng.gen_bool(0.12) {
+                let intent = *self.pick(INTENTS);
+                let ticket = format!("T-{n}-{}", self.rng.gen_range(1000..9999));
+                if intent == "billing" && self.rng.gen_bool(0.6) {
+                    push(
+                        self,
+                        t,
+                        json!({"type": "track", "event": "Payment Failed", "userId": user, "groupId": acct, "properties": {"amount": plan.1 / 12.0, "currency": "USD"}}),
+                    );
+                    t += Duration::hours(self.rng.gen_range(1..30));
+                }
+                push(
+                    self,
+                    t,
+                    json!({"type": "track", "event": "Chat Started", "userId": user, "properties": {"intent": intent, "ticket_id": ticket}}),
+                );
+                push(
+                    self,
+                    t,
+                    json!({"type": "track", "event": "Ticket Opened", "userId": user, "groupId": acct, "properties": {"intent": intent, "ticket_id": ticket, "zendesk_id": format!("zd-{n}")}, "context": {"traits": {"zendesk_id": format!("zd-{n}")}}}),
+                );
+                if self.rng.gen_bool(0.35) {
+                    t += Duration::hours(self.rng.gen_range(1..20));
+                    push(
+                        self,
+                        t,
+                        json!({"type": "track", "event": "Call Started", "userId": user, "properties": {"intent": intent, "ticket_id": ticket}, "context": {"traits": {"phone": phone}}}),
+                    );
+                    t += Duration::minutes(self.rng.gen_range(3..40));
+                    push(
+                        self,
+                        t,
+                        json!({"type": "track", "event": "Call Completed", "userId": user, "properties": {"intent": intent, "ticket_id": ticket}}),
+                    );
+                }
+                if self.rng.gen_bool(0.15) {
+                    push(
+                        self,
+                        t,
+                        json!({"type": "track", "event": "Ticket Escalated", "userId": user, "groupId": acct, "properties": {"ticket_id": ticket}}),
+                    );
+                }
+                t += Duration::hours(self.rng.gen_range(1..48));
+                push(
+                    self,
+                    t,
+                    json!({"type": "track", "event": "Ticket Resolved", "userId": user, "groupId": acct, "properties": {"ticket_id": ticket, "intent": intent}}),
+                );
+                if self.rng.gen_bool(0.4) {
+                    let score = if churner {
+                        self.rng.gen_range(0..7)
+                    } else {
+                        self.rng.gen_range(5..11)
+                    };
+                    push(
+                        self,
+                        t,
+                        json!({"type": "track", "event": "Survey Responded", "userId": user, "properties": {"survey": "post-ticket nps", "nps": score}}),
+                    );
+                }
+            }
+        }
+        t += Duration::days(self.rng.gen_range(1..20));
+        if t <= self.end {
+            let m = if churner {
+                json!({"type": "track", "event": "Churn Notice", "userId": user, "groupId": acct, "properties": {"reason": *self.pick(&["price", "missing feature", "support", "switching to competitor"])}})
+            } else {
+                json!({"type": "track", "event": "Subscription Renewed", "userId": user, "groupId": acct, "properties": {"arr": plan.1}})
+            };
+            push(self, t, m);
+        }
+        out.retain(|m| {
+            m["timestamp"]
+                .as_str()
+                .and_then(|s| s.parse::<DateTime<Utc>>().ok())
+                .is_some_and(|ts| ts <= self.end)
+        });
+        out
+    }
+
+    /// Exactly `n` events, customer after customer.
+    pub fn events(mut self, n: u64) -> impl Iterator<Item = Value> {
+        let mut buf: std::vec::IntoIter<Value> = Vec::new().into_iter();
+        let mut left = n;
+        std::iter::from_fn(move || {
+            if left == 0 {
+                return None;
+            }
+            loop {
+                if let Some(v) = buf.next() {
+                    left -= 1;
+                    return Some(v);
+                }
+                buf = self.next_customer().into_iter();
+            }
+        })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn same_seed_same_events() {
+        let end = "2026-11-01T00:00:00Z".parse().unwrap();
+        let a: Vec<Value> = Generator::new(7, end).events(500).collect();
+        let b: Vec<Value> = Generator::new(7, end).events(500).collect();
+        let c: Vec<Value> = Generator::new(8, end).events(500).collect();
+        assert_eq!(a.len(), 500);
+        assert_eq!(a, b);
+        assert_ne!(a, c);
+    }
+
+    #[test]
+    fn every_generated_event_normalises() {
+        let end: DateTime<Utc> = "2026-11-01T00:00:00Z".parse().unwrap();
+        let clock = cxm_domain::Clock {
+            received_at: end,
+            batch_sent_at: None,
+        };
+        let opts = cxm_domain::IngestOptions {
+            trust_timestamps: true,
+            ..Default::default()
+        };
+        let mut junk = 0;
+        for m in Generator::new(1, end).events(5000) {
+            match cxm_domain::normalize(&m, 100, &clock, &opts) {
+                Ok(_) => {}
+                Err(e) => {
+                    // pages sent from a junk id with no user id are quarantined, as they should be
+                    assert_eq!(e.code, "missing_identity", "{m}");
+                    junk += 1;
+                }
+            }
+        }
+        assert!(junk < 100);
+    }
+}

@@ -1,0 +1,350 @@
+//! The real binary: scriptable setup, import, rebuild, help, and data acknowledged before a
+//! `kill -9` surviving the restart.
+
+use std::process::{Child, Command, Stdio};
+use std::time::Duration;
+
+use serde_json::{json, Value};
+
+fn cxm(dir: &std::path::Path) -> Command {
+    let mut c = Command::new(env!("CARGO_BIN_EXE_cxm"));
+    c.arg("--data-dir")
+        .arg(dir)
+        .env_remove("CXM_DATABASE_URL")
+        .env_remove("CXM_CONFIG")
+        .env("CXM_LOG", "warn");
+    c
+}
+
+fn run_json(c: &mut Command) -> Value {
+    let out = c.output().unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    serde_json::from_slice(&out.stdout)
+        .unwrap_or_else(|e| panic!("not json ({e}): {}", String::from_utf8_lossy(&out.stdout)))
+}
+
+fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
+}
+
+struct Server(Child, String);
+
+fn serve(dir: &std::path::Path) -> Server {
+    let port = free_port();
+    let base = format!("http://127.0.0.1:{port}");
+    let server = Server(
+        cxm(dir)
+            .args([
+                "serve",
+                "--listen",
+                &format!("127.0.0.1:{port}"),
+                "--rate-limit",
+                "0",
+            ])
+            .stderr(Stdio::null())
+            .spawn()
+            .unwrap(),
+        base,
+    );
+    for _ in 0..200 {
+        if reqwest::blocking_get_ok(&format!("{}/readyz", server.1)) {
+            return server;
+        }
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    panic!("server did not start");
+}
+
+impl Drop for Server {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+mod reqwest {
+    pub use ::reqwest::*;
+    /// A tiny readiness probe without pulling in reqwest's blocking client.
+    pub fn blocking_get_ok(url: &str) -> bool {
+        let addr = url
+            .trim_start_matches("http://")
+            .split('/')
+            .next()
+            .unwrap()
+            .to_string();
+        use std::io::{Read, Write};
+        let Ok(mut s) = std::net::TcpStream::connect(&addr) else {
+            return false;
+        };
+        let path = &url[url.find(&addr).unwrap() + addr.len()..];
+        let _ = s.write_all(
+            format!("GET {path} HTTP/1.1\r\nHost: {addr}\r\nConnection: close\r\n\r\n").as_bytes(),
+        );
+        let mut buf = String::new();
+        let _ = s.read_to_string(&mut buf);
+        buf.starts_with("HTTP/1.1 200")
+    }
+}
+
+#[test]
+fn tenant_key_and_user_setup_is_scriptable() {
+    let dir = tempfile::tempdir().unwrap();
+    let t = run_json(cxm(dir.path()).args(["tenant", "create", "Acme", "--json"]));
+    let tenant = t["tenant_id"].as_str().unwrap();
+    assert!(t["write_key"].as_str().unwrap().starts_with("cxm_wk_"));
+    assert!(t["secret_key"].as_str().unwrap().starts_with("cxm_sk_"));
+    let k = run_json(cxm(dir.path()).args([
+        "key", "create", "--tenant", tenant, "--kind", "write", "--name", "mobile", "--json",
+    ]));
+    let keys = run_json(cxm(dir.path()).args(["key", "list", "--tenant", tenant, "--json"]));
+    assert_eq!(keys.as_array().unwrap().len(), 3);
+    assert!(
+        keys.to_string().find(k["key"].as_str().unwrap()).is_none(),
+        "plaintext keys are never listed"
+    );
+    let out = cxm(dir.path())
+        .args([
+            "key",
+            "revoke",
+            "--tenant",
+            tenant,
+            k["key_id"].as_str().unwrap(),
+        ])
+        .output()
+        .unwrap();
+    assert!(out.status.success());
+    let out = cxm(dir.path())
+        .args([
+            "key",
+            "revoke",
+            "--tenant",
+            tenant,
+            k["key_id"].as_str().unwrap(),
+        ])
+        .output()
+        .unwrap();
+    assert!(!out.status.success(), "revoking twice reports an error");
+    let u = run_json(cxm(dir.path()).args([
+        "user",
+        "create",
+        "--tenant",
+        tenant,
+        "--email",
+        "Lead@Acme.io",
+        "--role",
+        "admin",
+        "--json",
+    ]));
+    assert_eq!(u["email"], "lead@acme.io");
+    assert_eq!(
+        u["password"].as_str().unwrap().len(),
+        16,
+        "a generated password is shown once"
+    );
+    let bad = cxm(dir.path())
+        .args([
+            "user",
+            "create",
+            "--tenant",
+            tenant,
+            "--email",
+            "x@acme.io",
+            "--role",
+            "boss",
+        ])
+        .output()
+        .unwrap();
+    assert!(!bad.status.success());
+    assert!(String::from_utf8_lossy(&bad.stderr)
+        .contains("must be one of owner, admin, analyst, agent-operator, viewer"));
+}
+
+#[test]
+fn serve_help_documents_every_option() {
+    let out = Command::new(env!("CARGO_BIN_EXE_cxm"))
+        .args(["serve", "--help"])
+        .output()
+        .unwrap();
+    let help = String::from_utf8(out.stdout).unwrap();
+    for opt in [
+        "--listen",
+        "--data-dir",
+        "--database-url",
+        "--config",
+        "--path-prefix",
+        "--max-request-bytes",
+        "--max-event-bytes",
+        "--rate-limit",
+        "--rate-burst",
+        "--trust-timestamps",
+        "--dedup-window-hours",
+        "--secure-cookies",
+        "CXM_LISTEN",
+        "CXM_DATA_DIR",
+    ] {
+        assert!(help.contains(opt), "serve --help does not mention {opt}");
+    }
+}
+
+#[test]
+fn config_file_is_used_and_validated() {
+    let dir = tempfile::tempdir().unwrap();
+    let cfg = dir.path().join("cxm.toml");
+    std::fs::write(&cfg, "dedup_window_hours = 2\n").unwrap();
+    let out = cxm(dir.path())
+        .arg("--config")
+        .arg(&cfg)
+        .args(["serve", "--listen", "127.0.0.1:1"])
+        .output()
+        .unwrap();
+    assert!(!out.status.success());
+    assert!(String::from_utf8_lossy(&out.stderr).contains("dedup window must be at least 24 hours"));
+    std::fs::write(&cfg, "no_such_setting = 1\n").unwrap();
+    let out = cxm(dir.path())
+        .arg("--config")
+        .arg(&cfg)
+        .args(["tenant", "list"])
+        .output()
+        .unwrap();
+    assert!(String::from_utf8_lossy(&out.stderr).contains("unknown field"));
+}
+
+#[test]
+fn import_generate_and_rebuild() {
+    let dir = tempfile::tempdir().unwrap();
+    let t = run_json(cxm(dir.path()).args(["tenant", "create", "Acme", "--json"]));
+    let tenant = t["tenant_id"].as_str().unwrap();
+    let csv = dir.path().join("history.csv");
+    std::fs::write(&csv, "customer,what,when,mail\nc1,Payment Failed,2024-03-01T10:00:00Z,c1@x.io\nc1,Churn Notice,2024-03-05T10:00:00Z,\nc2,Signed Up,2024-03-02T10:00:00Z,c2@x.io\n").unwrap();
+    let map = "userId=customer,event=what,timestamp=when,email=mail";
+    let bad = cxm(dir.path())
+        .args(["import", "events"])
+        .arg(&csv)
+        .args(["--tenant", tenant, "--map", map])
+        .output()
+        .unwrap();
+    assert!(
+        !bad.status.success(),
+        "email is not a message field; traits.email is"
+    );
+    assert!(String::from_utf8_lossy(&bad.stderr).contains("traits.x"));
+    let map = "userId=customer,event=what,timestamp=when,traits.email=mail";
+    let first = run_json(
+        cxm(dir.path())
+            .args(["import", "events"])
+            .arg(&csv)
+            .args(["--tenant", tenant, "--map", map]),
+    );
+    assert_eq!(
+        first,
+        json!({"accepted": 3, "duplicates": 0, "quarantined": 0})
+    );
+    let again = run_json(
+        cxm(dir.path())
+            .args(["import", "events"])
+            .arg(&csv)
+            .args(["--tenant", tenant, "--map", map]),
+    );
+    assert_eq!(
+        again["duplicates"], 3,
+        "re-importing the same file adds nothing"
+    );
+    let generated = run_json(cxm(dir.path()).args([
+        "generate", "--events", "3000", "--seed", "9", "--tenant", tenant,
+    ]));
+    assert!(generated["loaded"]["accepted"].as_u64().unwrap() > 2900);
+    let rebuilt = run_json(cxm(dir.path()).args(["rebuild", "--tenant", tenant]));
+    assert_eq!(
+        rebuilt["events"].as_u64().unwrap(),
+        3 + generated["loaded"]["accepted"].as_u64().unwrap()
+    );
+    // the same seed gives the same NDJSON
+    let a = cxm(dir.path())
+        .args(["generate", "--events", "50", "--seed", "3", "--out", "-"])
+        .output()
+        .unwrap();
+    let b = cxm(dir.path())
+        .args(["generate", "--events", "50", "--seed", "3", "--out", "-"])
+        .output()
+        .unwrap();
+    assert_eq!(String::from_utf8_lossy(&a.stdout).lines().count(), 50);
+    assert_eq!(a.stdout.len(), b.stdout.len());
+}
+
+/// Fires concurrent batches, kills the server with SIGKILL mid-stream, restarts it on the
+/// same data, and checks that every batch that got a 200 is there in full.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn acknowledged_events_survive_kill_9() {
+    let dir = tempfile::tempdir().unwrap();
+    let t = run_json(cxm(dir.path()).args(["tenant", "create", "Acme", "--json"]));
+    let (wk, sk) = (
+        t["write_key"].as_str().unwrap().to_string(),
+        t["secret_key"].as_str().unwrap().to_string(),
+    );
+    let mut server = serve(dir.path());
+    let client = reqwest::Client::new();
+    let url = format!("{}/v1/batch", server.1);
+    let (tx, mut rx) = tokio::sync::mpsc::unbounded_channel::<usize>();
+    let mut tasks = vec![];
+    for worker in 0..8usize {
+        let (client, url, wk, tx) = (client.clone(), url.clone(), wk.clone(), tx.clone());
+        tasks.push(tokio::spawn(async move {
+            for i in 0..10_000usize {
+                let batch_id = worker * 100_000 + i;
+                let events: Vec<Value> = (0..20).map(|e| json!({"type": "track", "event": "Feature Used", "userId": format!("b{batch_id}"), "messageId": format!("{batch_id}-{e}")})).collect();
+                match client.post(&url).basic_auth(&wk, Some("")).json(&json!({"batch": events})).send().await {
+                    Ok(r) if r.status() == 200 => {
+                        let _ = tx.send(batch_id);
+                    }
+                    _ => return,
+                }
+            }
+        }));
+    }
+    drop(tx);
+    let mut acked = vec![];
+    while let Some(b) = rx.recv().await {
+        acked.push(b);
+        if acked.len() == 150 {
+            server.0.kill().unwrap(); // SIGKILL: no shutdown hook runs
+            server.0.wait().unwrap();
+        }
+    }
+    for t in tasks {
+        t.await.unwrap();
+    }
+    assert!(
+        acked.len() >= 150,
+        "only {} batches were acknowledged",
+        acked.len()
+    );
+    let server = serve(dir.path());
+    let c = reqwest::Client::new();
+    for b in &acked {
+        let r = c
+            .get(format!(
+                "{}/api/v1/customers?identifier=user_id:b{b}",
+                server.1
+            ))
+            .bearer_auth(&sk)
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(
+            r.status(),
+            200,
+            "acknowledged batch {b} is missing after kill -9"
+        );
+        let p: Value = r.json().await.unwrap();
+        assert_eq!(p["event_count"], 20, "batch {b} is incomplete");
+    }
+    drop(server);
+}

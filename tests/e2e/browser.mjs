@@ -1,0 +1,103 @@
+// Drives the dashboard as a CX lead would: sign in, read the overview, search a customer,
+// read her context, unmerge a wrong link, check the quarantine; and as a viewer, who may not unmerge.
+import { chromium } from "playwright-core";
+import { mkdirSync } from "node:fs";
+import assert from "node:assert/strict";
+
+const base = process.env.CXM_URL;
+const shots = process.env.SHOTS ?? "target/e2e";
+mkdirSync(shots, { recursive: true });
+
+const browser = await chromium.launch({
+  executablePath: "/usr/bin/chromium",
+  args: ["--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
+         "--disable-background-networking", "--disable-component-update", "--disable-sync"],
+});
+const offsite = [];
+
+async function signIn(email, password) {
+  const context = await browser.newContext();
+  const page = await context.newPage();
+  page.on("request", (r) => { if (!r.url().startsWith(base)) offsite.push(r.url()); });
+  await page.goto(`${base}/customers`);
+  assert.match(page.url(), /\/login\?next=%2Fcustomers|\/login\?next=\/customers/);
+  // keyboard only: the form is reachable and submits with Enter
+  await page.keyboard.type(email);
+  await page.keyboard.press("Tab");
+  await page.keyboard.type(password);
+  await page.keyboard.press("Enter");
+  await page.waitForURL(`${base}/customers`);
+  return page;
+}
+
+try {
+  // wrong password: an error, no session
+  {
+    const page = await browser.newPage();
+    await page.goto(`${base}/login`);
+    await page.fill("#email", "owner@example.com");
+    await page.fill("#password", "not the password");
+    await page.click("button[type=submit]");
+    await page.getByRole("alert").waitFor();
+    assert.match(await page.getByRole("alert").innerText(), /Wrong email or password/);
+    await page.close();
+  }
+
+  const page = await signIn("owner@example.com", "owner-password-1");
+
+  // overview: totals and a chart with bars and tooltips
+  await page.getByRole("link", { name: "Overview" }).click();
+  assert.equal(await page.getByTestId("total-events").innerText(), "8");
+  assert.equal(await page.getByTestId("profiles").innerText(), "2");
+  assert.equal(await page.getByTestId("quarantined").innerText(), "1");
+  const bars = await page.locator(".chart svg rect").count();
+  assert.ok(bars >= 3, `expected stacked bars, got ${bars}`);
+  assert.match(await page.locator(".chart svg rect title").first().textContent(), /events/);
+  await page.screenshot({ path: `${shots}/overview.png`, fullPage: true });
+
+  // live search (htmx) finds Grace by email fragment
+  await page.getByRole("link", { name: "Customers" }).click();
+  await page.getByRole("searchbox", { name: "Search customers" }).fill("grace@");
+  await page.waitForFunction(() => document.querySelectorAll("#results tbody tr").length === 1);
+  await page.getByRole("link", { name: "Grace Hopper" }).click();
+  await page.getByTestId("summary").waitFor();
+
+  // the context an agent needs: summary, switch, timeline across channels, merge history
+  const summary = await page.getByTestId("summary").innerText();
+  assert.match(summary, /Billing: payment failed twice since \w{3}; chatted 2h ago; now calling/);
+  assert.match(await page.getByTestId("channel-switch").innerText(), /Switched from chat to voice/);
+  const rows = await page.getByTestId("timeline").locator("tbody tr").count();
+  assert.equal(rows, 7);
+  assert.match(await page.getByTestId("ledger").innerText(), /merged p_\d+ into this profile/);
+  await page.screenshot({ path: `${shots}/customer.png`, fullPage: true });
+
+  // unmerge the anonymous browser id: it leaves Grace's profile
+  await page.getByRole("button", { name: "Unmerge anonymous_id browser-1" }).click();
+  await page.getByRole("status").waitFor();
+  assert.match(await page.getByRole("status").innerText(), /Blocked anonymous_id:browser-1 and rebuilt identities from 8 events/);
+  assert.equal(await page.getByRole("button", { name: "Unmerge anonymous_id browser-1" }).count(), 0);
+  assert.match(await page.getByTestId("ledger").innerText(), /identifier blocked/);
+
+  // quarantine lists the event without an identity and says why
+  await page.getByRole("link", { name: "Quarantine" }).click();
+  assert.match(await page.getByTestId("quarantine").innerText(), /missing_identity/);
+
+  // sign out ends the session
+  await page.getByRole("button", { name: "Sign out" }).click();
+  await page.waitForURL(/\/login/);
+  await page.goto(`${base}/`);
+  assert.match(page.url(), /\/login/);
+
+  // a viewer reads but cannot unmerge
+  const viewer = await signIn("viewer@example.com", "viewer-password-1");
+  await viewer.getByRole("searchbox", { name: "Search customers" }).fill("Grace");
+  await viewer.waitForFunction(() => document.querySelectorAll("#results tbody tr").length === 1);
+  await viewer.getByRole("link", { name: "Grace Hopper" }).click();
+  await viewer.getByTestId("summary").waitFor();
+  assert.equal(await viewer.getByRole("button", { name: /Unmerge/ }).count(), 0);
+
+  assert.deepEqual(offsite, [], "the dashboard must not load anything from another origin");
+  console.log("dashboard: sign-in, overview chart, live search, context, unmerge, quarantine, roles: ok");
+} finally {
+  await browser.close();
+}

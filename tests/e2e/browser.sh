@@ -1,0 +1,41 @@
+#!/usr/bin/env bash
+# The dashboard in Debian's headless Chromium, driven by playwright-core, against a real
+# `cxm serve` holding real ingested events.
+set -euo pipefail
+bin="$(realpath "${1:-target/debug/cxm}")"
+here="$(cd "$(dirname "$0")" && pwd)"
+work="$(mktemp -d)"
+trap 'kill "$pid" 2>/dev/null || true; rm -rf "$work"' EXIT
+
+if [ ! -x /usr/bin/chromium ]; then
+  DEBIAN_FRONTEND=noninteractive apt-get install -y -q chromium >/dev/null
+fi
+(cd "$here" && npm ci --no-audit --no-fund --silent)
+
+port=$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])')
+"$bin" --data-dir "$work/data" tenant create "Browser e2e" --json > "$work/tenant.json"
+tenant=$(python3 -c "import json,sys; print(json.load(open(sys.argv[1]))['tenant_id'])" "$work/tenant.json")
+wk=$(python3 -c "import json,sys; print(json.load(open(sys.argv[1]))['write_key'])" "$work/tenant.json")
+CXM_PASSWORD=owner-password-1 "$bin" --data-dir "$work/data" user create --tenant "$tenant" --email owner@example.com --role owner >/dev/null
+CXM_PASSWORD=viewer-password-1 "$bin" --data-dir "$work/data" user create --tenant "$tenant" --email viewer@example.com --role viewer >/dev/null
+"$bin" --data-dir "$work/data" serve --listen "127.0.0.1:$port" 2> "$work/serve.log" &
+pid=$!
+for _ in $(seq 100); do curl -sf "http://127.0.0.1:$port/readyz" >/dev/null && break; sleep 0.1; done
+
+now() { python3 -c "import datetime,sys; print((datetime.datetime.now(datetime.timezone.utc)-datetime.timedelta(minutes=int(sys.argv[1]))).isoformat())" "$1"; }
+curl -sf -u "$wk:" "http://127.0.0.1:$port/v1/batch" -d @- <<JSON >/dev/null
+{"batch": [
+  {"type": "page", "anonymousId": "browser-1", "name": "Pricing", "timestamp": "$(now 600)", "context": {"userAgent": "Mozilla/5.0"}},
+  {"type": "identify", "userId": "grace-1", "traits": {"name": "Grace Hopper", "email": "grace@example.com"}, "timestamp": "$(now 500)"},
+  {"type": "track", "anonymousId": "browser-1", "event": "Signed Up", "context": {"traits": {"email": "grace@example.com"}}, "timestamp": "$(now 400)"},
+  {"type": "track", "userId": "grace-1", "event": "Payment Failed", "timestamp": "$(now 300)"},
+  {"type": "track", "userId": "grace-1", "event": "Payment Failed", "timestamp": "$(now 200)"},
+  {"type": "track", "userId": "grace-1", "event": "Chat Started", "properties": {"intent": "billing"}, "timestamp": "$(now 120)"},
+  {"type": "track", "userId": "grace-1", "event": "Call Started", "properties": {"intent": "billing"}, "timestamp": "$(now 1)"},
+  {"type": "track", "userId": "alan-1", "event": "Signed Up", "timestamp": "$(now 50)"},
+  {"type": "track", "event": "No Identity At All"}
+]}
+JSON
+
+CXM_URL="http://127.0.0.1:$port" SHOTS="$here/../../target/e2e" node "$here/browser.mjs"
+echo "browser e2e: ok"
