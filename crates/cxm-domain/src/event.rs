@@ -106,8 +106,11 @@ pub struct NormalizedEvent {
     pub identifiers: Vec<Identifier>,
     /// Traits the message asserts about the person (identify traits over context.traits).
     pub traits: Map<String, Value>,
-    /// The message as received, minus credentials.
-    pub payload: Value,
+    /// Traits of a `group` call, for the account.
+    pub group_traits: Option<Map<String, Value>>,
+    /// The message as received, minus credentials, as JSON text. Serialised here, on the
+    /// request's thread, so the single writer only copies bytes.
+    pub payload_json: String,
 }
 
 fn str_or_number(v: Option<&Value>) -> Option<String> {
@@ -385,10 +388,18 @@ pub fn normalize(
     } else {
         EventCategory::Uncategorized
     };
-    let mut payload = msg.clone();
-    if let Some(o) = payload.as_object_mut() {
-        o.remove("writeKey");
+    let payload_json = if obj.contains_key("writeKey") {
+        let mut stripped = obj.clone();
+        stripped.remove("writeKey");
+        serde_json::to_string(&stripped)
+    } else {
+        serde_json::to_string(msg)
     }
+    .map_err(|e| QuarantineReason::new("not_an_object", format!("cannot serialise event: {e}")))?;
+    let group_traits = match (event_type, obj.get("traits")) {
+        (EventType::Group, Some(Value::Object(t))) => Some(t.clone()),
+        _ => None,
+    };
     Ok(NormalizedEvent {
         message_id,
         event_type,
@@ -402,7 +413,8 @@ pub fn normalize(
         received_at: clock.received_at,
         identifiers,
         traits,
-        payload,
+        group_traits,
+        payload_json,
     })
 }
 
@@ -537,5 +549,79 @@ mod tests {
         let e = normalize(&m, 1, &c, &IngestOptions::default()).unwrap();
         assert_eq!(e.event_type, EventType::Alias);
         assert_eq!(e.identifiers.len(), 2);
+    }
+}
+
+#[cfg(test)]
+mod fuzz {
+    use super::*;
+    use proptest::prelude::*;
+
+    fn arb_json() -> impl Strategy<Value = Value> {
+        let leaf = prop_oneof![
+            Just(Value::Null),
+            any::<bool>().prop_map(Value::from),
+            any::<i64>().prop_map(Value::from),
+            any::<f64>()
+                .prop_filter("finite", |f| f.is_finite())
+                .prop_map(Value::from),
+            "[a-zA-Z0-9 :.+@-]{0,12}".prop_map(Value::from),
+            prop_oneof![
+                Just("track"),
+                Just("identify"),
+                Just("alias"),
+                Just("group"),
+                Just("page"),
+                Just("null"),
+                Just("2026-01-01T00:00:00Z"),
+                Just("userId")
+            ]
+            .prop_map(Value::from),
+        ];
+        leaf.prop_recursive(4, 64, 8, |inner| {
+            prop_oneof![
+                proptest::collection::vec(inner.clone(), 0..4).prop_map(Value::Array),
+                proptest::collection::btree_map(
+                    prop_oneof![
+                        Just("type"),
+                        Just("userId"),
+                        Just("anonymousId"),
+                        Just("event"),
+                        Just("timestamp"),
+                        Just("originalTimestamp"),
+                        Just("sentAt"),
+                        Just("context"),
+                        Just("traits"),
+                        Just("properties"),
+                        Just("groupId"),
+                        Just("previousId"),
+                        Just("messageId"),
+                        Just("email"),
+                        Just("distinct_id"),
+                        Just("externalIds"),
+                        Just("channel")
+                    ]
+                    .prop_map(String::from),
+                    inner,
+                    0..8
+                )
+                .prop_map(|m| Value::Object(m.into_iter().collect())),
+            ]
+        })
+    }
+
+    proptest! {
+        #![proptest_config(ProptestConfig { cases: 2000, ..ProptestConfig::default() })]
+        /// Whatever a client sends, normalisation returns an event or a reason, never panics,
+        /// and an accepted event always has an identity and a timestamp no later than receipt.
+        #[test]
+        fn normalize_never_panics(msg in arb_json(), trust in any::<bool>()) {
+            let clock = Clock { received_at: "2026-06-01T00:00:00Z".parse().unwrap(), batch_sent_at: None };
+            let opts = IngestOptions { trust_timestamps: trust, ..Default::default() };
+            if let Ok(e) = normalize(&msg, 10, &clock, &opts) {
+                prop_assert!(e.user_id.is_some() || e.anonymous_id.is_some());
+                prop_assert!(trust || e.timestamp <= clock.received_at);
+            }
+        }
     }
 }

@@ -6,15 +6,26 @@ use std::collections::{BTreeMap, BTreeSet, HashMap};
 
 use chrono::{TimeZone, Utc};
 use cxm_domain::identity::{self, ProfileView, Target};
-use cxm_domain::{Clock, EventType, Identifier, IdentityRules, IngestOptions, NormalizedEvent};
+use cxm_domain::{Clock, Identifier, IdentityRules, IngestOptions, NormalizedEvent};
 use serde_json::{Map, Value};
 
 use crate::{AppendOutcome, AppendRequest, RebuildStats, Result};
 
 /// Store-level settings chosen at start.
-#[derive(Debug, Clone, Default)]
+#[derive(Debug, Clone)]
 pub struct StoreSettings {
     pub identity: IdentityRules,
+    /// How long a messageId is remembered for deduplication.
+    pub dedup_window: std::time::Duration,
+}
+
+impl Default for StoreSettings {
+    fn default() -> Self {
+        StoreSettings {
+            identity: IdentityRules::default(),
+            dedup_window: std::time::Duration::from_secs(48 * 3600),
+        }
+    }
 }
 
 /// A row of the event log as replayed by rebuild.
@@ -72,20 +83,14 @@ pub(crate) trait GraphTx {
         reason: Option<&str>,
         at_ms: i64,
     ) -> Result<()>;
-    /// Updates first/last seen and the event count, and merges traits (newer values win).
-    fn touch_profile(
-        &mut self,
-        tenant: &str,
-        profile: &str,
-        ts_ms: i64,
-        traits: &Map<String, Value>,
-    ) -> Result<()>;
+    /// Widens first/last seen, adds to the event count, and merges traits (newer win).
+    fn touch_profile(&mut self, tenant: &str, profile: &str, touch: &Touch) -> Result<()>;
     fn link_account(
         &mut self,
         tenant: &str,
         profile: &str,
         group_id: &str,
-        traits: Option<&Value>,
+        traits: Option<&Map<String, Value>>,
     ) -> Result<()>;
     fn bump_daily(&mut self, tenant: &str, day: &str, channel: &str, n: i64) -> Result<()>;
     /// Deletes every projection of the tenant (not the log, quarantine, blocks or admin ledger rows).
@@ -101,6 +106,100 @@ pub(crate) fn merge_traits(into: &mut Map<String, Value>, newer: &Map<String, Va
     }
 }
 
+/// What a run of events did to one profile, applied in one statement.
+#[derive(Debug, Clone, Default)]
+pub(crate) struct Touch {
+    pub first_ms: i64,
+    pub last_ms: i64,
+    pub count: i64,
+    pub traits: Map<String, Value>,
+}
+
+/// One transaction's view of the graph: identifier owners are looked up once and then kept
+/// (attach and merge update them), and per-profile counters are summed and written once per
+/// profile instead of once per event. Both live only as long as the transaction, so nothing
+/// can go stale across writers or survive a rollback.
+pub(crate) struct Batched<'a, T: GraphTx> {
+    pub tx: &'a mut T,
+    owners: HashMap<(String, Identifier), Option<String>>,
+    pending: HashMap<(String, String), Touch>,
+}
+
+impl<'a, T: GraphTx> Batched<'a, T> {
+    pub fn new(tx: &'a mut T) -> Self {
+        Batched {
+            tx,
+            owners: HashMap::new(),
+            pending: HashMap::new(),
+        }
+    }
+
+    fn owner(&mut self, tenant: &str, id: &Identifier) -> Result<Option<String>> {
+        let key = (tenant.to_string(), id.clone());
+        if let Some(o) = self.owners.get(&key) {
+            return Ok(o.clone());
+        }
+        let o = self.tx.owner(tenant, id)?;
+        self.owners.insert(key, o.clone());
+        Ok(o)
+    }
+
+    fn attach(&mut self, tenant: &str, id: &Identifier, profile: &str, seq: i64) -> Result<()> {
+        self.tx.attach(tenant, id, profile, seq)?;
+        self.owners
+            .insert((tenant.to_string(), id.clone()), Some(profile.to_string()));
+        Ok(())
+    }
+
+    fn merge(&mut self, tenant: &str, from: &str, into: &str) -> Result<()> {
+        // the merge reads both profiles' counters: they must be current
+        self.flush(tenant, from)?;
+        self.flush(tenant, into)?;
+        self.tx.merge_profiles(tenant, from, into)?;
+        for ((t, _), owner) in self.owners.iter_mut() {
+            if t == tenant && owner.as_deref() == Some(from) {
+                *owner = Some(into.to_string());
+            }
+        }
+        Ok(())
+    }
+
+    fn touch(&mut self, tenant: &str, profile: &str, ts: i64, traits: &Map<String, Value>) {
+        let t = self
+            .pending
+            .entry((tenant.to_string(), profile.to_string()))
+            .or_insert_with(|| Touch {
+                first_ms: ts,
+                last_ms: ts,
+                ..Default::default()
+            });
+        t.first_ms = t.first_ms.min(ts);
+        t.last_ms = t.last_ms.max(ts);
+        t.count += 1;
+        merge_traits(&mut t.traits, traits);
+    }
+
+    fn flush(&mut self, tenant: &str, profile: &str) -> Result<()> {
+        if let Some(t) = self
+            .pending
+            .remove(&(tenant.to_string(), profile.to_string()))
+        {
+            self.tx.touch_profile(tenant, profile, &t)?;
+        }
+        Ok(())
+    }
+
+    pub fn finish(mut self) -> Result<()> {
+        let mut pending: Vec<_> = self.pending.drain().collect();
+        // a stable order keeps lock acquisition order stable across writers
+        pending.sort_by(|a, b| a.0.cmp(&b.0));
+        for ((tenant, profile), t) in pending {
+            self.tx.touch_profile(&tenant, &profile, &t)?;
+        }
+        Ok(())
+    }
+}
+
 fn day_of(ms: i64) -> String {
     Utc.timestamp_millis_opt(ms)
         .single()
@@ -109,8 +208,8 @@ fn day_of(ms: i64) -> String {
 }
 
 /// Applies one appended event to the identity projection.
-fn apply_event(
-    tx: &mut impl GraphTx,
+fn apply_event<T: GraphTx>(
+    b: &mut Batched<'_, T>,
     tenant: &str,
     seq: i64,
     ev: &NormalizedEvent,
@@ -118,94 +217,110 @@ fn apply_event(
     blocked: &BTreeSet<Identifier>,
 ) -> Result<()> {
     let mut owners = BTreeMap::new();
-    let mut profiles = BTreeMap::new();
+    let mut unowned = 0;
     for id in &ev.identifiers {
         if blocked.contains(id) {
             continue;
         }
-        if let Some(p) = tx.owner(tenant, id)? {
-            if !profiles.contains_key(&p) {
-                let view = tx.profile_view(tenant, &p)?;
-                profiles.insert(p.clone(), view);
+        match b.owner(tenant, id)? {
+            Some(p) => {
+                owners.insert(id.clone(), p);
             }
-            owners.insert(id.clone(), p);
+            None => unowned += 1,
         }
     }
-    let res = identity::resolve(&ev.identifiers, &owners, &profiles, blocked, rules);
     let ts = ev.timestamp.timestamp_millis();
     let at = ev.received_at.timestamp_millis();
-    let target = match res.target {
-        Target::Existing(p) => p,
-        Target::New => {
-            if res.attach.is_empty() {
-                // every identifier was blocked: the event stays in the log, tied to no one
-                return Ok(());
+    let mut distinct = owners.values();
+    let single_owner = distinct
+        .next()
+        .filter(|first| distinct.all(|p| p == *first))
+        .cloned();
+    let target = match single_owner {
+        // the common case: a known customer with known identifiers; nothing to decide
+        Some(p) if unowned == 0 => p,
+        _ => {
+            let mut profiles = BTreeMap::new();
+            for p in owners.values() {
+                if !profiles.contains_key(p) {
+                    let view = b.tx.profile_view(tenant, p)?;
+                    profiles.insert(p.clone(), view);
+                }
             }
-            // deterministic ids make a rebuild reproduce the incremental projection exactly
-            let p = format!("p_{seq}");
-            tx.create_profile(tenant, &p, ts)?;
-            p
+            let res = identity::resolve(&ev.identifiers, &owners, &profiles, blocked, rules);
+            let target = match res.target {
+                Target::Existing(p) => p,
+                Target::New => {
+                    if res.attach.is_empty() {
+                        // every identifier was blocked: the event stays in the log, tied to no one
+                        return Ok(());
+                    }
+                    // deterministic ids make a rebuild reproduce the incremental projection exactly
+                    let p = format!("p_{seq}");
+                    b.tx.create_profile(tenant, &p, ts)?;
+                    p
+                }
+            };
+            for m in &res.merges {
+                b.merge(tenant, &m.from, &target)?;
+                b.tx.ledger(
+                    tenant,
+                    "merge",
+                    &target,
+                    Some(&m.from),
+                    Some(&m.via),
+                    Some(seq),
+                    Some(&ev.message_id),
+                    None,
+                    at,
+                )?;
+            }
+            for a in &res.attach {
+                b.attach(tenant, a, &target, seq)?;
+            }
+            for d in &res.dropped {
+                b.tx.ledger(
+                    tenant,
+                    "drop",
+                    &target,
+                    None,
+                    Some(&d.identifier),
+                    Some(seq),
+                    Some(&ev.message_id),
+                    Some(d.reason),
+                    at,
+                )?;
+            }
+            target
         }
     };
-    for m in &res.merges {
-        tx.merge_profiles(tenant, &m.from, &target)?;
-        tx.ledger(
-            tenant,
-            "merge",
-            &target,
-            Some(&m.from),
-            Some(&m.via),
-            Some(seq),
-            Some(&ev.message_id),
-            None,
-            at,
-        )?;
-    }
-    for a in &res.attach {
-        tx.attach(tenant, a, &target, seq)?;
-    }
-    for d in &res.dropped {
-        tx.ledger(
-            tenant,
-            "drop",
-            &target,
-            None,
-            Some(&d.identifier),
-            Some(seq),
-            Some(&ev.message_id),
-            Some(d.reason),
-            at,
-        )?;
-    }
-    tx.touch_profile(tenant, &target, ts, &ev.traits)?;
+    b.touch(tenant, &target, ts, &ev.traits);
     if let Some(g) = &ev.group_id {
-        let traits = (ev.event_type == EventType::Group)
-            .then(|| ev.payload.get("traits"))
-            .flatten();
-        tx.link_account(tenant, &target, g, traits)?;
+        b.tx.link_account(tenant, &target, g, ev.group_traits.as_ref())?;
     }
     Ok(())
 }
 
 /// The body of `Store::append` for every backend, run inside one transaction.
-pub(crate) fn append_all(
-    tx: &mut impl GraphTx,
+pub(crate) fn append_all<T: GraphTx>(
+    tx: &mut T,
     requests: &[AppendRequest],
     settings: &super::StoreSettings,
 ) -> Result<Vec<AppendOutcome>> {
     let mut blocked_by_tenant: HashMap<String, BTreeSet<Identifier>> = HashMap::new();
     let mut daily: BTreeMap<(String, String, &'static str), i64> = BTreeMap::new();
     let mut out = Vec::with_capacity(requests.len());
+    let mut b = Batched::new(tx);
     for req in requests {
         let tenant = req.tenant_id.as_str();
         if !blocked_by_tenant.contains_key(tenant) {
-            let b = tx.blocked(tenant)?;
-            blocked_by_tenant.insert(tenant.to_string(), b);
+            let blocked = b.tx.blocked(tenant)?;
+            blocked_by_tenant.insert(tenant.to_string(), blocked);
         }
         let mut o = AppendOutcome::default();
         for (payload, reason) in &req.quarantined {
             let raw = serde_json::to_string(payload)?;
-            tx.insert_quarantine(
+            b.tx.insert_quarantine(
                 tenant,
                 &req.write_key_id,
                 &raw,
@@ -217,14 +332,17 @@ pub(crate) fn append_all(
         }
         for ev in &req.events {
             let received = ev.received_at.timestamp_millis();
-            if !tx.dedup_insert(tenant, &req.write_key_id, &ev.message_id, received)? {
+            if !b
+                .tx
+                .dedup_insert(tenant, &req.write_key_id, &ev.message_id, received)?
+            {
                 o.duplicates += 1;
                 continue;
             }
-            let payload = serde_json::to_string(&ev.payload)?;
-            let seq = tx.insert_event(tenant, &req.write_key_id, ev, &payload)?;
+            let seq =
+                b.tx.insert_event(tenant, &req.write_key_id, ev, &ev.payload_json)?;
             apply_event(
-                tx,
+                &mut b,
                 tenant,
                 seq,
                 ev,
@@ -242,6 +360,7 @@ pub(crate) fn append_all(
         }
         out.push(o);
     }
+    b.finish()?;
     for ((tenant, day, channel), n) in daily {
         tx.bump_daily(&tenant, &day, channel, n)?;
     }
@@ -249,8 +368,8 @@ pub(crate) fn append_all(
 }
 
 /// Replays the tenant's log through the same code the incremental path runs.
-pub(crate) fn rebuild_tenant(
-    tx: &mut impl GraphTx,
+pub(crate) fn rebuild_tenant<T: GraphTx>(
+    tx: &mut T,
     tenant: &str,
     settings: &super::StoreSettings,
 ) -> Result<RebuildStats> {
@@ -271,6 +390,7 @@ pub(crate) fn rebuild_tenant(
         if rows.is_empty() {
             break;
         }
+        let mut b = Batched::new(tx);
         for row in rows {
             after = row.seq;
             let payload: Value = serde_json::from_str(&row.payload)?;
@@ -292,12 +412,13 @@ pub(crate) fn rebuild_tenant(
                 .single()
                 .unwrap_or(received);
             ev.message_id = row.message_id;
-            apply_event(tx, tenant, row.seq, &ev, &settings.identity, &blocked)?;
+            apply_event(&mut b, tenant, row.seq, &ev, &settings.identity, &blocked)?;
             *daily
                 .entry((day_of(row.ts_ms), ev.channel.as_str()))
                 .or_default() += 1;
             stats.events += 1;
         }
+        b.finish()?;
     }
     for ((day, channel), n) in daily {
         tx.bump_daily(tenant, &day, channel, n)?;

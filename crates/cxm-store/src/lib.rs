@@ -44,6 +44,12 @@ impl From<rusqlite::Error> for StoreError {
     }
 }
 
+impl From<rusqlite::types::FromSqlError> for StoreError {
+    fn from(e: rusqlite::types::FromSqlError) -> Self {
+        StoreError::Backend(format!("unexpected value in store: {e}"))
+    }
+}
+
 impl From<postgres::Error> for StoreError {
     fn from(e: postgres::Error) -> Self {
         if let Some(db) = e.as_db_error() {

@@ -280,7 +280,15 @@ impl GraphTx for PgTx<'_> {
              event_count = event_count + $6, merge_count = merge_count + 1 + $7 WHERE tenant_id = $1 AND id = $2",
             &[&tenant, &into, &merged, &first, &last, &count, &merges],
         )?;
-        self.exec("UPDATE profiles SET merged_into = $3 WHERE tenant_id = $1 AND (id = $2 OR merged_into = $2)", &[&tenant, &from, &into])?;
+        // two statements so each uses an index (an OR here scanned every profile per merge)
+        self.exec(
+            "UPDATE profiles SET merged_into = $3 WHERE tenant_id = $1 AND id = $2",
+            &[&tenant, &from, &into],
+        )?;
+        self.exec(
+            "UPDATE profiles SET merged_into = $3 WHERE tenant_id = $1 AND merged_into = $2",
+            &[&tenant, &from, &into],
+        )?;
         self.exec(
             "UPDATE identifiers SET profile_id = $3 WHERE tenant_id = $1 AND profile_id = $2",
             &[&tenant, &from, &into],
@@ -314,17 +322,11 @@ impl GraphTx for PgTx<'_> {
         Ok(())
     }
 
-    fn touch_profile(
-        &mut self,
-        tenant: &str,
-        profile: &str,
-        ts_ms: i64,
-        traits: &Map<String, Value>,
-    ) -> Result<()> {
-        if traits.is_empty() {
+    fn touch_profile(&mut self, tenant: &str, profile: &str, t: &graph::Touch) -> Result<()> {
+        if t.traits.is_empty() {
             self.exec(
-                "UPDATE profiles SET first_seen = LEAST(first_seen, $3), last_seen = GREATEST(last_seen, $3), event_count = event_count + 1 WHERE tenant_id = $1 AND id = $2",
-                &[&tenant, &profile, &ts_ms],
+                "UPDATE profiles SET first_seen = LEAST(first_seen, $3), last_seen = GREATEST(last_seen, $4), event_count = event_count + $5 WHERE tenant_id = $1 AND id = $2",
+                &[&tenant, &profile, &t.first_ms, &t.last_ms, &t.count],
             )?;
             return Ok(());
         }
@@ -336,12 +338,12 @@ impl GraphTx for PgTx<'_> {
             .ok_or_else(|| StoreError::NotFound(format!("profile {profile}")))?
             .get(0);
         let mut merged: Map<String, Value> = serde_json::from_str(&current)?;
-        graph::merge_traits(&mut merged, traits);
+        graph::merge_traits(&mut merged, &t.traits);
         let display = types::display_name(&merged);
         let merged = serde_json::to_string(&merged)?;
         self.exec(
-            "UPDATE profiles SET traits = $4, display = $5, first_seen = LEAST(first_seen, $3), last_seen = GREATEST(last_seen, $3), event_count = event_count + 1 WHERE tenant_id = $1 AND id = $2",
-            &[&tenant, &profile, &ts_ms, &merged, &display],
+            "UPDATE profiles SET traits = $6, display = $7, first_seen = LEAST(first_seen, $3), last_seen = GREATEST(last_seen, $4), event_count = event_count + $5 WHERE tenant_id = $1 AND id = $2",
+            &[&tenant, &profile, &t.first_ms, &t.last_ms, &t.count, &merged, &display],
         )?;
         Ok(())
     }
@@ -351,13 +353,13 @@ impl GraphTx for PgTx<'_> {
         tenant: &str,
         profile: &str,
         group_id: &str,
-        traits: Option<&Value>,
+        traits: Option<&Map<String, Value>>,
     ) -> Result<()> {
         self.exec(
             "INSERT INTO accounts (tenant_id, group_id) VALUES ($1, $2) ON CONFLICT DO NOTHING",
             &[&tenant, &group_id],
         )?;
-        if let Some(Value::Object(new)) = traits {
+        if let Some(new) = traits {
             let current: String = self
                 .opt(
                     "SELECT traits FROM accounts WHERE tenant_id = $1 AND group_id = $2",

@@ -3,7 +3,8 @@
 
 use std::collections::BTreeSet;
 use std::path::Path;
-use std::sync::Mutex;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex};
 
 use cxm_domain::identity::ProfileView;
 use cxm_domain::{Identifier, IdentifierKind, NormalizedEvent};
@@ -16,7 +17,9 @@ use crate::*;
 const MIGRATIONS: &[(i64, &str)] = &[(1, include_str!("../migrations/sqlite/0001_init.sql"))];
 
 pub struct SqliteStore {
-    writer: Mutex<Connection>,
+    checkpoint_stop: Arc<AtomicBool>,
+    checkpointer: Mutex<Option<std::thread::JoinHandle<()>>>,
+    writer: Mutex<Writer>,
     readers: Mutex<Vec<Connection>>,
     path: std::path::PathBuf,
     settings: StoreSettings,
@@ -26,7 +29,7 @@ fn configure(conn: &Connection) -> Result<()> {
     // FULL: a commit is on disk before we acknowledge it, which is the ingest contract;
     // group commit keeps the fsync count low.
     conn.execute_batch(
-        "PRAGMA journal_mode=WAL; PRAGMA synchronous=FULL; PRAGMA foreign_keys=ON;
+        "PRAGMA page_size=16384; PRAGMA journal_mode=WAL; PRAGMA synchronous=FULL; PRAGMA foreign_keys=ON;
          PRAGMA busy_timeout=10000; PRAGMA cache_size=-65536; PRAGMA temp_store=MEMORY;",
     )?;
     Ok(())
@@ -45,8 +48,18 @@ impl SqliteStore {
         let conn = Connection::open(path)?;
         configure(&conn)?;
         migrate(&conn)?;
+        // checkpoints copy the WAL into the database file; run them beside the writer instead
+        // of inside whichever commit crosses the threshold
+        conn.execute_batch("PRAGMA wal_autocheckpoint=0;")?;
+        let stop = Arc::new(AtomicBool::new(false));
+        let checkpointer = spawn_checkpointer(path.to_path_buf(), stop.clone())?;
         Ok(SqliteStore {
-            writer: Mutex::new(conn),
+            checkpoint_stop: stop,
+            checkpointer: Mutex::new(Some(checkpointer)),
+            writer: Mutex::new(Writer {
+                conn,
+                dedup: DedupIndex::default(),
+            }),
             readers: Mutex::new(vec![]),
             path: path.to_path_buf(),
             settings,
@@ -72,11 +85,49 @@ impl SqliteStore {
     }
 
     fn write<T>(&self, f: impl FnOnce(&Transaction) -> Result<T>) -> Result<T> {
-        let mut conn = self.writer.lock().unwrap_or_else(|p| p.into_inner());
-        let tx = conn.transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)?;
+        let mut w = self.writer.lock().unwrap_or_else(|p| p.into_inner());
+        let tx = w
+            .conn
+            .transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)?;
         let r = f(&tx)?;
         tx.commit()?;
         Ok(r)
+    }
+}
+
+/// Checkpoints the WAL every 200 ms from its own connection (PASSIVE: never blocks the
+/// writer or readers). Stopped and joined when the store is dropped.
+fn spawn_checkpointer(
+    path: std::path::PathBuf,
+    stop: Arc<AtomicBool>,
+) -> Result<std::thread::JoinHandle<()>> {
+    let conn = Connection::open(&path)?;
+    configure(&conn)?;
+    Ok(std::thread::Builder::new()
+        .name("cxm-checkpoint".into())
+        .spawn(move || {
+            while !stop.load(Ordering::Relaxed) {
+                std::thread::sleep(std::time::Duration::from_millis(200));
+                if let Err(e) = conn.execute_batch("PRAGMA wal_checkpoint(PASSIVE);") {
+                    tracing::warn!(error = %e, "wal checkpoint failed");
+                }
+            }
+            let _ = conn.execute_batch("PRAGMA wal_checkpoint(TRUNCATE);");
+        })
+        .map_err(|e| StoreError::Backend(format!("cannot start the checkpoint thread: {e}")))?)
+}
+
+impl Drop for SqliteStore {
+    fn drop(&mut self) {
+        self.checkpoint_stop.store(true, Ordering::Relaxed);
+        if let Some(h) = self
+            .checkpointer
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .take()
+        {
+            let _ = h.join();
+        }
     }
 }
 
@@ -100,13 +151,143 @@ fn migrate(conn: &Connection) -> Result<()> {
     Ok(())
 }
 
-struct SqlTx<'a>(&'a Transaction<'a>);
+/// The writer connection and what only the writer touches.
+struct Writer {
+    conn: Connection,
+    dedup: DedupIndex,
+}
+
+/// Message ids seen within the dedup window, in memory. Keys are 128-bit digests of
+/// (tenant, write key, messageId): a random-keyed b-tree on disk cost ~40% of ingest
+/// throughput (every insert dirtied a random page), while the log already holds everything
+/// needed to rebuild this set, which happens on the first append after start. One server
+/// writes a SQLite file; several servers share PostgreSQL, which deduplicates in its table.
+#[derive(Default)]
+struct DedupIndex {
+    loaded: bool,
+    /// digest -> received_at in seconds
+    keys: std::collections::HashMap<u128, u32, BuildDigestHasher>,
+}
+
+/// The keys are already uniform digests: hashing them again is wasted work.
+#[derive(Default, Clone, Copy)]
+struct BuildDigestHasher;
+
+#[derive(Default)]
+struct DigestHasher(u64);
+
+impl std::hash::Hasher for DigestHasher {
+    fn finish(&self) -> u64 {
+        self.0
+    }
+    fn write(&mut self, bytes: &[u8]) {
+        for chunk in bytes.chunks(8) {
+            let mut b = [0u8; 8];
+            b[..chunk.len()].copy_from_slice(chunk);
+            self.0 ^= u64::from_le_bytes(b);
+        }
+    }
+    fn write_u128(&mut self, v: u128) {
+        self.0 = v as u64;
+    }
+}
+
+impl std::hash::BuildHasher for BuildDigestHasher {
+    type Hasher = DigestHasher;
+    fn build_hasher(&self) -> DigestHasher {
+        DigestHasher::default()
+    }
+}
+
+impl DedupIndex {
+    /// Reads the window's message ids back from the log, newest first.
+    fn load(&mut self, conn: &Connection, window_ms: i64) -> Result<()> {
+        if self.loaded {
+            return Ok(());
+        }
+        let started = std::time::Instant::now();
+        let cutoff = now_ms() - window_ms;
+        // received_at follows seq; an hour of slack covers clock steps
+        let mut st = conn.prepare(
+            "SELECT tenant_id, write_key_id, message_id, received_at FROM events ORDER BY seq DESC",
+        )?;
+        let mut rows = st.query([])?;
+        while let Some(r) = rows.next()? {
+            let received: i64 = r.get(3)?;
+            if received < cutoff - 3_600_000 {
+                break;
+            }
+            if received >= cutoff {
+                let k = dedup_key(
+                    r.get_ref(0)?.as_str()?,
+                    r.get_ref(1)?.as_str()?,
+                    r.get_ref(2)?.as_str()?,
+                );
+                self.keys.insert(k, (received / 1000) as u32);
+            }
+        }
+        self.loaded = true;
+        tracing::info!(
+            keys = self.keys.len(),
+            ms = started.elapsed().as_millis() as u64,
+            "dedup window loaded from the log"
+        );
+        Ok(())
+    }
+}
+
+/// A write transaction with its statements prepared once. rusqlite's statement cache
+/// hashes and compares the SQL text on every use, which showed up in ingest profiles; here
+/// a statement is found by the address of its `'static` SQL.
+struct SqlTx<'a, 'd> {
+    tx: &'a Transaction<'a>,
+    stmts: Vec<(usize, rusqlite::Statement<'a>)>,
+    /// Present on ingest; keys added here are removed again if the transaction fails.
+    dedup: Option<&'d mut DedupIndex>,
+    added: Vec<u128>,
+}
+
+impl<'a, 'd> SqlTx<'a, 'd> {
+    fn new(tx: &'a Transaction<'a>) -> SqlTx<'a, 'd> {
+        SqlTx {
+            tx,
+            stmts: Vec::with_capacity(24),
+            dedup: None,
+            added: vec![],
+        }
+    }
+
+    fn st(&mut self, sql: &'static str) -> Result<&mut rusqlite::Statement<'a>> {
+        let key = sql.as_ptr() as usize;
+        let pos = match self.stmts.iter().position(|(k, _)| *k == key) {
+            Some(p) => p,
+            None => {
+                self.stmts.push((key, self.tx.prepare(sql)?));
+                self.stmts.len() - 1
+            }
+        };
+        Ok(&mut self.stmts[pos].1)
+    }
+}
+
+fn dedup_key(tenant: &str, key_id: &str, message_id: &str) -> u128 {
+    use sha2::Digest;
+    let mut h = sha2::Sha256::new();
+    for part in [tenant, key_id, message_id] {
+        h.update((part.len() as u64).to_le_bytes());
+        h.update(part.as_bytes());
+    }
+    let d = h.finalize();
+    let mut k = [0u8; 16];
+    k.copy_from_slice(&d[..16]);
+    u128::from_le_bytes(k)
+}
 
 fn kind_of(s: &str) -> IdentifierKind {
     IdentifierKind::parse(s).unwrap_or(IdentifierKind::External(s.to_string()))
 }
 
-impl GraphTx for SqlTx<'_> {
+impl GraphTx for SqlTx<'_, '_> {
     fn dedup_insert(
         &mut self,
         tenant: &str,
@@ -114,11 +295,17 @@ impl GraphTx for SqlTx<'_> {
         message_id: &str,
         received_ms: i64,
     ) -> Result<bool> {
-        let n = self
-            .0
-            .prepare_cached("INSERT OR IGNORE INTO dedup (tenant_id, write_key_id, message_id, received_at) VALUES (?1, ?2, ?3, ?4)")?
-            .execute(params![tenant, key_id, message_id, received_ms])?;
-        Ok(n == 1)
+        let dedup = self
+            .dedup
+            .as_deref_mut()
+            .ok_or_else(|| StoreError::Backend("dedup used outside ingest".into()))?;
+        let key = dedup_key(tenant, key_id, message_id);
+        if dedup.keys.contains_key(&key) {
+            return Ok(false);
+        }
+        dedup.keys.insert(key, (received_ms / 1000) as u32);
+        self.added.push(key);
+        Ok(true)
     }
 
     fn insert_event(
@@ -128,8 +315,7 @@ impl GraphTx for SqlTx<'_> {
         ev: &NormalizedEvent,
         payload: &str,
     ) -> Result<i64> {
-        self.0
-            .prepare_cached(
+        self.st(
                 "INSERT INTO events (tenant_id, write_key_id, message_id, type, name, user_id, anonymous_id, group_id, channel, category, ts, received_at, payload)
                  VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13)",
             )?
@@ -137,7 +323,7 @@ impl GraphTx for SqlTx<'_> {
                 tenant, key_id, ev.message_id, ev.event_type.as_str(), ev.name, ev.user_id, ev.anonymous_id, ev.group_id,
                 ev.channel.as_str(), ev.category.as_str(), ev.timestamp.timestamp_millis(), ev.received_at.timestamp_millis(), payload
             ])?;
-        Ok(self.0.last_insert_rowid())
+        Ok(self.tx.last_insert_rowid())
     }
 
     fn insert_quarantine(
@@ -149,16 +335,13 @@ impl GraphTx for SqlTx<'_> {
         detail: &str,
         received_ms: i64,
     ) -> Result<()> {
-        self.0
-            .prepare_cached("INSERT INTO quarantine (tenant_id, write_key_id, code, detail, payload, received_at) VALUES (?1, ?2, ?3, ?4, ?5, ?6)")?
+        self.st("INSERT INTO quarantine (tenant_id, write_key_id, code, detail, payload, received_at) VALUES (?1, ?2, ?3, ?4, ?5, ?6)")?
             .execute(params![tenant, key_id, code, detail, payload, received_ms])?;
         Ok(())
     }
 
     fn blocked(&mut self, tenant: &str) -> Result<BTreeSet<Identifier>> {
-        let mut st = self
-            .0
-            .prepare_cached("SELECT kind, value FROM blocked_identifiers WHERE tenant_id = ?1")?;
+        let st = self.st("SELECT kind, value FROM blocked_identifiers WHERE tenant_id = ?1")?;
         let rows = st.query_map([tenant], |r| {
             Ok((r.get::<_, String>(0)?, r.get::<_, String>(1)?))
         })?;
@@ -174,21 +357,17 @@ impl GraphTx for SqlTx<'_> {
     }
 
     fn owner(&mut self, tenant: &str, id: &Identifier) -> Result<Option<String>> {
-        Ok(self
-            .0
-            .prepare_cached("SELECT profile_id FROM identifiers WHERE tenant_id = ?1 AND kind = ?2 AND value = ?3")?
+        Ok(self.st("SELECT profile_id FROM identifiers WHERE tenant_id = ?1 AND kind = ?2 AND value = ?3")?
             .query_row(params![tenant, id.kind_str(), id.value], |r| r.get(0))
             .optional()?)
     }
 
     fn profile_view(&mut self, tenant: &str, profile: &str) -> Result<ProfileView> {
         let merge_count: i64 = self
-            .0
-            .prepare_cached("SELECT merge_count FROM profiles WHERE tenant_id = ?1 AND id = ?2")?
+            .st("SELECT merge_count FROM profiles WHERE tenant_id = ?1 AND id = ?2")?
             .query_row(params![tenant, profile], |r| r.get(0))?;
-        let mut st = self.0.prepare_cached(
-            "SELECT kind, value FROM identifiers WHERE tenant_id = ?1 AND profile_id = ?2",
-        )?;
+        let st = self
+            .st("SELECT kind, value FROM identifiers WHERE tenant_id = ?1 AND profile_id = ?2")?;
         let ids = st
             .query_map(params![tenant, profile], |r| {
                 Ok((r.get::<_, String>(0)?, r.get::<_, String>(1)?))
@@ -208,41 +387,40 @@ impl GraphTx for SqlTx<'_> {
     }
 
     fn create_profile(&mut self, tenant: &str, profile: &str, ts_ms: i64) -> Result<()> {
-        self.0
-            .prepare_cached("INSERT INTO profiles (tenant_id, id, first_seen, last_seen) VALUES (?1, ?2, ?3, ?3)")?
-            .execute(params![tenant, profile, ts_ms])?;
+        self.st(
+            "INSERT INTO profiles (tenant_id, id, first_seen, last_seen) VALUES (?1, ?2, ?3, ?3)",
+        )?
+        .execute(params![tenant, profile, ts_ms])?;
         Ok(())
     }
 
     fn attach(&mut self, tenant: &str, id: &Identifier, profile: &str, seq: i64) -> Result<()> {
-        self.0
-            .prepare_cached("INSERT INTO identifiers (tenant_id, kind, value, profile_id, first_seq) VALUES (?1, ?2, ?3, ?4, ?5)")?
+        self.st("INSERT INTO identifiers (tenant_id, kind, value, profile_id, first_seq) VALUES (?1, ?2, ?3, ?4, ?5)")?
             .execute(params![tenant, id.kind_str(), id.value, profile, seq])?;
         Ok(())
     }
 
     fn merge_profiles(&mut self, tenant: &str, from: &str, into: &str) -> Result<()> {
-        let t = self.0;
-        let (from_traits, from_first, from_last, from_count, from_merges): (String, i64, i64, i64, i64) = t
-            .prepare_cached("SELECT traits, first_seen, last_seen, event_count, merge_count FROM profiles WHERE tenant_id = ?1 AND id = ?2")?
+        let (from_traits, from_first, from_last, from_count, from_merges): (String, i64, i64, i64, i64) = self.st("SELECT traits, first_seen, last_seen, event_count, merge_count FROM profiles WHERE tenant_id = ?1 AND id = ?2")?
             .query_row(params![tenant, from], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?, r.get(4)?)))?;
-        let into_traits: String = t
-            .prepare_cached("SELECT traits FROM profiles WHERE tenant_id = ?1 AND id = ?2")?
+        let into_traits: String = self
+            .st("SELECT traits FROM profiles WHERE tenant_id = ?1 AND id = ?2")?
             .query_row(params![tenant, into], |r| r.get(0))?;
         let mut merged: Map<String, Value> = serde_json::from_str(&from_traits)?;
         graph::merge_traits(&mut merged, &serde_json::from_str(&into_traits)?);
-        t.prepare_cached(
+        self.st(
             "UPDATE profiles SET traits = ?3, first_seen = MIN(first_seen, ?4), last_seen = MAX(last_seen, ?5),
              event_count = event_count + ?6, merge_count = merge_count + 1 + ?7 WHERE tenant_id = ?1 AND id = ?2",
         )?
         .execute(params![tenant, into, serde_json::to_string(&merged)?, from_first, from_last, from_count, from_merges])?;
-        t.prepare_cached("UPDATE profiles SET merged_into = ?3 WHERE tenant_id = ?1 AND (id = ?2 OR merged_into = ?2)")?
+        // two statements so each uses an index (an OR here scanned every profile per merge)
+        self.st("UPDATE profiles SET merged_into = ?3 WHERE tenant_id = ?1 AND id = ?2")?
             .execute(params![tenant, from, into])?;
-        t.prepare_cached(
-            "UPDATE identifiers SET profile_id = ?3 WHERE tenant_id = ?1 AND profile_id = ?2",
-        )?
-        .execute(params![tenant, from, into])?;
-        t.prepare_cached("INSERT OR IGNORE INTO profile_accounts (tenant_id, profile_id, group_id) SELECT tenant_id, ?3, group_id FROM profile_accounts WHERE tenant_id = ?1 AND profile_id = ?2")?
+        self.st("UPDATE profiles SET merged_into = ?3 WHERE tenant_id = ?1 AND merged_into = ?2")?
+            .execute(params![tenant, from, into])?;
+        self.st("UPDATE identifiers SET profile_id = ?3 WHERE tenant_id = ?1 AND profile_id = ?2")?
+            .execute(params![tenant, from, into])?;
+        self.st("INSERT OR IGNORE INTO profile_accounts (tenant_id, profile_id, group_id) SELECT tenant_id, ?3, group_id FROM profile_accounts WHERE tenant_id = ?1 AND profile_id = ?2")?
             .execute(params![tenant, from, into])?;
         Ok(())
     }
@@ -259,8 +437,7 @@ impl GraphTx for SqlTx<'_> {
         reason: Option<&str>,
         at_ms: i64,
     ) -> Result<()> {
-        self.0
-            .prepare_cached(
+        self.st(
                 "INSERT INTO identity_ledger (tenant_id, action, profile_id, other_profile_id, identifier_kind, identifier_value, event_seq, message_id, reason, at)
                  VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10)",
             )?
@@ -268,29 +445,20 @@ impl GraphTx for SqlTx<'_> {
         Ok(())
     }
 
-    fn touch_profile(
-        &mut self,
-        tenant: &str,
-        profile: &str,
-        ts_ms: i64,
-        traits: &Map<String, Value>,
-    ) -> Result<()> {
-        if traits.is_empty() {
-            self.0
-                .prepare_cached("UPDATE profiles SET first_seen = MIN(first_seen, ?3), last_seen = MAX(last_seen, ?3), event_count = event_count + 1 WHERE tenant_id = ?1 AND id = ?2")?
-                .execute(params![tenant, profile, ts_ms])?;
+    fn touch_profile(&mut self, tenant: &str, profile: &str, t: &graph::Touch) -> Result<()> {
+        if t.traits.is_empty() {
+            self.st("UPDATE profiles SET first_seen = MIN(first_seen, ?3), last_seen = MAX(last_seen, ?4), event_count = event_count + ?5 WHERE tenant_id = ?1 AND id = ?2")?
+                .execute(params![tenant, profile, t.first_ms, t.last_ms, t.count])?;
             return Ok(());
         }
         let current: String = self
-            .0
-            .prepare_cached("SELECT traits FROM profiles WHERE tenant_id = ?1 AND id = ?2")?
+            .st("SELECT traits FROM profiles WHERE tenant_id = ?1 AND id = ?2")?
             .query_row(params![tenant, profile], |r| r.get(0))?;
         let mut merged: Map<String, Value> = serde_json::from_str(&current)?;
-        graph::merge_traits(&mut merged, traits);
+        graph::merge_traits(&mut merged, &t.traits);
         let display = types::display_name(&merged);
-        self.0
-            .prepare_cached("UPDATE profiles SET traits = ?4, display = ?5, first_seen = MIN(first_seen, ?3), last_seen = MAX(last_seen, ?3), event_count = event_count + 1 WHERE tenant_id = ?1 AND id = ?2")?
-            .execute(params![tenant, profile, ts_ms, serde_json::to_string(&merged)?, display])?;
+        self.st("UPDATE profiles SET traits = ?6, display = ?7, first_seen = MIN(first_seen, ?3), last_seen = MAX(last_seen, ?4), event_count = event_count + ?5 WHERE tenant_id = ?1 AND id = ?2")?
+            .execute(params![tenant, profile, t.first_ms, t.last_ms, t.count, serde_json::to_string(&merged)?, display])?;
         Ok(())
     }
 
@@ -299,32 +467,26 @@ impl GraphTx for SqlTx<'_> {
         tenant: &str,
         profile: &str,
         group_id: &str,
-        traits: Option<&Value>,
+        traits: Option<&Map<String, Value>>,
     ) -> Result<()> {
-        let t = self.0;
-        t.prepare_cached("INSERT OR IGNORE INTO accounts (tenant_id, group_id) VALUES (?1, ?2)")?
+        self.st("INSERT OR IGNORE INTO accounts (tenant_id, group_id) VALUES (?1, ?2)")?
             .execute(params![tenant, group_id])?;
-        if let Some(Value::Object(new)) = traits {
-            let current: String = t
-                .prepare_cached(
-                    "SELECT traits FROM accounts WHERE tenant_id = ?1 AND group_id = ?2",
-                )?
+        if let Some(new) = traits {
+            let current: String = self
+                .st("SELECT traits FROM accounts WHERE tenant_id = ?1 AND group_id = ?2")?
                 .query_row(params![tenant, group_id], |r| r.get(0))?;
             let mut merged: Map<String, Value> = serde_json::from_str(&current)?;
             graph::merge_traits(&mut merged, new);
-            t.prepare_cached(
-                "UPDATE accounts SET traits = ?3 WHERE tenant_id = ?1 AND group_id = ?2",
-            )?
-            .execute(params![tenant, group_id, serde_json::to_string(&merged)?])?;
+            self.st("UPDATE accounts SET traits = ?3 WHERE tenant_id = ?1 AND group_id = ?2")?
+                .execute(params![tenant, group_id, serde_json::to_string(&merged)?])?;
         }
-        t.prepare_cached("INSERT OR IGNORE INTO profile_accounts (tenant_id, profile_id, group_id) VALUES (?1, ?2, ?3)")?
+        self.st("INSERT OR IGNORE INTO profile_accounts (tenant_id, profile_id, group_id) VALUES (?1, ?2, ?3)")?
             .execute(params![tenant, profile, group_id])?;
         Ok(())
     }
 
     fn bump_daily(&mut self, tenant: &str, day: &str, channel: &str, n: i64) -> Result<()> {
-        self.0
-            .prepare_cached("INSERT INTO ingest_daily (tenant_id, day, channel, events) VALUES (?1, ?2, ?3, ?4) ON CONFLICT (tenant_id, day, channel) DO UPDATE SET events = events + excluded.events")?
+        self.st("INSERT INTO ingest_daily (tenant_id, day, channel, events) VALUES (?1, ?2, ?3, ?4) ON CONFLICT (tenant_id, day, channel) DO UPDATE SET events = events + excluded.events")?
             .execute(params![tenant, day, channel, n])?;
         Ok(())
     }
@@ -337,12 +499,12 @@ impl GraphTx for SqlTx<'_> {
             "profile_accounts",
             "ingest_daily",
         ] {
-            self.0.execute(
+            self.tx.execute(
                 &format!("DELETE FROM {table} WHERE tenant_id = ?1"),
                 [tenant],
             )?;
         }
-        self.0.execute(
+        self.tx.execute(
             "DELETE FROM identity_ledger WHERE tenant_id = ?1 AND action IN ('merge', 'drop')",
             [tenant],
         )?;
@@ -350,7 +512,7 @@ impl GraphTx for SqlTx<'_> {
     }
 
     fn log_after(&mut self, tenant: &str, after_seq: i64, limit: u32) -> Result<Vec<LogRow>> {
-        let mut st = self.0.prepare_cached("SELECT seq, ts, received_at, message_id, payload FROM events WHERE tenant_id = ?1 AND seq > ?2 ORDER BY seq LIMIT ?3")?;
+        let st = self.st("SELECT seq, ts, received_at, message_id, payload FROM events WHERE tenant_id = ?1 AND seq > ?2 ORDER BY seq LIMIT ?3")?;
         let rows = st
             .query_map(params![tenant, after_seq, limit], |r| {
                 Ok(LogRow {
@@ -616,7 +778,28 @@ impl Store for SqliteStore {
     }
 
     fn append(&self, requests: &[AppendRequest]) -> Result<Vec<AppendOutcome>> {
-        self.write(|tx| graph::append_all(&mut SqlTx(tx), requests, &self.settings))
+        let mut guard = self.writer.lock().unwrap_or_else(|p| p.into_inner());
+        let w = &mut *guard;
+        w.dedup
+            .load(&w.conn, self.settings.dedup_window.as_millis() as i64)?;
+        let tx = w
+            .conn
+            .transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)?;
+        let mut g = SqlTx::new(&tx);
+        g.dedup = Some(&mut w.dedup);
+        let result = graph::append_all(&mut g, requests, &self.settings);
+        let added = std::mem::take(&mut g.added);
+        drop(g);
+        match result.and_then(|out| tx.commit().map(|()| out).map_err(StoreError::from)) {
+            Ok(out) => Ok(out),
+            Err(e) => {
+                // nothing was stored: forget the ids so a retry is not taken for a duplicate
+                for k in added {
+                    w.dedup.keys.remove(&k);
+                }
+                Err(e)
+            }
+        }
     }
 
     fn quarantine(&self, tenant: &str, limit: u32) -> Result<Vec<QuarantineEntry>> {
@@ -633,9 +816,11 @@ impl Store for SqliteStore {
     }
 
     fn prune_dedup(&self, older_than_ms: i64) -> Result<u64> {
-        self.write(|tx| {
-            Ok(tx.execute("DELETE FROM dedup WHERE received_at < ?1", [older_than_ms])? as u64)
-        })
+        let mut w = self.writer.lock().unwrap_or_else(|p| p.into_inner());
+        let cutoff = (older_than_ms / 1000) as u32;
+        let before = w.dedup.keys.len();
+        w.dedup.keys.retain(|_, at| *at >= cutoff);
+        Ok((before - w.dedup.keys.len()) as u64)
     }
 
     fn profile_for(&self, tenant: &str, id: &Identifier) -> Result<Option<String>> {
@@ -752,14 +937,14 @@ impl Store for SqliteStore {
                 "INSERT OR REPLACE INTO blocked_identifiers (tenant_id, kind, value, reason, created_at) VALUES (?1, ?2, ?3, ?4, ?5)",
                 params![tenant, id.kind_str(), id.value, reason, now_ms()],
             )?;
-            let mut g = SqlTx(tx);
+            let mut g = SqlTx::new(tx);
             g.ledger(tenant, "block", owner.as_deref().unwrap_or("-"), None, Some(id), None, None, Some(&format!("{reason} (by {actor})")), now_ms())?;
             graph::rebuild_tenant(&mut g, tenant, &self.settings)
         })
     }
 
     fn blocked(&self, tenant: &str) -> Result<Vec<Identifier>> {
-        self.write(|tx| Ok(SqlTx(tx).blocked(tenant)?.into_iter().collect()))
+        self.write(|tx| Ok(SqlTx::new(tx).blocked(tenant)?.into_iter().collect()))
     }
 
     fn rebuild(&self, tenant: Option<&str>) -> Result<RebuildStats> {
@@ -769,7 +954,8 @@ impl Store for SqliteStore {
         };
         let mut total = RebuildStats::default();
         for t in tenants {
-            let s = self.write(|tx| graph::rebuild_tenant(&mut SqlTx(tx), &t, &self.settings))?;
+            let s =
+                self.write(|tx| graph::rebuild_tenant(&mut SqlTx::new(tx), &t, &self.settings))?;
             total.tenants += s.tenants;
             total.events += s.events;
         }

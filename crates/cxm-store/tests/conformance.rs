@@ -399,3 +399,44 @@ fn tenants_are_isolated(s: &dyn Store) {
     );
     assert!(s.quarantine(&b, 10).unwrap().is_empty());
 }
+
+/// SQLite keeps the dedup window in memory and rebuilds it from the log: a retry that arrives
+/// after a restart is still recognised, and ids older than the window are forgotten.
+#[test]
+fn sqlite_dedup_survives_restart() {
+    let dir = tempfile::tempdir().unwrap();
+    let settings = StoreSettings {
+        dedup_window: std::time::Duration::from_secs(24 * 3600),
+        ..Default::default()
+    };
+    let t;
+    {
+        let s = SqliteStore::open_dir(dir.path(), settings.clone()).unwrap();
+        t = s.create_tenant("Acme").unwrap().id;
+        let mut r = req(
+            &t,
+            "k",
+            &[json!({"type":"track","event":"X","userId":"u","messageId":"m1","timestamp":at(0)})],
+        );
+        r.events[0].received_at = Utc::now();
+        assert_eq!(s.append(&[r]).unwrap()[0].accepted, 1);
+    }
+    let s = SqliteStore::open_dir(dir.path(), settings).unwrap();
+    let mut again = req(
+        &t,
+        "k",
+        &[json!({"type":"track","event":"X","userId":"u","messageId":"m1","timestamp":at(0)})],
+    );
+    again.events[0].received_at = Utc::now();
+    assert_eq!(
+        s.append(std::slice::from_ref(&again)).unwrap()[0].duplicates,
+        1
+    );
+    // once pruned past the window the id is forgotten
+    assert_eq!(
+        s.prune_dedup(Utc::now().timestamp_millis() + 10_000)
+            .unwrap(),
+        1
+    );
+    assert_eq!(s.append(&[again]).unwrap()[0].accepted, 1);
+}

@@ -176,6 +176,7 @@ impl Settings {
 
     pub fn open_store(&self) -> anyhow::Result<std::sync::Arc<dyn cxm_store::Store>> {
         let settings = cxm_store::StoreSettings {
+            dedup_window: self.dedup_window,
             identity: self.identity.clone(),
         };
         cxm_store::open(self.database_url.as_deref(), &self.data_dir, settings)

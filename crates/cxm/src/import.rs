@@ -106,6 +106,19 @@ pub fn read(path: &Path, map: &HashMap<String, String>) -> anyhow::Result<Vec<Va
             msg.insert(k.to_string(), Value::Object(v));
         }
         msg.entry("type").or_insert_with(|| json!("track"));
+        // the spec reads top-level traits only on identify and group; on other calls the
+        // person's traits travel in context.traits, which is what a traits.x column means
+        if !matches!(
+            msg.get("type").and_then(Value::as_str),
+            Some("identify" | "group")
+        ) {
+            if let Some(t) = msg.remove("traits") {
+                let ctx = msg.entry("context").or_insert_with(|| json!({}));
+                if let Some(c) = ctx.as_object_mut() {
+                    c.insert("traits".into(), t);
+                }
+            }
+        }
         if !msg.contains_key("messageId") {
             let digest = Sha256::digest(rec.iter().collect::<Vec<_>>().join("\u{1f}").as_bytes());
             msg.insert(
@@ -131,7 +144,10 @@ mod tests {
         let a = read(&p, &map).unwrap();
         assert_eq!(a.len(), 2);
         assert_eq!(a[0]["userId"], "u1");
-        assert_eq!(a[0]["traits"]["plan"], "pro");
+        assert_eq!(
+            a[0]["context"]["traits"]["plan"], "pro",
+            "a track call carries traits in its context"
+        );
         assert_eq!(a[0]["properties"]["amount"], 49.5);
         assert_eq!(a[0]["type"], "track");
         assert_eq!(read(&p, &map).unwrap()[0]["messageId"], a[0]["messageId"]);

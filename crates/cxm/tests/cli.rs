@@ -348,3 +348,89 @@ async fn acknowledged_events_survive_kill_9() {
     }
     drop(server);
 }
+
+#[test]
+fn customer_lookup_ledger_and_unmerge_from_the_cli() {
+    let dir = tempfile::tempdir().unwrap();
+    let t = run_json(cxm(dir.path()).args(["tenant", "create", "Acme", "--json"]));
+    let tenant = t["tenant_id"].as_str().unwrap();
+    let csv = dir.path().join("e.csv");
+    std::fs::write(&csv, "uid,anon,what,when,mail\n,tablet,Chat Started,2025-01-01T10:00:00Z,fam@x.io\nu1,,Signed Up,2025-01-02T10:00:00Z,fam@x.io\n").unwrap();
+    run_json(cxm(dir.path()).args(["import", "events"]).arg(&csv).args([
+        "--tenant",
+        tenant,
+        "--map",
+        "userId=uid,anonymousId=anon,event=what,timestamp=when,traits.email=mail",
+    ]));
+    let show = run_json(cxm(dir.path()).args([
+        "customer",
+        "show",
+        "--tenant",
+        tenant,
+        "--identifier",
+        "anonymous_id:tablet",
+        "--json",
+    ]));
+    assert_eq!(show["profile"]["event_count"], 2);
+    let merges = run_json(cxm(dir.path()).args([
+        "customer",
+        "merges",
+        "--tenant",
+        tenant,
+        "--identifier",
+        "user_id:u1",
+        "--json",
+    ]));
+    assert_eq!(
+        merges
+            .as_array()
+            .unwrap()
+            .iter()
+            .filter(|e| e["action"] == "merge")
+            .count(),
+        1
+    );
+    let out = run_json(cxm(dir.path()).args([
+        "customer",
+        "unmerge",
+        "--tenant",
+        tenant,
+        "--identifier",
+        "email:fam@x.io",
+        "--reason",
+        "family inbox",
+    ]));
+    assert_eq!(out["events_replayed"], 2);
+    let a = run_json(cxm(dir.path()).args([
+        "customer",
+        "show",
+        "--tenant",
+        tenant,
+        "--identifier",
+        "anonymous_id:tablet",
+        "--json",
+    ]));
+    let b = run_json(cxm(dir.path()).args([
+        "customer",
+        "show",
+        "--tenant",
+        tenant,
+        "--identifier",
+        "user_id:u1",
+        "--json",
+    ]));
+    assert_ne!(a["profile"]["id"], b["profile"]["id"]);
+    let missing = cxm(dir.path())
+        .args([
+            "customer",
+            "show",
+            "--tenant",
+            tenant,
+            "--identifier",
+            "email:fam@x.io",
+        ])
+        .output()
+        .unwrap();
+    assert!(!missing.status.success());
+    assert!(String::from_utf8_lossy(&missing.stderr).contains("no customer has email:fam@x.io"));
+}

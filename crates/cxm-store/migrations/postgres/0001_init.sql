@@ -74,6 +74,7 @@ CREATE TABLE IF NOT EXISTS profiles (
     event_count BIGINT NOT NULL DEFAULT 0,
     PRIMARY KEY (tenant_id, id)
 );
+CREATE INDEX IF NOT EXISTS profiles_merged ON profiles(tenant_id, merged_into) WHERE merged_into IS NOT NULL;
 CREATE TABLE IF NOT EXISTS identifiers (
     tenant_id TEXT NOT NULL,
     kind TEXT NOT NULL,

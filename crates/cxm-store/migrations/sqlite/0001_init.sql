@@ -45,13 +45,7 @@ CREATE TABLE IF NOT EXISTS events (
 );
 CREATE INDEX IF NOT EXISTS events_user ON events(tenant_id, user_id, ts) WHERE user_id IS NOT NULL;
 CREATE INDEX IF NOT EXISTS events_anon ON events(tenant_id, anonymous_id, ts) WHERE anonymous_id IS NOT NULL;
-CREATE TABLE IF NOT EXISTS dedup (
-    tenant_id TEXT NOT NULL,
-    write_key_id TEXT NOT NULL,
-    message_id TEXT NOT NULL,
-    received_at INTEGER NOT NULL,
-    PRIMARY KEY (tenant_id, write_key_id, message_id)
-) WITHOUT ROWID;
+-- deduplication lives in memory (see DedupIndex), rebuilt from this log at start
 CREATE TABLE IF NOT EXISTS quarantine (
     id INTEGER PRIMARY KEY AUTOINCREMENT,
     tenant_id TEXT NOT NULL,
@@ -74,6 +68,7 @@ CREATE TABLE IF NOT EXISTS profiles (
     event_count INTEGER NOT NULL DEFAULT 0,
     PRIMARY KEY (tenant_id, id)
 ) WITHOUT ROWID;
+CREATE INDEX IF NOT EXISTS profiles_merged ON profiles(tenant_id, merged_into) WHERE merged_into IS NOT NULL;
 CREATE TABLE IF NOT EXISTS identifiers (
     tenant_id TEXT NOT NULL,
     kind TEXT NOT NULL,
