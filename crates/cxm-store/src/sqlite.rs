@@ -103,7 +103,7 @@ fn spawn_checkpointer(
 ) -> Result<std::thread::JoinHandle<()>> {
     let conn = Connection::open(&path)?;
     configure(&conn)?;
-    Ok(std::thread::Builder::new()
+    std::thread::Builder::new()
         .name("cxm-checkpoint".into())
         .spawn(move || {
             while !stop.load(Ordering::Relaxed) {
@@ -114,7 +114,7 @@ fn spawn_checkpointer(
             }
             let _ = conn.execute_batch("PRAGMA wal_checkpoint(TRUNCATE);");
         })
-        .map_err(|e| StoreError::Backend(format!("cannot start the checkpoint thread: {e}")))?)
+        .map_err(|e| StoreError::Backend(format!("cannot start the checkpoint thread: {e}")))
 }
 
 impl Drop for SqliteStore {

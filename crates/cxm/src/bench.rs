@@ -1,7 +1,6 @@
 //! `cxm bench`: reproducible measurements against a real server on 127.0.0.1 (in this
 //! process, on a fresh store unless --database-url is given). Figures go to stdout as JSON.
 
-use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -145,47 +144,82 @@ pub async fn run(cmd: BenchCmd, store_args: &StoreArgs) -> anyhow::Result<Value>
     }
 }
 
+/// Writes the request bodies to a file first (outside the timed window), so a 10M-event run
+/// needs neither the generator's CPU nor gigabytes of memory while it is measured.
+fn write_bodies(a: &IngestArgs, path: &std::path::Path) -> anyhow::Result<usize> {
+    use std::io::Write;
+    let mut w = std::io::BufWriter::new(std::fs::File::create(path)?);
+    let mut batch = Vec::with_capacity(a.batch);
+    let mut n = 0;
+    let mut flush =
+        |batch: &mut Vec<Value>, w: &mut std::io::BufWriter<std::fs::File>| -> anyhow::Result<()> {
+            if !batch.is_empty() {
+                serde_json::to_writer(
+                    &mut *w,
+                    &json!({"batch": batch, "sentAt": chrono::Utc::now().to_rfc3339()}),
+                )?;
+                w.write_all(b"\n")?;
+                batch.clear();
+                n += 1;
+            }
+            Ok(())
+        };
+    for e in Generator::new(a.seed, chrono::Utc::now()).events(a.events) {
+        batch.push(e);
+        if batch.len() == a.batch {
+            flush(&mut batch, &mut w)?;
+        }
+    }
+    flush(&mut batch, &mut w)?;
+    w.flush()?;
+    Ok(n)
+}
+
 async fn ingest(a: IngestArgs, store_args: &StoreArgs) -> anyhow::Result<Value> {
     anyhow::ensure!(
         a.batch >= 1 && a.concurrency >= 1,
         "batch and concurrency must be at least 1"
     );
+    let scratch = tempfile::tempdir()?;
+    let bodies_path = scratch.path().join("bodies.ndjson");
+    let requests = write_bodies(&a, &bodies_path)?;
     let r = start(store_args).await?;
-    // bodies are built before the clock starts: we measure the server, not the generator
-    let events: Vec<Value> = Generator::new(a.seed, chrono::Utc::now())
-        .events(a.events)
-        .collect();
-    let bodies: Arc<Vec<String>> = Arc::new(
-        events
-            .chunks(a.batch)
-            .map(|c| json!({"batch": c, "sentAt": chrono::Utc::now().to_rfc3339()}).to_string())
-            .collect(),
-    );
-    drop(events);
+    let rss_before = peak_rss_mb();
+    // a reader thread streams bodies through a small bounded queue
+    let (tx, rx) = tokio::sync::mpsc::channel::<String>(a.concurrency * 4);
+    let reader = std::thread::spawn(move || -> anyhow::Result<()> {
+        use std::io::BufRead;
+        for line in std::io::BufReader::new(std::fs::File::open(&bodies_path)?).lines() {
+            if tx.blocking_send(line?).is_err() {
+                break;
+            }
+        }
+        Ok(())
+    });
+    let rx = Arc::new(tokio::sync::Mutex::new(rx));
     let client = reqwest::Client::builder()
         .pool_max_idle_per_host(a.concurrency)
         .build()?;
-    let next = Arc::new(AtomicUsize::new(0));
     let started = Instant::now();
     let mut tasks = vec![];
     for _ in 0..a.concurrency {
-        let (client, bodies, next, url, key) = (
+        let (client, rx, url, key) = (
             client.clone(),
-            bodies.clone(),
-            next.clone(),
+            rx.clone(),
             format!("{}/v1/batch", r.base),
             r.write_key.clone(),
         );
         tasks.push(tokio::spawn(async move {
             let mut lat = vec![];
             loop {
-                let i = next.fetch_add(1, Ordering::Relaxed);
-                let Some(body) = bodies.get(i) else { break };
+                let Some(body) = rx.lock().await.recv().await else {
+                    break;
+                };
                 let t = Instant::now();
                 let resp = client
                     .post(&url)
                     .basic_auth(&key, Some(""))
-                    .body(body.clone())
+                    .body(body)
                     .send()
                     .await?;
                 anyhow::ensure!(
@@ -204,6 +238,9 @@ async fn ingest(a: IngestArgs, store_args: &StoreArgs) -> anyhow::Result<Value> 
         lat.extend(t.await??);
     }
     let elapsed = started.elapsed();
+    reader
+        .join()
+        .map_err(|_| anyhow::anyhow!("body reader panicked"))??;
     lat.sort();
     let stored = {
         let (s, t) = (r.store.clone(), r.tenant.clone());
@@ -214,12 +251,17 @@ async fn ingest(a: IngestArgs, store_args: &StoreArgs) -> anyhow::Result<Value> 
     };
     let backend = r.store.backend();
     r.stop().await?;
+    anyhow::ensure!(
+        lat.len() == requests,
+        "sent {} of {requests} requests",
+        lat.len()
+    );
     Ok(json!({
         "bench": "ingest", "backend": backend, "events": a.events, "batch": a.batch, "concurrency": a.concurrency,
         "seconds": elapsed.as_secs_f64(), "events_per_sec": a.events as f64 / elapsed.as_secs_f64(),
         "requests": lat.len(), "p50_ms": percentile(&lat, 0.5), "p99_ms": percentile(&lat, 0.99),
         "stored_events": stored.total_events, "profiles": stored.profiles, "quarantined": stored.quarantined,
-        "peak_rss_mb": peak_rss_mb(), "machine": machine(),
+        "peak_rss_mb_before_load": rss_before, "peak_rss_mb": peak_rss_mb(), "machine": machine(),
     }))
 }
 
