@@ -21,7 +21,9 @@ async function signIn(email, password) {
   page.on("request", (r) => { if (!r.url().startsWith(base)) offsite.push(r.url()); });
   await page.goto(`${base}/customers`);
   assert.match(page.url(), /\/login\?next=%2Fcustomers|\/login\?next=\/customers/);
-  // keyboard only: the form is reachable and submits with Enter
+  // keyboard only: the form is reachable and submits with Enter (focus is set explicitly:
+  // typing before autofocus lands would lose the first characters)
+  await page.locator("#email").focus();
   await page.keyboard.type(email);
   await page.keyboard.press("Tab");
   await page.keyboard.type(password);

@@ -96,6 +96,63 @@ pub(crate) trait GraphTx {
     /// Deletes every projection of the tenant (not the log, quarantine, blocks or admin ledger rows).
     fn clear_projections(&mut self, tenant: &str) -> Result<()>;
     fn log_after(&mut self, tenant: &str, after_seq: i64, limit: u32) -> Result<Vec<LogRow>>;
+
+    /// Records the message ids of a request; true for each event seen for the first time
+    /// (a repeat within the request counts as a duplicate). Backends with round trips
+    /// override this with one statement.
+    fn dedup_insert_many(
+        &mut self,
+        tenant: &str,
+        key_id: &str,
+        events: &[NormalizedEvent],
+    ) -> Result<Vec<bool>> {
+        events
+            .iter()
+            .map(|e| {
+                self.dedup_insert(
+                    tenant,
+                    key_id,
+                    &e.message_id,
+                    e.received_at.timestamp_millis(),
+                )
+            })
+            .collect()
+    }
+
+    /// Appends events to the log, returning their sequence numbers in order.
+    fn insert_events(
+        &mut self,
+        tenant: &str,
+        key_id: &str,
+        events: &[&NormalizedEvent],
+    ) -> Result<Vec<i64>> {
+        events
+            .iter()
+            .map(|e| self.insert_event(tenant, key_id, e, &e.payload_json))
+            .collect()
+    }
+
+    /// Adds to several daily counters.
+    fn bump_daily_many(
+        &mut self,
+        tenant: &str,
+        rows: &[(String, &'static str, i64)],
+    ) -> Result<()> {
+        for (day, channel, n) in rows {
+            self.bump_daily(tenant, day, channel, *n)?;
+        }
+        Ok(())
+    }
+
+    /// Owners of many identifiers in one go, or `None` when lazy one-by-one lookups are as
+    /// cheap (an embedded database).
+    fn owners_many(
+        &mut self,
+        _tenant: &str,
+        _ids: &[Identifier],
+    ) -> Result<Option<Vec<(Identifier, String)>>> {
+        Ok(None)
+    }
 }
 
 pub(crate) fn merge_traits(into: &mut Map<String, Value>, newer: &Map<String, Value>) {
@@ -123,6 +180,8 @@ pub(crate) struct Batched<'a, T: GraphTx> {
     pub tx: &'a mut T,
     owners: HashMap<(String, Identifier), Option<String>>,
     pending: HashMap<(String, String), Touch>,
+    /// (tenant, profile, account) links written in this transaction.
+    linked: std::collections::HashSet<(String, String, String)>,
 }
 
 impl<'a, T: GraphTx> Batched<'a, T> {
@@ -131,6 +190,7 @@ impl<'a, T: GraphTx> Batched<'a, T> {
             tx,
             owners: HashMap::new(),
             pending: HashMap::new(),
+            linked: Default::default(),
         }
     }
 
@@ -142,6 +202,37 @@ impl<'a, T: GraphTx> Batched<'a, T> {
         let o = self.tx.owner(tenant, id)?;
         self.owners.insert(key, o.clone());
         Ok(o)
+    }
+
+    /// Looks up the owners of identifiers not seen yet in this transaction, in one call when
+    /// the backend can.
+    fn prefetch<'e>(
+        &mut self,
+        tenant: &str,
+        ids: impl Iterator<Item = &'e Identifier>,
+    ) -> Result<()> {
+        let mut missing: Vec<Identifier> = ids
+            .filter(|i| {
+                !self
+                    .owners
+                    .contains_key(&(tenant.to_string(), (*i).clone()))
+            })
+            .cloned()
+            .collect();
+        missing.sort();
+        missing.dedup();
+        if missing.is_empty() {
+            return Ok(());
+        }
+        if let Some(found) = self.tx.owners_many(tenant, &missing)? {
+            for id in missing {
+                self.owners.insert((tenant.to_string(), id), None);
+            }
+            for (id, p) in found {
+                self.owners.insert((tenant.to_string(), id), Some(p));
+            }
+        }
+        Ok(())
     }
 
     fn attach(&mut self, tenant: &str, id: &Identifier, profile: &str, seq: i64) -> Result<()> {
@@ -161,6 +252,23 @@ impl<'a, T: GraphTx> Batched<'a, T> {
                 *owner = Some(into.to_string());
             }
         }
+        Ok(())
+    }
+
+    /// Links a profile to an account once per transaction; traits always go through.
+    fn link_account(
+        &mut self,
+        tenant: &str,
+        profile: &str,
+        group: &str,
+        traits: Option<&Map<String, Value>>,
+    ) -> Result<()> {
+        let key = (tenant.to_string(), profile.to_string(), group.to_string());
+        if traits.is_none() && self.linked.contains(&key) {
+            return Ok(());
+        }
+        self.tx.link_account(tenant, profile, group, traits)?;
+        self.linked.insert(key);
         Ok(())
     }
 
@@ -296,7 +404,7 @@ fn apply_event<T: GraphTx>(
     };
     b.touch(tenant, &target, ts, &ev.traits);
     if let Some(g) = &ev.group_id {
-        b.tx.link_account(tenant, &target, g, ev.group_traits.as_ref())?;
+        b.link_account(tenant, &target, g, ev.group_traits.as_ref())?;
     }
     Ok(())
 }
@@ -330,17 +438,19 @@ pub(crate) fn append_all<T: GraphTx>(
             )?;
             o.quarantined += 1;
         }
-        for ev in &req.events {
-            let received = ev.received_at.timestamp_millis();
-            if !b
-                .tx
-                .dedup_insert(tenant, &req.write_key_id, &ev.message_id, received)?
-            {
-                o.duplicates += 1;
-                continue;
-            }
-            let seq =
-                b.tx.insert_event(tenant, &req.write_key_id, ev, &ev.payload_json)?;
+        let fresh =
+            b.tx.dedup_insert_many(tenant, &req.write_key_id, &req.events)?;
+        let new: Vec<&NormalizedEvent> = req
+            .events
+            .iter()
+            .zip(&fresh)
+            .filter(|(_, f)| **f)
+            .map(|(e, _)| e)
+            .collect();
+        o.duplicates = (req.events.len() - new.len()) as u32;
+        let seqs = b.tx.insert_events(tenant, &req.write_key_id, &new)?;
+        b.prefetch(tenant, new.iter().flat_map(|e| e.identifiers.iter()))?;
+        for (ev, seq) in new.iter().zip(seqs) {
             apply_event(
                 &mut b,
                 tenant,
@@ -361,8 +471,12 @@ pub(crate) fn append_all<T: GraphTx>(
         out.push(o);
     }
     b.finish()?;
+    let mut by_tenant: BTreeMap<String, Vec<(String, &'static str, i64)>> = BTreeMap::new();
     for ((tenant, day, channel), n) in daily {
-        tx.bump_daily(&tenant, &day, channel, n)?;
+        by_tenant.entry(tenant).or_default().push((day, channel, n));
+    }
+    for (tenant, rows) in by_tenant {
+        tx.bump_daily_many(&tenant, &rows)?;
     }
     Ok(out)
 }

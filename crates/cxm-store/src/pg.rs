@@ -407,6 +407,137 @@ impl GraphTx for PgTx<'_> {
         Ok(())
     }
 
+    fn dedup_insert_many(
+        &mut self,
+        tenant: &str,
+        key_id: &str,
+        events: &[NormalizedEvent],
+    ) -> Result<Vec<bool>> {
+        if events.is_empty() {
+            return Ok(vec![]);
+        }
+        let ids: Vec<&str> = events.iter().map(|e| e.message_id.as_str()).collect();
+        let received: Vec<i64> = events
+            .iter()
+            .map(|e| e.received_at.timestamp_millis())
+            .collect();
+        let inserted: std::collections::HashSet<String> = self
+            .all(
+                "INSERT INTO dedup (tenant_id, write_key_id, message_id, received_at)
+                 SELECT $1, $2, m, r FROM unnest($3::text[], $4::bigint[]) AS t(m, r)
+                 ON CONFLICT DO NOTHING RETURNING message_id",
+                &[&tenant, &key_id, &ids, &received],
+            )?
+            .iter()
+            .map(|r| r.get(0))
+            .collect();
+        // a repeat inside the request is a duplicate of its first occurrence
+        let mut seen = std::collections::HashSet::new();
+        Ok(ids
+            .iter()
+            .map(|m| inserted.contains(*m) && seen.insert(*m))
+            .collect())
+    }
+
+    fn insert_events(
+        &mut self,
+        tenant: &str,
+        key_id: &str,
+        events: &[&NormalizedEvent],
+    ) -> Result<Vec<i64>> {
+        if events.is_empty() {
+            return Ok(vec![]);
+        }
+        let col = |f: &dyn Fn(&NormalizedEvent) -> Option<String>| {
+            events.iter().map(|e| f(e)).collect::<Vec<Option<String>>>()
+        };
+        let message_ids: Vec<&str> = events.iter().map(|e| e.message_id.as_str()).collect();
+        let types: Vec<&str> = events.iter().map(|e| e.event_type.as_str()).collect();
+        let names = col(&|e| e.name.clone());
+        let users = col(&|e| e.user_id.clone());
+        let anons = col(&|e| e.anonymous_id.clone());
+        let groups = col(&|e| e.group_id.clone());
+        let channels: Vec<&str> = events.iter().map(|e| e.channel.as_str()).collect();
+        let categories: Vec<&str> = events.iter().map(|e| e.category.as_str()).collect();
+        let ts: Vec<i64> = events
+            .iter()
+            .map(|e| e.timestamp.timestamp_millis())
+            .collect();
+        let received: Vec<i64> = events
+            .iter()
+            .map(|e| e.received_at.timestamp_millis())
+            .collect();
+        let payloads: Vec<&str> = events.iter().map(|e| e.payload_json.as_str()).collect();
+        let rows = self.all(
+            "INSERT INTO events (tenant_id, write_key_id, message_id, type, name, user_id, anonymous_id, group_id, channel, category, ts, received_at, payload)
+             SELECT $1, $2, m, ty, n, u, a, g, c, cat, t, r, p
+             FROM unnest($3::text[], $4::text[], $5::text[], $6::text[], $7::text[], $8::text[], $9::text[], $10::text[], $11::bigint[], $12::bigint[], $13::text[])
+                  WITH ORDINALITY AS x(m, ty, n, u, a, g, c, cat, t, r, p, ord)
+             ORDER BY ord
+             RETURNING seq, message_id",
+            &[&tenant, &key_id, &message_ids, &types, &names, &users, &anons, &groups, &channels, &categories, &ts, &received, &payloads],
+        )?;
+        // message ids are unique here (duplicates were filtered), so map seqs back by id
+        let by_id: std::collections::HashMap<String, i64> = rows
+            .iter()
+            .map(|r| (r.get::<_, String>(1), r.get::<_, i64>(0)))
+            .collect();
+        message_ids
+            .iter()
+            .map(|m| {
+                by_id
+                    .get(*m)
+                    .copied()
+                    .ok_or_else(|| StoreError::Backend(format!("no seq returned for {m}")))
+            })
+            .collect()
+    }
+
+    fn bump_daily_many(
+        &mut self,
+        tenant: &str,
+        rows: &[(String, &'static str, i64)],
+    ) -> Result<()> {
+        let days: Vec<&str> = rows.iter().map(|r| r.0.as_str()).collect();
+        let channels: Vec<&str> = rows.iter().map(|r| r.1).collect();
+        let counts: Vec<i64> = rows.iter().map(|r| r.2).collect();
+        self.exec(
+            "INSERT INTO ingest_daily (tenant_id, day, channel, events)
+             SELECT $1, d, c, n FROM unnest($2::text[], $3::text[], $4::bigint[]) AS t(d, c, n)
+             ON CONFLICT (tenant_id, day, channel) DO UPDATE SET events = ingest_daily.events + excluded.events",
+            &[&tenant, &days, &channels, &counts],
+        )?;
+        Ok(())
+    }
+
+    fn owners_many(
+        &mut self,
+        tenant: &str,
+        ids: &[Identifier],
+    ) -> Result<Option<Vec<(Identifier, String)>>> {
+        let kinds: Vec<String> = ids.iter().map(|i| i.kind_str()).collect();
+        let values: Vec<&str> = ids.iter().map(|i| i.value.as_str()).collect();
+        let rows = self.all(
+            "SELECT i.kind, i.value, i.profile_id FROM identifiers i
+             JOIN unnest($2::text[], $3::text[]) AS q(k, v) ON i.kind = q.k AND i.value = q.v
+             WHERE i.tenant_id = $1",
+            &[&tenant, &kinds, &values],
+        )?;
+        Ok(Some(
+            rows.iter()
+                .map(|r| {
+                    (
+                        Identifier {
+                            kind: kind_of(r.get(0)),
+                            value: r.get(1),
+                        },
+                        r.get(2),
+                    )
+                })
+                .collect(),
+        ))
+    }
+
     fn log_after(&mut self, tenant: &str, after_seq: i64, limit: u32) -> Result<Vec<LogRow>> {
         let limit = i64::from(limit);
         let rows = self.all(

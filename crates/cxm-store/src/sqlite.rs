@@ -166,7 +166,7 @@ struct Writer {
 struct DedupIndex {
     loaded: bool,
     /// digest -> received_at in seconds
-    keys: std::collections::HashMap<u128, u32, BuildDigestHasher>,
+    keys: std::collections::HashMap<[u8; 16], u32, BuildDigestHasher>,
 }
 
 /// The keys are already uniform digests: hashing them again is wasted work.
@@ -186,9 +186,6 @@ impl std::hash::Hasher for DigestHasher {
             b[..chunk.len()].copy_from_slice(chunk);
             self.0 ^= u64::from_le_bytes(b);
         }
-    }
-    fn write_u128(&mut self, v: u128) {
-        self.0 = v as u64;
     }
 }
 
@@ -244,7 +241,7 @@ struct SqlTx<'a, 'd> {
     stmts: Vec<(usize, rusqlite::Statement<'a>)>,
     /// Present on ingest; keys added here are removed again if the transaction fails.
     dedup: Option<&'d mut DedupIndex>,
-    added: Vec<u128>,
+    added: Vec<[u8; 16]>,
 }
 
 impl<'a, 'd> SqlTx<'a, 'd> {
@@ -270,7 +267,8 @@ impl<'a, 'd> SqlTx<'a, 'd> {
     }
 }
 
-fn dedup_key(tenant: &str, key_id: &str, message_id: &str) -> u128 {
+/// Byte arrays (alignment 1) keep a map entry at 20 bytes; a u128 key would pad it to 32.
+fn dedup_key(tenant: &str, key_id: &str, message_id: &str) -> [u8; 16] {
     use sha2::Digest;
     let mut h = sha2::Sha256::new();
     for part in [tenant, key_id, message_id] {
@@ -280,7 +278,7 @@ fn dedup_key(tenant: &str, key_id: &str, message_id: &str) -> u128 {
     let d = h.finalize();
     let mut k = [0u8; 16];
     k.copy_from_slice(&d[..16]);
-    u128::from_le_bytes(k)
+    k
 }
 
 fn kind_of(s: &str) -> IdentifierKind {

@@ -78,8 +78,14 @@ async fn start(store_args: &StoreArgs) -> anyhow::Result<Running> {
         ..Default::default()
     };
     let settings = Settings::resolve(&sa, &serve)?;
-    let store = settings.open_store()?;
-    let t = crate::setup::create_tenant(store.as_ref(), "bench")?;
+    // the postgres client blocks: open and set up off the async workers
+    let s2 = settings.clone();
+    let (store, t) = tokio::task::spawn_blocking(move || -> anyhow::Result<_> {
+        let store = s2.open_store()?;
+        let t = crate::setup::create_tenant(store.as_ref(), "bench")?;
+        Ok((store, t))
+    })
+    .await??;
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await?;
     let base = format!("http://{}", listener.local_addr()?);
     let (tx, rx) = tokio::sync::oneshot::channel::<()>();
