@@ -84,6 +84,22 @@ try {
   await page.getByRole("link", { name: "Quarantine" }).click();
   assert.match(await page.getByTestId("quarantine").innerText(), /missing_identity/);
 
+  // keys: create a write key (shown once), it ingests, then revoke it
+  await page.getByRole("link", { name: "API keys" }).click();
+  await page.getByRole("textbox", { name: "Key name" }).fill("mobile app");
+  await page.getByRole("button", { name: "Create key" }).click();
+  const newKey = (await page.getByTestId("new-key").locator("code").innerText()).trim();
+  assert.match(newKey, /^cxm_wk_/);
+  await page.screenshot({ path: `${shots}/keys.png`, fullPage: true });
+  const sent = await fetch(`${base}/v1/track`, { method: "POST", headers: { authorization: `Bearer ${newKey}` }, body: JSON.stringify({ userId: "key-test", event: "Logged In" }) });
+  assert.equal(sent.status, 200);
+  await page.getByRole("button", { name: "Revoke mobile app" }).click();
+  await page.waitForURL(`${base}/settings/keys`);
+  assert.match(await page.getByTestId("keys").innerText(), /mobile app\s+write\s+\S+…\s+[\d-]+ [\d:]+ UTC\s+revoked/);
+  const refused = await fetch(`${base}/v1/track`, { method: "POST", headers: { authorization: `Bearer ${newKey}` }, body: JSON.stringify({ userId: "key-test", event: "Logged In" }) });
+  assert.equal(refused.status, 401);
+  assert.equal(await page.getByTestId("new-key").count(), 0, "the key is shown only once");
+
   // sign out ends the session
   await page.getByRole("button", { name: "Sign out" }).click();
   await page.waitForURL(/\/login/);
@@ -97,6 +113,8 @@ try {
   await viewer.getByRole("link", { name: "Grace Hopper" }).click();
   await viewer.getByTestId("summary").waitFor();
   assert.equal(await viewer.getByRole("button", { name: /Unmerge/ }).count(), 0);
+  await viewer.getByRole("link", { name: "API keys" }).click();
+  assert.equal(await viewer.getByRole("button", { name: "Create key" }).count(), 0);
 
   assert.deepEqual(offsite, [], "the dashboard must not load anything from another origin");
   console.log("dashboard: sign-in, overview chart, live search, context, unmerge, quarantine, roles: ok");

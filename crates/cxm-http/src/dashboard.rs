@@ -52,6 +52,7 @@ impl Pages {
                 "quarantine.html",
                 include_str!("../templates/quarantine.html"),
             ),
+            ("keys.html", include_str!("../templates/keys.html")),
         ] {
             env.add_template(name, src).expect("templates compile");
         }
@@ -101,6 +102,8 @@ pub fn routes() -> Router<Arc<AppState>> {
         .route("/customers/{id}", get(customer))
         .route("/customers/{id}/unmerge", post(unmerge))
         .route("/quarantine", get(quarantine))
+        .route("/settings/keys", get(keys_page).post(create_key))
+        .route("/settings/keys/{id}/revoke", post(revoke_key))
 }
 
 /// Either the signed-in user or a redirect to the login page.
@@ -619,9 +622,125 @@ async fn quarantine(State(st): State<Arc<AppState>>, headers: HeaderMap) -> Resp
     st.pages.render("quarantine.html", context! { title => "Quarantine", page => "quarantine", user => user_ctx(&p), entries => entries })
 }
 
+async fn render_keys(st: &AppState, p: &Principal, created: Option<Value>) -> Response {
+    let t = p.tenant_id.clone();
+    let keys = match st.store.run(move |s| s.list_keys(&t)).await {
+        Ok(k) => k,
+        Err(e) => return ApiError::from(e).into_response(),
+    };
+    let keys: Vec<Value> = keys
+        .iter()
+        .rev()
+        .map(|k| serde_json::json!({"id": k.id, "name": k.name, "kind": k.kind.as_str(), "prefix": k.prefix, "created": fmt_ms(k.created_at_ms), "status": if k.revoked_at_ms.is_some() { "revoked" } else { "active" }}))
+        .collect();
+    st.pages.render("keys.html", context! { title => "API keys", page => "keys", user => user_ctx(p), keys => keys, created => created, can_admin => p.role.can_administer() })
+}
+
+async fn keys_page(State(st): State<Arc<AppState>>, headers: HeaderMap) -> Response {
+    match session(&st, &headers, "/settings/keys").await {
+        Ok(p) => render_keys(&st, &p, None).await,
+        Err(r) => r,
+    }
+}
+
+#[derive(Deserialize)]
+struct KeyForm {
+    name: String,
+    kind: String,
+}
+
+async fn create_key(State(st): State<Arc<AppState>>, req: Request) -> Response {
+    let headers = req.headers().clone();
+    if let Err(r) = same_origin(&headers) {
+        return r;
+    }
+    let p = match session(&st, &headers, "/settings/keys").await {
+        Ok(p) => p,
+        Err(r) => return r,
+    };
+    if let Err(e) = p.require_admin() {
+        return e.into_response();
+    }
+    let form = match Form::<KeyForm>::from_request(req, &()).await {
+        Ok(Form(f)) => f,
+        Err(e) => return ApiError::new(ErrorCode::InvalidParameter, e.body_text()).into_response(),
+    };
+    let Some(kind) = cxm_store::KeyKind::parse(&form.kind) else {
+        return ApiError::new(ErrorCode::InvalidParameter, "kind must be write or secret")
+            .into_response();
+    };
+    let name = form.name.trim().to_string();
+    if name.is_empty() || name.len() > 100 {
+        return ApiError::new(
+            ErrorCode::InvalidParameter,
+            "name must be 1 to 100 characters",
+        )
+        .into_response();
+    }
+    let (plain, record) = auth::generate_key(&p.tenant_id, kind, &name);
+    let r = record.clone();
+    if let Err(e) = st.store.run(move |s| s.insert_key(&r)).await {
+        return ApiError::from(e).into_response();
+    }
+    tracing::info!(tenant = %p.tenant_id, actor = %p.actor, key = %record.id, "key created in the dashboard");
+    // shown once, on this response only; the page is not cached
+    let mut r = render_keys(
+        &st,
+        &p,
+        Some(serde_json::json!({"key": plain, "kind": kind.as_str()})),
+    )
+    .await;
+    r.headers_mut()
+        .insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
+    r
+}
+
+async fn revoke_key(
+    State(st): State<Arc<AppState>>,
+    headers: HeaderMap,
+    Path(id): Path<String>,
+) -> Response {
+    if let Err(r) = same_origin(&headers) {
+        return r;
+    }
+    let p = match session(&st, &headers, "/settings/keys").await {
+        Ok(p) => p,
+        Err(r) => return r,
+    };
+    if let Err(e) = p.require_admin() {
+        return e.into_response();
+    }
+    let t = p.tenant_id.clone();
+    let id2 = id.clone();
+    match st.store.run(move |s| s.revoke_key(&t, &id2)).await {
+        Ok(true) => {
+            st.keys.invalidate_all();
+            tracing::info!(tenant = %p.tenant_id, actor = %p.actor, key = %id, "key revoked in the dashboard");
+            Redirect::to("/settings/keys").into_response()
+        }
+        Ok(false) => {
+            ApiError::new(ErrorCode::NotFound, format!("no active key {id}")).into_response()
+        }
+        Err(e) => ApiError::from(e).into_response(),
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn every_template_file_is_registered() {
+        let pages = Pages::new();
+        let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("templates");
+        for f in std::fs::read_dir(dir).unwrap() {
+            let name = f.unwrap().file_name().to_string_lossy().to_string();
+            assert!(
+                pages.env.get_template(&name).is_ok(),
+                "{name} is not registered in Pages::new"
+            );
+        }
+    }
 
     #[test]
     fn next_must_stay_on_this_site() {

@@ -185,13 +185,12 @@ async fn another_tenant_sees_nothing() {
         .unwrap();
     assert_eq!(r.status(), 404);
     let r = app
-        .client
-        .post(app.url(&format!("/api/v1/customers/{id}/unmerge")))
-        .bearer_auth(&other_secret)
-        .json(&json!({"identifier": "anonymous_id:browser-1"}))
-        .send()
-        .await
-        .unwrap();
+        .post(
+            &format!("/api/v1/customers/{id}/unmerge"),
+            &other_secret,
+            &json!({"identifier": "anonymous_id:browser-1"}),
+        )
+        .await;
     assert_eq!(r.status(), 404);
     app.stop().await;
 }
@@ -224,13 +223,12 @@ async fn unmerge_via_api_splits_the_profile_and_is_logged() {
         .unwrap();
     assert_eq!(bad.status(), 400);
     let r = app
-        .client
-        .post(app.url(&format!("/api/v1/customers/{id}/unmerge")))
-        .bearer_auth(&app.secret_key)
-        .json(&json!({"identifier": "user_id:someone-else"}))
-        .send()
-        .await
-        .unwrap();
+        .post(
+            &format!("/api/v1/customers/{id}/unmerge"),
+            &app.secret_key,
+            &json!({"identifier": "user_id:someone-else"}),
+        )
+        .await;
     assert_eq!(
         r.status(),
         400,
@@ -238,13 +236,12 @@ async fn unmerge_via_api_splits_the_profile_and_is_logged() {
     );
 
     let r = app
-        .client
-        .post(app.url(&format!("/api/v1/customers/{id}/unmerge")))
-        .bearer_auth(&app.secret_key)
-        .json(&json!({"identifier": "anonymous_id:browser-1", "reason": "shared laptop"}))
-        .send()
-        .await
-        .unwrap();
+        .post(
+            &format!("/api/v1/customers/{id}/unmerge"),
+            &app.secret_key,
+            &json!({"identifier": "anonymous_id:browser-1", "reason": "shared laptop"}),
+        )
+        .await;
     assert_eq!(r.status(), 200);
     let out: Value = r.json().await.unwrap();
     assert_eq!(out["events_replayed"], 7);
@@ -351,13 +348,12 @@ async fn sessions_and_roles() {
 async fn keys_api_creates_usable_keys() {
     let app = TestApp::spawn().await;
     let r = app
-        .client
-        .post(app.url("/api/v1/keys"))
-        .bearer_auth(&app.secret_key)
-        .json(&json!({"kind": "write", "name": "mobile app"}))
-        .send()
-        .await
-        .unwrap();
+        .post(
+            "/api/v1/keys",
+            &app.secret_key,
+            &json!({"kind": "write", "name": "mobile app"}),
+        )
+        .await;
     assert_eq!(r.status(), 201);
     let k: Value = r.json().await.unwrap();
     let key = k["key"].as_str().unwrap();
@@ -375,13 +371,8 @@ async fn keys_api_creates_usable_keys() {
         .unwrap();
     assert_eq!(r.status(), 200);
     let r = app
-        .client
-        .post(app.url("/api/v1/keys"))
-        .bearer_auth(&app.secret_key)
-        .json(&json!({"kind": "root"}))
-        .send()
-        .await
-        .unwrap();
+        .post("/api/v1/keys", &app.secret_key, &json!({"kind": "root"}))
+        .await;
     assert_eq!(r.status(), 400);
     let r = app
         .client

@@ -396,14 +396,7 @@ async fn short_routes_prefix_and_native_api() {
         assert_eq!(r.status(), 200, "{path}");
     }
     // native api: bare array, secret key, historical timestamps kept as sent
-    let r = app
-        .client
-        .post(app.url("/api/v1/events?historical=true"))
-        .bearer_auth(&app.secret_key)
-        .json(&json!([{"type": "track", "userId": "u1", "event": "Order Completed", "timestamp": "2021-03-04T05:06:07Z", "messageId": "hist-1"}]))
-        .send()
-        .await
-        .unwrap();
+    let r = app.post("/api/v1/events?historical=true", &app.secret_key, &json!([{"type": "track", "userId": "u1", "event": "Order Completed", "timestamp": "2021-03-04T05:06:07Z", "messageId": "hist-1"}])).await;
     assert_eq!(r.status(), 200);
     let p = app
         .get_json("/api/v1/customers?identifier=anonymous_id:anon-9")
