@@ -8,7 +8,8 @@ work="$(mktemp -d)"
 trap 'kill "$pid" 2>/dev/null || true; rm -rf "$work"' EXIT
 
 if [ ! -x /usr/bin/chromium ]; then
-  DEBIAN_FRONTEND=noninteractive apt-get install -y -q chromium >/dev/null
+  export DEBIAN_FRONTEND=noninteractive
+  apt-get install -y -q chromium >/dev/null || { apt-get update -q >/dev/null && apt-get install -y -q chromium >/dev/null; }
 fi
 (cd "$here" && npm ci --no-audit --no-fund --silent)
 

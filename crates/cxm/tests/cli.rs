@@ -434,3 +434,36 @@ fn customer_lookup_ledger_and_unmerge_from_the_cli() {
     assert!(!missing.status.success());
     assert!(String::from_utf8_lossy(&missing.stderr).contains("no customer has email:fam@x.io"));
 }
+
+/// Operators script setup against the same data directory while the server runs: a tenant
+/// and key created by the cli work on the running server at once.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn setup_works_while_serve_runs() {
+    let dir = tempfile::tempdir().unwrap();
+    run_json(cxm(dir.path()).args(["tenant", "create", "First", "--json"]));
+    let server = serve(dir.path());
+    let t = run_json(cxm(dir.path()).args(["tenant", "create", "Second", "--json"]));
+    let client = reqwest::Client::new();
+    let r = client
+        .post(format!("{}/v1/track", server.1))
+        .basic_auth(t["write_key"].as_str().unwrap(), Some(""))
+        .json(&json!({"userId": "u1", "event": "Signed Up"}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 200);
+    let p: Value = client
+        .get(format!(
+            "{}/api/v1/customers?identifier=user_id:u1",
+            server.1
+        ))
+        .bearer_auth(t["secret_key"].as_str().unwrap())
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(p["event_count"], 1);
+    drop(server);
+}
