@@ -5,6 +5,7 @@
 #[global_allocator]
 static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
 
+mod analyze;
 mod bench;
 mod config;
 mod generate;
@@ -100,6 +101,12 @@ enum Cmd {
         #[arg(long)]
         tenant: Option<String>,
     },
+    /// Text analysers as Unix tools: one text per line on stdin, one JSON object per line out.
+    #[command(subcommand)]
+    Analyze(AnalyzeCmd),
+    /// Evaluations against published datasets; prints JSON.
+    #[command(subcommand)]
+    Eval(EvalCmd),
     /// Reproducible performance measurements; prints JSON.
     #[command(subcommand)]
     Bench(bench::BenchCmd),
@@ -167,6 +174,29 @@ enum KeyCmd {
         #[arg(long)]
         tenant: String,
         key_id: String,
+    },
+}
+
+#[derive(Subcommand, Debug)]
+enum AnalyzeCmd {
+    /// VADER scores (identical to vaderSentiment 3.3.2) plus churn, legal, rage and effort cues.
+    Sentiment {
+        /// Score text that looks non-English too (normally marked unknown and left unscored).
+        #[arg(long)]
+        all_languages: bool,
+    },
+}
+
+#[derive(Subcommand, Debug)]
+enum EvalCmd {
+    /// Hutto & Gilbert's VADER corpora: r, weighted P/R/F1 per corpus, throughput.
+    Sentiment {
+        /// Folder holding vader/ (default ../shared/data).
+        #[arg(long)]
+        data: Option<PathBuf>,
+        /// Exit non-zero below the floors (tweets r >= 0.87, F1 >= 0.94).
+        #[arg(long)]
+        assert: bool,
     },
 }
 
@@ -523,6 +553,20 @@ fn run(cli: Cli) -> anyhow::Result<()> {
                 "{}",
                 json!({"tenants": stats.tenants, "events": stats.events, "seconds": started.elapsed().as_secs_f64()})
             );
+            Ok(())
+        }
+        Cmd::Analyze(AnalyzeCmd::Sentiment { all_languages }) => {
+            analyze::sentiment_stream(
+                std::io::stdin().lock(),
+                std::io::BufWriter::new(std::io::stdout().lock()),
+                all_languages,
+            )?;
+            Ok(())
+        }
+        Cmd::Eval(EvalCmd::Sentiment { ref data, assert }) => {
+            let dir = data.clone().unwrap_or_else(analyze::default_data_dir);
+            let out = analyze::eval_sentiment(&dir, assert)?;
+            println!("{}", serde_json::to_string_pretty(&out)?);
             Ok(())
         }
         Cmd::Bench(b) => {

@@ -1,0 +1,182 @@
+//! `cxm analyze` and `cxm eval`: the analysers as plain Unix tools, and the evaluations
+//! against the published datasets (read from a data directory, never copied in).
+
+use std::io::{BufRead, Write};
+use std::path::{Path, PathBuf};
+use std::time::Instant;
+
+use anyhow::Context;
+use cxm_analytics::metrics::{pearson, vader_class, weighted_prf};
+use cxm_analytics::Analyzer;
+use serde_json::{json, Value};
+
+/// One JSON object per input line: compound, pos, neu, neg, language, cues.
+pub fn sentiment_stream(
+    input: impl BufRead,
+    mut out: impl Write,
+    all_languages: bool,
+) -> anyhow::Result<u64> {
+    let a = Analyzer::new();
+    let mut n = 0;
+    for line in input.lines() {
+        let line = line.context("stdin is not utf-8 text")?;
+        let mut s = a.analyze(&line);
+        if all_languages && s.compound.is_none() {
+            let (c, p, u, g) = a.vader(&line);
+            (s.compound, s.pos, s.neu, s.neg) = (Some(c), Some(p), Some(u), Some(g));
+        }
+        serde_json::to_writer(&mut out, &s)?;
+        out.write_all(b"\n")?;
+        n += 1;
+    }
+    out.flush()?;
+    Ok(n)
+}
+
+const CORPORA: &[(&str, &str)] = &[
+    ("tweets", "tweets_GroundTruth.txt"),
+    ("movie", "movieReviewSnippets_GroundTruth.txt"),
+    ("amazon", "amazonReviewSnippets_GroundTruth.txt"),
+    ("nyt", "nytEditorialSnippets_GroundTruth.txt"),
+];
+
+/// Reads `id<TAB>mean rating<TAB>text` lines.
+fn read_corpus(path: &Path) -> anyhow::Result<Vec<(f64, String)>> {
+    let text =
+        std::fs::read_to_string(path).with_context(|| format!("cannot read {}", path.display()))?;
+    let mut rows = vec![];
+    for (i, line) in text.lines().enumerate() {
+        let line = line.trim_end_matches('\r');
+        if line.is_empty() {
+            continue;
+        }
+        let mut parts = line.splitn(3, '\t');
+        let (_, rating, body) = (parts.next(), parts.next(), parts.next());
+        let rating: f64 = rating
+            .and_then(|r| r.trim().parse().ok())
+            .with_context(|| format!("{} line {}: no rating", path.display(), i + 1))?;
+        rows.push((rating, body.unwrap_or("").to_string()));
+    }
+    Ok(rows)
+}
+
+/// Hutto & Gilbert's protocol (see the dataset's reference_values.json): truth class is the
+/// sign of the mean human rating, VADER's class thresholds compound at ±0.05, P/R/F1 are
+/// support-weighted, r is Pearson between compound and rating.
+pub fn eval_sentiment(data: &Path, assert_floors: bool) -> anyhow::Result<Value> {
+    let dir = data.join("vader");
+    if !dir.is_dir() {
+        eprintln!(
+            "skipping sentiment evaluation: {} not found (pass --data)",
+            dir.display()
+        );
+        return Ok(json!({"skipped": true}));
+    }
+    let reference: Value = std::fs::read_to_string(dir.join("reference_values.json"))
+        .ok()
+        .and_then(|s| serde_json::from_str(&s).ok())
+        .unwrap_or(Value::Null);
+    let a = Analyzer::new();
+    let mut report = serde_json::Map::new();
+    let mut all_texts = vec![];
+    for (name, file) in CORPORA {
+        let path = dir.join(file);
+        if !path.exists() {
+            continue;
+        }
+        let rows = read_corpus(&path)?;
+        let compounds: Vec<f64> = rows.iter().map(|(_, t)| a.vader(t).0).collect();
+        let ratings: Vec<f64> = rows.iter().map(|(r, _)| *r).collect();
+        let truth: Vec<i8> = ratings
+            .iter()
+            .map(|r| {
+                if *r > 0.0 {
+                    1
+                } else if *r < 0.0 {
+                    -1
+                } else {
+                    0
+                }
+            })
+            .collect();
+        let predicted: Vec<i8> = compounds.iter().map(|c| vader_class(*c)).collect();
+        let (p, r, f1) = weighted_prf(&truth, &predicted);
+        let round = |x: f64| (x * 1000.0).round() / 1000.0;
+        report.insert(
+            name.to_string(),
+            json!({"n": rows.len(), "r": round(pearson(&compounds, &ratings).unwrap_or(0.0)), "P": round(p), "R": round(r), "F1": round(f1),
+                   "published": reference["published"][name]["vader"]}),
+        );
+        all_texts.extend(rows.into_iter().map(|(_, t)| t));
+    }
+    // throughput on one core: the whole corpus, scored with cues as the product does
+    let started = Instant::now();
+    let mut checksum = 0.0;
+    for t in &all_texts {
+        checksum += a.analyze(t).compound.unwrap_or(0.0);
+    }
+    let secs = started.elapsed().as_secs_f64();
+    let started = Instant::now();
+    for t in &all_texts {
+        checksum += a.vader(t).0;
+    }
+    let vader_secs = started.elapsed().as_secs_f64();
+    report.insert(
+        "throughput".into(),
+        json!({"sentences": all_texts.len(), "seconds": secs, "sentences_per_sec": all_texts.len() as f64 / secs,
+               "vader_only_sentences_per_sec": all_texts.len() as f64 / vader_secs, "checksum": checksum}),
+    );
+    let out = Value::Object(report);
+    if assert_floors {
+        let t = &out["tweets"];
+        let (r, f1) = (
+            t["r"].as_f64().unwrap_or(0.0),
+            t["F1"].as_f64().unwrap_or(0.0),
+        );
+        anyhow::ensure!(
+            r >= 0.87 && f1 >= 0.94,
+            "sentiment below the floor on tweets: r {r} (>= 0.87), F1 {f1} (>= 0.94)"
+        );
+    }
+    Ok(out)
+}
+
+pub fn default_data_dir() -> PathBuf {
+    PathBuf::from("../shared/data")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn one_json_object_per_line() {
+        let input = "I love this product!\nThe WORST support ever, I'm cancelling.\n\nEsto es muy malo y no me gusta para nada\n";
+        let mut out = vec![];
+        assert_eq!(
+            sentiment_stream(input.as_bytes(), &mut out, false).unwrap(),
+            4
+        );
+        let lines: Vec<Value> = String::from_utf8(out)
+            .unwrap()
+            .lines()
+            .map(|l| serde_json::from_str(l).unwrap())
+            .collect();
+        assert_eq!(lines.len(), 4);
+        assert!(lines[0]["compound"].as_f64().unwrap() > 0.5);
+        assert!(lines[1]["compound"].as_f64().unwrap() < -0.5);
+        assert_eq!(lines[1]["cues"]["churn_intent"], true);
+        assert_eq!(
+            lines[2]["compound"], 0.0,
+            "an empty line is neutral, not skipped"
+        );
+        assert_eq!(lines[3]["language"], "unknown");
+        assert_eq!(lines[3]["compound"], Value::Null);
+    }
+
+    #[test]
+    fn eval_skips_without_data() {
+        let dir = tempfile::tempdir().unwrap();
+        assert_eq!(eval_sentiment(dir.path(), true).unwrap()["skipped"], true);
+    }
+}
