@@ -1,7 +1,9 @@
 //! Text understanding and statistics for cxm. Pure functions: no I/O, no async, so the
 //! same code scores live feedback, answers `cxm analyze`, and runs the evaluations.
 
+pub mod cluster;
 pub mod metrics;
 pub mod sentiment;
+pub mod text;
 
 pub use sentiment::{Analyzer, Cues, Sentiment};

@@ -180,3 +180,157 @@ mod tests {
         assert_eq!(eval_sentiment(dir.path(), true).unwrap()["skipped"], true);
     }
 }
+
+/// Reads one text per line, or the first column of a TSV (its header row skipped when the
+/// file ends in .tsv).
+pub fn read_texts(path: &Path) -> anyhow::Result<Vec<String>> {
+    let raw = std::fs::read(path).with_context(|| format!("cannot read {}", path.display()))?;
+    let text = String::from_utf8_lossy(&raw);
+    let tsv = path
+        .extension()
+        .is_some_and(|e| e.eq_ignore_ascii_case("tsv"));
+    let mut out: Vec<String> = text
+        .lines()
+        .map(|l| {
+            l.trim_end_matches('\r')
+                .split('\t')
+                .next()
+                .unwrap_or("")
+                .to_string()
+        })
+        .collect();
+    if tsv && !out.is_empty() {
+        out.remove(0);
+    }
+    Ok(out)
+}
+
+/// Without --k: about sqrt(n / 2) themes, between 2 and 100.
+pub fn default_k(n: usize) -> usize {
+    ((n as f64 / 2.0).sqrt().round() as usize).clamp(2, 100)
+}
+
+/// `{"line", "theme", "label"}` per input line (1-based lines), then nothing else.
+pub fn themes_jsonl(
+    texts: &[String],
+    k: Option<usize>,
+    seed: u64,
+    mut out: impl Write,
+) -> anyhow::Result<()> {
+    let refs: Vec<&str> = texts.iter().map(String::as_str).collect();
+    let d =
+        cxm_analytics::cluster::discover(&refs, k.unwrap_or_else(|| default_k(texts.len())), seed);
+    for (i, t) in d.assignments.iter().enumerate() {
+        serde_json::to_writer(
+            &mut out,
+            &json!({"line": i + 1, "theme": t, "label": d.themes[*t].label}),
+        )?;
+        out.write_all(b"\n")?;
+    }
+    out.flush()?;
+    Ok(())
+}
+
+/// The theme summary: label, top terms, size and representative quotes.
+pub fn themes_summary(texts: &[String], k: Option<usize>, seed: u64) -> Value {
+    let refs: Vec<&str> = texts.iter().map(String::as_str).collect();
+    let d =
+        cxm_analytics::cluster::discover(&refs, k.unwrap_or_else(|| default_k(texts.len())), seed);
+    let mut themes: Vec<Value> = d
+        .themes
+        .iter()
+        .filter(|t| t.size > 0)
+        .map(|t| json!({"theme": t.id, "label": t.label, "top_terms": t.top_terms, "size": t.size, "quotes": t.representatives.iter().map(|i| &texts[*i]).collect::<Vec<_>>()}))
+        .collect();
+    themes.sort_by(|a, b| b["size"].as_u64().cmp(&a["size"].as_u64()));
+    json!({"texts": texts.len(), "themes": themes})
+}
+
+/// Intent discovery on the banking test split (TEXTOIR), K given: NMI, ARI and ACC as
+/// scikit-learn/scipy compute them, and the time it took.
+pub fn eval_themes(data: &Path, assert_floors: bool) -> anyhow::Result<Value> {
+    let path = data.join("textoir_banking/test.tsv");
+    if !path.exists() {
+        eprintln!(
+            "skipping theme evaluation: {} not found (pass --data)",
+            path.display()
+        );
+        return Ok(json!({"skipped": true}));
+    }
+    let raw = std::fs::read_to_string(&path)?;
+    let mut texts = vec![];
+    let mut labels = vec![];
+    for line in raw.lines().skip(1) {
+        if let Some((t, l)) = line.trim_end_matches('\r').split_once('\t') {
+            texts.push(t.to_string());
+            labels.push(l.to_string());
+        }
+    }
+    let mut names: Vec<&String> = labels.iter().collect();
+    names.sort();
+    names.dedup();
+    let truth: Vec<usize> = labels
+        .iter()
+        .map(|l| names.binary_search(&l).unwrap_or(0))
+        .collect();
+    let refs: Vec<&str> = texts.iter().map(String::as_str).collect();
+    let score = |k: usize| {
+        let started = Instant::now();
+        let d = cxm_analytics::cluster::discover(&refs, k, 42);
+        let secs = started.elapsed().as_secs_f64();
+        let pct = |x: f64| (x * 1000.0).round() / 10.0;
+        json!({"k": k, "NMI": pct(cxm_analytics::metrics::nmi(&truth, &d.assignments)), "ARI": pct(cxm_analytics::metrics::ari(&truth, &d.assignments)),
+               "ACC": pct(cxm_analytics::metrics::cluster_accuracy(&truth, &d.assignments)), "seconds": secs})
+    };
+    let given = score(names.len());
+    let auto = score(default_k(texts.len()));
+    let out = json!({"dataset": "textoir banking test", "n": texts.len(), "intents": names.len(), "k_given": given, "k_automatic": auto,
+                     "published": {"kmeans_glove": {"NMI": 49.3, "ARI": 13.0, "ACC": 28.6}, "sccl": {"NMI": 63.9, "ARI": 27.0, "ACC": 40.5}, "usnid": {"NMI": 75.3, "ARI": 43.3, "ACC": 54.8}}});
+    if assert_floors {
+        let (n, a) = (
+            given["NMI"].as_f64().unwrap_or(0.0),
+            given["ACC"].as_f64().unwrap_or(0.0),
+        );
+        anyhow::ensure!(
+            n >= 55.0 && a >= 33.0,
+            "themes below the floor: NMI {n} (>= 55), ACC {a} (>= 33)"
+        );
+    }
+    Ok(out)
+}
+
+#[cfg(test)]
+mod theme_tests {
+    use super::*;
+
+    #[test]
+    fn jsonl_has_one_line_per_input_and_nothing_else() {
+        let dir = tempfile::tempdir().unwrap();
+        let p = dir.path().join("in.tsv");
+        std::fs::write(&p, "text\tlabel\ncard declined\ta\nmy card was declined\ta\nreset my password\tb\nforgot password\tb\n").unwrap();
+        let texts = read_texts(&p).unwrap();
+        assert_eq!(
+            texts,
+            [
+                "card declined",
+                "my card was declined",
+                "reset my password",
+                "forgot password"
+            ]
+        );
+        let mut out = vec![];
+        themes_jsonl(&texts, Some(2), 1, &mut out).unwrap();
+        let lines: Vec<Value> = String::from_utf8(out)
+            .unwrap()
+            .lines()
+            .map(|l| serde_json::from_str(l).unwrap())
+            .collect();
+        assert_eq!(lines.len(), 4);
+        assert_eq!(lines[0]["line"], 1);
+        assert_eq!(lines[0]["theme"], lines[1]["theme"]);
+        assert_ne!(lines[0]["theme"], lines[2]["theme"]);
+        assert!(eval_themes(dir.path(), true).unwrap()["skipped"]
+            .as_bool()
+            .unwrap());
+    }
+}

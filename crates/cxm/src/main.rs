@@ -104,6 +104,9 @@ enum Cmd {
     /// Text analysers as Unix tools: one text per line on stdin, one JSON object per line out.
     #[command(subcommand)]
     Analyze(AnalyzeCmd),
+    /// Themes in open text.
+    #[command(subcommand)]
+    Themes(ThemesCmd),
     /// Evaluations against published datasets; prints JSON.
     #[command(subcommand)]
     Eval(EvalCmd),
@@ -188,6 +191,23 @@ enum AnalyzeCmd {
 }
 
 #[derive(Subcommand, Debug)]
+enum ThemesCmd {
+    /// Cluster texts (one per line, or a TSV's first column) into themes.
+    Discover {
+        #[arg(long)]
+        input: PathBuf,
+        /// Number of themes (default: about sqrt(n/2)).
+        #[arg(long)]
+        k: Option<usize>,
+        /// jsonl: {"line","theme","label"} per input line; json: themes with terms and quotes.
+        #[arg(long, default_value = "jsonl")]
+        format: String,
+        #[arg(long, default_value_t = 42)]
+        seed: u64,
+    },
+}
+
+#[derive(Subcommand, Debug)]
 enum EvalCmd {
     /// Hutto & Gilbert's VADER corpora: r, weighted P/R/F1 per corpus, throughput.
     Sentiment {
@@ -195,6 +215,15 @@ enum EvalCmd {
         #[arg(long)]
         data: Option<PathBuf>,
         /// Exit non-zero below the floors (tweets r >= 0.87, F1 >= 0.94).
+        #[arg(long)]
+        assert: bool,
+    },
+    /// Intent discovery on the TEXTOIR banking test split: NMI, ARI, ACC, time.
+    Themes {
+        /// Folder holding textoir_banking/ (default ../shared/data).
+        #[arg(long)]
+        data: Option<PathBuf>,
+        /// Exit non-zero below the floors (NMI >= 55, ACC >= 33 with K given).
         #[arg(long)]
         assert: bool,
     },
@@ -567,6 +596,42 @@ fn run(cli: Cli) -> anyhow::Result<()> {
             let dir = data.clone().unwrap_or_else(analyze::default_data_dir);
             let out = analyze::eval_sentiment(&dir, assert)?;
             println!("{}", serde_json::to_string_pretty(&out)?);
+            Ok(())
+        }
+        Cmd::Themes(ThemesCmd::Discover {
+            ref input,
+            k,
+            ref format,
+            seed,
+        }) => {
+            anyhow::ensure!(
+                k.is_none_or(|k| (1..=1000).contains(&k)),
+                "--k must be between 1 and 1000"
+            );
+            let texts = analyze::read_texts(input)?;
+            match format.as_str() {
+                "jsonl" => analyze::themes_jsonl(
+                    &texts,
+                    k,
+                    seed,
+                    std::io::BufWriter::new(std::io::stdout().lock()),
+                ),
+                "json" => {
+                    println!(
+                        "{}",
+                        serde_json::to_string_pretty(&analyze::themes_summary(&texts, k, seed))?
+                    );
+                    Ok(())
+                }
+                other => anyhow::bail!("--format must be jsonl or json (got {other:?})"),
+            }
+        }
+        Cmd::Eval(EvalCmd::Themes { ref data, assert }) => {
+            let dir = data.clone().unwrap_or_else(analyze::default_data_dir);
+            println!(
+                "{}",
+                serde_json::to_string_pretty(&analyze::eval_themes(&dir, assert)?)?
+            );
             Ok(())
         }
         Cmd::Bench(b) => {
