@@ -3,6 +3,7 @@
 
 pub mod cluster;
 pub mod metrics;
+pub mod scores;
 pub mod sentiment;
 pub mod text;
 

@@ -4,6 +4,7 @@
 
 pub mod context;
 pub mod event;
+pub mod feedback;
 pub mod identity;
 pub mod taxonomy;
 

@@ -118,6 +118,19 @@ pub trait Store: Send + Sync + 'static {
     ) -> Result<RebuildStats>;
     fn blocked(&self, tenant: &str) -> Result<Vec<Identifier>>;
 
+    // feedback
+    /// Stores answers; an idempotency key already stored is a duplicate, not an error.
+    fn insert_feedback(&self, tenant: &str, rows: &[FeedbackRow]) -> Result<FeedbackOutcome>;
+    /// Scored answers of one type between two days (inclusive, `YYYY-MM-DD`), from the rollup.
+    fn feedback_histogram(
+        &self,
+        tenant: &str,
+        field_type: &str,
+        from_day: &str,
+        to_day: &str,
+        by: Option<Slice>,
+    ) -> Result<Vec<HistogramRow>>;
+
     // projections
     /// Recomputes every projection of the tenant (or all tenants) from the event log.
     fn rebuild(&self, tenant: Option<&str>) -> Result<RebuildStats>;

@@ -12,7 +12,10 @@ use serde_json::{Map, Value};
 use crate::graph::{self, GraphTx, LogRow, StoreSettings};
 use crate::*;
 
-const MIGRATIONS: &[(i64, &str)] = &[(1, include_str!("../migrations/postgres/0001_init.sql"))];
+const MIGRATIONS: &[(i64, &str)] = &[
+    (1, include_str!("../migrations/postgres/0001_init.sql")),
+    (2, include_str!("../migrations/postgres/0002_feedback.sql")),
+];
 const POOL_SIZE: usize = 8;
 
 struct Conn {
@@ -747,6 +750,64 @@ impl Store for PgStore {
         })
     }
 
+    fn insert_feedback(&self, tenant: &str, rows: &[FeedbackRow]) -> Result<FeedbackOutcome> {
+        self.tx(|g| {
+            let mut out = FeedbackOutcome::default();
+            let now = now_ms();
+            for r in rows {
+                let a = &r.answer;
+                let (survey, journey, stage, agent) = (a.survey_id.as_deref().unwrap_or(""), a.journey.as_deref().unwrap_or(""), a.stage.as_deref().unwrap_or(""), a.agent.as_deref().unwrap_or(""));
+                let inserted = g.opt(
+                    "INSERT INTO feedback (tenant_id, idempotency_key, response_id, question, field_type, score, text_value, channel, survey_id, survey_version, journey, stage, agent, identifier, account, collected_at, sentiment, cues, created_at)
+                     VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17, $18, $19) ON CONFLICT DO NOTHING RETURNING id",
+                    &[&tenant, &a.idempotency_key, &a.response_id, &a.question, &a.field_type.as_str(), &a.score, &a.text, &a.channel.as_str(), &survey, &a.survey_version,
+                      &journey, &stage, &agent, &a.identifier, &a.account, &a.collected_at.timestamp_millis(), &r.sentiment, &r.cues, &now],
+                )?;
+                if inserted.is_none() {
+                    out.duplicates += 1;
+                    continue;
+                }
+                out.accepted += 1;
+                if let Some(score) = a.score {
+                    let day = a.collected_at.format("%Y-%m-%d").to_string();
+                    g.exec(
+                        "INSERT INTO feedback_daily (tenant_id, day, field_type, channel, survey_id, journey, stage, agent, score, answers) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, 1)
+                         ON CONFLICT (tenant_id, field_type, day, channel, survey_id, journey, stage, agent, score) DO UPDATE SET answers = feedback_daily.answers + 1",
+                        &[&tenant, &day, &a.field_type.as_str(), &a.channel.as_str(), &survey, &journey, &stage, &agent, &score],
+                    )?;
+                }
+            }
+            Ok(out)
+        })
+    }
+
+    fn feedback_histogram(
+        &self,
+        tenant: &str,
+        field_type: &str,
+        from_day: &str,
+        to_day: &str,
+        by: Option<Slice>,
+    ) -> Result<Vec<HistogramRow>> {
+        let group = by.map(Slice::column).unwrap_or("''");
+        let sql = format!(
+            "SELECT day, {group}::text, score, SUM(answers)::bigint FROM feedback_daily WHERE tenant_id = $1 AND field_type = $2 AND day >= $3 AND day <= $4
+             GROUP BY 1, 2, 3 ORDER BY 1, 2, 3"
+        );
+        self.with(|c| {
+            Ok(c.client
+                .query(sql.as_str(), &[&tenant, &field_type, &from_day, &to_day])?
+                .iter()
+                .map(|r| HistogramRow {
+                    day: r.get(0),
+                    group: r.get(1),
+                    score: r.get(2),
+                    answers: r.get::<_, i64>(3) as u64,
+                })
+                .collect())
+        })
+    }
+
     fn quarantine(&self, tenant: &str, limit: u32) -> Result<Vec<QuarantineEntry>> {
         let limit = i64::from(limit);
         self.tx(|g| {
@@ -918,7 +979,15 @@ impl Store for PgStore {
         for t in tenants {
             let s = self.tx(|g| {
                 g.tx.execute("SELECT pg_advisory_xact_lock(hashtext($1))", &[&t])?;
-                graph::rebuild_tenant(g, &t, &self.settings)
+                let s = graph::rebuild_tenant(g, &t, &self.settings)?;
+                g.tx.execute("DELETE FROM feedback_daily WHERE tenant_id = $1", &[&t])?;
+                g.tx.execute(
+                    "INSERT INTO feedback_daily (tenant_id, day, field_type, channel, survey_id, journey, stage, agent, score, answers)
+                     SELECT tenant_id, to_char(to_timestamp(collected_at / 1000.0) AT TIME ZONE 'UTC', 'YYYY-MM-DD'), field_type, channel, survey_id, journey, stage, agent, score, COUNT(*)
+                     FROM feedback WHERE tenant_id = $1 AND score IS NOT NULL GROUP BY 1, 2, 3, 4, 5, 6, 7, 8, 9",
+                    &[&t],
+                )?;
+                Ok(s)
             })?;
             total.tenants += s.tenants;
             total.events += s.events;

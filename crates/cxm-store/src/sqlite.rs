@@ -14,7 +14,10 @@ use serde_json::{Map, Value};
 use crate::graph::{self, GraphTx, LogRow, StoreSettings};
 use crate::*;
 
-const MIGRATIONS: &[(i64, &str)] = &[(1, include_str!("../migrations/sqlite/0001_init.sql"))];
+const MIGRATIONS: &[(i64, &str)] = &[
+    (1, include_str!("../migrations/sqlite/0001_init.sql")),
+    (2, include_str!("../migrations/sqlite/0002_feedback.sql")),
+];
 
 pub struct SqliteStore {
     checkpoint_stop: Arc<AtomicBool>,
@@ -800,6 +803,60 @@ impl Store for SqliteStore {
         }
     }
 
+    fn insert_feedback(&self, tenant: &str, rows: &[FeedbackRow]) -> Result<FeedbackOutcome> {
+        self.write(|tx| {
+            let mut out = FeedbackOutcome::default();
+            let mut ins = tx.prepare_cached(
+                "INSERT OR IGNORE INTO feedback (tenant_id, idempotency_key, response_id, question, field_type, score, text_value, channel, survey_id, survey_version, journey, stage, agent, identifier, account, collected_at, sentiment, cues, created_at)
+                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15, ?16, ?17, ?18, ?19)",
+            )?;
+            let mut roll = tx.prepare_cached(
+                "INSERT INTO feedback_daily (tenant_id, day, field_type, channel, survey_id, journey, stage, agent, score, answers) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, 1)
+                 ON CONFLICT DO UPDATE SET answers = answers + 1",
+            )?;
+            let now = now_ms();
+            for r in rows {
+                let a = &r.answer;
+                let (survey, journey, stage, agent) = (a.survey_id.as_deref().unwrap_or(""), a.journey.as_deref().unwrap_or(""), a.stage.as_deref().unwrap_or(""), a.agent.as_deref().unwrap_or(""));
+                let n = ins.execute(params![
+                    tenant, a.idempotency_key, a.response_id, a.question, a.field_type.as_str(), a.score, a.text, a.channel.as_str(), survey, a.survey_version,
+                    journey, stage, agent, a.identifier, a.account, a.collected_at.timestamp_millis(), r.sentiment, r.cues, now
+                ])?;
+                if n == 0 {
+                    out.duplicates += 1;
+                    continue;
+                }
+                out.accepted += 1;
+                if let Some(score) = a.score {
+                    let day = a.collected_at.format("%Y-%m-%d").to_string();
+                    roll.execute(params![tenant, day, a.field_type.as_str(), a.channel.as_str(), survey, journey, stage, agent, score])?;
+                }
+            }
+            Ok(out)
+        })
+    }
+
+    fn feedback_histogram(
+        &self,
+        tenant: &str,
+        field_type: &str,
+        from_day: &str,
+        to_day: &str,
+        by: Option<Slice>,
+    ) -> Result<Vec<HistogramRow>> {
+        let group = by.map(Slice::column).unwrap_or("''");
+        self.read(|c| {
+            let mut st = c.prepare_cached(&format!(
+                "SELECT day, {group}, score, SUM(answers) FROM feedback_daily WHERE tenant_id = ?1 AND field_type = ?2 AND day >= ?3 AND day <= ?4
+                 GROUP BY day, {group}, score ORDER BY day, {group}, score"
+            ))?;
+            let rows = st
+                .query_map(params![tenant, field_type, from_day, to_day], |r| Ok(HistogramRow { day: r.get(0)?, group: r.get(1)?, score: r.get(2)?, answers: r.get::<_, i64>(3)? as u64 }))?
+                .collect::<Result<Vec<_>, _>>()?;
+            Ok(rows)
+        })
+    }
+
     fn quarantine(&self, tenant: &str, limit: u32) -> Result<Vec<QuarantineEntry>> {
         self.read(|c| {
             let mut st = c.prepare("SELECT id, code, detail, payload, received_at FROM quarantine WHERE tenant_id = ?1 ORDER BY id DESC LIMIT ?2")?;
@@ -952,8 +1009,17 @@ impl Store for SqliteStore {
         };
         let mut total = RebuildStats::default();
         for t in tenants {
-            let s =
-                self.write(|tx| graph::rebuild_tenant(&mut SqlTx::new(tx), &t, &self.settings))?;
+            let s = self.write(|tx| {
+                let s = graph::rebuild_tenant(&mut SqlTx::new(tx), &t, &self.settings)?;
+                tx.execute("DELETE FROM feedback_daily WHERE tenant_id = ?1", [&t])?;
+                tx.execute(
+                    "INSERT INTO feedback_daily (tenant_id, day, field_type, channel, survey_id, journey, stage, agent, score, answers)
+                     SELECT tenant_id, strftime('%Y-%m-%d', collected_at / 1000, 'unixepoch'), field_type, channel, survey_id, journey, stage, agent, score, COUNT(*)
+                     FROM feedback WHERE tenant_id = ?1 AND score IS NOT NULL GROUP BY 1, 2, 3, 4, 5, 6, 7, 8, 9",
+                    [&t],
+                )?;
+                Ok(s)
+            })?;
             total.tenants += s.tenants;
             total.events += s.events;
         }

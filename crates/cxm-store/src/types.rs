@@ -259,3 +259,61 @@ pub fn display_name(traits: &serde_json::Map<String, Value>) -> String {
         .or_else(|| s("email"))
         .unwrap_or_default()
 }
+
+/// An answer ready to store, with its enrichment.
+#[derive(Debug, Clone)]
+pub struct FeedbackRow {
+    pub answer: cxm_domain::feedback::Answer,
+    /// VADER compound of the text, when there is English text.
+    pub sentiment: Option<f64>,
+    /// Cue flags as JSON.
+    pub cues: Option<String>,
+}
+
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, utoipa::ToSchema)]
+pub struct FeedbackOutcome {
+    pub accepted: u32,
+    pub duplicates: u32,
+}
+
+/// A dimension metrics can be sliced by.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Slice {
+    Channel,
+    Survey,
+    Journey,
+    Stage,
+    Agent,
+}
+
+impl Slice {
+    pub fn parse(s: &str) -> Option<Slice> {
+        Some(match s {
+            "channel" => Slice::Channel,
+            "survey" => Slice::Survey,
+            "journey" => Slice::Journey,
+            "stage" => Slice::Stage,
+            "agent" => Slice::Agent,
+            _ => return None,
+        })
+    }
+    pub(crate) fn column(self) -> &'static str {
+        match self {
+            Slice::Channel => "channel",
+            Slice::Survey => "survey_id",
+            Slice::Journey => "journey",
+            Slice::Stage => "stage",
+            Slice::Agent => "agent",
+        }
+    }
+}
+
+/// Answers counted per day, slice value and score.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct HistogramRow {
+    pub day: String,
+    /// The slice value ('' when not sliced or not set).
+    pub group: String,
+    pub score: i64,
+    pub answers: u64,
+}

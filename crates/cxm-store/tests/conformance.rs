@@ -54,6 +54,7 @@ conformance!(
     blocking_an_identifier_unmerges,
     overview_counts_by_day_and_channel,
     tenants_are_isolated,
+    feedback_is_idempotent_and_rolled_up,
 );
 
 fn base() -> chrono::DateTime<Utc> {
@@ -439,4 +440,57 @@ fn sqlite_dedup_survives_restart() {
         1
     );
     assert_eq!(s.append(&[again]).unwrap()[0].accepted, 1);
+}
+
+fn answer(v: Value) -> FeedbackRow {
+    let now = Utc.with_ymd_and_hms(2026, 11, 25, 0, 0, 0).unwrap();
+    FeedbackRow {
+        answer: cxm_domain::feedback::parse_answer(&v, now).unwrap(),
+        sentiment: None,
+        cues: None,
+    }
+}
+
+fn feedback_is_idempotent_and_rolled_up(s: &dyn Store) {
+    let t = s.create_tenant("Acme").unwrap().id;
+    let rows: Vec<FeedbackRow> = [(9, "email", "2026-11-01"), (10, "email", "2026-11-01"), (3, "chat", "2026-11-01"), (7, "chat", "2026-11-02")]
+        .iter()
+        .enumerate()
+        .map(|(i, (score, ch, day))| answer(json!({"response_id": format!("r{i}"), "question": "nps", "type": "nps", "value": score, "channel": ch, "collected_at": format!("{day}T10:00:00Z")})))
+        .chain([answer(json!({"response_id": "r0", "question": "why", "type": "text", "value": "slow"}))])
+        .collect();
+    assert_eq!(
+        s.insert_feedback(&t, &rows).unwrap(),
+        FeedbackOutcome {
+            accepted: 5,
+            duplicates: 0
+        }
+    );
+    assert_eq!(
+        s.insert_feedback(&t, &rows[..2]).unwrap(),
+        FeedbackOutcome {
+            accepted: 0,
+            duplicates: 2
+        },
+        "re-import is a no-op"
+    );
+    let all = s
+        .feedback_histogram(&t, "nps", "2026-11-01", "2026-11-30", None)
+        .unwrap();
+    assert_eq!(all.iter().map(|r| r.answers).sum::<u64>(), 4);
+    let by = s
+        .feedback_histogram(&t, "nps", "2026-11-01", "2026-11-01", Some(Slice::Channel))
+        .unwrap();
+    let rows: Vec<(&str, i64, u64)> = by
+        .iter()
+        .map(|r| (r.group.as_str(), r.score, r.answers))
+        .collect();
+    assert_eq!(rows, [("chat", 3, 1), ("email", 9, 1), ("email", 10, 1)]);
+    s.rebuild(Some(&t)).unwrap();
+    assert_eq!(
+        s.feedback_histogram(&t, "nps", "2026-11-01", "2026-11-30", None)
+            .unwrap(),
+        all,
+        "the rollup is rebuilt from the answers"
+    );
 }
