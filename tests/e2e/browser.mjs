@@ -80,6 +80,13 @@ try {
   assert.equal(await page.getByRole("button", { name: "Unmerge anonymous_id browser-1" }).count(), 0);
   assert.match(await page.getByTestId("ledger").innerText(), /identifier blocked/);
 
+  // voice of the customer: NPS from the answers sent (2 promoters, 1 detractor of 3)
+  await page.getByRole("link", { name: "Voice of the customer" }).click();
+  assert.match(await page.getByTestId("metric-nps").innerText(), /33\.33[\s\S]*n 3/);
+  assert.match(await page.getByTestId("metric-csat").innerText(), /100/);
+  assert.ok((await page.locator(".chart svg rect").count()) >= 1, "an NPS bar for this week");
+  await page.screenshot({ path: `${shots}/voc.png`, fullPage: true });
+
   // quarantine lists the event without an identity and says why
   await page.getByRole("link", { name: "Quarantine" }).click();
   assert.match(await page.getByTestId("quarantine").innerText(), /missing_identity/);

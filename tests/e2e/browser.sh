@@ -38,5 +38,15 @@ curl -sf -u "$wk:" "http://127.0.0.1:$port/v1/batch" -d @- <<JSON >/dev/null
 ]}
 JSON
 
+curl -sf -H "Authorization: Bearer $wk" "http://127.0.0.1:$port/api/v1/feedback" -d @- <<JSON >/dev/null
+{"answers": [
+  {"response_id": "s1", "question": "nps", "type": "nps", "value": 10, "channel": "email"},
+  {"response_id": "s2", "question": "nps", "type": "nps", "value": 9, "channel": "email"},
+  {"response_id": "s3", "question": "nps", "type": "nps", "value": 3, "channel": "chat"},
+  {"response_id": "s3", "question": "why", "type": "text", "value": "Took three calls to fix billing"},
+  {"response_id": "s4", "question": "csat", "type": "csat", "value": 5}
+]}
+JSON
+
 CXM_URL="http://127.0.0.1:$port" SHOTS="$here/../../target/e2e" node "$here/browser.mjs"
 echo "browser e2e: ok"

@@ -52,6 +52,7 @@ impl Pages {
                 "quarantine.html",
                 include_str!("../templates/quarantine.html"),
             ),
+            ("voc.html", include_str!("../templates/voc.html")),
             ("keys.html", include_str!("../templates/keys.html")),
         ] {
             env.add_template(name, src).expect("templates compile");
@@ -102,6 +103,7 @@ pub fn routes() -> Router<Arc<AppState>> {
         .route("/customers/{id}", get(customer))
         .route("/customers/{id}/unmerge", post(unmerge))
         .route("/quarantine", get(quarantine))
+        .route("/voc", get(voc_page))
         .route("/settings/keys", get(keys_page).post(create_key))
         .route("/settings/keys/{id}/revoke", post(revoke_key))
 }
@@ -620,6 +622,65 @@ async fn quarantine(State(st): State<Arc<AppState>>, headers: HeaderMap) -> Resp
     };
     let entries: Vec<Value> = entries.iter().map(|q| serde_json::json!({"when": fmt_ms(q.received_at_ms), "code": q.code, "detail": q.detail, "payload": serde_json::to_string_pretty(&q.payload).unwrap_or_default()})).collect();
     st.pages.render("quarantine.html", context! { title => "Quarantine", page => "quarantine", user => user_ctx(&p), entries => entries })
+}
+
+async fn voc_page(State(st): State<Arc<AppState>>, headers: HeaderMap) -> Response {
+    let p = match session(&st, &headers, "/voc").await {
+        Ok(p) => p,
+        Err(r) => return r,
+    };
+    let mut metrics = vec![];
+    let q = |interval: &str| crate::voc::MetricQuery {
+        from: None,
+        to: None,
+        interval: Some(interval.into()),
+        by: None,
+    };
+    for (metric, title) in [
+        ("nps", "NPS"),
+        ("csat", "CSAT (% satisfied)"),
+        ("ces", "CES (1-7, higher is easier)"),
+    ] {
+        match crate::voc::report(&st, &p.tenant_id, metric, &q("week")).await {
+            Ok(r) => {
+                let mut v = serde_json::to_value(&r).unwrap_or_default();
+                v["title"] = title.into();
+                metrics.push(v);
+            }
+            Err(e) => return e.into_response(),
+        }
+    }
+    let trend = nps_chart(&metrics[0]["series"]);
+    st.pages.render("voc.html", context! { title => "Voice of the customer", page => "voc", user => user_ctx(&p), metrics => metrics, trend => trend })
+}
+
+/// Bars from zero to each week's NPS on a -100..100 axis, with the interval as a whisker.
+fn nps_chart(series: &Value) -> Value {
+    let (width, height, left, top, bottom) = (900.0, 240.0, 48.0, 10.0, 24.0);
+    let plot = height - top - bottom;
+    let y = |v: f64| top + (100.0 - v.clamp(-100.0, 100.0)) / 200.0 * plot;
+    let points = series.as_array().cloned().unwrap_or_default();
+    let slot = (width - left) / points.len().max(1) as f64;
+    let bar_width = (slot * 0.7).clamp(2.0, 40.0);
+    let bars: Vec<Value> = points
+        .iter()
+        .enumerate()
+        .map(|(i, p)| {
+            let v = p["value"].as_f64().unwrap_or(0.0);
+            let (y0, y1) = (y(0.0), y(v));
+            serde_json::json!({
+                "x": left + i as f64 * slot + (slot - bar_width) / 2.0, "y": y0.min(y1), "h": (y0 - y1).abs().max(1.0),
+                "value": v, "n": p["n"], "ci_low": p["ci_low"], "ci_high": p["ci_high"], "period": p["period"],
+                "ci_top": y(p["ci_high"].as_f64().unwrap_or(v)), "ci_bottom": y(p["ci_low"].as_f64().unwrap_or(v)),
+                "label": p["period"].as_str().map(|s| s.get(5..).unwrap_or(s).to_string()),
+            })
+        })
+        .collect();
+    let ticks: Vec<Value> = [100.0, 50.0, 0.0, -50.0, -100.0]
+        .iter()
+        .map(|v| serde_json::json!({"y": y(*v), "label": format!("{v}")}))
+        .collect();
+    serde_json::json!({"width": width, "height": height, "left": left, "bar_width": bar_width, "bars": bars, "ticks": ticks})
 }
 
 async fn render_keys(st: &AppState, p: &Principal, created: Option<Value>) -> Response {

@@ -8,6 +8,7 @@ pub mod error;
 pub mod ingest;
 pub mod openapi;
 pub mod ops;
+pub mod voc;
 
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
@@ -65,6 +66,7 @@ pub struct AppState {
     pub shutting_down: AtomicBool,
     pub started: Instant,
     pub pages: dashboard::Pages,
+    pub analyzer: cxm_analytics::Analyzer,
 }
 
 impl AppState {
@@ -78,6 +80,7 @@ impl AppState {
             shutting_down: AtomicBool::new(false),
             started: Instant::now(),
             pages: dashboard::Pages::new(),
+            analyzer: cxm_analytics::Analyzer::new(),
             config,
         })
     }
@@ -115,6 +118,7 @@ pub fn router(state: Arc<AppState>) -> Router {
     let mut app = Router::new()
         .merge(tracking_routes())
         .merge(api::routes())
+        .merge(voc::routes())
         .merge(dashboard::routes())
         .route("/healthz", get(ops::healthz))
         .route("/readyz", get(ops::readyz))

@@ -39,9 +39,10 @@ impl Modify for Security {
         crate::ingest::batch_doc, crate::ingest::native,
         api::find_customers, api::get_customer, api::customer_context, api::customer_merges, api::unmerge,
         api::quarantine, api::overview, api::list_keys, api::create_key, api::revoke_key, api::taxonomy,
+        crate::voc::ingest_feedback, crate::voc::metric,
     ),
     modifiers(&Security),
-    tags((name = "ingest"), (name = "customers"), (name = "keys"))
+    tags((name = "ingest"), (name = "customers"), (name = "feedback"), (name = "keys"))
 )]
 pub struct ApiDoc;
 

@@ -1,0 +1,325 @@
+//! Voice of the customer over HTTP: answers in (`POST /api/v1/feedback`), enriched with
+//! sentiment and cues, and NPS/CSAT/CES out (`GET /api/v1/metrics/{metric}`) as trends with
+//! intervals, sliced, and compared with the previous period.
+
+use std::collections::BTreeMap;
+use std::sync::Arc;
+
+use axum::body::Body;
+use axum::extract::{Path, State};
+use axum::http::HeaderMap;
+use axum::routing::{get, post};
+use axum::{Json, Router};
+use chrono::{Datelike, Duration, NaiveDate, Utc};
+use cxm_analytics::scores::{self, Score};
+use cxm_store::{FeedbackOutcome, FeedbackRow, HistogramRow, Slice};
+use serde::{Deserialize, Serialize};
+use serde_json::Value;
+
+use crate::api::ApiQuery;
+use crate::error::{ApiError, ApiResult, ErrorCode};
+use crate::AppState;
+
+pub fn routes() -> Router<Arc<AppState>> {
+    Router::new()
+        .route("/api/v1/feedback", post(ingest_feedback))
+        .route("/api/v1/metrics/{metric}", get(metric))
+}
+
+const MAX_ANSWERS: usize = 1000;
+
+/// Store answers: `{"answers": [...]}` or a bare array, with a write or secret key. All or
+/// nothing: one invalid answer rejects the request and every problem is listed.
+#[utoipa::path(post, path = "/api/v1/feedback", tag = "feedback",
+    request_body(content = Object, description = "{\"answers\": [{response_id, question, type: nps|csat|ces|rating|choice|text, value, channel?, survey_id?, survey_version?, journey?, stage?, agent?, identifier?, account?, collected_at?, comment?, idempotency_key?}]}"),
+    responses((status = 200, body = FeedbackOutcome), (status = 400, body = crate::error::Problem), (status = 401, body = crate::error::Problem)),
+    security(("bearer" = [])))]
+pub async fn ingest_feedback(
+    State(st): State<Arc<AppState>>,
+    headers: HeaderMap,
+    body: Body,
+) -> ApiResult<Json<FeedbackOutcome>> {
+    let token = crate::auth::header_credential(&headers).ok_or_else(|| {
+        ApiError::new(
+            ErrorCode::MissingCredentials,
+            "send a write or secret key as Authorization: Bearer",
+        )
+    })?;
+    let key = st.keys.lookup(&st, &token).await?;
+    let data = crate::ingest::read_body(&headers, body, st.config.max_request_bytes).await?;
+    let v: Value = serde_json::from_slice(&data)
+        .map_err(|e| ApiError::new(ErrorCode::InvalidJson, format!("invalid json: {e}")))?;
+    let list = match &v {
+        Value::Array(a) => a,
+        Value::Object(o) => o.get("answers").and_then(Value::as_array).ok_or_else(|| {
+            ApiError::new(
+                ErrorCode::InvalidBatch,
+                "the body must have an answers array",
+            )
+        })?,
+        _ => {
+            return Err(ApiError::new(
+                ErrorCode::InvalidBatch,
+                "the body must be an answers array",
+            ))
+        }
+    };
+    if list.len() > MAX_ANSWERS {
+        return Err(ApiError::new(
+            ErrorCode::PayloadTooLarge,
+            format!("at most {MAX_ANSWERS} answers per request"),
+        ));
+    }
+    let now = Utc::now();
+    let mut rows = Vec::with_capacity(list.len());
+    let mut problems = vec![];
+    for (i, a) in list.iter().enumerate() {
+        match cxm_domain::feedback::parse_answer(a, now) {
+            Ok(answer) => {
+                let s = answer.text.as_deref().map(|t| st.analyzer.analyze(t));
+                rows.push(FeedbackRow {
+                    sentiment: s.as_ref().and_then(|s| s.compound),
+                    cues: s.as_ref().and_then(|s| serde_json::to_string(&s.cues).ok()),
+                    answer,
+                });
+            }
+            Err(e) => problems.push(format!("answers[{i}].{}: {}", e.field, e.detail)),
+        }
+    }
+    if !problems.is_empty() {
+        let n = problems.len();
+        problems.truncate(20);
+        return Err(ApiError::new(
+            ErrorCode::InvalidParameter,
+            format!(
+                "{n} invalid answer(s), nothing stored: {}",
+                problems.join("; ")
+            ),
+        ));
+    }
+    let tenant = key.tenant_id.clone();
+    Ok(Json(
+        st.store
+            .run(move |s| s.insert_feedback(&tenant, &rows))
+            .await?,
+    ))
+}
+
+#[derive(Deserialize, utoipa::IntoParams)]
+pub struct MetricQuery {
+    /// First day, YYYY-MM-DD (default: 90 days ago).
+    pub from: Option<String>,
+    /// Last day, YYYY-MM-DD (default: today).
+    pub to: Option<String>,
+    /// day, week (default) or month.
+    pub interval: Option<String>,
+    /// channel, survey, journey, stage or agent.
+    pub by: Option<String>,
+}
+
+#[derive(Serialize, utoipa::ToSchema)]
+pub struct Point {
+    pub period: String,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub group: Option<String>,
+    pub n: u64,
+    pub value: f64,
+    pub ci_low: f64,
+    pub ci_high: f64,
+    /// NPS: % promoters; CSAT: % satisfied; CES: % easy.
+    pub share: f64,
+}
+
+#[derive(Serialize, utoipa::ToSchema)]
+pub struct Change {
+    pub previous_from: String,
+    pub previous_to: String,
+    pub previous: Option<Point>,
+    pub delta: Option<f64>,
+    /// Two-sided z test of the difference.
+    pub p_value: Option<f64>,
+    pub significant: bool,
+}
+
+#[derive(Serialize, utoipa::ToSchema)]
+pub struct MetricReport {
+    pub metric: String,
+    pub definition: &'static str,
+    pub from: String,
+    pub to: String,
+    pub interval: String,
+    pub overall: Option<Point>,
+    pub series: Vec<Point>,
+    pub change: Change,
+}
+
+fn parse_day(s: &str, what: &str) -> ApiResult<NaiveDate> {
+    NaiveDate::parse_from_str(s, "%Y-%m-%d").map_err(|_| {
+        ApiError::new(
+            ErrorCode::InvalidParameter,
+            format!("{what} must be YYYY-MM-DD (got {s:?})"),
+        )
+    })
+}
+
+fn period_of(day: &str, interval: &str) -> String {
+    let Ok(d) = NaiveDate::parse_from_str(day, "%Y-%m-%d") else {
+        return day.to_string();
+    };
+    match interval {
+        "week" => (d - Duration::days(i64::from(d.weekday().num_days_from_monday())))
+            .format("%Y-%m-%d")
+            .to_string(),
+        "month" => format!("{:04}-{:02}-01", d.year(), d.month()),
+        _ => day.to_string(),
+    }
+}
+
+fn point(period: String, group: Option<String>, s: Score) -> Point {
+    let r = |x: f64| (x * 100.0).round() / 100.0;
+    Point {
+        period,
+        group,
+        n: s.n,
+        value: r(s.value),
+        ci_low: r(s.ci_low),
+        ci_high: r(s.ci_high),
+        share: r(s.share),
+    }
+}
+
+fn compute(metric: &str, h: &[(i64, u64)]) -> Option<Score> {
+    match metric {
+        "nps" => scores::nps(h),
+        "csat" => scores::csat(h),
+        _ => scores::ces(h),
+    }
+}
+
+fn histogram(rows: &[HistogramRow]) -> Vec<(i64, u64)> {
+    let mut m: BTreeMap<i64, u64> = BTreeMap::new();
+    for r in rows {
+        *m.entry(r.score).or_default() += r.answers;
+    }
+    m.into_iter().collect()
+}
+
+pub async fn report(
+    st: &AppState,
+    tenant: &str,
+    metric: &str,
+    q: &MetricQuery,
+) -> ApiResult<MetricReport> {
+    let definition = match metric {
+        "nps" => "% promoters (9-10) - % detractors (0-6), in [-100, 100]",
+        "csat" => "% of answers 4-5 on a 1-5 scale",
+        "ces" => "mean on a 1-7 ease scale; share = % easy (5-7)",
+        other => {
+            return Err(ApiError::new(
+                ErrorCode::NotFound,
+                format!("no metric {other:?}: use nps, csat or ces"),
+            ))
+        }
+    };
+    let today = Utc::now().date_naive();
+    let to =
+        q.to.as_deref()
+            .map(|s| parse_day(s, "to"))
+            .transpose()?
+            .unwrap_or(today);
+    let from = q
+        .from
+        .as_deref()
+        .map(|s| parse_day(s, "from"))
+        .transpose()?
+        .unwrap_or(to - Duration::days(89));
+    if from > to || (to - from).num_days() > 3660 {
+        return Err(ApiError::new(
+            ErrorCode::InvalidParameter,
+            "from must be on or before to, and at most ten years apart",
+        ));
+    }
+    let interval = q.interval.clone().unwrap_or_else(|| "week".into());
+    if !["day", "week", "month"].contains(&interval.as_str()) {
+        return Err(ApiError::new(
+            ErrorCode::InvalidParameter,
+            "interval must be day, week or month",
+        ));
+    }
+    let by = match q.by.as_deref() {
+        None => None,
+        Some(b) => Some(Slice::parse(b).ok_or_else(|| {
+            ApiError::new(
+                ErrorCode::InvalidParameter,
+                "by must be channel, survey, journey, stage or agent",
+            )
+        })?),
+    };
+    let len = (to - from).num_days() + 1;
+    let (prev_from, prev_to) = (from - Duration::days(len), from - Duration::days(1));
+    let fmt = |d: NaiveDate| d.format("%Y-%m-%d").to_string();
+    let (t, m) = (tenant.to_string(), metric.to_string());
+    let (f, tt, pf, pt) = (fmt(from), fmt(to), fmt(prev_from), fmt(prev_to));
+    let (f2, t2, pf2, pt2) = (f.clone(), tt.clone(), pf.clone(), pt.clone());
+    let (rows, prev) = st
+        .store
+        .run(move |s| {
+            Ok((
+                s.feedback_histogram(&t, &m, &f2, &t2, by)?,
+                s.feedback_histogram(&t, &m, &pf2, &pt2, None)?,
+            ))
+        })
+        .await?;
+    let overall_score = compute(metric, &histogram(&rows));
+    let prev_score = compute(metric, &histogram(&prev));
+    let mut buckets: BTreeMap<(String, String), Vec<HistogramRow>> = BTreeMap::new();
+    for r in rows {
+        buckets
+            .entry((period_of(&r.day, &interval), r.group.clone()))
+            .or_default()
+            .push(r);
+    }
+    let series = buckets
+        .into_iter()
+        .filter_map(|((period, group), rs)| {
+            compute(metric, &histogram(&rs)).map(|s| point(period, by.map(|_| group), s))
+        })
+        .collect();
+    let p_value = match (&prev_score, &overall_score) {
+        (Some(a), Some(b)) => scores::change_p_value(a, b),
+        _ => None,
+    };
+    Ok(MetricReport {
+        metric: metric.to_string(),
+        definition,
+        from: f.clone(),
+        to: tt.clone(),
+        interval,
+        change: Change {
+            previous_from: pf,
+            previous_to: pt,
+            delta: match (&prev_score, &overall_score) {
+                (Some(a), Some(b)) => Some(((b.value - a.value) * 100.0).round() / 100.0),
+                _ => None,
+            },
+            previous: prev_score.map(|s| point(String::new(), None, s)),
+            significant: p_value.is_some_and(|p| p < 0.05),
+            p_value,
+        },
+        overall: overall_score.map(|s| point(format!("{f}..{tt}"), None, s)),
+        series,
+    })
+}
+
+/// NPS, CSAT or CES over a period: overall with a 95% interval, a trend by day/week/month
+/// (optionally sliced), and the change against the previous period of equal length.
+#[utoipa::path(get, path = "/api/v1/metrics/{metric}", tag = "feedback", params(("metric" = String, Path, description = "nps, csat or ces"), MetricQuery),
+    responses((status = 200, body = MetricReport), (status = 400, body = crate::error::Problem), (status = 404, body = crate::error::Problem)), security(("bearer" = [])))]
+pub async fn metric(
+    State(st): State<Arc<AppState>>,
+    p: crate::auth::Principal,
+    Path(metric): Path<String>,
+    ApiQuery(q): ApiQuery<MetricQuery>,
+) -> ApiResult<Json<MetricReport>> {
+    Ok(Json(report(&st, &p.tenant_id, &metric, &q).await?))
+}
