@@ -131,6 +131,28 @@ pub trait Store: Send + Sync + 'static {
         by: Option<Slice>,
     ) -> Result<Vec<HistogramRow>>;
 
+    // surveys
+    /// Saves a definition as the next version of the survey; returns that version.
+    fn save_survey(
+        &self,
+        tenant: &str,
+        survey_id: &str,
+        name: &str,
+        definition: &str,
+    ) -> Result<i64>;
+    /// A version's definition (the latest when `version` is None).
+    fn survey(
+        &self,
+        tenant: &str,
+        survey_id: &str,
+        version: Option<i64>,
+    ) -> Result<Option<(i64, String)>>;
+    fn list_surveys(&self, tenant: &str) -> Result<Vec<SurveySummary>>;
+    fn create_link(&self, token_hash: &str, link: &SurveyLink) -> Result<()>;
+    fn link(&self, token_hash: &str) -> Result<Option<SurveyLink>>;
+    /// Records a display (first one only), a response, or an answered follow-up.
+    fn mark_link(&self, token_hash: &str, event: LinkEvent) -> Result<()>;
+
     // projections
     /// Recomputes every projection of the tenant (or all tenants) from the event log.
     fn rebuild(&self, tenant: Option<&str>) -> Result<RebuildStats>;

@@ -317,3 +317,34 @@ pub struct HistogramRow {
     pub score: i64,
     pub answers: u64,
 }
+
+#[derive(Debug, Clone, Serialize, utoipa::ToSchema)]
+pub struct SurveySummary {
+    pub survey_id: String,
+    /// The latest version.
+    pub version: i64,
+    pub name: String,
+    pub links: i64,
+    pub displays: i64,
+    pub responses: i64,
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct SurveyLink {
+    pub tenant_id: String,
+    pub survey_id: String,
+    pub version: i64,
+    pub identifier: Option<String>,
+    pub channel: String,
+    pub displayed_at_ms: Option<i64>,
+    pub responded_at_ms: Option<i64>,
+    pub follow_ups: i64,
+}
+
+/// What happened to a survey link.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum LinkEvent {
+    Displayed,
+    Responded,
+    FollowUpAnswered,
+}

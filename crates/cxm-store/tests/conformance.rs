@@ -55,6 +55,7 @@ conformance!(
     overview_counts_by_day_and_channel,
     tenants_are_isolated,
     feedback_is_idempotent_and_rolled_up,
+    surveys_are_versioned_and_links_count,
 );
 
 fn base() -> chrono::DateTime<Utc> {
@@ -493,4 +494,59 @@ fn feedback_is_idempotent_and_rolled_up(s: &dyn Store) {
         all,
         "the rollup is rebuilt from the answers"
     );
+}
+
+fn surveys_are_versioned_and_links_count(s: &dyn Store) {
+    let t = s.create_tenant("Acme").unwrap().id;
+    assert_eq!(
+        s.save_survey(&t, "post-ticket", "Post ticket", r#"{"v":1}"#)
+            .unwrap(),
+        1
+    );
+    assert_eq!(
+        s.save_survey(&t, "post-ticket", "Post ticket v2", r#"{"v":2}"#)
+            .unwrap(),
+        2
+    );
+    assert_eq!(
+        s.survey(&t, "post-ticket", None).unwrap().unwrap(),
+        (2, r#"{"v":2}"#.to_string())
+    );
+    assert_eq!(s.survey(&t, "post-ticket", Some(1)).unwrap().unwrap().0, 1);
+    assert!(s.survey(&t, "nope", None).unwrap().is_none());
+    let link = SurveyLink {
+        tenant_id: t.clone(),
+        survey_id: "post-ticket".into(),
+        version: 2,
+        identifier: Some("user_id:u1".into()),
+        channel: "email".into(),
+        displayed_at_ms: None,
+        responded_at_ms: None,
+        follow_ups: 0,
+    };
+    s.create_link("h1", &link).unwrap();
+    s.create_link("h2", &link).unwrap();
+    s.mark_link("h1", LinkEvent::Displayed).unwrap();
+    s.mark_link("h1", LinkEvent::Responded).unwrap();
+    s.mark_link("h1", LinkEvent::FollowUpAnswered).unwrap();
+    s.mark_link("h2", LinkEvent::Displayed).unwrap();
+    let l = s.link("h1").unwrap().unwrap();
+    assert!(l.displayed_at_ms.is_some() && l.responded_at_ms.is_some());
+    assert_eq!(l.follow_ups, 1);
+    let list = s.list_surveys(&t).unwrap();
+    assert_eq!(list.len(), 1);
+    assert_eq!(
+        (
+            list[0].version,
+            list[0].name.as_str(),
+            list[0].links,
+            list[0].displays,
+            list[0].responses
+        ),
+        (2, "Post ticket v2", 2, 2, 1)
+    );
+    assert!(s
+        .list_surveys(&s.create_tenant("Other").unwrap().id)
+        .unwrap()
+        .is_empty());
 }
