@@ -48,5 +48,11 @@ curl -sf -H "Authorization: Bearer $wk" "http://127.0.0.1:$port/api/v1/feedback"
 ]}
 JSON
 
-CXM_URL="http://127.0.0.1:$port" SHOTS="$here/../../target/e2e" node "$here/browser.mjs"
+sk=$(python3 -c "import json,sys; print(json.load(open(sys.argv[1]))['secret_key'])" "$work/tenant.json")
+curl -sf -H "Authorization: Bearer $sk" "http://127.0.0.1:$port/api/v1/surveys" -d '{"survey_id": "post-ticket", "definition": {"name": "How did we do?", "questions": [
+  {"id": "nps", "type": "nps", "prompt": "How likely are you to recommend us?", "required": true},
+  {"id": "why", "type": "text", "prompt": "What is the main reason for your score?"}]}}' >/dev/null
+survey_url=$(curl -sf -H "Authorization: Bearer $sk" "http://127.0.0.1:$port/api/v1/surveys/post-ticket/links" -d '{"identifier": "user_id:grace-1"}' | python3 -c "import json,sys; print(json.load(sys.stdin)['url'])")
+
+SURVEY_URL="http://127.0.0.1:$port$survey_url" CXM_URL="http://127.0.0.1:$port" SHOTS="$here/../../target/e2e" node "$here/browser.mjs"
 echo "browser e2e: ok"

@@ -53,6 +53,7 @@ impl Pages {
                 include_str!("../templates/quarantine.html"),
             ),
             ("voc.html", include_str!("../templates/voc.html")),
+            ("survey.html", include_str!("../templates/survey.html")),
             ("keys.html", include_str!("../templates/keys.html")),
         ] {
             env.add_template(name, src).expect("templates compile");

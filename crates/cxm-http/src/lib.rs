@@ -8,6 +8,7 @@ pub mod error;
 pub mod ingest;
 pub mod openapi;
 pub mod ops;
+pub mod surveys;
 pub mod voc;
 
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -119,6 +120,7 @@ pub fn router(state: Arc<AppState>) -> Router {
         .merge(tracking_routes())
         .merge(api::routes())
         .merge(voc::routes())
+        .merge(surveys::routes())
         .merge(dashboard::routes())
         .route("/healthz", get(ops::healthz))
         .route("/readyz", get(ops::readyz))

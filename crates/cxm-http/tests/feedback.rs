@@ -134,3 +134,107 @@ async fn one_bad_answer_rejects_the_request_and_says_which() {
     assert_eq!(r.status(), 401);
     app.stop().await;
 }
+
+#[tokio::test]
+async fn hosted_survey_with_follow_up_feeds_the_metrics() {
+    let app = TestApp::spawn().await;
+    let def = json!({"survey_id": "post-ticket", "definition": {"name": "How did we do?", "questions": [
+        {"id": "nps", "type": "nps", "prompt": "How likely are you to recommend us?", "required": true},
+        {"id": "why", "type": "text", "prompt": "What is the main reason for your score?"}]}});
+    let r = app.post("/api/v1/surveys", &app.secret_key, &def).await;
+    assert_eq!(r.status(), 201);
+    assert_eq!(r.json::<Value>().await.unwrap()["version"], 1);
+    let bad = app
+        .post(
+            "/api/v1/surveys",
+            &app.secret_key,
+            &json!({"survey_id": "x", "definition": {"name": "x", "questions": []}}),
+        )
+        .await;
+    assert_eq!(bad.status(), 400);
+    let link: Value = app
+        .post(
+            "/api/v1/surveys/post-ticket/links",
+            &app.secret_key,
+            &json!({"identifier": "user_id:u1", "channel": "email"}),
+        )
+        .await
+        .json()
+        .await
+        .unwrap();
+    let url = app.url(link["url"].as_str().unwrap());
+
+    let page = app.client.get(&url).send().await.unwrap();
+    assert_eq!(page.status(), 200);
+    let html = page.text().await.unwrap();
+    assert!(
+        html.contains("How likely are you to recommend us?")
+            && html.contains(r#"type="radio" name="q_nps" value="10""#)
+    );
+    // the required score is missing: the form comes back with the reason
+    let r = app
+        .client
+        .post(&url)
+        .form(&[("q_why", "fine")])
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 422);
+    assert!(r.text().await.unwrap().contains("Please answer"));
+    // a vague answer gets a follow-up question
+    let r = app
+        .client
+        .post(&url)
+        .form(&[("q_nps", "7"), ("q_why", "fine")])
+        .send()
+        .await
+        .unwrap();
+    let html = r.text().await.unwrap();
+    assert!(html.contains("Could you tell us a bit more?"), "{html}");
+    let r = app
+        .client
+        .post(format!("{url}/more"))
+        .form(&[
+            ("answer", "The refund took three weeks and two calls"),
+            ("n", "1"),
+        ])
+        .send()
+        .await
+        .unwrap();
+    assert!(r.text().await.unwrap().contains("Thank you"));
+    // answering again does nothing
+    let again = app
+        .client
+        .post(&url)
+        .form(&[("q_nps", "0")])
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    assert!(again.contains("already answered"));
+
+    let m = app.get_json("/api/v1/metrics/nps").await;
+    assert_eq!(m["overall"]["n"], 1);
+    assert_eq!(m["overall"]["value"], 0.0, "a 7 is a passive");
+    let surveys = app.get_json("/api/v1/surveys").await;
+    let s = &surveys["surveys"][0];
+    assert_eq!(
+        (
+            s["links"].as_i64(),
+            s["displays"].as_i64(),
+            s["responses"].as_i64(),
+            s["response_rate"].as_f64()
+        ),
+        (Some(1), Some(1), Some(1), Some(100.0))
+    );
+    let missing = app
+        .client
+        .get(app.url("/s/not-a-token"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(missing.status(), 404);
+    app.stop().await;
+}

@@ -1,0 +1,520 @@
+//! Surveys: definitions and invitation links over the API, and the hosted survey page
+//! `/s/{token}`, which works without JavaScript, records displays, stores one row per
+//! answer and asks the engine's follow-up questions.
+
+use std::collections::HashMap;
+use std::sync::Arc;
+
+use axum::extract::{Form, Path, State};
+use axum::http::StatusCode;
+use axum::response::{IntoResponse, Redirect, Response};
+use axum::routing::{get, post};
+use axum::{Json, Router};
+use cxm_domain::feedback::{parse_answer, FieldType};
+use cxm_domain::survey::{next_follow_up, AnswerSignal, SurveyDefinition};
+use cxm_store::{FeedbackRow, LinkEvent, SurveyLink, SurveySummary};
+use minijinja::context;
+use serde::{Deserialize, Serialize};
+use serde_json::{json, Value};
+
+use crate::api::ApiJson;
+use crate::auth::{sha256_hex, Principal};
+use crate::error::{ApiError, ApiResult, ErrorCode};
+use crate::AppState;
+
+pub fn routes() -> Router<Arc<AppState>> {
+    Router::new()
+        .route("/api/v1/surveys", get(list).post(save))
+        .route("/api/v1/surveys/{id}", get(get_one))
+        .route("/api/v1/surveys/{id}/links", post(create_link))
+        .route("/s/{token}", get(page).post(submit))
+        .route("/s/{token}/more", post(more))
+        .route("/s/{token}/done", get(done))
+}
+
+#[derive(Deserialize, utoipa::ToSchema)]
+pub struct SaveSurvey {
+    /// Stable id, e.g. `post-ticket`.
+    pub survey_id: String,
+    pub definition: SurveyDefinition,
+}
+
+#[derive(Serialize, utoipa::ToSchema)]
+pub struct SavedSurvey {
+    pub survey_id: String,
+    pub version: i64,
+}
+
+fn valid_id(id: &str) -> bool {
+    !id.is_empty()
+        && id.len() <= 64
+        && id
+            .chars()
+            .all(|c| c.is_ascii_alphanumeric() || c == '-' || c == '_')
+}
+
+/// Saves a survey; saving again makes a new version (links keep theirs).
+#[utoipa::path(post, path = "/api/v1/surveys", tag = "feedback", request_body = SaveSurvey,
+    responses((status = 201, body = SavedSurvey), (status = 400, body = crate::error::Problem), (status = 403, body = crate::error::Problem)), security(("bearer" = [])))]
+pub async fn save(
+    State(st): State<Arc<AppState>>,
+    p: Principal,
+    ApiJson(body): ApiJson<SaveSurvey>,
+) -> ApiResult<(StatusCode, Json<SavedSurvey>)> {
+    p.require_admin()?;
+    if !valid_id(&body.survey_id) {
+        return Err(ApiError::new(
+            ErrorCode::InvalidParameter,
+            "survey_id must be 1 to 64 letters, digits, - or _",
+        ));
+    }
+    body.definition
+        .validate()
+        .map_err(|e| ApiError::new(ErrorCode::InvalidParameter, format!("definition: {e}")))?;
+    let def = serde_json::to_string(&body.definition)
+        .map_err(|e| ApiError::new(ErrorCode::Internal, e.to_string()))?;
+    let (t, id, name) = (
+        p.tenant_id.clone(),
+        body.survey_id.clone(),
+        body.definition.name.clone(),
+    );
+    let version = st
+        .store
+        .run(move |s| s.save_survey(&t, &id, &name, &def))
+        .await?;
+    Ok((
+        StatusCode::CREATED,
+        Json(SavedSurvey {
+            survey_id: body.survey_id,
+            version,
+        }),
+    ))
+}
+
+#[derive(Serialize, utoipa::ToSchema)]
+pub struct SurveyList {
+    pub surveys: Vec<SurveyStats>,
+}
+
+#[derive(Serialize, utoipa::ToSchema)]
+pub struct SurveyStats {
+    #[serde(flatten)]
+    pub summary: SurveySummary,
+    /// responses / displays, in percent (null before the first display).
+    pub response_rate: Option<f64>,
+}
+
+#[utoipa::path(get, path = "/api/v1/surveys", tag = "feedback", responses((status = 200, body = SurveyList)), security(("bearer" = [])))]
+pub async fn list(State(st): State<Arc<AppState>>, p: Principal) -> ApiResult<Json<SurveyList>> {
+    let t = p.tenant_id;
+    let all = st.store.run(move |s| s.list_surveys(&t)).await?;
+    Ok(Json(SurveyList {
+        surveys: all
+            .into_iter()
+            .map(|s| SurveyStats {
+                response_rate: (s.displays > 0)
+                    .then(|| (s.responses as f64 / s.displays as f64 * 1000.0).round() / 10.0),
+                summary: s,
+            })
+            .collect(),
+    }))
+}
+
+#[utoipa::path(get, path = "/api/v1/surveys/{id}", tag = "feedback", params(("id" = String, Path)),
+    responses((status = 200, body = Object), (status = 404, body = crate::error::Problem)), security(("bearer" = [])))]
+pub async fn get_one(
+    State(st): State<Arc<AppState>>,
+    p: Principal,
+    Path(id): Path<String>,
+) -> ApiResult<Json<Value>> {
+    let (t, i) = (p.tenant_id, id.clone());
+    let (version, def) = st
+        .store
+        .run(move |s| s.survey(&t, &i, None))
+        .await?
+        .ok_or_else(|| ApiError::new(ErrorCode::NotFound, format!("no survey {id}")))?;
+    let def: Value = serde_json::from_str(&def).unwrap_or(Value::Null);
+    Ok(Json(
+        json!({"survey_id": id, "version": version, "definition": def}),
+    ))
+}
+
+#[derive(Deserialize, utoipa::ToSchema)]
+pub struct NewLink {
+    /// The customer, `type:value`; answers are attributed to them.
+    pub identifier: Option<String>,
+    /// Where the link is sent (default email).
+    pub channel: Option<String>,
+}
+
+#[derive(Serialize, utoipa::ToSchema)]
+pub struct CreatedLink {
+    pub token: String,
+    /// Relative to this server.
+    pub url: String,
+    pub version: i64,
+}
+
+/// An invitation link to the latest version, for one customer (or anonymous).
+#[utoipa::path(post, path = "/api/v1/surveys/{id}/links", tag = "feedback", params(("id" = String, Path)), request_body = NewLink,
+    responses((status = 201, body = CreatedLink), (status = 400, body = crate::error::Problem), (status = 404, body = crate::error::Problem)), security(("bearer" = [])))]
+pub async fn create_link(
+    State(st): State<Arc<AppState>>,
+    p: Principal,
+    Path(id): Path<String>,
+    ApiJson(body): ApiJson<NewLink>,
+) -> ApiResult<(StatusCode, Json<CreatedLink>)> {
+    if let Some(i) = &body.identifier {
+        if cxm_domain::Identifier::parse_typed(i).is_none() {
+            return Err(ApiError::new(
+                ErrorCode::InvalidParameter,
+                format!("identifier {i:?} must be type:value"),
+            ));
+        }
+    }
+    let channel = body.channel.unwrap_or_else(|| "email".into());
+    let channel = cxm_domain::Channel::parse(&channel).ok_or_else(|| {
+        ApiError::new(
+            ErrorCode::InvalidParameter,
+            format!("{channel:?} is not a known channel"),
+        )
+    })?;
+    let (t, i) = (p.tenant_id.clone(), id.clone());
+    let (version, _) = st
+        .store
+        .run(move |s| s.survey(&t, &i, None))
+        .await?
+        .ok_or_else(|| ApiError::new(ErrorCode::NotFound, format!("no survey {id}")))?;
+    let (token, hash) = crate::auth::new_session_token();
+    let link = SurveyLink {
+        tenant_id: p.tenant_id,
+        survey_id: id,
+        version,
+        identifier: body.identifier,
+        channel: channel.as_str().into(),
+        displayed_at_ms: None,
+        responded_at_ms: None,
+        follow_ups: 0,
+    };
+    st.store.run(move |s| s.create_link(&hash, &link)).await?;
+    Ok((
+        StatusCode::CREATED,
+        Json(CreatedLink {
+            url: format!("/s/{token}"),
+            token,
+            version,
+        }),
+    ))
+}
+
+fn html(st: &AppState, status: StatusCode, ctx: minijinja::Value) -> Response {
+    let mut r = st.pages.render("survey.html", ctx);
+    *r.status_mut() = status;
+    r
+}
+
+fn message(st: &AppState, status: StatusCode, title: &str, text: &str) -> Response {
+    html(
+        st,
+        status,
+        context! { title => title, stage => "message", message => text },
+    )
+}
+
+async fn load(
+    st: &AppState,
+    token: &str,
+) -> Result<(String, SurveyLink, SurveyDefinition), Response> {
+    let hash = sha256_hex(token);
+    let h = hash.clone();
+    let link = match st.store.run(move |s| s.link(&h)).await {
+        Ok(Some(l)) => l,
+        Ok(None) => {
+            return Err(message(
+                st,
+                StatusCode::NOT_FOUND,
+                "Survey not found",
+                "This survey link is not valid. Please check the link you were sent.",
+            ))
+        }
+        Err(e) => return Err(ApiError::from(e).into_response()),
+    };
+    let (t, sid, v) = (link.tenant_id.clone(), link.survey_id.clone(), link.version);
+    let def = match st.store.run(move |s| s.survey(&t, &sid, Some(v))).await {
+        Ok(Some((_, d))) => serde_json::from_str::<SurveyDefinition>(&d)
+            .map_err(|e| ApiError::new(ErrorCode::Internal, e.to_string()).into_response())?,
+        Ok(None) => {
+            return Err(message(
+                st,
+                StatusCode::GONE,
+                "Survey closed",
+                "This survey is no longer available.",
+            ))
+        }
+        Err(e) => return Err(ApiError::from(e).into_response()),
+    };
+    Ok((hash, link, def))
+}
+
+fn scale_of(kind: &str) -> Option<(Vec<i64>, &'static str, &'static str)> {
+    match FieldType::parse(kind)? {
+        FieldType::Nps => Some(((0..=10).collect(), "Not at all likely", "Extremely likely")),
+        FieldType::Csat => Some(((1..=5).collect(), "Very dissatisfied", "Very satisfied")),
+        FieldType::Ces => Some(((1..=7).collect(), "Very difficult", "Very easy")),
+        FieldType::Rating => Some(((0..=10).collect(), "Poor", "Excellent")),
+        _ => None,
+    }
+}
+
+fn questions_page(
+    st: &AppState,
+    token: &str,
+    def: &SurveyDefinition,
+    error: Option<String>,
+    status: StatusCode,
+) -> Response {
+    let questions: Vec<Value> = def
+        .questions
+        .iter()
+        .map(|q| {
+            let scale = scale_of(&q.kind);
+            json!({"id": q.id, "type": q.kind, "prompt": q.prompt, "required": q.required, "choices": q.choices,
+                   "scale": scale.as_ref().map(|s| s.0.clone()), "low": scale.as_ref().map(|s| s.1), "high": scale.as_ref().map(|s| s.2)})
+        })
+        .collect();
+    html(
+        st,
+        status,
+        context! { title => def.name.clone(), stage => "questions", token => token, questions => questions, error => error },
+    )
+}
+
+async fn page(State(st): State<Arc<AppState>>, Path(token): Path<String>) -> Response {
+    let (hash, link, def) = match load(&st, &token).await {
+        Ok(x) => x,
+        Err(r) => return r,
+    };
+    if link.responded_at_ms.is_some() {
+        return message(
+            &st,
+            StatusCode::OK,
+            &def.name,
+            "You have already answered this survey. Thank you!",
+        );
+    }
+    let _ = st
+        .store
+        .run(move |s| s.mark_link(&hash, LinkEvent::Displayed))
+        .await;
+    questions_page(&st, &token, &def, None, StatusCode::OK)
+}
+
+fn base_answer(link: &SurveyLink, hash: &str, question: &str, kind: &str, value: Value) -> Value {
+    json!({"response_id": format!("s-{}", &hash[..16]), "question": question, "type": kind, "value": value, "channel": link.channel,
+           "survey_id": link.survey_id, "survey_version": link.version, "identifier": link.identifier})
+}
+
+async fn store_answers(
+    st: &AppState,
+    tenant: &str,
+    answers: Vec<cxm_domain::feedback::Answer>,
+) -> Result<Vec<Option<cxm_analytics::Sentiment>>, Response> {
+    let mut rows = vec![];
+    let mut analysed = vec![];
+    for a in answers {
+        let s = a.text.as_deref().map(|t| st.analyzer.analyze(t));
+        rows.push(FeedbackRow {
+            sentiment: s.as_ref().and_then(|s| s.compound),
+            cues: s.as_ref().and_then(|s| serde_json::to_string(&s.cues).ok()),
+            answer: a,
+        });
+        analysed.push(s);
+    }
+    let t = tenant.to_string();
+    st.store
+        .run(move |s| s.insert_feedback(&t, &rows))
+        .await
+        .map_err(|e| ApiError::from(e).into_response())?;
+    Ok(analysed)
+}
+
+async fn submit(
+    State(st): State<Arc<AppState>>,
+    Path(token): Path<String>,
+    Form(form): Form<HashMap<String, String>>,
+) -> Response {
+    let (hash, link, def) = match load(&st, &token).await {
+        Ok(x) => x,
+        Err(r) => return r,
+    };
+    if link.responded_at_ms.is_some() {
+        return message(
+            &st,
+            StatusCode::OK,
+            &def.name,
+            "You have already answered this survey. Thank you!",
+        );
+    }
+    let now = chrono::Utc::now();
+    let mut answers = vec![];
+    let mut problems = vec![];
+    for q in &def.questions {
+        let raw = form
+            .get(&format!("q_{}", q.id))
+            .map(|v| v.trim())
+            .filter(|v| !v.is_empty());
+        let Some(raw) = raw else {
+            if q.required {
+                problems.push(format!("Please answer “{}”.", q.prompt));
+            }
+            continue;
+        };
+        let value = if scale_of(&q.kind).is_some() {
+            raw.parse::<i64>().map(Value::from).unwrap_or(Value::Null)
+        } else {
+            Value::from(raw)
+        };
+        if q.kind == "choice" && !q.choices.iter().any(|c| c == raw) {
+            problems.push(format!(
+                "Please pick one of the options for “{}”.",
+                q.prompt
+            ));
+            continue;
+        }
+        match parse_answer(&base_answer(&link, &hash, &q.id, &q.kind, value), now) {
+            Ok(a) => answers.push(a),
+            Err(e) => problems.push(format!("“{}”: {}", q.prompt, e.detail)),
+        }
+    }
+    if !problems.is_empty() {
+        return questions_page(
+            &st,
+            &token,
+            &def,
+            Some(problems.join(" ")),
+            StatusCode::UNPROCESSABLE_ENTITY,
+        );
+    }
+    let score = answers
+        .iter()
+        .find_map(|a| a.score.map(|s| (a.field_type, s)));
+    let text: String = answers
+        .iter()
+        .filter(|a| a.field_type == FieldType::Text)
+        .filter_map(|a| a.text.clone())
+        .collect::<Vec<_>>()
+        .join(" ");
+    let analysed = match store_answers(&st, &link.tenant_id, answers).await {
+        Ok(a) => a,
+        Err(r) => return r,
+    };
+    let h = hash.clone();
+    let _ = st
+        .store
+        .run(move |s| s.mark_link(&h, LinkEvent::Responded))
+        .await;
+    let sentiment = analysed.iter().flatten().find_map(|s| s.compound);
+    let churn = analysed.iter().flatten().any(|s| s.cues.churn_intent);
+    let signal = AnswerSignal {
+        score,
+        text: &text,
+        sentiment,
+        churn_intent: churn,
+    };
+    follow_up_or_thanks(&st, &token, &def, &signal, 0)
+}
+
+fn follow_up_or_thanks(
+    st: &AppState,
+    token: &str,
+    def: &SurveyDefinition,
+    signal: &AnswerSignal<'_>,
+    asked: u8,
+) -> Response {
+    match next_follow_up(def, signal, asked) {
+        Some(f) => html(
+            st,
+            StatusCode::OK,
+            context! { title => def.name.clone(), stage => "follow_up", token => token, prompt => f.prompt, n => asked + 1, reason => f.reason },
+        ),
+        None => message(
+            st,
+            StatusCode::OK,
+            &def.name,
+            "Thank you! Your answers help us improve.",
+        ),
+    }
+}
+
+#[derive(Deserialize)]
+struct MoreForm {
+    answer: String,
+    n: u8,
+}
+
+async fn more(
+    State(st): State<Arc<AppState>>,
+    Path(token): Path<String>,
+    Form(form): Form<MoreForm>,
+) -> Response {
+    let (hash, link, def) = match load(&st, &token).await {
+        Ok(x) => x,
+        Err(r) => return r,
+    };
+    if link.responded_at_ms.is_none()
+        || form.n == 0
+        || form.n > def.max_follow_ups
+        || i64::from(form.n) <= link.follow_ups
+    {
+        return Redirect::to(&format!("/s/{token}/done")).into_response();
+    }
+    let answer = match parse_answer(
+        &base_answer(
+            &link,
+            &hash,
+            &format!("followup{}", form.n),
+            "text",
+            Value::from(form.answer.trim()),
+        ),
+        chrono::Utc::now(),
+    ) {
+        Ok(a) => a,
+        Err(e) => {
+            return message(
+                &st,
+                StatusCode::UNPROCESSABLE_ENTITY,
+                &def.name,
+                &format!("That answer could not be saved: {}", e.detail),
+            )
+        }
+    };
+    let text = answer.text.clone().unwrap_or_default();
+    let analysed = match store_answers(&st, &link.tenant_id, vec![answer]).await {
+        Ok(a) => a,
+        Err(r) => return r,
+    };
+    let _ = st
+        .store
+        .run(move |s| s.mark_link(&hash, LinkEvent::FollowUpAnswered))
+        .await;
+    let s = analysed.into_iter().flatten().next();
+    let signal = AnswerSignal {
+        score: None,
+        text: &text,
+        sentiment: s.as_ref().and_then(|s| s.compound),
+        churn_intent: s.is_some_and(|s| s.cues.churn_intent),
+    };
+    follow_up_or_thanks(&st, &token, &def, &signal, form.n)
+}
+
+async fn done(State(st): State<Arc<AppState>>, Path(token): Path<String>) -> Response {
+    match load(&st, &token).await {
+        Ok((_, _, def)) => message(
+            &st,
+            StatusCode::OK,
+            &def.name,
+            "Thank you! Your answers help us improve.",
+        ),
+        Err(r) => r,
+    }
+}
