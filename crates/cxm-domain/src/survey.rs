@@ -29,6 +29,54 @@ pub struct SurveyDefinition {
     /// Topics never to probe (e.g. "pricing"): an answer mentioning one gets no follow-up.
     #[serde(default)]
     pub avoid_topics: Vec<String>,
+    /// Overrides the tenant-wide contact rules for this survey.
+    #[serde(default)]
+    pub contact_rules: Option<ContactRules>,
+}
+
+/// How often one customer may be surveyed, so nobody is over-surveyed.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
+pub struct ContactRules {
+    /// At most this many invitations per customer within `period_days`.
+    pub max_per_period: u32,
+    pub period_days: u32,
+    /// At least this many days between two invitations to one customer.
+    pub min_days_between: u32,
+}
+
+impl Default for ContactRules {
+    fn default() -> Self {
+        ContactRules {
+            max_per_period: 3,
+            period_days: 90,
+            min_days_between: 14,
+        }
+    }
+}
+
+impl ContactRules {
+    /// Whether one more invitation may go out now, given the times (ms) of earlier ones
+    /// within the period; `Err` says which rule holds it back.
+    pub fn check(&self, earlier_ms: &[i64], now_ms: i64) -> Result<(), String> {
+        let period_start = now_ms - i64::from(self.period_days) * 86_400_000;
+        let in_period = earlier_ms.iter().filter(|t| **t >= period_start).count();
+        if in_period as u32 >= self.max_per_period {
+            return Err(format!(
+                "this customer was already invited {in_period} times in {} days (limit {})",
+                self.period_days, self.max_per_period
+            ));
+        }
+        if let Some(last) = earlier_ms.iter().max() {
+            let days = (now_ms - last) as f64 / 86_400_000.0;
+            if days < f64::from(self.min_days_between) {
+                return Err(format!(
+                    "this customer was invited {days:.1} days ago; the minimum gap is {} days",
+                    self.min_days_between
+                ));
+            }
+        }
+        Ok(())
+    }
 }
 
 fn default_max_follow_ups() -> u8 {
@@ -275,6 +323,31 @@ mod tests {
             0
         )
         .is_none());
+    }
+
+    #[test]
+    fn contact_rules() {
+        let r = ContactRules {
+            max_per_period: 2,
+            period_days: 30,
+            min_days_between: 7,
+        };
+        let day = 86_400_000;
+        let now = 100 * day;
+        assert!(r.check(&[], now).is_ok());
+        assert!(r.check(&[now - 10 * day], now).is_ok());
+        assert!(r
+            .check(&[now - 3 * day], now)
+            .unwrap_err()
+            .contains("minimum gap"));
+        assert!(r
+            .check(&[now - 20 * day, now - 10 * day], now)
+            .unwrap_err()
+            .contains("limit 2"));
+        assert!(
+            r.check(&[now - 40 * day, now - 10 * day], now).is_ok(),
+            "older than the period does not count"
+        );
     }
 
     #[test]

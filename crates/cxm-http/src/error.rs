@@ -34,6 +34,7 @@ codes! {
     RateLimited => ("rate_limited", TOO_MANY_REQUESTS, "Too many requests"),
     NotFound => ("not_found", NOT_FOUND, "Not found"),
     Conflict => ("conflict", CONFLICT, "The resource already exists"),
+    ContactRule => ("contact_rule", CONFLICT, "A contact-frequency rule holds this invitation back"),
     ShuttingDown => ("shutting_down", SERVICE_UNAVAILABLE, "The server is shutting down"),
     StoreUnavailable => ("store_unavailable", SERVICE_UNAVAILABLE, "The store is unavailable"),
     Internal => ("internal", INTERNAL_SERVER_ERROR, "Internal error"),

@@ -39,6 +39,8 @@ pub struct HttpConfig {
     pub secure_cookies: bool,
     /// How long a key lookup is cached; revocations by another process apply within it.
     pub key_cache_ttl: Duration,
+    /// How often one customer may be invited to surveys (a survey may override).
+    pub contact_rules: cxm_domain::survey::ContactRules,
 }
 
 impl Default for HttpConfig {
@@ -53,6 +55,7 @@ impl Default for HttpConfig {
             session_ttl: Duration::from_secs(12 * 3600),
             secure_cookies: false,
             key_cache_ttl: Duration::from_secs(5),
+            contact_rules: cxm_domain::survey::ContactRules::default(),
         }
     }
 }

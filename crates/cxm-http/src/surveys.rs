@@ -180,11 +180,30 @@ pub async fn create_link(
         )
     })?;
     let (t, i) = (p.tenant_id.clone(), id.clone());
-    let (version, _) = st
+    let (version, def) = st
         .store
         .run(move |s| s.survey(&t, &i, None))
         .await?
         .ok_or_else(|| ApiError::new(ErrorCode::NotFound, format!("no survey {id}")))?;
+    if let Some(ident) = &body.identifier {
+        // the survey's own rules apply to its invitations; the tenant-wide rules to all
+        let def: SurveyDefinition = serde_json::from_str(&def)
+            .map_err(|e| ApiError::new(ErrorCode::Internal, e.to_string()))?;
+        let now = chrono::Utc::now().timestamp_millis();
+        let (rules, scope) = match def.contact_rules {
+            Some(r) => (r, Some(id.clone())),
+            None => (st.config.contact_rules, None),
+        };
+        let since = now - i64::from(rules.period_days.max(rules.min_days_between)) * 86_400_000;
+        let (t, ident2) = (p.tenant_id.clone(), ident.clone());
+        let earlier = st
+            .store
+            .run(move |s| s.invitations(&t, &ident2, scope.as_deref(), since))
+            .await?;
+        rules
+            .check(&earlier, now)
+            .map_err(|why| ApiError::new(ErrorCode::ContactRule, why))?;
+    }
     let (token, hash) = crate::auth::new_session_token();
     let link = SurveyLink {
         tenant_id: p.tenant_id,

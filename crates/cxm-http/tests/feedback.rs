@@ -238,3 +238,73 @@ async fn hosted_survey_with_follow_up_feeds_the_metrics() {
     assert_eq!(missing.status(), 404);
     app.stop().await;
 }
+
+#[tokio::test]
+async fn contact_rules_keep_customers_from_being_over_surveyed() {
+    let app = TestApp::spawn().await;
+    let q = json!([{"id": "nps", "type": "nps", "prompt": "Recommend us?"}]);
+    app.post(
+        "/api/v1/surveys",
+        &app.secret_key,
+        &json!({"survey_id": "a", "definition": {"name": "A", "questions": q}}),
+    )
+    .await;
+    app.post(
+        "/api/v1/surveys",
+        &app.secret_key,
+        &json!({"survey_id": "b", "definition": {"name": "B", "questions": q,
+        "contact_rules": {"max_per_period": 5, "period_days": 30, "min_days_between": 0}}}),
+    )
+    .await;
+    let first = app
+        .post(
+            "/api/v1/surveys/a/links",
+            &app.secret_key,
+            &json!({"identifier": "user_id:u1"}),
+        )
+        .await;
+    assert_eq!(first.status(), 201);
+    // the tenant-wide minimum gap (14 days) holds the second invitation back
+    let second = app
+        .post(
+            "/api/v1/surveys/a/links",
+            &app.secret_key,
+            &json!({"identifier": "user_id:u1"}),
+        )
+        .await;
+    assert_eq!(second.status(), 409);
+    let p: Value = second.json().await.unwrap();
+    assert_eq!(p["code"], "contact_rule");
+    assert!(p["detail"]
+        .as_str()
+        .unwrap()
+        .contains("minimum gap is 14 days"));
+    // another customer, an anonymous link, and a survey with its own rules still go out
+    assert_eq!(
+        app.post(
+            "/api/v1/surveys/a/links",
+            &app.secret_key,
+            &json!({"identifier": "user_id:u2"})
+        )
+        .await
+        .status(),
+        201
+    );
+    assert_eq!(
+        app.post("/api/v1/surveys/a/links", &app.secret_key, &json!({}))
+            .await
+            .status(),
+        201
+    );
+    assert_eq!(
+        app.post(
+            "/api/v1/surveys/b/links",
+            &app.secret_key,
+            &json!({"identifier": "user_id:u1"})
+        )
+        .await
+        .status(),
+        201
+    );
+    app.stop().await;
+}

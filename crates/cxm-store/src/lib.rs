@@ -149,6 +149,14 @@ pub trait Store: Send + Sync + 'static {
     ) -> Result<Option<(i64, String)>>;
     fn list_surveys(&self, tenant: &str) -> Result<Vec<SurveySummary>>;
     fn create_link(&self, token_hash: &str, link: &SurveyLink) -> Result<()>;
+    /// When the customer was invited (any survey, or one survey) since a time, newest first.
+    fn invitations(
+        &self,
+        tenant: &str,
+        identifier: &str,
+        survey_id: Option<&str>,
+        since_ms: i64,
+    ) -> Result<Vec<i64>>;
     fn link(&self, token_hash: &str) -> Result<Option<SurveyLink>>;
     /// Records a display (first one only), a response, or an answered follow-up.
     fn mark_link(&self, token_hash: &str, event: LinkEvent) -> Result<()>;

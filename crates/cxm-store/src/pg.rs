@@ -868,6 +868,24 @@ impl Store for PgStore {
         })
     }
 
+    fn invitations(
+        &self,
+        tenant: &str,
+        identifier: &str,
+        survey_id: Option<&str>,
+        since_ms: i64,
+    ) -> Result<Vec<i64>> {
+        self.tx(|g| {
+            Ok(g.all(
+                "SELECT created_at FROM survey_links WHERE tenant_id = $1 AND identifier = $2 AND ($3::text IS NULL OR survey_id = $3) AND created_at >= $4 ORDER BY created_at DESC",
+                &[&tenant, &identifier, &survey_id, &since_ms],
+            )?
+            .iter()
+            .map(|r| r.get(0))
+            .collect())
+        })
+    }
+
     fn link(&self, token_hash: &str) -> Result<Option<SurveyLink>> {
         self.tx(|g| {
             Ok(g.opt(

@@ -915,6 +915,22 @@ impl Store for SqliteStore {
         })
     }
 
+    fn invitations(
+        &self,
+        tenant: &str,
+        identifier: &str,
+        survey_id: Option<&str>,
+        since_ms: i64,
+    ) -> Result<Vec<i64>> {
+        self.read(|c| {
+            let mut st = c.prepare_cached(
+                "SELECT created_at FROM survey_links WHERE tenant_id = ?1 AND identifier = ?2 AND (?3 IS NULL OR survey_id = ?3) AND created_at >= ?4 ORDER BY created_at DESC",
+            )?;
+            let rows = st.query_map(params![tenant, identifier, survey_id, since_ms], |r| r.get(0))?.collect::<Result<Vec<i64>, _>>()?;
+            Ok(rows)
+        })
+    }
+
     fn link(&self, token_hash: &str) -> Result<Option<SurveyLink>> {
         self.read(|c| {
             Ok(c.query_row(

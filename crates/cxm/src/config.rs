@@ -70,6 +70,8 @@ pub struct FileConfig {
     pub dedup_window_hours: Option<u64>,
     pub secure_cookies: Option<bool>,
     pub identity: Option<IdentityRules>,
+    /// How often one customer may be invited to surveys.
+    pub contact_rules: Option<cxm_domain::survey::ContactRules>,
 }
 
 impl FileConfig {
@@ -167,6 +169,7 @@ impl Settings {
                     .secure_cookies
                     .or(file.secure_cookies)
                     .unwrap_or(false),
+                contact_rules: file.contact_rules.unwrap_or_default(),
                 ..d
             },
             dedup_window: Duration::from_secs(dedup_hours * 3600),

@@ -22,3 +22,4 @@ CREATE TABLE IF NOT EXISTS survey_links (
     follow_ups INTEGER NOT NULL DEFAULT 0
 );
 CREATE INDEX IF NOT EXISTS survey_links_survey ON survey_links(tenant_id, survey_id);
+CREATE INDEX IF NOT EXISTS survey_links_customer ON survey_links(tenant_id, identifier, created_at) WHERE identifier IS NOT NULL;
