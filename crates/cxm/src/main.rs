@@ -274,6 +274,20 @@ enum ImportCmd {
         #[arg(long)]
         correct_skew: bool,
     },
+    /// Import survey answers from CSV (Qualtrics exports included), e.g. --map nps:nps=Q1,why:text=Q2.
+    Feedback {
+        file: PathBuf,
+        #[arg(long)]
+        tenant: String,
+        /// question:type=column pairs.
+        #[arg(long)]
+        map: String,
+        #[arg(long)]
+        survey_id: Option<String>,
+        /// Channel the answers came through.
+        #[arg(long, default_value = "survey")]
+        channel: String,
+    },
 }
 
 fn init_logs(format: LogFormat) {
@@ -534,6 +548,34 @@ fn run(cli: Cli) -> anyhow::Result<()> {
                 !correct_skew,
             )?;
             println!("{}", json!(stats));
+            Ok(())
+        }
+        Cmd::Import(ImportCmd::Feedback {
+            ref file,
+            ref tenant,
+            ref map,
+            ref survey_id,
+            ref channel,
+        }) => {
+            let map = import::parse_feedback_map(map)?;
+            let raw = import::read_feedback(file, &map, survey_id.as_deref(), channel)?;
+            let store = settings()?.open_store()?;
+            anyhow::ensure!(store.tenant(tenant)?.is_some(), "no tenant {tenant}");
+            let now = chrono::Utc::now();
+            let analyzer = cxm_analytics::Analyzer::new();
+            let mut rows = vec![];
+            for (i, a) in raw.iter().enumerate() {
+                let answer = cxm_domain::feedback::parse_answer(a, now)
+                    .map_err(|e| anyhow::anyhow!("answer {} ({}): {e}", i + 1, a["response_id"]))?;
+                let s = answer.text.as_deref().map(|t| analyzer.analyze(t));
+                rows.push(cxm_store::FeedbackRow {
+                    sentiment: s.as_ref().and_then(|s| s.compound),
+                    cues: s.as_ref().and_then(|s| serde_json::to_string(&s.cues).ok()),
+                    answer,
+                });
+            }
+            let out = store.insert_feedback(tenant, &rows)?;
+            println!("{}", json!(out));
             Ok(())
         }
         Cmd::Generate {

@@ -467,3 +467,39 @@ async fn setup_works_while_serve_runs() {
     assert_eq!(p["event_count"], 1);
     drop(server);
 }
+
+#[test]
+fn survey_answers_import_from_csv_once() {
+    let dir = tempfile::tempdir().unwrap();
+    let t = run_json(cxm(dir.path()).args(["tenant", "create", "Acme", "--json"]));
+    let tenant = t["tenant_id"].as_str().unwrap();
+    let csv = dir.path().join("answers.csv");
+    std::fs::write(&csv, "response_id,collected_at,score,comment\nr1,2025-03-01T09:00:00Z,10,Great help from the agent\nr2,2025-03-02T09:00:00Z,4,\nr3,2025-03-02T10:00:00Z,11,typo in export\n").unwrap();
+    let map = "nps:nps=score,why:text=comment";
+    let bad = cxm(dir.path())
+        .args(["import", "feedback"])
+        .arg(&csv)
+        .args(["--tenant", tenant, "--map", map])
+        .output()
+        .unwrap();
+    assert!(
+        !bad.status.success(),
+        "an out-of-range score stops the import"
+    );
+    assert!(String::from_utf8_lossy(&bad.stderr).contains("outside 0..=10"));
+    std::fs::write(&csv, "response_id,collected_at,score,comment\nr1,2025-03-01T09:00:00Z,10,Great help from the agent\nr2,2025-03-02T09:00:00Z,4,\n").unwrap();
+    let first = run_json(
+        cxm(dir.path())
+            .args(["import", "feedback"])
+            .arg(&csv)
+            .args(["--tenant", tenant, "--map", map]),
+    );
+    assert_eq!(first, json!({"accepted": 3, "duplicates": 0}));
+    let again = run_json(
+        cxm(dir.path())
+            .args(["import", "feedback"])
+            .arg(&csv)
+            .args(["--tenant", tenant, "--map", map]),
+    );
+    assert_eq!(again, json!({"accepted": 0, "duplicates": 3}));
+}
