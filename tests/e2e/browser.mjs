@@ -62,6 +62,17 @@ try {
     await context.close();
   }
 
+  // the embeddable widget on a page of another origin: a 9 and a reason
+  {
+    const shop = await browser.newPage();
+    await shop.setContent(`<html><body><h1>Shop</h1><script src="${base}/assets/cxm-survey.js" data-key="${process.env.WRITE_KEY}" data-survey="website"></script></body></html>`);
+    await shop.getByRole("button", { name: "Score 9 of 10" }).click();
+    await shop.getByRole("textbox", { name: "Reason for your score" }).fill("Checkout was quick");
+    await shop.getByRole("button", { name: "Send" }).click();
+    assert.match(await shop.getByRole("status").innerText(), /Thank you/);
+    await shop.close();
+  }
+
   const page = await signIn("owner@example.com", "owner-password-1");
 
   // overview: totals and a chart with bars and tooltips
@@ -97,9 +108,9 @@ try {
   assert.equal(await page.getByRole("button", { name: "Unmerge anonymous_id browser-1" }).count(), 0);
   assert.match(await page.getByTestId("ledger").innerText(), /identifier blocked/);
 
-  // voice of the customer: NPS from the api answers and the survey (3 promoters, 1 detractor of 4)
+  // voice of the customer: NPS from the api answers, the survey and the widget (4 promoters, 1 detractor of 5)
   await page.getByRole("link", { name: "Voice of the customer" }).click();
-  assert.match(await page.getByTestId("metric-nps").innerText(), /50\.0[\s\S]*n 4/);
+  assert.match(await page.getByTestId("metric-nps").innerText(), /60\.0[\s\S]*n 5/);
   assert.match(await page.getByTestId("metric-csat").innerText(), /100/);
   assert.ok((await page.locator(".chart svg rect").count()) >= 1, "an NPS bar for this week");
   await page.screenshot({ path: `${shots}/voc.png`, fullPage: true });

@@ -21,6 +21,7 @@ use crate::AppState;
 const PICO: &[u8] = include_bytes!("../assets/vendor/pico.min.css");
 const HTMX: &[u8] = include_bytes!("../assets/vendor/htmx.min.js");
 const APP_CSS: &[u8] = include_bytes!("../assets/app.css");
+const WIDGET: &[u8] = include_bytes!("../assets/cxm-survey.js");
 
 pub struct Pages {
     env: Environment<'static>,
@@ -96,6 +97,10 @@ pub fn routes() -> Router<Arc<AppState>> {
         .route(
             "/assets/htmx.min.js",
             get(|| async { asset(HTMX, "text/javascript") }),
+        )
+        .route(
+            "/assets/cxm-survey.js",
+            get(|| async { asset(WIDGET, "text/javascript") }),
         )
         .route("/login", get(login_page).post(login))
         .route("/logout", post(logout))

@@ -8,6 +8,7 @@ use std::sync::Arc;
 use axum::body::Body;
 use axum::extract::{Path, State};
 use axum::http::HeaderMap;
+use axum::response::IntoResponse;
 use axum::routing::{get, post};
 use axum::{Json, Router};
 use chrono::{Datelike, Duration, NaiveDate, Utc};
@@ -22,11 +23,39 @@ use crate::AppState;
 
 pub fn routes() -> Router<Arc<AppState>> {
     Router::new()
-        .route("/api/v1/feedback", post(ingest_feedback))
+        .route("/api/v1/feedback", post(ingest_feedback).options(preflight))
         .route("/api/v1/metrics/{metric}", get(metric))
 }
 
 const MAX_ANSWERS: usize = 1000;
+
+/// The survey widget posts answers from customers' pages on other origins with a write key
+/// (which can only send answers), so this one endpoint allows any origin. No cookies are
+/// involved: credentials are never allowed cross-origin.
+fn cors(mut r: axum::response::Response) -> axum::response::Response {
+    let h = r.headers_mut();
+    h.insert(
+        "access-control-allow-origin",
+        axum::http::HeaderValue::from_static("*"),
+    );
+    h.insert(
+        "access-control-allow-methods",
+        axum::http::HeaderValue::from_static("POST, OPTIONS"),
+    );
+    h.insert(
+        "access-control-allow-headers",
+        axum::http::HeaderValue::from_static("authorization, content-type, content-encoding"),
+    );
+    h.insert(
+        "access-control-max-age",
+        axum::http::HeaderValue::from_static("86400"),
+    );
+    r
+}
+
+async fn preflight() -> axum::response::Response {
+    cors(axum::http::StatusCode::NO_CONTENT.into_response())
+}
 
 /// Store answers: `{"answers": [...]}` or a bare array, with a write or secret key. All or
 /// nothing: one invalid answer rejects the request and every problem is listed.
@@ -38,15 +67,26 @@ pub async fn ingest_feedback(
     State(st): State<Arc<AppState>>,
     headers: HeaderMap,
     body: Body,
+) -> axum::response::Response {
+    cors(match store_feedback(&st, &headers, body).await {
+        Ok(j) => j.into_response(),
+        Err(e) => e.into_response(),
+    })
+}
+
+async fn store_feedback(
+    st: &Arc<AppState>,
+    headers: &HeaderMap,
+    body: Body,
 ) -> ApiResult<Json<FeedbackOutcome>> {
-    let token = crate::auth::header_credential(&headers).ok_or_else(|| {
+    let token = crate::auth::header_credential(headers).ok_or_else(|| {
         ApiError::new(
             ErrorCode::MissingCredentials,
             "send a write or secret key as Authorization: Bearer",
         )
     })?;
-    let key = st.keys.lookup(&st, &token).await?;
-    let data = crate::ingest::read_body(&headers, body, st.config.max_request_bytes).await?;
+    let key = st.keys.lookup(st, &token).await?;
+    let data = crate::ingest::read_body(headers, body, st.config.max_request_bytes).await?;
     let v: Value = serde_json::from_slice(&data)
         .map_err(|e| ApiError::new(ErrorCode::InvalidJson, format!("invalid json: {e}")))?;
     let list = match &v {

@@ -308,3 +308,46 @@ async fn contact_rules_keep_customers_from_being_over_surveyed() {
     );
     app.stop().await;
 }
+
+#[tokio::test]
+async fn the_widget_can_post_from_other_origins() {
+    let app = TestApp::spawn().await;
+    let pre = app
+        .client
+        .request(reqwest::Method::OPTIONS, app.url("/api/v1/feedback"))
+        .header("origin", "https://shop.example")
+        .header("access-control-request-method", "POST")
+        .header(
+            "access-control-request-headers",
+            "authorization, content-type",
+        )
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(pre.status(), 204);
+    assert_eq!(pre.headers()["access-control-allow-origin"], "*");
+    assert!(pre.headers()["access-control-allow-headers"]
+        .to_str()
+        .unwrap()
+        .contains("authorization"));
+    let r = app.post("/api/v1/feedback", &app.write_key, &json!([{"response_id": "w1", "question": "nps", "type": "nps", "value": 9, "channel": "web"}])).await;
+    assert_eq!(r.headers()["access-control-allow-origin"], "*");
+    let bad = app
+        .post("/api/v1/feedback", "cxm_wk_nope", &json!([]))
+        .await;
+    assert_eq!(bad.status(), 401);
+    assert_eq!(
+        bad.headers()["access-control-allow-origin"],
+        "*",
+        "errors are readable by the widget too"
+    );
+    let js = app
+        .client
+        .get(app.url("/assets/cxm-survey.js"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(js.headers()["content-type"], "text/javascript");
+    assert!(js.text().await.unwrap().contains("/api/v1/feedback"));
+    app.stop().await;
+}

@@ -771,11 +771,15 @@ impl Store for PgStore {
                 out.accepted += 1;
                 if let Some(score) = a.score {
                     let day = a.collected_at.format("%Y-%m-%d").to_string();
-                    g.exec(
-                        "INSERT INTO feedback_daily (tenant_id, day, field_type, channel, survey_id, journey, stage, agent, score, answers) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, 1)
-                         ON CONFLICT (tenant_id, field_type, day, channel, survey_id, journey, stage, agent, score) DO UPDATE SET answers = feedback_daily.answers + 1",
-                        &[&tenant, &day, &a.field_type.as_str(), &a.channel.as_str(), &survey, &journey, &stage, &agent, &score],
-                    )?;
+                    for (dim, value) in [("", ""), ("channel", a.channel.as_str()), ("survey", survey), ("journey", journey), ("stage", stage), ("agent", agent)] {
+                        if dim.is_empty() || !value.is_empty() {
+                            g.exec(
+                                "INSERT INTO feedback_rollup (tenant_id, field_type, dim, day, dim_value, score, answers) VALUES ($1, $2, $3, $4, $5, $6, 1)
+                                 ON CONFLICT (tenant_id, field_type, dim, day, dim_value, score) DO UPDATE SET answers = feedback_rollup.answers + 1",
+                                &[&tenant, &a.field_type.as_str(), &dim, &day, &value, &score],
+                            )?;
+                        }
+                    }
                 }
             }
             Ok(out)
@@ -790,22 +794,15 @@ impl Store for PgStore {
         to_day: &str,
         by: Option<Slice>,
     ) -> Result<Vec<HistogramRow>> {
-        let group = by.map(Slice::column).unwrap_or("''");
-        let sql = format!(
-            "SELECT day, {group}::text, score, SUM(answers)::bigint FROM feedback_daily WHERE tenant_id = $1 AND field_type = $2 AND day >= $3 AND day <= $4
-             GROUP BY 1, 2, 3 ORDER BY 1, 2, 3"
-        );
-        self.with(|c| {
-            Ok(c.client
-                .query(sql.as_str(), &[&tenant, &field_type, &from_day, &to_day])?
-                .iter()
-                .map(|r| HistogramRow {
-                    day: r.get(0),
-                    group: r.get(1),
-                    score: r.get(2),
-                    answers: r.get::<_, i64>(3) as u64,
-                })
-                .collect())
+        let dim = by.map(Slice::dim).unwrap_or("");
+        self.tx(|g| {
+            Ok(g.all(
+                "SELECT day, dim_value, score, answers FROM feedback_rollup WHERE tenant_id = $1 AND field_type = $2 AND dim = $3 AND day >= $4 AND day <= $5 ORDER BY day, dim_value, score",
+                &[&tenant, &field_type, &dim, &from_day, &to_day],
+            )?
+            .iter()
+            .map(|r| HistogramRow { day: r.get(0), group: r.get(1), score: r.get(2), answers: r.get::<_, i64>(3) as u64 })
+            .collect())
         })
     }
 
@@ -1080,13 +1077,17 @@ impl Store for PgStore {
             let s = self.tx(|g| {
                 g.tx.execute("SELECT pg_advisory_xact_lock(hashtext($1))", &[&t])?;
                 let s = graph::rebuild_tenant(g, &t, &self.settings)?;
-                g.tx.execute("DELETE FROM feedback_daily WHERE tenant_id = $1", &[&t])?;
-                g.tx.execute(
-                    "INSERT INTO feedback_daily (tenant_id, day, field_type, channel, survey_id, journey, stage, agent, score, answers)
-                     SELECT tenant_id, to_char(to_timestamp(collected_at / 1000.0) AT TIME ZONE 'UTC', 'YYYY-MM-DD'), field_type, channel, survey_id, journey, stage, agent, score, COUNT(*)
-                     FROM feedback WHERE tenant_id = $1 AND score IS NOT NULL GROUP BY 1, 2, 3, 4, 5, 6, 7, 8, 9",
-                    &[&t],
-                )?;
+                g.tx.execute("DELETE FROM feedback_rollup WHERE tenant_id = $1", &[&t])?;
+                for (dim, col) in [("", "''"), ("channel", "channel"), ("survey", "survey_id"), ("journey", "journey"), ("stage", "stage"), ("agent", "agent")] {
+                    g.tx.execute(
+                        &format!(
+                            "INSERT INTO feedback_rollup (tenant_id, field_type, dim, day, dim_value, score, answers)
+                             SELECT tenant_id, field_type, '{dim}', to_char(to_timestamp(collected_at / 1000.0) AT TIME ZONE 'UTC', 'YYYY-MM-DD'), {col}, score, COUNT(*)
+                             FROM feedback WHERE tenant_id = $1 AND score IS NOT NULL AND ('{dim}' = '' OR {col} <> '') GROUP BY 1, 2, 3, 4, 5, 6"
+                        ),
+                        &[&t],
+                    )?;
+                }
                 Ok(s)
             })?;
             total.tenants += s.tenants;

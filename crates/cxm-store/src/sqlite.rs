@@ -812,7 +812,7 @@ impl Store for SqliteStore {
                  VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15, ?16, ?17, ?18, ?19)",
             )?;
             let mut roll = tx.prepare_cached(
-                "INSERT INTO feedback_daily (tenant_id, day, field_type, channel, survey_id, journey, stage, agent, score, answers) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, 1)
+                "INSERT INTO feedback_rollup (tenant_id, field_type, dim, day, dim_value, score, answers) VALUES (?1, ?2, ?3, ?4, ?5, ?6, 1)
                  ON CONFLICT DO UPDATE SET answers = answers + 1",
             )?;
             let now = now_ms();
@@ -830,7 +830,11 @@ impl Store for SqliteStore {
                 out.accepted += 1;
                 if let Some(score) = a.score {
                     let day = a.collected_at.format("%Y-%m-%d").to_string();
-                    roll.execute(params![tenant, day, a.field_type.as_str(), a.channel.as_str(), survey, journey, stage, agent, score])?;
+                    for (dim, value) in [("", ""), ("channel", a.channel.as_str()), ("survey", survey), ("journey", journey), ("stage", stage), ("agent", agent)] {
+                        if dim.is_empty() || !value.is_empty() {
+                            roll.execute(params![tenant, a.field_type.as_str(), dim, day, value, score])?;
+                        }
+                    }
                 }
             }
             Ok(out)
@@ -845,14 +849,13 @@ impl Store for SqliteStore {
         to_day: &str,
         by: Option<Slice>,
     ) -> Result<Vec<HistogramRow>> {
-        let group = by.map(Slice::column).unwrap_or("''");
+        let dim = by.map(Slice::dim).unwrap_or("");
         self.read(|c| {
-            let mut st = c.prepare_cached(&format!(
-                "SELECT day, {group}, score, SUM(answers) FROM feedback_daily WHERE tenant_id = ?1 AND field_type = ?2 AND day >= ?3 AND day <= ?4
-                 GROUP BY day, {group}, score ORDER BY day, {group}, score"
-            ))?;
+            let mut st = c.prepare_cached(
+                "SELECT day, dim_value, score, answers FROM feedback_rollup WHERE tenant_id = ?1 AND field_type = ?2 AND dim = ?3 AND day >= ?4 AND day <= ?5 ORDER BY day, dim_value, score",
+            )?;
             let rows = st
-                .query_map(params![tenant, field_type, from_day, to_day], |r| Ok(HistogramRow { day: r.get(0)?, group: r.get(1)?, score: r.get(2)?, answers: r.get::<_, i64>(3)? as u64 }))?
+                .query_map(params![tenant, field_type, dim, from_day, to_day], |r| Ok(HistogramRow { day: r.get(0)?, group: r.get(1)?, score: r.get(2)?, answers: r.get::<_, i64>(3)? as u64 }))?
                 .collect::<Result<Vec<_>, _>>()?;
             Ok(rows)
         })
@@ -1108,13 +1111,17 @@ impl Store for SqliteStore {
         for t in tenants {
             let s = self.write(|tx| {
                 let s = graph::rebuild_tenant(&mut SqlTx::new(tx), &t, &self.settings)?;
-                tx.execute("DELETE FROM feedback_daily WHERE tenant_id = ?1", [&t])?;
-                tx.execute(
-                    "INSERT INTO feedback_daily (tenant_id, day, field_type, channel, survey_id, journey, stage, agent, score, answers)
-                     SELECT tenant_id, strftime('%Y-%m-%d', collected_at / 1000, 'unixepoch'), field_type, channel, survey_id, journey, stage, agent, score, COUNT(*)
-                     FROM feedback WHERE tenant_id = ?1 AND score IS NOT NULL GROUP BY 1, 2, 3, 4, 5, 6, 7, 8, 9",
-                    [&t],
-                )?;
+                tx.execute("DELETE FROM feedback_rollup WHERE tenant_id = ?1", [&t])?;
+                for (dim, col) in [("", "''"), ("channel", "channel"), ("survey", "survey_id"), ("journey", "journey"), ("stage", "stage"), ("agent", "agent")] {
+                    tx.execute(
+                        &format!(
+                            "INSERT INTO feedback_rollup (tenant_id, field_type, dim, day, dim_value, score, answers)
+                             SELECT tenant_id, field_type, '{dim}', strftime('%Y-%m-%d', collected_at / 1000, 'unixepoch'), {col}, score, COUNT(*)
+                             FROM feedback WHERE tenant_id = ?1 AND score IS NOT NULL AND ('{dim}' = '' OR {col} <> '') GROUP BY 1, 2, 3, 4, 5, 6"
+                        ),
+                        [&t],
+                    )?;
+                }
                 Ok(s)
             })?;
             total.tenants += s.tenants;

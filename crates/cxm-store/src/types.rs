@@ -297,10 +297,11 @@ impl Slice {
             _ => return None,
         })
     }
-    pub(crate) fn column(self) -> &'static str {
+    /// The rollup's name for the dimension.
+    pub(crate) fn dim(self) -> &'static str {
         match self {
             Slice::Channel => "channel",
-            Slice::Survey => "survey_id",
+            Slice::Survey => "survey",
             Slice::Journey => "journey",
             Slice::Stage => "stage",
             Slice::Agent => "agent",

@@ -19,6 +19,20 @@ pub enum BenchCmd {
     Latency(LatencyArgs),
     /// Context API latency for one customer with many events in a large store.
     Context(ContextArgs),
+    /// Feedback ingest (POST /api/v1/feedback) and NPS trend query latency.
+    Feedback(FeedbackArgs),
+}
+
+#[derive(Args, Debug)]
+pub struct FeedbackArgs {
+    #[arg(long, default_value_t = 1_000_000)]
+    pub answers: u64,
+    #[arg(long, default_value_t = 1000)]
+    pub batch: usize,
+    #[arg(long, default_value_t = 8)]
+    pub concurrency: usize,
+    #[arg(long, default_value_t = 200)]
+    pub queries: usize,
 }
 
 #[derive(Args, Debug)]
@@ -147,6 +161,7 @@ pub async fn run(cmd: BenchCmd, store_args: &StoreArgs) -> anyhow::Result<Value>
         BenchCmd::Ingest(a) => ingest(a, store_args).await,
         BenchCmd::Latency(a) => latency(a, store_args).await,
         BenchCmd::Context(a) => context(a, store_args).await,
+        BenchCmd::Feedback(a) => feedback(a, store_args).await,
     }
 }
 
@@ -372,6 +387,114 @@ async fn context(a: ContextArgs, store_args: &StoreArgs) -> anyhow::Result<Value
     Ok(json!({
         "bench": "context", "backend": backend, "store_events": a.background + a.customer_events, "customer_events": a.customer_events,
         "load_seconds": load_secs, "requests": a.requests, "p50_ms": percentile(&lat, 0.5), "p95_ms": percentile(&lat, 0.95), "p99_ms": percentile(&lat, 0.99),
+        "peak_rss_mb": peak_rss_mb(), "machine": machine(),
+    }))
+}
+
+/// Answers spread over a year, five channels and four surveys, about one in five with a
+/// comment; bodies are built before the clock starts.
+fn feedback_bodies(a: &FeedbackArgs) -> Vec<String> {
+    use rand::{Rng, SeedableRng};
+    let mut rng = rand::rngs::StdRng::seed_from_u64(7);
+    let now = chrono::Utc::now();
+    let channels = ["email", "chat", "voice", "web", "mobile"];
+    let comments = [
+        "Quick and friendly",
+        "Had to call twice about billing",
+        "fine",
+        "The app keeps crashing",
+        "Great agent, solved it at once",
+    ];
+    let mut bodies = vec![];
+    let mut batch = Vec::with_capacity(a.batch);
+    for i in 0..a.answers {
+        let at = now - chrono::Duration::minutes(rng.gen_range(0..60 * 24 * 365));
+        let (question, kind, value) = if i % 5 == 4 {
+            (
+                "why",
+                "text",
+                json!(comments[rng.gen_range(0..comments.len())]),
+            )
+        } else {
+            ("nps", "nps", json!(rng.gen_range(0..=10)))
+        };
+        batch.push(json!({"response_id": format!("b{}", i / 5), "question": question, "type": kind, "value": value,
+                          "channel": channels[rng.gen_range(0..5)], "survey_id": format!("s{}", rng.gen_range(0..4)), "collected_at": at.to_rfc3339()}));
+        if batch.len() == a.batch {
+            bodies.push(json!({"answers": batch}).to_string());
+            batch.clear();
+        }
+    }
+    if !batch.is_empty() {
+        bodies.push(json!({"answers": batch}).to_string());
+    }
+    bodies
+}
+
+async fn feedback(a: FeedbackArgs, store_args: &StoreArgs) -> anyhow::Result<Value> {
+    anyhow::ensure!((1..=1000).contains(&a.batch), "batch must be 1 to 1000");
+    let bodies = Arc::new(feedback_bodies(&a));
+    let r = start(store_args).await?;
+    let client = reqwest::Client::new();
+    let next = Arc::new(std::sync::atomic::AtomicUsize::new(0));
+    let started = Instant::now();
+    let mut tasks = vec![];
+    for _ in 0..a.concurrency.max(1) {
+        let (client, bodies, next, url, key) = (
+            client.clone(),
+            bodies.clone(),
+            next.clone(),
+            format!("{}/api/v1/feedback", r.base),
+            r.write_key.clone(),
+        );
+        tasks.push(tokio::spawn(async move {
+            loop {
+                let i = next.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+                let Some(body) = bodies.get(i) else { break };
+                let resp = client
+                    .post(&url)
+                    .bearer_auth(&key)
+                    .body(body.clone())
+                    .send()
+                    .await?;
+                anyhow::ensure!(
+                    resp.status() == 200,
+                    "feedback answered {}: {}",
+                    resp.status(),
+                    resp.text().await.unwrap_or_default()
+                );
+            }
+            Ok::<_, anyhow::Error>(())
+        }));
+    }
+    for t in tasks {
+        t.await??;
+    }
+    let ingest_secs = started.elapsed().as_secs_f64();
+    let mut lat = vec![];
+    for i in 0..a.queries {
+        let by = ["", "&by=channel", "&by=survey"][i % 3];
+        let t = Instant::now();
+        let resp = client
+            .get(format!(
+                "{}/api/v1/metrics/nps?interval=week{by}&from={}",
+                r.base,
+                (chrono::Utc::now() - chrono::Duration::days(364)).format("%Y-%m-%d")
+            ))
+            .bearer_auth(&r.secret_key)
+            .send()
+            .await?;
+        anyhow::ensure!(resp.status() == 200, "metrics answered {}", resp.status());
+        let _ = resp.bytes().await?;
+        lat.push(t.elapsed());
+    }
+    lat.sort();
+    let backend = r.store.backend();
+    r.stop().await?;
+    Ok(json!({
+        "bench": "feedback", "backend": backend, "answers": a.answers, "batch": a.batch, "concurrency": a.concurrency,
+        "ingest_seconds": ingest_secs, "answers_per_sec": a.answers as f64 / ingest_secs,
+        "metric_queries": lat.len(), "metric_p50_ms": percentile(&lat, 0.5), "metric_p95_ms": percentile(&lat, 0.95),
         "peak_rss_mb": peak_rss_mb(), "machine": machine(),
     }))
 }

@@ -23,17 +23,15 @@ CREATE TABLE IF NOT EXISTS feedback (
     UNIQUE (tenant_id, idempotency_key)
 );
 CREATE INDEX IF NOT EXISTS feedback_collected ON feedback(tenant_id, collected_at);
--- rollup: answer counts per day, type, slice and score; every metric is read from here
-CREATE TABLE IF NOT EXISTS feedback_daily (
+-- rollup: answer counts per day and score, once overall (dim '') and once per slice
+-- dimension, so a trend reads a few thousand rows however many answers there are
+CREATE TABLE IF NOT EXISTS feedback_rollup (
     tenant_id TEXT NOT NULL,
-    day TEXT NOT NULL,
     field_type TEXT NOT NULL,
-    channel TEXT NOT NULL,
-    survey_id TEXT NOT NULL,
-    journey TEXT NOT NULL,
-    stage TEXT NOT NULL,
-    agent TEXT NOT NULL,
+    dim TEXT NOT NULL,
+    day TEXT NOT NULL,
+    dim_value TEXT NOT NULL,
     score INTEGER NOT NULL,
     answers INTEGER NOT NULL,
-    PRIMARY KEY (tenant_id, field_type, day, channel, survey_id, journey, stage, agent, score)
+    PRIMARY KEY (tenant_id, field_type, dim, day, dim_value, score)
 );
