@@ -113,6 +113,7 @@ try {
   assert.match(await page.getByTestId("metric-nps").innerText(), /60\.0[\s\S]*n 5/);
   assert.match(await page.getByTestId("metric-csat").innerText(), /100/);
   assert.ok((await page.locator(".chart svg rect").count()) >= 1, "an NPS bar for this week");
+  assert.match(await page.getByTestId("themes").innerText(), /Took three calls to fix billing|billing problem|Checkout was quick/);
   await page.screenshot({ path: `${shots}/voc.png`, fullPage: true });
 
   // quarantine lists the event without an identity and says why

@@ -193,6 +193,14 @@ pub fn kmeans(
     })
 }
 
+const LABEL_STOPWORDS: &[&str] = &[
+    "the", "a", "an", "and", "or", "but", "is", "are", "was", "were", "be", "been", "to", "of",
+    "in", "on", "at", "for", "with", "my", "me", "i", "you", "your", "it", "its", "this", "that",
+    "we", "our", "they", "them", "he", "she", "do", "does", "did", "have", "has", "had", "not",
+    "no", "so", "can", "could", "would", "will", "just", "from", "by", "as", "am", "if", "there",
+    "what", "why", "how", "when", "which", "who", "again", "still", "very", "too", "all", "any",
+];
+
 /// A discovered theme: its label (top terms), size and the texts closest to its centre.
 #[derive(Debug, Clone, serde::Serialize)]
 pub struct Theme {
@@ -211,6 +219,11 @@ pub struct Discovery {
     pub themes: Vec<Theme>,
 }
 
+/// Without a given k: about sqrt(n / 2) themes, between 2 and 100.
+pub fn default_k(n: usize) -> usize {
+    ((n as f64 / 2.0).sqrt().round() as usize).clamp(2, 100)
+}
+
 /// Clusters texts into `k` themes and labels each with its heaviest terms.
 pub fn discover(texts: &[&str], k: usize, seed: u64) -> Discovery {
     let tok = Tokenizer::default();
@@ -227,10 +240,13 @@ pub fn discover(texts: &[&str], k: usize, seed: u64) -> Discovery {
             .filter(|(_, w)| *w > 0.0)
             .collect();
         terms.sort_by(|a, b| b.1.total_cmp(&a.1).then(a.0.cmp(&b.0)));
+        // clustering uses every word (it scores better); labels skip function words people
+        // would not call a theme
         let top_terms: Vec<String> = terms
             .iter()
-            .take(5)
             .map(|(i, _)| model.display[*i].clone())
+            .filter(|w| !LABEL_STOPWORDS.contains(&w.as_str()))
+            .take(5)
             .collect();
         let mut reps: Vec<(usize, f32)> = members.iter().map(|j| (*j, dot(&rows[*j], c))).collect();
         reps.sort_by(|a, b| b.1.total_cmp(&a.1).then(a.0.cmp(&b.0)));

@@ -657,7 +657,11 @@ async fn voc_page(State(st): State<Arc<AppState>>, headers: HeaderMap) -> Respon
         }
     }
     let trend = nps_chart(&metrics[0]["series"]);
-    st.pages.render("voc.html", context! { title => "Voice of the customer", page => "voc", user => user_ctx(&p), metrics => metrics, trend => trend })
+    let themes = match crate::voc::theme_report(&st, &p.tenant_id, 90, None).await {
+        Ok(t) => serde_json::to_value(&t).unwrap_or_default(),
+        Err(e) => return e.into_response(),
+    };
+    st.pages.render("voc.html", context! { title => "Voice of the customer", page => "voc", user => user_ctx(&p), metrics => metrics, trend => trend, themes => themes })
 }
 
 /// Bars from zero to each week's NPS on a -100..100 axis, with the interval as a whisker.

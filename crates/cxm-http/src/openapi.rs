@@ -39,7 +39,7 @@ impl Modify for Security {
         crate::ingest::batch_doc, crate::ingest::native,
         api::find_customers, api::get_customer, api::customer_context, api::customer_merges, api::unmerge,
         api::quarantine, api::overview, api::list_keys, api::create_key, api::revoke_key, api::taxonomy,
-        crate::voc::ingest_feedback, crate::voc::metric,
+        crate::voc::ingest_feedback, crate::voc::metric, crate::voc::themes,
         crate::surveys::save, crate::surveys::list, crate::surveys::get_one, crate::surveys::create_link,
     ),
     modifiers(&Security),

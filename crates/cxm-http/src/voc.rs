@@ -25,6 +25,7 @@ pub fn routes() -> Router<Arc<AppState>> {
     Router::new()
         .route("/api/v1/feedback", post(ingest_feedback).options(preflight))
         .route("/api/v1/metrics/{metric}", get(metric))
+        .route("/api/v1/themes", get(themes))
 }
 
 const MAX_ANSWERS: usize = 1000;
@@ -362,4 +363,154 @@ pub async fn metric(
     ApiQuery(q): ApiQuery<MetricQuery>,
 ) -> ApiResult<Json<MetricReport>> {
     Ok(Json(report(&st, &p.tenant_id, &metric, &q).await?))
+}
+
+#[derive(Deserialize, utoipa::IntoParams)]
+pub struct ThemeQuery {
+    /// Days of text answers to analyse, 1-730 (default 90).
+    pub days: Option<u32>,
+    /// Number of themes (default: about sqrt(n/2)).
+    pub k: Option<usize>,
+}
+
+#[derive(Serialize, utoipa::ToSchema)]
+pub struct ThemeReport {
+    pub label: String,
+    pub top_terms: Vec<String>,
+    pub answers: usize,
+    /// Share of the analysed answers, in percent.
+    pub share: f64,
+    /// Mean VADER compound of the theme's English answers.
+    pub sentiment: Option<f64>,
+    /// NPS of responses that mention the theme, and of all other responses.
+    pub nps_mentioners: Option<f64>,
+    pub nps_others: Option<f64>,
+    /// nps_mentioners - nps_others: what the theme does to NPS (key-driver impact).
+    pub nps_impact: Option<f64>,
+    pub quotes: Vec<String>,
+}
+
+#[derive(Serialize, utoipa::ToSchema)]
+pub struct ThemeList {
+    pub days: u32,
+    pub answers: usize,
+    pub themes: Vec<ThemeReport>,
+}
+
+fn nps_of(scores: impl Iterator<Item = i64>) -> Option<f64> {
+    let mut h: BTreeMap<i64, u64> = BTreeMap::new();
+    for s in scores {
+        *h.entry(s).or_default() += 1;
+    }
+    let h: Vec<(i64, u64)> = h.into_iter().collect();
+    scores::nps(&h).map(|s| (s.value * 10.0).round() / 10.0)
+}
+
+pub async fn theme_report(
+    st: &AppState,
+    tenant: &str,
+    days: u32,
+    k: Option<usize>,
+) -> ApiResult<ThemeList> {
+    let to = Utc::now().timestamp_millis() + 1;
+    let from = to - i64::from(days) * 86_400_000;
+    let t = tenant.to_string();
+    let (texts, nps) = st
+        .store
+        .run(move |s| {
+            Ok((
+                s.text_answers(&t, from, to, 20_000)?,
+                s.nps_answers(&t, from, to)?,
+            ))
+        })
+        .await?;
+    if texts.is_empty() {
+        return Ok(ThemeList {
+            days,
+            answers: 0,
+            themes: vec![],
+        });
+    }
+    let refs: Vec<&str> = texts.iter().map(|a| a.text.as_str()).collect();
+    // discovery is CPU work: keep it off the async workers
+    let owned: Vec<String> = refs.iter().map(|s| s.to_string()).collect();
+    let k = k.unwrap_or_else(|| cxm_analytics::cluster::default_k(owned.len()));
+    let d = tokio::task::spawn_blocking(move || {
+        let r: Vec<&str> = owned.iter().map(String::as_str).collect();
+        cxm_analytics::cluster::discover(&r, k, 42)
+    })
+    .await
+    .map_err(|e| ApiError::new(ErrorCode::Internal, e.to_string()))?;
+    let nps_by_response: std::collections::HashMap<&str, i64> =
+        nps.iter().map(|(r, s)| (r.as_str(), *s)).collect();
+    let mut out = vec![];
+    for th in d.themes.iter().filter(|t| t.size > 0) {
+        let members: Vec<usize> = (0..texts.len())
+            .filter(|i| d.assignments[*i] == th.id)
+            .collect();
+        let mentioners: std::collections::HashSet<&str> = members
+            .iter()
+            .map(|i| texts[*i].response_id.as_str())
+            .collect();
+        let sent: Vec<f64> = members.iter().filter_map(|i| texts[*i].sentiment).collect();
+        let m = nps_of(
+            nps_by_response
+                .iter()
+                .filter(|(r, _)| mentioners.contains(*r))
+                .map(|(_, s)| *s),
+        );
+        let o = nps_of(
+            nps_by_response
+                .iter()
+                .filter(|(r, _)| !mentioners.contains(*r))
+                .map(|(_, s)| *s),
+        );
+        out.push(ThemeReport {
+            label: th.label.clone(),
+            top_terms: th.top_terms.clone(),
+            answers: th.size,
+            share: (th.size as f64 / texts.len() as f64 * 1000.0).round() / 10.0,
+            sentiment: (!sent.is_empty())
+                .then(|| (sent.iter().sum::<f64>() / sent.len() as f64 * 1000.0).round() / 1000.0),
+            nps_mentioners: m,
+            nps_others: o,
+            nps_impact: m.zip(o).map(|(a, b)| ((a - b) * 10.0).round() / 10.0),
+            quotes: th
+                .representatives
+                .iter()
+                .map(|i| texts[*i].text.clone())
+                .collect(),
+        });
+    }
+    out.sort_by_key(|t| std::cmp::Reverse(t.answers));
+    Ok(ThemeList {
+        days,
+        answers: texts.len(),
+        themes: out,
+    })
+}
+
+/// Themes discovered on demand in recent free-text answers: label, size, sentiment, and the
+/// NPS of responses that mention the theme against all others.
+#[utoipa::path(get, path = "/api/v1/themes", tag = "feedback", params(ThemeQuery),
+    responses((status = 200, body = ThemeList), (status = 400, body = crate::error::Problem)), security(("bearer" = [])))]
+pub async fn themes(
+    State(st): State<Arc<AppState>>,
+    p: crate::auth::Principal,
+    ApiQuery(q): ApiQuery<ThemeQuery>,
+) -> ApiResult<Json<ThemeList>> {
+    let days = q.days.unwrap_or(90);
+    if !(1..=730).contains(&days) {
+        return Err(ApiError::new(
+            ErrorCode::InvalidParameter,
+            "days must be between 1 and 730",
+        ));
+    }
+    if q.k.is_some_and(|k| !(1..=200).contains(&k)) {
+        return Err(ApiError::new(
+            ErrorCode::InvalidParameter,
+            "k must be between 1 and 200",
+        ));
+    }
+    Ok(Json(theme_report(&st, &p.tenant_id, days, q.k).await?))
 }

@@ -351,3 +351,62 @@ async fn the_widget_can_post_from_other_origins() {
     assert!(js.text().await.unwrap().contains("/api/v1/feedback"));
     app.stop().await;
 }
+
+#[tokio::test]
+async fn themes_in_answers_with_their_nps_impact() {
+    let app = TestApp::spawn().await;
+    let mut answers = vec![];
+    let slow = [
+        "the refund was slow",
+        "refund still not arrived, slow",
+        "slow refund again",
+        "waiting weeks for my refund",
+        "refund process is slow",
+        "my refund took forever",
+    ];
+    let kind = [
+        "friendly agent helped me",
+        "the agent was friendly and quick",
+        "very friendly support agent",
+        "agent friendly and helpful",
+        "friendly agent on chat",
+        "a friendly agent solved it",
+    ];
+    for (i, t) in slow.iter().enumerate() {
+        answers.push(
+            json!({"response_id": format!("s{i}"), "question": "nps", "type": "nps", "value": 2}),
+        );
+        answers.push(
+            json!({"response_id": format!("s{i}"), "question": "why", "type": "text", "value": t}),
+        );
+    }
+    for (i, t) in kind.iter().enumerate() {
+        answers.push(
+            json!({"response_id": format!("k{i}"), "question": "nps", "type": "nps", "value": 10}),
+        );
+        answers.push(
+            json!({"response_id": format!("k{i}"), "question": "why", "type": "text", "value": t}),
+        );
+    }
+    assert_eq!(
+        app.post("/api/v1/feedback", &app.write_key, &json!(answers))
+            .await
+            .status(),
+        200
+    );
+    let r = app.get_json("/api/v1/themes?k=2").await;
+    assert_eq!(r["answers"], 12);
+    let themes = r["themes"].as_array().unwrap();
+    assert_eq!(themes.len(), 2);
+    let refund = themes
+        .iter()
+        .find(|t| t["label"].as_str().unwrap().contains("refund"))
+        .expect("a refund theme");
+    assert_eq!(refund["answers"], 6);
+    assert_eq!(refund["nps_mentioners"], -100.0);
+    assert_eq!(refund["nps_others"], 100.0);
+    assert_eq!(refund["nps_impact"], -200.0);
+    assert_eq!(refund["quotes"].as_array().unwrap().len(), 3);
+    assert_eq!(app.get("/api/v1/themes?days=0").await.status(), 400);
+    app.stop().await;
+}

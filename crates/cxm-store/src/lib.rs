@@ -121,6 +121,16 @@ pub trait Store: Send + Sync + 'static {
     // feedback
     /// Stores answers; an idempotency key already stored is a duplicate, not an error.
     fn insert_feedback(&self, tenant: &str, rows: &[FeedbackRow]) -> Result<FeedbackOutcome>;
+    /// Text answers collected in `[from_ms, to_ms)`, newest first, with their response's NPS.
+    fn text_answers(
+        &self,
+        tenant: &str,
+        from_ms: i64,
+        to_ms: i64,
+        limit: u32,
+    ) -> Result<Vec<TextAnswer>>;
+    /// NPS answers per response in `[from_ms, to_ms)` (for mentioners vs others).
+    fn nps_answers(&self, tenant: &str, from_ms: i64, to_ms: i64) -> Result<Vec<(String, i64)>>;
     /// Scored answers of one type between two days (inclusive, `YYYY-MM-DD`), from the rollup.
     fn feedback_histogram(
         &self,

@@ -806,6 +806,35 @@ impl Store for PgStore {
         })
     }
 
+    fn text_answers(
+        &self,
+        tenant: &str,
+        from_ms: i64,
+        to_ms: i64,
+        limit: u32,
+    ) -> Result<Vec<TextAnswer>> {
+        let limit = i64::from(limit);
+        self.tx(|g| {
+            Ok(g.all(
+                "SELECT t.response_id, t.text_value, t.sentiment, (SELECT n.score FROM feedback n WHERE n.tenant_id = t.tenant_id AND n.response_id = t.response_id AND n.field_type = 'nps' LIMIT 1), t.collected_at
+                 FROM feedback t WHERE t.tenant_id = $1 AND t.field_type = 'text' AND t.collected_at >= $2 AND t.collected_at < $3 ORDER BY t.collected_at DESC LIMIT $4",
+                &[&tenant, &from_ms, &to_ms, &limit],
+            )?
+            .iter()
+            .map(|r| TextAnswer { response_id: r.get(0), text: r.get(1), sentiment: r.get(2), nps: r.get(3), collected_at_ms: r.get(4) })
+            .collect())
+        })
+    }
+
+    fn nps_answers(&self, tenant: &str, from_ms: i64, to_ms: i64) -> Result<Vec<(String, i64)>> {
+        self.tx(|g| {
+            Ok(g.all("SELECT response_id, score FROM feedback WHERE tenant_id = $1 AND field_type = 'nps' AND collected_at >= $2 AND collected_at < $3", &[&tenant, &from_ms, &to_ms])?
+                .iter()
+                .map(|r| (r.get(0), r.get(1)))
+                .collect())
+        })
+    }
+
     fn save_survey(
         &self,
         tenant: &str,

@@ -861,6 +861,33 @@ impl Store for SqliteStore {
         })
     }
 
+    fn text_answers(
+        &self,
+        tenant: &str,
+        from_ms: i64,
+        to_ms: i64,
+        limit: u32,
+    ) -> Result<Vec<TextAnswer>> {
+        self.read(|c| {
+            let mut st = c.prepare_cached(
+                "SELECT t.response_id, t.text_value, t.sentiment, (SELECT n.score FROM feedback n WHERE n.tenant_id = t.tenant_id AND n.response_id = t.response_id AND n.field_type = 'nps' LIMIT 1), t.collected_at
+                 FROM feedback t WHERE t.tenant_id = ?1 AND t.field_type = 'text' AND t.collected_at >= ?2 AND t.collected_at < ?3 ORDER BY t.collected_at DESC LIMIT ?4",
+            )?;
+            let rows = st
+                .query_map(params![tenant, from_ms, to_ms, limit], |r| Ok(TextAnswer { response_id: r.get(0)?, text: r.get(1)?, sentiment: r.get(2)?, nps: r.get(3)?, collected_at_ms: r.get(4)? }))?
+                .collect::<Result<Vec<_>, _>>()?;
+            Ok(rows)
+        })
+    }
+
+    fn nps_answers(&self, tenant: &str, from_ms: i64, to_ms: i64) -> Result<Vec<(String, i64)>> {
+        self.read(|c| {
+            let mut st = c.prepare_cached("SELECT response_id, score FROM feedback WHERE tenant_id = ?1 AND field_type = 'nps' AND collected_at >= ?2 AND collected_at < ?3")?;
+            let rows = st.query_map(params![tenant, from_ms, to_ms], |r| Ok((r.get(0)?, r.get(1)?)))?.collect::<Result<Vec<_>, _>>()?;
+            Ok(rows)
+        })
+    }
+
     fn save_survey(
         &self,
         tenant: &str,

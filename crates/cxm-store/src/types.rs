@@ -349,3 +349,14 @@ pub enum LinkEvent {
     Responded,
     FollowUpAnswered,
 }
+
+/// A free-text answer with what its response scored, for theme analysis.
+#[derive(Debug, Clone, Serialize)]
+pub struct TextAnswer {
+    pub response_id: String,
+    pub text: String,
+    pub sentiment: Option<f64>,
+    /// The NPS answer of the same response, if it has one.
+    pub nps: Option<i64>,
+    pub collected_at_ms: i64,
+}

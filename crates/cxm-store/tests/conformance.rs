@@ -494,6 +494,17 @@ fn feedback_is_idempotent_and_rolled_up(s: &dyn Store) {
         all,
         "the rollup is rebuilt from the answers"
     );
+    let texts = s.text_answers(&t, 0, i64::MAX, 10).unwrap();
+    assert_eq!(texts.len(), 1);
+    assert_eq!(
+        (
+            texts[0].response_id.as_str(),
+            texts[0].text.as_str(),
+            texts[0].nps
+        ),
+        ("r0", "slow", Some(9))
+    );
+    assert_eq!(s.nps_answers(&t, 0, i64::MAX).unwrap().len(), 4);
 }
 
 fn surveys_are_versioned_and_links_count(s: &dyn Store) {

@@ -205,10 +205,7 @@ pub fn read_texts(path: &Path) -> anyhow::Result<Vec<String>> {
     Ok(out)
 }
 
-/// Without --k: about sqrt(n / 2) themes, between 2 and 100.
-pub fn default_k(n: usize) -> usize {
-    ((n as f64 / 2.0).sqrt().round() as usize).clamp(2, 100)
-}
+pub use cxm_analytics::cluster::default_k;
 
 /// `{"line", "theme", "label"}` per input line (1-based lines), then nothing else.
 pub fn themes_jsonl(

@@ -22,7 +22,8 @@ CREATE TABLE IF NOT EXISTS feedback (
     created_at BIGINT NOT NULL,
     UNIQUE (tenant_id, idempotency_key)
 );
-CREATE INDEX IF NOT EXISTS feedback_collected ON feedback(tenant_id, collected_at);
+CREATE INDEX IF NOT EXISTS feedback_collected ON feedback(tenant_id, field_type, collected_at);
+CREATE INDEX IF NOT EXISTS feedback_response ON feedback(tenant_id, response_id);
 -- rollup: answer counts per day and score, once overall (dim '') and once per slice
 -- dimension, so a trend reads a few thousand rows however many answers there are
 CREATE TABLE IF NOT EXISTS feedback_rollup (
