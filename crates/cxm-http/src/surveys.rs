@@ -12,7 +12,7 @@ use axum::routing::{get, post};
 use axum::{Json, Router};
 use cxm_domain::feedback::{parse_answer, FieldType};
 use cxm_domain::survey::{next_follow_up, AnswerSignal, SurveyDefinition};
-use cxm_store::{FeedbackRow, LinkEvent, SurveyLink, SurveySummary};
+use cxm_store::{LinkEvent, SurveyLink, SurveySummary};
 use minijinja::context;
 use serde::{Deserialize, Serialize};
 use serde_json::{json, Value};
@@ -341,12 +341,8 @@ async fn store_answers(
     let mut rows = vec![];
     let mut analysed = vec![];
     for a in answers {
-        let s = a.text.as_deref().map(|t| st.analyzer.analyze(t));
-        rows.push(FeedbackRow {
-            sentiment: s.as_ref().and_then(|s| s.compound),
-            cues: s.as_ref().and_then(|s| serde_json::to_string(&s.cues).ok()),
-            answer: a,
-        });
+        let (row, s) = crate::voc::enrich(&st.analyzer, a);
+        rows.push(row);
         analysed.push(s);
     }
     let t = tenant.to_string();

@@ -28,6 +28,21 @@ pub fn routes() -> Router<Arc<AppState>> {
         .route("/api/v1/themes", get(themes))
 }
 
+/// An answer ready to store: text is scored for sentiment and cues on the way in. Every
+/// entry point (API, hosted survey, CSV import) goes through here.
+pub fn enrich(
+    analyzer: &cxm_analytics::Analyzer,
+    answer: cxm_domain::feedback::Answer,
+) -> (FeedbackRow, Option<cxm_analytics::Sentiment>) {
+    let s = answer.text.as_deref().map(|t| analyzer.analyze(t));
+    let row = FeedbackRow {
+        sentiment: s.as_ref().and_then(|s| s.compound),
+        cues: s.as_ref().and_then(|s| serde_json::to_string(&s.cues).ok()),
+        answer,
+    };
+    (row, s)
+}
+
 const MAX_ANSWERS: usize = 1000;
 
 /// The survey widget posts answers from customers' pages on other origins with a write key
@@ -117,12 +132,7 @@ async fn store_feedback(
     for (i, a) in list.iter().enumerate() {
         match cxm_domain::feedback::parse_answer(a, now) {
             Ok(answer) => {
-                let s = answer.text.as_deref().map(|t| st.analyzer.analyze(t));
-                rows.push(FeedbackRow {
-                    sentiment: s.as_ref().and_then(|s| s.compound),
-                    cues: s.as_ref().and_then(|s| serde_json::to_string(&s.cues).ok()),
-                    answer,
-                });
+                rows.push(enrich(&st.analyzer, answer).0);
             }
             Err(e) => problems.push(format!("answers[{i}].{}: {}", e.field, e.detail)),
         }

@@ -567,12 +567,7 @@ fn run(cli: Cli) -> anyhow::Result<()> {
             for (i, a) in raw.iter().enumerate() {
                 let answer = cxm_domain::feedback::parse_answer(a, now)
                     .map_err(|e| anyhow::anyhow!("answer {} ({}): {e}", i + 1, a["response_id"]))?;
-                let s = answer.text.as_deref().map(|t| analyzer.analyze(t));
-                rows.push(cxm_store::FeedbackRow {
-                    sentiment: s.as_ref().and_then(|s| s.compound),
-                    cues: s.as_ref().and_then(|s| serde_json::to_string(&s.cues).ok()),
-                    answer,
-                });
+                rows.push(cxm_http::voc::enrich(&analyzer, answer).0);
             }
             let out = store.insert_feedback(tenant, &rows)?;
             println!("{}", json!(out));
