@@ -116,6 +116,18 @@ try {
   assert.match(await page.getByTestId("themes").innerText(), /Took three calls to fix billing|billing problem|Checkout was quick/);
   await page.screenshot({ path: `${shots}/voc.png`, fullPage: true });
 
+  // surveys: the response counted, with a real response rate; a new invitation link
+  await page.getByRole("link", { name: "Surveys" }).click();
+  assert.match(await page.getByTestId("surveys").innerText(), /How did we do\?[\s\S]*1\s+1\s+1\s+100(\.0)?%/);
+  await page.getByRole("textbox", { name: "Customer for post-ticket" }).fill("user_id:alan-1");
+  await page.getByRole("button", { name: "New link" }).click();
+  assert.match(await page.getByTestId("new-link").innerText(), /\/s\/[A-Za-z0-9_-]+/);
+  // a broken definition is explained, not stored
+  await page.locator("#survey_id").fill("broken");
+  await page.locator("#definition").fill('{"name": "x", "questions": []}');
+  await page.getByRole("button", { name: "Save survey" }).click();
+  assert.match(await page.getByRole("alert").innerText(), /1 to 50 questions/);
+
   // quarantine lists the event without an identity and says why
   await page.getByRole("link", { name: "Quarantine" }).click();
   assert.match(await page.getByTestId("quarantine").innerText(), /missing_identity/);

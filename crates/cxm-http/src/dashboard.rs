@@ -55,6 +55,7 @@ impl Pages {
             ),
             ("voc.html", include_str!("../templates/voc.html")),
             ("survey.html", include_str!("../templates/survey.html")),
+            ("surveys.html", include_str!("../templates/surveys.html")),
             ("keys.html", include_str!("../templates/keys.html")),
         ] {
             env.add_template(name, src).expect("templates compile");
@@ -110,6 +111,8 @@ pub fn routes() -> Router<Arc<AppState>> {
         .route("/customers/{id}/unmerge", post(unmerge))
         .route("/quarantine", get(quarantine))
         .route("/voc", get(voc_page))
+        .route("/surveys", get(surveys_page).post(save_survey))
+        .route("/surveys/{id}/links", post(survey_link))
         .route("/settings/keys", get(keys_page).post(create_key))
         .route("/settings/keys/{id}/revoke", post(revoke_key))
 }
@@ -628,6 +631,195 @@ async fn quarantine(State(st): State<Arc<AppState>>, headers: HeaderMap) -> Resp
     };
     let entries: Vec<Value> = entries.iter().map(|q| serde_json::json!({"when": fmt_ms(q.received_at_ms), "code": q.code, "detail": q.detail, "payload": serde_json::to_string_pretty(&q.payload).unwrap_or_default()})).collect();
     st.pages.render("quarantine.html", context! { title => "Quarantine", page => "quarantine", user => user_ctx(&p), entries => entries })
+}
+
+const EXAMPLE_SURVEY: &str = r#"{
+  "name": "How did we do?",
+  "questions": [
+    {"id": "nps", "type": "nps", "prompt": "How likely are you to recommend us?", "required": true},
+    {"id": "why", "type": "text", "prompt": "What is the main reason for your score?"}
+  ],
+  "max_follow_ups": 2,
+  "avoid_topics": []
+}"#;
+
+async fn render_surveys(
+    st: &AppState,
+    p: &Principal,
+    extra: Value,
+    status: StatusCode,
+) -> Response {
+    let t = p.tenant_id.clone();
+    let surveys = match st.store.run(move |s| s.list_surveys(&t)).await {
+        Ok(l) => l,
+        Err(e) => return ApiError::from(e).into_response(),
+    };
+    let surveys: Vec<Value> = surveys
+        .iter()
+        .map(|s| {
+            let mut v = serde_json::to_value(s).unwrap_or_default();
+            v["response_rate"] = serde_json::json!((s.displays > 0).then(|| (s.responses as f64
+                / s.displays as f64
+                * 1000.0)
+                .round()
+                / 10.0));
+            v
+        })
+        .collect();
+    let mut r = st.pages.render(
+        "surveys.html",
+        context! {
+            title => "Surveys", page => "surveys", user => user_ctx(p), surveys => surveys, can_admin => p.role.can_administer(),
+            error => extra.get("error").cloned(), link => extra.get("link").cloned(), saved => extra.get("saved").cloned(),
+            form_id => extra.get("form_id").and_then(Value::as_str).unwrap_or("post-ticket"),
+            form_def => extra.get("form_def").and_then(Value::as_str).unwrap_or(EXAMPLE_SURVEY),
+        },
+    );
+    *r.status_mut() = status;
+    r
+}
+
+async fn surveys_page(State(st): State<Arc<AppState>>, headers: HeaderMap) -> Response {
+    match session(&st, &headers, "/surveys").await {
+        Ok(p) => render_surveys(&st, &p, serde_json::json!({}), StatusCode::OK).await,
+        Err(r) => r,
+    }
+}
+
+#[derive(Deserialize)]
+struct SurveyForm {
+    survey_id: String,
+    definition: String,
+}
+
+async fn save_survey(State(st): State<Arc<AppState>>, req: Request) -> Response {
+    let headers = req.headers().clone();
+    if let Err(r) = same_origin(&headers) {
+        return r;
+    }
+    let p = match session(&st, &headers, "/surveys").await {
+        Ok(p) => p,
+        Err(r) => return r,
+    };
+    if let Err(e) = p.require_admin() {
+        return e.into_response();
+    }
+    let form = match Form::<SurveyForm>::from_request(req, &()).await {
+        Ok(Form(f)) => f,
+        Err(e) => return ApiError::new(ErrorCode::InvalidParameter, e.body_text()).into_response(),
+    };
+    let keep = |error: String| serde_json::json!({"error": error, "form_id": form.survey_id, "form_def": form.definition});
+    let id_ok = !form.survey_id.is_empty()
+        && form.survey_id.len() <= 64
+        && form
+            .survey_id
+            .chars()
+            .all(|c| c.is_ascii_alphanumeric() || c == '-' || c == '_');
+    if !id_ok {
+        return render_surveys(
+            &st,
+            &p,
+            keep("The survey id must be 1 to 64 letters, digits, - or _.".into()),
+            StatusCode::UNPROCESSABLE_ENTITY,
+        )
+        .await;
+    }
+    let def: cxm_domain::survey::SurveyDefinition = match serde_json::from_str(&form.definition) {
+        Ok(d) => d,
+        Err(e) => {
+            return render_surveys(
+                &st,
+                &p,
+                keep(format!(
+                    "The definition is not valid JSON for a survey: {e}"
+                )),
+                StatusCode::UNPROCESSABLE_ENTITY,
+            )
+            .await
+        }
+    };
+    if let Err(e) = def.validate() {
+        return render_surveys(
+            &st,
+            &p,
+            keep(format!("The definition has a problem: {e}")),
+            StatusCode::UNPROCESSABLE_ENTITY,
+        )
+        .await;
+    }
+    let json = serde_json::to_string(&def).unwrap_or_default();
+    let (t, id, name) = (
+        p.tenant_id.clone(),
+        form.survey_id.clone(),
+        def.name.clone(),
+    );
+    match st
+        .store
+        .run(move |s| s.save_survey(&t, &id, &name, &json))
+        .await
+    {
+        Ok(v) => {
+            render_surveys(
+                &st,
+                &p,
+                serde_json::json!({"saved": {"survey_id": form.survey_id, "version": v}}),
+                StatusCode::OK,
+            )
+            .await
+        }
+        Err(e) => ApiError::from(e).into_response(),
+    }
+}
+
+#[derive(Deserialize)]
+struct LinkForm {
+    identifier: Option<String>,
+}
+
+async fn survey_link(
+    State(st): State<Arc<AppState>>,
+    Path(id): Path<String>,
+    req: Request,
+) -> Response {
+    let headers = req.headers().clone();
+    if let Err(r) = same_origin(&headers) {
+        return r;
+    }
+    let p = match session(&st, &headers, "/surveys").await {
+        Ok(p) => p,
+        Err(r) => return r,
+    };
+    if let Err(e) = p.require_admin() {
+        return e.into_response();
+    }
+    let form = match Form::<LinkForm>::from_request(req, &()).await {
+        Ok(Form(f)) => f,
+        Err(e) => return ApiError::new(ErrorCode::InvalidParameter, e.body_text()).into_response(),
+    };
+    let identifier = form
+        .identifier
+        .map(|s| s.trim().to_string())
+        .filter(|s| !s.is_empty());
+    match crate::surveys::new_link(&st, &p.tenant_id, &id, identifier, None).await {
+        Ok(l) => {
+            render_surveys(
+                &st,
+                &p,
+                serde_json::json!({"link": {"survey_id": id, "version": l.version, "url": l.url}}),
+                StatusCode::OK,
+            )
+            .await
+        }
+        Err(e) => {
+            render_surveys(
+                &st,
+                &p,
+                serde_json::json!({"error": e.detail}),
+                StatusCode::UNPROCESSABLE_ENTITY,
+            )
+            .await
+        }
+    }
 }
 
 async fn voc_page(State(st): State<Arc<AppState>>, headers: HeaderMap) -> Response {

@@ -164,7 +164,20 @@ pub async fn create_link(
     Path(id): Path<String>,
     ApiJson(body): ApiJson<NewLink>,
 ) -> ApiResult<(StatusCode, Json<CreatedLink>)> {
-    if let Some(i) = &body.identifier {
+    let link = new_link(&st, &p.tenant_id, &id, body.identifier, body.channel).await?;
+    Ok((StatusCode::CREATED, Json(link)))
+}
+
+/// Makes an invitation link to the survey's latest version, after the contact rules allow it.
+pub async fn new_link(
+    st: &AppState,
+    tenant: &str,
+    id: &str,
+    identifier: Option<String>,
+    channel: Option<String>,
+) -> ApiResult<CreatedLink> {
+    let id = id.to_string();
+    if let Some(i) = &identifier {
         if cxm_domain::Identifier::parse_typed(i).is_none() {
             return Err(ApiError::new(
                 ErrorCode::InvalidParameter,
@@ -172,20 +185,20 @@ pub async fn create_link(
             ));
         }
     }
-    let channel = body.channel.unwrap_or_else(|| "email".into());
+    let channel = channel.unwrap_or_else(|| "email".into());
     let channel = cxm_domain::Channel::parse(&channel).ok_or_else(|| {
         ApiError::new(
             ErrorCode::InvalidParameter,
             format!("{channel:?} is not a known channel"),
         )
     })?;
-    let (t, i) = (p.tenant_id.clone(), id.clone());
+    let (t, i) = (tenant.to_string(), id.clone());
     let (version, def) = st
         .store
         .run(move |s| s.survey(&t, &i, None))
         .await?
         .ok_or_else(|| ApiError::new(ErrorCode::NotFound, format!("no survey {id}")))?;
-    if let Some(ident) = &body.identifier {
+    if let Some(ident) = &identifier {
         // the survey's own rules apply to its invitations; the tenant-wide rules to all
         let def: SurveyDefinition = serde_json::from_str(&def)
             .map_err(|e| ApiError::new(ErrorCode::Internal, e.to_string()))?;
@@ -195,7 +208,7 @@ pub async fn create_link(
             None => (st.config.contact_rules, None),
         };
         let since = now - i64::from(rules.period_days.max(rules.min_days_between)) * 86_400_000;
-        let (t, ident2) = (p.tenant_id.clone(), ident.clone());
+        let (t, ident2) = (tenant.to_string(), ident.clone());
         let earlier = st
             .store
             .run(move |s| s.invitations(&t, &ident2, scope.as_deref(), since))
@@ -206,24 +219,21 @@ pub async fn create_link(
     }
     let (token, hash) = crate::auth::new_session_token();
     let link = SurveyLink {
-        tenant_id: p.tenant_id,
+        tenant_id: tenant.to_string(),
         survey_id: id,
         version,
-        identifier: body.identifier,
+        identifier,
         channel: channel.as_str().into(),
         displayed_at_ms: None,
         responded_at_ms: None,
         follow_ups: 0,
     };
     st.store.run(move |s| s.create_link(&hash, &link)).await?;
-    Ok((
-        StatusCode::CREATED,
-        Json(CreatedLink {
-            url: format!("/s/{token}"),
-            token,
-            version,
-        }),
-    ))
+    Ok(CreatedLink {
+        url: format!("/s/{token}"),
+        token,
+        version,
+    })
 }
 
 fn html(st: &AppState, status: StatusCode, ctx: minijinja::Value) -> Response {
