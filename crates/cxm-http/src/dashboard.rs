@@ -160,6 +160,38 @@ fn same_origin(headers: &HeaderMap) -> Result<(), Response> {
     }
 }
 
+/// A post from our own pages by a signed-in user (an owner or admin when `admin`).
+#[allow(clippy::result_large_err)]
+async fn signed_post(
+    st: &AppState,
+    headers: &HeaderMap,
+    here: &str,
+    admin: bool,
+) -> Result<Principal, Response> {
+    same_origin(headers)?;
+    let p = session(st, headers, here).await?;
+    if admin {
+        p.require_admin().map_err(IntoResponse::into_response)?;
+    }
+    Ok(p)
+}
+
+/// [`signed_post`] plus the url-encoded form, with a problem+json answer when it is malformed.
+#[allow(clippy::result_large_err)]
+async fn form_post<T: serde::de::DeserializeOwned>(
+    st: &AppState,
+    req: Request,
+    here: &str,
+    admin: bool,
+) -> Result<(Principal, T), Response> {
+    let headers = req.headers().clone();
+    let p = signed_post(st, &headers, here, admin).await?;
+    match Form::<T>::from_request(req, &()).await {
+        Ok(Form(f)) => Ok((p, f)),
+        Err(e) => Err(ApiError::new(ErrorCode::InvalidParameter, e.body_text()).into_response()),
+    }
+}
+
 fn fmt_ms(ms: i64) -> String {
     chrono::DateTime::from_timestamp_millis(ms)
         .map(|t| t.format("%Y-%m-%d %H:%M UTC").to_string())
@@ -590,18 +622,11 @@ async fn unmerge(
     Path(id): Path<String>,
     req: Request,
 ) -> Response {
-    let headers = req.headers().clone();
-    if let Err(r) = same_origin(&headers) {
-        return r;
-    }
-    let p = match session(&st, &headers, &format!("/customers/{id}")).await {
-        Ok(p) => p,
-        Err(r) => return r,
-    };
-    let form = match Form::<UnmergeForm>::from_request(req, &()).await {
-        Ok(Form(f)) => f,
-        Err(e) => return ApiError::new(ErrorCode::InvalidParameter, e.body_text()).into_response(),
-    };
+    let (p, form) =
+        match form_post::<UnmergeForm>(&st, req, &format!("/customers/{id}"), false).await {
+            Ok(x) => x,
+            Err(r) => return r,
+        };
     let reason = form
         .reason
         .unwrap_or_else(|| "unmerged in the dashboard".into());
@@ -693,20 +718,9 @@ struct SurveyForm {
 }
 
 async fn save_survey(State(st): State<Arc<AppState>>, req: Request) -> Response {
-    let headers = req.headers().clone();
-    if let Err(r) = same_origin(&headers) {
-        return r;
-    }
-    let p = match session(&st, &headers, "/surveys").await {
-        Ok(p) => p,
+    let (p, form) = match form_post::<SurveyForm>(&st, req, "/surveys", true).await {
+        Ok(x) => x,
         Err(r) => return r,
-    };
-    if let Err(e) = p.require_admin() {
-        return e.into_response();
-    }
-    let form = match Form::<SurveyForm>::from_request(req, &()).await {
-        Ok(Form(f)) => f,
-        Err(e) => return ApiError::new(ErrorCode::InvalidParameter, e.body_text()).into_response(),
     };
     let keep = |error: String| serde_json::json!({"error": error, "form_id": form.survey_id, "form_def": form.definition});
     let id_ok = !form.survey_id.is_empty()
@@ -781,20 +795,9 @@ async fn survey_link(
     Path(id): Path<String>,
     req: Request,
 ) -> Response {
-    let headers = req.headers().clone();
-    if let Err(r) = same_origin(&headers) {
-        return r;
-    }
-    let p = match session(&st, &headers, "/surveys").await {
-        Ok(p) => p,
+    let (p, form) = match form_post::<LinkForm>(&st, req, "/surveys", true).await {
+        Ok(x) => x,
         Err(r) => return r,
-    };
-    if let Err(e) = p.require_admin() {
-        return e.into_response();
-    }
-    let form = match Form::<LinkForm>::from_request(req, &()).await {
-        Ok(Form(f)) => f,
-        Err(e) => return ApiError::new(ErrorCode::InvalidParameter, e.body_text()).into_response(),
     };
     let identifier = form
         .identifier
@@ -913,20 +916,9 @@ struct KeyForm {
 }
 
 async fn create_key(State(st): State<Arc<AppState>>, req: Request) -> Response {
-    let headers = req.headers().clone();
-    if let Err(r) = same_origin(&headers) {
-        return r;
-    }
-    let p = match session(&st, &headers, "/settings/keys").await {
-        Ok(p) => p,
+    let (p, form) = match form_post::<KeyForm>(&st, req, "/settings/keys", true).await {
+        Ok(x) => x,
         Err(r) => return r,
-    };
-    if let Err(e) = p.require_admin() {
-        return e.into_response();
-    }
-    let form = match Form::<KeyForm>::from_request(req, &()).await {
-        Ok(Form(f)) => f,
-        Err(e) => return ApiError::new(ErrorCode::InvalidParameter, e.body_text()).into_response(),
     };
     let Some(kind) = cxm_store::KeyKind::parse(&form.kind) else {
         return ApiError::new(ErrorCode::InvalidParameter, "kind must be write or secret")
@@ -963,16 +955,10 @@ async fn revoke_key(
     headers: HeaderMap,
     Path(id): Path<String>,
 ) -> Response {
-    if let Err(r) = same_origin(&headers) {
-        return r;
-    }
-    let p = match session(&st, &headers, "/settings/keys").await {
+    let p = match signed_post(&st, &headers, "/settings/keys", true).await {
         Ok(p) => p,
         Err(r) => return r,
     };
-    if let Err(e) = p.require_admin() {
-        return e.into_response();
-    }
     let t = p.tenant_id.clone();
     let id2 = id.clone();
     match st.store.run(move |s| s.revoke_key(&t, &id2)).await {
