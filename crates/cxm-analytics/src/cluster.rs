@@ -224,40 +224,76 @@ pub fn default_k(n: usize) -> usize {
     ((n as f64 / 2.0).sqrt().round() as usize).clamp(2, 100)
 }
 
-/// Clusters texts into `k` themes and labels each with its heaviest terms.
-pub fn discover(texts: &[&str], k: usize, seed: u64) -> Discovery {
+/// A fitted clustering: the TF-IDF model, each text's vector, and the k-means result.
+pub struct Fit {
+    pub model: Tfidf,
+    pub rows: Vec<SparseVec>,
+    pub kmeans: KMeansResult,
+}
+
+/// TF-IDF, then k-means with five restarts.
+pub fn fit(texts: &[&str], k: usize, seed: u64) -> Fit {
     let tok = Tokenizer::default();
     let (model, rows) = Tfidf::fit_transform(&tok, texts);
     let dim = model.vocabulary.len().max(1);
-    let r = kmeans(&rows, dim, k, 5, seed);
+    let kmeans = kmeans(&rows, dim, k, 5, seed);
+    Fit {
+        model,
+        rows,
+        kmeans,
+    }
+}
+
+/// The readable top terms of a centre, function words left out.
+pub fn top_terms(model: &Tfidf, center: &[f32], n: usize) -> Vec<String> {
+    let mut terms: Vec<(usize, f32)> = center
+        .iter()
+        .copied()
+        .enumerate()
+        .filter(|(_, w)| *w > 0.0)
+        .collect();
+    terms.sort_by(|a, b| b.1.total_cmp(&a.1).then(a.0.cmp(&b.0)));
+    // clustering uses every word (it scores better); labels skip function words people
+    // would not call a theme
+    terms
+        .iter()
+        .map(|(i, _)| model.display[*i].clone())
+        .filter(|w| !LABEL_STOPWORDS.contains(&w.as_str()))
+        .take(n)
+        .collect()
+}
+
+/// A label from top terms: the first three joined.
+pub fn label_of(top_terms: &[String]) -> String {
+    top_terms
+        .iter()
+        .take(3)
+        .cloned()
+        .collect::<Vec<_>>()
+        .join(" / ")
+}
+
+/// How close a vector is to a centre: their dot product (vectors are unit length).
+pub fn affinity(x: &SparseVec, center: &[f32]) -> f32 {
+    dot(x, center)
+}
+
+/// Clusters texts into `k` themes and labels each with its heaviest terms.
+pub fn discover(texts: &[&str], k: usize, seed: u64) -> Discovery {
+    let Fit {
+        model,
+        rows,
+        kmeans: r,
+    } = fit(texts, k, seed);
     let mut themes = vec![];
     for (ci, c) in r.centers.iter().enumerate() {
         let members: Vec<usize> = (0..texts.len()).filter(|j| r.labels[*j] == ci).collect();
-        let mut terms: Vec<(usize, f32)> = c
-            .iter()
-            .copied()
-            .enumerate()
-            .filter(|(_, w)| *w > 0.0)
-            .collect();
-        terms.sort_by(|a, b| b.1.total_cmp(&a.1).then(a.0.cmp(&b.0)));
-        // clustering uses every word (it scores better); labels skip function words people
-        // would not call a theme
-        let top_terms: Vec<String> = terms
-            .iter()
-            .map(|(i, _)| model.display[*i].clone())
-            .filter(|w| !LABEL_STOPWORDS.contains(&w.as_str()))
-            .take(5)
-            .collect();
+        let top_terms = top_terms(&model, c, 5);
         let mut reps: Vec<(usize, f32)> = members.iter().map(|j| (*j, dot(&rows[*j], c))).collect();
         reps.sort_by(|a, b| b.1.total_cmp(&a.1).then(a.0.cmp(&b.0)));
         themes.push(Theme {
             id: ci,
-            label: top_terms
-                .iter()
-                .take(3)
-                .cloned()
-                .collect::<Vec<_>>()
-                .join(" / "),
+            label: label_of(&top_terms),
             top_terms,
             size: members.len(),
             representatives: reps.iter().take(3).map(|(j, _)| *j).collect(),

@@ -6,5 +6,6 @@ pub mod metrics;
 pub mod scores;
 pub mod sentiment;
 pub mod text;
+pub mod themes;
 
 pub use sentiment::{Analyzer, Cues, Sentiment};

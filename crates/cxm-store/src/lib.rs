@@ -141,6 +141,40 @@ pub trait Store: Send + Sync + 'static {
         by: Option<Slice>,
     ) -> Result<Vec<HistogramRow>>;
 
+    // themes
+    fn load_themes(&self, tenant: &str) -> Result<ThemeState>;
+    /// Saves theme documents (and a discovery's vocabulary, bumping the version) atomically.
+    fn save_themes(&self, tenant: &str, save: &ThemeSave) -> Result<i64>;
+    /// Sets the theme of text answers (replacing earlier assignments).
+    fn assign_themes(&self, tenant: &str, rows: &[ThemeAssignment]) -> Result<()>;
+    /// The highest feedback id with a theme: text answers above it still need one.
+    fn theme_watermark(&self, tenant: &str) -> Result<i64>;
+    /// Text answers with an id above `after_id`, oldest first.
+    fn text_answers_after(
+        &self,
+        tenant: &str,
+        after_id: i64,
+        limit: u32,
+    ) -> Result<Vec<TextAnswer>>;
+    /// Text answers currently assigned to any of the themes.
+    fn theme_members(
+        &self,
+        tenant: &str,
+        theme_ids: &[String],
+        limit: u32,
+    ) -> Result<Vec<TextAnswer>>;
+    fn theme_days(&self, tenant: &str, from_day: &str, to_day: &str) -> Result<Vec<ThemeDay>>;
+    fn theme_nps(&self, tenant: &str, from_day: &str, to_day: &str) -> Result<Vec<ThemeNps>>;
+    fn theme_accounts(
+        &self,
+        tenant: &str,
+        from_day: &str,
+        to_day: &str,
+    ) -> Result<Vec<ThemeAccount>>;
+    fn theme_edits(&self, tenant: &str, limit: u32) -> Result<Vec<ThemeEdit>>;
+    /// Tenants that have run a theme discovery.
+    fn themed_tenants(&self) -> Result<Vec<String>>;
+
     // surveys
     /// Saves a definition as the next version of the survey; returns that version.
     fn save_survey(

@@ -16,6 +16,7 @@ const MIGRATIONS: &[(i64, &str)] = &[
     (1, include_str!("../migrations/postgres/0001_init.sql")),
     (2, include_str!("../migrations/postgres/0002_feedback.sql")),
     (3, include_str!("../migrations/postgres/0003_surveys.sql")),
+    (4, include_str!("../migrations/postgres/0004_themes.sql")),
 ];
 const POOL_SIZE: usize = 8;
 
@@ -758,11 +759,29 @@ impl Store for PgStore {
             for r in rows {
                 let a = &r.answer;
                 let (survey, journey, stage, agent) = (a.survey_id.as_deref().unwrap_or(""), a.journey.as_deref().unwrap_or(""), a.stage.as_deref().unwrap_or(""), a.agent.as_deref().unwrap_or(""));
+                // link the answer to its customer and account through the identity graph
+                let profile: Option<String> = match a.identifier.as_deref().and_then(Identifier::parse_typed) {
+                    Some(id) => g.opt("SELECT profile_id FROM identifiers WHERE tenant_id = $1 AND kind = $2 AND value = $3", &[&tenant, &id.kind_str(), &id.value])?.map(|r| r.get(0)),
+                    None => None,
+                };
+                let account: Option<String> = match (&a.account, &profile) {
+                    (Some(acc), _) => Some(acc.clone()),
+                    (None, Some(p)) => g.opt("SELECT group_id FROM profile_accounts WHERE tenant_id = $1 AND profile_id = $2 ORDER BY group_id LIMIT 1", &[&tenant, p])?.map(|r| r.get(0)),
+                    _ => None,
+                };
+                let tier = match &account {
+                    Some(acc) => g
+                        .opt("SELECT traits FROM accounts WHERE tenant_id = $1 AND group_id = $2", &[&tenant, acc])?
+                        .and_then(|r| serde_json::from_str::<Value>(r.get::<_, &str>(0)).ok())
+                        .and_then(|t| tier_of(&t))
+                        .unwrap_or_default(),
+                    None => String::new(),
+                };
                 let inserted = g.opt(
-                    "INSERT INTO feedback (tenant_id, idempotency_key, response_id, question, field_type, score, text_value, channel, survey_id, survey_version, journey, stage, agent, identifier, account, collected_at, sentiment, cues, created_at)
-                     VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17, $18, $19) ON CONFLICT DO NOTHING RETURNING id",
+                    "INSERT INTO feedback (tenant_id, idempotency_key, response_id, question, field_type, score, text_value, channel, survey_id, survey_version, journey, stage, agent, identifier, account, collected_at, sentiment, cues, created_at, profile_id, tier)
+                     VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17, $18, $19, $20, $21) ON CONFLICT DO NOTHING RETURNING id",
                     &[&tenant, &a.idempotency_key, &a.response_id, &a.question, &a.field_type.as_str(), &a.score, &a.text, &a.channel.as_str(), &survey, &a.survey_version,
-                      &journey, &stage, &agent, &a.identifier, &a.account, &a.collected_at.timestamp_millis(), &r.sentiment, &r.cues, &now],
+                      &journey, &stage, &agent, &a.identifier, &account, &a.collected_at.timestamp_millis(), &r.sentiment, &r.cues, &now, &profile, &tier],
                 )?;
                 if inserted.is_none() {
                     out.duplicates += 1;
@@ -771,7 +790,7 @@ impl Store for PgStore {
                 out.accepted += 1;
                 if let Some(score) = a.score {
                     let day = a.collected_at.format("%Y-%m-%d").to_string();
-                    for (dim, value) in [("", ""), ("channel", a.channel.as_str()), ("survey", survey), ("journey", journey), ("stage", stage), ("agent", agent)] {
+                    for (dim, value) in [("", ""), ("channel", a.channel.as_str()), ("survey", survey), ("journey", journey), ("stage", stage), ("agent", agent), ("tier", tier.as_str())] {
                         if dim.is_empty() || !value.is_empty() {
                             g.exec(
                                 "INSERT INTO feedback_rollup (tenant_id, field_type, dim, day, dim_value, score, answers) VALUES ($1, $2, $3, $4, $5, $6, 1)
@@ -816,13 +835,178 @@ impl Store for PgStore {
         let limit = i64::from(limit);
         self.tx(|g| {
             Ok(g.all(
-                "SELECT t.response_id, t.text_value, t.sentiment, (SELECT n.score FROM feedback n WHERE n.tenant_id = t.tenant_id AND n.response_id = t.response_id AND n.field_type = 'nps' LIMIT 1), t.collected_at
+                "SELECT t.response_id, t.text_value, t.sentiment, (SELECT n.score FROM feedback n WHERE n.tenant_id = t.tenant_id AND n.response_id = t.response_id AND n.field_type = 'nps' LIMIT 1), t.collected_at, t.id, t.account
                  FROM feedback t WHERE t.tenant_id = $1 AND t.field_type = 'text' AND t.collected_at >= $2 AND t.collected_at < $3 ORDER BY t.collected_at DESC LIMIT $4",
                 &[&tenant, &from_ms, &to_ms, &limit],
             )?
             .iter()
-            .map(|r| TextAnswer { response_id: r.get(0), text: r.get(1), sentiment: r.get(2), nps: r.get(3), collected_at_ms: r.get(4) })
+            .map(text_answer)
             .collect())
+        })
+    }
+
+    fn load_themes(&self, tenant: &str) -> Result<ThemeState> {
+        self.tx(|g| {
+            let mut state = g
+                .opt("SELECT version, vocabulary, noise_below, discovered_at FROM theme_models WHERE tenant_id = $1", &[&tenant])?
+                .map(|r| ThemeState { version: r.get(0), vocabulary: r.get(1), noise_below: r.get(2), discovered_at_ms: r.get(3), themes: vec![] })
+                .unwrap_or_default();
+            state.themes = g.all("SELECT doc FROM themes WHERE tenant_id = $1 ORDER BY theme_id", &[&tenant])?.iter().map(|r| r.get(0)).collect();
+            Ok(state)
+        })
+    }
+
+    fn save_themes(&self, tenant: &str, save: &ThemeSave) -> Result<i64> {
+        let now = now_ms();
+        self.tx(|g| {
+            if let Some((vocabulary, noise)) = &save.discovery {
+                g.exec(
+                    "INSERT INTO theme_models (tenant_id, version, vocabulary, noise_below, discovered_at) VALUES ($1, 1, $2, $3, $4)
+                     ON CONFLICT (tenant_id) DO UPDATE SET version = theme_models.version + 1, vocabulary = excluded.vocabulary, noise_below = excluded.noise_below, discovered_at = excluded.discovered_at",
+                    &[&tenant, vocabulary, noise, &now],
+                )?;
+            }
+            for (id, doc) in &save.themes {
+                g.exec(
+                    "INSERT INTO themes (tenant_id, theme_id, doc, updated_at) VALUES ($1, $2, $3, $4) ON CONFLICT (tenant_id, theme_id) DO UPDATE SET doc = excluded.doc, updated_at = excluded.updated_at",
+                    &[&tenant, id, doc, &now],
+                )?;
+            }
+            if let Some(e) = &save.edit {
+                g.exec("INSERT INTO theme_edits (tenant_id, theme_id, kind, detail, actor, created_at) VALUES ($1, $2, $3, $4, $5, $6)", &[&tenant, &e.theme_id, &e.kind, &e.detail, &e.actor, &now])?;
+            }
+            Ok(g.opt("SELECT version FROM theme_models WHERE tenant_id = $1", &[&tenant])?.map(|r| r.get(0)).unwrap_or(0))
+        })
+    }
+
+    fn assign_themes(&self, tenant: &str, rows: &[ThemeAssignment]) -> Result<()> {
+        if rows.is_empty() {
+            return Ok(());
+        }
+        let ids: Vec<i64> = rows.iter().map(|a| a.feedback_id).collect();
+        let themes: Vec<&str> = rows.iter().map(|a| a.theme_id.as_str()).collect();
+        let days: Vec<&str> = rows.iter().map(|a| a.day.as_str()).collect();
+        let responses: Vec<&str> = rows.iter().map(|a| a.response_id.as_str()).collect();
+        let sentiments: Vec<Option<f64>> = rows.iter().map(|a| a.sentiment).collect();
+        let accounts: Vec<Option<&str>> = rows.iter().map(|a| a.account.as_deref()).collect();
+        self.tx(|g| {
+            // one statement for the whole batch: a re-discovery reassigns thousands at once
+            g.exec(
+                "INSERT INTO feedback_themes (tenant_id, feedback_id, theme_id, day, response_id, sentiment, account)
+                 SELECT $1, * FROM unnest($2::bigint[], $3::text[], $4::text[], $5::text[], $6::float8[], $7::text[])
+                 ON CONFLICT (tenant_id, feedback_id) DO UPDATE SET theme_id = excluded.theme_id",
+                &[&tenant, &ids, &themes, &days, &responses, &sentiments, &accounts],
+            )?;
+            Ok(())
+        })
+    }
+
+    fn theme_watermark(&self, tenant: &str) -> Result<i64> {
+        self.tx(|g| Ok(g.opt("SELECT COALESCE(MAX(feedback_id), 0)::bigint FROM feedback_themes WHERE tenant_id = $1", &[&tenant])?.map(|r| r.get(0)).unwrap_or(0)))
+    }
+
+    fn text_answers_after(
+        &self,
+        tenant: &str,
+        after_id: i64,
+        limit: u32,
+    ) -> Result<Vec<TextAnswer>> {
+        let limit = i64::from(limit);
+        self.tx(|g| {
+            Ok(g.all(
+                "SELECT t.response_id, t.text_value, t.sentiment, NULL::bigint, t.collected_at, t.id, t.account
+                 FROM feedback t WHERE t.tenant_id = $1 AND t.id > $2 AND t.field_type = 'text' ORDER BY t.id LIMIT $3",
+                &[&tenant, &after_id, &limit],
+            )?
+            .iter()
+            .map(text_answer)
+            .collect())
+        })
+    }
+
+    fn theme_members(
+        &self,
+        tenant: &str,
+        theme_ids: &[String],
+        limit: u32,
+    ) -> Result<Vec<TextAnswer>> {
+        let limit = i64::from(limit);
+        self.tx(|g| {
+            let mut out = vec![];
+            for id in theme_ids {
+                let rows = g.all(
+                    "SELECT t.response_id, t.text_value, t.sentiment, NULL::bigint, t.collected_at, t.id, t.account
+                     FROM feedback_themes m JOIN feedback t ON t.id = m.feedback_id WHERE m.tenant_id = $1 AND m.theme_id = $2 ORDER BY t.id LIMIT $3",
+                    &[&tenant, id, &limit],
+                )?;
+                out.extend(rows.iter().map(text_answer));
+            }
+            Ok(out)
+        })
+    }
+
+    fn theme_days(&self, tenant: &str, from_day: &str, to_day: &str) -> Result<Vec<ThemeDay>> {
+        self.tx(|g| {
+            Ok(g.all(
+                "SELECT theme_id, day, COUNT(*)::bigint, COALESCE(SUM(sentiment), 0)::float8, COUNT(sentiment)::bigint FROM feedback_themes
+                 WHERE tenant_id = $1 AND day >= $2 AND day <= $3 GROUP BY theme_id, day ORDER BY theme_id, day",
+                &[&tenant, &from_day, &to_day],
+            )?
+            .iter()
+            .map(|r| ThemeDay { theme_id: r.get(0), day: r.get(1), answers: r.get::<_, i64>(2) as u64, sentiment_sum: r.get(3), sentiment_n: r.get::<_, i64>(4) as u64 })
+            .collect())
+        })
+    }
+
+    fn theme_nps(&self, tenant: &str, from_day: &str, to_day: &str) -> Result<Vec<ThemeNps>> {
+        self.tx(|g| {
+            Ok(g.all(
+                "SELECT m.theme_id, n.score, COUNT(*)::bigint FROM (SELECT DISTINCT theme_id, response_id FROM feedback_themes WHERE tenant_id = $1 AND day >= $2 AND day <= $3) m
+                 JOIN feedback n ON n.tenant_id = $1 AND n.response_id = m.response_id AND n.field_type = 'nps' GROUP BY m.theme_id, n.score",
+                &[&tenant, &from_day, &to_day],
+            )?
+            .iter()
+            .map(|r| ThemeNps { theme_id: r.get(0), score: r.get(1), responses: r.get::<_, i64>(2) as u64 })
+            .collect())
+        })
+    }
+
+    fn theme_accounts(
+        &self,
+        tenant: &str,
+        from_day: &str,
+        to_day: &str,
+    ) -> Result<Vec<ThemeAccount>> {
+        self.tx(|g| {
+            Ok(g.all(
+                "SELECT m.theme_id, m.account, COALESCE(a.traits, '{}') FROM (SELECT DISTINCT theme_id, account FROM feedback_themes WHERE tenant_id = $1 AND day >= $2 AND day <= $3 AND account IS NOT NULL) m
+                 LEFT JOIN accounts a ON a.tenant_id = $1 AND a.group_id = m.account",
+                &[&tenant, &from_day, &to_day],
+            )?
+            .iter()
+            .map(|r| ThemeAccount { theme_id: r.get(0), account: r.get(1), traits: r.get(2) })
+            .collect())
+        })
+    }
+
+    fn theme_edits(&self, tenant: &str, limit: u32) -> Result<Vec<ThemeEdit>> {
+        let limit = i64::from(limit);
+        self.tx(|g| {
+            Ok(g.all("SELECT theme_id, kind, detail, actor, created_at FROM theme_edits WHERE tenant_id = $1 ORDER BY id DESC LIMIT $2", &[&tenant, &limit])?
+                .iter()
+                .map(|r| ThemeEdit { theme_id: r.get(0), kind: r.get(1), detail: r.get(2), actor: r.get(3), created_at_ms: r.get(4) })
+                .collect())
+        })
+    }
+
+    fn themed_tenants(&self) -> Result<Vec<String>> {
+        self.tx(|g| {
+            Ok(
+                g.all("SELECT tenant_id FROM theme_models ORDER BY tenant_id", &[])?
+                    .iter()
+                    .map(|r| r.get(0))
+                    .collect(),
+            )
         })
     }
 
@@ -1107,7 +1291,7 @@ impl Store for PgStore {
                 g.tx.execute("SELECT pg_advisory_xact_lock(hashtext($1))", &[&t])?;
                 let s = graph::rebuild_tenant(g, &t, &self.settings)?;
                 g.tx.execute("DELETE FROM feedback_rollup WHERE tenant_id = $1", &[&t])?;
-                for (dim, col) in [("", "''"), ("channel", "channel"), ("survey", "survey_id"), ("journey", "journey"), ("stage", "stage"), ("agent", "agent")] {
+                for (dim, col) in ROLLUP_COLUMNS {
                     g.tx.execute(
                         &format!(
                             "INSERT INTO feedback_rollup (tenant_id, field_type, dim, day, dim_value, score, answers)
@@ -1154,5 +1338,17 @@ impl Store for PgStore {
             .map(|r| (r.get(0), r.get(1), r.get(2)))
             .collect())
         })
+    }
+}
+
+fn text_answer(r: &Row) -> TextAnswer {
+    TextAnswer {
+        response_id: r.get(0),
+        text: r.get(1),
+        sentiment: r.get(2),
+        nps: r.get(3),
+        collected_at_ms: r.get(4),
+        id: r.get(5),
+        account: r.get(6),
     }
 }

@@ -18,6 +18,7 @@ const MIGRATIONS: &[(i64, &str)] = &[
     (1, include_str!("../migrations/sqlite/0001_init.sql")),
     (2, include_str!("../migrations/sqlite/0002_feedback.sql")),
     (3, include_str!("../migrations/sqlite/0003_surveys.sql")),
+    (4, include_str!("../migrations/sqlite/0004_themes.sql")),
 ];
 
 pub struct SqliteStore {
@@ -808,9 +809,12 @@ impl Store for SqliteStore {
         self.write(|tx| {
             let mut out = FeedbackOutcome::default();
             let mut ins = tx.prepare_cached(
-                "INSERT OR IGNORE INTO feedback (tenant_id, idempotency_key, response_id, question, field_type, score, text_value, channel, survey_id, survey_version, journey, stage, agent, identifier, account, collected_at, sentiment, cues, created_at)
-                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15, ?16, ?17, ?18, ?19)",
+                "INSERT OR IGNORE INTO feedback (tenant_id, idempotency_key, response_id, question, field_type, score, text_value, channel, survey_id, survey_version, journey, stage, agent, identifier, account, collected_at, sentiment, cues, created_at, profile_id, tier)
+                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15, ?16, ?17, ?18, ?19, ?20, ?21)",
             )?;
+            let mut profile_of = tx.prepare_cached("SELECT profile_id FROM identifiers WHERE tenant_id = ?1 AND kind = ?2 AND value = ?3")?;
+            let mut account_of = tx.prepare_cached("SELECT group_id FROM profile_accounts WHERE tenant_id = ?1 AND profile_id = ?2 ORDER BY group_id LIMIT 1")?;
+            let mut traits_of = tx.prepare_cached("SELECT traits FROM accounts WHERE tenant_id = ?1 AND group_id = ?2")?;
             let mut roll = tx.prepare_cached(
                 "INSERT INTO feedback_rollup (tenant_id, field_type, dim, day, dim_value, score, answers) VALUES (?1, ?2, ?3, ?4, ?5, ?6, 1)
                  ON CONFLICT DO UPDATE SET answers = answers + 1",
@@ -819,9 +823,28 @@ impl Store for SqliteStore {
             for r in rows {
                 let a = &r.answer;
                 let (survey, journey, stage, agent) = (a.survey_id.as_deref().unwrap_or(""), a.journey.as_deref().unwrap_or(""), a.stage.as_deref().unwrap_or(""), a.agent.as_deref().unwrap_or(""));
+                // link the answer to its customer and account through the identity graph
+                let profile: Option<String> = match a.identifier.as_deref().and_then(Identifier::parse_typed) {
+                    Some(id) => profile_of.query_row(params![tenant, id.kind_str(), id.value], |r| r.get(0)).optional()?,
+                    None => None,
+                };
+                let account: Option<String> = match (&a.account, &profile) {
+                    (Some(acc), _) => Some(acc.clone()),
+                    (None, Some(p)) => account_of.query_row(params![tenant, p], |r| r.get(0)).optional()?,
+                    _ => None,
+                };
+                let tier = match &account {
+                    Some(acc) => traits_of
+                        .query_row(params![tenant, acc], |r| r.get::<_, String>(0))
+                        .optional()?
+                        .and_then(|t| serde_json::from_str::<Value>(&t).ok())
+                        .and_then(|t| tier_of(&t))
+                        .unwrap_or_default(),
+                    None => String::new(),
+                };
                 let n = ins.execute(params![
                     tenant, a.idempotency_key, a.response_id, a.question, a.field_type.as_str(), a.score, a.text, a.channel.as_str(), survey, a.survey_version,
-                    journey, stage, agent, a.identifier, a.account, a.collected_at.timestamp_millis(), r.sentiment, r.cues, now
+                    journey, stage, agent, a.identifier, account, a.collected_at.timestamp_millis(), r.sentiment, r.cues, now, profile, tier
                 ])?;
                 if n == 0 {
                     out.duplicates += 1;
@@ -830,7 +853,7 @@ impl Store for SqliteStore {
                 out.accepted += 1;
                 if let Some(score) = a.score {
                     let day = a.collected_at.format("%Y-%m-%d").to_string();
-                    for (dim, value) in [("", ""), ("channel", a.channel.as_str()), ("survey", survey), ("journey", journey), ("stage", stage), ("agent", agent)] {
+                    for (dim, value) in [("", ""), ("channel", a.channel.as_str()), ("survey", survey), ("journey", journey), ("stage", stage), ("agent", agent), ("tier", tier.as_str())] {
                         if dim.is_empty() || !value.is_empty() {
                             roll.execute(params![tenant, a.field_type.as_str(), dim, day, value, score])?;
                         }
@@ -870,12 +893,172 @@ impl Store for SqliteStore {
     ) -> Result<Vec<TextAnswer>> {
         self.read(|c| {
             let mut st = c.prepare_cached(
-                "SELECT t.response_id, t.text_value, t.sentiment, (SELECT n.score FROM feedback n WHERE n.tenant_id = t.tenant_id AND n.response_id = t.response_id AND n.field_type = 'nps' LIMIT 1), t.collected_at
+                "SELECT t.response_id, t.text_value, t.sentiment, (SELECT n.score FROM feedback n WHERE n.tenant_id = t.tenant_id AND n.response_id = t.response_id AND n.field_type = 'nps' LIMIT 1), t.collected_at, t.id, t.account
                  FROM feedback t WHERE t.tenant_id = ?1 AND t.field_type = 'text' AND t.collected_at >= ?2 AND t.collected_at < ?3 ORDER BY t.collected_at DESC LIMIT ?4",
             )?;
+            let rows = st.query_map(params![tenant, from_ms, to_ms, limit], text_answer)?.collect::<Result<Vec<_>, _>>()?;
+            Ok(rows)
+        })
+    }
+
+    fn load_themes(&self, tenant: &str) -> Result<ThemeState> {
+        self.read(|c| {
+            let mut state = c
+                .query_row("SELECT version, vocabulary, noise_below, discovered_at FROM theme_models WHERE tenant_id = ?1", params![tenant], |r| {
+                    Ok(ThemeState { version: r.get(0)?, vocabulary: r.get(1)?, noise_below: r.get(2)?, discovered_at_ms: r.get(3)?, themes: vec![] })
+                })
+                .optional()?
+                .unwrap_or_default();
+            let mut st = c.prepare_cached("SELECT doc FROM themes WHERE tenant_id = ?1 ORDER BY theme_id")?;
+            state.themes = st.query_map(params![tenant], |r| r.get(0))?.collect::<Result<Vec<String>, _>>()?;
+            Ok(state)
+        })
+    }
+
+    fn save_themes(&self, tenant: &str, save: &ThemeSave) -> Result<i64> {
+        let now = now_ms();
+        self.write(|tx| {
+            if let Some((vocabulary, noise)) = &save.discovery {
+                tx.execute(
+                    "INSERT INTO theme_models (tenant_id, version, vocabulary, noise_below, discovered_at) VALUES (?1, 1, ?2, ?3, ?4)
+                     ON CONFLICT (tenant_id) DO UPDATE SET version = version + 1, vocabulary = excluded.vocabulary, noise_below = excluded.noise_below, discovered_at = excluded.discovered_at",
+                    params![tenant, vocabulary, noise, now],
+                )?;
+            }
+            let mut up = tx.prepare_cached("INSERT INTO themes (tenant_id, theme_id, doc, updated_at) VALUES (?1, ?2, ?3, ?4) ON CONFLICT (tenant_id, theme_id) DO UPDATE SET doc = excluded.doc, updated_at = excluded.updated_at")?;
+            for (id, doc) in &save.themes {
+                up.execute(params![tenant, id, doc, now])?;
+            }
+            if let Some(e) = &save.edit {
+                tx.execute("INSERT INTO theme_edits (tenant_id, theme_id, kind, detail, actor, created_at) VALUES (?1, ?2, ?3, ?4, ?5, ?6)", params![tenant, e.theme_id, e.kind, e.detail, e.actor, now])?;
+            }
+            Ok(tx.query_row("SELECT version FROM theme_models WHERE tenant_id = ?1", params![tenant], |r| r.get(0)).optional()?.unwrap_or(0))
+        })
+    }
+
+    fn assign_themes(&self, tenant: &str, rows: &[ThemeAssignment]) -> Result<()> {
+        self.write(|tx| {
+            let mut st = tx.prepare_cached(
+                "INSERT INTO feedback_themes (tenant_id, feedback_id, theme_id, day, response_id, sentiment, account) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)
+                 ON CONFLICT (tenant_id, feedback_id) DO UPDATE SET theme_id = excluded.theme_id",
+            )?;
+            for a in rows {
+                st.execute(params![tenant, a.feedback_id, a.theme_id, a.day, a.response_id, a.sentiment, a.account])?;
+            }
+            Ok(())
+        })
+    }
+
+    fn theme_watermark(&self, tenant: &str) -> Result<i64> {
+        self.read(|c| {
+            Ok(c.query_row(
+                "SELECT COALESCE(MAX(feedback_id), 0) FROM feedback_themes WHERE tenant_id = ?1",
+                params![tenant],
+                |r| r.get(0),
+            )?)
+        })
+    }
+
+    fn text_answers_after(
+        &self,
+        tenant: &str,
+        after_id: i64,
+        limit: u32,
+    ) -> Result<Vec<TextAnswer>> {
+        self.read(|c| {
+            let mut st = c.prepare_cached(
+                "SELECT t.response_id, t.text_value, t.sentiment, NULL, t.collected_at, t.id, t.account
+                 FROM feedback t WHERE t.tenant_id = ?1 AND t.id > ?2 AND t.field_type = 'text' ORDER BY t.id LIMIT ?3",
+            )?;
+            let rows = st.query_map(params![tenant, after_id, limit], text_answer)?.collect::<Result<Vec<_>, _>>()?;
+            Ok(rows)
+        })
+    }
+
+    fn theme_members(
+        &self,
+        tenant: &str,
+        theme_ids: &[String],
+        limit: u32,
+    ) -> Result<Vec<TextAnswer>> {
+        self.read(|c| {
+            let mut st = c.prepare_cached(
+                "SELECT t.response_id, t.text_value, t.sentiment, NULL, t.collected_at, t.id, t.account
+                 FROM feedback_themes m JOIN feedback t ON t.id = m.feedback_id WHERE m.tenant_id = ?1 AND m.theme_id = ?2 ORDER BY t.id LIMIT ?3",
+            )?;
+            let mut out = vec![];
+            for id in theme_ids {
+                for r in st.query_map(params![tenant, id, limit], text_answer)? {
+                    out.push(r?);
+                }
+            }
+            Ok(out)
+        })
+    }
+
+    fn theme_days(&self, tenant: &str, from_day: &str, to_day: &str) -> Result<Vec<ThemeDay>> {
+        self.read(|c| {
+            let mut st = c.prepare_cached(
+                "SELECT theme_id, day, COUNT(*), COALESCE(SUM(sentiment), 0), COUNT(sentiment) FROM feedback_themes
+                 WHERE tenant_id = ?1 AND day >= ?2 AND day <= ?3 GROUP BY theme_id, day ORDER BY theme_id, day",
+            )?;
             let rows = st
-                .query_map(params![tenant, from_ms, to_ms, limit], |r| Ok(TextAnswer { response_id: r.get(0)?, text: r.get(1)?, sentiment: r.get(2)?, nps: r.get(3)?, collected_at_ms: r.get(4)? }))?
+                .query_map(params![tenant, from_day, to_day], |r| {
+                    Ok(ThemeDay { theme_id: r.get(0)?, day: r.get(1)?, answers: r.get::<_, i64>(2)? as u64, sentiment_sum: r.get(3)?, sentiment_n: r.get::<_, i64>(4)? as u64 })
+                })?
                 .collect::<Result<Vec<_>, _>>()?;
+            Ok(rows)
+        })
+    }
+
+    fn theme_nps(&self, tenant: &str, from_day: &str, to_day: &str) -> Result<Vec<ThemeNps>> {
+        self.read(|c| {
+            let mut st = c.prepare_cached(
+                "SELECT m.theme_id, n.score, COUNT(*) FROM (SELECT DISTINCT theme_id, response_id FROM feedback_themes WHERE tenant_id = ?1 AND day >= ?2 AND day <= ?3) m
+                 JOIN feedback n ON n.tenant_id = ?1 AND n.response_id = m.response_id AND n.field_type = 'nps' GROUP BY m.theme_id, n.score",
+            )?;
+            let rows = st
+                .query_map(params![tenant, from_day, to_day], |r| Ok(ThemeNps { theme_id: r.get(0)?, score: r.get(1)?, responses: r.get::<_, i64>(2)? as u64 }))?
+                .collect::<Result<Vec<_>, _>>()?;
+            Ok(rows)
+        })
+    }
+
+    fn theme_accounts(
+        &self,
+        tenant: &str,
+        from_day: &str,
+        to_day: &str,
+    ) -> Result<Vec<ThemeAccount>> {
+        self.read(|c| {
+            let mut st = c.prepare_cached(
+                "SELECT m.theme_id, m.account, COALESCE(a.traits, '{}') FROM (SELECT DISTINCT theme_id, account FROM feedback_themes WHERE tenant_id = ?1 AND day >= ?2 AND day <= ?3 AND account IS NOT NULL) m
+                 LEFT JOIN accounts a ON a.tenant_id = ?1 AND a.group_id = m.account",
+            )?;
+            let rows = st
+                .query_map(params![tenant, from_day, to_day], |r| Ok(ThemeAccount { theme_id: r.get(0)?, account: r.get(1)?, traits: r.get(2)? }))?
+                .collect::<Result<Vec<_>, _>>()?;
+            Ok(rows)
+        })
+    }
+
+    fn theme_edits(&self, tenant: &str, limit: u32) -> Result<Vec<ThemeEdit>> {
+        self.read(|c| {
+            let mut st = c.prepare_cached("SELECT theme_id, kind, detail, actor, created_at FROM theme_edits WHERE tenant_id = ?1 ORDER BY id DESC LIMIT ?2")?;
+            let rows = st
+                .query_map(params![tenant, limit], |r| Ok(ThemeEdit { theme_id: r.get(0)?, kind: r.get(1)?, detail: r.get(2)?, actor: r.get(3)?, created_at_ms: r.get(4)? }))?
+                .collect::<Result<Vec<_>, _>>()?;
+            Ok(rows)
+        })
+    }
+
+    fn themed_tenants(&self) -> Result<Vec<String>> {
+        self.read(|c| {
+            let mut st =
+                c.prepare_cached("SELECT tenant_id FROM theme_models ORDER BY tenant_id")?;
+            let rows = st
+                .query_map([], |r| r.get(0))?
+                .collect::<Result<Vec<String>, _>>()?;
             Ok(rows)
         })
     }
@@ -1139,7 +1322,7 @@ impl Store for SqliteStore {
             let s = self.write(|tx| {
                 let s = graph::rebuild_tenant(&mut SqlTx::new(tx), &t, &self.settings)?;
                 tx.execute("DELETE FROM feedback_rollup WHERE tenant_id = ?1", [&t])?;
-                for (dim, col) in [("", "''"), ("channel", "channel"), ("survey", "survey_id"), ("journey", "journey"), ("stage", "stage"), ("agent", "agent")] {
+                for (dim, col) in ROLLUP_COLUMNS {
                     tx.execute(
                         &format!(
                             "INSERT INTO feedback_rollup (tenant_id, field_type, dim, day, dim_value, score, answers)
@@ -1184,4 +1367,16 @@ impl Store for SqliteStore {
             Ok(rows)
         })
     }
+}
+
+fn text_answer(r: &rusqlite::Row) -> rusqlite::Result<TextAnswer> {
+    Ok(TextAnswer {
+        response_id: r.get(0)?,
+        text: r.get(1)?,
+        sentiment: r.get(2)?,
+        nps: r.get(3)?,
+        collected_at_ms: r.get(4)?,
+        id: r.get(5)?,
+        account: r.get(6)?,
+    })
 }
