@@ -44,7 +44,14 @@ curl -sf -H "Authorization: Bearer $wk" "http://127.0.0.1:$port/api/v1/feedback"
   {"response_id": "s2", "question": "nps", "type": "nps", "value": 9, "channel": "email"},
   {"response_id": "s3", "question": "nps", "type": "nps", "value": 3, "channel": "chat"},
   {"response_id": "s3", "question": "why", "type": "text", "value": "Took three calls to fix billing"},
-  {"response_id": "s4", "question": "csat", "type": "csat", "value": 5}
+  {"response_id": "s4", "question": "csat", "type": "csat", "value": 5},
+  {"response_id": "t1", "question": "why", "type": "text", "value": "billing error on my invoice"},
+  {"response_id": "t2", "question": "why", "type": "text", "value": "the invoice billing was wrong twice"},
+  {"response_id": "t3", "question": "why", "type": "text", "value": "billing fixed my invoice quickly"},
+  {"response_id": "t4", "question": "why", "type": "text", "value": "delivery was late"},
+  {"response_id": "t5", "question": "why", "type": "text", "value": "late delivery again"},
+  {"response_id": "t6", "question": "why", "type": "text", "value": "the parcel delivery was late"},
+  {"response_id": "t7", "question": "why", "type": "text", "value": "delivery arrived late and damaged"}
 ]}
 JSON
 

@@ -172,6 +172,21 @@ pub struct Principal {
 }
 
 impl Principal {
+    /// Analysts (and admins) curate analysis: theme discovery, renames, merges, splits.
+    pub fn require_analyst(&self) -> Result<(), ApiError> {
+        if self.role.can_administer() || self.role == Role::Analyst {
+            Ok(())
+        } else {
+            Err(ApiError::new(
+                ErrorCode::Forbidden,
+                format!(
+                    "the {} role cannot do this; ask an analyst, owner or admin",
+                    self.role.as_str()
+                ),
+            ))
+        }
+    }
+
     pub fn require_admin(&self) -> Result<(), ApiError> {
         if self.role.can_administer() {
             Ok(())

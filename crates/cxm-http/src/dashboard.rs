@@ -56,6 +56,7 @@ impl Pages {
             ("voc.html", include_str!("../templates/voc.html")),
             ("survey.html", include_str!("../templates/survey.html")),
             ("surveys.html", include_str!("../templates/surveys.html")),
+            ("themes.html", include_str!("../templates/themes.html")),
             ("keys.html", include_str!("../templates/keys.html")),
         ] {
             env.add_template(name, src).expect("templates compile");
@@ -111,6 +112,9 @@ pub fn routes() -> Router<Arc<AppState>> {
         .route("/customers/{id}/unmerge", post(unmerge))
         .route("/quarantine", get(quarantine))
         .route("/voc", get(voc_page))
+        .route("/themes", get(themes_page))
+        .route("/themes/discover", post(themes_discover))
+        .route("/themes/{id}/{action}", post(theme_edit))
         .route("/surveys", get(surveys_page).post(save_survey))
         .route("/surveys/{id}/links", post(survey_link))
         .route("/settings/keys", get(keys_page).post(create_key))
@@ -852,10 +856,15 @@ async fn voc_page(State(st): State<Arc<AppState>>, headers: HeaderMap) -> Respon
         }
     }
     let trend = nps_chart(&metrics[0]["series"]);
-    let themes = match crate::voc::theme_report(&st, &p.tenant_id, 90, None).await {
-        Ok(t) => serde_json::to_value(&t).unwrap_or_default(),
-        Err(e) => return e.into_response(),
-    };
+    let t = p.tenant_id.clone();
+    let themes =
+        match crate::voc::blocking(&st, move |s| crate::themes::list(s, &t, 90, false)).await {
+            Ok(mut t) => {
+                t.themes.truncate(6);
+                serde_json::to_value(&t).unwrap_or_default()
+            }
+            Err(e) => return e.into_response(),
+        };
     st.pages.render("voc.html", context! { title => "Voice of the customer", page => "voc", user => user_ctx(&p), metrics => metrics, trend => trend, themes => themes })
 }
 
@@ -1023,5 +1032,191 @@ mod tests {
         let total_h: f64 = last.segments.iter().map(|s| s.h).sum();
         assert!((total_h - (260.0 - 10.0 - 24.0) * 40.0 / 50.0).abs() < 1e-9);
         assert!(chart(&[], 30, today).bars.is_empty());
+    }
+}
+
+const SPARK: (f64, f64) = (140.0, 28.0);
+
+/// Polyline points for a weekly-volume sparkline, scaled to the theme's own peak.
+fn sparkline(trend: &[crate::themes::TrendPoint]) -> String {
+    let (w, h) = SPARK;
+    let peak = trend.iter().map(|p| p.answers).max().unwrap_or(0).max(1) as f64;
+    let step = w / (trend.len().max(2) - 1) as f64;
+    trend
+        .iter()
+        .enumerate()
+        .map(|(i, p)| {
+            format!(
+                "{:.1},{:.1}",
+                i as f64 * step,
+                h - 2.0 - p.answers as f64 / peak * (h - 4.0)
+            )
+        })
+        .collect::<Vec<_>>()
+        .join(" ")
+}
+
+async fn render_themes(
+    st: &Arc<AppState>,
+    p: &Principal,
+    flash: Option<String>,
+    error: Option<String>,
+    status: StatusCode,
+) -> Response {
+    let t = p.tenant_id.clone();
+    let list = match crate::voc::blocking(st, move |s| crate::themes::list(s, &t, 90, false)).await
+    {
+        Ok(l) => l,
+        Err(e) => return e.into_response(),
+    };
+    let sparks: std::collections::HashMap<String, String> = list
+        .themes
+        .iter()
+        .map(|t| (t.id.clone(), sparkline(&t.trend)))
+        .collect();
+    let mut themes = serde_json::to_value(&list).unwrap_or_default();
+    if let Some(edits) = themes["edits"].as_array_mut() {
+        for e in edits {
+            e["when"] = fmt_ms(e["created_at_ms"].as_i64().unwrap_or(0)).into();
+        }
+    }
+    let can_edit = p.require_analyst().is_ok();
+    let mut r = st.pages.render(
+        "themes.html",
+        context! { title => "Themes", page => "themes", user => user_ctx(p), themes => themes, sparks => sparks, spark => context! { width => SPARK.0, height => SPARK.1 }, can_edit => can_edit, flash => flash, error => error },
+    );
+    *r.status_mut() = status;
+    r
+}
+
+async fn themes_page(State(st): State<Arc<AppState>>, headers: HeaderMap) -> Response {
+    match session(&st, &headers, "/themes").await {
+        Ok(p) => render_themes(&st, &p, None, None, StatusCode::OK).await,
+        Err(r) => r,
+    }
+}
+
+async fn themes_discover(State(st): State<Arc<AppState>>, headers: HeaderMap) -> Response {
+    let p = match signed_post(&st, &headers, "/themes", false).await {
+        Ok(p) => p,
+        Err(r) => return r,
+    };
+    if let Err(e) = p.require_analyst() {
+        return e.into_response();
+    }
+    let t = p.tenant_id.clone();
+    match crate::voc::blocking(&st, move |s| crate::themes::discover(s, &t, 90, None)).await {
+        Ok(d) => {
+            let msg = format!(
+                "Discovered {} themes in {} answers: {} known, {} new, {} retired, {} in noise.",
+                d.matched + d.created,
+                d.answers,
+                d.matched,
+                d.created,
+                d.retired,
+                d.noise
+            );
+            render_themes(&st, &p, Some(msg), None, StatusCode::OK).await
+        }
+        Err(e) if e.code == ErrorCode::InvalidParameter => {
+            render_themes(
+                &st,
+                &p,
+                None,
+                Some(e.detail),
+                StatusCode::UNPROCESSABLE_ENTITY,
+            )
+            .await
+        }
+        Err(e) => e.into_response(),
+    }
+}
+
+#[derive(Deserialize)]
+struct ThemeForm {
+    label: Option<String>,
+    into: Option<String>,
+    terms: Option<String>,
+}
+
+async fn theme_edit(
+    State(st): State<Arc<AppState>>,
+    Path((id, action)): Path<(String, String)>,
+    req: Request,
+) -> Response {
+    let (p, form) = match form_post::<ThemeForm>(&st, req, "/themes", false).await {
+        Ok(x) => x,
+        Err(r) => return r,
+    };
+    if let Err(e) = p.require_analyst() {
+        return e.into_response();
+    }
+    let edit = match (action.as_str(), form) {
+        (
+            "rename",
+            ThemeForm {
+                label: Some(label), ..
+            },
+        ) => crate::themes::EditRequest::Rename { label },
+        (
+            "merge",
+            ThemeForm {
+                into: Some(into), ..
+            },
+        ) => crate::themes::EditRequest::Merge { into },
+        (
+            "split",
+            ThemeForm {
+                terms: Some(terms),
+                label: Some(label),
+                ..
+            },
+        ) => crate::themes::EditRequest::Split {
+            terms: terms
+                .split([',', ' '])
+                .map(str::trim)
+                .filter(|w| !w.is_empty())
+                .map(String::from)
+                .collect(),
+            label,
+        },
+        ("rename" | "merge" | "split", _) => {
+            return ApiError::new(ErrorCode::InvalidParameter, "the form is missing a field")
+                .into_response()
+        }
+        _ => {
+            return ApiError::new(ErrorCode::NotFound, format!("no theme action {action:?}"))
+                .into_response()
+        }
+    };
+    let (t, actor, edit2) = (p.tenant_id.clone(), p.actor.clone(), edit.clone());
+    match crate::voc::blocking(&st, move |s| {
+        crate::themes::edit(s, &t, &id, &edit2, &actor)
+    })
+    .await
+    {
+        Ok(o) => {
+            let what = match edit {
+                crate::themes::EditRequest::Rename { label } => format!("Renamed to {label}."),
+                crate::themes::EditRequest::Merge { .. } => {
+                    format!("Merged; {} answers moved.", o.moved)
+                }
+                crate::themes::EditRequest::Split { label, .. } => {
+                    format!("Split out {label}; {} answers moved.", o.moved)
+                }
+            };
+            render_themes(&st, &p, Some(what), None, StatusCode::OK).await
+        }
+        Err(e) if matches!(e.code, ErrorCode::InvalidParameter | ErrorCode::NotFound) => {
+            render_themes(
+                &st,
+                &p,
+                None,
+                Some(e.detail),
+                StatusCode::UNPROCESSABLE_ENTITY,
+            )
+            .await
+        }
+        Err(e) => e.into_response(),
     }
 }

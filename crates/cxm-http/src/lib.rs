@@ -9,6 +9,7 @@ pub mod ingest;
 pub mod openapi;
 pub mod ops;
 pub mod surveys;
+pub mod themes;
 pub mod voc;
 
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -41,6 +42,8 @@ pub struct HttpConfig {
     pub key_cache_ttl: Duration,
     /// How often one customer may be invited to surveys (a survey may override).
     pub contact_rules: cxm_domain::survey::ContactRules,
+    /// How often each tenant's themes are re-discovered; zero: only on demand.
+    pub theme_rediscovery: Duration,
 }
 
 impl Default for HttpConfig {
@@ -56,6 +59,7 @@ impl Default for HttpConfig {
             secure_cookies: false,
             key_cache_ttl: Duration::from_secs(5),
             contact_rules: cxm_domain::survey::ContactRules::default(),
+            theme_rediscovery: Duration::from_secs(24 * 3600),
         }
     }
 }
@@ -71,6 +75,8 @@ pub struct AppState {
     pub started: Instant,
     pub pages: dashboard::Pages,
     pub analyzer: cxm_analytics::Analyzer,
+    /// Wakes the theme worker when text answers arrive.
+    pub themes_wake: tokio::sync::Notify,
 }
 
 impl AppState {
@@ -85,6 +91,7 @@ impl AppState {
             started: Instant::now(),
             pages: dashboard::Pages::new(),
             analyzer: cxm_analytics::Analyzer::new(),
+            themes_wake: tokio::sync::Notify::new(),
             config,
         })
     }
@@ -155,4 +162,44 @@ pub async fn serve(
             tracing::info!("shutdown requested, draining in-flight requests");
         })
         .await
+}
+
+/// Keeps themes current: places new text answers within seconds of their arrival (or when
+/// woken), and hourly re-discovers any tenant whose last discovery is older than
+/// `theme_rediscovery` (a tenant's first discovery runs once it has enough text).
+pub async fn theme_worker(state: Arc<AppState>) {
+    let every = state.config.theme_rediscovery;
+    let mut last_upkeep: Option<Instant> = None;
+    loop {
+        let due = !every.is_zero()
+            && last_upkeep.is_none_or(|t| t.elapsed() >= Duration::from_secs(3600));
+        let store = state.store.0.clone();
+        let r = tokio::task::spawn_blocking(move || -> Result<(), error::ApiError> {
+            if due {
+                for t in store.list_tenants()? {
+                    if let Err(e) = themes::upkeep(store.as_ref(), &t.id, every) {
+                        tracing::warn!(tenant = %t.id, error = %e.detail, "theme upkeep failed");
+                    }
+                }
+            } else {
+                for t in store.themed_tenants()? {
+                    themes::place_new(store.as_ref(), &t)?;
+                }
+            }
+            Ok(())
+        })
+        .await;
+        if due {
+            last_upkeep = Some(Instant::now());
+        }
+        match r {
+            Ok(Err(e)) => tracing::warn!(error = %e.detail, "placing answers in themes failed"),
+            Err(e) => tracing::warn!(error = %e, "theme worker task failed"),
+            Ok(Ok(())) => {}
+        }
+        tokio::select! {
+            _ = state.themes_wake.notified() => {}
+            _ = tokio::time::sleep(Duration::from_secs(5)) => {}
+        }
+    }
 }

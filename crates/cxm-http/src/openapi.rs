@@ -39,11 +39,12 @@ impl Modify for Security {
         crate::ingest::batch_doc, crate::ingest::native,
         api::find_customers, api::get_customer, api::customer_context, api::customer_merges, api::unmerge,
         api::quarantine, api::overview, api::list_keys, api::create_key, api::revoke_key, api::taxonomy,
-        crate::voc::ingest_feedback, crate::voc::metric, crate::voc::themes,
+        crate::voc::ingest_feedback, crate::voc::metric,
+        crate::voc::list_themes, crate::voc::get_theme, crate::voc::discover_themes, crate::voc::rename_theme, crate::voc::merge_theme, crate::voc::split_theme,
         crate::surveys::save, crate::surveys::list, crate::surveys::get_one, crate::surveys::create_link,
     ),
     modifiers(&Security),
-    tags((name = "ingest"), (name = "customers"), (name = "feedback"), (name = "keys"))
+    tags((name = "ingest"), (name = "customers"), (name = "feedback"), (name = "themes"), (name = "keys"))
 )]
 pub struct ApiDoc;
 

@@ -360,6 +360,7 @@ async fn store_answers(
         .run(move |s| s.insert_feedback(&t, &rows))
         .await
         .map_err(|e| ApiError::from(e).into_response())?;
+    st.themes_wake.notify_one();
     Ok(analysed)
 }
 

@@ -17,15 +17,31 @@ use cxm_store::{FeedbackOutcome, FeedbackRow, HistogramRow, Slice};
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
 
-use crate::api::ApiQuery;
+use crate::api::{ApiJson, ApiQuery};
 use crate::error::{ApiError, ApiResult, ErrorCode};
+use crate::themes;
 use crate::AppState;
 
 pub fn routes() -> Router<Arc<AppState>> {
     Router::new()
         .route("/api/v1/feedback", post(ingest_feedback).options(preflight))
         .route("/api/v1/metrics/{metric}", get(metric))
-        .route("/api/v1/themes", get(themes))
+        .route("/api/v1/themes", get(list_themes))
+        .route("/api/v1/themes/discover", post(discover_themes))
+        .route("/api/v1/themes/{id}", get(get_theme).patch(rename_theme))
+        .route("/api/v1/themes/{id}/merge", post(merge_theme))
+        .route("/api/v1/themes/{id}/split", post(split_theme))
+}
+
+/// Runs blocking theme work (store and clustering) off the async workers.
+pub(crate) async fn blocking<T: Send + 'static>(
+    st: &AppState,
+    f: impl FnOnce(&dyn cxm_store::Store) -> ApiResult<T> + Send + 'static,
+) -> ApiResult<T> {
+    let store = st.store.0.clone();
+    tokio::task::spawn_blocking(move || f(store.as_ref()))
+        .await
+        .map_err(|e| ApiError::new(ErrorCode::Internal, format!("theme task failed: {e}")))?
 }
 
 /// An answer ready to store: text is scored for sentiment and cues on the way in. Every
@@ -149,11 +165,15 @@ async fn store_feedback(
         ));
     }
     let tenant = key.tenant_id.clone();
-    Ok(Json(
-        st.store
-            .run(move |s| s.insert_feedback(&tenant, &rows))
-            .await?,
-    ))
+    let has_text = rows.iter().any(|r| r.answer.text.is_some());
+    let out = st
+        .store
+        .run(move |s| s.insert_feedback(&tenant, &rows))
+        .await?;
+    if has_text {
+        st.themes_wake.notify_one();
+    }
+    Ok(Json(out))
 }
 
 #[derive(Deserialize, utoipa::IntoParams)]
@@ -377,150 +397,175 @@ pub async fn metric(
 
 #[derive(Deserialize, utoipa::IntoParams)]
 pub struct ThemeQuery {
-    /// Days of text answers to analyse, 1-730 (default 90).
+    /// Days of answers the figures cover, 1-730 (default 90).
     pub days: Option<u32>,
-    /// Number of themes (default: about sqrt(n/2)).
-    pub k: Option<usize>,
+    /// `all` also lists merged and retired themes.
+    pub status: Option<String>,
 }
 
-#[derive(Serialize, utoipa::ToSchema)]
-pub struct ThemeReport {
-    pub label: String,
-    pub top_terms: Vec<String>,
-    pub answers: usize,
-    /// Share of the analysed answers, in percent.
-    pub share: f64,
-    /// Mean VADER compound of the theme's English answers.
-    pub sentiment: Option<f64>,
-    /// NPS of responses that mention the theme, and of all other responses.
-    pub nps_mentioners: Option<f64>,
-    pub nps_others: Option<f64>,
-    /// nps_mentioners - nps_others: what the theme does to NPS (key-driver impact).
-    pub nps_impact: Option<f64>,
-    pub quotes: Vec<String>,
-}
-
-#[derive(Serialize, utoipa::ToSchema)]
-pub struct ThemeList {
-    pub days: u32,
-    pub answers: usize,
-    pub themes: Vec<ThemeReport>,
-}
-
-fn nps_of(scores: impl Iterator<Item = i64>) -> Option<f64> {
-    let mut h: BTreeMap<i64, u64> = BTreeMap::new();
-    for s in scores {
-        *h.entry(s).or_default() += 1;
-    }
-    let h: Vec<(i64, u64)> = h.into_iter().collect();
-    scores::nps(&h).map(|s| (s.value * 10.0).round() / 10.0)
-}
-
-pub async fn theme_report(
-    st: &AppState,
-    tenant: &str,
-    days: u32,
-    k: Option<usize>,
-) -> ApiResult<ThemeList> {
-    let to = Utc::now().timestamp_millis() + 1;
-    let from = to - i64::from(days) * 86_400_000;
-    let t = tenant.to_string();
-    let (texts, nps) = st
-        .store
-        .run(move |s| {
-            Ok((
-                s.text_answers(&t, from, to, 20_000)?,
-                s.nps_answers(&t, from, to)?,
-            ))
-        })
-        .await?;
-    if texts.is_empty() {
-        return Ok(ThemeList {
-            days,
-            answers: 0,
-            themes: vec![],
-        });
-    }
-    let refs: Vec<&str> = texts.iter().map(|a| a.text.as_str()).collect();
-    // discovery is CPU work: keep it off the async workers
-    let owned: Vec<String> = refs.iter().map(|s| s.to_string()).collect();
-    let k = k.unwrap_or_else(|| cxm_analytics::cluster::default_k(owned.len()));
-    let d = tokio::task::spawn_blocking(move || {
-        let r: Vec<&str> = owned.iter().map(String::as_str).collect();
-        cxm_analytics::cluster::discover(&r, k, 42)
-    })
-    .await
-    .map_err(|e| ApiError::new(ErrorCode::Internal, e.to_string()))?;
-    let nps_by_response: std::collections::HashMap<&str, i64> =
-        nps.iter().map(|(r, s)| (r.as_str(), *s)).collect();
-    let mut out = vec![];
-    for th in d.themes.iter().filter(|t| t.size > 0) {
-        let members: Vec<usize> = (0..texts.len())
-            .filter(|i| d.assignments[*i] == th.id)
-            .collect();
-        let mentioners: std::collections::HashSet<&str> = members
-            .iter()
-            .map(|i| texts[*i].response_id.as_str())
-            .collect();
-        let sent: Vec<f64> = members.iter().filter_map(|i| texts[*i].sentiment).collect();
-        let m = nps_of(
-            nps_by_response
-                .iter()
-                .filter(|(r, _)| mentioners.contains(*r))
-                .map(|(_, s)| *s),
-        );
-        let o = nps_of(
-            nps_by_response
-                .iter()
-                .filter(|(r, _)| !mentioners.contains(*r))
-                .map(|(_, s)| *s),
-        );
-        out.push(ThemeReport {
-            label: th.label.clone(),
-            top_terms: th.top_terms.clone(),
-            answers: th.size,
-            share: (th.size as f64 / texts.len() as f64 * 1000.0).round() / 10.0,
-            sentiment: (!sent.is_empty())
-                .then(|| (sent.iter().sum::<f64>() / sent.len() as f64 * 1000.0).round() / 1000.0),
-            nps_mentioners: m,
-            nps_others: o,
-            nps_impact: m.zip(o).map(|(a, b)| ((a - b) * 10.0).round() / 10.0),
-            quotes: th
-                .representatives
-                .iter()
-                .map(|i| texts[*i].text.clone())
-                .collect(),
-        });
-    }
-    out.sort_by_key(|t| std::cmp::Reverse(t.answers));
-    Ok(ThemeList {
-        days,
-        answers: texts.len(),
-        themes: out,
-    })
-}
-
-/// Themes discovered on demand in recent free-text answers: label, size, sentiment, and the
-/// NPS of responses that mention the theme against all others.
-#[utoipa::path(get, path = "/api/v1/themes", tag = "feedback", params(ThemeQuery),
-    responses((status = 200, body = ThemeList), (status = 400, body = crate::error::Problem)), security(("bearer" = [])))]
-pub async fn themes(
-    State(st): State<Arc<AppState>>,
-    p: crate::auth::Principal,
-    ApiQuery(q): ApiQuery<ThemeQuery>,
-) -> ApiResult<Json<ThemeList>> {
-    let days = q.days.unwrap_or(90);
+fn theme_days(days: Option<u32>) -> ApiResult<u32> {
+    let days = days.unwrap_or(90);
     if !(1..=730).contains(&days) {
         return Err(ApiError::new(
             ErrorCode::InvalidParameter,
             "days must be between 1 and 730",
         ));
     }
-    if q.k.is_some_and(|k| !(1..=200).contains(&k)) {
+    Ok(days)
+}
+
+/// The tenant's themes with their figures: volume trend, sentiment, NPS of mentioners
+/// against others (key-driver impact), accounts and ARR mentioning them, quotes.
+#[utoipa::path(get, path = "/api/v1/themes", tag = "themes", params(ThemeQuery),
+    responses((status = 200, body = themes::ThemeList), (status = 400, body = crate::error::Problem)), security(("bearer" = [])))]
+pub async fn list_themes(
+    State(st): State<Arc<AppState>>,
+    p: crate::auth::Principal,
+    ApiQuery(q): ApiQuery<ThemeQuery>,
+) -> ApiResult<Json<themes::ThemeList>> {
+    let days = theme_days(q.days)?;
+    let all = match q.status.as_deref() {
+        None | Some("active") => false,
+        Some("all") => true,
+        Some(_) => {
+            return Err(ApiError::new(
+                ErrorCode::InvalidParameter,
+                "status must be active or all",
+            ))
+        }
+    };
+    let t = p.tenant_id.clone();
+    Ok(Json(
+        blocking(&st, move |s| themes::list(s, &t, days, all)).await?,
+    ))
+}
+
+/// One theme (or `noise`) with its figures.
+#[utoipa::path(get, path = "/api/v1/themes/{id}", tag = "themes", params(("id" = String, Path), ThemeQuery),
+    responses((status = 200, body = themes::ThemeSummary), (status = 404, body = crate::error::Problem)), security(("bearer" = [])))]
+pub async fn get_theme(
+    State(st): State<Arc<AppState>>,
+    p: crate::auth::Principal,
+    Path(id): Path<String>,
+    ApiQuery(q): ApiQuery<ThemeQuery>,
+) -> ApiResult<Json<themes::ThemeSummary>> {
+    let days = theme_days(q.days)?;
+    let t = p.tenant_id.clone();
+    let list = blocking(&st, move |s| themes::list(s, &t, days, true)).await?;
+    list.themes
+        .into_iter()
+        .find(|t| t.id == id)
+        .map(Json)
+        .ok_or_else(|| ApiError::new(ErrorCode::NotFound, format!("no theme {id:?}")))
+}
+
+#[derive(Deserialize, utoipa::ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct DiscoverRequest {
+    /// Days of text answers to cluster, 1-730 (default 90).
+    pub days: Option<u32>,
+    /// Themes to look for, 2-200 (default: about sqrt(n/2)).
+    pub k: Option<usize>,
+}
+
+/// Re-discovers themes now (it also runs daily). Known themes keep their ids, names, merges
+/// and splits; new clusters become new themes; themes not found again retire.
+#[utoipa::path(post, path = "/api/v1/themes/discover", tag = "themes", request_body = DiscoverRequest,
+    responses((status = 200, body = themes::DiscoverySummary), (status = 400, body = crate::error::Problem), (status = 403, body = crate::error::Problem)), security(("bearer" = [])))]
+pub async fn discover_themes(
+    State(st): State<Arc<AppState>>,
+    p: crate::auth::Principal,
+    ApiJson(r): ApiJson<DiscoverRequest>,
+) -> ApiResult<Json<themes::DiscoverySummary>> {
+    p.require_analyst()?;
+    let days = theme_days(r.days)?;
+    if r.k.is_some_and(|k| !(2..=200).contains(&k)) {
         return Err(ApiError::new(
             ErrorCode::InvalidParameter,
-            "k must be between 1 and 200",
+            "k must be between 2 and 200",
         ));
     }
-    Ok(Json(theme_report(&st, &p.tenant_id, days, q.k).await?))
+    let t = p.tenant_id.clone();
+    Ok(Json(
+        blocking(&st, move |s| themes::discover(s, &t, days, r.k)).await?,
+    ))
+}
+
+#[derive(Deserialize, utoipa::ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct RenameRequest {
+    pub label: String,
+}
+
+#[derive(Deserialize, utoipa::ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct MergeRequest {
+    /// The theme that takes this one's answers.
+    pub into: String,
+}
+
+#[derive(Deserialize, utoipa::ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct SplitRequest {
+    /// Answers of the theme using any of these words move to the new theme.
+    pub terms: Vec<String>,
+    pub label: String,
+}
+
+async fn edit_theme(
+    st: &Arc<AppState>,
+    p: &crate::auth::Principal,
+    id: String,
+    req: themes::EditRequest,
+) -> ApiResult<Json<themes::EditOutcome>> {
+    p.require_analyst()?;
+    let (t, actor) = (p.tenant_id.clone(), p.actor.clone());
+    Ok(Json(
+        blocking(st, move |s| themes::edit(s, &t, &id, &req, &actor)).await?,
+    ))
+}
+
+/// Names a theme; the name survives re-discovery.
+#[utoipa::path(patch, path = "/api/v1/themes/{id}", tag = "themes", params(("id" = String, Path)), request_body = RenameRequest,
+    responses((status = 200, body = themes::EditOutcome), (status = 400, body = crate::error::Problem), (status = 404, body = crate::error::Problem)), security(("bearer" = [])))]
+pub async fn rename_theme(
+    State(st): State<Arc<AppState>>,
+    p: crate::auth::Principal,
+    Path(id): Path<String>,
+    ApiJson(r): ApiJson<RenameRequest>,
+) -> ApiResult<Json<themes::EditOutcome>> {
+    edit_theme(&st, &p, id, themes::EditRequest::Rename { label: r.label }).await
+}
+
+/// Merges a theme into another, now and after every re-discovery.
+#[utoipa::path(post, path = "/api/v1/themes/{id}/merge", tag = "themes", params(("id" = String, Path)), request_body = MergeRequest,
+    responses((status = 200, body = themes::EditOutcome), (status = 400, body = crate::error::Problem), (status = 404, body = crate::error::Problem)), security(("bearer" = [])))]
+pub async fn merge_theme(
+    State(st): State<Arc<AppState>>,
+    p: crate::auth::Principal,
+    Path(id): Path<String>,
+    ApiJson(r): ApiJson<MergeRequest>,
+) -> ApiResult<Json<themes::EditOutcome>> {
+    edit_theme(&st, &p, id, themes::EditRequest::Merge { into: r.into }).await
+}
+
+/// Splits the answers of a theme that use given words into a new theme.
+#[utoipa::path(post, path = "/api/v1/themes/{id}/split", tag = "themes", params(("id" = String, Path)), request_body = SplitRequest,
+    responses((status = 200, body = themes::EditOutcome), (status = 400, body = crate::error::Problem), (status = 404, body = crate::error::Problem)), security(("bearer" = [])))]
+pub async fn split_theme(
+    State(st): State<Arc<AppState>>,
+    p: crate::auth::Principal,
+    Path(id): Path<String>,
+    ApiJson(r): ApiJson<SplitRequest>,
+) -> ApiResult<Json<themes::EditOutcome>> {
+    edit_theme(
+        &st,
+        &p,
+        id,
+        themes::EditRequest::Split {
+            terms: r.terms,
+            label: r.label,
+        },
+    )
+    .await
 }

@@ -53,6 +53,9 @@ pub struct ServeArgs {
     /// Mark the session cookie Secure (when serving behind TLS).
     #[arg(long, env = "CXM_SECURE_COOKIES", num_args = 0..=1, default_missing_value = "true")]
     pub secure_cookies: Option<bool>,
+    /// Re-discover each tenant's themes this often, in hours; 0 only on demand (default 24).
+    #[arg(long, env = "CXM_THEME_REDISCOVERY_HOURS")]
+    pub theme_rediscovery_hours: Option<u64>,
 }
 
 #[derive(Deserialize, Debug, Default)]
@@ -72,6 +75,7 @@ pub struct FileConfig {
     pub identity: Option<IdentityRules>,
     /// How often one customer may be invited to surveys.
     pub contact_rules: Option<cxm_domain::survey::ContactRules>,
+    pub theme_rediscovery_hours: Option<u64>,
 }
 
 impl FileConfig {
@@ -170,6 +174,11 @@ impl Settings {
                     .or(file.secure_cookies)
                     .unwrap_or(false),
                 contact_rules: file.contact_rules.unwrap_or_default(),
+                theme_rediscovery: serve
+                    .theme_rediscovery_hours
+                    .or(file.theme_rediscovery_hours)
+                    .map(|h| Duration::from_secs(h * 3600))
+                    .unwrap_or(d.theme_rediscovery),
                 ..d
             },
             dedup_window: Duration::from_secs(dedup_hours * 3600),

@@ -119,7 +119,7 @@ impl Generator {
         let ctx_web = json!({"userAgent": "Mozilla/5.0", "page": {"path": "/"}});
         let mut push = |g: &mut Generator, t: DateTime<Utc>, mut m: Value| {
             m["messageId"] = json!(g.msg_id());
-            m["timestamp"] = json!(t.to_rfc3339());
+            m["timestamp"] = json!(t.to_rfc3339_opts(chrono::SecondsFormat::Millis, true));
             out.push(m);
         };
 

@@ -205,6 +205,54 @@ enum ThemesCmd {
         #[arg(long, default_value_t = 42)]
         seed: u64,
     },
+    /// Re-discover a tenant's stored themes now (the server also does it daily); names,
+    /// merges and splits are kept.
+    Rediscover {
+        #[arg(long)]
+        tenant: String,
+        /// Days of text answers to cluster (default 90).
+        #[arg(long, default_value_t = 90)]
+        days: u32,
+        #[arg(long)]
+        k: Option<usize>,
+    },
+    /// A tenant's themes with volume, sentiment, NPS impact and ARR.
+    List {
+        #[arg(long)]
+        tenant: String,
+        #[arg(long, default_value_t = 90)]
+        days: u32,
+        /// Include merged and retired themes.
+        #[arg(long)]
+        all: bool,
+        #[arg(long)]
+        json: bool,
+    },
+    /// Give a theme a name that survives re-discovery.
+    Rename {
+        #[arg(long)]
+        tenant: String,
+        theme: String,
+        label: String,
+    },
+    /// Merge a theme into another.
+    Merge {
+        #[arg(long)]
+        tenant: String,
+        theme: String,
+        into: String,
+    },
+    /// Split the answers of a theme that use any of the words into a new theme.
+    Split {
+        #[arg(long)]
+        tenant: String,
+        theme: String,
+        /// Comma-separated words.
+        #[arg(long)]
+        terms: String,
+        #[arg(long)]
+        label: String,
+    },
 }
 
 #[derive(Subcommand, Debug)]
@@ -635,6 +683,13 @@ fn run(cli: Cli) -> anyhow::Result<()> {
             println!("{}", serde_json::to_string_pretty(&out)?);
             Ok(())
         }
+        Cmd::Themes(
+            ref t @ (ThemesCmd::Rediscover { .. }
+            | ThemesCmd::List { .. }
+            | ThemesCmd::Rename { .. }
+            | ThemesCmd::Merge { .. }
+            | ThemesCmd::Split { .. }),
+        ) => stored_themes(settings()?.open_store()?.as_ref(), t),
         Cmd::Themes(ThemesCmd::Discover {
             ref input,
             k,
@@ -790,4 +845,92 @@ fn customer(store: &dyn cxm_store::Store, cmd: &CustomerCmd) -> anyhow::Result<(
             Ok(())
         }
     }
+}
+
+/// The tenant's stored themes, through the same code the API uses.
+fn stored_themes(store: &dyn cxm_store::Store, cmd: &ThemesCmd) -> anyhow::Result<()> {
+    use cxm_http::themes::{self, EditRequest};
+    let api = |e: cxm_http::error::ApiError| anyhow::anyhow!("{}: {}", e.code.code(), e.detail);
+    let (tenant, edit) = match cmd {
+        ThemesCmd::Rediscover { tenant, days, k } => {
+            anyhow::ensure!((1..=730).contains(days), "--days must be between 1 and 730");
+            anyhow::ensure!(store.tenant(tenant)?.is_some(), "no tenant {tenant}");
+            let out = themes::discover(store, tenant, *days, *k).map_err(api)?;
+            println!("{}", serde_json::to_string(&out)?);
+            return Ok(());
+        }
+        ThemesCmd::List {
+            tenant,
+            days,
+            all,
+            json,
+        } => {
+            anyhow::ensure!((1..=730).contains(days), "--days must be between 1 and 730");
+            anyhow::ensure!(store.tenant(tenant)?.is_some(), "no tenant {tenant}");
+            let l = themes::list(store, tenant, *days, *all).map_err(api)?;
+            print(*json, serde_json::to_value(&l)?, || {
+                l.themes
+                    .iter()
+                    .map(|t| {
+                        let f = |x: Option<f64>| x.map_or("-".to_string(), |v| v.to_string());
+                        format!(
+                            "{}\t{}\t{}\tanswers={}\tsentiment={}\tnps_impact={}\tarr={}",
+                            t.id,
+                            t.status,
+                            t.name,
+                            t.answers,
+                            f(t.sentiment),
+                            f(t.nps_impact),
+                            t.arr
+                        )
+                    })
+                    .collect::<Vec<_>>()
+                    .join("\n")
+            });
+            return Ok(());
+        }
+        ThemesCmd::Rename {
+            tenant,
+            theme,
+            label,
+        } => (
+            tenant,
+            (
+                theme,
+                EditRequest::Rename {
+                    label: label.clone(),
+                },
+            ),
+        ),
+        ThemesCmd::Merge {
+            tenant,
+            theme,
+            into,
+        } => (tenant, (theme, EditRequest::Merge { into: into.clone() })),
+        ThemesCmd::Split {
+            tenant,
+            theme,
+            terms,
+            label,
+        } => (
+            tenant,
+            (
+                theme,
+                EditRequest::Split {
+                    terms: terms
+                        .split(',')
+                        .map(str::trim)
+                        .filter(|w| !w.is_empty())
+                        .map(String::from)
+                        .collect(),
+                    label: label.clone(),
+                },
+            ),
+        ),
+        ThemesCmd::Discover { .. } => unreachable!("discover reads a file, not the store"),
+    };
+    anyhow::ensure!(store.tenant(tenant)?.is_some(), "no tenant {tenant}");
+    let out = themes::edit(store, tenant, edit.0, &edit.1, "cli").map_err(api)?;
+    println!("{}", serde_json::to_string(&out)?);
+    Ok(())
 }

@@ -65,12 +65,14 @@ impl TestApp {
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
         let base = format!("http://{}", listener.local_addr().unwrap());
         let (tx, rx) = tokio::sync::oneshot::channel::<()>();
+        let worker = tokio::spawn(cxm_http::theme_worker(state.clone()));
         let server = tokio::spawn(async move {
             cxm_http::serve(listener, state, async {
                 rx.await.ok();
             })
             .await
             .unwrap();
+            worker.abort();
             writer.await.unwrap();
         });
         let client = reqwest::Client::builder()
@@ -155,6 +157,22 @@ impl TestApp {
         self.client
             .post(self.url(path))
             .bearer_auth(bearer)
+            .json(body)
+            .send()
+            .await
+            .unwrap()
+    }
+
+    /// Sends JSON with any method and the secret key.
+    pub async fn send(
+        &self,
+        method: reqwest::Method,
+        path: &str,
+        body: &serde_json::Value,
+    ) -> reqwest::Response {
+        self.client
+            .request(method, self.url(path))
+            .bearer_auth(&self.secret_key)
             .json(body)
             .send()
             .await
