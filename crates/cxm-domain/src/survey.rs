@@ -17,6 +17,43 @@ pub struct Question {
     pub choices: Vec<String>,
     #[serde(default)]
     pub required: bool,
+    /// Branching: ask this question only when an earlier answer meets the condition.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub show_if: Option<Condition>,
+}
+
+/// A test on an earlier answer: its score within bounds, or its text one of a list.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, utoipa::ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct Condition {
+    /// The id of an earlier question.
+    pub question: String,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub at_most: Option<i64>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub at_least: Option<i64>,
+    /// The answer (a choice or text) is one of these.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub any_of: Vec<String>,
+}
+
+impl Condition {
+    /// Whether the raw answer given to the referenced question meets the condition; a
+    /// question not answered (or not shown) meets none.
+    pub fn holds(&self, raw: Option<&str>) -> bool {
+        let Some(raw) = raw.map(str::trim).filter(|r| !r.is_empty()) else {
+            return false;
+        };
+        if self.at_most.is_some() || self.at_least.is_some() {
+            let Ok(v) = raw.parse::<i64>() else {
+                return false;
+            };
+            if self.at_most.is_some_and(|m| v > m) || self.at_least.is_some_and(|m| v < m) {
+                return false;
+            }
+        }
+        self.any_of.is_empty() || self.any_of.iter().any(|a| a.eq_ignore_ascii_case(raw))
+    }
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize, utoipa::ToSchema)]
@@ -32,6 +69,99 @@ pub struct SurveyDefinition {
     /// Overrides the tenant-wide contact rules for this survey.
     #[serde(default)]
     pub contact_rules: Option<ContactRules>,
+    /// Invite customers automatically when an event happens (e.g. after Ticket Resolved).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub targeting: Option<Targeting>,
+}
+
+/// Who is invited automatically, and when: after one of `events`, on one of `channels`,
+/// for customers in one of `tiers`, a `sample_percent` share of the time.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, utoipa::ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct Targeting {
+    /// Event names that trigger an invitation, e.g. "Ticket Resolved".
+    pub events: Vec<String>,
+    /// Only events on these channels (empty: any).
+    #[serde(default)]
+    pub channels: Vec<String>,
+    /// Only customers whose account tier or plan is one of these (empty: anyone).
+    #[serde(default)]
+    pub tiers: Vec<String>,
+    /// Share of triggering events that invite, 0 < p <= 100 (default 100). The draw is a hash
+    /// of the survey and the event, so replaying events draws the same way.
+    #[serde(default = "all_of_them")]
+    pub sample_percent: f64,
+    /// Channel the invitation goes out on (default email).
+    #[serde(default = "by_email")]
+    pub deliver_via: String,
+}
+
+fn all_of_them() -> f64 {
+    100.0
+}
+
+fn by_email() -> String {
+    "email".into()
+}
+
+/// FNV-1a: a tiny, stable hash, so a sampling decision never changes between releases.
+fn fnv1a(parts: &[&str]) -> u64 {
+    let mut h: u64 = 0xcbf2_9ce4_8422_2325;
+    for p in parts {
+        for b in p.bytes().chain([0u8]) {
+            h ^= u64::from(b);
+            h = h.wrapping_mul(0x0000_0100_0000_01b3);
+        }
+    }
+    h
+}
+
+impl Targeting {
+    pub fn validate(&self) -> Result<(), String> {
+        if self.events.is_empty() || self.events.len() > 20 {
+            return Err("targeting.events needs 1 to 20 event names".into());
+        }
+        if self
+            .events
+            .iter()
+            .any(|e| e.trim().is_empty() || e.len() > 200)
+        {
+            return Err("targeting.events are 1 to 200 characters each".into());
+        }
+        for c in self.channels.iter().chain([&self.deliver_via]) {
+            if crate::taxonomy::Channel::parse(c).is_none() {
+                return Err(format!("targeting: {c:?} is not a known channel"));
+            }
+        }
+        if self
+            .tiers
+            .iter()
+            .any(|t| t.trim().is_empty() || t.len() > 64)
+        {
+            return Err("targeting.tiers are 1 to 64 characters each".into());
+        }
+        if !(self.sample_percent > 0.0 && self.sample_percent <= 100.0) {
+            return Err("targeting.sample_percent must be more than 0 and at most 100".into());
+        }
+        Ok(())
+    }
+
+    /// Whether an event (name, channel) of a customer in `tier` is one to survey.
+    pub fn matches(&self, event: &str, channel: &str, tier: Option<&str>) -> bool {
+        self.events.iter().any(|e| e == event)
+            && (self.channels.is_empty() || self.channels.iter().any(|c| c == channel))
+            && (self.tiers.is_empty()
+                || tier.is_some_and(|t| self.tiers.iter().any(|x| x.eq_ignore_ascii_case(t))))
+    }
+
+    /// The sampling draw for one survey and one triggering event.
+    pub fn sampled(&self, survey_id: &str, message_id: &str) -> bool {
+        if self.sample_percent >= 100.0 {
+            return true;
+        }
+        let draw = fnv1a(&[survey_id, message_id]) % 10_000;
+        (draw as f64) < self.sample_percent * 100.0
+    }
 }
 
 /// How often one customer may be surveyed, so nobody is over-surveyed.
@@ -95,6 +225,9 @@ impl SurveyDefinition {
         if self.max_follow_ups > 5 {
             return Err("max_follow_ups is at most 5".into());
         }
+        if let Some(t) = &self.targeting {
+            t.validate()?;
+        }
         let mut ids = std::collections::HashSet::new();
         for (i, q) in self.questions.iter().enumerate() {
             let ok_id = !q.id.is_empty()
@@ -126,8 +259,62 @@ impl SurveyDefinition {
                     "questions[{i}] is a choice question and needs 2 to 20 choices"
                 ));
             }
+            if let Some(c) = &q.show_if {
+                let Some(earlier) = self.questions[..i].iter().find(|e| e.id == c.question) else {
+                    return Err(format!(
+                        "questions[{i}].show_if must name an earlier question (got {:?})",
+                        c.question
+                    ));
+                };
+                let scored = FieldType::parse(&earlier.kind)
+                    .and_then(FieldType::range)
+                    .is_some();
+                if c.at_most.is_none() && c.at_least.is_none() && c.any_of.is_empty() {
+                    return Err(format!(
+                        "questions[{i}].show_if needs at_most, at_least or any_of"
+                    ));
+                }
+                if (c.at_most.is_some() || c.at_least.is_some()) && !scored {
+                    return Err(format!(
+                        "questions[{i}].show_if: at_most and at_least need a scored question"
+                    ));
+                }
+            }
         }
         Ok(())
+    }
+
+    /// Whether question `i` is asked, given the raw answers so far (question id → value).
+    pub fn visible(&self, i: usize, answers: &std::collections::HashMap<String, String>) -> bool {
+        match &self.questions[i].show_if {
+            None => true,
+            Some(c) => {
+                // a condition on a question that was itself skipped does not hold
+                let shown = self
+                    .questions
+                    .iter()
+                    .position(|q| q.id == c.question)
+                    .is_some_and(|j| j < i && self.visible(j, answers));
+                shown && c.holds(answers.get(&c.question).map(String::as_str))
+            }
+        }
+    }
+
+    /// The pages of a form that works without JavaScript: a page ends before a question
+    /// that depends on an answer given on that page.
+    pub fn pages(&self) -> Vec<std::ops::Range<usize>> {
+        let mut pages = vec![];
+        let mut start = 0;
+        for (i, q) in self.questions.iter().enumerate() {
+            if let Some(c) = &q.show_if {
+                if self.questions[start..i].iter().any(|e| e.id == c.question) {
+                    pages.push(start..i);
+                    start = i;
+                }
+            }
+        }
+        pages.push(start..self.questions.len());
+        pages
     }
 }
 
@@ -348,6 +535,85 @@ mod tests {
             r.check(&[now - 40 * day, now - 10 * day], now).is_ok(),
             "older than the period does not count"
         );
+    }
+
+    #[test]
+    fn targeting_matches_filters_and_samples_stably() {
+        let t: Targeting = serde_json::from_value(serde_json::json!({
+            "events": ["Ticket Resolved"], "channels": ["chat", "voice"], "tiers": ["enterprise"], "sample_percent": 25.0
+        }))
+        .unwrap();
+        assert!(t.validate().is_ok());
+        assert!(t.matches("Ticket Resolved", "chat", Some("Enterprise")));
+        assert!(!t.matches("Ticket Resolved", "email", Some("enterprise")));
+        assert!(!t.matches("Ticket Resolved", "chat", Some("starter")));
+        assert!(!t.matches("Ticket Resolved", "chat", None));
+        assert!(!t.matches("Ticket Opened", "chat", Some("enterprise")));
+        let hits = (0..10_000)
+            .filter(|i| t.sampled("post-ticket", &format!("m{i}")))
+            .count();
+        assert!((2300..2700).contains(&hits), "about a quarter: {hits}");
+        assert_eq!(t.sampled("s", "m1"), t.sampled("s", "m1"));
+        for bad in [
+            serde_json::json!({"events": []}),
+            serde_json::json!({"events": ["x"], "channels": ["pigeon"]}),
+            serde_json::json!({"events": ["x"], "sample_percent": 0}),
+            serde_json::json!({"events": ["x"], "sample_percent": 101}),
+        ] {
+            let t: Targeting = serde_json::from_value(bad.clone()).unwrap();
+            assert!(t.validate().is_err(), "{bad}");
+        }
+        assert!(serde_json::from_value::<Targeting>(
+            serde_json::json!({"events": ["x"], "typo": 1})
+        )
+        .is_err());
+    }
+
+    #[test]
+    fn branching_pages_and_visibility() {
+        let d: SurveyDefinition = serde_json::from_value(serde_json::json!({"name": "Support", "questions": [
+            {"id": "nps", "type": "nps", "prompt": "Recommend us?", "required": true},
+            {"id": "channel", "type": "choice", "prompt": "Where did you reach us?", "choices": ["chat", "phone"]},
+            {"id": "fix", "type": "text", "prompt": "What should we fix?", "show_if": {"question": "nps", "at_most": 6}},
+            {"id": "praise", "type": "text", "prompt": "What did you like?", "show_if": {"question": "nps", "at_least": 9}},
+            {"id": "wait", "type": "text", "prompt": "How long did you wait?", "show_if": {"question": "channel", "any_of": ["phone"]}},
+            {"id": "detail", "type": "text", "prompt": "More on the fix?", "show_if": {"question": "fix", "any_of": ["billing"]}}
+        ]})).unwrap();
+        assert!(d.validate().is_ok(), "{:?}", d.validate());
+        assert_eq!(d.pages(), vec![0..2, 2..5, 5..6]);
+        let a = |pairs: &[(&str, &str)]| {
+            pairs
+                .iter()
+                .map(|(k, v)| (k.to_string(), v.to_string()))
+                .collect::<std::collections::HashMap<_, _>>()
+        };
+        let detractor = a(&[("nps", "3"), ("channel", "phone"), ("fix", "billing")]);
+        let shown: Vec<&str> = (0..6)
+            .filter(|i| d.visible(*i, &detractor))
+            .map(|i| d.questions[i].id.as_str())
+            .collect();
+        assert_eq!(shown, ["nps", "channel", "fix", "wait", "detail"]);
+        let promoter = a(&[("nps", "10"), ("channel", "chat"), ("fix", "billing")]);
+        let shown: Vec<&str> = (0..6)
+            .filter(|i| d.visible(*i, &promoter))
+            .map(|i| d.questions[i].id.as_str())
+            .collect();
+        assert_eq!(
+            shown,
+            ["nps", "channel", "praise"],
+            "a skipped question's answer does not count"
+        );
+        let mut bad = d.clone();
+        bad.questions[2].show_if.as_mut().unwrap().question = "detail".into();
+        assert!(bad.validate().unwrap_err().contains("earlier question"));
+        let mut bad = d.clone();
+        bad.questions[4].show_if = Some(Condition {
+            question: "channel".into(),
+            at_most: Some(3),
+            at_least: None,
+            any_of: vec![],
+        });
+        assert!(bad.validate().unwrap_err().contains("scored"));
     }
 
     #[test]

@@ -295,26 +295,40 @@ fn scale_of(kind: &str) -> Option<(Vec<i64>, &'static str, &'static str)> {
     }
 }
 
+/// One page of the form. `carried` holds answers from earlier pages (sent along as hidden
+/// fields, so the form works without JavaScript and nothing is stored before the end).
 fn questions_page(
     st: &AppState,
     token: &str,
     def: &SurveyDefinition,
+    step: usize,
+    answers: &HashMap<String, String>,
     error: Option<String>,
     status: StatusCode,
 ) -> Response {
-    let questions: Vec<Value> = def
-        .questions
-        .iter()
-        .map(|q| {
+    let pages = def.pages();
+    let step = step.min(pages.len() - 1);
+    let range = pages[step].clone();
+    let questions: Vec<Value> = range
+        .clone()
+        .filter(|i| def.visible(*i, answers))
+        .map(|i| {
+            let q = &def.questions[i];
             let scale = scale_of(&q.kind);
             json!({"id": q.id, "type": q.kind, "prompt": q.prompt, "required": q.required, "choices": q.choices,
-                   "scale": scale.as_ref().map(|s| s.0.clone()), "low": scale.as_ref().map(|s| s.1), "high": scale.as_ref().map(|s| s.2)})
+                   "scale": scale.as_ref().map(|s| s.0.clone()), "low": scale.as_ref().map(|s| s.1), "high": scale.as_ref().map(|s| s.2),
+                   "value": answers.get(&q.id)})
         })
+        .collect();
+    let carried: std::collections::BTreeMap<&str, &str> = def.questions[..range.start]
+        .iter()
+        .filter_map(|q| answers.get(&q.id).map(|v| (q.id.as_str(), v.as_str())))
         .collect();
     html(
         st,
         status,
-        context! { title => def.name.clone(), stage => "questions", token => token, questions => questions, error => error },
+        context! { title => def.name.clone(), stage => "questions", token => token, questions => questions, error => error,
+        step => step, pages => pages.len(), carried => carried, last_page => step + 1 == pages.len() },
     )
 }
 
@@ -335,7 +349,7 @@ async fn page(State(st): State<Arc<AppState>>, Path(token): Path<String>) -> Res
         .store
         .run(move |s| s.mark_link(&hash, LinkEvent::Displayed))
         .await;
-    questions_page(&st, &token, &def, None, StatusCode::OK)
+    questions_page(&st, &token, &def, 0, &HashMap::new(), None, StatusCode::OK)
 }
 
 fn base_answer(link: &SurveyLink, hash: &str, question: &str, kind: &str, value: Value) -> Value {
@@ -382,14 +396,31 @@ async fn submit(
         );
     }
     let now = chrono::Utc::now();
+    // raw answers as sent, by question id; only questions the branching shows count
+    let raw: HashMap<String, String> = def
+        .questions
+        .iter()
+        .filter_map(|q| {
+            form.get(&format!("q_{}", q.id))
+                .map(|v| v.trim())
+                .filter(|v| !v.is_empty())
+                .map(|v| (q.id.clone(), v.to_string()))
+        })
+        .collect();
+    let pages = def.pages();
+    let step = form
+        .get("step")
+        .and_then(|s| s.parse::<usize>().ok())
+        .unwrap_or(0)
+        .min(pages.len() - 1);
     let mut answers = vec![];
     let mut problems = vec![];
-    for q in &def.questions {
-        let raw = form
-            .get(&format!("q_{}", q.id))
-            .map(|v| v.trim())
-            .filter(|v| !v.is_empty());
-        let Some(raw) = raw else {
+    for i in 0..pages[step].end {
+        if !def.visible(i, &raw) {
+            continue;
+        }
+        let q = &def.questions[i];
+        let Some(raw) = raw.get(&q.id).map(String::as_str) else {
             if q.required {
                 problems.push(format!("Please answer “{}”.", q.prompt));
             }
@@ -417,9 +448,17 @@ async fn submit(
             &st,
             &token,
             &def,
+            step,
+            &raw,
             Some(problems.join(" ")),
             StatusCode::UNPROCESSABLE_ENTITY,
         );
+    }
+    // the next page that asks anything, given these answers; none left means done
+    if let Some(next) =
+        (step + 1..pages.len()).find(|p| pages[*p].clone().any(|i| def.visible(i, &raw)))
+    {
+        return questions_page(&st, &token, &def, next, &raw, None, StatusCode::OK);
     }
     let score = answers
         .iter()

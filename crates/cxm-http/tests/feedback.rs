@@ -240,6 +240,139 @@ async fn hosted_survey_with_follow_up_feeds_the_metrics() {
 }
 
 #[tokio::test]
+async fn branching_asks_detractors_and_promoters_different_things() {
+    let app = TestApp::spawn().await;
+    let def = json!({"survey_id": "branching", "definition": {"name": "Support", "questions": [
+        {"id": "nps", "type": "nps", "prompt": "Recommend us?", "required": true},
+        {"id": "fix", "type": "text", "prompt": "What should we fix first?", "required": true, "show_if": {"question": "nps", "at_most": 6}},
+        {"id": "praise", "type": "text", "prompt": "What did you like?", "show_if": {"question": "nps", "at_least": 9}}]}});
+    assert_eq!(
+        app.post("/api/v1/surveys", &app.secret_key, &def)
+            .await
+            .status(),
+        201
+    );
+    let bad = json!({"survey_id": "b2", "definition": {"name": "x", "questions": [
+        {"id": "a", "type": "text", "prompt": "A?", "show_if": {"question": "later", "any_of": ["x"]}},
+        {"id": "later", "type": "text", "prompt": "B?"}]}});
+    let r = app.post("/api/v1/surveys", &app.secret_key, &bad).await;
+    assert_eq!(r.status(), 400);
+    assert!(r.text().await.unwrap().contains("earlier question"));
+
+    let mut urls = vec![];
+    for who in ["user_id:d1", "user_id:p1"] {
+        let link: Value = app
+            .post(
+                "/api/v1/surveys/branching/links",
+                &app.secret_key,
+                &json!({"identifier": who}),
+            )
+            .await
+            .json()
+            .await
+            .unwrap();
+        urls.push(app.url(link["url"].as_str().unwrap()));
+    }
+    let first = app
+        .client
+        .get(&urls[0])
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    assert!(first.contains("Recommend us?") && !first.contains("What should we fix first?"));
+    assert!(first.contains(">Next<"));
+    // a detractor is asked what to fix, not what they liked; the score rides along hidden
+    let page2 = app
+        .client
+        .post(&urls[0])
+        .form(&[("step", "0"), ("q_nps", "3")])
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(page2.status(), 200);
+    let html = page2.text().await.unwrap();
+    assert!(
+        html.contains("What should we fix first?") && !html.contains("What did you like?"),
+        "{html}"
+    );
+    assert!(html.contains(r#"type="hidden" name="q_nps" value="3""#));
+    assert_eq!(
+        app.get_json("/api/v1/metrics/nps").await["overall"],
+        Value::Null,
+        "nothing stored before the last page"
+    );
+    // the required branch question is enforced
+    let r = app
+        .client
+        .post(&urls[0])
+        .form(&[("step", "1"), ("q_nps", "3")])
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 422);
+    let r = app
+        .client
+        .post(&urls[0])
+        .form(&[
+            ("step", "1"),
+            ("q_nps", "3"),
+            ("q_fix", "billing takes three calls to sort out"),
+            ("q_praise", "smuggled"),
+        ])
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 200);
+    // a promoter sees the other branch
+    let html = app
+        .client
+        .post(&urls[1])
+        .form(&[("step", "0"), ("q_nps", "10")])
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    assert!(html.contains("What did you like?") && !html.contains("What should we fix first?"));
+    app.client
+        .post(&urls[1])
+        .form(&[
+            ("step", "1"),
+            ("q_nps", "10"),
+            ("q_praise", "quick and friendly chat agent"),
+        ])
+        .send()
+        .await
+        .unwrap();
+
+    let m = app.get_json("/api/v1/metrics/nps").await;
+    assert_eq!(m["overall"]["n"], 2);
+    let texts: Vec<String> = tokio::task::spawn_blocking({
+        let (s, t) = (app.store.clone(), app.tenant.clone());
+        move || {
+            s.text_answers(&t, 0, i64::MAX, 10)
+                .unwrap()
+                .into_iter()
+                .map(|a| a.text)
+                .collect()
+        }
+    })
+    .await
+    .unwrap();
+    assert_eq!(
+        texts.len(),
+        2,
+        "a hidden question's smuggled answer is not stored: {texts:?}"
+    );
+    assert!(!texts.iter().any(|t| t == "smuggled"));
+    app.stop().await;
+}
+
+#[tokio::test]
 async fn contact_rules_keep_customers_from_being_over_surveyed() {
     let app = TestApp::spawn().await;
     let q = json!([{"id": "nps", "type": "nps", "prompt": "Recommend us?"}]);
