@@ -679,7 +679,20 @@ async fn render_surveys(
     status: StatusCode,
 ) -> Response {
     let t = p.tenant_id.clone();
-    let surveys = match st.store.run(move |s| s.list_surveys(&t)).await {
+    let loaded = st
+        .store
+        .run(move |s| {
+            let list = s.list_surveys(&t)?;
+            let mut defs = std::collections::HashMap::new();
+            for x in &list {
+                if let Some((_, d)) = s.survey(&t, &x.survey_id, None)? {
+                    defs.insert(x.survey_id.clone(), d);
+                }
+            }
+            Ok((list, defs, s.invitation_counts(&t)?))
+        })
+        .await;
+    let (surveys, defs, counts) = match loaded {
         Ok(l) => l,
         Err(e) => return ApiError::from(e).into_response(),
     };
@@ -692,6 +705,32 @@ async fn render_surveys(
                 * 1000.0)
                 .round()
                 / 10.0));
+            let targeting = defs
+                .get(&s.survey_id)
+                .and_then(|d| serde_json::from_str::<cxm_domain::survey::SurveyDefinition>(d).ok())
+                .and_then(|d| d.targeting)
+                .map(|t| {
+                    let mut parts = vec![format!("after {}", t.events.join(" or "))];
+                    if !t.channels.is_empty() {
+                        parts.push(format!("on {}", t.channels.join("/")));
+                    }
+                    if !t.tiers.is_empty() {
+                        parts.push(format!("tier {}", t.tiers.join("/")));
+                    }
+                    if t.sample_percent < 100.0 {
+                        parts.push(format!("{}% sampled", t.sample_percent));
+                    }
+                    parts.push(format!("via {}", t.deliver_via));
+                    parts.join(", ")
+                });
+            v["targeting"] = serde_json::json!(targeting);
+            let mut by_status = serde_json::Map::new();
+            for (sid, status, n) in &counts {
+                if sid == &s.survey_id {
+                    by_status.insert(status.clone(), (*n).into());
+                }
+            }
+            v["invitations"] = Value::Object(by_status);
             v
         })
         .collect();

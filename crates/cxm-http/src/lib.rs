@@ -10,6 +10,7 @@ pub mod openapi;
 pub mod ops;
 pub mod surveys;
 pub mod themes;
+pub mod triggers;
 pub mod voc;
 
 use std::sync::atomic::{AtomicBool, Ordering};

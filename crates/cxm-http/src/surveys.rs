@@ -27,6 +27,8 @@ pub fn routes() -> Router<Arc<AppState>> {
         .route("/api/v1/surveys", get(list).post(save))
         .route("/api/v1/surveys/{id}", get(get_one))
         .route("/api/v1/surveys/{id}/links", post(create_link))
+        .route("/api/v1/surveys/invitations", get(list_invitations))
+        .route("/api/v1/surveys/invitations/{id}", post(update_invitation))
         .route("/s/{token}", get(page).post(submit))
         .route("/s/{token}/more", post(more))
         .route("/s/{token}/done", get(done))
@@ -199,23 +201,9 @@ pub async fn new_link(
         .await?
         .ok_or_else(|| ApiError::new(ErrorCode::NotFound, format!("no survey {id}")))?;
     if let Some(ident) = &identifier {
-        // the survey's own rules apply to its invitations; the tenant-wide rules to all
         let def: SurveyDefinition = serde_json::from_str(&def)
             .map_err(|e| ApiError::new(ErrorCode::Internal, e.to_string()))?;
-        let now = chrono::Utc::now().timestamp_millis();
-        let (rules, scope) = match def.contact_rules {
-            Some(r) => (r, Some(id.clone())),
-            None => (st.config.contact_rules, None),
-        };
-        let since = now - i64::from(rules.period_days.max(rules.min_days_between)) * 86_400_000;
-        let (t, ident2) = (tenant.to_string(), ident.clone());
-        let earlier = st
-            .store
-            .run(move |s| s.invitations(&t, &ident2, scope.as_deref(), since))
-            .await?;
-        rules
-            .check(&earlier, now)
-            .map_err(|why| ApiError::new(ErrorCode::ContactRule, why))?;
+        contact_check(st, tenant, &id, &def, ident).await?;
     }
     let (token, hash) = crate::auth::new_session_token();
     let link = SurveyLink {
@@ -234,6 +222,132 @@ pub async fn new_link(
         token,
         version,
     })
+}
+
+#[derive(Deserialize, utoipa::IntoParams)]
+pub struct InvitationQuery {
+    /// pending, delivered, held or failed (default: all).
+    pub status: Option<String>,
+    /// One survey's invitations.
+    pub survey: Option<String>,
+    /// At most this many, oldest first, 1-1000 (default 100).
+    pub limit: Option<u32>,
+}
+
+#[derive(Serialize, utoipa::ToSchema)]
+pub struct InvitationList {
+    pub invitations: Vec<cxm_store::Invitation>,
+}
+
+const INVITATION_STATUSES: [&str; 4] = ["pending", "delivered", "held", "failed"];
+
+/// Invitations the surveys' targeting made from events. A mailer or bot takes the pending
+/// ones (each has its survey link), sends them, and marks them delivered.
+#[utoipa::path(get, path = "/api/v1/surveys/invitations", tag = "feedback", params(InvitationQuery),
+    responses((status = 200, body = InvitationList), (status = 400, body = crate::error::Problem)), security(("bearer" = [])))]
+pub async fn list_invitations(
+    State(st): State<Arc<AppState>>,
+    p: Principal,
+    crate::api::ApiQuery(q): crate::api::ApiQuery<InvitationQuery>,
+) -> ApiResult<Json<InvitationList>> {
+    if q.status
+        .as_deref()
+        .is_some_and(|s| !INVITATION_STATUSES.contains(&s))
+    {
+        return Err(ApiError::new(
+            ErrorCode::InvalidParameter,
+            "status must be pending, delivered, held or failed",
+        ));
+    }
+    let limit = q.limit.unwrap_or(100);
+    if !(1..=1000).contains(&limit) {
+        return Err(ApiError::new(
+            ErrorCode::InvalidParameter,
+            "limit must be between 1 and 1000",
+        ));
+    }
+    let t = p.tenant_id.clone();
+    let invitations = st
+        .store
+        .run(move |s| s.list_invitations(&t, q.status.as_deref(), q.survey.as_deref(), limit))
+        .await?;
+    Ok(Json(InvitationList { invitations }))
+}
+
+#[derive(Deserialize, utoipa::ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct InvitationUpdate {
+    /// delivered or failed.
+    pub status: String,
+    /// Why it failed, or the provider's message id.
+    #[serde(default)]
+    pub detail: String,
+}
+
+/// Records that a pending invitation was delivered (or could not be). Repeating the same
+/// update is a no-op; changing a settled invitation is a conflict.
+#[utoipa::path(post, path = "/api/v1/surveys/invitations/{id}", tag = "feedback", params(("id" = i64, Path)), request_body = InvitationUpdate,
+    responses((status = 200, body = cxm_store::Invitation), (status = 404, body = crate::error::Problem), (status = 409, body = crate::error::Problem)), security(("bearer" = [])))]
+pub async fn update_invitation(
+    State(st): State<Arc<AppState>>,
+    p: Principal,
+    Path(id): Path<String>,
+    ApiJson(u): ApiJson<InvitationUpdate>,
+) -> ApiResult<Json<cxm_store::Invitation>> {
+    let id: i64 = id
+        .parse()
+        .map_err(|_| ApiError::new(ErrorCode::NotFound, format!("no invitation {id:?}")))?;
+    if u.status != "delivered" && u.status != "failed" {
+        return Err(ApiError::new(
+            ErrorCode::InvalidParameter,
+            "status must be delivered or failed",
+        ));
+    }
+    if u.detail.len() > 1000 {
+        return Err(ApiError::new(
+            ErrorCode::InvalidParameter,
+            "detail is at most 1000 characters",
+        ));
+    }
+    let t = p.tenant_id.clone();
+    let status = u.status.clone();
+    let inv = st
+        .store
+        .run(move |s| s.mark_invitation(&t, id, &u.status, &u.detail))
+        .await?
+        .ok_or_else(|| ApiError::new(ErrorCode::NotFound, format!("no invitation {id}")))?;
+    if inv.status != status {
+        return Err(ApiError::new(
+            ErrorCode::Conflict,
+            format!("invitation {id} is already {}", inv.status),
+        ));
+    }
+    Ok(Json(inv))
+}
+
+/// Whether the contact rules let this customer be invited to this survey now. The survey's
+/// own rules apply to its invitations; the tenant-wide rules to all of them.
+pub(crate) async fn contact_check(
+    st: &AppState,
+    tenant: &str,
+    survey_id: &str,
+    def: &SurveyDefinition,
+    identifier: &str,
+) -> ApiResult<()> {
+    let now = chrono::Utc::now().timestamp_millis();
+    let (rules, scope) = match def.contact_rules {
+        Some(r) => (r, Some(survey_id.to_string())),
+        None => (st.config.contact_rules, None),
+    };
+    let since = now - i64::from(rules.period_days.max(rules.min_days_between)) * 86_400_000;
+    let (t, ident) = (tenant.to_string(), identifier.to_string());
+    let earlier = st
+        .store
+        .run(move |s| s.invitations(&t, &ident, scope.as_deref(), since))
+        .await?;
+    rules
+        .check(&earlier, now)
+        .map_err(|why| ApiError::new(ErrorCode::ContactRule, why))
 }
 
 fn html(st: &AppState, status: StatusCode, ctx: minijinja::Value) -> Response {

@@ -732,3 +732,175 @@ async fn themes_are_discovered_curated_and_kept_sqlite() {
 async fn themes_are_discovered_curated_and_kept_postgres() {
     themes_are_discovered_curated_and_kept(Backend::Postgres).await;
 }
+
+async fn wait_for<T>(mut f: impl AsyncFnMut() -> Option<T>) -> T {
+    for _ in 0..150 {
+        if let Some(v) = f().await {
+            return v;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+    }
+    panic!("the background worker did not get there");
+}
+
+async fn events_trigger_invitations(backend: Backend) {
+    let Some(app) = TestApp::spawn_with(backend, cxm_http::HttpConfig::default()).await else {
+        return;
+    };
+    let def = json!({"survey_id": "after-ticket", "definition": {"name": "How did we do?",
+        "questions": [{"id": "csat", "type": "csat", "prompt": "How satisfied are you?", "required": true}],
+        "targeting": {"events": ["Ticket Resolved"], "channels": ["chat"], "tiers": ["enterprise"]}}});
+    assert_eq!(
+        app.post("/api/v1/surveys", &app.secret_key, &def)
+            .await
+            .status(),
+        201
+    );
+    let bad = json!({"survey_id": "x", "definition": {"name": "x", "questions": [{"id": "a", "type": "nps", "prompt": "?"}],
+        "targeting": {"events": ["Ticket Resolved"], "sample_percent": 0}}});
+    assert_eq!(
+        app.post("/api/v1/surveys", &app.secret_key, &bad)
+            .await
+            .status(),
+        400
+    );
+    // the worker has seen the tenant (its cursor starts at the end of the log)
+    let (s, t) = (app.store.clone(), app.tenant.clone());
+    wait_for(async || {
+        let (s, t) = (s.clone(), t.clone());
+        tokio::task::spawn_blocking(move || s.trigger_cursor(&t).unwrap())
+            .await
+            .unwrap()
+    })
+    .await;
+    let old = (chrono::Utc::now() - chrono::Duration::days(10)).to_rfc3339();
+    let batch = json!({"batch": [
+        {"type": "identify", "userId": "u1", "traits": {"email": "ada@example.com"}, "messageId": "i1"},
+        {"type": "group", "userId": "u1", "groupId": "acct-1", "traits": {"plan": "enterprise"}, "messageId": "g1"},
+        {"type": "identify", "userId": "u2", "traits": {"email": "bob@example.com"}, "messageId": "i2"},
+        {"type": "group", "userId": "u2", "groupId": "acct-2", "traits": {"plan": "starter"}, "messageId": "g2"},
+        {"type": "track", "userId": "u1", "event": "Ticket Resolved", "context": {"channel": "chat"}, "messageId": "t1"},
+        {"type": "track", "userId": "u1", "event": "Ticket Resolved", "context": {"channel": "chat"}, "messageId": "t2"},
+        {"type": "track", "userId": "u2", "event": "Ticket Resolved", "context": {"channel": "chat"}, "messageId": "t3"},
+        {"type": "track", "userId": "u1", "event": "Ticket Opened", "context": {"channel": "chat"}, "messageId": "t4"},
+        {"type": "track", "userId": "u1", "event": "Ticket Resolved", "properties": {"channel": "email"}, "messageId": "t5"},
+        {"type": "track", "userId": "u1", "event": "Ticket Resolved", "context": {"channel": "chat"}, "timestamp": old, "messageId": "t6"}
+    ]});
+    assert_eq!(app.batch(batch).await.status(), 200);
+    let list = wait_for(async || {
+        let l = app.get_json("/api/v1/surveys/invitations").await;
+        (l["invitations"].as_array().unwrap().len() >= 2).then_some(l)
+    })
+    .await;
+    let invs = list["invitations"].as_array().unwrap();
+    assert_eq!(
+        invs.len(),
+        2,
+        "only u1's chat tickets in the enterprise tier, recent ones: {list:#}"
+    );
+    assert_eq!(
+        (
+            invs[0]["status"].as_str(),
+            invs[0]["identifier"].as_str(),
+            invs[0]["trigger_message_id"].as_str()
+        ),
+        (Some("pending"), Some("email:ada@example.com"), Some("t1"))
+    );
+    assert_eq!(
+        invs[1]["status"], "held",
+        "the contact rules hold the second invitation back"
+    );
+    assert!(invs[1]["url"].is_null());
+    assert!(invs[1]["detail"].as_str().unwrap().contains("minimum gap"));
+
+    // the link works and counts as a display; the mailer marks the invitation delivered
+    let url = app.url(invs[0]["url"].as_str().unwrap());
+    assert!(app
+        .client
+        .get(&url)
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap()
+        .contains("How satisfied are you?"));
+    let id = invs[0]["id"].as_i64().unwrap();
+    let path = format!("/api/v1/surveys/invitations/{id}");
+    let r = app
+        .post(
+            &path,
+            &app.secret_key,
+            &json!({"status": "delivered", "detail": "smtp 250"}),
+        )
+        .await;
+    assert_eq!(r.status(), 200);
+    assert_eq!(
+        app.post(&path, &app.secret_key, &json!({"status": "delivered"}))
+            .await
+            .status(),
+        200,
+        "repeating is a no-op"
+    );
+    assert_eq!(
+        app.post(&path, &app.secret_key, &json!({"status": "failed"}))
+            .await
+            .status(),
+        409
+    );
+    assert_eq!(
+        app.post(&path, &app.secret_key, &json!({"status": "sent"}))
+            .await
+            .status(),
+        400
+    );
+    assert_eq!(
+        app.post(
+            "/api/v1/surveys/invitations/999999",
+            &app.secret_key,
+            &json!({"status": "delivered"})
+        )
+        .await
+        .status(),
+        404
+    );
+    assert_eq!(
+        app.post(
+            "/api/v1/surveys/invitations/abc",
+            &app.secret_key,
+            &json!({"status": "delivered"})
+        )
+        .await
+        .status(),
+        404
+    );
+    assert_eq!(
+        app.get("/api/v1/surveys/invitations?status=odd")
+            .await
+            .status(),
+        400
+    );
+    let pending = app
+        .get_json("/api/v1/surveys/invitations?status=pending")
+        .await;
+    assert_eq!(pending["invitations"].as_array().unwrap().len(), 0);
+    let surveys = app.get_json("/api/v1/surveys").await;
+    assert_eq!(
+        (
+            surveys["surveys"][0]["links"].as_i64(),
+            surveys["surveys"][0]["displays"].as_i64()
+        ),
+        (Some(1), Some(1))
+    );
+    app.stop().await;
+}
+
+#[tokio::test]
+async fn events_trigger_invitations_sqlite() {
+    events_trigger_invitations(Backend::Sqlite).await;
+}
+
+#[tokio::test]
+async fn events_trigger_invitations_postgres() {
+    events_trigger_invitations(Backend::Postgres).await;
+}

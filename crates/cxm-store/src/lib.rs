@@ -205,6 +205,48 @@ pub trait Store: Send + Sync + 'static {
     /// Records a display (first one only), a response, or an answered follow-up.
     fn mark_link(&self, token_hash: &str, event: LinkEvent) -> Result<()>;
 
+    // survey triggers
+    /// The highest event sequence number in the store (all tenants): reading up to it is safe.
+    fn max_event_seq(&self) -> Result<i64>;
+    fn trigger_cursor(&self, tenant: &str) -> Result<Option<i64>>;
+    fn set_trigger_cursor(&self, tenant: &str, seq: i64) -> Result<()>;
+    /// The tenant's events in `(after, upto]` named one of `names`, oldest first.
+    fn trigger_events(
+        &self,
+        tenant: &str,
+        after: i64,
+        upto: i64,
+        names: &[String],
+        limit: u32,
+    ) -> Result<Vec<TriggerEvent>>;
+    /// Records an invitation (and, when it has a link, the link) in one transaction; false
+    /// when this survey already invited for this event.
+    fn create_invitation(
+        &self,
+        tenant: &str,
+        inv: &Invitation,
+        link: Option<(&str, &SurveyLink)>,
+    ) -> Result<bool>;
+    fn list_invitations(
+        &self,
+        tenant: &str,
+        status: Option<&str>,
+        survey_id: Option<&str>,
+        limit: u32,
+    ) -> Result<Vec<Invitation>>;
+    /// Marks a pending invitation delivered or failed; None when there is no such invitation.
+    fn mark_invitation(
+        &self,
+        tenant: &str,
+        id: i64,
+        status: &str,
+        detail: &str,
+    ) -> Result<Option<Invitation>>;
+    /// Invitations per survey and status.
+    fn invitation_counts(&self, tenant: &str) -> Result<Vec<(String, String, i64)>>;
+    /// An account's traits.
+    fn account_traits(&self, tenant: &str, group_id: &str) -> Result<Option<serde_json::Value>>;
+
     // projections
     /// Recomputes every projection of the tenant (or all tenants) from the event log.
     fn rebuild(&self, tenant: Option<&str>) -> Result<RebuildStats>;

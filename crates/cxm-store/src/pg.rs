@@ -17,6 +17,10 @@ const MIGRATIONS: &[(i64, &str)] = &[
     (2, include_str!("../migrations/postgres/0002_feedback.sql")),
     (3, include_str!("../migrations/postgres/0003_surveys.sql")),
     (4, include_str!("../migrations/postgres/0004_themes.sql")),
+    (
+        5,
+        include_str!("../migrations/postgres/0005_invitations.sql"),
+    ),
 ];
 const POOL_SIZE: usize = 8;
 
@@ -999,6 +1003,142 @@ impl Store for PgStore {
         })
     }
 
+    fn max_event_seq(&self) -> Result<i64> {
+        self.tx(|g| {
+            Ok(
+                g.opt("SELECT COALESCE(MAX(seq), 0)::bigint FROM events", &[])?
+                    .map(|r| r.get(0))
+                    .unwrap_or(0),
+            )
+        })
+    }
+
+    fn trigger_cursor(&self, tenant: &str) -> Result<Option<i64>> {
+        self.tx(|g| {
+            Ok(g.opt(
+                "SELECT seq FROM survey_trigger_cursors WHERE tenant_id = $1",
+                &[&tenant],
+            )?
+            .map(|r| r.get(0)))
+        })
+    }
+
+    fn set_trigger_cursor(&self, tenant: &str, seq: i64) -> Result<()> {
+        self.tx(|g| {
+            g.exec("INSERT INTO survey_trigger_cursors (tenant_id, seq) VALUES ($1, $2) ON CONFLICT (tenant_id) DO UPDATE SET seq = excluded.seq", &[&tenant, &seq])?;
+            Ok(())
+        })
+    }
+
+    fn trigger_events(
+        &self,
+        tenant: &str,
+        after: i64,
+        upto: i64,
+        names: &[String],
+        limit: u32,
+    ) -> Result<Vec<TriggerEvent>> {
+        let limit = i64::from(limit);
+        self.tx(|g| {
+            Ok(g.all(
+                "SELECT seq, name, channel, user_id, anonymous_id, message_id, ts FROM events
+                 WHERE seq > $1 AND seq <= $2 AND tenant_id = $3 AND name = ANY($4) ORDER BY seq LIMIT $5",
+                &[&after, &upto, &tenant, &names, &limit],
+            )?
+            .iter()
+            .map(|r| TriggerEvent { seq: r.get(0), name: r.get(1), channel: r.get(2), user_id: r.get(3), anonymous_id: r.get(4), message_id: r.get(5), ts_ms: r.get(6) })
+            .collect())
+        })
+    }
+
+    fn create_invitation(
+        &self,
+        tenant: &str,
+        inv: &Invitation,
+        link: Option<(&str, &SurveyLink)>,
+    ) -> Result<bool> {
+        let now = now_ms();
+        self.tx(|g| {
+            let n = g.exec(
+                "INSERT INTO survey_invitations (tenant_id, survey_id, version, identifier, channel, trigger_event, trigger_message_id, status, detail, url, created_at)
+                 VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11) ON CONFLICT DO NOTHING",
+                &[&tenant, &inv.survey_id, &inv.version, &inv.identifier, &inv.channel, &inv.trigger_event, &inv.trigger_message_id, &inv.status, &inv.detail, &inv.url, &now],
+            )?;
+            if n == 1 {
+                if let Some((hash, l)) = link {
+                    g.exec(
+                        "INSERT INTO survey_links (token_hash, tenant_id, survey_id, version, identifier, channel, created_at) VALUES ($1, $2, $3, $4, $5, $6, $7)",
+                        &[&hash, &l.tenant_id, &l.survey_id, &l.version, &l.identifier, &l.channel, &now],
+                    )?;
+                }
+            }
+            Ok(n == 1)
+        })
+    }
+
+    fn list_invitations(
+        &self,
+        tenant: &str,
+        status: Option<&str>,
+        survey_id: Option<&str>,
+        limit: u32,
+    ) -> Result<Vec<Invitation>> {
+        let limit = i64::from(limit);
+        self.tx(|g| {
+            Ok(g.all(
+                "SELECT id, survey_id, version, identifier, channel, trigger_event, trigger_message_id, status, detail, url, created_at, delivered_at FROM survey_invitations
+                 WHERE tenant_id = $1 AND ($2::text IS NULL OR status = $2) AND ($3::text IS NULL OR survey_id = $3) ORDER BY id LIMIT $4",
+                &[&tenant, &status, &survey_id, &limit],
+            )?
+            .iter()
+            .map(invitation)
+            .collect())
+        })
+    }
+
+    fn mark_invitation(
+        &self,
+        tenant: &str,
+        id: i64,
+        status: &str,
+        detail: &str,
+    ) -> Result<Option<Invitation>> {
+        let now = now_ms();
+        self.tx(|g| {
+            g.exec(
+                "UPDATE survey_invitations SET status = $3, detail = $4, delivered_at = CASE WHEN $3 = 'delivered' THEN $5 ELSE delivered_at END
+                 WHERE tenant_id = $1 AND id = $2 AND status = 'pending'",
+                &[&tenant, &id, &status, &detail, &now],
+            )?;
+            Ok(g.opt(
+                "SELECT id, survey_id, version, identifier, channel, trigger_event, trigger_message_id, status, detail, url, created_at, delivered_at FROM survey_invitations WHERE tenant_id = $1 AND id = $2",
+                &[&tenant, &id],
+            )?
+            .as_ref()
+            .map(invitation))
+        })
+    }
+
+    fn invitation_counts(&self, tenant: &str) -> Result<Vec<(String, String, i64)>> {
+        self.tx(|g| {
+            Ok(g.all("SELECT survey_id, status, COUNT(*)::bigint FROM survey_invitations WHERE tenant_id = $1 GROUP BY survey_id, status ORDER BY survey_id, status", &[&tenant])?
+                .iter()
+                .map(|r| (r.get(0), r.get(1), r.get(2)))
+                .collect())
+        })
+    }
+
+    fn account_traits(&self, tenant: &str, group_id: &str) -> Result<Option<Value>> {
+        self.tx(|g| {
+            g.opt(
+                "SELECT traits FROM accounts WHERE tenant_id = $1 AND group_id = $2",
+                &[&tenant, &group_id],
+            )?
+            .map(|r| serde_json::from_str(r.get::<_, &str>(0)).map_err(StoreError::from))
+            .transpose()
+        })
+    }
+
     fn themed_tenants(&self) -> Result<Vec<String>> {
         self.tx(|g| {
             Ok(
@@ -1350,5 +1490,22 @@ fn text_answer(r: &Row) -> TextAnswer {
         collected_at_ms: r.get(4),
         id: r.get(5),
         account: r.get(6),
+    }
+}
+
+fn invitation(r: &Row) -> Invitation {
+    Invitation {
+        id: r.get(0),
+        survey_id: r.get(1),
+        version: r.get(2),
+        identifier: r.get(3),
+        channel: r.get(4),
+        trigger_event: r.get(5),
+        trigger_message_id: r.get(6),
+        status: r.get(7),
+        detail: r.get(8),
+        url: r.get(9),
+        created_at_ms: r.get(10),
+        delivered_at_ms: r.get(11),
     }
 }

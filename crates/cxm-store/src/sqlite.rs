@@ -19,6 +19,7 @@ const MIGRATIONS: &[(i64, &str)] = &[
     (2, include_str!("../migrations/sqlite/0002_feedback.sql")),
     (3, include_str!("../migrations/sqlite/0003_surveys.sql")),
     (4, include_str!("../migrations/sqlite/0004_themes.sql")),
+    (5, include_str!("../migrations/sqlite/0005_invitations.sql")),
 ];
 
 pub struct SqliteStore {
@@ -1052,6 +1053,140 @@ impl Store for SqliteStore {
         })
     }
 
+    fn max_event_seq(&self) -> Result<i64> {
+        self.read(
+            |c| Ok(c.query_row("SELECT COALESCE(MAX(seq), 0) FROM events", [], |r| r.get(0))?),
+        )
+    }
+
+    fn trigger_cursor(&self, tenant: &str) -> Result<Option<i64>> {
+        self.read(|c| {
+            Ok(c.query_row(
+                "SELECT seq FROM survey_trigger_cursors WHERE tenant_id = ?1",
+                params![tenant],
+                |r| r.get(0),
+            )
+            .optional()?)
+        })
+    }
+
+    fn set_trigger_cursor(&self, tenant: &str, seq: i64) -> Result<()> {
+        self.write(|tx| {
+            tx.execute("INSERT INTO survey_trigger_cursors (tenant_id, seq) VALUES (?1, ?2) ON CONFLICT (tenant_id) DO UPDATE SET seq = excluded.seq", params![tenant, seq])?;
+            Ok(())
+        })
+    }
+
+    fn trigger_events(
+        &self,
+        tenant: &str,
+        after: i64,
+        upto: i64,
+        names: &[String],
+        limit: u32,
+    ) -> Result<Vec<TriggerEvent>> {
+        let names = serde_json::to_string(names)?;
+        self.read(|c| {
+            let mut st = c.prepare_cached(
+                "SELECT seq, name, channel, user_id, anonymous_id, message_id, ts FROM events
+                 WHERE seq > ?1 AND seq <= ?2 AND tenant_id = ?3 AND name IN (SELECT value FROM json_each(?4)) ORDER BY seq LIMIT ?5",
+            )?;
+            let rows = st
+                .query_map(params![after, upto, tenant, names, limit], |r| {
+                    Ok(TriggerEvent { seq: r.get(0)?, name: r.get(1)?, channel: r.get(2)?, user_id: r.get(3)?, anonymous_id: r.get(4)?, message_id: r.get(5)?, ts_ms: r.get(6)? })
+                })?
+                .collect::<Result<Vec<_>, _>>()?;
+            Ok(rows)
+        })
+    }
+
+    fn create_invitation(
+        &self,
+        tenant: &str,
+        inv: &Invitation,
+        link: Option<(&str, &SurveyLink)>,
+    ) -> Result<bool> {
+        let now = now_ms();
+        self.write(|tx| {
+            let n = tx.execute(
+                "INSERT OR IGNORE INTO survey_invitations (tenant_id, survey_id, version, identifier, channel, trigger_event, trigger_message_id, status, detail, url, created_at)
+                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11)",
+                params![tenant, inv.survey_id, inv.version, inv.identifier, inv.channel, inv.trigger_event, inv.trigger_message_id, inv.status, inv.detail, inv.url, now],
+            )?;
+            if n == 1 {
+                if let Some((hash, l)) = link {
+                    tx.execute(
+                        "INSERT INTO survey_links (token_hash, tenant_id, survey_id, version, identifier, channel, created_at) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)",
+                        params![hash, l.tenant_id, l.survey_id, l.version, l.identifier, l.channel, now],
+                    )?;
+                }
+            }
+            Ok(n == 1)
+        })
+    }
+
+    fn list_invitations(
+        &self,
+        tenant: &str,
+        status: Option<&str>,
+        survey_id: Option<&str>,
+        limit: u32,
+    ) -> Result<Vec<Invitation>> {
+        self.read(|c| {
+            let mut st = c.prepare_cached(
+                "SELECT id, survey_id, version, identifier, channel, trigger_event, trigger_message_id, status, detail, url, created_at, delivered_at FROM survey_invitations
+                 WHERE tenant_id = ?1 AND (?2 IS NULL OR status = ?2) AND (?3 IS NULL OR survey_id = ?3) ORDER BY id LIMIT ?4",
+            )?;
+            let rows = st.query_map(params![tenant, status, survey_id, limit], invitation)?.collect::<Result<Vec<_>, _>>()?;
+            Ok(rows)
+        })
+    }
+
+    fn mark_invitation(
+        &self,
+        tenant: &str,
+        id: i64,
+        status: &str,
+        detail: &str,
+    ) -> Result<Option<Invitation>> {
+        let now = now_ms();
+        self.write(|tx| {
+            tx.execute(
+                "UPDATE survey_invitations SET status = ?3, detail = ?4, delivered_at = CASE WHEN ?3 = 'delivered' THEN ?5 ELSE delivered_at END
+                 WHERE tenant_id = ?1 AND id = ?2 AND status = 'pending'",
+                params![tenant, id, status, detail, now],
+            )?;
+            Ok(tx
+                .query_row(
+                    "SELECT id, survey_id, version, identifier, channel, trigger_event, trigger_message_id, status, detail, url, created_at, delivered_at FROM survey_invitations WHERE tenant_id = ?1 AND id = ?2",
+                    params![tenant, id],
+                    invitation,
+                )
+                .optional()?)
+        })
+    }
+
+    fn invitation_counts(&self, tenant: &str) -> Result<Vec<(String, String, i64)>> {
+        self.read(|c| {
+            let mut st = c.prepare_cached("SELECT survey_id, status, COUNT(*) FROM survey_invitations WHERE tenant_id = ?1 GROUP BY survey_id, status ORDER BY survey_id, status")?;
+            let rows = st.query_map(params![tenant], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)))?.collect::<Result<Vec<_>, _>>()?;
+            Ok(rows)
+        })
+    }
+
+    fn account_traits(&self, tenant: &str, group_id: &str) -> Result<Option<Value>> {
+        self.read(|c| {
+            let t: Option<String> = c
+                .query_row(
+                    "SELECT traits FROM accounts WHERE tenant_id = ?1 AND group_id = ?2",
+                    params![tenant, group_id],
+                    |r| r.get(0),
+                )
+                .optional()?;
+            Ok(t.map(|t| serde_json::from_str(&t)).transpose()?)
+        })
+    }
+
     fn themed_tenants(&self) -> Result<Vec<String>> {
         self.read(|c| {
             let mut st =
@@ -1378,5 +1513,22 @@ fn text_answer(r: &rusqlite::Row) -> rusqlite::Result<TextAnswer> {
         collected_at_ms: r.get(4)?,
         id: r.get(5)?,
         account: r.get(6)?,
+    })
+}
+
+fn invitation(r: &rusqlite::Row) -> rusqlite::Result<Invitation> {
+    Ok(Invitation {
+        id: r.get(0)?,
+        survey_id: r.get(1)?,
+        version: r.get(2)?,
+        identifier: r.get(3)?,
+        channel: r.get(4)?,
+        trigger_event: r.get(5)?,
+        trigger_message_id: r.get(6)?,
+        status: r.get(7)?,
+        detail: r.get(8)?,
+        url: r.get(9)?,
+        created_at_ms: r.get(10)?,
+        delivered_at_ms: r.get(11)?,
     })
 }

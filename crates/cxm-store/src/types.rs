@@ -467,3 +467,36 @@ pub fn arr_of(traits: &serde_json::Value) -> Option<f64> {
             .filter(|x: &f64| x.is_finite() && *x >= 0.0)
     })
 }
+
+/// An event that may trigger a survey invitation.
+#[derive(Debug, Clone, PartialEq)]
+pub struct TriggerEvent {
+    pub seq: i64,
+    pub name: String,
+    pub channel: String,
+    pub user_id: Option<String>,
+    pub anonymous_id: Option<String>,
+    pub message_id: String,
+    pub ts_ms: i64,
+}
+
+/// An invitation a survey's targeting made.
+#[derive(Debug, Clone, PartialEq, Serialize, utoipa::ToSchema)]
+pub struct Invitation {
+    pub id: i64,
+    pub survey_id: String,
+    pub version: i64,
+    /// Who is invited, `type:value` (an email when the customer has one).
+    pub identifier: String,
+    /// Where it goes out (email, chat, sms, ...).
+    pub channel: String,
+    pub trigger_event: String,
+    pub trigger_message_id: String,
+    /// pending (to deliver), delivered, held (a contact rule held it back) or failed.
+    pub status: String,
+    pub detail: String,
+    /// The survey link; only while pending or delivered.
+    pub url: Option<String>,
+    pub created_at_ms: i64,
+    pub delivered_at_ms: Option<i64>,
+}

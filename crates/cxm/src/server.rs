@@ -39,10 +39,12 @@ pub async fn run(
     let state = cxm_http::AppState::new(store.clone(), committer, settings.http.clone());
     let upkeep = tokio::spawn(upkeep(store.clone(), settings.dedup_window));
     let themes = tokio::spawn(cxm_http::theme_worker(state.clone()));
+    let triggers = tokio::spawn(cxm_http::triggers::trigger_worker(state.clone()));
     tracing::info!(addr = %listener.local_addr()?, store = store.backend(), "serving");
     cxm_http::serve(listener, state, shutdown).await?;
     upkeep.abort();
     themes.abort();
+    triggers.abort();
     // the router (and with it the last committer handle) is gone: the writer finishes its queue
     writer.await.ok();
     tracing::info!("stopped; every acknowledged event is committed");

@@ -66,6 +66,7 @@ impl TestApp {
         let base = format!("http://{}", listener.local_addr().unwrap());
         let (tx, rx) = tokio::sync::oneshot::channel::<()>();
         let worker = tokio::spawn(cxm_http::theme_worker(state.clone()));
+        let triggers = tokio::spawn(cxm_http::triggers::trigger_worker(state.clone()));
         let server = tokio::spawn(async move {
             cxm_http::serve(listener, state, async {
                 rx.await.ok();
@@ -73,6 +74,7 @@ impl TestApp {
             .await
             .unwrap();
             worker.abort();
+            triggers.abort();
             writer.await.unwrap();
         });
         let client = reqwest::Client::builder()

@@ -1,0 +1,24 @@
+-- invitations a survey's targeting made from events: pending until an integration (or the
+-- mailer) delivers them, or held back by a contact rule; one per survey and triggering event
+CREATE TABLE IF NOT EXISTS survey_invitations (
+    id BIGSERIAL PRIMARY KEY,
+    tenant_id TEXT NOT NULL,
+    survey_id TEXT NOT NULL,
+    version BIGINT NOT NULL,
+    identifier TEXT NOT NULL,
+    channel TEXT NOT NULL,
+    trigger_event TEXT NOT NULL,
+    trigger_message_id TEXT NOT NULL,
+    status TEXT NOT NULL,
+    detail TEXT NOT NULL DEFAULT '',
+    url TEXT,
+    created_at BIGINT NOT NULL,
+    delivered_at BIGINT,
+    UNIQUE (tenant_id, survey_id, trigger_message_id)
+);
+CREATE INDEX IF NOT EXISTS survey_invitations_status ON survey_invitations(tenant_id, status, id);
+-- how far each tenant's event log has been read for survey triggers
+CREATE TABLE IF NOT EXISTS survey_trigger_cursors (
+    tenant_id TEXT PRIMARY KEY,
+    seq BIGINT NOT NULL
+);
