@@ -43,6 +43,7 @@ pub struct KMeansResult {
 
 fn seed_centers(
     points: &[SparseVec],
+    weights: &[f32],
     norms: &[f32],
     k: usize,
     dim: usize,
@@ -56,22 +57,36 @@ fn seed_centers(
         }
         c
     };
-    let first = (rng.next_u64() % n as u64) as usize;
+    // the first centre is drawn by weight (uniformly when every weight is 1)
+    let total_weight: u64 = weights.iter().map(|w| *w as u64).sum::<u64>().max(1);
+    let mut draw = rng.next_u64() % total_weight;
+    let mut first = n - 1;
+    for (j, w) in weights.iter().enumerate() {
+        if draw < *w as u64 {
+            first = j;
+            break;
+        }
+        draw -= *w as u64;
+    }
     let mut centers = vec![densify(&points[first])];
     let mut closest: Vec<f32> = (0..n)
         .map(|j| dist2(&points[j], norms[j], &centers[0], norms[first]))
         .collect();
     let trials = 2 + (k as f64).ln() as usize;
     while centers.len() < k {
-        let total: f64 = closest.iter().map(|d| *d as f64).sum();
+        let total: f64 = closest
+            .iter()
+            .zip(weights)
+            .map(|(d, w)| (*d * *w) as f64)
+            .sum();
         let mut best: Option<(usize, f64, Vec<f32>)> = None;
         for _ in 0..trials {
-            // sample proportionally to the squared distance to the nearest centre
+            // sample proportionally to the (weighted) squared distance to the nearest centre
             let target = rng.unit() * total;
             let mut acc = 0.0;
             let mut pick = n - 1;
             for (j, d) in closest.iter().enumerate() {
-                acc += *d as f64;
+                acc += (*d * weights[j]) as f64;
                 if acc >= target {
                     pick = j;
                     break;
@@ -80,7 +95,7 @@ fn seed_centers(
             let c = densify(&points[pick]);
             let cn = norms[pick];
             let pot: f64 = (0..n)
-                .map(|j| closest[j].min(dist2(&points[j], norms[j], &c, cn)) as f64)
+                .map(|j| (closest[j].min(dist2(&points[j], norms[j], &c, cn)) * weights[j]) as f64)
                 .sum();
             if best.as_ref().is_none_or(|b| pot < b.1) {
                 best = Some((pick, pot, c));
@@ -97,6 +112,7 @@ fn seed_centers(
 
 fn lloyd(
     points: &[SparseVec],
+    weights: &[f32],
     norms: &[f32],
     mut centers: Vec<Vec<f32>>,
     dim: usize,
@@ -128,23 +144,23 @@ fn lloyd(
                 changed += 1;
                 labels[j] = best;
             }
-            inertia += bd as f64;
+            inertia += (bd * weights[j]) as f64;
         }
         if changed == 0 {
             break;
         }
         let mut sums = vec![vec![0f32; dim]; k];
-        let mut counts = vec![0usize; k];
+        let mut counts = vec![0f32; k];
         for (j, p) in points.iter().enumerate() {
-            counts[labels[j]] += 1;
+            counts[labels[j]] += weights[j];
             for (i, w) in p {
-                sums[labels[j]][*i as usize] += w;
+                sums[labels[j]][*i as usize] += w * weights[j];
             }
         }
         for ci in 0..k {
             // an emptied cluster keeps its centre, as an empty theme would
-            if counts[ci] > 0 {
-                let inv = 1.0 / counts[ci] as f32;
+            if counts[ci] > 0.0 {
+                let inv = 1.0 / counts[ci];
                 sums[ci].iter_mut().for_each(|w| *w *= inv);
                 centers[ci] = std::mem::take(&mut sums[ci]);
             }
@@ -166,6 +182,19 @@ pub fn kmeans(
     restarts: usize,
     seed: u64,
 ) -> KMeansResult {
+    kmeans_weighted(points, &vec![1.0; points.len()], dim, k, restarts, seed)
+}
+
+/// k-means where point j counts `weights[j]` times (whole numbers): identical texts are
+/// clustered once, which is the same clustering at a fraction of the work.
+pub fn kmeans_weighted(
+    points: &[SparseVec],
+    weights: &[f32],
+    dim: usize,
+    k: usize,
+    restarts: usize,
+    seed: u64,
+) -> KMeansResult {
     if points.is_empty() {
         return KMeansResult {
             labels: vec![],
@@ -179,8 +208,8 @@ pub fn kmeans(
     let mut rng = Rng(seed);
     let mut best: Option<KMeansResult> = None;
     for _ in 0..restarts.max(1) {
-        let centers = seed_centers(points, &norms, k, dim, &mut rng);
-        let r = lloyd(points, &norms, centers, dim, 300);
+        let centers = seed_centers(points, weights, &norms, k, dim, &mut rng);
+        let r = lloyd(points, weights, &norms, centers, dim, 300);
         if best.as_ref().is_none_or(|b| r.inertia < b.inertia) {
             best = Some(r);
         }
@@ -236,7 +265,28 @@ pub fn fit(texts: &[&str], k: usize, seed: u64) -> Fit {
     let tok = Tokenizer::default();
     let (model, rows) = Tfidf::fit_transform(&tok, texts);
     let dim = model.vocabulary.len().max(1);
-    let kmeans = kmeans(&rows, dim, k, 5, seed);
+    // TF-IDF counts every text (as scikit-learn does); clustering sees each distinct text
+    // once with its count as weight, which matters when many customers write "fine"
+    let mut index: std::collections::HashMap<&str, usize> = std::collections::HashMap::new();
+    let mut unique: Vec<SparseVec> = vec![];
+    let mut weights: Vec<f32> = vec![];
+    let slot: Vec<usize> = texts
+        .iter()
+        .zip(&rows)
+        .map(|(t, r)| {
+            *index
+                .entry(*t)
+                .and_modify(|u| weights[*u] += 1.0)
+                .or_insert_with(|| {
+                    unique.push(r.clone());
+                    weights.push(1.0);
+                    unique.len() - 1
+                })
+        })
+        .collect();
+    let k = k.min(unique.len().max(1));
+    let mut kmeans = kmeans_weighted(&unique, &weights, dim, k, 5, seed);
+    kmeans.labels = slot.iter().map(|u| kmeans.labels[*u]).collect();
     Fit {
         model,
         rows,

@@ -158,6 +158,33 @@ fn valid_label(label: &str) -> Result<String, EditError> {
     Ok(l.to_string())
 }
 
+/// Places answers in a registry's themes (see [`Registry::placer`]).
+pub struct Placer<'a> {
+    registry: &'a Registry,
+    postings: HashMap<&'a str, Vec<(usize, f32)>>,
+}
+
+impl Placer<'_> {
+    pub fn assign(&self, tok: &Tokenizer, text: &str) -> String {
+        let reg = self.registry;
+        let doc = reg.doc(tok, text);
+        let mut scores: HashMap<usize, f32> = HashMap::new();
+        for (stem, w) in &doc.weights {
+            for (i, cw) in self.postings.get(stem.as_str()).into_iter().flatten() {
+                *scores.entry(*i).or_default() += w * cw;
+            }
+        }
+        let best = scores
+            .into_iter()
+            .filter(|(_, s)| *s >= reg.noise_below)
+            .max_by(|a, b| a.1.total_cmp(&b.1).then(b.0.cmp(&a.0)));
+        match best {
+            Some((i, _)) => reg.resolve(&reg.themes[i].id, &doc.stems),
+            None => NOISE.to_string(),
+        }
+    }
+}
+
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
 pub struct Registry {
     pub vocabulary: Vocabulary,
@@ -224,21 +251,26 @@ impl Registry {
     }
 
     /// The theme of a new answer: its nearest centroid (or noise), then merges and splits.
+    /// Placing many answers? Build a [`Placer`] once instead.
     pub fn assign(&self, tok: &Tokenizer, text: &str) -> String {
-        let doc = self.doc(tok, text);
-        let mut best: Option<(&str, f32)> = None;
-        for t in &self.themes {
+        self.placer().assign(tok, text)
+    }
+
+    /// An index from stems to the centroids that use them, so placing an answer costs a few
+    /// lookups per word rather than one per centroid term.
+    pub fn placer(&self) -> Placer<'_> {
+        let mut postings: HashMap<&str, Vec<(usize, f32)>> = HashMap::new();
+        for (i, t) in self.themes.iter().enumerate() {
             if t.status == Status::Retired || t.split_from.is_some() {
                 continue;
             }
-            let s = similarity(&doc.weights, &t.centroid);
-            if s >= self.noise_below && best.is_none_or(|b| s > b.1) {
-                best = Some((&t.id, s));
+            for (stem, w) in &t.centroid {
+                postings.entry(stem.as_str()).or_default().push((i, *w));
             }
         }
-        match best {
-            Some((id, _)) => self.resolve(id, &doc.stems),
-            None => NOISE.to_string(),
+        Placer {
+            registry: self,
+            postings,
         }
     }
 

@@ -18,8 +18,9 @@ use serde::{Deserialize, Serialize};
 
 use crate::error::{ApiError, ApiResult, ErrorCode};
 
-/// Text answers one discovery clusters: the newest in the window. k-means on 20,000 short
-/// texts takes a few seconds on one core; older answers keep the theme they were given.
+/// Text answers one discovery clusters: the newest in the window (k-means on 20,000 short
+/// texts takes a few seconds on one core). Every other text answer is then placed in the
+/// new themes by its nearest centroid.
 pub const DISCOVERY_SAMPLE: u32 = 20_000;
 /// A discovery needs this many text answers to say anything.
 pub const MIN_TEXTS: usize = 10;
@@ -92,7 +93,7 @@ pub struct DiscoverySummary {
     pub retired: usize,
     /// Answers in the noise bucket.
     pub noise: usize,
-    /// Newer answers placed after the discovery.
+    /// Other text answers (beyond the clustered sample) placed in the new themes.
     pub placed: usize,
 }
 
@@ -144,7 +145,26 @@ pub fn discover(
     for chunk in rows.chunks(5000) {
         store.assign_themes(tenant, chunk)?;
     }
-    let placed = place_with(store, tenant, &reg)?;
+    // every other text answer, older or beyond the sample, moves to the new themes too, so
+    // theme volumes count all answers and not only the clustered sample
+    let sampled: HashSet<i64> = texts.iter().map(|a| a.id).collect();
+    let placer = reg.placer();
+    let tok = Tokenizer::default();
+    let mut after = 0;
+    let mut placed = 0;
+    loop {
+        let batch = store.text_answers_after(tenant, after, 5000)?;
+        let Some(last) = batch.last() else { break };
+        after = last.id;
+        let rows: Vec<ThemeAssignment> = batch
+            .iter()
+            .filter(|a| !sampled.contains(&a.id))
+            .map(|a| assignment(a, placer.assign(&tok, &a.text)))
+            .collect();
+        store.assign_themes(tenant, &rows)?;
+        placed += rows.len();
+    }
+    store.refresh_theme_rollup(tenant)?;
     tracing::info!(
         tenant,
         version,
@@ -181,15 +201,16 @@ pub fn place_new(store: &dyn Store, tenant: &str) -> ApiResult<usize> {
 fn place_with(store: &dyn Store, tenant: &str, reg: &Registry) -> ApiResult<usize> {
     const BATCH: u32 = 2000;
     let tok = Tokenizer::default();
+    let placer = reg.placer();
     let mut placed = 0;
     loop {
         let after = store.theme_watermark(tenant)?;
         let batch = store.text_answers_after(tenant, after, BATCH)?;
         let rows: Vec<ThemeAssignment> = batch
             .iter()
-            .map(|a| assignment(a, reg.assign(&tok, &a.text)))
+            .map(|a| assignment(a, placer.assign(&tok, &a.text)))
             .collect();
-        store.assign_themes(tenant, &rows)?;
+        store.place_themes(tenant, &rows)?;
         placed += rows.len();
         if batch.len() < BATCH as usize {
             return Ok(placed);
@@ -289,6 +310,9 @@ pub fn edit(
     }
     for chunk in moved.chunks(5000) {
         store.assign_themes(tenant, chunk)?;
+    }
+    if !moved.is_empty() {
+        store.refresh_theme_rollup(tenant)?;
     }
     tracing::info!(
         tenant,

@@ -145,8 +145,13 @@ pub trait Store: Send + Sync + 'static {
     fn load_themes(&self, tenant: &str) -> Result<ThemeState>;
     /// Saves theme documents (and a discovery's vocabulary, bumping the version) atomically.
     fn save_themes(&self, tenant: &str, save: &ThemeSave) -> Result<i64>;
-    /// Sets the theme of text answers (replacing earlier assignments).
+    /// Sets the theme of text answers (replacing earlier assignments); call
+    /// [`Store::refresh_theme_rollup`] after a series of these.
     fn assign_themes(&self, tenant: &str, rows: &[ThemeAssignment]) -> Result<()>;
+    /// Recomputes the per-theme rollup from the assignments.
+    fn refresh_theme_rollup(&self, tenant: &str) -> Result<()>;
+    /// Gives answers that have no theme yet theme, and counts them in the rollup.
+    fn place_themes(&self, tenant: &str, rows: &[ThemeAssignment]) -> Result<()>;
     /// The highest feedback id with a theme: text answers above it still need one.
     fn theme_watermark(&self, tenant: &str) -> Result<i64>;
     /// Text answers with an id above `after_id`, oldest first.

@@ -905,6 +905,48 @@ impl Store for PgStore {
         })
     }
 
+    fn refresh_theme_rollup(&self, tenant: &str) -> Result<()> {
+        self.tx(|g| {
+            g.exec("DELETE FROM theme_rollup WHERE tenant_id = $1", &[&tenant])?;
+            g.exec(
+                "INSERT INTO theme_rollup (tenant_id, theme_id, day, nps, answers, responses, sentiment_sum, sentiment_n)
+                 SELECT $1, m.theme_id, m.day, COALESCE(n.score, -1), COUNT(*), COUNT(DISTINCT m.response_id), COALESCE(SUM(m.sentiment), 0), COUNT(m.sentiment)
+                 FROM feedback_themes m LEFT JOIN (SELECT response_id, MIN(score) AS score FROM feedback WHERE tenant_id = $1 AND field_type = 'nps' GROUP BY response_id) n ON n.response_id = m.response_id
+                 WHERE m.tenant_id = $1 GROUP BY m.theme_id, m.day, COALESCE(n.score, -1)",
+                &[&tenant],
+            )?;
+            Ok(())
+        })
+    }
+
+    fn place_themes(&self, tenant: &str, rows: &[ThemeAssignment]) -> Result<()> {
+        self.tx(|g| {
+            for a in rows {
+                let inserted = g.exec(
+                    "INSERT INTO feedback_themes (tenant_id, feedback_id, theme_id, day, response_id, sentiment, account) VALUES ($1, $2, $3, $4, $5, $6, $7) ON CONFLICT DO NOTHING",
+                    &[&tenant, &a.feedback_id, &a.theme_id, &a.day, &a.response_id, &a.sentiment, &a.account],
+                )?;
+                if inserted == 0 {
+                    continue;
+                }
+                let first = g
+                    .opt("SELECT 1 FROM feedback_themes WHERE tenant_id = $1 AND response_id = $2 AND theme_id = $3 AND feedback_id <> $4 LIMIT 1", &[&tenant, &a.response_id, &a.theme_id, &a.feedback_id])?
+                    .is_none();
+                let score: i64 = g
+                    .opt("SELECT score FROM feedback WHERE tenant_id = $1 AND response_id = $2 AND field_type = 'nps' LIMIT 1", &[&tenant, &a.response_id])?
+                    .and_then(|r| r.get::<_, Option<i64>>(0))
+                    .unwrap_or(-1);
+                g.exec(
+                    "INSERT INTO theme_rollup (tenant_id, theme_id, day, nps, answers, responses, sentiment_sum, sentiment_n) VALUES ($1, $2, $3, $4, 1, $5, $6, $7)
+                     ON CONFLICT (tenant_id, theme_id, day, nps) DO UPDATE SET answers = theme_rollup.answers + 1, responses = theme_rollup.responses + excluded.responses,
+                       sentiment_sum = theme_rollup.sentiment_sum + excluded.sentiment_sum, sentiment_n = theme_rollup.sentiment_n + excluded.sentiment_n",
+                    &[&tenant, &a.theme_id, &a.day, &score, &i64::from(first), &a.sentiment.unwrap_or(0.0), &i64::from(a.sentiment.is_some())],
+                )?;
+            }
+            Ok(())
+        })
+    }
+
     fn theme_watermark(&self, tenant: &str) -> Result<i64> {
         self.tx(|g| Ok(g.opt("SELECT COALESCE(MAX(feedback_id), 0)::bigint FROM feedback_themes WHERE tenant_id = $1", &[&tenant])?.map(|r| r.get(0)).unwrap_or(0)))
     }
@@ -952,7 +994,7 @@ impl Store for PgStore {
     fn theme_days(&self, tenant: &str, from_day: &str, to_day: &str) -> Result<Vec<ThemeDay>> {
         self.tx(|g| {
             Ok(g.all(
-                "SELECT theme_id, day, COUNT(*)::bigint, COALESCE(SUM(sentiment), 0)::float8, COUNT(sentiment)::bigint FROM feedback_themes
+                "SELECT theme_id, day, SUM(answers)::bigint, SUM(sentiment_sum)::float8, SUM(sentiment_n)::bigint FROM theme_rollup
                  WHERE tenant_id = $1 AND day >= $2 AND day <= $3 GROUP BY theme_id, day ORDER BY theme_id, day",
                 &[&tenant, &from_day, &to_day],
             )?
@@ -965,8 +1007,7 @@ impl Store for PgStore {
     fn theme_nps(&self, tenant: &str, from_day: &str, to_day: &str) -> Result<Vec<ThemeNps>> {
         self.tx(|g| {
             Ok(g.all(
-                "SELECT m.theme_id, n.score, COUNT(*)::bigint FROM (SELECT DISTINCT theme_id, response_id FROM feedback_themes WHERE tenant_id = $1 AND day >= $2 AND day <= $3) m
-                 JOIN feedback n ON n.tenant_id = $1 AND n.response_id = m.response_id AND n.field_type = 'nps' GROUP BY m.theme_id, n.score",
+                "SELECT theme_id, nps, SUM(responses)::bigint FROM theme_rollup WHERE tenant_id = $1 AND day >= $2 AND day <= $3 AND nps >= 0 GROUP BY theme_id, nps ORDER BY theme_id, nps",
                 &[&tenant, &from_day, &to_day],
             )?
             .iter()

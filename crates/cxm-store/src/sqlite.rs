@@ -892,9 +892,11 @@ impl Store for SqliteStore {
         to_ms: i64,
         limit: u32,
     ) -> Result<Vec<TextAnswer>> {
+        // `+n.field_type`: find the response's NPS by (tenant, response), never by scanning
+        // every NPS answer of the tenant
         self.read(|c| {
             let mut st = c.prepare_cached(
-                "SELECT t.response_id, t.text_value, t.sentiment, (SELECT n.score FROM feedback n WHERE n.tenant_id = t.tenant_id AND n.response_id = t.response_id AND n.field_type = 'nps' LIMIT 1), t.collected_at, t.id, t.account
+                "SELECT t.response_id, t.text_value, t.sentiment, (SELECT n.score FROM feedback n WHERE n.tenant_id = t.tenant_id AND n.response_id = t.response_id AND +n.field_type = 'nps' LIMIT 1), t.collected_at, t.id, t.account
                  FROM feedback t WHERE t.tenant_id = ?1 AND t.field_type = 'text' AND t.collected_at >= ?2 AND t.collected_at < ?3 ORDER BY t.collected_at DESC LIMIT ?4",
             )?;
             let rows = st.query_map(params![tenant, from_ms, to_ms, limit], text_answer)?.collect::<Result<Vec<_>, _>>()?;
@@ -950,6 +952,43 @@ impl Store for SqliteStore {
         })
     }
 
+    fn refresh_theme_rollup(&self, tenant: &str) -> Result<()> {
+        self.write(|tx| {
+            tx.execute("DELETE FROM theme_rollup WHERE tenant_id = ?1", params![tenant])?;
+            tx.execute(
+                "INSERT INTO theme_rollup (tenant_id, theme_id, day, nps, answers, responses, sentiment_sum, sentiment_n)
+                 SELECT ?1, m.theme_id, m.day, COALESCE(n.score, -1), COUNT(*), COUNT(DISTINCT m.response_id), COALESCE(SUM(m.sentiment), 0), COUNT(m.sentiment)
+                 FROM feedback_themes m LEFT JOIN (SELECT response_id, MIN(score) AS score FROM feedback WHERE tenant_id = ?1 AND field_type = 'nps' GROUP BY response_id) n ON n.response_id = m.response_id
+                 WHERE m.tenant_id = ?1 GROUP BY m.theme_id, m.day, COALESCE(n.score, -1)",
+                params![tenant],
+            )?;
+            Ok(())
+        })
+    }
+
+    fn place_themes(&self, tenant: &str, rows: &[ThemeAssignment]) -> Result<()> {
+        self.write(|tx| {
+            let mut ins = tx.prepare_cached(
+                "INSERT OR IGNORE INTO feedback_themes (tenant_id, feedback_id, theme_id, day, response_id, sentiment, account) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)",
+            )?;
+            let mut seen = tx.prepare_cached("SELECT 1 FROM feedback_themes WHERE tenant_id = ?1 AND response_id = ?2 AND theme_id = ?3 AND feedback_id <> ?4 LIMIT 1")?;
+            let mut nps = tx.prepare_cached("SELECT score FROM feedback WHERE tenant_id = ?1 AND response_id = ?2 AND +field_type = 'nps' LIMIT 1")?;
+            let mut roll = tx.prepare_cached(
+                "INSERT INTO theme_rollup (tenant_id, theme_id, day, nps, answers, responses, sentiment_sum, sentiment_n) VALUES (?1, ?2, ?3, ?4, 1, ?5, ?6, ?7)
+                 ON CONFLICT DO UPDATE SET answers = answers + 1, responses = responses + excluded.responses, sentiment_sum = sentiment_sum + excluded.sentiment_sum, sentiment_n = sentiment_n + excluded.sentiment_n",
+            )?;
+            for a in rows {
+                if ins.execute(params![tenant, a.feedback_id, a.theme_id, a.day, a.response_id, a.sentiment, a.account])? == 0 {
+                    continue;
+                }
+                let first = !seen.exists(params![tenant, a.response_id, a.theme_id, a.feedback_id])?;
+                let score: i64 = nps.query_row(params![tenant, a.response_id], |r| r.get(0)).optional()?.unwrap_or(-1);
+                roll.execute(params![tenant, a.theme_id, a.day, score, i64::from(first), a.sentiment.unwrap_or(0.0), i64::from(a.sentiment.is_some())])?;
+            }
+            Ok(())
+        })
+    }
+
     fn theme_watermark(&self, tenant: &str) -> Result<i64> {
         self.read(|c| {
             Ok(c.query_row(
@@ -1000,7 +1039,7 @@ impl Store for SqliteStore {
     fn theme_days(&self, tenant: &str, from_day: &str, to_day: &str) -> Result<Vec<ThemeDay>> {
         self.read(|c| {
             let mut st = c.prepare_cached(
-                "SELECT theme_id, day, COUNT(*), COALESCE(SUM(sentiment), 0), COUNT(sentiment) FROM feedback_themes
+                "SELECT theme_id, day, SUM(answers), SUM(sentiment_sum), SUM(sentiment_n) FROM theme_rollup
                  WHERE tenant_id = ?1 AND day >= ?2 AND day <= ?3 GROUP BY theme_id, day ORDER BY theme_id, day",
             )?;
             let rows = st
@@ -1015,8 +1054,7 @@ impl Store for SqliteStore {
     fn theme_nps(&self, tenant: &str, from_day: &str, to_day: &str) -> Result<Vec<ThemeNps>> {
         self.read(|c| {
             let mut st = c.prepare_cached(
-                "SELECT m.theme_id, n.score, COUNT(*) FROM (SELECT DISTINCT theme_id, response_id FROM feedback_themes WHERE tenant_id = ?1 AND day >= ?2 AND day <= ?3) m
-                 JOIN feedback n ON n.tenant_id = ?1 AND n.response_id = m.response_id AND n.field_type = 'nps' GROUP BY m.theme_id, n.score",
+                "SELECT theme_id, nps, SUM(responses) FROM theme_rollup WHERE tenant_id = ?1 AND day >= ?2 AND day <= ?3 AND nps >= 0 GROUP BY theme_id, nps ORDER BY theme_id, nps",
             )?;
             let rows = st
                 .query_map(params![tenant, from_day, to_day], |r| Ok(ThemeNps { theme_id: r.get(0)?, score: r.get(1)?, responses: r.get::<_, i64>(2)? as u64 }))?

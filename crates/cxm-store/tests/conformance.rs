@@ -689,6 +689,13 @@ fn themes_persist_and_count(s: &dyn Store) {
     assert_eq!(s.text_answers_after(&t, texts[2].id, 10).unwrap().len(), 1);
     // reassigning replaces
     s.assign_themes(&t, &[assign(&texts[1], "b")]).unwrap();
+    assert!(
+        s.theme_days(&t, "2026-11-01", "2026-11-30")
+            .unwrap()
+            .is_empty(),
+        "the rollup waits for a refresh"
+    );
+    s.refresh_theme_rollup(&t).unwrap();
     let days = s.theme_days(&t, "2026-11-01", "2026-11-30").unwrap();
     let got: Vec<(&str, u64, f64)> = days
         .iter()
@@ -712,11 +719,48 @@ fn themes_persist_and_count(s: &dyn Store) {
         arr_of(&serde_json::from_str(&accts[0].traits).unwrap()),
         Some(5000.0)
     );
+    // placing new answers counts them at once; placing again is a no-op
+    s.place_themes(&t, &[assign(&texts[3], "a"), assign(&texts[3], "a")])
+        .unwrap();
+    s.place_themes(&t, &[assign(&texts[0], "b")]).unwrap();
+    let days = s.theme_days(&t, "2026-11-01", "2026-11-30").unwrap();
+    let got: Vec<(&str, u64)> = days
+        .iter()
+        .map(|d| (d.theme_id.as_str(), d.answers))
+        .collect();
+    assert_eq!(
+        got,
+        [("a", 2), ("b", 2)],
+        "an answer that already has a theme is not placed again"
+    );
+    let mut nps: Vec<(String, i64, u64)> = s
+        .theme_nps(&t, "2026-11-01", "2026-11-30")
+        .unwrap()
+        .into_iter()
+        .map(|n| (n.theme_id, n.score, n.responses))
+        .collect();
+    nps.sort();
+    assert_eq!(
+        nps,
+        [
+            ("a".into(), 8, 1),
+            ("a".into(), 10, 1),
+            ("b".into(), 2, 1),
+            ("b".into(), 9, 1)
+        ]
+    );
+    s.refresh_theme_rollup(&t).unwrap();
+    assert_eq!(
+        s.theme_days(&t, "2026-11-01", "2026-11-30").unwrap(),
+        days,
+        "increments agree with a rebuild"
+    );
     let members = s.theme_members(&t, &["b".into()], 10).unwrap();
     assert_eq!(
         members.iter().map(|m| m.id).collect::<Vec<_>>(),
         [texts[1].id, texts[2].id]
     );
+    assert_eq!(s.theme_members(&t, &["a".into()], 10).unwrap().len(), 2);
     assert!(s
         .theme_days(&t, "2026-12-01", "2026-12-30")
         .unwrap()

@@ -393,68 +393,109 @@ async fn context(a: ContextArgs, store_args: &StoreArgs) -> anyhow::Result<Value
 
 /// Answers spread over a year, five channels and four surveys, about one in five with a
 /// comment; bodies are built before the clock starts.
-fn feedback_bodies(a: &FeedbackArgs) -> Vec<String> {
+const COMMENT_OPENINGS: &[&str] = &[
+    "Quick and friendly",
+    "Had to call twice about billing",
+    "fine",
+    "The app keeps crashing",
+    "Great agent, solved it at once",
+    "My refund still has not arrived",
+    "Delivery was late again",
+    "The parcel arrived damaged",
+    "Password reset link does not work",
+    "Checkout failed on my card",
+    "Prices went up without notice",
+    "I am thinking of switching to another provider",
+    "Waited forty minutes on hold",
+    "The chat bot did not understand me",
+    "Invoice shows the wrong amount",
+];
+const COMMENT_ENDINGS: &[&str] = &[
+    "",
+    " and nobody called back",
+    ", thanks to the support team",
+    " which is frustrating",
+    " for the third time",
+    " but the agent was kind",
+    " on the mobile app",
+    " after the last update",
+];
+
+/// Writes the request bodies to a file (outside the timed window), one per line, so a
+/// 10M-answer run does not hold gigabytes of JSON in memory while it is measured.
+fn feedback_bodies(a: &FeedbackArgs, path: &std::path::Path) -> anyhow::Result<usize> {
     use rand::{Rng, SeedableRng};
+    use std::io::Write;
     let mut rng = rand::rngs::StdRng::seed_from_u64(7);
     let now = chrono::Utc::now();
     let channels = ["email", "chat", "voice", "web", "mobile"];
-    let comments = [
-        "Quick and friendly",
-        "Had to call twice about billing",
-        "fine",
-        "The app keeps crashing",
-        "Great agent, solved it at once",
-    ];
-    let mut bodies = vec![];
+    let mut w = std::io::BufWriter::new(std::fs::File::create(path)?);
+    let mut bodies = 0;
     let mut batch = Vec::with_capacity(a.batch);
     for i in 0..a.answers {
         let at = now - chrono::Duration::minutes(rng.gen_range(0..60 * 24 * 365));
         let (question, kind, value) = if i % 5 == 4 {
-            (
-                "why",
-                "text",
-                json!(comments[rng.gen_range(0..comments.len())]),
-            )
+            // thousands of distinct texts, as real comments are, not a handful repeated
+            let text = format!(
+                "{}{} ({} {})",
+                COMMENT_OPENINGS[rng.gen_range(0..COMMENT_OPENINGS.len())],
+                COMMENT_ENDINGS[rng.gen_range(0..COMMENT_ENDINGS.len())],
+                ["order", "ticket", "case", "account", "plan"][rng.gen_range(0..5)],
+                rng.gen_range(0..1000)
+            );
+            ("why", "text", json!(text))
         } else {
             ("nps", "nps", json!(rng.gen_range(0..=10)))
         };
         batch.push(json!({"response_id": format!("b{}", i / 5), "question": question, "type": kind, "value": value,
                           "channel": channels[rng.gen_range(0..5)], "survey_id": format!("s{}", rng.gen_range(0..4)), "collected_at": at.to_rfc3339()}));
         if batch.len() == a.batch {
-            bodies.push(json!({"answers": batch}).to_string());
+            serde_json::to_writer(&mut w, &json!({"answers": batch}))?;
+            w.write_all(b"\n")?;
             batch.clear();
+            bodies += 1;
         }
     }
     if !batch.is_empty() {
-        bodies.push(json!({"answers": batch}).to_string());
+        serde_json::to_writer(&mut w, &json!({"answers": batch}))?;
+        w.write_all(b"\n")?;
+        bodies += 1;
     }
-    bodies
+    w.flush()?;
+    Ok(bodies)
 }
 
 async fn feedback(a: FeedbackArgs, store_args: &StoreArgs) -> anyhow::Result<Value> {
+    use std::io::BufRead;
     anyhow::ensure!((1..=1000).contains(&a.batch), "batch must be 1 to 1000");
-    let bodies = Arc::new(feedback_bodies(&a));
+    let scratch = tempfile::tempdir()?;
+    let path = scratch.path().join("bodies.ndjson");
+    let n_bodies = feedback_bodies(&a, &path)?;
+    let lines = Arc::new(std::sync::Mutex::new(
+        std::io::BufReader::new(std::fs::File::open(&path)?).lines(),
+    ));
     let r = start(store_args).await?;
     let client = reqwest::Client::new();
-    let next = Arc::new(std::sync::atomic::AtomicUsize::new(0));
     let started = Instant::now();
     let mut tasks = vec![];
     for _ in 0..a.concurrency.max(1) {
-        let (client, bodies, next, url, key) = (
+        let (client, lines, url, key) = (
             client.clone(),
-            bodies.clone(),
-            next.clone(),
+            lines.clone(),
             format!("{}/api/v1/feedback", r.base),
             r.write_key.clone(),
         );
         tasks.push(tokio::spawn(async move {
             loop {
-                let i = next.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
-                let Some(body) = bodies.get(i) else { break };
+                let next = lines
+                    .lock()
+                    .map_err(|_| anyhow::anyhow!("reader poisoned"))?
+                    .next();
+                let Some(body) = next.transpose()? else { break };
                 let resp = client
                     .post(&url)
                     .bearer_auth(&key)
-                    .body(body.clone())
+                    .body(body)
                     .send()
                     .await?;
                 anyhow::ensure!(
@@ -489,12 +530,95 @@ async fn feedback(a: FeedbackArgs, store_args: &StoreArgs) -> anyhow::Result<Val
         lat.push(t.elapsed());
     }
     lat.sort();
+
+    // themes: a discovery over the newest 20,000 texts, which then places every other text
+    let t = Instant::now();
+    let resp = client
+        .post(format!("{}/api/v1/themes/discover", r.base))
+        .bearer_auth(&r.secret_key)
+        .json(&json!({"days": 365}))
+        .send()
+        .await?;
+    anyhow::ensure!(resp.status() == 200, "discover answered {}", resp.status());
+    let discovery: Value = resp.json().await?;
+    let discover_secs = t.elapsed().as_secs_f64();
+    let mut theme_lat = vec![];
+    for _ in 0..20 {
+        let t = Instant::now();
+        let resp = client
+            .get(format!("{}/api/v1/themes?days=90", r.base))
+            .bearer_auth(&r.secret_key)
+            .send()
+            .await?;
+        anyhow::ensure!(resp.status() == 200, "themes answered {}", resp.status());
+        let _ = resp.bytes().await?;
+        theme_lat.push(t.elapsed());
+    }
+    theme_lat.sort();
+    let survey = survey_pages(&client, &r).await?;
     let backend = r.store.backend();
     r.stop().await?;
     Ok(json!({
-        "bench": "feedback", "backend": backend, "answers": a.answers, "batch": a.batch, "concurrency": a.concurrency,
+        "bench": "feedback", "backend": backend, "answers": a.answers, "batch": a.batch, "concurrency": a.concurrency, "requests": n_bodies,
         "ingest_seconds": ingest_secs, "answers_per_sec": a.answers as f64 / ingest_secs,
         "metric_queries": lat.len(), "metric_p50_ms": percentile(&lat, 0.5), "metric_p95_ms": percentile(&lat, 0.95),
+        "theme_discovery": discovery, "theme_discovery_seconds": discover_secs,
+        "theme_list_p50_ms": percentile(&theme_lat, 0.5), "theme_list_p95_ms": percentile(&theme_lat, 0.95),
+        "survey_page": survey,
         "peak_rss_mb": peak_rss_mb(), "machine": machine(),
     }))
+}
+
+/// The hosted survey page as a customer opens it: a ten-question survey with branching,
+/// 200 fresh links (each first open records a display), timed from request to last byte.
+async fn survey_pages(client: &reqwest::Client, r: &Running) -> anyhow::Result<Value> {
+    let mut questions = vec![
+        json!({"id": "nps", "type": "nps", "prompt": "How likely are you to recommend us?", "required": true}),
+        json!({"id": "csat", "type": "csat", "prompt": "How satisfied are you with support?"}),
+        json!({"id": "ces", "type": "ces", "prompt": "How easy was it to get help?"}),
+        json!({"id": "channel", "type": "choice", "prompt": "Where did you contact us?", "choices": ["chat", "phone", "email"]}),
+    ];
+    for i in 0..6 {
+        questions.push(
+            json!({"id": format!("t{i}"), "type": "text", "prompt": format!("Tell us more ({i})")}),
+        );
+    }
+    let def =
+        json!({"survey_id": "bench", "definition": {"name": "Bench", "questions": questions}});
+    let resp = client
+        .post(format!("{}/api/v1/surveys", r.base))
+        .bearer_auth(&r.secret_key)
+        .json(&def)
+        .send()
+        .await?;
+    anyhow::ensure!(
+        resp.status() == 201,
+        "survey save answered {}",
+        resp.status()
+    );
+    let mut lat = vec![];
+    for _ in 0..200 {
+        let link: Value = client
+            .post(format!("{}/api/v1/surveys/bench/links", r.base))
+            .bearer_auth(&r.secret_key)
+            .json(&json!({}))
+            .send()
+            .await?
+            .json()
+            .await?;
+        let url = format!("{}{}", r.base, link["url"].as_str().unwrap_or_default());
+        let t = Instant::now();
+        let resp = client.get(&url).send().await?;
+        anyhow::ensure!(
+            resp.status() == 200,
+            "survey page answered {}",
+            resp.status()
+        );
+        let _ = resp.bytes().await?;
+        lat.push(t.elapsed());
+    }
+    lat.sort();
+    Ok(
+        json!({"questions": 10, "pages": 200, "p50_ms": percentile(&lat, 0.5), "p95_ms": percentile(&lat, 0.95), "max_ms": percentile(&lat, 1.0)}),
+    )
 }

@@ -3,6 +3,8 @@
 -- themes can say how much ARR mentions them
 ALTER TABLE feedback ADD COLUMN IF NOT EXISTS profile_id TEXT;
 ALTER TABLE feedback ADD COLUMN IF NOT EXISTS tier TEXT NOT NULL DEFAULT '';
+-- text answers in id order: new answers are placed from a watermark, and a discovery walks them all
+CREATE INDEX IF NOT EXISTS feedback_texts ON feedback(tenant_id, field_type, id);
 -- the theme registry: one document per theme (id, names, centroid, merge/split rules)
 CREATE TABLE IF NOT EXISTS themes (
     tenant_id TEXT NOT NULL,
@@ -41,5 +43,21 @@ CREATE TABLE IF NOT EXISTS feedback_themes (
     account TEXT,
     PRIMARY KEY (tenant_id, feedback_id)
 );
-CREATE INDEX IF NOT EXISTS feedback_themes_day ON feedback_themes(tenant_id, day, theme_id);
+-- covering: the accounts mentioning each theme in a window come from the index alone
+CREATE INDEX IF NOT EXISTS feedback_themes_day ON feedback_themes(tenant_id, day, theme_id, account);
 CREATE INDEX IF NOT EXISTS feedback_themes_theme ON feedback_themes(tenant_id, theme_id);
+CREATE INDEX IF NOT EXISTS feedback_themes_response ON feedback_themes(tenant_id, response_id);
+-- per-theme figures by day and by the NPS of the response (-1: none), so the themes page
+-- reads a few thousand rows however many answers there are: rebuilt after a discovery or an
+-- edit, incremented as new answers are placed
+CREATE TABLE IF NOT EXISTS theme_rollup (
+    tenant_id TEXT NOT NULL,
+    theme_id TEXT NOT NULL,
+    day TEXT NOT NULL,
+    nps BIGINT NOT NULL,
+    answers BIGINT NOT NULL,
+    responses BIGINT NOT NULL,
+    sentiment_sum DOUBLE PRECISION NOT NULL,
+    sentiment_n BIGINT NOT NULL,
+    PRIMARY KEY (tenant_id, theme_id, day, nps)
+);
