@@ -24,6 +24,8 @@ const MIGRATIONS: &[(i64, &str)] = &[
 
 pub struct SqliteStore {
     checkpoint_stop: Arc<AtomicBool>,
+    /// Set by the checkpointer when the WAL needs truncating; the writer does it.
+    wal_full: Arc<AtomicBool>,
     checkpointer: Mutex<Option<std::thread::JoinHandle<()>>>,
     writer: Mutex<Writer>,
     readers: Mutex<Vec<Connection>>,
@@ -58,9 +60,11 @@ impl SqliteStore {
         // of inside whichever commit crosses the threshold
         conn.execute_batch("PRAGMA wal_autocheckpoint=0;")?;
         let stop = Arc::new(AtomicBool::new(false));
-        let checkpointer = spawn_checkpointer(path.to_path_buf(), stop.clone())?;
+        let wal_full = Arc::new(AtomicBool::new(false));
+        let checkpointer = spawn_checkpointer(path.to_path_buf(), stop.clone(), wal_full.clone())?;
         Ok(SqliteStore {
             checkpoint_stop: stop,
+            wal_full,
             checkpointer: Mutex::new(Some(checkpointer)),
             writer: Mutex::new(Writer {
                 conn,
@@ -97,18 +101,32 @@ impl SqliteStore {
             .transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)?;
         let r = f(&tx)?;
         tx.commit()?;
+        truncate_if_asked(&w.conn, &self.wal_full);
         Ok(r)
     }
 }
 
+/// The WAL is truncated once it grows past this.
+const WAL_LIMIT_BYTES: u64 = 256 * 1024 * 1024;
+
 /// Checkpoints the WAL every 200 ms from its own connection (PASSIVE: never blocks the
 /// writer or readers). Stopped and joined when the store is dropped.
+///
+/// Under sustained writes a PASSIVE checkpoint never finds the WAL fully copied at the moment
+/// the next write starts, so SQLite never rewinds it and the file grows without bound (tens
+/// of GB over a 10M-answer import); a TRUNCATE checkpoint from this thread starves, because
+/// the writer takes the lock again the moment it commits. So past [`WAL_LIMIT_BYTES`] this
+/// thread raises `wal_full`, and the writer itself truncates after its next commit, when no
+/// other write can be in progress (see [`truncate_if_asked`]).
 fn spawn_checkpointer(
     path: std::path::PathBuf,
     stop: Arc<AtomicBool>,
+    wal_full: Arc<AtomicBool>,
 ) -> Result<std::thread::JoinHandle<()>> {
     let conn = Connection::open(&path)?;
     configure(&conn)?;
+    let mut wal = path.into_os_string();
+    wal.push("-wal");
     std::thread::Builder::new()
         .name("cxm-checkpoint".into())
         .spawn(move || {
@@ -117,10 +135,29 @@ fn spawn_checkpointer(
                 if let Err(e) = conn.execute_batch("PRAGMA wal_checkpoint(PASSIVE);") {
                     tracing::warn!(error = %e, "wal checkpoint failed");
                 }
+                if std::fs::metadata(&wal).is_ok_and(|m| m.len() > WAL_LIMIT_BYTES) {
+                    wal_full.store(true, Ordering::Relaxed);
+                }
             }
             let _ = conn.execute_batch("PRAGMA wal_checkpoint(TRUNCATE);");
         })
         .map_err(|e| StoreError::Backend(format!("cannot start the checkpoint thread: {e}")))
+}
+
+/// Run by the writer right after a commit: empties the WAL when the checkpointer asked.
+/// Passive checkpoints keep up with copying, so this mostly waits for readers to move to the
+/// newest snapshot (milliseconds) and truncates the file.
+fn truncate_if_asked(conn: &Connection, wal_full: &AtomicBool) {
+    if wal_full.swap(false, Ordering::Relaxed) {
+        let started = std::time::Instant::now();
+        match conn.query_row("PRAGMA wal_checkpoint(TRUNCATE);", [], |r| {
+            r.get::<_, i64>(0)
+        }) {
+            Ok(0) => tracing::debug!(ms = started.elapsed().as_millis() as u64, "wal truncated"),
+            Ok(_) => tracing::debug!("wal truncation deferred: a reader is on an old snapshot"),
+            Err(e) => tracing::warn!(error = %e, "wal truncation failed"),
+        }
+    }
 }
 
 impl Drop for SqliteStore {
@@ -795,7 +832,10 @@ impl Store for SqliteStore {
         let added = std::mem::take(&mut g.added);
         drop(g);
         match result.and_then(|out| tx.commit().map(|()| out).map_err(StoreError::from)) {
-            Ok(out) => Ok(out),
+            Ok(out) => {
+                truncate_if_asked(&w.conn, &self.wal_full);
+                Ok(out)
+            }
             Err(e) => {
                 // nothing was stored: forget the ids so a retry is not taken for a duplicate
                 for k in added {
