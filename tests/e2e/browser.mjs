@@ -142,6 +142,31 @@ try {
   await page.getByRole("button", { name: "Save survey" }).click();
   assert.match(await page.getByRole("alert").innerText(), /1 to 50 questions/);
 
+  // the survey builder: a form, no JSON; branching and targeting included
+  await page.getByRole("link", { name: "Surveys" }).click();
+  await page.getByRole("button", { name: "New survey" }).or(page.getByRole("link", { name: "New survey" })).click();
+  const b = page.getByTestId("builder");
+  await b.getByLabel("Survey id").fill("after-chat");
+  await b.getByLabel("Name", { exact: true }).fill("After your chat");
+  await b.getByLabel("Question 3 prompt").fill("What should we fix first?");
+  await b.getByLabel("Question 3 type").selectOption("text");
+  await b.getByLabel("Question 3 depends on").fill("nps");
+  await b.getByLabel("Question 3 condition", { exact: true }).selectOption("at_most");
+  await b.getByLabel("Question 3 condition value").fill("6");
+  await b.getByLabel("After events (comma separated)").fill("Chat Ended");
+  await b.getByLabel("On channels").fill("chat");
+  await b.getByLabel("Sample, % of events").fill("50");
+  await b.getByRole("button", { name: "Save survey" }).click();
+  assert.match(await page.getByRole("status").innerText(), /Saved after-chat as version 1/);
+  assert.match(await page.getByTestId("surveys").innerText(), /Invites after Chat Ended, on chat, 50% sampled, via email/);
+  // editing starts from the saved version; a bad condition is explained and nothing is lost
+  await page.getByTestId("surveys").locator("tr", { hasText: "after-chat" }).getByRole("link", { name: "Edit" }).click();
+  assert.equal(await page.getByTestId("builder").getByLabel("Name", { exact: true }).inputValue(), "After your chat");
+  await page.getByTestId("builder").getByLabel("Question 3 condition value").fill("low");
+  await page.getByTestId("builder").getByRole("button", { name: "Save survey" }).click();
+  assert.match(await page.getByRole("alert").innerText(), /Question 3: the condition needs a whole number/);
+  assert.equal(await page.getByTestId("builder").getByLabel("Question 3 prompt").inputValue(), "What should we fix first?");
+
   // quarantine lists the event without an identity and says why
   await page.getByRole("link", { name: "Quarantine" }).click();
   assert.match(await page.getByTestId("quarantine").innerText(), /missing_identity/);

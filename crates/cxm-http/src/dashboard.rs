@@ -57,6 +57,10 @@ impl Pages {
             ("survey.html", include_str!("../templates/survey.html")),
             ("surveys.html", include_str!("../templates/surveys.html")),
             ("themes.html", include_str!("../templates/themes.html")),
+            (
+                "survey_builder.html",
+                include_str!("../templates/survey_builder.html"),
+            ),
             ("keys.html", include_str!("../templates/keys.html")),
         ] {
             env.add_template(name, src).expect("templates compile");
@@ -117,6 +121,11 @@ pub fn routes() -> Router<Arc<AppState>> {
         .route("/themes/{id}/{action}", post(theme_edit))
         .route("/surveys", get(surveys_page).post(save_survey))
         .route("/surveys/{id}/links", post(survey_link))
+        .route(
+            "/surveys/build",
+            get(crate::builder::new_page).post(crate::builder::save),
+        )
+        .route("/surveys/{id}/build", get(crate::builder::edit_page))
         .route("/settings/keys", get(keys_page).post(create_key))
         .route("/settings/keys/{id}/revoke", post(revoke_key))
 }
@@ -124,7 +133,11 @@ pub fn routes() -> Router<Arc<AppState>> {
 /// Either the signed-in user or a redirect to the login page.
 // the error is the response to send as is; boxing it would only add noise at every call site
 #[allow(clippy::result_large_err)]
-async fn session(st: &AppState, headers: &HeaderMap, here: &str) -> Result<Principal, Response> {
+pub(crate) async fn session(
+    st: &AppState,
+    headers: &HeaderMap,
+    here: &str,
+) -> Result<Principal, Response> {
     match auth::session_principal(st, headers).await {
         Ok(Some(p)) => Ok(p),
         Ok(None) => Err(Redirect::to(&format!("/login?next={}", urlencode(here))).into_response()),
@@ -182,7 +195,7 @@ async fn signed_post(
 
 /// [`signed_post`] plus the url-encoded form, with a problem+json answer when it is malformed.
 #[allow(clippy::result_large_err)]
-async fn form_post<T: serde::de::DeserializeOwned>(
+pub(crate) async fn form_post<T: serde::de::DeserializeOwned>(
     st: &AppState,
     req: Request,
     here: &str,
@@ -202,7 +215,7 @@ fn fmt_ms(ms: i64) -> String {
         .unwrap_or_default()
 }
 
-fn user_ctx(p: &Principal) -> Value {
+pub(crate) fn user_ctx(p: &Principal) -> Value {
     serde_json::json!({"email": p.actor, "role": p.role.as_str()})
 }
 
@@ -672,7 +685,7 @@ const EXAMPLE_SURVEY: &str = r#"{
   "avoid_topics": []
 }"#;
 
-async fn render_surveys(
+pub(crate) async fn render_surveys(
     st: &AppState,
     p: &Principal,
     extra: Value,
