@@ -319,7 +319,7 @@ impl SurveyDefinition {
 }
 
 /// Why the engine asks again.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, utoipa::ToSchema)]
 #[serde(rename_all = "snake_case")]
 pub enum ProbeReason {
     Vague,
@@ -327,7 +327,7 @@ pub enum ProbeReason {
     ChurnIntent,
 }
 
-#[derive(Debug, Clone, PartialEq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, utoipa::ToSchema)]
 pub struct FollowUp {
     pub reason: ProbeReason,
     pub prompt: String,

@@ -41,7 +41,7 @@ impl Modify for Security {
         api::quarantine, api::overview, api::list_keys, api::create_key, api::revoke_key, api::taxonomy,
         crate::voc::ingest_feedback, crate::voc::metric,
         crate::voc::list_themes, crate::voc::get_theme, crate::voc::discover_themes, crate::voc::rename_theme, crate::voc::merge_theme, crate::voc::split_theme,
-        crate::surveys::save, crate::surveys::list, crate::surveys::get_one, crate::surveys::create_link, crate::surveys::list_invitations, crate::surveys::update_invitation,
+        crate::surveys::save, crate::surveys::list, crate::surveys::get_one, crate::surveys::create_link, crate::surveys::next_step, crate::surveys::list_invitations, crate::surveys::update_invitation,
     ),
     modifiers(&Security),
     tags((name = "ingest"), (name = "customers"), (name = "feedback"), (name = "themes"), (name = "keys"))

@@ -27,6 +27,7 @@ pub fn routes() -> Router<Arc<AppState>> {
         .route("/api/v1/surveys", get(list).post(save))
         .route("/api/v1/surveys/{id}", get(get_one))
         .route("/api/v1/surveys/{id}/links", post(create_link))
+        .route("/api/v1/surveys/{id}/next", post(next_step))
         .route("/api/v1/surveys/invitations", get(list_invitations))
         .route("/api/v1/surveys/invitations/{id}", post(update_invitation))
         .route("/s/{token}", get(page).post(submit))
@@ -139,6 +140,134 @@ pub async fn get_one(
     Ok(Json(
         json!({"survey_id": id, "version": version, "definition": def}),
     ))
+}
+
+#[derive(Deserialize, utoipa::ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct NextRequest {
+    /// Answers so far, question id to value (scores as numbers or strings).
+    #[serde(default)]
+    pub answers: HashMap<String, Value>,
+    /// Follow-up questions already asked in this conversation.
+    #[serde(default)]
+    pub follow_ups_asked: u8,
+    /// The version being answered (default: the latest).
+    pub version: Option<i64>,
+}
+
+#[derive(Serialize, utoipa::ToSchema)]
+pub struct NextStep {
+    pub version: i64,
+    /// The next questions to ask (the next page's, with branching applied), if any.
+    pub questions: Vec<cxm_domain::survey::Question>,
+    /// When every question is answered: a follow-up to ask, if the answers call for one.
+    pub follow_up: Option<cxm_domain::survey::FollowUp>,
+    /// Nothing more to ask.
+    pub done: bool,
+}
+
+/// For chat and voice bots: what to ask next, given the answers so far. Applies the
+/// branching page by page, then the follow-up engine, exactly as the hosted page does; the
+/// bot stores the answers with `POST /api/v1/feedback`.
+#[utoipa::path(post, path = "/api/v1/surveys/{id}/next", tag = "feedback", params(("id" = String, Path)), request_body = NextRequest,
+    responses((status = 200, body = NextStep), (status = 400, body = crate::error::Problem), (status = 404, body = crate::error::Problem)), security(("bearer" = [])))]
+pub async fn next_step(
+    State(st): State<Arc<AppState>>,
+    p: Principal,
+    Path(id): Path<String>,
+    ApiJson(req): ApiJson<NextRequest>,
+) -> ApiResult<Json<NextStep>> {
+    let (t, i) = (p.tenant_id, id.clone());
+    let (version, def) = st
+        .store
+        .run(move |s| s.survey(&t, &i, req.version))
+        .await?
+        .ok_or_else(|| {
+            ApiError::new(
+                ErrorCode::NotFound,
+                format!("no survey {id} (or no such version)"),
+            )
+        })?;
+    let def: SurveyDefinition = serde_json::from_str(&def)
+        .map_err(|e| ApiError::new(ErrorCode::Internal, e.to_string()))?;
+    let mut raw: HashMap<String, String> = HashMap::new();
+    for (k, v) in &req.answers {
+        let Some(q) = def.questions.iter().find(|q| &q.id == k) else {
+            return Err(ApiError::new(
+                ErrorCode::InvalidParameter,
+                format!("answers.{k}: the survey has no such question"),
+            ));
+        };
+        let text = match v {
+            Value::String(s) => s.trim().to_string(),
+            Value::Number(n) => n.to_string(),
+            _ => {
+                return Err(ApiError::new(
+                    ErrorCode::InvalidParameter,
+                    format!("answers.{k}: must be a string or a number"),
+                ))
+            }
+        };
+        if let Some((lo, hi)) = FieldType::parse(&q.kind).and_then(FieldType::range) {
+            if !text.parse::<i64>().is_ok_and(|n| (lo..=hi).contains(&n)) {
+                return Err(ApiError::new(
+                    ErrorCode::InvalidParameter,
+                    format!("answers.{k}: must be a whole number from {lo} to {hi}"),
+                ));
+            }
+        }
+        if text.len() > 10_000 {
+            return Err(ApiError::new(
+                ErrorCode::InvalidParameter,
+                format!("answers.{k}: at most 10000 characters"),
+            ));
+        }
+        raw.insert(k.clone(), text);
+    }
+    for page in def.pages() {
+        let questions: Vec<_> = page
+            .filter(|i| def.visible(*i, &raw) && !raw.contains_key(&def.questions[*i].id))
+            .map(|i| def.questions[i].clone())
+            .collect();
+        if !questions.is_empty() {
+            return Ok(Json(NextStep {
+                version,
+                questions,
+                follow_up: None,
+                done: false,
+            }));
+        }
+    }
+    let score = def.questions.iter().find_map(|q| {
+        let kind = FieldType::parse(&q.kind)?;
+        kind.range()?;
+        Some((kind, raw.get(&q.id)?.parse::<i64>().ok()?))
+    });
+    let text: String = def
+        .questions
+        .iter()
+        .filter(|q| q.kind == "text")
+        .filter_map(|q| raw.get(&q.id).cloned())
+        .collect::<Vec<_>>()
+        .join(" ");
+    let analysed = (!text.is_empty()).then(|| st.analyzer.analyze(&text));
+    let signal = AnswerSignal {
+        score,
+        text: &text,
+        sentiment: analysed.as_ref().and_then(|a| a.compound),
+        churn_intent: analysed.as_ref().is_some_and(|a| a.cues.churn_intent),
+    };
+    let follow_up = if text.is_empty() {
+        None
+    } else {
+        next_follow_up(&def, &signal, req.follow_ups_asked)
+    };
+    Ok(Json(NextStep {
+        version,
+        questions: vec![],
+        done: follow_up.is_none(),
+        follow_up,
+    }))
 }
 
 #[derive(Deserialize, utoipa::ToSchema)]

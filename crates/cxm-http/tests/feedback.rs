@@ -373,6 +373,67 @@ async fn branching_asks_detractors_and_promoters_different_things() {
 }
 
 #[tokio::test]
+async fn bots_ask_what_the_branching_and_follow_ups_say() {
+    let app = TestApp::spawn().await;
+    let def = json!({"survey_id": "bot", "definition": {"name": "Chat survey", "questions": [
+        {"id": "nps", "type": "nps", "prompt": "Recommend us?", "required": true},
+        {"id": "fix", "type": "text", "prompt": "What should we fix first?", "show_if": {"question": "nps", "at_most": 6}},
+        {"id": "praise", "type": "text", "prompt": "What did you like?", "show_if": {"question": "nps", "at_least": 9}}]}});
+    assert_eq!(
+        app.post("/api/v1/surveys", &app.secret_key, &def)
+            .await
+            .status(),
+        201
+    );
+    let next = |body: Value| {
+        let app = &app;
+        async move {
+            let r = app
+                .post("/api/v1/surveys/bot/next", &app.secret_key, &body)
+                .await;
+            (r.status(), r.json::<Value>().await.unwrap())
+        }
+    };
+    let ids = |v: &Value| -> Vec<String> {
+        v["questions"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|q| q["id"].as_str().unwrap().to_string())
+            .collect()
+    };
+    let (s, v) = next(json!({})).await;
+    assert_eq!((s.as_u16(), ids(&v)), (200, vec!["nps".to_string()]));
+    let (_, v) = next(json!({"answers": {"nps": 3}})).await;
+    assert_eq!(ids(&v), ["fix"]);
+    let (_, v) = next(json!({"answers": {"nps": "10"}})).await;
+    assert_eq!(ids(&v), ["praise"]);
+    // every question answered: a vague answer gets a follow-up, until the limit
+    let (_, v) = next(json!({"answers": {"nps": 3, "fix": "fine"}})).await;
+    assert_eq!(
+        (v["done"].as_bool(), v["follow_up"]["reason"].as_str()),
+        (Some(false), Some("vague"))
+    );
+    let (_, v) = next(json!({"answers": {"nps": 3, "fix": "fine"}, "follow_ups_asked": 2})).await;
+    assert_eq!(
+        (v["done"].as_bool(), v["follow_up"].is_null()),
+        (Some(true), true)
+    );
+    let (_, v) = next(json!({"answers": {"nps": 9, "praise": "The agent on chat solved my billing question quickly"}})).await;
+    assert_eq!(v["done"], true);
+    for (body, status) in [
+        (json!({"answers": {"nope": 1}}), 400),
+        (json!({"answers": {"nps": 11}}), 400),
+        (json!({"answers": {"nps": [1]}}), 400),
+        (json!({"answers": {}, "extra": 1}), 400),
+        (json!({"version": 9}), 404),
+    ] {
+        assert_eq!(next(body.clone()).await.0.as_u16(), status, "{body}");
+    }
+    app.stop().await;
+}
+
+#[tokio::test]
 async fn contact_rules_keep_customers_from_being_over_surveyed() {
     let app = TestApp::spawn().await;
     let q = json!([{"id": "nps", "type": "nps", "prompt": "Recommend us?"}]);
