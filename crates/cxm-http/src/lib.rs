@@ -7,6 +7,7 @@ pub mod builder;
 pub mod dashboard;
 pub mod error;
 pub mod ingest;
+pub mod mailer;
 pub mod openapi;
 pub mod ops;
 pub mod surveys;
@@ -46,6 +47,8 @@ pub struct HttpConfig {
     pub contact_rules: cxm_domain::survey::ContactRules,
     /// How often each tenant's themes are re-discovered; zero: only on demand.
     pub theme_rediscovery: Duration,
+    /// SMTP relay for survey invitations; None leaves them in the outbox.
+    pub mail: Option<mailer::MailConfig>,
 }
 
 impl Default for HttpConfig {
@@ -62,6 +65,7 @@ impl Default for HttpConfig {
             key_cache_ttl: Duration::from_secs(5),
             contact_rules: cxm_domain::survey::ContactRules::default(),
             theme_rediscovery: Duration::from_secs(24 * 3600),
+            mail: None,
         }
     }
 }

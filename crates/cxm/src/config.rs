@@ -56,6 +56,15 @@ pub struct ServeArgs {
     /// Re-discover each tenant's themes this often, in hours; 0 only on demand (default 24).
     #[arg(long, env = "CXM_THEME_REDISCOVERY_HOURS")]
     pub theme_rediscovery_hours: Option<u64>,
+    /// SMTP relay for survey invitations, smtp://host[:port]; unset: invitations wait in the outbox.
+    #[arg(long, env = "CXM_SMTP_URL")]
+    pub smtp_url: Option<String>,
+    /// From header of invitation emails (default "cxm <surveys@localhost>").
+    #[arg(long, env = "CXM_MAIL_FROM")]
+    pub mail_from: Option<String>,
+    /// Public base URL of this server, for links in emails (default http://LISTEN).
+    #[arg(long, env = "CXM_PUBLIC_URL")]
+    pub public_url: Option<String>,
 }
 
 #[derive(Deserialize, Debug, Default)]
@@ -76,6 +85,9 @@ pub struct FileConfig {
     /// How often one customer may be invited to surveys.
     pub contact_rules: Option<cxm_domain::survey::ContactRules>,
     pub theme_rediscovery_hours: Option<u64>,
+    pub smtp_url: Option<String>,
+    pub mail_from: Option<String>,
+    pub public_url: Option<String>,
 }
 
 impl FileConfig {
@@ -135,6 +147,29 @@ impl Settings {
             path_prefix.is_empty() || path_prefix.starts_with('/'),
             "path prefix must start with / (got {path_prefix:?})"
         );
+        let listen = serve
+            .listen
+            .or(file.listen)
+            .unwrap_or_else(|| "127.0.0.1:8080".parse().unwrap());
+        let mail = match serve.smtp_url.clone().or(file.smtp_url) {
+            None => None,
+            Some(url) => {
+                let from = serve
+                    .mail_from
+                    .clone()
+                    .or(file.mail_from)
+                    .unwrap_or_else(|| "cxm <surveys@localhost>".into());
+                let public = serve
+                    .public_url
+                    .clone()
+                    .or(file.public_url)
+                    .unwrap_or_else(|| format!("http://{listen}"));
+                Some(
+                    cxm_http::mailer::MailConfig::parse(&url, &from, &public)
+                        .map_err(|e| anyhow::anyhow!(e))?,
+                )
+            }
+        };
         Ok(Settings {
             data_dir: store
                 .data_dir
@@ -146,10 +181,7 @@ impl Settings {
                 .clone()
                 .or(file.database_url)
                 .filter(|s| !s.is_empty()),
-            listen: serve
-                .listen
-                .or(file.listen)
-                .unwrap_or_else(|| "127.0.0.1:8080".parse().unwrap()),
+            listen,
             http: cxm_http::HttpConfig {
                 max_request_bytes,
                 max_event_bytes: serve
@@ -179,6 +211,7 @@ impl Settings {
                     .or(file.theme_rediscovery_hours)
                     .map(|h| Duration::from_secs(h * 3600))
                     .unwrap_or(d.theme_rediscovery),
+                mail,
                 ..d
             },
             dedup_window: Duration::from_secs(dedup_hours * 3600),

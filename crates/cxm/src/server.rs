@@ -40,11 +40,19 @@ pub async fn run(
     let upkeep = tokio::spawn(upkeep(store.clone(), settings.dedup_window));
     let themes = tokio::spawn(cxm_http::theme_worker(state.clone()));
     let triggers = tokio::spawn(cxm_http::triggers::trigger_worker(state.clone()));
+    let mail = settings
+        .http
+        .mail
+        .clone()
+        .map(|cfg| tokio::spawn(cxm_http::mailer::mail_worker(state.clone(), cfg)));
     tracing::info!(addr = %listener.local_addr()?, store = store.backend(), "serving");
     cxm_http::serve(listener, state, shutdown).await?;
     upkeep.abort();
     themes.abort();
     triggers.abort();
+    if let Some(m) = mail {
+        m.abort();
+    }
     // the router (and with it the last committer handle) is gone: the writer finishes its queue
     writer.await.ok();
     tracing::info!("stopped; every acknowledged event is committed");

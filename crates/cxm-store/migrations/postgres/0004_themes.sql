@@ -59,5 +59,5 @@ CREATE TABLE IF NOT EXISTS theme_rollup (
     responses BIGINT NOT NULL,
     sentiment_sum DOUBLE PRECISION NOT NULL,
     sentiment_n BIGINT NOT NULL,
-    PRIMARY KEY (tenant_id, theme_id, day, nps)
+    PRIMARY KEY (tenant_id, day, theme_id, nps)
 );

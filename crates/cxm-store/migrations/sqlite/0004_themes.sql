@@ -59,5 +59,5 @@ CREATE TABLE IF NOT EXISTS theme_rollup (
     responses INTEGER NOT NULL,
     sentiment_sum REAL NOT NULL,
     sentiment_n INTEGER NOT NULL,
-    PRIMARY KEY (tenant_id, theme_id, day, nps)
+    PRIMARY KEY (tenant_id, day, theme_id, nps)
 );

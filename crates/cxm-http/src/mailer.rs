@@ -1,0 +1,209 @@
+//! Email delivery of survey invitations. When an SMTP relay is configured, pending email
+//! invitations are sent as plain-text messages with the survey link and marked delivered
+//! (or failed, with the relay's answer). Without one they wait in the outbox for an
+//! integration to deliver.
+//!
+//! cxm speaks plain SMTP to a relay (a local MTA or the provider's relay host on a private
+//! network); TLS and authentication to the outside world are the relay's job.
+
+use std::collections::HashMap;
+use std::sync::Arc;
+use std::time::Duration;
+
+use cxm_domain::survey::SurveyDefinition;
+use lettre::message::header::ContentType;
+use lettre::{Message, SmtpTransport, Transport};
+
+use crate::AppState;
+
+/// Where and how to send mail.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct MailConfig {
+    pub host: String,
+    pub port: u16,
+    /// The From header, e.g. `Acme <surveys@acme.example>`.
+    pub from: String,
+    /// The public base URL survey links are made absolute with, e.g. `https://cx.acme.example`.
+    pub public_url: String,
+}
+
+impl MailConfig {
+    /// Parses `smtp://host[:port]` (port 25 by default).
+    pub fn parse(url: &str, from: &str, public_url: &str) -> Result<MailConfig, String> {
+        let rest = url
+            .strip_prefix("smtp://")
+            .ok_or_else(|| format!("smtp url must start with smtp:// (got {url:?})"))?;
+        let rest = rest.trim_end_matches('/');
+        let (host, port) = match rest.rsplit_once(':') {
+            Some((h, p)) => (
+                h,
+                p.parse::<u16>()
+                    .map_err(|_| format!("smtp url has a bad port: {p:?}"))?,
+            ),
+            None => (rest, 25),
+        };
+        if host.is_empty() {
+            return Err("smtp url has no host".into());
+        }
+        from.parse::<lettre::message::Mailbox>()
+            .map_err(|e| format!("mail from {from:?} is not an address: {e}"))?;
+        if !(public_url.starts_with("http://") || public_url.starts_with("https://")) {
+            return Err(format!(
+                "public url must start with http:// or https:// (got {public_url:?})"
+            ));
+        }
+        Ok(MailConfig {
+            host: host.to_string(),
+            port,
+            from: from.to_string(),
+            public_url: public_url.trim_end_matches('/').to_string(),
+        })
+    }
+}
+
+/// The invitation email: plain text, the survey's name as subject, the link on its own line.
+pub fn invitation_message(
+    cfg: &MailConfig,
+    to: &str,
+    survey_name: &str,
+    link: &str,
+) -> Result<Message, String> {
+    let to = to
+        .parse::<lettre::message::Mailbox>()
+        .map_err(|e| format!("{to:?} is not an email address: {e}"))?;
+    let from = cfg
+        .from
+        .parse::<lettre::message::Mailbox>()
+        .map_err(|e| e.to_string())?;
+    let body = format!(
+        "Hello,\n\nwe would like to hear how it went. It takes a minute:\n\n{}{link}\n\n\
+         The link is yours alone and works once. Thank you!\n",
+        cfg.public_url
+    );
+    Message::builder()
+        .from(from)
+        .to(to)
+        .subject(survey_name)
+        .header(ContentType::TEXT_PLAIN)
+        .body(body)
+        .map_err(|e| e.to_string())
+}
+
+/// Sends pending email invitations of every tenant, 100 at a time, every two seconds.
+pub async fn mail_worker(state: Arc<AppState>, cfg: MailConfig) {
+    let transport = SmtpTransport::builder_dangerous(&cfg.host)
+        .port(cfg.port)
+        .timeout(Some(Duration::from_secs(20)))
+        .build();
+    loop {
+        if let Err(e) = send_pending(&state, &cfg, &transport).await {
+            tracing::warn!(error = %e.detail, "sending survey invitations failed");
+        }
+        tokio::time::sleep(Duration::from_secs(2)).await;
+    }
+}
+
+async fn send_pending(
+    st: &AppState,
+    cfg: &MailConfig,
+    transport: &SmtpTransport,
+) -> crate::error::ApiResult<()> {
+    for tenant in st.store.run(|s| s.list_tenants()).await? {
+        let t = tenant.id.clone();
+        let pending = st
+            .store
+            .run(move |s| s.list_invitations(&t, Some("pending"), None, 100))
+            .await?;
+        let mut names: HashMap<(String, i64), String> = HashMap::new();
+        for inv in pending.into_iter().filter(|i| i.channel == "email") {
+            let key = (inv.survey_id.clone(), inv.version);
+            if !names.contains_key(&key) {
+                let (t, sid, v) = (tenant.id.clone(), inv.survey_id.clone(), inv.version);
+                let name = st
+                    .store
+                    .run(move |s| s.survey(&t, &sid, Some(v)))
+                    .await?
+                    .and_then(|(_, d)| serde_json::from_str::<SurveyDefinition>(&d).ok())
+                    .map_or_else(|| "Your opinion".to_string(), |d| d.name);
+                names.insert(key.clone(), name);
+            }
+            let outcome = match (inv.identifier.strip_prefix("email:"), &inv.url) {
+                (Some(to), Some(link)) => {
+                    match invitation_message(cfg, to, &names[&key], link) {
+                        Ok(msg) => {
+                            let t = transport.clone();
+                            match tokio::task::spawn_blocking(move || t.send(&msg)).await {
+                                Ok(Ok(r)) => Ok(format!("smtp {}", r.code())),
+                                Ok(Err(e)) if e.is_transient() => {
+                                    // the relay is busy or down: leave it pending, try later
+                                    tracing::warn!(error = %e, invitation = inv.id, "smtp relay deferred");
+                                    return Ok(());
+                                }
+                                Ok(Err(e)) => Err(e.to_string()),
+                                Err(e) => Err(e.to_string()),
+                            }
+                        }
+                        Err(e) => Err(e),
+                    }
+                }
+                (None, _) => Err("the customer has no email address".to_string()),
+                (_, None) => Err("the invitation has no link".to_string()),
+            };
+            let (status, detail) = match outcome {
+                Ok(d) => ("delivered", d),
+                Err(e) => ("failed", e),
+            };
+            let (t, id) = (tenant.id.clone(), inv.id);
+            st.store
+                .run(move |s| s.mark_invitation(&t, id, status, &detail))
+                .await?;
+            tracing::info!(tenant = %tenant.id, invitation = id, status, "survey invitation emailed");
+        }
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn config_is_checked() {
+        let c = MailConfig::parse(
+            "smtp://127.0.0.1:2525",
+            "Acme <surveys@acme.example>",
+            "https://cx.acme.example/",
+        )
+        .unwrap();
+        assert_eq!(
+            (c.host.as_str(), c.port, c.public_url.as_str()),
+            ("127.0.0.1", 2525, "https://cx.acme.example")
+        );
+        assert_eq!(
+            MailConfig::parse("smtp://relay", "a@b.co", "http://x")
+                .unwrap()
+                .port,
+            25
+        );
+        assert!(MailConfig::parse("smtps://relay", "a@b.co", "http://x").is_err());
+        assert!(MailConfig::parse("smtp://relay:port", "a@b.co", "http://x").is_err());
+        assert!(MailConfig::parse("smtp://relay", "not an address", "http://x").is_err());
+        assert!(MailConfig::parse("smtp://relay", "a@b.co", "cx.example").is_err());
+    }
+
+    #[test]
+    fn the_message_carries_the_absolute_link() {
+        let c = MailConfig::parse(
+            "smtp://relay",
+            "Acme <surveys@acme.example>",
+            "https://cx.acme.example",
+        )
+        .unwrap();
+        let m = invitation_message(&c, "ada@example.com", "How did we do?", "/s/tok123").unwrap();
+        let raw = String::from_utf8(m.formatted()).unwrap();
+        assert!(raw.contains("Subject: How did we do?"));
+        assert!(raw.contains("To: ada@example.com"));
+        assert!(raw.contains("https://cx.acme.example/s/tok123"));
+        assert!(invitation_message(&c, "nope", "x", "/s/t").is_err());
+    }
+}
