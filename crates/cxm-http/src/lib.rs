@@ -10,6 +10,7 @@ pub mod ingest;
 pub mod mailer;
 pub mod openapi;
 pub mod ops;
+pub mod phrasing;
 pub mod surveys;
 pub mod themes;
 pub mod triggers;
@@ -49,6 +50,8 @@ pub struct HttpConfig {
     pub theme_rediscovery: Duration,
     /// SMTP relay for survey invitations; None leaves them in the outbox.
     pub mail: Option<mailer::MailConfig>,
+    /// OpenAI-compatible chat endpoint that may word follow-up questions.
+    pub llm: Option<phrasing::LlmConfig>,
 }
 
 impl Default for HttpConfig {
@@ -66,6 +69,7 @@ impl Default for HttpConfig {
             contact_rules: cxm_domain::survey::ContactRules::default(),
             theme_rediscovery: Duration::from_secs(24 * 3600),
             mail: None,
+            llm: None,
         }
     }
 }
@@ -83,6 +87,8 @@ pub struct AppState {
     pub analyzer: cxm_analytics::Analyzer,
     /// Wakes the theme worker when text answers arrive.
     pub themes_wake: tokio::sync::Notify,
+    /// Outbound HTTP (the optional phrasing endpoint).
+    pub http_client: reqwest::Client,
 }
 
 impl AppState {
@@ -98,6 +104,7 @@ impl AppState {
             pages: dashboard::Pages::new(),
             analyzer: cxm_analytics::Analyzer::new(),
             themes_wake: tokio::sync::Notify::new(),
+            http_client: reqwest::Client::new(),
             config,
         })
     }

@@ -257,10 +257,15 @@ pub async fn next_step(
         sentiment: analysed.as_ref().and_then(|a| a.compound),
         churn_intent: analysed.as_ref().is_some_and(|a| a.cues.churn_intent),
     };
+    let question = def
+        .questions
+        .iter()
+        .find(|q| q.kind == "text" && raw.contains_key(&q.id))
+        .map_or(String::new(), |q| q.prompt.clone());
     let follow_up = if text.is_empty() {
         None
     } else {
-        next_follow_up(&def, &signal, req.follow_ups_asked)
+        worded_follow_up(&st, &def, &signal, req.follow_ups_asked, &question).await
     };
     Ok(Json(NextStep {
         version,
@@ -729,17 +734,50 @@ async fn submit(
         sentiment,
         churn_intent: churn,
     };
-    follow_up_or_thanks(&st, &token, &def, &signal, 0)
+    let question = def
+        .questions
+        .iter()
+        .find(|q| q.kind == "text" && raw.contains_key(&q.id))
+        .map_or(String::new(), |q| q.prompt.clone());
+    follow_up_or_thanks(&st, &token, &def, &signal, 0, &question).await
 }
 
-fn follow_up_or_thanks(
+/// The engine's follow-up, in the words of the configured model when there is one and it
+/// answers well and in time.
+pub(crate) async fn worded_follow_up(
+    st: &AppState,
+    def: &SurveyDefinition,
+    signal: &AnswerSignal<'_>,
+    asked: u8,
+    question: &str,
+) -> Option<cxm_domain::survey::FollowUp> {
+    let mut f = next_follow_up(def, signal, asked)?;
+    if let Some(cfg) = &st.config.llm {
+        if let Some(p) = crate::phrasing::phrase(
+            &st.http_client,
+            cfg,
+            question,
+            signal.text,
+            &f,
+            &def.avoid_topics,
+        )
+        .await
+        {
+            f.prompt = p;
+        }
+    }
+    Some(f)
+}
+
+async fn follow_up_or_thanks(
     st: &AppState,
     token: &str,
     def: &SurveyDefinition,
     signal: &AnswerSignal<'_>,
     asked: u8,
+    question: &str,
 ) -> Response {
-    match next_follow_up(def, signal, asked) {
+    match worded_follow_up(st, def, signal, asked, question).await {
         Some(f) => html(
             st,
             StatusCode::OK,
@@ -812,7 +850,7 @@ async fn more(
         sentiment: s.as_ref().and_then(|s| s.compound),
         churn_intent: s.is_some_and(|s| s.cues.churn_intent),
     };
-    follow_up_or_thanks(&st, &token, &def, &signal, form.n)
+    follow_up_or_thanks(&st, &token, &def, &signal, form.n, "Follow-up").await
 }
 
 async fn done(State(st): State<Arc<AppState>>, Path(token): Path<String>) -> Response {

@@ -965,3 +965,82 @@ async fn events_trigger_invitations_sqlite() {
 async fn events_trigger_invitations_postgres() {
     events_trigger_invitations(Backend::Postgres).await;
 }
+
+/// A stand-in for an OpenAI-compatible chat endpoint (we cannot run a model in tests): it
+/// records the request and answers with a fixed completion.
+async fn chat_endpoint(
+    reply: &'static str,
+) -> (String, std::sync::Arc<std::sync::Mutex<Vec<Value>>>) {
+    let seen = std::sync::Arc::new(std::sync::Mutex::new(vec![]));
+    let s2 = seen.clone();
+    let app = axum::Router::new().route(
+        "/v1/chat/completions",
+        axum::routing::post(move |axum::Json(body): axum::Json<Value>| {
+            let seen = s2.clone();
+            async move {
+                seen.lock().unwrap().push(body);
+                axum::Json(json!({"choices": [{"index": 0, "message": {"role": "assistant", "content": reply}}]}))
+            }
+        }),
+    );
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let url = format!("http://{}/v1", listener.local_addr().unwrap());
+    tokio::spawn(async move { axum::serve(listener, app).await.unwrap() });
+    (url, seen)
+}
+
+async fn follow_up_prompt(reply: &'static str) -> (String, Vec<Value>) {
+    let (url, seen) = chat_endpoint(reply).await;
+    let config = cxm_http::HttpConfig {
+        llm: Some(
+            cxm_http::phrasing::LlmConfig::parse(&url, "small-model", Some("sk-test".into()))
+                .unwrap(),
+        ),
+        ..Default::default()
+    };
+    let app = TestApp::spawn_with(Backend::Sqlite, config).await.unwrap();
+    let def = json!({"survey_id": "s", "definition": {"name": "How did we do?", "avoid_topics": ["pricing"], "questions": [
+        {"id": "nps", "type": "nps", "prompt": "Recommend us?", "required": true},
+        {"id": "why", "type": "text", "prompt": "Why that score?"}]}});
+    app.post("/api/v1/surveys", &app.secret_key, &def).await;
+    let link: Value = app
+        .post("/api/v1/surveys/s/links", &app.secret_key, &json!({}))
+        .await
+        .json()
+        .await
+        .unwrap();
+    let url = app.url(link["url"].as_str().unwrap());
+    let html = app
+        .client
+        .post(&url)
+        .form(&[("q_nps", "7"), ("q_why", "fine")])
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    app.stop().await;
+    let requests = seen.lock().unwrap().clone();
+    (html, requests)
+}
+
+#[tokio::test]
+async fn a_configured_model_words_the_follow_up_and_a_bad_answer_is_ignored() {
+    let (html, requests) = follow_up_prompt("What would have made it a 10 for you?").await;
+    assert!(
+        html.contains("What would have made it a 10 for you?"),
+        "{html}"
+    );
+    assert_eq!(requests.len(), 1);
+    assert_eq!(requests[0]["model"], "small-model");
+    let user = requests[0]["messages"][1]["content"].as_str().unwrap();
+    assert!(user.contains("Why that score?") && user.contains("fine") && user.contains("Vague"));
+    assert!(requests[0]["messages"][0]["content"]
+        .as_str()
+        .unwrap()
+        .contains("Never mention: pricing"));
+    // a reply that is not a single question falls back to the engine's own wording
+    let (html, _) = follow_up_prompt("Sure! Here is a question: tell us about pricing").await;
+    assert!(html.contains("Could you tell us a bit more?"), "{html}");
+}

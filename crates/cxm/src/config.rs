@@ -65,6 +65,13 @@ pub struct ServeArgs {
     /// Public base URL of this server, for links in emails (default http://LISTEN).
     #[arg(long, env = "CXM_PUBLIC_URL")]
     pub public_url: Option<String>,
+    /// OpenAI-compatible endpoint (up to /v1) that may word follow-up questions; the key, if
+    /// needed, comes from CXM_LLM_API_KEY.
+    #[arg(long, env = "CXM_LLM_BASE_URL")]
+    pub llm_base_url: Option<String>,
+    /// Model name at that endpoint.
+    #[arg(long, env = "CXM_LLM_MODEL")]
+    pub llm_model: Option<String>,
 }
 
 #[derive(Deserialize, Debug, Default)]
@@ -88,6 +95,8 @@ pub struct FileConfig {
     pub smtp_url: Option<String>,
     pub mail_from: Option<String>,
     pub public_url: Option<String>,
+    pub llm_base_url: Option<String>,
+    pub llm_model: Option<String>,
 }
 
 impl FileConfig {
@@ -170,6 +179,21 @@ impl Settings {
                 )
             }
         };
+        let llm = match (
+            serve.llm_base_url.clone().or(file.llm_base_url),
+            serve.llm_model.clone().or(file.llm_model),
+        ) {
+            (None, None) => None,
+            (Some(url), Some(model)) => Some(
+                cxm_http::phrasing::LlmConfig::parse(
+                    &url,
+                    &model,
+                    std::env::var("CXM_LLM_API_KEY").ok(),
+                )
+                .map_err(|e| anyhow::anyhow!(e))?,
+            ),
+            _ => anyhow::bail!("set both the llm base url and the llm model, or neither"),
+        };
         Ok(Settings {
             data_dir: store
                 .data_dir
@@ -212,6 +236,7 @@ impl Settings {
                     .map(|h| Duration::from_secs(h * 3600))
                     .unwrap_or(d.theme_rediscovery),
                 mail,
+                llm,
                 ..d
             },
             dedup_window: Duration::from_secs(dedup_hours * 3600),
