@@ -17,6 +17,9 @@ pub struct Question {
     pub choices: Vec<String>,
     #[serde(default)]
     pub required: bool,
+    /// A choice question where several options may be picked (one answer row per option).
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub multiple: bool,
     /// Branching: ask this question only when an earlier answer meets the condition.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub show_if: Option<Condition>,
@@ -52,7 +55,11 @@ impl Condition {
                 return false;
             }
         }
-        self.any_of.is_empty() || self.any_of.iter().any(|a| a.eq_ignore_ascii_case(raw))
+        // a multiple choice arrives one option per line: any ticked option may match
+        self.any_of.is_empty()
+            || raw
+                .lines()
+                .any(|r| self.any_of.iter().any(|a| a.eq_ignore_ascii_case(r.trim())))
     }
 }
 
@@ -254,6 +261,11 @@ impl SurveyDefinition {
             if q.prompt.trim().is_empty() || q.prompt.len() > 500 {
                 return Err(format!("questions[{i}].prompt must be 1 to 500 characters"));
             }
+            if q.multiple && kind != FieldType::Choice {
+                return Err(format!(
+                    "questions[{i}]: only a choice question can be multiple"
+                ));
+            }
             if kind == FieldType::Choice && (q.choices.len() < 2 || q.choices.len() > 20) {
                 return Err(format!(
                     "questions[{i}] is a choice question and needs 2 to 20 choices"
@@ -325,6 +337,8 @@ pub enum ProbeReason {
     Vague,
     Surprising,
     ChurnIntent,
+    /// The answer is far from every theme the company knows.
+    NewTopic,
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, utoipa::ToSchema)]
@@ -342,6 +356,8 @@ pub struct AnswerSignal<'a> {
     /// VADER compound of the text, if English.
     pub sentiment: Option<f64>,
     pub churn_intent: bool,
+    /// The text fits none of the tenant's known themes.
+    pub new_topic: bool,
 }
 
 const VAGUE: &[&str] = &[
@@ -419,6 +435,12 @@ pub fn next_follow_up(
             prompt: "Could you tell us a bit more? What is one thing we should change?".into(),
         });
     }
+    if signal.new_topic {
+        return Some(FollowUp {
+            reason: ProbeReason::NewTopic,
+            prompt: "That is new to us. Could you tell us more about what happened?".into(),
+        });
+    }
     None
 }
 
@@ -443,6 +465,7 @@ mod tests {
             text,
             sentiment,
             churn_intent: churn,
+            new_topic: false,
         }
     }
 
@@ -489,6 +512,17 @@ mod tests {
         assert!(
             next_follow_up(&d, &sig(Some(8), "fine", Some(0.2), false), 2).is_none(),
             "never more than max_follow_ups"
+        );
+        let mut new = sig(
+            Some(8),
+            "the hologram feature confused my parrot",
+            Some(0.0),
+            false,
+        );
+        new.new_topic = true;
+        assert_eq!(
+            next_follow_up(&d, &new, 0).unwrap().reason,
+            ProbeReason::NewTopic
         );
         assert!(
             next_follow_up(

@@ -44,6 +44,9 @@ pub fn form_of(id: &str, def: &SurveyDefinition) -> BTreeMap<String, String> {
         if q.required {
             f.insert(format!("q{i}_required"), "on".into());
         }
+        if q.multiple {
+            f.insert(format!("q{i}_multiple"), "on".into());
+        }
         if let Some(c) = &q.show_if {
             f.insert(format!("q{i}_if"), c.question.clone());
             let (op, v) = match (c.at_most, c.at_least) {
@@ -113,7 +116,8 @@ pub fn definition_of(f: &HashMap<String, String>) -> Result<(String, SurveyDefin
             v => v.to_string(),
         };
         let mut q = json!({"id": qid, "type": get(&format!("q{i}_type")), "prompt": prompt,
-            "choices": list(get(&format!("q{i}_choices"))), "required": !get(&format!("q{i}_required")).is_empty()});
+            "choices": list(get(&format!("q{i}_choices"))), "required": !get(&format!("q{i}_required")).is_empty(),
+            "multiple": !get(&format!("q{i}_multiple")).is_empty()});
         let on = get(&format!("q{i}_if"));
         if !on.is_empty() {
             let value = get(&format!("q{i}_if_value"));

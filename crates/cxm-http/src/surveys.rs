@@ -177,6 +177,7 @@ pub async fn next_step(
     Path(id): Path<String>,
     ApiJson(req): ApiJson<NextRequest>,
 ) -> ApiResult<Json<NextStep>> {
+    let tenant = p.tenant_id.clone();
     let (t, i) = (p.tenant_id, id.clone());
     let (version, def) = st
         .store
@@ -201,10 +202,16 @@ pub async fn next_step(
         let text = match v {
             Value::String(s) => s.trim().to_string(),
             Value::Number(n) => n.to_string(),
+            Value::Array(a) if q.multiple && a.iter().all(Value::is_string) => a
+                .iter()
+                .filter_map(Value::as_str)
+                .map(str::trim)
+                .collect::<Vec<_>>()
+                .join("\n"),
             _ => {
                 return Err(ApiError::new(
                     ErrorCode::InvalidParameter,
-                    format!("answers.{k}: must be a string or a number"),
+                    format!("answers.{k}: must be a string or a number (an array of strings for a multiple choice)"),
                 ))
             }
         };
@@ -256,6 +263,7 @@ pub async fn next_step(
         text: &text,
         sentiment: analysed.as_ref().and_then(|a| a.compound),
         churn_intent: analysed.as_ref().is_some_and(|a| a.cues.churn_intent),
+        new_topic: new_topic(&st, &tenant, &text).await,
     };
     let question = def
         .questions
@@ -563,7 +571,7 @@ fn questions_page(
         .map(|i| {
             let q = &def.questions[i];
             let scale = scale_of(&q.kind);
-            json!({"id": q.id, "type": q.kind, "prompt": q.prompt, "required": q.required, "choices": q.choices,
+            json!({"id": q.id, "type": q.kind, "prompt": q.prompt, "required": q.required, "choices": q.choices, "multiple": q.multiple,
                    "scale": scale.as_ref().map(|s| s.0.clone()), "low": scale.as_ref().map(|s| s.1), "high": scale.as_ref().map(|s| s.2),
                    "value": answers.get(&q.id)})
         })
@@ -629,7 +637,7 @@ async fn store_answers(
 async fn submit(
     State(st): State<Arc<AppState>>,
     Path(token): Path<String>,
-    Form(form): Form<HashMap<String, String>>,
+    Form(fields): Form<Vec<(String, String)>>,
 ) -> Response {
     let (hash, link, def) = match load(&st, &token).await {
         Ok(x) => x,
@@ -645,14 +653,26 @@ async fn submit(
     }
     let now = chrono::Utc::now();
     // raw answers as sent, by question id; only questions the branching shows count
+    // a multiple-choice question sends one field per ticked box: keep them all, one per line
+    let mut form: HashMap<String, String> = HashMap::new();
+    for (k, v) in fields {
+        let v = v.trim().replace('\n', " ");
+        if v.is_empty() {
+            continue;
+        }
+        form.entry(k)
+            .and_modify(|e| {
+                e.push('\n');
+                e.push_str(&v);
+            })
+            .or_insert(v);
+    }
     let raw: HashMap<String, String> = def
         .questions
         .iter()
         .filter_map(|q| {
             form.get(&format!("q_{}", q.id))
-                .map(|v| v.trim())
-                .filter(|v| !v.is_empty())
-                .map(|v| (q.id.clone(), v.to_string()))
+                .map(|v| (q.id.clone(), v.clone()))
         })
         .collect();
     let pages = def.pages();
@@ -679,11 +699,29 @@ async fn submit(
         } else {
             Value::from(raw)
         };
-        if q.kind == "choice" && !q.choices.iter().any(|c| c == raw) {
-            problems.push(format!(
-                "Please pick one of the options for “{}”.",
-                q.prompt
-            ));
+        if q.kind == "choice" {
+            let picked: Vec<&str> = raw.lines().collect();
+            if picked.iter().any(|p| !q.choices.iter().any(|c| c == p))
+                || (!q.multiple && picked.len() > 1)
+            {
+                problems.push(format!(
+                    "Please pick {} of the options for “{}”.",
+                    if q.multiple { "from" } else { "one" },
+                    q.prompt
+                ));
+                continue;
+            }
+            // one row per ticked option, each with its own idempotency key
+            for p in picked {
+                let mut a = base_answer(&link, &hash, &q.id, &q.kind, Value::from(p));
+                if q.multiple {
+                    a["idempotency_key"] = format!("s-{}:{}:{p}", &hash[..16], q.id).into();
+                }
+                match parse_answer(&a, now) {
+                    Ok(a) => answers.push(a),
+                    Err(e) => problems.push(format!("“{}”: {}", q.prompt, e.detail)),
+                }
+            }
             continue;
         }
         match parse_answer(&base_answer(&link, &hash, &q.id, &q.kind, value), now) {
@@ -733,6 +771,7 @@ async fn submit(
         text: &text,
         sentiment,
         churn_intent: churn,
+        new_topic: new_topic(&st, &link.tenant_id, &text).await,
     };
     let question = def
         .questions
@@ -740,6 +779,14 @@ async fn submit(
         .find(|q| q.kind == "text" && raw.contains_key(&q.id))
         .map_or(String::new(), |q| q.prompt.clone());
     follow_up_or_thanks(&st, &token, &def, &signal, 0, &question).await
+}
+
+/// Whether the text is a topic the tenant's themes do not know (for the follow-up engine).
+async fn new_topic(st: &AppState, tenant: &str, text: &str) -> bool {
+    let (t, x) = (tenant.to_string(), text.to_string());
+    crate::voc::blocking(st, move |s| crate::themes::is_new_topic(s, &t, &x))
+        .await
+        .unwrap_or(false)
 }
 
 /// The engine's follow-up, in the words of the configured model when there is one and it
@@ -849,6 +896,7 @@ async fn more(
         text: &text,
         sentiment: s.as_ref().and_then(|s| s.compound),
         churn_intent: s.is_some_and(|s| s.cues.churn_intent),
+        new_topic: new_topic(&st, &link.tenant_id, &text).await,
     };
     follow_up_or_thanks(&st, &token, &def, &signal, form.n, "Follow-up").await
 }

@@ -414,10 +414,16 @@ pub fn list(store: &dyn Store, tenant: &str, days: u32, all: bool) -> ApiResult<
     let daily = store.theme_days(tenant, &from, &to)?;
     let nps = store.theme_nps(tenant, &from, &to)?;
     let accounts = store.theme_accounts(tenant, &from, &to)?;
+    // mentioners come as NPS categories (10, 7, 0): fold every answer the same way
     let all_nps: Vec<(i64, u64)> = {
         let mut h: BTreeMap<i64, u64> = BTreeMap::new();
         for r in store.feedback_histogram(tenant, "nps", &from, &to, None)? {
-            *h.entry(r.score).or_default() += r.answers;
+            let category = match r.score {
+                9.. => 10,
+                7 | 8 => 7,
+                _ => 0,
+            };
+            *h.entry(category).or_default() += r.answers;
         }
         h.into_iter().collect()
     };
@@ -551,6 +557,17 @@ pub fn list(store: &dyn Store, tenant: &str, days: u32, all: bool) -> ApiResult<
         themes,
         edits,
     })
+}
+
+/// Whether a text fits none of the tenant's themes (it would land in the noise bucket):
+/// something the company has not heard about yet, worth a follow-up. False before the first
+/// discovery.
+pub fn is_new_topic(store: &dyn Store, tenant: &str, text: &str) -> ApiResult<bool> {
+    if text.trim().is_empty() {
+        return Ok(false);
+    }
+    let (state, reg) = load(store, tenant)?;
+    Ok(state.version > 0 && reg.placer().assign(&Tokenizer::default(), text) == NOISE)
 }
 
 /// What the hourly job does for one tenant: discover when the last discovery is older than

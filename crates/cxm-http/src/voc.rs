@@ -146,13 +146,16 @@ async fn store_feedback(
     let mut rows = Vec::with_capacity(list.len());
     let mut problems = vec![];
     for (i, a) in list.iter().enumerate() {
-        match cxm_domain::feedback::parse_answer(a, now) {
-            Ok(answer) => {
-                rows.push(enrich(&st.analyzer, answer).0);
+        for a in expand_choices(a) {
+            match cxm_domain::feedback::parse_answer(&a, now) {
+                Ok(answer) => {
+                    rows.push(enrich(&st.analyzer, answer).0);
+                }
+                Err(e) => problems.push(format!("answers[{i}].{}: {}", e.field, e.detail)),
             }
-            Err(e) => problems.push(format!("answers[{i}].{}: {}", e.field, e.detail)),
         }
     }
+    problems.extend(unknown_versions(st, &key.tenant_id, &rows).await?);
     if !problems.is_empty() {
         let n = problems.len();
         problems.truncate(20);
@@ -174,6 +177,73 @@ async fn store_feedback(
         st.themes_wake.notify_one();
     }
     Ok(Json(out))
+}
+
+/// A multiple-choice answer may carry its options as an array: it is stored as one answer
+/// per option, each with its own idempotency key (`<key>:<option>`).
+fn expand_choices(a: &Value) -> Vec<Value> {
+    match (a.get("type").and_then(Value::as_str), a.get("value")) {
+        (Some("choice"), Some(Value::Array(options))) if !options.is_empty() => {
+            let key = a
+                .get("idempotency_key")
+                .and_then(Value::as_str)
+                .map(String::from)
+                .unwrap_or_else(|| {
+                    format!(
+                        "{}:{}",
+                        a["response_id"].as_str().unwrap_or_default(),
+                        a["question"].as_str().unwrap_or_default()
+                    )
+                });
+            options
+                .iter()
+                .map(|o| {
+                    let mut one = a.clone();
+                    one["value"] = o.clone();
+                    one["idempotency_key"] =
+                        format!("{key}:{}", o.as_str().unwrap_or_default()).into();
+                    one
+                })
+                .collect()
+        }
+        _ => vec![a.clone()],
+    }
+}
+
+/// Answers naming a version of a survey cxm holds must name a version that exists; answers
+/// for surveys cxm does not know (imports from other tools) are taken as they are.
+async fn unknown_versions(
+    st: &AppState,
+    tenant: &str,
+    rows: &[FeedbackRow],
+) -> ApiResult<Vec<String>> {
+    let mut asked: Vec<(String, i64)> = rows
+        .iter()
+        .filter_map(|r| Some((r.answer.survey_id.clone()?, r.answer.survey_version?)))
+        .collect();
+    asked.sort();
+    asked.dedup();
+    if asked.is_empty() {
+        return Ok(vec![]);
+    }
+    let t = tenant.to_string();
+    Ok(st
+        .store
+        .run(move |s| {
+            let mut out = vec![];
+            for (id, v) in asked {
+                if s.survey(&t, &id, Some(v))?.is_some() {
+                    continue;
+                }
+                if let Some((latest, _)) = s.survey(&t, &id, None)? {
+                    out.push(format!(
+                        "survey_version: survey {id:?} has no version {v} (the latest is {latest})"
+                    ));
+                }
+            }
+            Ok(out)
+        })
+        .await?)
 }
 
 #[derive(Deserialize, utoipa::IntoParams)]

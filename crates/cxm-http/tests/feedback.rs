@@ -1044,3 +1044,133 @@ async fn a_configured_model_words_the_follow_up_and_a_bad_answer_is_ignored() {
     let (html, _) = follow_up_prompt("Sure! Here is a question: tell us about pricing").await;
     assert!(html.contains("Could you tell us a bit more?"), "{html}");
 }
+
+#[tokio::test]
+async fn multiple_choice_and_unknown_survey_versions() {
+    let app = TestApp::spawn().await;
+    let def = json!({"survey_id": "why", "definition": {"name": "Why", "questions": [
+        {"id": "topics", "type": "choice", "prompt": "What was it about?", "choices": ["billing", "delivery", "app"], "multiple": true, "required": true},
+        {"id": "bill", "type": "text", "prompt": "What went wrong with billing?", "show_if": {"question": "topics", "any_of": ["billing"]}}]}});
+    assert_eq!(
+        app.post("/api/v1/surveys", &app.secret_key, &def)
+            .await
+            .status(),
+        201
+    );
+    let bad = json!({"survey_id": "x", "definition": {"name": "x", "questions": [{"id": "a", "type": "text", "prompt": "A?", "multiple": true}]}});
+    assert_eq!(
+        app.post("/api/v1/surveys", &app.secret_key, &bad)
+            .await
+            .status(),
+        400
+    );
+
+    // the hosted page: checkboxes; two ticked boxes are two answers, and "billing" opens the branch
+    let link: Value = app
+        .post("/api/v1/surveys/why/links", &app.secret_key, &json!({}))
+        .await
+        .json()
+        .await
+        .unwrap();
+    let url = app.url(link["url"].as_str().unwrap());
+    let html = app
+        .client
+        .get(&url)
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    assert!(html.contains(r#"type="checkbox" name="q_topics" value="billing""#));
+    let page2 = app
+        .client
+        .post(&url)
+        .form(&[("step", "0"), ("q_topics", "billing"), ("q_topics", "app")])
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    assert!(page2.contains("What went wrong with billing?"), "{page2}");
+    assert!(
+        page2.contains(r#"type="hidden" name="q_topics" value="billing""#)
+            && page2.contains(r#"type="hidden" name="q_topics" value="app""#)
+    );
+    let done = app
+        .client
+        .post(&url)
+        .form(&[
+            ("step", "1"),
+            ("q_topics", "billing"),
+            ("q_topics", "app"),
+            ("q_bill", "charged twice for one order"),
+        ])
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(done.status(), 200);
+    let bogus = app
+        .client
+        .post(&url)
+        .form(&[("q_topics", "pizza")])
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(bogus.status(), 200, "answered already: a no-op");
+
+    // the API takes the options as an array; re-sending is a no-op
+    let answers = json!([{"response_id": "r9", "question": "topics", "type": "choice", "value": ["delivery", "app"], "survey_id": "why", "survey_version": 1}]);
+    let r: Value = app
+        .post("/api/v1/feedback", &app.write_key, &answers)
+        .await
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(
+        (r["accepted"].as_u64(), r["duplicates"].as_u64()),
+        (Some(2), Some(0))
+    );
+    let r: Value = app
+        .post("/api/v1/feedback", &app.write_key, &answers)
+        .await
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(
+        (r["accepted"].as_u64(), r["duplicates"].as_u64()),
+        (Some(0), Some(2))
+    );
+
+    // a version cxm does not hold of a survey it knows is refused; unknown surveys are imports
+    let wrong = json!([{"response_id": "r10", "question": "topics", "type": "choice", "value": "app", "survey_id": "why", "survey_version": 7}]);
+    let r = app.post("/api/v1/feedback", &app.write_key, &wrong).await;
+    assert_eq!(r.status(), 400);
+    assert!(r
+        .text()
+        .await
+        .unwrap()
+        .contains("has no version 7 (the latest is 1)"));
+    let external = json!([{"response_id": "r11", "question": "q1", "type": "nps", "value": 9, "survey_id": "SV_qualtrics", "survey_version": 3}]);
+    assert_eq!(
+        app.post("/api/v1/feedback", &app.write_key, &external)
+            .await
+            .status(),
+        200
+    );
+
+    // bots send a multiple choice as an array
+    let r: Value = app
+        .post(
+            "/api/v1/surveys/why/next",
+            &app.secret_key,
+            &json!({"answers": {"topics": ["billing", "app"]}}),
+        )
+        .await
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(r["questions"][0]["id"], "bill");
+    app.stop().await;
+}

@@ -909,10 +909,14 @@ impl Store for PgStore {
         self.tx(|g| {
             g.exec("DELETE FROM theme_rollup WHERE tenant_id = $1", &[&tenant])?;
             g.exec(
-                "INSERT INTO theme_rollup (tenant_id, theme_id, day, nps, answers, responses, sentiment_sum, sentiment_n)
-                 SELECT $1, m.theme_id, m.day, COALESCE(n.score, -1), COUNT(*), COUNT(DISTINCT m.response_id), COALESCE(SUM(m.sentiment), 0), COUNT(m.sentiment)
+                "INSERT INTO theme_rollup (tenant_id, day, theme_id, answers, promoters, passives, detractors, sentiment_sum, sentiment_n)
+                 SELECT $1, m.day, m.theme_id, COUNT(*),
+                        COUNT(DISTINCT CASE WHEN n.score >= 9 THEN m.response_id END),
+                        COUNT(DISTINCT CASE WHEN n.score BETWEEN 7 AND 8 THEN m.response_id END),
+                        COUNT(DISTINCT CASE WHEN n.score <= 6 THEN m.response_id END),
+                        COALESCE(SUM(m.sentiment), 0), COUNT(m.sentiment)
                  FROM feedback_themes m LEFT JOIN (SELECT response_id, MIN(score) AS score FROM feedback WHERE tenant_id = $1 AND field_type = 'nps' GROUP BY response_id) n ON n.response_id = m.response_id
-                 WHERE m.tenant_id = $1 GROUP BY m.theme_id, m.day, COALESCE(n.score, -1)",
+                 WHERE m.tenant_id = $1 GROUP BY m.day, m.theme_id",
                 &[&tenant],
             )?;
             Ok(())
@@ -932,15 +936,16 @@ impl Store for PgStore {
                 let first = g
                     .opt("SELECT 1 FROM feedback_themes WHERE tenant_id = $1 AND response_id = $2 AND theme_id = $3 AND feedback_id <> $4 LIMIT 1", &[&tenant, &a.response_id, &a.theme_id, &a.feedback_id])?
                     .is_none();
-                let score: i64 = g
+                let score: Option<i64> = g
                     .opt("SELECT score FROM feedback WHERE tenant_id = $1 AND response_id = $2 AND field_type = 'nps' LIMIT 1", &[&tenant, &a.response_id])?
-                    .and_then(|r| r.get::<_, Option<i64>>(0))
-                    .unwrap_or(-1);
+                    .and_then(|r| r.get::<_, Option<i64>>(0));
+                let [p, n, d] = nps_category(score.filter(|_| first));
                 g.exec(
-                    "INSERT INTO theme_rollup (tenant_id, theme_id, day, nps, answers, responses, sentiment_sum, sentiment_n) VALUES ($1, $2, $3, $4, 1, $5, $6, $7)
-                     ON CONFLICT (tenant_id, theme_id, day, nps) DO UPDATE SET answers = theme_rollup.answers + 1, responses = theme_rollup.responses + excluded.responses,
+                    "INSERT INTO theme_rollup (tenant_id, day, theme_id, answers, promoters, passives, detractors, sentiment_sum, sentiment_n) VALUES ($1, $2, $3, 1, $4, $5, $6, $7, $8)
+                     ON CONFLICT (tenant_id, day, theme_id) DO UPDATE SET answers = theme_rollup.answers + 1, promoters = theme_rollup.promoters + excluded.promoters,
+                       passives = theme_rollup.passives + excluded.passives, detractors = theme_rollup.detractors + excluded.detractors,
                        sentiment_sum = theme_rollup.sentiment_sum + excluded.sentiment_sum, sentiment_n = theme_rollup.sentiment_n + excluded.sentiment_n",
-                    &[&tenant, &a.theme_id, &a.day, &score, &i64::from(first), &a.sentiment.unwrap_or(0.0), &i64::from(a.sentiment.is_some())],
+                    &[&tenant, &a.day, &a.theme_id, &p, &n, &d, &a.sentiment.unwrap_or(0.0), &i64::from(a.sentiment.is_some())],
                 )?;
             }
             Ok(())
@@ -994,25 +999,33 @@ impl Store for PgStore {
     fn theme_days(&self, tenant: &str, from_day: &str, to_day: &str) -> Result<Vec<ThemeDay>> {
         self.tx(|g| {
             Ok(g.all(
-                "SELECT theme_id, day, SUM(answers)::bigint, SUM(sentiment_sum)::float8, SUM(sentiment_n)::bigint FROM theme_rollup
-                 WHERE tenant_id = $1 AND day >= $2 AND day <= $3 GROUP BY theme_id, day ORDER BY theme_id, day",
+                "SELECT theme_id, day, answers, sentiment_sum, sentiment_n FROM theme_rollup
+                 WHERE tenant_id = $1 AND day >= $2 AND day <= $3 ORDER BY theme_id, day",
                 &[&tenant, &from_day, &to_day],
             )?
             .iter()
-            .map(|r| ThemeDay { theme_id: r.get(0), day: r.get(1), answers: r.get::<_, i64>(2) as u64, sentiment_sum: r.get(3), sentiment_n: r.get::<_, i64>(4) as u64 })
+            .map(|r| ThemeDay {
+                theme_id: r.get(0),
+                day: r.get(1),
+                answers: r.get::<_, i64>(2) as u64,
+                sentiment_sum: r.get(3),
+                sentiment_n: r.get::<_, i64>(4) as u64,
+            })
             .collect())
         })
     }
 
     fn theme_nps(&self, tenant: &str, from_day: &str, to_day: &str) -> Result<Vec<ThemeNps>> {
         self.tx(|g| {
-            Ok(g.all(
-                "SELECT theme_id, nps, SUM(responses)::bigint FROM theme_rollup WHERE tenant_id = $1 AND day >= $2 AND day <= $3 AND nps >= 0 GROUP BY theme_id, nps ORDER BY theme_id, nps",
-                &[&tenant, &from_day, &to_day],
-            )?
-            .iter()
-            .map(|r| ThemeNps { theme_id: r.get(0), score: r.get(1), responses: r.get::<_, i64>(2) as u64 })
-            .collect())
+            let rows = g
+                .all(
+                    "SELECT theme_id, SUM(promoters)::bigint, SUM(passives)::bigint, SUM(detractors)::bigint FROM theme_rollup WHERE tenant_id = $1 AND day >= $2 AND day <= $3 GROUP BY theme_id ORDER BY theme_id",
+                    &[&tenant, &from_day, &to_day],
+                )?
+                .iter()
+                .map(|r| (r.get::<_, String>(0), [r.get::<_, i64>(1), r.get(2), r.get(3)]))
+                .collect();
+            Ok(nps_rows(rows))
         })
     }
 

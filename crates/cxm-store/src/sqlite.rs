@@ -996,10 +996,14 @@ impl Store for SqliteStore {
         self.write(|tx| {
             tx.execute("DELETE FROM theme_rollup WHERE tenant_id = ?1", params![tenant])?;
             tx.execute(
-                "INSERT INTO theme_rollup (tenant_id, theme_id, day, nps, answers, responses, sentiment_sum, sentiment_n)
-                 SELECT ?1, m.theme_id, m.day, COALESCE(n.score, -1), COUNT(*), COUNT(DISTINCT m.response_id), COALESCE(SUM(m.sentiment), 0), COUNT(m.sentiment)
+                "INSERT INTO theme_rollup (tenant_id, day, theme_id, answers, promoters, passives, detractors, sentiment_sum, sentiment_n)
+                 SELECT ?1, m.day, m.theme_id, COUNT(*),
+                        COUNT(DISTINCT CASE WHEN n.score >= 9 THEN m.response_id END),
+                        COUNT(DISTINCT CASE WHEN n.score BETWEEN 7 AND 8 THEN m.response_id END),
+                        COUNT(DISTINCT CASE WHEN n.score <= 6 THEN m.response_id END),
+                        COALESCE(SUM(m.sentiment), 0), COUNT(m.sentiment)
                  FROM feedback_themes m LEFT JOIN (SELECT response_id, MIN(score) AS score FROM feedback WHERE tenant_id = ?1 AND field_type = 'nps' GROUP BY response_id) n ON n.response_id = m.response_id
-                 WHERE m.tenant_id = ?1 GROUP BY m.theme_id, m.day, COALESCE(n.score, -1)",
+                 WHERE m.tenant_id = ?1 GROUP BY m.day, m.theme_id",
                 params![tenant],
             )?;
             Ok(())
@@ -1014,16 +1018,18 @@ impl Store for SqliteStore {
             let mut seen = tx.prepare_cached("SELECT 1 FROM feedback_themes WHERE tenant_id = ?1 AND response_id = ?2 AND theme_id = ?3 AND feedback_id <> ?4 LIMIT 1")?;
             let mut nps = tx.prepare_cached("SELECT score FROM feedback WHERE tenant_id = ?1 AND response_id = ?2 AND +field_type = 'nps' LIMIT 1")?;
             let mut roll = tx.prepare_cached(
-                "INSERT INTO theme_rollup (tenant_id, theme_id, day, nps, answers, responses, sentiment_sum, sentiment_n) VALUES (?1, ?2, ?3, ?4, 1, ?5, ?6, ?7)
-                 ON CONFLICT DO UPDATE SET answers = answers + 1, responses = responses + excluded.responses, sentiment_sum = sentiment_sum + excluded.sentiment_sum, sentiment_n = sentiment_n + excluded.sentiment_n",
+                "INSERT INTO theme_rollup (tenant_id, day, theme_id, answers, promoters, passives, detractors, sentiment_sum, sentiment_n) VALUES (?1, ?2, ?3, 1, ?4, ?5, ?6, ?7, ?8)
+                 ON CONFLICT DO UPDATE SET answers = answers + 1, promoters = promoters + excluded.promoters, passives = passives + excluded.passives,
+                   detractors = detractors + excluded.detractors, sentiment_sum = sentiment_sum + excluded.sentiment_sum, sentiment_n = sentiment_n + excluded.sentiment_n",
             )?;
             for a in rows {
                 if ins.execute(params![tenant, a.feedback_id, a.theme_id, a.day, a.response_id, a.sentiment, a.account])? == 0 {
                     continue;
                 }
                 let first = !seen.exists(params![tenant, a.response_id, a.theme_id, a.feedback_id])?;
-                let score: i64 = nps.query_row(params![tenant, a.response_id], |r| r.get(0)).optional()?.unwrap_or(-1);
-                roll.execute(params![tenant, a.theme_id, a.day, score, i64::from(first), a.sentiment.unwrap_or(0.0), i64::from(a.sentiment.is_some())])?;
+                let score: Option<i64> = nps.query_row(params![tenant, a.response_id], |r| r.get(0)).optional()?;
+                let [p, n, d] = nps_category(score.filter(|_| first));
+                roll.execute(params![tenant, a.day, a.theme_id, p, n, d, a.sentiment.unwrap_or(0.0), i64::from(a.sentiment.is_some())])?;
             }
             Ok(())
         })
@@ -1079,12 +1085,18 @@ impl Store for SqliteStore {
     fn theme_days(&self, tenant: &str, from_day: &str, to_day: &str) -> Result<Vec<ThemeDay>> {
         self.read(|c| {
             let mut st = c.prepare_cached(
-                "SELECT theme_id, day, SUM(answers), SUM(sentiment_sum), SUM(sentiment_n) FROM theme_rollup
-                 WHERE tenant_id = ?1 AND day >= ?2 AND day <= ?3 GROUP BY theme_id, day ORDER BY theme_id, day",
+                "SELECT theme_id, day, answers, sentiment_sum, sentiment_n FROM theme_rollup
+                 WHERE tenant_id = ?1 AND day >= ?2 AND day <= ?3 ORDER BY theme_id, day",
             )?;
             let rows = st
                 .query_map(params![tenant, from_day, to_day], |r| {
-                    Ok(ThemeDay { theme_id: r.get(0)?, day: r.get(1)?, answers: r.get::<_, i64>(2)? as u64, sentiment_sum: r.get(3)?, sentiment_n: r.get::<_, i64>(4)? as u64 })
+                    Ok(ThemeDay {
+                        theme_id: r.get(0)?,
+                        day: r.get(1)?,
+                        answers: r.get::<_, i64>(2)? as u64,
+                        sentiment_sum: r.get(3)?,
+                        sentiment_n: r.get::<_, i64>(4)? as u64,
+                    })
                 })?
                 .collect::<Result<Vec<_>, _>>()?;
             Ok(rows)
@@ -1094,12 +1106,12 @@ impl Store for SqliteStore {
     fn theme_nps(&self, tenant: &str, from_day: &str, to_day: &str) -> Result<Vec<ThemeNps>> {
         self.read(|c| {
             let mut st = c.prepare_cached(
-                "SELECT theme_id, nps, SUM(responses) FROM theme_rollup WHERE tenant_id = ?1 AND day >= ?2 AND day <= ?3 AND nps >= 0 GROUP BY theme_id, nps ORDER BY theme_id, nps",
+                "SELECT theme_id, SUM(promoters), SUM(passives), SUM(detractors) FROM theme_rollup WHERE tenant_id = ?1 AND day >= ?2 AND day <= ?3 GROUP BY theme_id ORDER BY theme_id",
             )?;
             let rows = st
-                .query_map(params![tenant, from_day, to_day], |r| Ok(ThemeNps { theme_id: r.get(0)?, score: r.get(1)?, responses: r.get::<_, i64>(2)? as u64 }))?
+                .query_map(params![tenant, from_day, to_day], |r| Ok((r.get::<_, String>(0)?, [r.get::<_, i64>(1)?, r.get(2)?, r.get(3)?])))?
                 .collect::<Result<Vec<_>, _>>()?;
-            Ok(rows)
+            Ok(nps_rows(rows))
         })
     }
 

@@ -434,12 +434,39 @@ pub struct ThemeDay {
     pub sentiment_n: u64,
 }
 
-/// Distinct responses mentioning a theme, by their NPS answer.
+/// Distinct responses mentioning a theme, by NPS category: `score` is 10 for promoters,
+/// 7 for passives and 0 for detractors (all an NPS needs).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct ThemeNps {
     pub theme_id: String,
     pub score: i64,
     pub responses: u64,
+}
+
+/// The rollup's promoter/passive/detractor increments for a response's NPS score.
+pub(crate) fn nps_category(score: Option<i64>) -> [i64; 3] {
+    match score {
+        Some(s) if s >= 9 => [1, 0, 0],
+        Some(s) if s >= 7 => [0, 1, 0],
+        Some(_) => [0, 0, 1],
+        None => [0, 0, 0],
+    }
+}
+
+/// Category sums per theme as [`ThemeNps`] rows (empty categories left out).
+pub(crate) fn nps_rows(rows: Vec<(String, [i64; 3])>) -> Vec<ThemeNps> {
+    rows.into_iter()
+        .flat_map(|(theme, c)| {
+            [(10, c[0]), (7, c[1]), (0, c[2])]
+                .into_iter()
+                .filter(|(_, n)| *n > 0)
+                .map(move |(score, n)| ThemeNps {
+                    theme_id: theme.clone(),
+                    score,
+                    responses: n as u64,
+                })
+        })
+        .collect()
 }
 
 /// An account whose answers mention a theme, with the account's traits (JSON).

@@ -711,7 +711,7 @@ fn themes_persist_and_count(s: &dyn Store) {
     nps.sort();
     assert_eq!(
         nps,
-        [("a".into(), 10, 1), ("b".into(), 2, 1), ("b".into(), 9, 1)]
+        [("a".into(), 10, 1), ("b".into(), 0, 1), ("b".into(), 10, 1)]
     );
     let accts = s.theme_accounts(&t, "2026-11-01", "2026-11-30").unwrap();
     assert_eq!(accts.len(), 2, "one row per theme and account");
@@ -743,10 +743,10 @@ fn themes_persist_and_count(s: &dyn Store) {
     assert_eq!(
         nps,
         [
-            ("a".into(), 8, 1),
+            ("a".into(), 7, 1),
             ("a".into(), 10, 1),
-            ("b".into(), 2, 1),
-            ("b".into(), 9, 1)
+            ("b".into(), 0, 1),
+            ("b".into(), 10, 1)
         ]
     );
     s.refresh_theme_rollup(&t).unwrap();

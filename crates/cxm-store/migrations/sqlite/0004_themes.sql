@@ -47,17 +47,18 @@ CREATE TABLE IF NOT EXISTS feedback_themes (
 CREATE INDEX IF NOT EXISTS feedback_themes_day ON feedback_themes(tenant_id, day, theme_id, account);
 CREATE INDEX IF NOT EXISTS feedback_themes_theme ON feedback_themes(tenant_id, theme_id);
 CREATE INDEX IF NOT EXISTS feedback_themes_response ON feedback_themes(tenant_id, response_id);
--- per-theme figures by day and by the NPS of the response (-1: none), so the themes page
--- reads a few thousand rows however many answers there are: rebuilt after a discovery or an
--- edit, incremented as new answers are placed
+-- per-theme figures by day: answers, sentiment, and the responses mentioning the theme by
+-- NPS category (all NPS needs), so the themes page reads one row per theme and day however
+-- many answers there are: rebuilt after a discovery or an edit, incremented as answers are placed
 CREATE TABLE IF NOT EXISTS theme_rollup (
     tenant_id TEXT NOT NULL,
-    theme_id TEXT NOT NULL,
     day TEXT NOT NULL,
-    nps INTEGER NOT NULL,
+    theme_id TEXT NOT NULL,
     answers INTEGER NOT NULL,
-    responses INTEGER NOT NULL,
+    promoters INTEGER NOT NULL,
+    passives INTEGER NOT NULL,
+    detractors INTEGER NOT NULL,
     sentiment_sum REAL NOT NULL,
     sentiment_n INTEGER NOT NULL,
-    PRIMARY KEY (tenant_id, day, theme_id, nps)
+    PRIMARY KEY (tenant_id, day, theme_id)
 );
