@@ -295,9 +295,89 @@ impl Generator {
     }
 }
 
+const DETRACTOR_COMMENTS: &[&str] = &[
+    "I was charged twice this month and nobody explains why",
+    "The invoice shows the wrong amount again",
+    "Billing took three calls to sort out",
+    "The app crashes every time I open reports",
+    "Exports fail on large files since the last update",
+    "Waited forty minutes on hold for support",
+    "Support closed my ticket without fixing anything",
+    "Thinking of switching to another provider after this",
+];
+const PASSIVE_COMMENTS: &[&str] = &[
+    "fine",
+    "It works but the dashboard is slow to load",
+    "Good product, the pricing page is confusing",
+    "Setup of integrations took longer than expected",
+];
+const PROMOTER_COMMENTS: &[&str] = &[
+    "The agent on chat solved my billing question in minutes",
+    "Automations save my team hours every week",
+    "Reports are clear and the exports just work",
+    "Friendly support and a fast fix",
+    "The integrations with our tools work out of the box",
+];
+
+/// Survey answers for the demo: an NPS score and a comment from `customers` of the generated
+/// customers (their `user_id`s, so answers link to profiles and accounts), spread over the 90
+/// days before `end`. Same seed, same answers.
+pub fn feedback(seed: u64, customers: u64, end: DateTime<Utc>) -> Vec<Value> {
+    let mut rng = StdRng::seed_from_u64(seed ^ 0x5eed_f00d);
+    let channels = ["email", "chat", "web", "voice"];
+    let mut out = vec![];
+    for n in 1..=customers {
+        let score: i64 = match rng.gen_range(0..100) {
+            0..=24 => rng.gen_range(0..=6),
+            25..=49 => rng.gen_range(7..=8),
+            _ => rng.gen_range(9..=10),
+        };
+        let pool = match score {
+            0..=6 => DETRACTOR_COMMENTS,
+            7 | 8 => PASSIVE_COMMENTS,
+            _ => PROMOTER_COMMENTS,
+        };
+        let at = end - Duration::minutes(rng.gen_range(0..60 * 24 * 90));
+        let (response, user) = (format!("demo-{seed}-{n}"), format!("user_id:user-{n:06}"));
+        let channel = channels[rng.gen_range(0..channels.len())];
+        let common = json!({"response_id": response, "channel": channel, "survey_id": "relationship",
+                            "identifier": user, "collected_at": at.to_rfc3339()});
+        let mut nps = common.clone();
+        nps["question"] = "nps".into();
+        nps["type"] = "nps".into();
+        nps["value"] = score.into();
+        out.push(nps);
+        let mut why = common;
+        why["question"] = "why".into();
+        why["type"] = "text".into();
+        why["value"] = pool[rng.gen_range(0..pool.len())].into();
+        out.push(why);
+    }
+    out
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn demo_answers_parse_and_repeat() {
+        let end = chrono::Utc::now();
+        let a = feedback(3, 200, end);
+        assert_eq!(a.len(), 400, "a score and a comment per customer");
+        assert_eq!(a, feedback(3, 200, end));
+        for x in &a {
+            cxm_domain::feedback::parse_answer(x, end).unwrap();
+        }
+        let detractors = a
+            .iter()
+            .filter(|x| x["type"] == "nps" && x["value"].as_i64() < Some(7))
+            .count();
+        assert!(
+            (20..80).contains(&detractors),
+            "about a quarter detract: {detractors}"
+        );
+    }
 
     #[test]
     fn same_seed_same_events() {

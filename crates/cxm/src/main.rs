@@ -408,14 +408,25 @@ fn run(cli: Cli) -> anyhow::Result<()> {
                 generate::Generator::new(seed, chrono::Utc::now()).events(events),
                 true,
             )?;
+            // survey answers from a share of the generated customers, so the voice-of-the-
+            // customer pages and themes have something to show
+            let analyzer = cxm_analytics::Analyzer::new();
+            let now = chrono::Utc::now();
+            let rows: Vec<cxm_store::FeedbackRow> =
+                generate::feedback(seed, (events / 40).clamp(50, 5000), now)
+                    .iter()
+                    .filter_map(|a| cxm_domain::feedback::parse_answer(a, now).ok())
+                    .map(|a| cxm_http::voc::enrich(&analyzer, a).0)
+                    .collect();
+            let answers = store.insert_feedback(&t.tenant_id, &rows)?;
             runtime()?.block_on(async {
                 let listener = tokio::net::TcpListener::bind(s.listen)
                     .await
                     .with_context(|| format!("cannot listen on {}", s.listen))?;
                 let addr = listener.local_addr()?;
                 println!(
-                    "cxm demo is ready: {} events loaded ({} quarantined on purpose: junk ids)",
-                    stats.accepted, stats.quarantined
+                    "cxm demo is ready: {} events loaded ({} quarantined on purpose: junk ids), {} survey answers",
+                    stats.accepted, stats.quarantined, answers.accepted
                 );
                 println!("  dashboard:  http://{addr}/");
                 println!("  login:      {email}");
