@@ -1157,9 +1157,10 @@ async fn themes_discover(State(st): State<Arc<AppState>>, headers: HeaderMap) ->
         return e.into_response();
     }
     let t = p.tenant_id.clone();
-    match crate::voc::blocking(&st, move |s| crate::themes::discover(s, &t, 90, None)).await {
-        Ok(d) => {
-            let msg = format!(
+    let outcome = crate::voc::blocking(&st, move |s| crate::themes::discover(s, &t, 90, None))
+        .await
+        .map(|d| {
+            format!(
                 "Discovered {} themes in {} answers: {} known, {} new, {} retired, {} in noise.",
                 d.matched + d.created,
                 d.answers,
@@ -1167,13 +1168,23 @@ async fn themes_discover(State(st): State<Arc<AppState>>, headers: HeaderMap) ->
                 d.created,
                 d.retired,
                 d.noise
-            );
-            render_themes(&st, &p, Some(msg), None, StatusCode::OK).await
-        }
-        Err(e) if e.code == ErrorCode::InvalidParameter => {
+            )
+        });
+    theme_outcome(&st, &p, outcome).await
+}
+
+/// The themes page after an analyst's action: its message, or the problem with the request.
+async fn theme_outcome(
+    st: &Arc<AppState>,
+    p: &Principal,
+    outcome: Result<String, ApiError>,
+) -> Response {
+    match outcome {
+        Ok(msg) => render_themes(st, p, Some(msg), None, StatusCode::OK).await,
+        Err(e) if matches!(e.code, ErrorCode::InvalidParameter | ErrorCode::NotFound) => {
             render_themes(
-                &st,
-                &p,
+                st,
+                p,
                 None,
                 Some(e.detail),
                 StatusCode::UNPROCESSABLE_ENTITY,
@@ -1242,33 +1253,16 @@ async fn theme_edit(
         }
     };
     let (t, actor, edit2) = (p.tenant_id.clone(), p.actor.clone(), edit.clone());
-    match crate::voc::blocking(&st, move |s| {
+    let outcome = crate::voc::blocking(&st, move |s| {
         crate::themes::edit(s, &t, &id, &edit2, &actor)
     })
     .await
-    {
-        Ok(o) => {
-            let what = match edit {
-                crate::themes::EditRequest::Rename { label } => format!("Renamed to {label}."),
-                crate::themes::EditRequest::Merge { .. } => {
-                    format!("Merged; {} answers moved.", o.moved)
-                }
-                crate::themes::EditRequest::Split { label, .. } => {
-                    format!("Split out {label}; {} answers moved.", o.moved)
-                }
-            };
-            render_themes(&st, &p, Some(what), None, StatusCode::OK).await
+    .map(|o| match edit {
+        crate::themes::EditRequest::Rename { label } => format!("Renamed to {label}."),
+        crate::themes::EditRequest::Merge { .. } => format!("Merged; {} answers moved.", o.moved),
+        crate::themes::EditRequest::Split { label, .. } => {
+            format!("Split out {label}; {} answers moved.", o.moved)
         }
-        Err(e) if matches!(e.code, ErrorCode::InvalidParameter | ErrorCode::NotFound) => {
-            render_themes(
-                &st,
-                &p,
-                None,
-                Some(e.detail),
-                StatusCode::UNPROCESSABLE_ENTITY,
-            )
-            .await
-        }
-        Err(e) => e.into_response(),
-    }
+    });
+    theme_outcome(&st, &p, outcome).await
 }
