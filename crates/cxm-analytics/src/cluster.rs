@@ -2,7 +2,8 @@
 //! scikit-learn does it, Lloyd iterations with centres scaled back to unit length, several
 //! restarts keeping the lowest inertia), specialised for sparse unit vectors so 3,000 texts
 //! cluster in well under a second. Unit-length centres compare texts by cosine only, which on
-//! the banking intent benchmark lifts NMI from 61.6 to 62.1 and ARI from 25.8 to 27.6.
+//! the banking intent benchmark (seed 42, raw counts) lifted NMI from 61.6 to 62.1 and ARI
+//! from 25.8 to 27.6.
 
 use crate::text::{SparseVec, Tfidf, Tokenizer};
 
