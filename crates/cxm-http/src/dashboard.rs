@@ -898,7 +898,7 @@ async fn voc_page(State(st): State<Arc<AppState>>, headers: HeaderMap) -> Respon
         ("csat", "CSAT (% satisfied)"),
         ("ces", "CES (1-7, higher is easier)"),
     ] {
-        match crate::voc::report(&st, &p.tenant_id, metric, &q("week")).await {
+        match crate::voc::report(&st.store, &p.tenant_id, metric, &q("week")).await {
             Ok(r) => {
                 let mut v = serde_json::to_value(&r).unwrap_or_default();
                 v["title"] = title.into();

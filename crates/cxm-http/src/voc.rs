@@ -346,7 +346,7 @@ fn histogram(rows: &[HistogramRow]) -> Vec<(i64, u64)> {
 }
 
 pub async fn report(
-    st: &AppState,
+    store: &cxm_store::StoreHandle,
     tenant: &str,
     metric: &str,
     q: &MetricQuery,
@@ -402,8 +402,7 @@ pub async fn report(
     let (t, m) = (tenant.to_string(), metric.to_string());
     let (f, tt, pf, pt) = (fmt(from), fmt(to), fmt(prev_from), fmt(prev_to));
     let (f2, t2, pf2, pt2) = (f.clone(), tt.clone(), pf.clone(), pt.clone());
-    let (rows, prev) = st
-        .store
+    let (rows, prev) = store
         .run(move |s| {
             Ok((
                 s.feedback_histogram(&t, &m, &f2, &t2, by)?,
@@ -462,7 +461,7 @@ pub async fn metric(
     Path(metric): Path<String>,
     ApiQuery(q): ApiQuery<MetricQuery>,
 ) -> ApiResult<Json<MetricReport>> {
-    Ok(Json(report(&st, &p.tenant_id, &metric, &q).await?))
+    Ok(Json(report(&st.store, &p.tenant_id, &metric, &q).await?))
 }
 
 #[derive(Deserialize, utoipa::IntoParams)]

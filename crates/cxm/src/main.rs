@@ -71,6 +71,30 @@ enum Cmd {
     /// Customers: look one up, read the merge ledger, unmerge.
     #[command(subcommand)]
     Customer(CustomerCmd),
+    /// NPS, CSAT or CES over a period: overall with a 95% interval, the trend, the change.
+    Metrics {
+        /// nps, csat or ces
+        metric: String,
+        #[arg(long)]
+        tenant: String,
+        /// First day, YYYY-MM-DD (default: 90 days ago).
+        #[arg(long)]
+        from: Option<String>,
+        /// Last day, YYYY-MM-DD (default: today).
+        #[arg(long)]
+        to: Option<String>,
+        /// day, week or month (default week).
+        #[arg(long)]
+        interval: Option<String>,
+        /// channel, survey, journey, stage, agent or tier.
+        #[arg(long)]
+        by: Option<String>,
+        #[arg(long)]
+        json: bool,
+    },
+    /// Survey definitions and the invitations their targeting made.
+    #[command(subcommand)]
+    Survey(SurveyCmd),
     /// Events set aside at ingest, with the reason.
     Quarantine {
         #[arg(long)]
@@ -252,6 +276,36 @@ enum ThemesCmd {
         terms: String,
         #[arg(long)]
         label: String,
+    },
+}
+
+#[derive(Subcommand, Debug)]
+enum SurveyCmd {
+    /// Save a definition (a JSON file, as the API takes it) as the survey's next version.
+    Save {
+        #[arg(long)]
+        tenant: String,
+        survey_id: String,
+        file: PathBuf,
+    },
+    /// Surveys with links, displays, responses and response rate.
+    List {
+        #[arg(long)]
+        tenant: String,
+        #[arg(long)]
+        json: bool,
+    },
+    /// Invitations made by targeting (pending ones carry their link).
+    Invitations {
+        #[arg(long)]
+        tenant: String,
+        /// pending, delivered, held or failed
+        #[arg(long)]
+        status: Option<String>,
+        #[arg(long, default_value_t = 100)]
+        limit: u32,
+        #[arg(long)]
+        json: bool,
     },
 }
 
@@ -574,6 +628,53 @@ fn run(cli: Cli) -> anyhow::Result<()> {
             Ok(())
         }
         Cmd::Customer(ref c) => customer(settings()?.open_store()?.as_ref(), c),
+        Cmd::Metrics {
+            ref metric,
+            ref tenant,
+            ref from,
+            ref to,
+            ref interval,
+            ref by,
+            json,
+        } => {
+            let store = settings()?.open_store()?;
+            anyhow::ensure!(store.tenant(tenant)?.is_some(), "no tenant {tenant}");
+            let q = cxm_http::voc::MetricQuery {
+                from: from.clone(),
+                to: to.clone(),
+                interval: interval.clone(),
+                by: by.clone(),
+            };
+            let r = runtime()?
+                .block_on(cxm_http::voc::report(
+                    &cxm_store::StoreHandle(store),
+                    tenant,
+                    metric,
+                    &q,
+                ))
+                .map_err(|e| anyhow::anyhow!("{}: {}", e.code.code(), e.detail))?;
+            print(json, serde_json::to_value(&r)?, || {
+                let mut lines = vec![match &r.overall {
+                    Some(o) => format!(
+                        "{} {}..{}: {} (95% CI {}..{}), n {}",
+                        r.metric, r.from, r.to, o.value, o.ci_low, o.ci_high, o.n
+                    ),
+                    None => format!("{} {}..{}: no answers", r.metric, r.from, r.to),
+                }];
+                for p in &r.series {
+                    lines.push(format!(
+                        "{}\t{}\t{}\tn={}",
+                        p.period,
+                        p.group.as_deref().unwrap_or("-"),
+                        p.value,
+                        p.n
+                    ));
+                }
+                lines.join("\n")
+            });
+            Ok(())
+        }
+        Cmd::Survey(ref c) => survey(settings()?.open_store()?.as_ref(), c),
         Cmd::Quarantine {
             ref tenant,
             limit,
@@ -944,4 +1045,85 @@ fn stored_themes(store: &dyn cxm_store::Store, cmd: &ThemesCmd) -> anyhow::Resul
     let out = themes::edit(store, tenant, edit.0, &edit.1, "cli").map_err(api)?;
     println!("{}", serde_json::to_string(&out)?);
     Ok(())
+}
+
+fn survey(store: &dyn cxm_store::Store, cmd: &SurveyCmd) -> anyhow::Result<()> {
+    match cmd {
+        SurveyCmd::Save {
+            tenant,
+            survey_id,
+            file,
+        } => {
+            anyhow::ensure!(store.tenant(tenant)?.is_some(), "no tenant {tenant}");
+            anyhow::ensure!(
+                !survey_id.is_empty()
+                    && survey_id.len() <= 64
+                    && survey_id
+                        .chars()
+                        .all(|c| c.is_ascii_alphanumeric() || c == '-' || c == '_'),
+                "survey id must be 1 to 64 letters, digits, - or _"
+            );
+            let text = std::fs::read_to_string(file)
+                .with_context(|| format!("cannot read {}", file.display()))?;
+            let def: cxm_domain::survey::SurveyDefinition = serde_json::from_str(&text)
+                .with_context(|| format!("{} is not a survey definition", file.display()))?;
+            def.validate()
+                .map_err(|e| anyhow::anyhow!("invalid definition: {e}"))?;
+            let v =
+                store.save_survey(tenant, survey_id, &def.name, &serde_json::to_string(&def)?)?;
+            println!("{}", json!({"survey_id": survey_id, "version": v}));
+            Ok(())
+        }
+        SurveyCmd::List { tenant, json } => {
+            let list = store.list_surveys(tenant)?;
+            print(*json, json!(list), || {
+                list.iter()
+                    .map(|s| {
+                        format!(
+                            "{}\tv{}\t{}\tlinks={}\tdisplays={}\tresponses={}",
+                            s.survey_id, s.version, s.name, s.links, s.displays, s.responses
+                        )
+                    })
+                    .collect::<Vec<_>>()
+                    .join("\n")
+            });
+            Ok(())
+        }
+        SurveyCmd::Invitations {
+            tenant,
+            status,
+            limit,
+            json,
+        } => {
+            anyhow::ensure!(
+                status
+                    .as_deref()
+                    .is_none_or(|s| ["pending", "delivered", "held", "failed"].contains(&s)),
+                "--status must be pending, delivered, held or failed"
+            );
+            let list = store.list_invitations(
+                tenant,
+                status.as_deref(),
+                None,
+                (*limit).clamp(1, 10_000),
+            )?;
+            print(*json, json!(list), || {
+                list.iter()
+                    .map(|i| {
+                        format!(
+                            "{}\t{}\t{}\t{}\t{}\t{}",
+                            i.id,
+                            i.survey_id,
+                            i.status,
+                            i.identifier,
+                            i.trigger_event,
+                            i.url.as_deref().unwrap_or(&i.detail)
+                        )
+                    })
+                    .collect::<Vec<_>>()
+                    .join("\n")
+            });
+            Ok(())
+        }
+    }
 }

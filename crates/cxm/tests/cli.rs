@@ -502,4 +502,57 @@ fn survey_answers_import_from_csv_once() {
             .args(["--tenant", tenant, "--map", map]),
     );
     assert_eq!(again, json!({"accepted": 0, "duplicates": 3}));
+
+    // the metrics from the shell: one promoter, one detractor
+    let nps = run_json(cxm(dir.path()).args([
+        "metrics",
+        "nps",
+        "--tenant",
+        tenant,
+        "--from",
+        "2025-03-01",
+        "--to",
+        "2025-03-31",
+        "--json",
+    ]));
+    assert_eq!(
+        (
+            nps["overall"]["n"].as_u64(),
+            nps["overall"]["value"].as_f64()
+        ),
+        (Some(2), Some(0.0))
+    );
+    let bad = cxm(dir.path())
+        .args(["metrics", "loyalty", "--tenant", tenant])
+        .output()
+        .unwrap();
+    assert!(!bad.status.success());
+    assert!(String::from_utf8_lossy(&bad.stderr).contains("not_found: no metric"));
+
+    // surveys from a definition file; a broken one is explained and not saved
+    let def = dir.path().join("survey.json");
+    std::fs::write(&def, r#"{"name": "After your ticket", "questions": [{"id": "nps", "type": "nps", "prompt": "Recommend us?"}],
+        "targeting": {"events": ["Ticket Resolved"]}}"#).unwrap();
+    let saved = run_json(
+        cxm(dir.path())
+            .args(["survey", "save", "--tenant", tenant, "after-ticket"])
+            .arg(&def),
+    );
+    assert_eq!(saved["version"], 1);
+    std::fs::write(&def, r#"{"name": "x", "questions": []}"#).unwrap();
+    let broken = cxm(dir.path())
+        .args(["survey", "save", "--tenant", tenant, "after-ticket"])
+        .arg(&def)
+        .output()
+        .unwrap();
+    assert!(!broken.status.success());
+    assert!(String::from_utf8_lossy(&broken.stderr).contains("1 to 50 questions"));
+    let list = run_json(cxm(dir.path()).args(["survey", "list", "--tenant", tenant, "--json"]));
+    assert_eq!(
+        (list[0]["survey_id"].as_str(), list[0]["version"].as_i64()),
+        (Some("after-ticket"), Some(1))
+    );
+    let inv =
+        run_json(cxm(dir.path()).args(["survey", "invitations", "--tenant", tenant, "--json"]));
+    assert_eq!(inv, json!([]));
 }
