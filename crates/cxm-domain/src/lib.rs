@@ -6,6 +6,7 @@ pub mod context;
 pub mod event;
 pub mod feedback;
 pub mod identity;
+pub mod journey;
 pub mod survey;
 pub mod taxonomy;
 
