@@ -265,11 +265,7 @@ pub async fn next_step(
         churn_intent: analysed.as_ref().is_some_and(|a| a.cues.churn_intent),
         new_topic: new_topic(&st, &tenant, &text).await,
     };
-    let question = def
-        .questions
-        .iter()
-        .find(|q| q.kind == "text" && raw.contains_key(&q.id))
-        .map_or(String::new(), |q| q.prompt.clone());
+    let question = answered_text_prompt(&def, &raw);
     let follow_up = if text.is_empty() {
         None
     } else {
@@ -773,12 +769,16 @@ async fn submit(
         churn_intent: churn,
         new_topic: new_topic(&st, &link.tenant_id, &text).await,
     };
-    let question = def
-        .questions
+    let question = answered_text_prompt(&def, &raw);
+    follow_up_or_thanks(&st, &token, &def, &signal, 0, &question).await
+}
+
+/// The prompt of the first open-text question answered, for wording a follow-up.
+fn answered_text_prompt(def: &SurveyDefinition, raw: &HashMap<String, String>) -> String {
+    def.questions
         .iter()
         .find(|q| q.kind == "text" && raw.contains_key(&q.id))
-        .map_or(String::new(), |q| q.prompt.clone());
-    follow_up_or_thanks(&st, &token, &def, &signal, 0, &question).await
+        .map_or(String::new(), |q| q.prompt.clone())
 }
 
 /// Whether the text is a topic the tenant's themes do not know (for the follow-up engine).
