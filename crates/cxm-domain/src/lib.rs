@@ -7,6 +7,8 @@ pub mod event;
 pub mod feedback;
 pub mod identity;
 pub mod journey;
+pub mod journey_progress;
+pub mod jps;
 pub mod survey;
 pub mod taxonomy;
 
