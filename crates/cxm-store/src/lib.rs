@@ -210,6 +210,75 @@ pub trait Store: Send + Sync + 'static {
     /// Records a display (first one only), a response, or an answered follow-up.
     fn mark_link(&self, token_hash: &str, event: LinkEvent) -> Result<()>;
 
+    // journeys
+    /// Saves a definition as the next version of the journey and drops the measurements of
+    /// older versions (a new version is measured from the start of the log); returns it.
+    fn save_journey(&self, tenant: &str, j: &StoredJourney) -> Result<i64>;
+    /// One version of a journey (the latest when `version` is None).
+    fn journey(
+        &self,
+        tenant: &str,
+        journey_id: &str,
+        version: Option<i64>,
+    ) -> Result<Option<StoredJourney>>;
+    /// The latest version of every journey.
+    fn list_journeys(&self, tenant: &str) -> Result<Vec<StoredJourney>>;
+    /// Every version of a journey, newest first.
+    fn journey_history(&self, tenant: &str, journey_id: &str) -> Result<Vec<StoredJourney>>;
+    fn journey_cursor(&self, tenant: &str, journey_id: &str, version: i64)
+        -> Result<JourneyCursor>;
+    /// Events in `(after, upto]` named one of `names`, oldest first, with their customer.
+    fn journey_events(
+        &self,
+        tenant: &str,
+        after: i64,
+        upto: i64,
+        names: &[String],
+        limit: u32,
+    ) -> Result<Vec<JourneyEventRow>>;
+    /// Scored and text answers after an id, oldest first.
+    fn journey_answers(&self, tenant: &str, after: i64, limit: u32) -> Result<Vec<JourneyAnswer>>;
+    /// Whether the tenant has ever sent an event of this name.
+    fn event_name_seen(&self, tenant: &str, name: &str) -> Result<bool>;
+    fn journey_positions(
+        &self,
+        tenant: &str,
+        journey_id: &str,
+        version: i64,
+        profiles: &[String],
+    ) -> Result<std::collections::HashMap<String, cxm_domain::journey_progress::Position>>;
+    /// The stage each customer was in at each time (their position if they had entered it
+    /// by then, else the ended visit spanning the time).
+    fn journey_stage_at(
+        &self,
+        tenant: &str,
+        journey_id: &str,
+        version: i64,
+        at: &[(String, i64)],
+    ) -> Result<Vec<Option<usize>>>;
+    fn journey_stats(
+        &self,
+        tenant: &str,
+        journey_id: &str,
+        version: i64,
+    ) -> Result<Vec<(usize, cxm_domain::journey_progress::StageStats)>>;
+    /// Per `(stage, cutoff)`: customers in the stage, not done, who entered before the cutoff.
+    fn journey_stalled(
+        &self,
+        tenant: &str,
+        journey_id: &str,
+        version: i64,
+        cutoffs: &[(usize, i64)],
+    ) -> Result<Vec<u64>>;
+    /// Saves a pass of the journey worker; false when the cursor was not at `p.from`.
+    fn save_journey_progress(
+        &self,
+        tenant: &str,
+        journey_id: &str,
+        version: i64,
+        p: &JourneyProgress,
+    ) -> Result<bool>;
+
     // survey triggers
     /// The highest event sequence number in the store (all tenants): reading up to it is safe.
     fn max_event_seq(&self) -> Result<i64>;

@@ -20,6 +20,7 @@ const MIGRATIONS: &[(i64, &str)] = &[
     (3, include_str!("../migrations/sqlite/0003_surveys.sql")),
     (4, include_str!("../migrations/sqlite/0004_themes.sql")),
     (5, include_str!("../migrations/sqlite/0005_invitations.sql")),
+    (6, include_str!("../migrations/sqlite/0006_journeys.sql")),
 ];
 
 pub struct SqliteStore {
@@ -1151,6 +1152,260 @@ impl Store for SqliteStore {
         )
     }
 
+    fn save_journey(&self, tenant: &str, j: &StoredJourney) -> Result<i64> {
+        self.write(|tx| {
+            let v: i64 = tx.query_row("SELECT COALESCE(MAX(version), 0) + 1 FROM journeys WHERE tenant_id = ?1 AND journey_id = ?2", params![tenant, j.journey_id], |r| r.get(0))?;
+            tx.execute(
+                "INSERT INTO journeys (tenant_id, journey_id, version, name, owner, definition, created_by, created_at) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8)",
+                params![tenant, j.journey_id, v, j.name, j.owner, j.definition, j.created_by, now_ms()],
+            )?;
+            for table in ["journey_positions", "journey_visits", "journey_stats", "journey_cursors"] {
+                tx.execute(&format!("DELETE FROM {table} WHERE tenant_id = ?1 AND journey_id = ?2 AND version < ?3"), params![tenant, j.journey_id, v])?;
+            }
+            Ok(v)
+        })
+    }
+
+    fn journey(
+        &self,
+        tenant: &str,
+        journey_id: &str,
+        version: Option<i64>,
+    ) -> Result<Option<StoredJourney>> {
+        self.read(|c| {
+            Ok(c.query_row(
+                "SELECT journey_id, version, name, owner, definition, created_by, created_at FROM journeys
+                 WHERE tenant_id = ?1 AND journey_id = ?2 AND (?3 IS NULL OR version = ?3) ORDER BY version DESC LIMIT 1",
+                params![tenant, journey_id, version],
+                journey_row,
+            )
+            .optional()?)
+        })
+    }
+
+    fn list_journeys(&self, tenant: &str) -> Result<Vec<StoredJourney>> {
+        self.read(|c| {
+            let mut st = c.prepare_cached(
+                "SELECT journey_id, version, name, owner, definition, created_by, created_at FROM journeys j
+                 WHERE tenant_id = ?1 AND version = (SELECT MAX(version) FROM journeys x WHERE x.tenant_id = j.tenant_id AND x.journey_id = j.journey_id)
+                 ORDER BY name, journey_id",
+            )?;
+            let rows = st.query_map([tenant], journey_row)?.collect::<Result<Vec<_>, _>>()?;
+            Ok(rows)
+        })
+    }
+
+    fn journey_history(&self, tenant: &str, journey_id: &str) -> Result<Vec<StoredJourney>> {
+        self.read(|c| {
+            let mut st = c.prepare_cached(
+                "SELECT journey_id, version, name, owner, definition, created_by, created_at FROM journeys
+                 WHERE tenant_id = ?1 AND journey_id = ?2 ORDER BY version DESC",
+            )?;
+            let rows = st.query_map(params![tenant, journey_id], journey_row)?.collect::<Result<Vec<_>, _>>()?;
+            Ok(rows)
+        })
+    }
+
+    fn journey_cursor(
+        &self,
+        tenant: &str,
+        journey_id: &str,
+        version: i64,
+    ) -> Result<JourneyCursor> {
+        self.read(|c| {
+            Ok(c.query_row(
+                "SELECT event_seq, feedback_id FROM journey_cursors WHERE tenant_id = ?1 AND journey_id = ?2 AND version = ?3",
+                params![tenant, journey_id, version],
+                |r| Ok(JourneyCursor { event_seq: r.get(0)?, feedback_id: r.get(1)? }),
+            )
+            .optional()?
+            .unwrap_or_default())
+        })
+    }
+
+    fn journey_events(
+        &self,
+        tenant: &str,
+        after: i64,
+        upto: i64,
+        names: &[String],
+        limit: u32,
+    ) -> Result<Vec<JourneyEventRow>> {
+        let names = serde_json::to_string(names)?;
+        self.read(|c| {
+            let mut st = c.prepare_cached(
+                "SELECT e.seq, COALESCE(iu.profile_id, ia.profile_id), e.name, e.channel, e.ts FROM events e
+                   LEFT JOIN identifiers iu ON iu.tenant_id = e.tenant_id AND iu.kind = 'user_id' AND iu.value = e.user_id
+                   LEFT JOIN identifiers ia ON ia.tenant_id = e.tenant_id AND ia.kind = 'anonymous_id' AND ia.value = e.anonymous_id
+                 WHERE e.tenant_id = ?3 AND e.name IN (SELECT value FROM json_each(?4)) AND e.seq > ?1 AND e.seq <= ?2
+                 ORDER BY e.seq LIMIT ?5",
+            )?;
+            let rows = st
+                .query_map(params![after, upto, tenant, names, limit], |r| {
+                    Ok(JourneyEventRow { seq: r.get(0)?, profile_id: r.get(1)?, name: r.get(2)?, channel: r.get(3)?, ts_ms: r.get(4)? })
+                })?
+                .collect::<Result<Vec<_>, _>>()?;
+            Ok(rows)
+        })
+    }
+
+    fn journey_answers(&self, tenant: &str, after: i64, limit: u32) -> Result<Vec<JourneyAnswer>> {
+        self.read(|c| {
+            let mut st = c.prepare_cached(
+                "SELECT id, profile_id, field_type, score, sentiment, collected_at, journey, stage FROM feedback
+                 WHERE tenant_id = ?1 AND id > ?2 AND field_type IN ('nps', 'csat', 'ces', 'text') ORDER BY id LIMIT ?3",
+            )?;
+            let rows = st
+                .query_map(params![tenant, after, limit], |r| {
+                    Ok(JourneyAnswer {
+                        id: r.get(0)?,
+                        profile_id: r.get(1)?,
+                        field_type: r.get(2)?,
+                        score: r.get::<_, Option<i64>>(3)?.map(|s| s as f64),
+                        sentiment: r.get(4)?,
+                        collected_at_ms: r.get(5)?,
+                        journey: r.get(6)?,
+                        stage: r.get(7)?,
+                    })
+                })?
+                .collect::<Result<Vec<_>, _>>()?;
+            Ok(rows)
+        })
+    }
+
+    fn event_name_seen(&self, tenant: &str, name: &str) -> Result<bool> {
+        self.read(|c| {
+            Ok(c.query_row(
+                "SELECT EXISTS (SELECT 1 FROM events WHERE tenant_id = ?1 AND name = ?2)",
+                params![tenant, name],
+                |r| r.get(0),
+            )?)
+        })
+    }
+
+    fn journey_positions(
+        &self,
+        tenant: &str,
+        journey_id: &str,
+        version: i64,
+        profiles: &[String],
+    ) -> Result<std::collections::HashMap<String, cxm_domain::journey_progress::Position>> {
+        self.read(|c| {
+            let mut st = c.prepare_cached("SELECT state FROM journey_positions WHERE tenant_id = ?1 AND journey_id = ?2 AND version = ?3 AND profile_id = ?4")?;
+            let mut out = std::collections::HashMap::new();
+            for p in profiles {
+                if let Some(state) = st.query_row(params![tenant, journey_id, version, p], |r| r.get::<_, String>(0)).optional()? {
+                    out.insert(p.clone(), serde_json::from_str(&state)?);
+                }
+            }
+            Ok(out)
+        })
+    }
+
+    fn journey_stage_at(
+        &self,
+        tenant: &str,
+        journey_id: &str,
+        version: i64,
+        at: &[(String, i64)],
+    ) -> Result<Vec<Option<usize>>> {
+        self.read(|c| {
+            let mut pos = c.prepare_cached("SELECT stage FROM journey_positions WHERE tenant_id = ?1 AND journey_id = ?2 AND version = ?3 AND profile_id = ?4 AND entered_at <= ?5")?;
+            let mut visit = c.prepare_cached(
+                "SELECT stage FROM journey_visits WHERE tenant_id = ?1 AND journey_id = ?2 AND version = ?3 AND profile_id = ?4 AND entered_at <= ?5 AND left_at >= ?5
+                 ORDER BY entered_at DESC LIMIT 1",
+            )?;
+            let mut out = Vec::with_capacity(at.len());
+            for (p, ts) in at {
+                let stage: Option<i64> = match pos.query_row(params![tenant, journey_id, version, p, ts], |r| r.get(0)).optional()? {
+                    Some(s) => Some(s),
+                    None => visit.query_row(params![tenant, journey_id, version, p, ts], |r| r.get(0)).optional()?,
+                };
+                out.push(stage.map(|s| s as usize));
+            }
+            Ok(out)
+        })
+    }
+
+    fn journey_stats(
+        &self,
+        tenant: &str,
+        journey_id: &str,
+        version: i64,
+    ) -> Result<Vec<(usize, cxm_domain::journey_progress::StageStats)>> {
+        self.read(|c| {
+            let mut st = c.prepare_cached("SELECT stage, stats FROM journey_stats WHERE tenant_id = ?1 AND journey_id = ?2 AND version = ?3 ORDER BY stage")?;
+            let rows = st
+                .query_map(params![tenant, journey_id, version], |r| Ok((r.get::<_, i64>(0)?, r.get::<_, String>(1)?)))?
+                .collect::<Result<Vec<_>, _>>()?;
+            rows.into_iter().map(|(s, j)| Ok((s as usize, serde_json::from_str(&j)?))).collect()
+        })
+    }
+
+    fn journey_stalled(
+        &self,
+        tenant: &str,
+        journey_id: &str,
+        version: i64,
+        cutoffs: &[(usize, i64)],
+    ) -> Result<Vec<u64>> {
+        self.read(|c| {
+            let mut st = c.prepare_cached(
+                "SELECT COUNT(*) FROM journey_positions WHERE tenant_id = ?1 AND journey_id = ?2 AND version = ?3 AND stage = ?4 AND entered_at < ?5 AND open = 1",
+            )?;
+            cutoffs
+                .iter()
+                .map(|(stage, cut)| Ok(st.query_row(params![tenant, journey_id, version, *stage as i64, cut], |r| r.get::<_, i64>(0))? as u64))
+                .collect()
+        })
+    }
+
+    fn save_journey_progress(
+        &self,
+        tenant: &str,
+        journey_id: &str,
+        version: i64,
+        p: &JourneyProgress,
+    ) -> Result<bool> {
+        self.write(|tx| {
+            let latest: Option<i64> = tx.query_row("SELECT MAX(version) FROM journeys WHERE tenant_id = ?1 AND journey_id = ?2", params![tenant, journey_id], |r| r.get(0))?;
+            let cur = tx
+                .query_row(
+                    "SELECT event_seq, feedback_id FROM journey_cursors WHERE tenant_id = ?1 AND journey_id = ?2 AND version = ?3",
+                    params![tenant, journey_id, version],
+                    |r| Ok(JourneyCursor { event_seq: r.get(0)?, feedback_id: r.get(1)? }),
+                )
+                .optional()?
+                .unwrap_or_default();
+            if latest != Some(version) || cur != p.from {
+                return Ok(false);
+            }
+            {
+                let mut put = tx.prepare_cached(
+                    "INSERT OR REPLACE INTO journey_positions (tenant_id, journey_id, version, profile_id, stage, open, entered_at, state) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8)",
+                )?;
+                for (profile, pos) in &p.positions {
+                    put.execute(params![tenant, journey_id, version, profile, pos.stage as i64, !pos.done, pos.entered_ms, serde_json::to_string(pos)?])?;
+                }
+                let mut visit = tx.prepare_cached(
+                    "INSERT INTO journey_visits (tenant_id, journey_id, version, profile_id, stage, entered_at, left_at, outcome) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8)",
+                )?;
+                for (profile, v) in &p.visits {
+                    visit.execute(params![tenant, journey_id, version, profile, v.stage as i64, v.entered_ms, v.left_ms, outcome_str(v.outcome)])?;
+                }
+                let mut stats = tx.prepare_cached("INSERT OR REPLACE INTO journey_stats (tenant_id, journey_id, version, stage, stats) VALUES (?1, ?2, ?3, ?4, ?5)")?;
+                for (stage, st) in &p.stats {
+                    stats.execute(params![tenant, journey_id, version, *stage as i64, serde_json::to_string(st)?])?;
+                }
+            }
+            tx.execute(
+                "INSERT OR REPLACE INTO journey_cursors (tenant_id, journey_id, version, event_seq, feedback_id, updated_at) VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
+                params![tenant, journey_id, version, p.to.event_seq, p.to.feedback_id, now_ms()],
+            )?;
+            Ok(true)
+        })
+    }
+
     fn trigger_cursor(&self, tenant: &str) -> Result<Option<i64>> {
         self.read(|c| {
             Ok(c.query_row(
@@ -1622,5 +1877,17 @@ fn invitation(r: &rusqlite::Row) -> rusqlite::Result<Invitation> {
         url: r.get(9)?,
         created_at_ms: r.get(10)?,
         delivered_at_ms: r.get(11)?,
+    })
+}
+
+fn journey_row(r: &rusqlite::Row<'_>) -> rusqlite::Result<StoredJourney> {
+    Ok(StoredJourney {
+        journey_id: r.get(0)?,
+        version: r.get(1)?,
+        name: r.get(2)?,
+        owner: r.get(3)?,
+        definition: r.get(4)?,
+        created_by: r.get(5)?,
+        created_at_ms: r.get(6)?,
     })
 }
