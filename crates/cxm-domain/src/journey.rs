@@ -11,6 +11,9 @@ use serde::{Deserialize, Serialize};
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct JourneyDefinition {
+    /// Stable id, e.g. `onboarding` (default: made from the name).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub id: Option<String>,
     pub name: String,
     /// Who answers for the journey as a whole.
     pub owner: String,
@@ -71,6 +74,9 @@ impl JourneyDefinition {
     /// sends (or a standard one), so a typo in an event name is caught before it silently
     /// measures nothing.
     pub fn validate(&self, known_event: impl Fn(&str) -> bool) -> Result<(), String> {
+        if self.id.as_deref().is_some_and(|id| !id_ok(id)) {
+            return Err("id must be 1 to 64 letters, digits, - or _".into());
+        }
         if !text_ok(&self.name, 200) {
             return Err("name must be 1 to 200 printable characters".into());
         }
@@ -140,6 +146,40 @@ impl JourneyDefinition {
             }
         }
         Ok(())
+    }
+
+    /// The journey's id: the one given, else the name in lowercase with dashes.
+    pub fn journey_id(&self) -> String {
+        if let Some(id) = &self.id {
+            return id.clone();
+        }
+        let mut out = String::new();
+        for c in self.name.chars() {
+            if c.is_ascii_alphanumeric() {
+                out.push(c.to_ascii_lowercase());
+            } else if !out.is_empty() && !out.ends_with('-') {
+                out.push('-');
+            }
+        }
+        let out = out.trim_end_matches('-');
+        let out: String = out.chars().take(64).collect();
+        if out.is_empty() {
+            "journey".into()
+        } else {
+            out
+        }
+    }
+
+    /// Every event name the journey listens to, each once.
+    pub fn event_names(&self) -> Vec<String> {
+        let mut names: Vec<String> = self
+            .stages
+            .iter()
+            .flat_map(|s| s.entry.iter().chain(&s.exit).cloned())
+            .collect();
+        names.sort();
+        names.dedup();
+        names
     }
 
     /// The stages each stage leads to: its `next`, else the following stage.
@@ -249,6 +289,13 @@ mod tests {
         assert_eq!(j.successors(2), Vec::<usize>::new());
         assert_eq!(j.stage_entered_by("Feature Used").unwrap().id, "activate");
         assert_eq!(j.index()["pay"], 2);
+        assert_eq!(j.journey_id(), "onboarding");
+        let named = JourneyDefinition {
+            name: "Billing: first invoice!".into(),
+            ..j.clone()
+        };
+        assert_eq!(named.journey_id(), "billing-first-invoice");
+        assert_eq!(j.event_names().len(), 4);
     }
 
     #[test]
@@ -269,6 +316,7 @@ mod tests {
         assert!(circle.contains("activate -> pay -> activate"), "{circle}");
         assert!(problem(&|j| j.review.as_mut().unwrap().every_days = 0).contains("every_days"));
         assert!(problem(&|j| j.stages.clear()).contains("1 to 30 stages"));
+        assert!(problem(&|j| j.id = Some("on boarding".into())).contains("id must be"));
         assert!(serde_json::from_value::<JourneyDefinition>(
             serde_json::json!({"name": "x", "owner": "y", "stages": [], "typo": 1})
         )

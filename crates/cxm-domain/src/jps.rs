@@ -201,7 +201,11 @@ pub fn journey(def: &JourneyDefinition, rank: &[usize], stats: &[StageStats]) ->
             terms.push(term(
                 name,
                 v,
-                format!("{what} over {} stages, weighted by {w} visits", parts.len()),
+                format!(
+                    "{what} over {} stage{}, weighted by {w} visits",
+                    parts.len(),
+                    if parts.len() == 1 { "" } else { "s" }
+                ),
             ));
         }
     };

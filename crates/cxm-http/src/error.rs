@@ -32,6 +32,7 @@ codes! {
     InvalidParameter => ("invalid_parameter", BAD_REQUEST, "A parameter is invalid"),
     PayloadTooLarge => ("payload_too_large", PAYLOAD_TOO_LARGE, "The request is too large"),
     RateLimited => ("rate_limited", TOO_MANY_REQUESTS, "Too many requests"),
+    InvalidDefinition => ("invalid_definition", UNPROCESSABLE_ENTITY, "The definition is not valid"),
     NotFound => ("not_found", NOT_FOUND, "Not found"),
     Conflict => ("conflict", CONFLICT, "The resource already exists"),
     ContactRule => ("contact_rule", CONFLICT, "A contact-frequency rule holds this invitation back"),

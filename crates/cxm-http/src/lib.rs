@@ -7,6 +7,7 @@ pub mod builder;
 pub mod dashboard;
 pub mod error;
 pub mod ingest;
+pub mod journeys;
 pub mod mailer;
 pub mod openapi;
 pub mod ops;
@@ -144,6 +145,7 @@ pub fn router(state: Arc<AppState>) -> Router {
         .merge(api::routes())
         .merge(voc::routes())
         .merge(surveys::routes())
+        .merge(journeys::routes())
         .merge(dashboard::routes())
         .route("/healthz", get(ops::healthz))
         .route("/readyz", get(ops::readyz))

@@ -211,9 +211,10 @@ pub trait Store: Send + Sync + 'static {
     fn mark_link(&self, token_hash: &str, event: LinkEvent) -> Result<()>;
 
     // journeys
-    /// Saves a definition as the next version of the journey and drops the measurements of
-    /// older versions (a new version is measured from the start of the log); returns it.
-    fn save_journey(&self, tenant: &str, j: &StoredJourney) -> Result<i64>;
+    /// Saves a definition as the next version of the journey; returns it. With `carry` the
+    /// measurements move to the new version (its stages measure the same thing), else those of
+    /// older versions are dropped and the new one is measured from the start of the log.
+    fn save_journey(&self, tenant: &str, j: &StoredJourney, carry: bool) -> Result<i64>;
     /// One version of a journey (the latest when `version` is None).
     fn journey(
         &self,

@@ -1068,7 +1068,7 @@ impl Store for PgStore {
         })
     }
 
-    fn save_journey(&self, tenant: &str, j: &StoredJourney) -> Result<i64> {
+    fn save_journey(&self, tenant: &str, j: &StoredJourney, carry: bool) -> Result<i64> {
         let now = now_ms();
         self.tx(|g| {
             g.tx.execute("SELECT pg_advisory_xact_lock(hashtext($1 || '/journey/' || $2))", &[&tenant, &j.journey_id])?;
@@ -1078,6 +1078,12 @@ impl Store for PgStore {
                 &[&tenant, &j.journey_id, &v, &j.name, &j.owner, &j.definition, &j.created_by, &now],
             )?;
             let args: [&(dyn postgres::types::ToSql + Sync); 3] = [&tenant, &j.journey_id, &v];
+            if carry {
+                g.exec("UPDATE journey_positions SET version = $3 WHERE tenant_id = $1 AND journey_id = $2 AND version = $3::bigint - 1", &args)?;
+                g.exec("UPDATE journey_visits SET version = $3 WHERE tenant_id = $1 AND journey_id = $2 AND version = $3::bigint - 1", &args)?;
+                g.exec("UPDATE journey_stats SET version = $3 WHERE tenant_id = $1 AND journey_id = $2 AND version = $3::bigint - 1", &args)?;
+                g.exec("UPDATE journey_cursors SET version = $3 WHERE tenant_id = $1 AND journey_id = $2 AND version = $3::bigint - 1", &args)?;
+            }
             g.exec("DELETE FROM journey_positions WHERE tenant_id = $1 AND journey_id = $2 AND version < $3", &args)?;
             g.exec("DELETE FROM journey_visits WHERE tenant_id = $1 AND journey_id = $2 AND version < $3", &args)?;
             g.exec("DELETE FROM journey_stats WHERE tenant_id = $1 AND journey_id = $2 AND version < $3", &args)?;

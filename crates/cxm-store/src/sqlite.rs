@@ -1152,7 +1152,7 @@ impl Store for SqliteStore {
         )
     }
 
-    fn save_journey(&self, tenant: &str, j: &StoredJourney) -> Result<i64> {
+    fn save_journey(&self, tenant: &str, j: &StoredJourney, carry: bool) -> Result<i64> {
         self.write(|tx| {
             let v: i64 = tx.query_row("SELECT COALESCE(MAX(version), 0) + 1 FROM journeys WHERE tenant_id = ?1 AND journey_id = ?2", params![tenant, j.journey_id], |r| r.get(0))?;
             tx.execute(
@@ -1160,6 +1160,9 @@ impl Store for SqliteStore {
                 params![tenant, j.journey_id, v, j.name, j.owner, j.definition, j.created_by, now_ms()],
             )?;
             for table in ["journey_positions", "journey_visits", "journey_stats", "journey_cursors"] {
+                if carry {
+                    tx.execute(&format!("UPDATE {table} SET version = ?3 WHERE tenant_id = ?1 AND journey_id = ?2 AND version = ?3 - 1"), params![tenant, j.journey_id, v])?;
+                }
                 tx.execute(&format!("DELETE FROM {table} WHERE tenant_id = ?1 AND journey_id = ?2 AND version < ?3"), params![tenant, j.journey_id, v])?;
             }
             Ok(v)

@@ -791,7 +791,7 @@ fn journeys_are_versioned_and_progress_is_saved_once(s: &dyn Store) {
         created_by: "test".into(),
         created_at_ms: 0,
     };
-    assert_eq!(s.save_journey(&t, &j).unwrap(), 1);
+    assert_eq!(s.save_journey(&t, &j, false).unwrap(), 1);
     let names = vec!["Signed Up".to_string(), "Feature Used".to_string()];
     let evs = s.journey_events(&t, 0, i64::MAX, &names, 10).unwrap();
     let got: Vec<(&str, Option<&str>)> = evs
@@ -901,40 +901,65 @@ fn journeys_are_versioned_and_progress_is_saved_once(s: &dyn Store) {
         [1, 0]
     );
 
-    let v2 = s
+    // a version whose stages are unchanged keeps the measurements
+    assert_eq!(
+        s.save_journey(
+            &t,
+            &StoredJourney {
+                name: "Onboarding, renamed".into(),
+                ..j.clone()
+            },
+            true
+        )
+        .unwrap(),
+        2
+    );
+    assert_eq!(s.journey_stats(&t, "onboarding", 2).unwrap().len(), 2);
+    assert_eq!(
+        s.journey_cursor(&t, "onboarding", 2).unwrap().event_seq,
+        evs[2].seq
+    );
+    assert_eq!(
+        s.journey_stage_at(&t, "onboarding", 2, &[(p1.clone(), ms(30))])
+            .unwrap(),
+        [Some(0)]
+    );
+    let v3 = s
         .save_journey(
             &t,
             &StoredJourney {
-                name: "Onboarding v2".into(),
+                name: "Onboarding v3".into(),
                 ..j.clone()
             },
+            false,
         )
         .unwrap();
-    assert_eq!(v2, 2);
+    assert_eq!(v3, 3);
     assert_eq!(
         s.list_journeys(&t)
             .unwrap()
             .iter()
             .map(|j| (j.version, j.name.as_str()))
             .collect::<Vec<_>>(),
-        [(2, "Onboarding v2")]
+        [(3, "Onboarding v3")]
     );
-    assert_eq!(s.journey_history(&t, "onboarding").unwrap().len(), 2);
+    assert_eq!(s.journey_history(&t, "onboarding").unwrap().len(), 3);
     assert_eq!(
         s.journey(&t, "onboarding", Some(1)).unwrap().unwrap().name,
         "Onboarding"
     );
-    // a new version is measured from scratch, and a late pass for the old one is refused
-    assert!(s.journey_stats(&t, "onboarding", 1).unwrap().is_empty());
+    // a new version is measured from scratch, and a late pass for an old one is refused
+    assert!(s.journey_stats(&t, "onboarding", 2).unwrap().is_empty());
+    assert!(s.journey_stats(&t, "onboarding", 3).unwrap().is_empty());
     assert_eq!(
-        s.journey_cursor(&t, "onboarding", 2).unwrap(),
+        s.journey_cursor(&t, "onboarding", 3).unwrap(),
         JourneyCursor::default()
     );
     assert!(!s
         .save_journey_progress(
             &t,
             "onboarding",
-            1,
+            2,
             &JourneyProgress {
                 from: progress.to,
                 ..progress.clone()

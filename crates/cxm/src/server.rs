@@ -40,6 +40,7 @@ pub async fn run(
     let upkeep = tokio::spawn(upkeep(store.clone(), settings.dedup_window));
     let themes = tokio::spawn(cxm_http::theme_worker(state.clone()));
     let triggers = tokio::spawn(cxm_http::triggers::trigger_worker(state.clone()));
+    let journeys = tokio::spawn(cxm_http::journeys::journey_worker(state.clone()));
     let mail = settings
         .http
         .mail
@@ -50,6 +51,7 @@ pub async fn run(
     upkeep.abort();
     themes.abort();
     triggers.abort();
+    journeys.abort();
     if let Some(m) = mail {
         m.abort();
     }

@@ -1,0 +1,735 @@
+//! Journeys: saving definitions (API, dashboard editor and `cxm journey apply` share
+//! [`save`]), the worker pass that walks new events and answers through each journey
+//! ([`advance`]), and the metrics read from the stage tallies ([`metrics`]).
+
+use std::collections::HashSet;
+use std::sync::Arc;
+use std::time::Duration;
+
+use axum::extract::{Path, State};
+use axum::http::StatusCode;
+use axum::routing::{get, post};
+use axum::{Json, Router};
+use chrono::{DateTime, NaiveDate, Utc};
+use cxm_domain::journey::JourneyDefinition;
+use cxm_domain::journey_progress::{self as progress, StageAnswer, StageStats};
+use cxm_domain::jps::{self, Score};
+use cxm_store::{JourneyCursor, JourneyProgress, Store, StoredJourney};
+use serde::{Deserialize, Serialize};
+
+use crate::api::ApiJson;
+use crate::auth::Principal;
+use crate::error::{ApiError, ApiResult, ErrorCode};
+use crate::voc::blocking;
+use crate::AppState;
+
+pub fn routes() -> Router<Arc<AppState>> {
+    Router::new()
+        .route("/api/v1/journeys", get(list).post(create))
+        .route("/api/v1/journeys/{id}", get(get_one).put(replace))
+        .route("/api/v1/journeys/{id}/metrics", get(get_metrics))
+        .route("/api/v1/journeys/{id}/review", post(reviewed))
+}
+
+/// Journey files may be this large (a 30-stage journey is a few kilobytes).
+pub const MAX_DEFINITION_BYTES: usize = 256 * 1024;
+
+/// Reads a definition from YAML or JSON text (JSON is YAML, but its errors read better).
+pub fn parse_definition(text: &str) -> Result<JourneyDefinition, String> {
+    if text.len() > MAX_DEFINITION_BYTES {
+        return Err(format!(
+            "the definition is {} bytes; the limit is {MAX_DEFINITION_BYTES}",
+            text.len()
+        ));
+    }
+    if text.trim_start().starts_with('{') {
+        serde_json::from_str(text).map_err(|e| format!("not a journey definition: {e}"))
+    } else {
+        serde_norway::from_str(text).map_err(|e| format!("not a journey definition: {e}"))
+    }
+}
+
+/// What saving did.
+#[derive(Debug, Clone, Serialize, utoipa::ToSchema)]
+pub struct Saved {
+    pub journey_id: String,
+    pub version: i64,
+    /// The definition equals the latest version: nothing was saved.
+    pub unchanged: bool,
+}
+
+/// Validates (event names against the standard taxonomy and what the tenant has sent) and
+/// saves a definition as the journey's next version, unless it equals the latest.
+pub fn save(
+    store: &dyn Store,
+    tenant: &str,
+    def: &JourneyDefinition,
+    actor: &str,
+) -> ApiResult<Saved> {
+    let unknown = std::cell::RefCell::new(None);
+    let known = |e: &str| {
+        if cxm_domain::taxonomy::known_event(e).is_some() {
+            return true;
+        }
+        match store.event_name_seen(tenant, e) {
+            Ok(seen) => seen,
+            Err(err) => {
+                *unknown.borrow_mut() = Some(err.to_string());
+                true
+            }
+        }
+    };
+    let checked = def.validate(known);
+    if let Some(err) = unknown.into_inner() {
+        return Err(ApiError::new(ErrorCode::StoreUnavailable, err));
+    }
+    checked.map_err(|e| ApiError::new(ErrorCode::InvalidDefinition, e))?;
+    let journey_id = def.journey_id();
+    let mut def = def.clone();
+    def.id = Some(journey_id.clone());
+    let mut carry = false;
+    if let Some(latest) = store.journey(tenant, &journey_id, None)? {
+        let old = serde_json::from_str::<JourneyDefinition>(&latest.definition).ok();
+        if old.as_ref() == Some(&def) {
+            return Ok(Saved {
+                journey_id,
+                version: latest.version,
+                unchanged: true,
+            });
+        }
+        // a new name, owner or review date measures the same thing: keep the measurements
+        carry = old.is_some_and(|o| o.stages == def.stages);
+    }
+    let definition = serde_json::to_string(&def)
+        .map_err(|e| ApiError::new(ErrorCode::Internal, e.to_string()))?;
+    let version = store.save_journey(
+        tenant,
+        &StoredJourney {
+            journey_id: journey_id.clone(),
+            version: 0,
+            name: def.name.clone(),
+            owner: def.owner.clone(),
+            definition,
+            created_by: actor.to_string(),
+            created_at_ms: 0,
+        },
+        carry,
+    )?;
+    Ok(Saved {
+        journey_id,
+        version,
+        unchanged: false,
+    })
+}
+
+fn definition_of(j: &StoredJourney) -> ApiResult<JourneyDefinition> {
+    serde_json::from_str(&j.definition).map_err(|e| {
+        ApiError::new(
+            ErrorCode::Internal,
+            format!("stored journey {} is unreadable: {e}", j.journey_id),
+        )
+    })
+}
+
+/// Events read per pass, and the widest slice of the log one pass looks at.
+const EVENTS_PER_PASS: u32 = 20_000;
+const LOG_WINDOW: i64 = 250_000;
+const ANSWERS_PER_PASS: u32 = 5_000;
+
+/// One pass of one journey: walks the next events (or, once the log is caught up, the next
+/// answers) and saves the result with the cursor. Returns how many rows it read; 0 means
+/// the journey is up to date.
+pub fn advance(store: &dyn Store, tenant: &str, j: &StoredJourney) -> ApiResult<usize> {
+    let def = definition_of(j)?;
+    let rank = progress::ranks(&def);
+    let names = def.event_names();
+    let cursor = store.journey_cursor(tenant, &j.journey_id, j.version)?;
+    let head = store.max_event_seq()?;
+    let mut stats: Vec<StageStats> = vec![StageStats::default(); def.stages.len()];
+    for (i, st) in store.journey_stats(tenant, &j.journey_id, j.version)? {
+        if i < stats.len() {
+            stats[i] = st;
+        }
+    }
+    let mut changed: HashSet<usize> = HashSet::new();
+    let mut out = JourneyProgress {
+        from: cursor,
+        to: cursor,
+        ..Default::default()
+    };
+    let read;
+    if cursor.event_seq < head {
+        let upto = head.min(cursor.event_seq + LOG_WINDOW);
+        let events =
+            store.journey_events(tenant, cursor.event_seq, upto, &names, EVENTS_PER_PASS)?;
+        out.to.event_seq = match events.last() {
+            Some(last) if events.len() == EVENTS_PER_PASS as usize => last.seq,
+            _ => upto,
+        };
+        let profiles: Vec<String> = events
+            .iter()
+            .filter_map(|e| e.profile_id.clone())
+            .collect::<HashSet<_>>()
+            .into_iter()
+            .collect();
+        let mut positions = store.journey_positions(tenant, &j.journey_id, j.version, &profiles)?;
+        let mut moved: HashSet<String> = HashSet::new();
+        for e in &events {
+            let Some(p) = &e.profile_id else { continue };
+            let s = progress::step(
+                &def,
+                &rank,
+                positions.get(p),
+                progress::JourneyEvent {
+                    name: &e.name,
+                    ts_ms: e.ts_ms,
+                    channel: &e.channel,
+                },
+            );
+            if let Some(v) = s.closed {
+                let stage = &def.stages[v.stage];
+                stats[v.stage].close(&v, stage.target_hours, stage.sla_hours);
+                changed.insert(v.stage);
+                out.visits.push((p.clone(), v));
+            }
+            if let Some((stage, back)) = s.entered {
+                stats[stage].entries += 1;
+                if back {
+                    stats[stage].came_back += 1;
+                }
+                changed.insert(stage);
+            }
+            if let Some(pos) = s.position {
+                positions.insert(p.clone(), pos);
+                moved.insert(p.clone());
+            }
+        }
+        out.positions = moved
+            .into_iter()
+            .filter_map(|p| positions.remove(&p).map(|pos| (p, pos)))
+            .collect();
+        read = events.len().max(1);
+    } else {
+        let answers = store.journey_answers(tenant, cursor.feedback_id, ANSWERS_PER_PASS)?;
+        let Some(last) = answers.last() else {
+            return Ok(0);
+        };
+        out.to.feedback_id = last.id;
+        let index = def.index();
+        let mut stage_of: Vec<Option<usize>> = answers
+            .iter()
+            .map(|a| {
+                (a.journey == j.journey_id)
+                    .then(|| index.get(a.stage.as_str()).copied())
+                    .flatten()
+            })
+            .collect();
+        let ask: Vec<(usize, (String, i64))> = answers
+            .iter()
+            .enumerate()
+            .filter(|(i, _)| stage_of[*i].is_none())
+            .filter_map(|(i, a)| a.profile_id.clone().map(|p| (i, (p, a.collected_at_ms))))
+            .collect();
+        let found = store.journey_stage_at(
+            tenant,
+            &j.journey_id,
+            j.version,
+            &ask.iter().map(|(_, k)| k.clone()).collect::<Vec<_>>(),
+        )?;
+        for ((i, _), stage) in ask.iter().zip(found) {
+            stage_of[*i] = stage;
+        }
+        for (a, stage) in answers.iter().zip(stage_of) {
+            let (Some(stage), Some(answer)) = (stage, stage_answer(a)) else {
+                continue;
+            };
+            if stage < stats.len() {
+                stats[stage].feedback.add(answer);
+                changed.insert(stage);
+            }
+        }
+        read = answers.len();
+    }
+    out.stats = changed.into_iter().map(|i| (i, stats[i].clone())).collect();
+    if !store.save_journey_progress(tenant, &j.journey_id, j.version, &out)? {
+        // another server (or a new version) got there first; the next pass starts from there
+        return Ok(0);
+    }
+    Ok(read)
+}
+
+fn stage_answer(a: &cxm_store::JourneyAnswer) -> Option<StageAnswer> {
+    Some(match (a.field_type.as_str(), a.score, a.sentiment) {
+        ("nps", Some(s), _) => StageAnswer::Nps(s),
+        ("csat", Some(s), _) => StageAnswer::Csat(s),
+        ("ces", Some(s), _) => StageAnswer::Ces(s),
+        ("text", _, Some(c)) => StageAnswer::Sentiment(c),
+        _ => return None,
+    })
+}
+
+/// Brings one tenant's journeys up to date, a bounded number of passes per call.
+pub fn catch_up(store: &dyn Store, tenant: &str, max_passes: usize) -> ApiResult<usize> {
+    let mut read = 0;
+    for j in store.list_journeys(tenant)? {
+        for _ in 0..max_passes {
+            let n = advance(store, tenant, &j)?;
+            read += n;
+            if n == 0 {
+                break;
+            }
+        }
+    }
+    Ok(read)
+}
+
+/// Walks every tenant's journeys every two seconds.
+pub async fn journey_worker(state: Arc<AppState>) {
+    loop {
+        let r = blocking(&state, |s| {
+            let mut read = 0;
+            for t in s.list_tenants()? {
+                match catch_up(s, &t.id, 50) {
+                    Ok(n) => read += n,
+                    Err(e) => {
+                        tracing::warn!(tenant = %t.id, error = %e.detail, "journey pass failed")
+                    }
+                }
+            }
+            Ok(read)
+        })
+        .await;
+        match r {
+            Ok(n) if n > 0 => tracing::debug!(rows = n, "journeys advanced"),
+            Ok(_) => {}
+            Err(e) => tracing::warn!(error = %e.detail, "journey worker could not run"),
+        }
+        tokio::time::sleep(Duration::from_secs(2)).await;
+    }
+}
+
+#[derive(Debug, Clone, Serialize, utoipa::ToSchema)]
+pub struct TimeInStage {
+    pub p50_hours: Option<f64>,
+    pub p90_hours: Option<f64>,
+    pub mean_hours: Option<f64>,
+    /// Ended visits within the target time, in percent.
+    pub within_target_pct: Option<f64>,
+}
+
+#[derive(Debug, Clone, Serialize, utoipa::ToSchema)]
+pub struct StageFeedback {
+    pub answers: u64,
+    pub nps: Option<f64>,
+    pub csat: Option<f64>,
+    pub ces: Option<f64>,
+}
+
+#[derive(Debug, Clone, Serialize, utoipa::ToSchema)]
+pub struct StageMetrics {
+    pub id: String,
+    pub name: String,
+    pub owner: String,
+    pub moment_of_truth: bool,
+    pub target_hours: Option<f64>,
+    pub sla_hours: Option<f64>,
+    /// Stage ids this one leads to.
+    pub next: Vec<String>,
+    pub entries: u64,
+    /// Entries that came back from a later stage.
+    pub came_back: u64,
+    /// Moved on or finished.
+    pub converted: u64,
+    /// Went back to an earlier stage.
+    pub looped: u64,
+    /// In the stage now, within its SLA (or 30 days).
+    pub in_progress: u64,
+    /// In the stage past its SLA (or 30 days) without progress.
+    pub dropped_off: u64,
+    pub conversion_pct: Option<f64>,
+    pub drop_off_pct: Option<f64>,
+    pub loop_pct: Option<f64>,
+    pub time: TimeInStage,
+    /// Ended visits that took longer than the SLA.
+    pub ended_over_sla: u64,
+    /// Customers in the stage now for longer than the SLA.
+    pub breaching_now: u64,
+    pub repeat_contacts: u64,
+    /// First-contact resolution: ended visits without a repeat contact within 7 days, in percent.
+    pub fcr_pct: Option<f64>,
+    /// Repeat contacts that came on another channel (the customer had to explain again).
+    pub re_explanations: u64,
+    pub feedback: StageFeedback,
+    pub score: Score,
+}
+
+#[derive(Debug, Clone, Serialize, utoipa::ToSchema)]
+pub struct ReviewStatus {
+    pub every_days: u32,
+    #[schema(value_type = String)]
+    pub next: NaiveDate,
+    pub overdue_days: i64,
+}
+
+#[derive(Debug, Clone, Serialize, utoipa::ToSchema)]
+pub struct Flag {
+    /// `review_overdue` or `sla_breach`.
+    pub kind: String,
+    pub stage: Option<String>,
+    pub detail: String,
+}
+
+#[derive(Debug, Clone, Serialize, utoipa::ToSchema)]
+pub struct JourneyMetrics {
+    pub journey_id: String,
+    pub version: i64,
+    pub name: String,
+    pub owner: String,
+    /// Log position measured up to, and the log's head: equal when up to date.
+    pub processed_seq: i64,
+    pub head_seq: i64,
+    pub answers_through: i64,
+    pub score: Score,
+    pub formula: String,
+    pub stages: Vec<StageMetrics>,
+    pub review: Option<ReviewStatus>,
+    pub flags: Vec<Flag>,
+}
+
+fn pct(a: u64, b: u64) -> Option<f64> {
+    (b > 0).then(|| (1000.0 * a as f64 / b as f64).round() / 10.0)
+}
+
+fn round2(x: f64) -> f64 {
+    (x * 100.0).round() / 100.0
+}
+
+/// A journey's metrics as of `now`, read from its tallies (no event is read).
+pub fn metrics(
+    store: &dyn Store,
+    tenant: &str,
+    j: &StoredJourney,
+    now: DateTime<Utc>,
+) -> ApiResult<JourneyMetrics> {
+    let def = definition_of(j)?;
+    let rank = progress::ranks(&def);
+    let mut stats: Vec<StageStats> = vec![StageStats::default(); def.stages.len()];
+    for (i, st) in store.journey_stats(tenant, &j.journey_id, j.version)? {
+        if i < stats.len() {
+            stats[i] = st;
+        }
+    }
+    let now_ms = now.timestamp_millis();
+    let hours = |h: f64| (h * 3_600_000.0) as i64;
+    let stall_cut: Vec<(usize, i64)> = def
+        .stages
+        .iter()
+        .enumerate()
+        .map(|(i, s)| {
+            let h = s.sla_hours.unwrap_or(progress::DEFAULT_STALL_HOURS);
+            (i, now_ms - hours(h))
+        })
+        .collect();
+    let stalled = store.journey_stalled(tenant, &j.journey_id, j.version, &stall_cut)?;
+    let cursor: JourneyCursor = store.journey_cursor(tenant, &j.journey_id, j.version)?;
+    let head = store.max_event_seq()?;
+    let mut flags = vec![];
+    let stages: Vec<StageMetrics> = def
+        .stages
+        .iter()
+        .enumerate()
+        .map(|(i, s)| {
+            let st = &stats[i];
+            let dropped = stalled[i];
+            let in_progress = st.open().saturating_sub(dropped);
+            let settled = st.ended() + dropped;
+            let breaching_now = if s.sla_hours.is_some() { dropped } else { 0 };
+            if breaching_now > 0 {
+                flags.push(Flag {
+                    kind: "sla_breach".into(),
+                    stage: Some(s.id.clone()),
+                    detail: format!(
+                        "{breaching_now} customers have been in {} longer than its {} h SLA (owner: {})",
+                        s.name,
+                        s.sla_hours.unwrap_or_default(),
+                        s.owner
+                    ),
+                });
+            }
+            let f = &st.feedback;
+            let nps_n = f.promoters + f.passives + f.detractors;
+            StageMetrics {
+                id: s.id.clone(),
+                name: s.name.clone(),
+                owner: s.owner.clone(),
+                moment_of_truth: s.moment_of_truth,
+                target_hours: s.target_hours,
+                sla_hours: s.sla_hours,
+                next: def
+                    .successors(i)
+                    .into_iter()
+                    .map(|k| def.stages[k].id.clone())
+                    .collect(),
+                entries: st.entries,
+                came_back: st.came_back,
+                converted: st.converted(),
+                looped: st.looped,
+                in_progress,
+                dropped_off: dropped,
+                conversion_pct: pct(st.converted(), settled),
+                drop_off_pct: pct(dropped, settled),
+                loop_pct: pct(st.looped, settled),
+                time: TimeInStage {
+                    p50_hours: st.time_percentile(0.5).map(round2),
+                    p90_hours: st.time_percentile(0.9).map(round2),
+                    mean_hours: st.time_mean().map(round2),
+                    within_target_pct: s
+                        .target_hours
+                        .and_then(|_| pct(st.within_target, st.timed())),
+                },
+                ended_over_sla: st.over_sla,
+                breaching_now,
+                repeat_contacts: st.repeat_contacts,
+                fcr_pct: pct(st.ended() - st.repeat_visits.min(st.ended()), st.ended()),
+                re_explanations: st.channel_switches,
+                feedback: StageFeedback {
+                    answers: f.answers(),
+                    nps: (nps_n > 0).then(|| {
+                        (1000.0 * (f.promoters as f64 - f.detractors as f64) / nps_n as f64)
+                            .round()
+                            / 10.0
+                    }),
+                    csat: pct(f.csat_top2, f.csat_n),
+                    ces: (f.ces_n > 0).then(|| round2(f.ces_sum / f.ces_n as f64)),
+                },
+                score: jps::stage(&def, i, st, dropped),
+            }
+        })
+        .collect();
+    let review = def.review.as_ref().map(|r| ReviewStatus {
+        every_days: r.every_days,
+        next: r.next,
+        overdue_days: (now.date_naive() - r.next).num_days().max(0),
+    });
+    if let Some(r) = review.as_ref().filter(|r| r.overdue_days > 0) {
+        flags.insert(
+            0,
+            Flag {
+                kind: "review_overdue".into(),
+                stage: None,
+                detail: format!(
+                    "the review was due on {} ({} days ago); {} reviews it",
+                    r.next, r.overdue_days, def.owner
+                ),
+            },
+        );
+    }
+    Ok(JourneyMetrics {
+        journey_id: j.journey_id.clone(),
+        version: j.version,
+        name: def.name.clone(),
+        owner: def.owner.clone(),
+        processed_seq: cursor.event_seq,
+        head_seq: head,
+        answers_through: cursor.feedback_id,
+        score: jps::journey(&def, &rank, &stats),
+        formula: jps::FORMULA.to_string(),
+        stages,
+        review,
+        flags,
+    })
+}
+
+// ---------------------------------------------------------------- API
+
+#[derive(Serialize, utoipa::ToSchema)]
+pub struct JourneySummary {
+    pub journey_id: String,
+    pub version: i64,
+    pub name: String,
+    pub owner: String,
+    pub stages: usize,
+    pub jps: Option<f64>,
+    pub flags: Vec<Flag>,
+}
+
+#[derive(Serialize, utoipa::ToSchema)]
+pub struct JourneyList {
+    pub journeys: Vec<JourneySummary>,
+}
+
+/// Every journey, each with its JPS and flags (overdue review, SLA breaches).
+pub fn summaries(
+    store: &dyn Store,
+    tenant: &str,
+    now: DateTime<Utc>,
+) -> ApiResult<Vec<JourneySummary>> {
+    store
+        .list_journeys(tenant)?
+        .iter()
+        .map(|j| {
+            let m = metrics(store, tenant, j, now)?;
+            Ok(JourneySummary {
+                journey_id: m.journey_id,
+                version: m.version,
+                name: m.name,
+                owner: m.owner,
+                stages: m.stages.len(),
+                jps: m.score.jps,
+                flags: m.flags,
+            })
+        })
+        .collect()
+}
+
+#[utoipa::path(get, path = "/api/v1/journeys", tag = "journeys",
+    responses((status = 200, body = JourneyList)), security(("bearer" = [])))]
+pub async fn list(State(st): State<Arc<AppState>>, p: Principal) -> ApiResult<Json<JourneyList>> {
+    let t = p.tenant_id;
+    let journeys = blocking(&st, move |s| summaries(s, &t, Utc::now())).await?;
+    Ok(Json(JourneyList { journeys }))
+}
+
+/// Creates a journey, or a new version of it (same `id`); an identical definition saves nothing.
+#[utoipa::path(post, path = "/api/v1/journeys", tag = "journeys", request_body = JourneyDefinition,
+    responses((status = 201, body = Saved), (status = 200, body = Saved, description = "unchanged"),
+        (status = 422, body = crate::error::Problem), (status = 403, body = crate::error::Problem)),
+    security(("bearer" = [])))]
+pub async fn create(
+    State(st): State<Arc<AppState>>,
+    p: Principal,
+    ApiJson(def): ApiJson<JourneyDefinition>,
+) -> ApiResult<(StatusCode, Json<Saved>)> {
+    p.require_analyst()?;
+    let (t, actor) = (p.tenant_id, p.actor);
+    let saved = blocking(&st, move |s| save(s, &t, &def, &actor)).await?;
+    let code = if saved.unchanged {
+        StatusCode::OK
+    } else {
+        StatusCode::CREATED
+    };
+    Ok((code, Json(saved)))
+}
+
+/// Saves a new version of the journey named in the path.
+#[utoipa::path(put, path = "/api/v1/journeys/{id}", tag = "journeys", params(("id" = String, Path)),
+    request_body = JourneyDefinition,
+    responses((status = 201, body = Saved), (status = 200, body = Saved, description = "unchanged"),
+        (status = 422, body = crate::error::Problem)), security(("bearer" = [])))]
+pub async fn replace(
+    State(st): State<Arc<AppState>>,
+    p: Principal,
+    Path(id): Path<String>,
+    ApiJson(mut def): ApiJson<JourneyDefinition>,
+) -> ApiResult<(StatusCode, Json<Saved>)> {
+    if def.id.as_ref().is_some_and(|d| *d != id) {
+        return Err(ApiError::new(
+            ErrorCode::InvalidDefinition,
+            format!(
+                "the body's id {:?} differs from the path's {id:?}",
+                def.id.unwrap_or_default()
+            ),
+        ));
+    }
+    def.id = Some(id);
+    create(State(st), p, ApiJson(def)).await
+}
+
+#[derive(Serialize, utoipa::ToSchema)]
+pub struct JourneyDetail {
+    pub journey_id: String,
+    pub version: i64,
+    pub definition: JourneyDefinition,
+    /// Every version, newest first.
+    pub history: Vec<StoredJourney>,
+}
+
+async fn find(st: &AppState, tenant: &str, id: &str) -> ApiResult<StoredJourney> {
+    let (t, i) = (tenant.to_string(), id.to_string());
+    st.store
+        .run(move |s| s.journey(&t, &i, None))
+        .await?
+        .ok_or_else(|| ApiError::new(ErrorCode::NotFound, format!("no journey {id}")))
+}
+
+#[utoipa::path(get, path = "/api/v1/journeys/{id}", tag = "journeys", params(("id" = String, Path)),
+    responses((status = 200, body = JourneyDetail), (status = 404, body = crate::error::Problem)), security(("bearer" = [])))]
+pub async fn get_one(
+    State(st): State<Arc<AppState>>,
+    p: Principal,
+    Path(id): Path<String>,
+) -> ApiResult<Json<JourneyDetail>> {
+    let j = find(&st, &p.tenant_id, &id).await?;
+    let t = p.tenant_id.clone();
+    let history = st.store.run(move |s| s.journey_history(&t, &id)).await?;
+    Ok(Json(JourneyDetail {
+        definition: definition_of(&j)?,
+        journey_id: j.journey_id,
+        version: j.version,
+        history,
+    }))
+}
+
+/// Stages with entries, conversion, drop-off, loops, time in stage, FCR and feedback, and
+/// the JPS with its terms.
+#[utoipa::path(get, path = "/api/v1/journeys/{id}/metrics", tag = "journeys", params(("id" = String, Path)),
+    responses((status = 200, body = JourneyMetrics), (status = 404, body = crate::error::Problem)), security(("bearer" = [])))]
+pub async fn get_metrics(
+    State(st): State<Arc<AppState>>,
+    p: Principal,
+    Path(id): Path<String>,
+) -> ApiResult<Json<JourneyMetrics>> {
+    let j = find(&st, &p.tenant_id, &id).await?;
+    let t = p.tenant_id;
+    Ok(Json(
+        blocking(&st, move |s| metrics(s, &t, &j, Utc::now())).await?,
+    ))
+}
+
+#[derive(Deserialize, utoipa::ToSchema)]
+pub struct ReviewDone {
+    /// What the review concluded, kept with the new version.
+    #[serde(default)]
+    pub note: Option<String>,
+}
+
+/// Records that the journey was reviewed: the next review moves `every_days` from today.
+#[utoipa::path(post, path = "/api/v1/journeys/{id}/review", tag = "journeys", params(("id" = String, Path)),
+    responses((status = 201, body = Saved), (status = 422, body = crate::error::Problem)), security(("bearer" = [])))]
+pub async fn reviewed(
+    State(st): State<Arc<AppState>>,
+    p: Principal,
+    Path(id): Path<String>,
+) -> ApiResult<(StatusCode, Json<Saved>)> {
+    p.require_analyst()?;
+    let j = find(&st, &p.tenant_id, &id).await?;
+    let saved = blocking(&st, move |s| {
+        mark_reviewed(s, &p.tenant_id, &j, &p.actor, Utc::now())
+    })
+    .await?;
+    Ok((StatusCode::CREATED, Json(saved)))
+}
+
+/// Moves the next review date `every_days` past `now` (a new version).
+pub fn mark_reviewed(
+    store: &dyn Store,
+    tenant: &str,
+    j: &StoredJourney,
+    actor: &str,
+    now: DateTime<Utc>,
+) -> ApiResult<Saved> {
+    let mut def = definition_of(j)?;
+    let Some(r) = def.review.as_mut() else {
+        return Err(ApiError::new(
+            ErrorCode::InvalidDefinition,
+            "this journey has no review cadence; add review.every_days first",
+        ));
+    };
+    r.next = now.date_naive() + chrono::Days::new(u64::from(r.every_days));
+    save(store, tenant, &def, actor)
+}
+
+/// Stage counts by id, for callers that want one stage's figures.
+pub fn stage_by_id<'a>(m: &'a JourneyMetrics, id: &str) -> Option<&'a StageMetrics> {
+    m.stages.iter().find(|s| s.id == id)
+}

@@ -1,0 +1,271 @@
+//! Journeys over HTTP: definitions in, bad definitions refused, events and answers walked
+//! through the stages, metrics and the JPS out.
+
+mod common;
+
+use common::{Backend, TestApp};
+use cxm_http::HttpConfig;
+use serde_json::{json, Value};
+
+fn ago(hours: f64) -> String {
+    (chrono::Utc::now() - chrono::Duration::minutes((hours * 60.0) as i64)).to_rfc3339()
+}
+
+fn onboarding() -> Value {
+    json!({
+        "id": "onboarding", "name": "Onboarding", "owner": "ada@acme.example",
+        "stages": [
+            {"id": "signup", "name": "Sign-up", "owner": "growth", "entry": ["Signed Up"], "target_hours": 24, "sla_hours": 48},
+            {"id": "activate", "name": "Activation", "owner": "success", "entry": ["Feature Used"], "moment_of_truth": true},
+            {"id": "pay", "name": "First payment", "owner": "billing", "entry": ["Payment Succeeded"]}
+        ],
+        "review": {"every_days": 30, "next": "2026-01-05"}
+    })
+}
+
+async fn walk(app: &TestApp) {
+    let (store, tenant) = (app.store.clone(), app.tenant.clone());
+    tokio::task::spawn_blocking(move || {
+        cxm_http::journeys::catch_up(store.as_ref(), &tenant, 100).unwrap()
+    })
+    .await
+    .unwrap();
+}
+
+async fn journeys_measure_real_events(backend: Backend) {
+    let Some(app) = TestApp::spawn_with(backend, HttpConfig::default()).await else {
+        return;
+    };
+
+    // mistakes are named, and nothing is saved
+    let mut typo = onboarding();
+    typo["stages"][1]["entry"] = json!(["Featur Used"]);
+    let mut circle = onboarding();
+    circle["stages"][2]["next"] = json!(["signup"]);
+    let mut ownerless = onboarding();
+    ownerless["stages"][0]["owner"] = json!("");
+    for (body, says) in [
+        (typo, "\"Featur Used\""),
+        (circle, "signup -> activate -> pay -> signup"),
+        (ownerless, "stages[0].owner"),
+    ] {
+        let r = app
+            .send(reqwest::Method::POST, "/api/v1/journeys", &body)
+            .await;
+        assert_eq!(r.status(), 422);
+        let p: Value = r.json().await.unwrap();
+        assert_eq!(p["code"], "invalid_definition");
+        assert!(p["detail"].as_str().unwrap().contains(says), "{p}");
+    }
+    let r = app
+        .send(
+            reqwest::Method::POST,
+            "/api/v1/journeys",
+            &json!({"name": "x", "owner": "y", "stages": [], "colour": 1}),
+        )
+        .await;
+    assert_eq!(r.status(), 400);
+    let r = app
+        .post("/api/v1/journeys", &app.write_key, &onboarding())
+        .await;
+    assert_eq!(r.status(), 403, "a write key cannot define journeys");
+    assert_eq!(
+        app.get_json("/api/v1/journeys").await["journeys"],
+        json!([])
+    );
+
+    let r = app
+        .send(reqwest::Method::POST, "/api/v1/journeys", &onboarding())
+        .await;
+    assert_eq!(r.status(), 201);
+    assert_eq!(
+        r.json::<Value>().await.unwrap(),
+        json!({"journey_id": "onboarding", "version": 1, "unchanged": false})
+    );
+    let r = app
+        .send(reqwest::Method::POST, "/api/v1/journeys", &onboarding())
+        .await;
+    assert_eq!(r.status(), 200, "the same definition again saves nothing");
+    assert_eq!(r.json::<Value>().await.unwrap()["unchanged"], true);
+
+    // five customers, starting 120 hours ago
+    let t0 = 120.0;
+    let track = |user: &str, event: &str, hours_ago: f64, channel: &str| json!({"type": "track", "event": event, "userId": user, "timestamp": ago(hours_ago), "messageId": format!("{user}-{event}-{hours_ago}"), "context": {"channel": channel}});
+    let batch = json!({"batch": [
+        // c1 goes all the way: activation 2 h after sign-up, payment a day later
+        track("c1", "Signed Up", t0, "web"), track("c1", "Feature Used", t0 - 2.0, "web"), track("c1", "Payment Succeeded", t0 - 30.0, "web"),
+        // c2 activates late (50 h: past target and SLA), goes back to sign-up, then activates again
+        track("c2", "Signed Up", t0, "web"), track("c2", "Feature Used", t0 - 50.0, "web"),
+        track("c2", "Signed Up", t0 - 60.0, "web"), track("c2", "Feature Used", t0 - 61.0, "web"),
+        // c3 signed up ten days ago and stopped; c4 an hour ago; c5 signed up twice (a repeat contact)
+        track("c3", "Signed Up", 240.0, "web"), track("c4", "Signed Up", 1.0, "web"),
+        track("c5", "Signed Up", t0, "web"), track("c5", "Signed Up", t0 - 1.0, "chat"),
+    ]});
+    let r = app
+        .client
+        .post(app.url("/v1/batch?historical=true"))
+        .basic_auth(&app.write_key, Some(""))
+        .json(&batch)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 200);
+    // c1 loved activation, c2 did not; a third answer names its stage itself
+    let answers = json!({"answers": [
+        {"response_id": "a1", "question": "nps", "type": "nps", "value": 10, "identifier": "user_id:c1", "collected_at": ago(t0 - 3.0)},
+        {"response_id": "a2", "question": "nps", "type": "nps", "value": 2, "identifier": "user_id:c2", "collected_at": ago(t0 - 55.0)},
+        {"response_id": "a3", "question": "ces", "type": "ces", "value": 6, "journey": "onboarding", "stage": "pay"},
+    ]});
+    assert_eq!(
+        app.post("/api/v1/feedback", &app.write_key, &answers)
+            .await
+            .status(),
+        200
+    );
+    walk(&app).await;
+
+    let m = app.get_json("/api/v1/journeys/onboarding/metrics").await;
+    assert_eq!(m["processed_seq"], m["head_seq"], "{m}");
+    let signup = &m["stages"][0];
+    assert_eq!(
+        [
+            &signup["entries"],
+            &signup["came_back"],
+            &signup["converted"],
+            &signup["looped"],
+            &signup["in_progress"],
+            &signup["dropped_off"]
+        ],
+        [
+            &json!(6),
+            &json!(1),
+            &json!(3),
+            &json!(0),
+            &json!(1),
+            &json!(2)
+        ],
+        "{signup}"
+    );
+    assert_eq!(signup["time"]["within_target_pct"], 66.7);
+    assert_eq!(signup["ended_over_sla"], 1);
+    assert_eq!(signup["breaching_now"], 2);
+    assert_eq!(
+        signup["conversion_pct"], 60.0,
+        "3 converted of 3 ended + 2 dropped"
+    );
+    let activate = &m["stages"][1];
+    assert_eq!(
+        [
+            &activate["entries"],
+            &activate["converted"],
+            &activate["looped"],
+            &activate["in_progress"]
+        ],
+        [&json!(3), &json!(1), &json!(1), &json!(1)]
+    );
+    assert_eq!(activate["feedback"]["nps"], 0.0);
+    let sentiment = activate["score"]["terms"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|t| t["name"] == "sentiment")
+        .unwrap();
+    assert_eq!(
+        sentiment["value"], 33.3,
+        "a detractor weighs twice a promoter"
+    );
+    assert_eq!(m["stages"][2]["feedback"]["ces"], 6.0);
+    let completion = &m["score"]["terms"][0];
+    assert_eq!(
+        (completion["name"].as_str(), completion["value"].as_f64()),
+        (Some("completion"), Some(20.0)),
+        "{m}"
+    );
+    assert!(m["score"]["jps"].as_f64().unwrap() > 0.0);
+    assert!(m["formula"].as_str().unwrap().contains("0.4 × completion"));
+    let kinds: Vec<&str> = m["flags"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|f| f["kind"].as_str().unwrap())
+        .collect();
+    assert_eq!(kinds, ["review_overdue", "sla_breach"]);
+    insta::assert_json_snapshot!("journey_metrics", m, {
+        ".head_seq" => "[seq]", ".processed_seq" => "[seq]", ".answers_through" => "[id]",
+        ".review.overdue_days" => "[days]", ".flags[0].detail" => "[detail]",
+    });
+
+    // a rename keeps the measurements; the review moves the next date and clears the flag
+    let mut renamed = onboarding();
+    renamed["name"] = json!("Onboarding (self-serve)");
+    let r = app
+        .send(
+            reqwest::Method::PUT,
+            "/api/v1/journeys/onboarding",
+            &renamed,
+        )
+        .await;
+    let saved: Value = r.json().await.unwrap();
+    assert_eq!(saved["version"], 2, "{saved}");
+    assert_eq!(
+        app.get_json("/api/v1/journeys/onboarding/metrics").await["stages"][0]["entries"],
+        6
+    );
+    let r = app
+        .send(
+            reqwest::Method::POST,
+            "/api/v1/journeys/onboarding/review",
+            &json!({}),
+        )
+        .await;
+    assert_eq!(r.status(), 201);
+    let listed = app.get_json("/api/v1/journeys").await;
+    let j = &listed["journeys"][0];
+    assert_eq!(
+        (j["version"].as_i64(), j["name"].as_str()),
+        (Some(3), Some("Onboarding (self-serve)"))
+    );
+    assert_eq!(
+        j["flags"].as_array().unwrap().len(),
+        1,
+        "only the SLA breach is left: {j}"
+    );
+    let detail = app.get_json("/api/v1/journeys/onboarding").await;
+    assert_eq!(detail["history"].as_array().unwrap().len(), 3);
+    assert_eq!(detail["history"][2]["name"], "Onboarding");
+
+    // a changed stage is a new measurement, rebuilt from the log
+    let mut changed = renamed.clone();
+    changed["stages"][0]["target_hours"] = json!(1);
+    app.send(
+        reqwest::Method::PUT,
+        "/api/v1/journeys/onboarding",
+        &changed,
+    )
+    .await;
+    assert_eq!(
+        app.get_json("/api/v1/journeys/onboarding/metrics").await["stages"][0]["entries"],
+        0
+    );
+    walk(&app).await;
+    let m = app.get_json("/api/v1/journeys/onboarding/metrics").await;
+    assert_eq!(m["stages"][0]["entries"], 6);
+    assert_eq!(m["stages"][0]["time"]["within_target_pct"], 33.3);
+
+    let r = app
+        .send(reqwest::Method::PUT, "/api/v1/journeys/other", &changed)
+        .await;
+    assert_eq!(r.status(), 422, "the body's id must match the path");
+    assert_eq!(app.get("/api/v1/journeys/nope/metrics").await.status(), 404);
+    app.stop().await;
+}
+
+#[tokio::test]
+async fn journeys_on_sqlite() {
+    journeys_measure_real_events(Backend::Sqlite).await;
+}
+
+#[tokio::test]
+async fn journeys_on_postgres() {
+    journeys_measure_real_events(Backend::Postgres).await;
+}
