@@ -10,6 +10,7 @@ mod bench;
 mod config;
 mod generate;
 mod import;
+mod journey_cli;
 mod load;
 mod server;
 mod setup;
@@ -95,6 +96,9 @@ enum Cmd {
     /// Survey definitions and the invitations their targeting made.
     #[command(subcommand)]
     Survey(SurveyCmd),
+    /// Journeys as data: apply definitions from files, list them, read their metrics.
+    #[command(subcommand)]
+    Journey(journey_cli::JourneyCmd),
     /// Events set aside at ingest, with the reason.
     Quarantine {
         #[arg(long)]
@@ -675,6 +679,7 @@ fn run(cli: Cli) -> anyhow::Result<()> {
             Ok(())
         }
         Cmd::Survey(ref c) => survey(settings()?.open_store()?.as_ref(), c),
+        Cmd::Journey(ref c) => journey_cli::run(settings()?.open_store()?.as_ref(), c),
         Cmd::Quarantine {
             ref tenant,
             limit,

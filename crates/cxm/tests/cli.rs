@@ -556,3 +556,72 @@ fn survey_answers_import_from_csv_once() {
         run_json(cxm(dir.path()).args(["survey", "invitations", "--tenant", tenant, "--json"]));
     assert_eq!(inv, json!([]));
 }
+
+#[test]
+fn journeys_apply_from_yaml_and_report_metrics() {
+    let dir = tempfile::tempdir().unwrap();
+    let t = run_json(cxm(dir.path()).args(["tenant", "create", "Acme", "--json"]));
+    let tenant = t["tenant_id"].as_str().unwrap();
+    let csv = dir.path().join("history.csv");
+    std::fs::write(&csv, "customer,what,when\nc1,Signed Up,2024-03-01T10:00:00Z\nc1,Trial Converted,2024-03-03T10:00:00Z\nc2,Signed Up,2024-03-02T10:00:00Z\n").unwrap();
+    run_json(cxm(dir.path()).args(["import", "events"]).arg(&csv).args([
+        "--tenant",
+        tenant,
+        "--map",
+        "userId=customer,event=what,timestamp=when",
+    ]));
+    let yaml = dir.path().join("trial.yaml");
+    let body = "id: trial\nname: Trial\nowner: ada@acme.example\nstages:\n  - id: signup\n    name: Sign-up\n    owner: growth\n    entry: [Signed Up]\n    target_hours: 72\n  - id: convert\n    name: Converted\n    owner: sales\n    entry: [Trial Converted]\n";
+    std::fs::write(&yaml, body).unwrap();
+    let apply = |file: &std::path::Path| {
+        cxm(dir.path())
+            .args(["journey", "apply", "--tenant", tenant])
+            .arg(file)
+            .output()
+            .unwrap()
+    };
+    let out = apply(&yaml);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert_eq!(
+        serde_json::from_slice::<Value>(&out.stdout).unwrap(),
+        json!({"journey_id": "trial", "version": 1, "unchanged": false})
+    );
+    let again: Value = serde_json::from_slice(&apply(&yaml).stdout).unwrap();
+    assert_eq!(
+        again["unchanged"], true,
+        "applying the same file twice is a no-op"
+    );
+    // "Trial Converted" was sent, so it is known; a typo is not
+    std::fs::write(&yaml, body.replace("Trial Converted", "Trial Convrted")).unwrap();
+    let bad = apply(&yaml);
+    assert!(!bad.status.success());
+    let err = String::from_utf8_lossy(&bad.stderr);
+    assert!(
+        err.contains("invalid_definition") && err.contains("Trial Convrted"),
+        "{err}"
+    );
+    std::fs::write(&yaml, "id: trial\nname: [").unwrap();
+    assert!(String::from_utf8_lossy(&apply(&yaml).stderr).contains("not a journey definition"));
+
+    let m = run_json(
+        cxm(dir.path()).args(["journey", "metrics", "trial", "--tenant", tenant, "--json"]),
+    );
+    assert_eq!(m["stages"][0]["entries"], 2);
+    assert_eq!(m["stages"][0]["converted"], 1);
+    assert_eq!(m["stages"][0]["time"]["within_target_pct"], 100.0);
+    assert_eq!(
+        m["score"]["terms"][0]["basis"],
+        "1 finished of 2 who started"
+    );
+    let list = run_json(cxm(dir.path()).args(["journey", "list", "--tenant", tenant, "--json"]));
+    assert_eq!(list[0]["journey_id"], "trial");
+    let text = cxm(dir.path())
+        .args(["journey", "metrics", "trial", "--tenant", tenant])
+        .output()
+        .unwrap();
+    assert!(String::from_utf8_lossy(&text.stdout).contains("completion"));
+}
