@@ -32,7 +32,7 @@ pub struct Stage {
     /// Events that put a customer in this stage.
     pub entry: Vec<String>,
     /// Events that complete it (none: the next stage's entry completes it).
-    #[serde(default)]
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub exit: Vec<String>,
     /// The time a customer should take here, in hours.
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -41,7 +41,7 @@ pub struct Stage {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub sla_hours: Option<f64>,
     /// A decisive stage: its sentiment weighs more in the journey's score.
-    #[serde(default)]
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
     pub moment_of_truth: bool,
     /// Stages this one leads to (default: the next stage in the list).
     #[serde(default, skip_serializing_if = "Vec::is_empty")]

@@ -71,8 +71,8 @@ impl Visit {
 pub struct Step {
     /// The customer's position afterwards (unchanged when the event meant nothing here).
     pub position: Option<Position>,
-    /// A visit that ended.
-    pub closed: Option<Visit>,
+    /// Visits that ended (two when moving into a last stage, which completes on arrival).
+    pub closed: Vec<Visit>,
     /// A stage entered (a new visit), and whether it was entered going backwards.
     pub entered: Option<(usize, bool)>,
     /// The event was a repeat contact on the current stage.
@@ -127,19 +127,37 @@ pub fn step(
     pos: Option<&Position>,
     ev: JourneyEvent<'_>,
 ) -> Step {
-    let enter = |stage: usize, back: bool| Step {
-        position: Some(Position {
-            stage,
-            entered_ms: ev.ts_ms,
-            done: false,
-            last_contact_ms: ev.ts_ms,
-            last_channel: ev.channel.to_string(),
-            repeats: 0,
-            switches: 0,
-        }),
-        closed: None,
-        entered: Some((stage, back)),
-        repeat: false,
+    // a last stage with no exit event is finished on arrival: reaching it completes the journey
+    let finishes =
+        |stage: usize| def.successors(stage).is_empty() && def.stages[stage].exit.is_empty();
+    let enter = |stage: usize, back: bool| {
+        let done = finishes(stage);
+        Step {
+            position: Some(Position {
+                stage,
+                entered_ms: ev.ts_ms,
+                done,
+                last_contact_ms: ev.ts_ms,
+                last_channel: ev.channel.to_string(),
+                repeats: 0,
+                switches: 0,
+            }),
+            closed: if done {
+                vec![Visit {
+                    stage,
+                    entered_ms: ev.ts_ms,
+                    left_ms: ev.ts_ms,
+                    outcome: Outcome::Completed,
+                    to: None,
+                    repeats: 0,
+                    switches: 0,
+                }]
+            } else {
+                vec![]
+            },
+            entered: Some((stage, back)),
+            repeat: false,
+        }
     };
     let candidates: Vec<usize> = (0..def.stages.len())
         .filter(|i| def.stages[*i].entry.iter().any(|e| e == ev.name))
@@ -170,7 +188,7 @@ pub fn step(
         let mut next = p.clone();
         next.done = true;
         return Step {
-            closed: Some(Visit {
+            closed: vec![Visit {
                 stage: p.stage,
                 entered_ms: p.entered_ms,
                 left_ms: ev.ts_ms,
@@ -178,7 +196,7 @@ pub fn step(
                 to: None,
                 repeats: p.repeats,
                 switches: p.switches,
-            }),
+            }],
             position: Some(next),
             entered: None,
             repeat: false,
@@ -207,33 +225,38 @@ pub fn step(
         next.last_channel = ev.channel.to_string();
         return Step {
             position: Some(next),
-            closed: None,
+            closed: vec![],
             entered: None,
             repeat,
         };
     }
+    // after finishing the journey (done in a last stage), an earlier stage is a new run
+    let finished = p.done && successors.is_empty();
     let (to, back) = match forward {
         Some(j) => (j, false),
         None => match candidates.iter().copied().max_by_key(|j| rank[*j]) {
-            Some(j) => (j, true),
+            Some(j) => (j, !finished),
             None => return Step::default(),
         },
     };
     let mut s = enter(to, back);
     if !p.done {
-        s.closed = Some(Visit {
-            stage: p.stage,
-            entered_ms: p.entered_ms,
-            left_ms: ev.ts_ms,
-            outcome: if back {
-                Outcome::Looped
-            } else {
-                Outcome::Advanced
+        s.closed.insert(
+            0,
+            Visit {
+                stage: p.stage,
+                entered_ms: p.entered_ms,
+                left_ms: ev.ts_ms,
+                outcome: if back {
+                    Outcome::Looped
+                } else {
+                    Outcome::Advanced
+                },
+                to: Some(to),
+                repeats: p.repeats,
+                switches: p.switches,
             },
-            to: Some(to),
-            repeats: p.repeats,
-            switches: p.switches,
-        });
+        );
     }
     s
 }
@@ -394,7 +417,9 @@ impl StageStats {
         }
         self.repeat_contacts += u64::from(v.repeats);
         self.channel_switches += u64::from(v.switches);
-        if v.outcome != Outcome::Looped {
+        // a last stage completed on arrival has no time in it to measure
+        let arrival = v.outcome == Outcome::Completed && v.left_ms == v.entered_ms;
+        if v.outcome != Outcome::Looped && !arrival {
             let h = v.hours();
             if self.time.len() != TIME_BUCKETS {
                 self.time.resize(TIME_BUCKETS, 0);
@@ -514,22 +539,42 @@ mod tests {
             steps[1].repeat,
             "the call two hours after the chat is a repeat contact"
         );
-        let first = steps[2].closed.as_ref().unwrap();
+        let first = &steps[2].closed[0];
         assert_eq!(
             (first.outcome, first.repeats, first.switches),
             (Outcome::Advanced, 1, 1)
         );
         assert_eq!(first.hours(), 3.0);
-        let back = steps[3].closed.as_ref().unwrap();
+        let back = &steps[3].closed[0];
         assert_eq!(
             (back.stage, back.outcome, back.to),
             (1, Outcome::Looped, Some(0))
         );
         assert_eq!(steps[3].entered, Some((0, true)));
         // "Ticket Resolved" is both the fix stage's exit and the last stage's entry: it enters
-        let last = steps[5].closed.as_ref().unwrap();
+        let last = &steps[5].closed[0];
         assert_eq!((last.stage, last.outcome), (1, Outcome::Advanced));
-        assert_eq!(pos.unwrap().stage, 2);
+        let arrived = &steps[5].closed[1];
+        assert_eq!(
+            (arrived.stage, arrived.outcome),
+            (2, Outcome::Completed),
+            "the last stage completes on arrival"
+        );
+        let pos = pos.unwrap();
+        assert_eq!((pos.stage, pos.done), (2, true));
+        // a new contact after the journey finished starts a new run: not a loop back
+        let again = step(
+            &def,
+            &ranks(&def),
+            Some(&pos),
+            JourneyEvent {
+                name: "Chat Started",
+                ts_ms: 50 * H,
+                channel: "chat",
+            },
+        );
+        assert_eq!(again.entered, Some((0, false)));
+        assert!(again.closed.is_empty());
     }
 
     #[test]
@@ -549,11 +594,13 @@ mod tests {
             Some((1, false)),
             "customers may start mid-journey"
         );
+        assert_eq!(steps[1].closed[0].outcome, Outcome::Completed);
         assert_eq!(
-            steps[1].closed.as_ref().unwrap().outcome,
-            Outcome::Completed
+            steps[2].closed.len(),
+            1,
+            "only the last stage's own completion on arrival"
         );
-        assert_eq!(steps[2].closed, None);
+        assert_eq!(steps[2].closed[0].stage, 2);
         assert_eq!(steps[2].entered, Some((2, false)));
     }
 
@@ -604,11 +651,11 @@ mod tests {
             evs.sort_by_key(|e| e.1);
             let (steps, pos) = walk(&def, &evs);
             let opened = steps.iter().filter(|s| s.entered.is_some()).count();
-            let closed = steps.iter().filter(|s| s.closed.is_some()).count();
+            let closed: usize = steps.iter().map(|s| s.closed.len()).sum();
             let open_now = usize::from(pos.as_ref().is_some_and(|p| !p.done));
             proptest::prop_assert_eq!(opened, closed + open_now);
             for s in &steps {
-                if let Some(v) = &s.closed {
+                for v in &s.closed {
                     proptest::prop_assert!(v.left_ms >= v.entered_ms);
                 }
             }

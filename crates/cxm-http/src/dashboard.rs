@@ -62,6 +62,8 @@ impl Pages {
                 include_str!("../templates/survey_builder.html"),
             ),
             ("keys.html", include_str!("../templates/keys.html")),
+            ("journeys.html", include_str!("../templates/journeys.html")),
+            ("journey.html", include_str!("../templates/journey.html")),
         ] {
             env.add_template(name, src).expect("templates compile");
         }
@@ -126,6 +128,7 @@ pub fn routes() -> Router<Arc<AppState>> {
             get(crate::builder::new_page).post(crate::builder::save),
         )
         .route("/surveys/{id}/build", get(crate::builder::edit_page))
+        .merge(crate::journey_pages::routes())
         .route("/settings/keys", get(keys_page).post(create_key))
         .route("/settings/keys/{id}/revoke", post(revoke_key))
 }
@@ -179,7 +182,7 @@ fn same_origin(headers: &HeaderMap) -> Result<(), Response> {
 
 /// A post from our own pages by a signed-in user (an owner or admin when `admin`).
 #[allow(clippy::result_large_err)]
-async fn signed_post(
+pub(crate) async fn signed_post(
     st: &AppState,
     headers: &HeaderMap,
     here: &str,
@@ -209,7 +212,7 @@ pub(crate) async fn form_post<T: serde::de::DeserializeOwned>(
     }
 }
 
-fn fmt_ms(ms: i64) -> String {
+pub(crate) fn fmt_ms(ms: i64) -> String {
     chrono::DateTime::from_timestamp_millis(ms)
         .map(|t| t.format("%Y-%m-%d %H:%M UTC").to_string())
         .unwrap_or_default()

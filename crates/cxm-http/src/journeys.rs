@@ -186,7 +186,7 @@ pub fn advance(store: &dyn Store, tenant: &str, j: &StoredJourney) -> ApiResult<
                     channel: &e.channel,
                 },
             );
-            if let Some(v) = s.closed {
+            for v in s.closed {
                 let stage = &def.stages[v.stage];
                 stats[v.stage].close(&v, stage.target_hours, stage.sla_hours);
                 changed.insert(v.stage);

@@ -32,6 +32,29 @@ async fn walk(app: &TestApp) {
     .unwrap();
 }
 
+async fn login(app: &TestApp, email: &str, role: cxm_store::Role) -> String {
+    app.add_user(email, "a-long-password-1", role).await;
+    let r = app
+        .client
+        .post(app.url("/login"))
+        .form(&[
+            ("email", email),
+            ("password", "a-long-password-1"),
+            ("next", "/"),
+        ])
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 303);
+    r.headers()["set-cookie"]
+        .to_str()
+        .unwrap()
+        .split(';')
+        .next()
+        .unwrap()
+        .to_string()
+}
+
 async fn journeys_measure_real_events(backend: Backend) {
     let Some(app) = TestApp::spawn_with(backend, HttpConfig::default()).await else {
         return;
@@ -251,6 +274,93 @@ async fn journeys_measure_real_events(backend: Backend) {
     let m = app.get_json("/api/v1/journeys/onboarding/metrics").await;
     assert_eq!(m["stages"][0]["entries"], 6);
     assert_eq!(m["stages"][0]["time"]["within_target_pct"], 33.3);
+
+    // the dashboard: the list, the journey page, the editor that keeps what was typed
+    let analyst = login(&app, "analyst@acme.io", cxm_store::Role::Analyst).await;
+    let page = |path: &'static str, cookie: String| {
+        let c = app.client.get(app.url(path)).header("cookie", cookie);
+        async move { c.send().await.unwrap() }
+    };
+    let list = page("/journeys", analyst.clone())
+        .await
+        .text()
+        .await
+        .unwrap();
+    assert!(
+        list.contains("Onboarding (self-serve)") && list.contains("data-testid=\"journey-editor\""),
+        "{list}"
+    );
+    let one = page("/journeys/onboarding", analyst.clone())
+        .await
+        .text()
+        .await
+        .unwrap();
+    for want in [
+        "Journey Performance Score",
+        "Sign-up",
+        "moment of truth",
+        "0.4 × completion",
+        "longer than its 48 h SLA",
+        "Save new version",
+    ] {
+        assert!(one.contains(want), "{want} missing");
+    }
+    let typo = "id: onboarding\nname: Onboarding\nowner: ada\nstages:\n  - {id: a, name: A, owner: x, entry: [Signd Up]}\n";
+    let r = app
+        .client
+        .post(app.url("/journeys"))
+        .header("cookie", &analyst)
+        .form(&[("definition", typo), ("from", "onboarding")])
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 422);
+    let body = r.text().await.unwrap();
+    assert!(
+        body.contains("Signd Up") && body.contains("was not saved"),
+        "{body}"
+    );
+    let r = app
+        .client
+        .post(app.url("/journeys"))
+        .header("cookie", &analyst)
+        .form(&[("definition", "stages: [")])
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 422);
+    let fresh = "id: renewal\nname: Renewal\nowner: cs\nstages:\n  - {id: due, name: Due, owner: cs, entry: [Signed Up]}\n";
+    let r = app
+        .client
+        .post(app.url("/journeys"))
+        .header("cookie", &analyst)
+        .form(&[("definition", fresh)])
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(
+        (
+            r.status().as_u16(),
+            r.headers()["location"].to_str().unwrap()
+        ),
+        (303, "/journeys/renewal")
+    );
+    let viewer = login(&app, "viewer@acme.io", cxm_store::Role::Viewer).await;
+    let r = app
+        .client
+        .post(app.url("/journeys"))
+        .header("cookie", &viewer)
+        .form(&[("definition", fresh)])
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 403);
+    assert!(!page("/journeys/onboarding", viewer)
+        .await
+        .text()
+        .await
+        .unwrap()
+        .contains("Save new version"));
 
     let r = app
         .send(reqwest::Method::PUT, "/api/v1/journeys/other", &changed)

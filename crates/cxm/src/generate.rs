@@ -356,6 +356,70 @@ pub fn feedback(seed: u64, customers: u64, end: DateTime<Utc>) -> Vec<Value> {
     out
 }
 
+/// The demo's journeys, over the generator's events: support from first contact to
+/// resolution (with an SLA the slow tickets breach), and the customer lifecycle from sign-up
+/// to renewal (its review is overdue, so the flag shows).
+pub fn journeys(today: chrono::NaiveDate) -> Vec<String> {
+    let overdue = today - chrono::Days::new(3);
+    vec![
+        format!(
+            "id: support
+name: Support resolution
+owner: head-of-support@demo.cxm
+stages:
+  - id: contact
+    name: First contact
+    owner: frontline@demo.cxm
+    entry: [Chat Started, Ticket Opened, Call Started]
+    target_hours: 2
+    sla_hours: 24
+    next: [escalated, resolved]
+  - id: escalated
+    name: Escalated
+    owner: tier2@demo.cxm
+    entry: [Ticket Escalated]
+    target_hours: 24
+    sla_hours: 72
+    next: [resolved]
+  - id: resolved
+    name: Resolved
+    owner: head-of-support@demo.cxm
+    entry: [Ticket Resolved]
+    moment_of_truth: true
+review:
+  every_days: 30
+  next: {}
+",
+            today + chrono::Days::new(12)
+        ),
+        format!(
+            "id: lifecycle
+name: Customer lifecycle
+owner: vp-cx@demo.cxm
+stages:
+  - id: signup
+    name: Sign-up
+    owner: growth@demo.cxm
+    entry: [Signed Up]
+    target_hours: 72
+    sla_hours: 336
+  - id: active
+    name: Active use
+    owner: success@demo.cxm
+    entry: [Feature Used]
+    moment_of_truth: true
+  - id: renewal
+    name: Renewal
+    owner: account-management@demo.cxm
+    entry: [Subscription Renewed]
+review:
+  every_days: 30
+  next: {overdue}
+"
+        ),
+    ]
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -377,6 +441,18 @@ mod tests {
             (20..80).contains(&detractors),
             "about a quarter detract: {detractors}"
         );
+    }
+
+    #[test]
+    fn demo_journeys_listen_to_generated_events() {
+        let sent: std::collections::HashSet<String> = Generator::new(7, Utc::now())
+            .events(3000)
+            .filter_map(|e| e["event"].as_str().map(String::from))
+            .collect();
+        for yaml in journeys(Utc::now().date_naive()) {
+            let def = cxm_http::journeys::parse_definition(&yaml).unwrap();
+            assert_eq!(def.validate(|e| sent.contains(e)), Ok(()), "{}", def.name);
+        }
     }
 
     #[test]

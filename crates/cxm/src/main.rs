@@ -477,6 +477,14 @@ fn run(cli: Cli) -> anyhow::Result<()> {
                     .map(|a| cxm_http::voc::enrich(&analyzer, a).0)
                     .collect();
             let answers = store.insert_feedback(&t.tenant_id, &rows)?;
+            for yaml in generate::journeys(now.date_naive()) {
+                let def =
+                    cxm_http::journeys::parse_definition(&yaml).map_err(anyhow::Error::msg)?;
+                cxm_http::journeys::save(store.as_ref(), &t.tenant_id, &def, "demo")
+                    .map_err(|e| anyhow::anyhow!("demo journey: {}", e.detail))?;
+            }
+            cxm_http::journeys::catch_up(store.as_ref(), &t.tenant_id, usize::MAX)
+                .map_err(|e| anyhow::anyhow!("demo journeys: {}", e.detail))?;
             runtime()?.block_on(async {
                 let listener = tokio::net::TcpListener::bind(s.listen)
                     .await
