@@ -187,6 +187,52 @@ try {
   assert.equal(refused.status, 401);
   assert.equal(await page.getByTestId("new-key").count(), 0, "the key is shown only once");
 
+  // a journey created in the editor: a typo in an event name is refused and the text kept,
+  // the fixed definition is saved and measured from the events already sent
+  const ago = (min) => new Date(Date.now() - min * 60000).toISOString();
+  const trial = await fetch(`${base}/v1/batch`, { method: "POST", headers: { authorization: `Basic ${Buffer.from(`${process.env.WRITE_KEY}:`).toString("base64")}` },
+    body: JSON.stringify({ batch: [
+      { type: "track", userId: "trial-1", event: "Trial Started", timestamp: ago(300) },
+      { type: "track", userId: "trial-1", event: "Demo Booked", timestamp: ago(200) },
+      { type: "track", userId: "trial-2", event: "Trial Started", timestamp: ago(100) },
+    ] }) });
+  assert.equal(trial.status, 200);
+  await page.getByRole("link", { name: "Journeys" }).click();
+  await page.waitForURL(`${base}/journeys`);
+  const editor = page.getByRole("textbox", { name: /Definition/ });
+  const definition = (signup) => `id: first-contact
+name: Trial to demo
+owner: cx-lead@example.com
+stages:
+  - id: signup
+    name: Sign-up
+    owner: growth
+    entry: [${signup}]
+    target_hours: 24
+  - id: contact
+    name: Demo
+    owner: sales
+    entry: [Demo Booked]
+    moment_of_truth: true
+`;
+  await editor.fill(definition("Trial Startd"));
+  await page.getByRole("button", { name: "Save journey" }).click();
+  assert.match(await page.getByRole("alert").innerText(), /"Trial Startd".*check the name/);
+  assert.match(await page.getByRole("textbox", { name: /Definition/ }).inputValue(), /Trial Startd/, "what was typed is kept");
+  await page.getByRole("textbox", { name: /Definition/ }).fill(definition("Trial Started"));
+  await page.getByRole("button", { name: "Save journey" }).click();
+  await page.waitForURL(`${base}/journeys/first-contact`);
+  for (let i = 0; i < 50; i++) {
+    if ((await page.locator('[data-stage="signup"] td').nth(3).innerText()).trim() === "2") break;
+    await page.waitForTimeout(200);
+    await page.reload();
+  }
+  assert.equal((await page.locator('[data-stage="signup"] td').nth(3).innerText()).trim(), "2", "two trials started");
+  assert.equal((await page.locator('[data-stage="contact"] td').nth(3).innerText()).trim(), "1", "one booked a demo");
+  assert.match(await page.getByRole("img", { name: /Entries per stage/ }).getAttribute("aria-label"), /Sign-up 2, Demo 1/);
+  assert.match(await page.getByTestId("jps").innerText(), /^\d+(\.\d)?$/);
+  await page.screenshot({ path: `${shots}/journey.png`, fullPage: true });
+
   // sign out ends the session
   await page.getByRole("button", { name: "Sign out" }).click();
   await page.waitForURL(/\/login/);
@@ -204,7 +250,7 @@ try {
   assert.equal(await viewer.getByRole("button", { name: "Create key" }).count(), 0);
 
   assert.deepEqual(offsite, [], "the dashboard must not load anything from another origin");
-  console.log("dashboard: sign-in, overview chart, live search, context, unmerge, quarantine, roles: ok");
+  console.log("dashboard: sign-in, overview chart, live search, context, unmerge, quarantine, journeys, roles: ok");
 } finally {
   await browser.close();
 }
