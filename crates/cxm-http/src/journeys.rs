@@ -132,14 +132,35 @@ fn definition_of(j: &StoredJourney) -> ApiResult<JourneyDefinition> {
 }
 
 /// Events read per pass, and the widest slice of the log one pass looks at.
-const EVENTS_PER_PASS: u32 = 20_000;
-const LOG_WINDOW: i64 = 250_000;
+const EVENTS_PER_PASS: u32 = 200_000;
+/// A pass reads every event of the window: with a LIMIT, the database would gather and sort
+/// the whole window's matches each time only to return the first page.
+const LOG_WINDOW: i64 = 200_000;
 const ANSWERS_PER_PASS: u32 = 5_000;
 
 /// One pass of one journey: walks the next events (or, once the log is caught up, the next
 /// answers) and saves the result with the cursor. Returns how many rows it read; 0 means
 /// the journey is up to date.
 pub fn advance(store: &dyn Store, tenant: &str, j: &StoredJourney) -> ApiResult<usize> {
+    advance_with(store, tenant, j, &mut Positions::default())
+}
+
+/// Customers' positions kept between the passes of one catch-up, so a long walk does not
+/// read back what it just wrote. `complete` means every stored position is in `known`
+/// (true from the start of a walk that begins at the start of the log).
+#[derive(Default)]
+pub struct Positions {
+    known: std::collections::HashMap<String, progress::Position>,
+    loaded: HashSet<String>,
+    complete: bool,
+}
+
+fn advance_with(
+    store: &dyn Store,
+    tenant: &str,
+    j: &StoredJourney,
+    cache: &mut Positions,
+) -> ApiResult<usize> {
     let def = definition_of(j)?;
     let rank = progress::ranks(&def);
     let names = def.event_names();
@@ -166,13 +187,22 @@ pub fn advance(store: &dyn Store, tenant: &str, j: &StoredJourney) -> ApiResult<
             Some(last) if events.len() == EVENTS_PER_PASS as usize => last.seq,
             _ => upto,
         };
-        let profiles: Vec<String> = events
-            .iter()
-            .filter_map(|e| e.profile_id.clone())
-            .collect::<HashSet<_>>()
-            .into_iter()
-            .collect();
-        let mut positions = store.journey_positions(tenant, &j.journey_id, j.version, &profiles)?;
+        if cursor == JourneyCursor::default() {
+            cache.complete = true;
+        }
+        if !cache.complete {
+            let missing: Vec<String> = events
+                .iter()
+                .filter_map(|e| e.profile_id.clone())
+                .filter(|p| !cache.loaded.contains(p))
+                .collect::<HashSet<_>>()
+                .into_iter()
+                .collect();
+            let found = store.journey_positions(tenant, &j.journey_id, j.version, &missing)?;
+            cache.known.extend(found);
+            cache.loaded.extend(missing);
+        }
+        let positions = &mut cache.known;
         let mut moved: HashSet<String> = HashSet::new();
         for e in &events {
             let Some(p) = &e.profile_id else { continue };
@@ -206,7 +236,7 @@ pub fn advance(store: &dyn Store, tenant: &str, j: &StoredJourney) -> ApiResult<
         }
         out.positions = moved
             .into_iter()
-            .filter_map(|p| positions.remove(&p).map(|pos| (p, pos)))
+            .filter_map(|p| positions.get(&p).map(|pos| (p, pos.clone())))
             .collect();
         read = events.len().max(1);
     } else {
@@ -253,6 +283,7 @@ pub fn advance(store: &dyn Store, tenant: &str, j: &StoredJourney) -> ApiResult<
     out.stats = changed.into_iter().map(|i| (i, stats[i].clone())).collect();
     if !store.save_journey_progress(tenant, &j.journey_id, j.version, &out)? {
         // another server (or a new version) got there first; the next pass starts from there
+        *cache = Positions::default();
         return Ok(0);
     }
     Ok(read)
@@ -272,8 +303,9 @@ fn stage_answer(a: &cxm_store::JourneyAnswer) -> Option<StageAnswer> {
 pub fn catch_up(store: &dyn Store, tenant: &str, max_passes: usize) -> ApiResult<usize> {
     let mut read = 0;
     for j in store.list_journeys(tenant)? {
+        let mut cache = Positions::default();
         for _ in 0..max_passes {
-            let n = advance(store, tenant, &j)?;
+            let n = advance_with(store, tenant, &j, &mut cache)?;
             read += n;
             if n == 0 {
                 break;
@@ -300,7 +332,11 @@ pub async fn journey_worker(state: Arc<AppState>) {
         })
         .await;
         match r {
-            Ok(n) if n > 0 => tracing::debug!(rows = n, "journeys advanced"),
+            // more may be waiting (a long log after a new journey): go on without a pause
+            Ok(n) if n > 0 => {
+                tracing::debug!(rows = n, "journeys advanced");
+                continue;
+            }
             Ok(_) => {}
             Err(e) => tracing::warn!(error = %e.detail, "journey worker could not run"),
         }

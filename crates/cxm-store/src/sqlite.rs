@@ -39,7 +39,7 @@ fn configure(conn: &Connection) -> Result<()> {
     // group commit keeps the fsync count low.
     conn.execute_batch(
         "PRAGMA page_size=16384; PRAGMA journal_mode=WAL; PRAGMA synchronous=FULL; PRAGMA foreign_keys=ON;
-         PRAGMA busy_timeout=10000; PRAGMA cache_size=-65536; PRAGMA temp_store=MEMORY;",
+         PRAGMA busy_timeout=10000; PRAGMA cache_size=-65536; PRAGMA temp_store=MEMORY; PRAGMA mmap_size=1073741824;",
     )?;
     Ok(())
 }
@@ -1237,18 +1237,42 @@ impl Store for SqliteStore {
         let names = serde_json::to_string(names)?;
         self.read(|c| {
             let mut st = c.prepare_cached(
-                "SELECT e.seq, COALESCE(iu.profile_id, ia.profile_id), e.name, e.channel, e.ts FROM events e
-                   LEFT JOIN identifiers iu ON iu.tenant_id = e.tenant_id AND iu.kind = 'user_id' AND iu.value = e.user_id
-                   LEFT JOIN identifiers ia ON ia.tenant_id = e.tenant_id AND ia.kind = 'anonymous_id' AND ia.value = e.anonymous_id
+                "SELECT e.seq, e.user_id, e.anonymous_id, e.name, e.channel, e.ts FROM events e
                  WHERE e.tenant_id = ?3 AND e.name IN (SELECT value FROM json_each(?4)) AND e.seq > ?1 AND e.seq <= ?2
                  ORDER BY e.seq LIMIT ?5",
             )?;
             let rows = st
                 .query_map(params![after, upto, tenant, names, limit], |r| {
-                    Ok(JourneyEventRow { seq: r.get(0)?, profile_id: r.get(1)?, name: r.get(2)?, channel: r.get(3)?, ts_ms: r.get(4)? })
+                    Ok((r.get::<_, Option<String>>(1)?, r.get::<_, Option<String>>(2)?, JourneyEventRow { seq: r.get(0)?, profile_id: None, name: r.get(3)?, channel: r.get(4)?, ts_ms: r.get(5)? }))
                 })?
                 .collect::<Result<Vec<_>, _>>()?;
-            Ok(rows)
+            // a customer has many events: resolve each id once rather than joining per event
+            let mut lookup = c.prepare_cached("SELECT profile_id FROM identifiers WHERE tenant_id = ?1 AND kind = ?2 AND value = ?3")?;
+            let mut seen: [std::collections::HashMap<String, Option<String>>; 2] = Default::default();
+            let mut resolve = |kind: bool, value: &str| -> Result<Option<String>> {
+                let known = &mut seen[usize::from(kind)];
+                if let Some(p) = known.get(value) {
+                    return Ok(p.clone());
+                }
+                let k = if kind { "user_id" } else { "anonymous_id" };
+                let p: Option<String> = lookup.query_row(params![tenant, k, value], |r| r.get(0)).optional()?;
+                known.insert(value.to_string(), p.clone());
+                Ok(p)
+            };
+            let mut out = Vec::with_capacity(rows.len());
+            for (user, anon, mut row) in rows {
+                row.profile_id = match &user {
+                    Some(u) => resolve(true, u)?,
+                    None => None,
+                };
+                if row.profile_id.is_none() {
+                    if let Some(a) = &anon {
+                        row.profile_id = resolve(false, a)?;
+                    }
+                }
+                out.push(row);
+            }
+            Ok(out)
         })
     }
 

@@ -21,6 +21,23 @@ pub enum BenchCmd {
     Context(ContextArgs),
     /// Feedback ingest (POST /api/v1/feedback) and NPS trend query latency.
     Feedback(FeedbackArgs),
+    /// Journey measurement: a cold walk of the whole log, the incremental walk of new
+    /// events, and reading a journey's metrics (the demo's two journeys).
+    Journeys(JourneyArgs),
+}
+
+#[derive(Args, Debug)]
+pub struct JourneyArgs {
+    #[arg(long, default_value_t = 1_000_000)]
+    pub events: u64,
+    /// Events added after the cold walk, walked incrementally.
+    #[arg(long, default_value_t = 10_000)]
+    pub increment: u64,
+    #[arg(long, default_value_t = 200)]
+    pub reads: usize,
+    /// Keep this data directory instead of a temporary one (a second run skips loading).
+    #[arg(long)]
+    pub keep: Option<std::path::PathBuf>,
 }
 
 #[derive(Args, Debug)]
@@ -162,7 +179,98 @@ pub async fn run(cmd: BenchCmd, store_args: &StoreArgs) -> anyhow::Result<Value>
         BenchCmd::Latency(a) => latency(a, store_args).await,
         BenchCmd::Context(a) => context(a, store_args).await,
         BenchCmd::Feedback(a) => feedback(a, store_args).await,
+        BenchCmd::Journeys(a) => {
+            let sa = store_args.clone();
+            tokio::task::spawn_blocking(move || journeys(a, &sa)).await?
+        }
     }
+}
+
+/// Blocking: the store directly, no server (its journey worker would race the measured walk).
+fn journeys(a: JourneyArgs, store_args: &StoreArgs) -> anyhow::Result<Value> {
+    use cxm_http::journeys as j;
+    let tmp = tempfile::tempdir()?;
+    let mut sa = store_args.clone();
+    if sa.database_url.is_none() && sa.data_dir.is_none() {
+        sa.data_dir = Some(a.keep.clone().unwrap_or_else(|| tmp.path().to_path_buf()));
+    }
+    let settings = Settings::resolve(&sa, &ServeArgs::default())?;
+    let store = settings.open_store()?;
+    let api = |e: cxm_http::error::ApiError| anyhow::anyhow!("{}: {}", e.code.code(), e.detail);
+    let existing = store
+        .list_tenants()?
+        .into_iter()
+        .find(|t| t.name == "bench-journeys");
+    let end = chrono::Utc::now();
+    let (tenant, load_secs) = match existing {
+        Some(t) => (t.id, 0.0),
+        None => {
+            let t = crate::setup::create_tenant(store.as_ref(), "bench-journeys")?;
+            let started = Instant::now();
+            crate::load::load(
+                store.as_ref(),
+                &t.tenant_id,
+                "bench",
+                Generator::new(3, end).events(a.events),
+                true,
+            )?;
+            (t.tenant_id, started.elapsed().as_secs_f64())
+        }
+    };
+    // a fresh version of each journey: measured from the start of the log
+    let mut ids = vec![];
+    for (n, yaml) in crate::generate::journeys(end.date_naive())
+        .iter()
+        .enumerate()
+    {
+        let mut def = j::parse_definition(yaml).map_err(anyhow::Error::msg)?;
+        def.stages[0].name = format!("{} ({})", def.stages[0].name, uuid::Uuid::new_v4().simple());
+        def.stages[0].target_hours =
+            Some(2.0 + n as f64 + (end.timestamp_millis() % 1000) as f64 / 1000.0);
+        ids.push(
+            j::save(store.as_ref(), &tenant, &def, "bench")
+                .map_err(api)?
+                .journey_id,
+        );
+    }
+    let head = store.max_event_seq()?;
+    let cold = Instant::now();
+    let walked = j::catch_up(store.as_ref(), &tenant, usize::MAX).map_err(api)?;
+    let cold_secs = cold.elapsed().as_secs_f64();
+    let journeys: Vec<_> = ids
+        .iter()
+        .filter_map(|id| store.journey(&tenant, id, None).ok().flatten())
+        .collect();
+    let mut reads = vec![];
+    let mut last = None;
+    for i in 0..a.reads {
+        let jr = &journeys[i % journeys.len()];
+        let t = Instant::now();
+        let m = j::metrics(store.as_ref(), &tenant, jr, chrono::Utc::now()).map_err(api)?;
+        reads.push(t.elapsed());
+        last = Some(m);
+    }
+    reads.sort();
+    // new events arrive; the worker's next pass walks only them
+    let more = Generator::new(
+        chrono::Utc::now().timestamp_millis() as u64,
+        chrono::Utc::now(),
+    )
+    .events(a.increment);
+    crate::load::load(store.as_ref(), &tenant, "bench", more, true)?;
+    let inc = Instant::now();
+    let walked_inc = j::catch_up(store.as_ref(), &tenant, usize::MAX).map_err(api)?;
+    let inc_secs = inc.elapsed().as_secs_f64();
+    let m = last.context("no metrics read")?;
+    Ok(json!({
+        "bench": "journeys", "backend": store.backend(), "store_events": head, "load_seconds": load_secs,
+        "journeys": journeys.len(), "journey_events_walked": walked,
+        "cold_walk_seconds": cold_secs, "cold_walk_events_per_second": head as f64 / cold_secs.max(1e-9),
+        "metrics_reads": a.reads, "metrics_p50_ms": percentile(&reads, 0.5), "metrics_p95_ms": percentile(&reads, 0.95),
+        "increment_events": a.increment, "increment_walked": walked_inc, "increment_walk_ms": inc_secs * 1000.0,
+        "sample": {"journey": m.journey_id, "jps": m.score.jps, "stage_entries": m.stages.iter().map(|s| s.entries).collect::<Vec<_>>()},
+        "peak_rss_mb": peak_rss_mb(), "machine": machine(),
+    }))
 }
 
 /// Writes the request bodies to a file first (outside the timed window), so a 10M-event run

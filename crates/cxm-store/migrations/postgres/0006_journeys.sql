@@ -56,6 +56,6 @@ CREATE TABLE IF NOT EXISTS journey_cursors (
     updated_at BIGINT NOT NULL,
     PRIMARY KEY (tenant_id, journey_id, version)
 );
--- events by name: a journey reads only its own events, and a definition naming an event never
--- seen is caught without a scan
-CREATE INDEX IF NOT EXISTS events_name ON events(tenant_id, name, seq) WHERE name IS NOT NULL;
+-- events by name, covering what a journey reads: a journey walks only its own events (an
+-- index-only scan), and a definition naming an event never seen is caught without a scan
+CREATE INDEX IF NOT EXISTS events_name ON events(tenant_id, name, seq) INCLUDE (user_id, anonymous_id, channel, ts) WHERE name IS NOT NULL;
