@@ -5,6 +5,7 @@
 pub mod context;
 pub mod event;
 pub mod feedback;
+pub mod health;
 pub mod identity;
 pub mod journey;
 pub mod journey_progress;

@@ -6,6 +6,7 @@ pub mod auth;
 pub mod builder;
 pub mod dashboard;
 pub mod error;
+pub mod health;
 pub mod ingest;
 pub mod journey_pages;
 pub mod journeys;
@@ -147,6 +148,7 @@ pub fn router(state: Arc<AppState>) -> Router {
         .merge(voc::routes())
         .merge(surveys::routes())
         .merge(journeys::routes())
+        .merge(health::routes())
         .merge(dashboard::routes())
         .route("/healthz", get(ops::healthz))
         .route("/readyz", get(ops::readyz))

@@ -280,6 +280,77 @@ pub trait Store: Send + Sync + 'static {
         p: &JourneyProgress,
     ) -> Result<bool>;
 
+    // account health
+    fn health_cursor(&self, tenant: &str) -> Result<HealthCursor>;
+    /// Events in `(after, upto]`, oldest first, each with its account (None: no account known).
+    fn health_events(
+        &self,
+        tenant: &str,
+        after: i64,
+        upto: i64,
+        limit: u32,
+    ) -> Result<Vec<HealthEventRow>>;
+    /// NPS and CSAT answers after an id, oldest first, with their account.
+    fn account_answers(&self, tenant: &str, after: i64, limit: u32) -> Result<Vec<AccountAnswer>>;
+    /// Adds to the accounts' daily facts and moves the cursor, in one transaction; false (and
+    /// nothing written) when the cursor was not at `from`.
+    fn add_account_days(
+        &self,
+        tenant: &str,
+        from: HealthCursor,
+        to: HealthCursor,
+        days: &[(String, cxm_domain::health::AccountDay)],
+    ) -> Result<bool>;
+    /// Every account with its traits and its daily facts since a day.
+    fn accounts_for_health(
+        &self,
+        tenant: &str,
+        since: chrono::NaiveDate,
+    ) -> Result<Vec<AccountRecord>>;
+    fn save_signal_set(&self, tenant: &str, definition: &str, actor: &str) -> Result<i64>;
+    /// The latest signal set: (version, definition).
+    fn signal_set(&self, tenant: &str) -> Result<Option<(i64, String)>>;
+    /// Replaces the accounts' latest health and records the day's score in the history.
+    fn save_account_health(
+        &self,
+        tenant: &str,
+        rows: &[AccountHealthRow],
+        day: chrono::NaiveDate,
+    ) -> Result<()>;
+    /// Latest health, lowest score first, optionally of one band.
+    fn account_health(
+        &self,
+        tenant: &str,
+        band: Option<&str>,
+        limit: u32,
+        offset: u32,
+    ) -> Result<Vec<AccountHealthRow>>;
+    fn account_health_one(&self, tenant: &str, group_id: &str) -> Result<Option<AccountHealthRow>>;
+    fn band_counts(&self, tenant: &str) -> Result<Vec<BandCount>>;
+    /// Daily scores since a day, oldest first.
+    fn health_trend(
+        &self,
+        tenant: &str,
+        group_id: &str,
+        since: chrono::NaiveDate,
+    ) -> Result<Vec<(chrono::NaiveDate, f64)>>;
+    /// Opens an alert unless one for the same account, kind and signal is still unresolved;
+    /// returns the new alert's id.
+    fn open_alert(&self, tenant: &str, a: &NewAlert) -> Result<Option<i64>>;
+    /// Resolves the unresolved alert of this account, kind and signal (its condition cleared).
+    fn resolve_alert(
+        &self,
+        tenant: &str,
+        group_id: &str,
+        kind: &str,
+        signal: &str,
+        actor: &str,
+    ) -> Result<bool>;
+    /// Newest first, optionally of one status.
+    fn list_alerts(&self, tenant: &str, status: Option<&str>, limit: u32) -> Result<Vec<Alert>>;
+    fn alert(&self, tenant: &str, id: i64) -> Result<Option<Alert>>;
+    fn set_alert_status(&self, tenant: &str, id: i64, status: &str, actor: &str) -> Result<bool>;
+
     // survey triggers
     /// The highest event sequence number in the store (all tenants): reading up to it is safe.
     fn max_event_seq(&self) -> Result<i64>;

@@ -41,6 +41,7 @@ pub async fn run(
     let themes = tokio::spawn(cxm_http::theme_worker(state.clone()));
     let triggers = tokio::spawn(cxm_http::triggers::trigger_worker(state.clone()));
     let journeys = tokio::spawn(cxm_http::journeys::journey_worker(state.clone()));
+    let health = tokio::spawn(cxm_http::health::health_worker(state.clone()));
     let mail = settings
         .http
         .mail
@@ -52,6 +53,7 @@ pub async fn run(
     themes.abort();
     triggers.abort();
     journeys.abort();
+    health.abort();
     if let Some(m) = mail {
         m.abort();
     }

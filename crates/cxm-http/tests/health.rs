@@ -1,0 +1,256 @@
+//! Account health over HTTP: facts from real events and answers, scores and bands with each
+//! signal's contribution, deduplicated alerts, signal edits and the backtest.
+
+mod common;
+
+use common::{Backend, TestApp};
+use cxm_http::HttpConfig;
+use serde_json::{json, Value};
+
+fn days_ago(d: f64) -> String {
+    (chrono::Utc::now() - chrono::Duration::minutes((d * 24.0 * 60.0) as i64)).to_rfc3339()
+}
+
+async fn upkeep(app: &TestApp) -> Value {
+    let (store, tenant) = (app.store.clone(), app.tenant.clone());
+    let r = tokio::task::spawn_blocking(move || {
+        cxm_http::health::upkeep(store.as_ref(), &tenant, true).unwrap()
+    })
+    .await
+    .unwrap();
+    serde_json::to_value(r).unwrap()
+}
+
+async fn health_from_events(backend: Backend) {
+    let Some(app) = TestApp::spawn_with(backend, HttpConfig::default()).await else {
+        return;
+    };
+    let renewal = (chrono::Utc::now() + chrono::Duration::days(30))
+        .format("%Y-%m-%d")
+        .to_string();
+    let mut batch = vec![
+        json!({"type": "group", "userId": "u1", "groupId": "acme", "traits": {"name": "Acme", "arr": 120000, "renewal_date": renewal}, "timestamp": days_ago(40.0)}),
+        json!({"type": "group", "userId": "u2", "groupId": "globex", "traits": {"name": "Globex", "arr": 30000}, "timestamp": days_ago(40.0)}),
+        json!({"type": "group", "userId": "u3", "groupId": "initech", "traits": {"name": "Initech", "arr": 5000}, "timestamp": days_ago(40.0)}),
+        // Acme: heavy use the week before last, little last week, a failed payment, three tickets
+        json!({"type": "track", "userId": "u1", "event": "Payment Failed", "timestamp": days_ago(3.0)}),
+        // Initech went quiet twenty days ago; Globex used the product yesterday
+        json!({"type": "track", "userId": "u3", "event": "Feature Used", "timestamp": days_ago(20.0)}),
+        json!({"type": "track", "userId": "u2", "event": "Feature Used", "timestamp": days_ago(1.0)}),
+    ];
+    for i in 0..10 {
+        batch.push(json!({"type": "track", "userId": "u1", "event": "Feature Used", "timestamp": days_ago(8.0 + f64::from(i) * 0.5)}));
+    }
+    for i in 0..2 {
+        batch.push(json!({"type": "track", "userId": "u1", "event": "Feature Used", "timestamp": days_ago(1.0 + f64::from(i))}));
+    }
+    for i in 0..3 {
+        batch.push(json!({"type": "track", "userId": "u1", "groupId": "acme", "event": "Ticket Opened", "timestamp": days_ago(2.0 + f64::from(i))}));
+    }
+    let r = app
+        .client
+        .post(app.url("/v1/batch?historical=true"))
+        .basic_auth(&app.write_key, Some(""))
+        .json(&json!({"batch": batch}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 200);
+    let answers = json!({"answers": [{"response_id": "g1", "question": "nps", "type": "nps", "value": 2, "identifier": "user_id:u2", "collected_at": days_ago(2.0)}]});
+    assert_eq!(
+        app.post("/api/v1/feedback", &app.write_key, &answers)
+            .await
+            .status(),
+        200
+    );
+
+    let first = upkeep(&app).await;
+    assert_eq!(first["accounts"], 3, "{first}");
+    let at_risk = app.get_json("/api/v1/accounts?band=at_risk").await;
+    let accounts = at_risk["accounts"].as_array().unwrap();
+    assert_eq!(accounts.len(), 1, "{at_risk}");
+    let acme = &accounts[0];
+    assert_eq!(
+        (
+            acme["group_id"].as_str(),
+            acme["name"].as_str(),
+            acme["arr"].as_f64()
+        ),
+        (Some("acme"), Some("Acme"), Some(120000.0))
+    );
+    let fired: Vec<&str> = acme["readings"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|r| r["fired"] == true)
+        .map(|r| r["signal"].as_str().unwrap())
+        .collect();
+    assert_eq!(
+        fired,
+        ["tickets_up", "payment_failed", "renewal_usage_drop"],
+        "{acme}"
+    );
+    // 8 of 13 weight lost
+    assert_eq!(acme["score"], 38.5);
+    let all = app.get_json("/api/v1/accounts").await;
+    let band_of = |id: &str| {
+        all["accounts"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|a| a["group_id"] == id)
+            .unwrap()["band"]
+            .as_str()
+            .unwrap()
+            .to_string()
+    };
+    assert_eq!(
+        (band_of("globex"), band_of("initech")),
+        ("healthy".to_string(), "healthy".to_string())
+    );
+    let initech = all["accounts"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|a| a["group_id"] == "initech")
+        .unwrap();
+    assert_eq!(
+        initech["readings"][0]["fired"], true,
+        "inactive for 20 days: {initech}"
+    );
+
+    let alerts = app.get_json("/api/v1/alerts?status=open").await;
+    let mut got: Vec<(String, String, String)> = alerts["alerts"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|a| {
+            (
+                a["group_id"].as_str().unwrap().into(),
+                a["kind"].as_str().unwrap().into(),
+                a["signal"].as_str().unwrap().into(),
+            )
+        })
+        .collect();
+    got.sort();
+    assert_eq!(
+        got,
+        [
+            ("acme".into(), "at_risk".into(), "band".into()),
+            ("acme".into(), "signal".into(), "payment_failed".into()),
+            ("globex".into(), "signal".into(), "unhappy".into())
+        ]
+    );
+    assert_eq!(
+        at_risk["revenue_at_risk"], 150000.0,
+        "Acme and Globex have open alerts"
+    );
+    // rescoring does not repeat alerts that are still open
+    assert_eq!(upkeep(&app).await["alerts_opened"], 0);
+    let id = alerts["alerts"][0]["id"].as_i64().unwrap();
+    let r = app
+        .send(
+            reqwest::Method::POST,
+            &format!("/api/v1/alerts/{id}"),
+            &json!({"status": "acknowledged"}),
+        )
+        .await;
+    assert_eq!(r.status(), 200);
+    assert_eq!(r.json::<Value>().await.unwrap()["status"], "acknowledged");
+    assert_eq!(
+        app.send(
+            reqwest::Method::POST,
+            &format!("/api/v1/alerts/{id}"),
+            &json!({"status": "done"})
+        )
+        .await
+        .status(),
+        400
+    );
+    assert_eq!(
+        app.send(
+            reqwest::Method::POST,
+            "/api/v1/alerts/999999",
+            &json!({"status": "resolved"})
+        )
+        .await
+        .status(),
+        404
+    );
+    let detail = app.get_json("/api/v1/accounts/acme").await;
+    assert_eq!(detail["trend"].as_array().unwrap().len(), 1);
+    assert!(detail["alerts"].as_array().unwrap().len() >= 2);
+
+    // signals: impossible thresholds are refused; a change rescores at once
+    let mut set = app.get_json("/api/v1/signals").await;
+    assert_eq!(set["version"], 0, "the defaults");
+    set.as_object_mut().unwrap().remove("version");
+    let mut bad = set.clone();
+    bad["signals"][0]["threshold"] = json!(-3);
+    let r = app
+        .send(reqwest::Method::PUT, "/api/v1/signals", &bad)
+        .await;
+    assert_eq!(r.status(), 422);
+    assert!(r.json::<Value>().await.unwrap()["detail"]
+        .as_str()
+        .unwrap()
+        .contains("signals[0].threshold"));
+    set["signals"][0]["threshold"] = json!(30);
+    let r = app
+        .send(reqwest::Method::PUT, "/api/v1/signals", &set)
+        .await;
+    assert_eq!(r.status(), 200);
+    assert_eq!(r.json::<Value>().await.unwrap()["version"], 1);
+    let all = app.get_json("/api/v1/accounts").await;
+    let initech = all["accounts"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|a| a["group_id"] == "initech")
+        .unwrap();
+    assert_eq!(
+        initech["score"], 100.0,
+        "20 days is no longer inactive at a 30-day threshold"
+    );
+
+    let from = (chrono::Utc::now() - chrono::Duration::days(60))
+        .format("%Y-%m-%d")
+        .to_string();
+    let to = chrono::Utc::now().format("%Y-%m-%d").to_string();
+    let bt = app
+        .send(
+            reqwest::Method::POST,
+            "/api/v1/signals/backtest",
+            &json!({"from": from, "to": to}),
+        )
+        .await;
+    assert_eq!(bt.status(), 200);
+    let bt: Value = bt.json().await.unwrap();
+    assert_eq!(
+        bt["rows"].as_array().unwrap().len(),
+        6,
+        "five signals and the at-risk band: {bt}"
+    );
+    assert_eq!(bt["churned_accounts"], 0);
+    let r = app
+        .send(
+            reqwest::Method::POST,
+            "/api/v1/signals/backtest",
+            &json!({"from": to, "to": from}),
+        )
+        .await;
+    assert_eq!(r.status(), 400);
+    assert_eq!(app.get("/api/v1/accounts?band=doomed").await.status(), 400);
+    assert_eq!(app.get("/api/v1/accounts/nobody").await.status(), 404);
+    app.stop().await;
+}
+
+#[tokio::test]
+async fn health_on_sqlite() {
+    health_from_events(Backend::Sqlite).await;
+}
+
+#[tokio::test]
+async fn health_on_postgres() {
+    health_from_events(Backend::Postgres).await;
+}

@@ -1,0 +1,66 @@
+-- account health: per-account daily facts kept from the event log and the answers by a
+-- worker with a cursor, the tenant's versioned signal set, the latest health per account,
+-- a daily history of scores, and alerts
+CREATE TABLE IF NOT EXISTS account_daily (
+    tenant_id TEXT NOT NULL,
+    group_id TEXT NOT NULL,
+    day TEXT NOT NULL,
+    active BIGINT NOT NULL,
+    tickets BIGINT NOT NULL,
+    payment_failed BIGINT NOT NULL,
+    usage BIGINT NOT NULL,
+    churned BIGINT NOT NULL,
+    low_scores BIGINT NOT NULL,
+    PRIMARY KEY (tenant_id, group_id, day)
+);
+CREATE TABLE IF NOT EXISTS health_cursors (
+    tenant_id TEXT PRIMARY KEY,
+    event_seq BIGINT NOT NULL,
+    feedback_id BIGINT NOT NULL,
+    updated_at BIGINT NOT NULL
+);
+CREATE TABLE IF NOT EXISTS signal_sets (
+    tenant_id TEXT NOT NULL,
+    version BIGINT NOT NULL,
+    definition TEXT NOT NULL,
+    created_by TEXT NOT NULL,
+    created_at BIGINT NOT NULL,
+    PRIMARY KEY (tenant_id, version)
+);
+CREATE TABLE IF NOT EXISTS account_health (
+    tenant_id TEXT NOT NULL,
+    group_id TEXT NOT NULL,
+    name TEXT NOT NULL,
+    score DOUBLE PRECISION NOT NULL,
+    band TEXT NOT NULL,
+    readings TEXT NOT NULL,
+    arr DOUBLE PRECISION NOT NULL,
+    computed_at BIGINT NOT NULL,
+    PRIMARY KEY (tenant_id, group_id)
+);
+CREATE INDEX IF NOT EXISTS account_health_band ON account_health(tenant_id, band, score);
+CREATE TABLE IF NOT EXISTS health_history (
+    tenant_id TEXT NOT NULL,
+    group_id TEXT NOT NULL,
+    day TEXT NOT NULL,
+    score DOUBLE PRECISION NOT NULL,
+    band TEXT NOT NULL,
+    PRIMARY KEY (tenant_id, group_id, day)
+);
+-- one open alert per account, kind and signal: a signal that keeps firing does not repeat
+CREATE TABLE IF NOT EXISTS alerts (
+    id BIGSERIAL PRIMARY KEY,
+    tenant_id TEXT NOT NULL,
+    group_id TEXT NOT NULL,
+    kind TEXT NOT NULL,
+    signal TEXT NOT NULL,
+    status TEXT NOT NULL,
+    title TEXT NOT NULL,
+    detail TEXT NOT NULL,
+    arr DOUBLE PRECISION NOT NULL,
+    created_at BIGINT NOT NULL,
+    updated_at BIGINT NOT NULL,
+    updated_by TEXT NOT NULL
+);
+CREATE UNIQUE INDEX IF NOT EXISTS alerts_open ON alerts(tenant_id, group_id, kind, signal) WHERE status <> 'resolved';
+CREATE INDEX IF NOT EXISTS alerts_status ON alerts(tenant_id, status, id);
