@@ -9,6 +9,7 @@ mod analyze;
 mod bench;
 mod config;
 mod generate;
+mod health_cli;
 mod import;
 mod journey_cli;
 mod load;
@@ -99,6 +100,12 @@ enum Cmd {
     /// Journeys as data: apply definitions from files, list them, read their metrics.
     #[command(subcommand)]
     Journey(journey_cli::JourneyCmd),
+    /// Account health signals: show, apply from a file, backtest against churn.
+    #[command(subcommand)]
+    Signals(health_cli::SignalsCmd),
+    /// Accounts by health band, with the signals that fired.
+    #[command(subcommand)]
+    Accounts(health_cli::AccountsCmd),
     /// Events set aside at ingest, with the reason.
     Quarantine {
         #[arg(long)]
@@ -485,6 +492,8 @@ fn run(cli: Cli) -> anyhow::Result<()> {
             }
             cxm_http::journeys::catch_up(store.as_ref(), &t.tenant_id, usize::MAX)
                 .map_err(|e| anyhow::anyhow!("demo journeys: {}", e.detail))?;
+            cxm_http::health::upkeep(store.as_ref(), &t.tenant_id, true)
+                .map_err(|e| anyhow::anyhow!("demo health: {}", e.detail))?;
             runtime()?.block_on(async {
                 let listener = tokio::net::TcpListener::bind(s.listen)
                     .await
@@ -688,6 +697,8 @@ fn run(cli: Cli) -> anyhow::Result<()> {
         }
         Cmd::Survey(ref c) => survey(settings()?.open_store()?.as_ref(), c),
         Cmd::Journey(ref c) => journey_cli::run(settings()?.open_store()?.as_ref(), c),
+        Cmd::Signals(ref c) => health_cli::signals(settings()?.open_store()?.as_ref(), c),
+        Cmd::Accounts(ref c) => health_cli::accounts(settings()?.open_store()?.as_ref(), c),
         Cmd::Quarantine {
             ref tenant,
             limit,

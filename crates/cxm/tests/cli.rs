@@ -625,3 +625,73 @@ fn journeys_apply_from_yaml_and_report_metrics() {
         .unwrap();
     assert!(String::from_utf8_lossy(&text.stdout).contains("completion"));
 }
+
+#[test]
+fn account_health_and_backtest_from_the_cli() {
+    let dir = tempfile::tempdir().unwrap();
+    let t = run_json(cxm(dir.path()).args(["tenant", "create", "Acme", "--json"]));
+    let tenant = t["tenant_id"].as_str().unwrap();
+    run_json(cxm(dir.path()).args([
+        "generate", "--events", "20000", "--seed", "5", "--tenant", tenant,
+    ]));
+    let list = run_json(cxm(dir.path()).args([
+        "accounts", "list", "--tenant", tenant, "--json", "--limit", "1000",
+    ]));
+    let accounts = list["accounts"].as_array().unwrap();
+    assert!(accounts.len() > 50, "{list}");
+    let banded: u64 = list["bands"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|b| b["accounts"].as_u64().unwrap())
+        .sum();
+    assert_eq!(banded as usize, accounts.len());
+    assert!(
+        accounts
+            .windows(2)
+            .all(|w| w[0]["score"].as_f64() <= w[1]["score"].as_f64()),
+        "lowest first"
+    );
+    let today = chrono::Utc::now().date_naive();
+    let (from, to) = (
+        (today - chrono::Days::new(100)).to_string(),
+        (today - chrono::Days::new(10)).to_string(),
+    );
+    let bt = run_json(cxm(dir.path()).args([
+        "signals", "backtest", "--tenant", tenant, "--from", &from, "--to", &to, "--json",
+    ]));
+    assert!(
+        bt["churned_accounts"].as_u64().unwrap() > 0,
+        "the generator sends churn notices: {bt}"
+    );
+    assert_eq!(bt["rows"].as_array().unwrap().len(), 6);
+    let text = cxm(dir.path())
+        .args([
+            "signals", "backtest", "--tenant", tenant, "--from", &from, "--to", &to,
+        ])
+        .output()
+        .unwrap();
+    assert!(String::from_utf8_lossy(&text.stdout).contains("precision"));
+
+    let file = dir.path().join("signals.yaml");
+    let mut set: serde_json::Value =
+        run_json(cxm(dir.path()).args(["signals", "show", "--tenant", tenant]));
+    set.as_object_mut().unwrap().remove("version");
+    set["signals"][2]["threshold"] = json!(0.5);
+    std::fs::write(&file, serde_json::to_string(&set).unwrap()).unwrap();
+    let bad = cxm(dir.path())
+        .args(["signals", "apply", "--tenant", tenant])
+        .arg(&file)
+        .output()
+        .unwrap();
+    assert!(!bad.status.success());
+    assert!(String::from_utf8_lossy(&bad.stderr).contains("signals[2].threshold"));
+    set["signals"][2]["threshold"] = json!(2);
+    std::fs::write(&file, serde_json::to_string(&set).unwrap()).unwrap();
+    let ok = run_json(
+        cxm(dir.path())
+            .args(["signals", "apply", "--tenant", tenant])
+            .arg(&file),
+    );
+    assert_eq!(ok["version"], 1);
+}
