@@ -64,6 +64,8 @@ impl Pages {
             ("keys.html", include_str!("../templates/keys.html")),
             ("journeys.html", include_str!("../templates/journeys.html")),
             ("journey.html", include_str!("../templates/journey.html")),
+            ("accounts.html", include_str!("../templates/accounts.html")),
+            ("alerts.html", include_str!("../templates/alerts.html")),
         ] {
             env.add_template(name, src).expect("templates compile");
         }
@@ -129,6 +131,7 @@ pub fn routes() -> Router<Arc<AppState>> {
         )
         .route("/surveys/{id}/build", get(crate::builder::edit_page))
         .merge(crate::journey_pages::routes())
+        .merge(crate::health_pages::routes())
         .route("/settings/keys", get(keys_page).post(create_key))
         .route("/settings/keys/{id}/revoke", post(revoke_key))
 }

@@ -7,6 +7,7 @@ pub mod builder;
 pub mod dashboard;
 pub mod error;
 pub mod health;
+pub mod health_pages;
 pub mod ingest;
 pub mod journey_pages;
 pub mod journeys;

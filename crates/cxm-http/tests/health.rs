@@ -240,6 +240,65 @@ async fn health_from_events(backend: Backend) {
         )
         .await;
     assert_eq!(r.status(), 400);
+    // the dashboard: accounts by band with what fired, the alerts inbox, resolving from it
+    let cookie = app.login("csm@acme.io", cxm_store::Role::Analyst).await;
+    let page = |path: String| {
+        let c = app
+            .client
+            .get(app.url(&path))
+            .header("cookie", cookie.clone());
+        async move { c.send().await.unwrap().text().await.unwrap() }
+    };
+    let accounts = page("/accounts?band=at_risk".into()).await;
+    for want in [
+        "Acme",
+        "revenue at risk",
+        "failed payments in 14 days",
+        "at risk",
+    ] {
+        assert!(accounts.contains(want), "{want} missing");
+    }
+    assert!(!accounts.contains("Initech"), "only the at-risk band");
+    assert!(page("/alerts".into())
+        .await
+        .contains("Acme is at risk (health 38.5)"));
+    // the Globex alert was acknowledged above
+    let inbox = page("/alerts?status=acknowledged".into()).await;
+    assert!(
+        inbox.contains("Globex: 1 detractor or CSAT ≤ 2 answers in 30 days")
+            && inbox.contains("Resolve"),
+        "{inbox}"
+    );
+    let globex = alerts["alerts"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|a| a["group_id"] == "globex")
+        .unwrap()["id"]
+        .as_i64()
+        .unwrap();
+    let r = app
+        .client
+        .post(app.url(&format!("/alerts/{globex}/resolved")))
+        .header("cookie", &cookie)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 303);
+    assert!(page("/alerts?status=resolved".into())
+        .await
+        .contains("Globex"));
+    assert_eq!(
+        app.client
+            .post(app.url(&format!("/alerts/{globex}/gone")))
+            .header("cookie", &cookie)
+            .send()
+            .await
+            .unwrap()
+            .status(),
+        400
+    );
+
     assert_eq!(app.get("/api/v1/accounts?band=doomed").await.status(), 400);
     assert_eq!(app.get("/api/v1/accounts/nobody").await.status(), 404);
     app.stop().await;

@@ -32,29 +32,6 @@ async fn walk(app: &TestApp) {
     .unwrap();
 }
 
-async fn login(app: &TestApp, email: &str, role: cxm_store::Role) -> String {
-    app.add_user(email, "a-long-password-1", role).await;
-    let r = app
-        .client
-        .post(app.url("/login"))
-        .form(&[
-            ("email", email),
-            ("password", "a-long-password-1"),
-            ("next", "/"),
-        ])
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(r.status(), 303);
-    r.headers()["set-cookie"]
-        .to_str()
-        .unwrap()
-        .split(';')
-        .next()
-        .unwrap()
-        .to_string()
-}
-
 async fn journeys_measure_real_events(backend: Backend) {
     let Some(app) = TestApp::spawn_with(backend, HttpConfig::default()).await else {
         return;
@@ -276,7 +253,7 @@ async fn journeys_measure_real_events(backend: Backend) {
     assert_eq!(m["stages"][0]["time"]["within_target_pct"], 33.3);
 
     // the dashboard: the list, the journey page, the editor that keeps what was typed
-    let analyst = login(&app, "analyst@acme.io", cxm_store::Role::Analyst).await;
+    let analyst = app.login("analyst@acme.io", cxm_store::Role::Analyst).await;
     let page = |path: &'static str, cookie: String| {
         let c = app.client.get(app.url(path)).header("cookie", cookie);
         async move { c.send().await.unwrap() }
@@ -345,7 +322,7 @@ async fn journeys_measure_real_events(backend: Backend) {
         ),
         (303, "/journeys/renewal")
     );
-    let viewer = login(&app, "viewer@acme.io", cxm_store::Role::Viewer).await;
+    let viewer = app.login("viewer@acme.io", cxm_store::Role::Viewer).await;
     let r = app
         .client
         .post(app.url("/journeys"))

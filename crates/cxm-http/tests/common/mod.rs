@@ -135,6 +135,31 @@ impl TestApp {
             .unwrap();
     }
 
+    /// Adds a dashboard user and signs in; returns the session cookie.
+    #[allow(dead_code)]
+    pub async fn login(&self, email: &str, role: Role) -> String {
+        self.add_user(email, "a-long-password-1", role).await;
+        let r = self
+            .client
+            .post(self.url("/login"))
+            .form(&[
+                ("email", email),
+                ("password", "a-long-password-1"),
+                ("next", "/"),
+            ])
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(r.status(), 303);
+        r.headers()["set-cookie"]
+            .to_str()
+            .unwrap()
+            .split(';')
+            .next()
+            .unwrap()
+            .to_string()
+    }
+
     pub fn url(&self, path: &str) -> String {
         format!("{}{}", self.base, path)
     }
