@@ -311,6 +311,14 @@ fn sum(
         .sum()
 }
 
+fn plural(n: u32) -> &'static str {
+    if n == 1 {
+        ""
+    } else {
+        "s"
+    }
+}
+
 fn minus(d: NaiveDate, days: u32) -> NaiveDate {
     d.checked_sub_days(Days::new(u64::from(days)))
         .unwrap_or(NaiveDate::MIN)
@@ -361,7 +369,7 @@ pub fn read(s: &Signal, facts: &AccountFacts, as_of: NaiveDate) -> (bool, f64, S
             (
                 f64::from(n) >= s.threshold,
                 f64::from(n),
-                format!("{n} failed payments in {w} days"),
+                format!("{n} failed payment{} in {w} days", plural(n)),
             )
         }
         SignalKind::LowScore => {
@@ -369,7 +377,7 @@ pub fn read(s: &Signal, facts: &AccountFacts, as_of: NaiveDate) -> (bool, f64, S
             (
                 f64::from(n) >= s.threshold,
                 f64::from(n),
-                format!("{n} detractor or CSAT ≤ 2 answers in {w} days"),
+                format!("{n} detractor or CSAT ≤ 2 answer{} in {w} days", plural(n)),
             )
         }
         SignalKind::RenewalUsageDrop => {

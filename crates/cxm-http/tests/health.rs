@@ -253,7 +253,7 @@ async fn health_from_events(backend: Backend) {
     for want in [
         "Acme",
         "revenue at risk",
-        "failed payments in 14 days",
+        "1 failed payment in 14 days",
         "at risk",
     ] {
         assert!(accounts.contains(want), "{want} missing");
@@ -265,7 +265,7 @@ async fn health_from_events(backend: Backend) {
     // the Globex alert was acknowledged above
     let inbox = page("/alerts?status=acknowledged".into()).await;
     assert!(
-        inbox.contains("Globex: 1 detractor or CSAT ≤ 2 answers in 30 days")
+        inbox.contains("Globex: 1 detractor or CSAT ≤ 2 answer in 30 days")
             && inbox.contains("Resolve"),
         "{inbox}"
     );
