@@ -233,6 +233,26 @@ stages:
   assert.match(await page.getByTestId("jps").innerText(), /^\d+(\.\d)?$/);
   await page.screenshot({ path: `${shots}/journey.png`, fullPage: true });
 
+  // an account with a failed payment gets an alert within seconds; acknowledging it from the inbox
+  const umbrella = await fetch(`${base}/v1/batch`, { method: "POST", headers: { authorization: `Basic ${Buffer.from(`${process.env.WRITE_KEY}:`).toString("base64")}` },
+    body: JSON.stringify({ batch: [
+      { type: "group", userId: "ops-1", groupId: "umbrella", traits: { name: "Umbrella Corp", arr: 90000 }, timestamp: ago(600) },
+      { type: "track", userId: "ops-1", event: "Payment Failed", timestamp: ago(60) },
+    ] }) });
+  assert.equal(umbrella.status, 200);
+  await page.getByRole("link", { name: "Alerts" }).click();
+  for (let i = 0; i < 60 && !(await page.getByText("Umbrella Corp: 1 failed payment in 14 days").count()); i++) {
+    await page.waitForTimeout(250);
+    await page.reload();
+  }
+  const alertRow = page.locator("tr", { hasText: "Umbrella Corp: 1 failed payment in 14 days" });
+  await alertRow.getByRole("button", { name: "Acknowledge" }).click();
+  await page.goto(`${base}/alerts?status=acknowledged`);
+  assert.equal(await page.getByText("Umbrella Corp: 1 failed payment in 14 days").count(), 1);
+  await page.goto(`${base}/accounts`);
+  assert.match(await page.locator('[data-account="umbrella"]').innerText(), /Umbrella Corp[\s\S]*1 failed payment in 14 days/);
+  await page.screenshot({ path: `${shots}/accounts.png`, fullPage: false });
+
   // sign out ends the session
   await page.getByRole("button", { name: "Sign out" }).click();
   await page.waitForURL(/\/login/);
@@ -250,7 +270,7 @@ stages:
   assert.equal(await viewer.getByRole("button", { name: "Create key" }).count(), 0);
 
   assert.deepEqual(offsite, [], "the dashboard must not load anything from another origin");
-  console.log("dashboard: sign-in, overview chart, live search, context, unmerge, quarantine, journeys, roles: ok");
+  console.log("dashboard: sign-in, overview chart, live search, context, unmerge, quarantine, journeys, alerts, roles: ok");
 } finally {
   await browser.close();
 }

@@ -80,6 +80,9 @@ pub struct AccountFacts {
     /// Days with anything, oldest first.
     pub days: Vec<AccountDay>,
     pub renewal: Option<NaiveDate>,
+    /// The first day `days` covers, when it does not go back to the account's beginning: no
+    /// activity since then reads as inactive since then.
+    pub since: Option<NaiveDate>,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize, utoipa::ToSchema)]
@@ -303,12 +306,11 @@ fn sum(
     to_incl: NaiveDate,
     f: impl Fn(&AccountDay) -> u32,
 ) -> u32 {
-    facts
-        .days
-        .iter()
-        .filter(|d| d.day > from_excl && d.day <= to_incl)
-        .map(f)
-        .sum()
+    // days are in order: find the window by binary search (the backtest reads every
+    // account at every checkpoint)
+    let lo = facts.days.partition_point(|d| d.day <= from_excl);
+    let hi = facts.days.partition_point(|d| d.day <= to_incl);
+    facts.days[lo..hi.max(lo)].iter().map(f).sum()
 }
 
 fn plural(n: u32) -> &'static str {
@@ -329,11 +331,8 @@ pub fn read(s: &Signal, facts: &AccountFacts, as_of: NaiveDate) -> (bool, f64, S
     let w = s.window_days;
     match s.kind {
         SignalKind::InactiveDays => {
-            let last = facts
-                .days
-                .iter()
-                .rev()
-                .find(|d| d.day <= as_of && d.active > 0);
+            let upto = facts.days.partition_point(|d| d.day <= as_of);
+            let last = facts.days[..upto].iter().rev().find(|d| d.active > 0);
             match last {
                 Some(d) => {
                     let days = (as_of - d.day).num_days() as f64;
@@ -343,7 +342,17 @@ pub fn read(s: &Signal, facts: &AccountFacts, as_of: NaiveDate) -> (bool, f64, S
                         format!("last active {} ({days} days ago)", d.day),
                     )
                 }
-                None => (false, 0.0, "no activity recorded yet".into()),
+                None => match facts.since.filter(|s| *s <= as_of) {
+                    Some(since) => {
+                        let days = (as_of - since).num_days() as f64;
+                        (
+                            days > s.threshold,
+                            days,
+                            format!("no activity since {since} (at least {days} days)"),
+                        )
+                    }
+                    None => (false, 0.0, "no activity recorded yet".into()),
+                },
             }
         }
         SignalKind::TicketsUp => {
@@ -683,6 +692,7 @@ mod tests {
                 .map(|(d, a)| AccountDay { day: day(d), ..*a })
                 .collect(),
             renewal: None,
+            since: None,
         }
     }
 
@@ -769,6 +779,14 @@ mod tests {
             ),
         ]);
         renewing.renewal = Some(day("2026-12-15"));
+        // nothing within the facts kept: inactive since the first day they cover
+        let quiet = AccountFacts {
+            days: vec![],
+            renewal: None,
+            since: Some(day("2026-09-01")),
+        };
+        let r = read(&set.signals[0], &quiet, day("2026-11-01"));
+        assert!(r.0 && r.1 == 61.0, "{r:?}");
         let r = read(&set.signals[4], &renewing, day("2026-11-18"));
         assert!(r.0 && r.1 == 80.0, "{r:?}");
     }
@@ -804,6 +822,7 @@ mod tests {
             accounts.push(AccountFacts {
                 days,
                 renewal: None,
+                since: None,
             });
         }
         let set = SignalSet::default();

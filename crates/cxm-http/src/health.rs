@@ -129,16 +129,21 @@ pub fn advance_facts(store: &dyn Store, tenant: &str) -> ApiResult<usize> {
     Ok(read)
 }
 
-/// The days of facts an assessment as of `as_of` needs.
+/// The first day of facts an assessment as of `as_of` needs: twice the widest window (a
+/// window and the one before it) or the longest inactivity threshold, with a month to spare.
 fn horizon(set: &SignalSet, as_of: NaiveDate) -> NaiveDate {
-    let widest = set
+    let days = set
         .signals
         .iter()
-        .map(|s| s.window_days)
+        .map(|s| match s.kind {
+            health::SignalKind::InactiveDays => s.threshold.ceil() as u32,
+            _ => 2 * s.window_days,
+        })
         .max()
-        .unwrap_or(30);
+        .unwrap_or(60)
+        + 31;
     as_of
-        .checked_sub_days(Days::new(u64::from(2 * widest.max(14) + 366)))
+        .checked_sub_days(Days::new(u64::from(days)))
         .unwrap_or(NaiveDate::MIN)
 }
 
@@ -157,17 +162,17 @@ pub fn recompute(store: &dyn Store, tenant: &str, now: DateTime<Utc>) -> ApiResu
     let started = Instant::now();
     let (_, set) = signal_set(store, tenant)?;
     let today = now.date_naive();
-    let accounts = store.accounts_for_health(tenant, horizon(&set, today))?;
+    let since = horizon(&set, today);
+    let accounts = store.accounts_for_health(tenant, since)?;
     let mut out = Recomputed::default();
     let mut rows = Vec::with_capacity(accounts.len());
     let mut alerts: Vec<(NewAlert, bool)> = vec![];
     for a in accounts {
-        if a.days.is_empty() {
-            continue;
-        }
+        // an account with nothing since the horizon is scored too: it is inactive
         let facts = AccountFacts {
             days: a.days,
             renewal: a.renewal,
+            since: Some(since),
         };
         let h = health::assess(&set, &facts, today);
         let readings = serde_json::to_value(&h.readings).unwrap_or_default();
@@ -213,15 +218,25 @@ pub fn recompute(store: &dyn Store, tenant: &str, now: DateTime<Utc>) -> ApiResu
     }
     out.accounts = rows.len();
     store.save_account_health(tenant, &rows, today)?;
-    for (a, firing) in alerts {
-        if firing {
-            if store.open_alert(tenant, &a)?.is_some() {
-                out.alerts_opened += 1;
-            }
-        } else if store.resolve_alert(tenant, &a.group_id, &a.kind, &a.signal, "cxm")? {
-            out.alerts_resolved += 1;
+    // write only what changed: alerts to open that are not open yet, open ones that cleared
+    let mut unresolved = HashSet::new();
+    for status in ["open", "acknowledged"] {
+        for a in store.list_alerts(tenant, Some(status), u32::MAX)? {
+            unresolved.insert((a.group_id, a.kind, a.signal));
         }
     }
+    let (mut open, mut clear) = (vec![], vec![]);
+    for (a, firing) in alerts {
+        let key = (a.group_id.clone(), a.kind.clone(), a.signal.clone());
+        match (firing, unresolved.contains(&key)) {
+            (true, false) => open.push(a),
+            (false, true) => clear.push(key),
+            _ => {}
+        }
+    }
+    let (opened, resolved) = store.sync_alerts(tenant, &open, &clear, "cxm")?;
+    out.alerts_opened = opened.len();
+    out.alerts_resolved = resolved as usize;
     out.millis = started.elapsed().as_millis() as u64;
     Ok(out)
 }
@@ -254,6 +269,7 @@ pub fn backtest(
         .map(|a| AccountFacts {
             days: a.days,
             renewal: a.renewal,
+            since: None,
         })
         .collect();
     Ok(health::backtest(&set, &accounts, from, to, horizon_days))

@@ -334,18 +334,16 @@ pub trait Store: Send + Sync + 'static {
         group_id: &str,
         since: chrono::NaiveDate,
     ) -> Result<Vec<(chrono::NaiveDate, f64)>>;
-    /// Opens an alert unless one for the same account, kind and signal is still unresolved;
-    /// returns the new alert's id.
-    fn open_alert(&self, tenant: &str, a: &NewAlert) -> Result<Option<i64>>;
-    /// Resolves the unresolved alert of this account, kind and signal (its condition cleared).
-    fn resolve_alert(
+    /// Opens each alert unless one for the same account, kind and signal is still unresolved,
+    /// and resolves the unresolved alerts named by `clear` (account, kind, signal), in one
+    /// transaction; returns the ids opened and the number resolved.
+    fn sync_alerts(
         &self,
         tenant: &str,
-        group_id: &str,
-        kind: &str,
-        signal: &str,
+        open: &[NewAlert],
+        clear: &[(String, String, String)],
         actor: &str,
-    ) -> Result<bool>;
+    ) -> Result<(Vec<i64>, u64)>;
     /// Newest first, optionally of one status.
     fn list_alerts(&self, tenant: &str, status: Option<&str>, limit: u32) -> Result<Vec<Alert>>;
     fn alert(&self, tenant: &str, id: i64) -> Result<Option<Alert>>;

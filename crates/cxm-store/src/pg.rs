@@ -1558,34 +1558,35 @@ impl Store for PgStore {
         })
     }
 
-    fn open_alert(&self, tenant: &str, a: &NewAlert) -> Result<Option<i64>> {
-        let now = now_ms();
-        let detail = a.detail.to_string();
-        self.tx(|g| {
-            Ok(g.opt(
-                "INSERT INTO alerts (tenant_id, group_id, kind, signal, status, title, detail, arr, created_at, updated_at, updated_by)
-                 VALUES ($1, $2, $3, $4, 'open', $5, $6, $7, $8, $8, 'cxm')
-                 ON CONFLICT (tenant_id, group_id, kind, signal) WHERE status <> 'resolved' DO NOTHING RETURNING id",
-                &[&tenant, &a.group_id, &a.kind, &a.signal, &a.title, &detail, &a.arr, &now],
-            )?
-            .map(|r| r.get(0)))
-        })
-    }
-
-    fn resolve_alert(
+    fn sync_alerts(
         &self,
         tenant: &str,
-        group_id: &str,
-        kind: &str,
-        signal: &str,
+        open: &[NewAlert],
+        clear: &[(String, String, String)],
         actor: &str,
-    ) -> Result<bool> {
+    ) -> Result<(Vec<i64>, u64)> {
         let now = now_ms();
         self.tx(|g| {
-            Ok(g.exec(
-                "UPDATE alerts SET status = 'resolved', updated_at = $5, updated_by = $6 WHERE tenant_id = $1 AND group_id = $2 AND kind = $3 AND signal = $4 AND status <> 'resolved'",
-                &[&tenant, &group_id, &kind, &signal, &now, &actor],
-            )? > 0)
+            let mut ids = vec![];
+            for a in open {
+                let detail = a.detail.to_string();
+                if let Some(r) = g.opt(
+                    "INSERT INTO alerts (tenant_id, group_id, kind, signal, status, title, detail, arr, created_at, updated_at, updated_by)
+                     VALUES ($1, $2, $3, $4, 'open', $5, $6, $7, $8, $8, 'cxm')
+                     ON CONFLICT (tenant_id, group_id, kind, signal) WHERE status <> 'resolved' DO NOTHING RETURNING id",
+                    &[&tenant, &a.group_id, &a.kind, &a.signal, &a.title, &detail, &a.arr, &now],
+                )? {
+                    ids.push(r.get(0));
+                }
+            }
+            let mut resolved = 0;
+            for (grp, k, s) in clear {
+                resolved += g.exec(
+                    "UPDATE alerts SET status = 'resolved', updated_at = $5, updated_by = $6 WHERE tenant_id = $1 AND group_id = $2 AND kind = $3 AND signal = $4 AND status <> 'resolved'",
+                    &[&tenant, grp, k, s, &now, &actor],
+                )?;
+            }
+            Ok((ids, resolved))
         })
     }
 

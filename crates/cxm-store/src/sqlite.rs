@@ -1659,31 +1659,33 @@ impl Store for SqliteStore {
         })
     }
 
-    fn open_alert(&self, tenant: &str, a: &NewAlert) -> Result<Option<i64>> {
-        let now = now_ms();
-        self.write(|tx| {
-            let n = tx.execute(
-                "INSERT OR IGNORE INTO alerts (tenant_id, group_id, kind, signal, status, title, detail, arr, created_at, updated_at, updated_by)
-                 VALUES (?1, ?2, ?3, ?4, 'open', ?5, ?6, ?7, ?8, ?8, 'cxm')",
-                params![tenant, a.group_id, a.kind, a.signal, a.title, a.detail.to_string(), a.arr, now],
-            )?;
-            Ok((n == 1).then(|| tx.last_insert_rowid()))
-        })
-    }
-
-    fn resolve_alert(
+    fn sync_alerts(
         &self,
         tenant: &str,
-        group_id: &str,
-        kind: &str,
-        signal: &str,
+        open: &[NewAlert],
+        clear: &[(String, String, String)],
         actor: &str,
-    ) -> Result<bool> {
+    ) -> Result<(Vec<i64>, u64)> {
+        let now = now_ms();
         self.write(|tx| {
-            Ok(tx.execute(
+            let mut ids = vec![];
+            let mut ins = tx.prepare_cached(
+                "INSERT OR IGNORE INTO alerts (tenant_id, group_id, kind, signal, status, title, detail, arr, created_at, updated_at, updated_by)
+                 VALUES (?1, ?2, ?3, ?4, 'open', ?5, ?6, ?7, ?8, ?8, 'cxm')",
+            )?;
+            for a in open {
+                if ins.execute(params![tenant, a.group_id, a.kind, a.signal, a.title, a.detail.to_string(), a.arr, now])? == 1 {
+                    ids.push(tx.last_insert_rowid());
+                }
+            }
+            let mut res = tx.prepare_cached(
                 "UPDATE alerts SET status = 'resolved', updated_at = ?5, updated_by = ?6 WHERE tenant_id = ?1 AND group_id = ?2 AND kind = ?3 AND signal = ?4 AND status <> 'resolved'",
-                params![tenant, group_id, kind, signal, now_ms(), actor],
-            )? > 0)
+            )?;
+            let mut resolved = 0;
+            for (g, k, s) in clear {
+                resolved += res.execute(params![tenant, g, k, s, now, actor])? as u64;
+            }
+            Ok((ids, resolved))
         })
     }
 

@@ -24,6 +24,9 @@ pub enum BenchCmd {
     /// Journey measurement: a cold walk of the whole log, the incremental walk of new
     /// events, and reading a journey's metrics (the demo's two journeys).
     Journeys(JourneyArgs),
+    /// Account health: the cold walk of the log into daily facts, rescoring every account,
+    /// and a one-year backtest (reuses a --keep directory made by `bench journeys`).
+    Health(JourneyArgs),
 }
 
 #[derive(Args, Debug)]
@@ -183,40 +186,87 @@ pub async fn run(cmd: BenchCmd, store_args: &StoreArgs) -> anyhow::Result<Value>
             let sa = store_args.clone();
             tokio::task::spawn_blocking(move || journeys(a, &sa)).await?
         }
+        BenchCmd::Health(a) => {
+            let sa = store_args.clone();
+            tokio::task::spawn_blocking(move || health(a, &sa)).await?
+        }
     }
+}
+
+/// The store and tenant a journeys/health bench runs on: a kept directory's, or a fresh one
+/// loaded with generated events. Returns the seconds spent loading.
+fn bench_store(
+    a: &JourneyArgs,
+    store_args: &StoreArgs,
+    tmp: &std::path::Path,
+) -> anyhow::Result<(Arc<dyn cxm_store::Store>, String, f64)> {
+    let mut sa = store_args.clone();
+    if sa.database_url.is_none() && sa.data_dir.is_none() {
+        sa.data_dir = Some(a.keep.clone().unwrap_or_else(|| tmp.to_path_buf()));
+    }
+    let settings = Settings::resolve(&sa, &ServeArgs::default())?;
+    let store = settings.open_store()?;
+    if let Some(t) = store
+        .list_tenants()?
+        .into_iter()
+        .find(|t| t.name == "bench-journeys")
+    {
+        return Ok((store, t.id, 0.0));
+    }
+    let t = crate::setup::create_tenant(store.as_ref(), "bench-journeys")?;
+    let started = Instant::now();
+    let events = Generator::new(3, chrono::Utc::now()).events(a.events);
+    crate::load::load(store.as_ref(), &t.tenant_id, "bench", events, true)?;
+    Ok((store, t.tenant_id, started.elapsed().as_secs_f64()))
+}
+
+/// Blocking, against the store directly.
+fn health(a: JourneyArgs, store_args: &StoreArgs) -> anyhow::Result<Value> {
+    use cxm_http::health as h;
+    let tmp = tempfile::tempdir()?;
+    let (store, tenant, load_secs) = bench_store(&a, store_args, tmp.path())?;
+    let api = |e: cxm_http::error::ApiError| anyhow::anyhow!("{}: {}", e.code.code(), e.detail);
+    let head = store.max_event_seq()?;
+    let cold = Instant::now();
+    let mut walked = 0;
+    loop {
+        let n = h::advance_facts(store.as_ref(), &tenant).map_err(api)?;
+        walked += n;
+        if n == 0 {
+            break;
+        }
+    }
+    let cold_secs = cold.elapsed().as_secs_f64();
+    let mut rescore = vec![];
+    let mut last = None;
+    for _ in 0..3 {
+        let t = Instant::now();
+        last = Some(h::recompute(store.as_ref(), &tenant, chrono::Utc::now()).map_err(api)?);
+        rescore.push(t.elapsed().as_secs_f64());
+    }
+    let r = last.context("no rescore")?;
+    let today = chrono::Utc::now().date_naive();
+    let from = today - chrono::Days::new(365);
+    let t = Instant::now();
+    let bt = h::backtest(store.as_ref(), &tenant, from, today, 90).map_err(api)?;
+    let backtest_secs = t.elapsed().as_secs_f64();
+    Ok(json!({
+        "bench": "health", "backend": store.backend(), "store_events": head, "load_seconds": load_secs,
+        "facts_cold_walk_seconds": cold_secs, "facts_rows_read": walked,
+        "accounts": r.accounts, "at_risk": r.at_risk, "rescore_seconds": rescore,
+        "backtest_seconds": backtest_secs, "backtest_checkpoints": bt.checkpoints, "backtest_churned_accounts": bt.churned_accounts,
+        "backtest": bt.rows.iter().map(|r| json!({"signal": r.signal, "precision": r.precision, "recall": r.recall, "lift": r.lift, "lead_days": r.median_lead_days, "suggested": r.suggested_threshold})).collect::<Vec<_>>(),
+        "peak_rss_mb": peak_rss_mb(), "machine": machine(),
+    }))
 }
 
 /// Blocking: the store directly, no server (its journey worker would race the measured walk).
 fn journeys(a: JourneyArgs, store_args: &StoreArgs) -> anyhow::Result<Value> {
     use cxm_http::journeys as j;
     let tmp = tempfile::tempdir()?;
-    let mut sa = store_args.clone();
-    if sa.database_url.is_none() && sa.data_dir.is_none() {
-        sa.data_dir = Some(a.keep.clone().unwrap_or_else(|| tmp.path().to_path_buf()));
-    }
-    let settings = Settings::resolve(&sa, &ServeArgs::default())?;
-    let store = settings.open_store()?;
+    let (store, tenant, load_secs) = bench_store(&a, store_args, tmp.path())?;
     let api = |e: cxm_http::error::ApiError| anyhow::anyhow!("{}: {}", e.code.code(), e.detail);
-    let existing = store
-        .list_tenants()?
-        .into_iter()
-        .find(|t| t.name == "bench-journeys");
     let end = chrono::Utc::now();
-    let (tenant, load_secs) = match existing {
-        Some(t) => (t.id, 0.0),
-        None => {
-            let t = crate::setup::create_tenant(store.as_ref(), "bench-journeys")?;
-            let started = Instant::now();
-            crate::load::load(
-                store.as_ref(),
-                &t.tenant_id,
-                "bench",
-                Generator::new(3, end).events(a.events),
-                true,
-            )?;
-            (t.tenant_id, started.elapsed().as_secs_f64())
-        }
-    };
     // a fresh version of each journey: measured from the start of the log
     let mut ids = vec![];
     for (n, yaml) in crate::generate::journeys(end.date_naive())
