@@ -12,6 +12,7 @@ pub mod journey_progress;
 pub mod jps;
 pub mod survey;
 pub mod taxonomy;
+pub mod ticket;
 
 pub use event::{
     normalize, Clock, EventType, IngestOptions, NormalizedEvent, QuarantineReason, MAX_EVENT_BYTES,

@@ -36,6 +36,8 @@ codes! {
     NotFound => ("not_found", NOT_FOUND, "Not found"),
     Conflict => ("conflict", CONFLICT, "The resource already exists"),
     ContactRule => ("contact_rule", CONFLICT, "A contact-frequency rule holds this invitation back"),
+    VerificationFailed => ("verification_failed", CONFLICT, "The ticket's verification check does not pass"),
+    InvalidTransition => ("invalid_transition", CONFLICT, "The ticket cannot move to that state from where it is"),
     ShuttingDown => ("shutting_down", SERVICE_UNAVAILABLE, "The server is shutting down"),
     StoreUnavailable => ("store_unavailable", SERVICE_UNAVAILABLE, "The store is unavailable"),
     Internal => ("internal", INTERNAL_SERVER_ERROR, "Internal error"),

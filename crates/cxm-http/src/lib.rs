@@ -17,6 +17,7 @@ pub mod ops;
 pub mod phrasing;
 pub mod surveys;
 pub mod themes;
+pub mod tickets;
 pub mod triggers;
 pub mod voc;
 
@@ -150,6 +151,7 @@ pub fn router(state: Arc<AppState>) -> Router {
         .merge(surveys::routes())
         .merge(journeys::routes())
         .merge(health::routes())
+        .merge(tickets::routes())
         .merge(dashboard::routes())
         .route("/healthz", get(ops::healthz))
         .route("/readyz", get(ops::readyz))

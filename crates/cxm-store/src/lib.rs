@@ -349,6 +349,33 @@ pub trait Store: Send + Sync + 'static {
     fn alert(&self, tenant: &str, id: i64) -> Result<Option<Alert>>;
     fn set_alert_status(&self, tenant: &str, id: i64, status: &str, actor: &str) -> Result<bool>;
 
+    // remediation tickets
+    /// Stores a ticket (its `id` and timestamps are assigned) with a `created` event.
+    fn create_ticket(&self, tenant: &str, t: &Ticket) -> Result<i64>;
+    fn ticket(&self, tenant: &str, id: i64) -> Result<Option<Ticket>>;
+    /// Newest first, optionally of one state.
+    fn list_tickets(&self, tenant: &str, state: Option<&str>, limit: u32) -> Result<Vec<Ticket>>;
+    /// Applies a change and records it on the timeline in one transaction; false when the
+    /// ticket is not (or no longer) in `from_state`.
+    fn change_ticket(&self, tenant: &str, id: i64, c: &TicketChange) -> Result<bool>;
+    /// Records an event without changing the ticket (a failed close, a comment).
+    fn note_ticket(
+        &self,
+        tenant: &str,
+        id: i64,
+        actor: &str,
+        kind: &str,
+        detail: &serde_json::Value,
+    ) -> Result<()>;
+    fn ticket_events(&self, tenant: &str, id: i64) -> Result<Vec<TicketEvent>>;
+    /// CSAT answers of the accounts since a time: (top-two-box answers, all answers).
+    fn csat_of_accounts(
+        &self,
+        tenant: &str,
+        accounts: &[String],
+        since_ms: i64,
+    ) -> Result<(u64, u64)>;
+
     // survey triggers
     /// The highest event sequence number in the store (all tenants): reading up to it is safe.
     fn max_event_seq(&self) -> Result<i64>;

@@ -23,6 +23,7 @@ const MIGRATIONS: &[(i64, &str)] = &[
     ),
     (6, include_str!("../migrations/postgres/0006_journeys.sql")),
     (7, include_str!("../migrations/postgres/0007_health.sql")),
+    (8, include_str!("../migrations/postgres/0008_tickets.sql")),
 ];
 const POOL_SIZE: usize = 8;
 
@@ -1619,6 +1620,120 @@ impl Store for PgStore {
         self.tx(|g| Ok(g.exec("UPDATE alerts SET status = $3, updated_at = $4, updated_by = $5 WHERE tenant_id = $1 AND id = $2", &[&tenant, &id, &status, &now, &actor])? > 0))
     }
 
+    fn create_ticket(&self, tenant: &str, t: &Ticket) -> Result<i64> {
+        let now = now_ms();
+        let (source, check, impact) = (
+            t.source.to_string(),
+            t.check.to_string(),
+            t.impact.to_string(),
+        );
+        let verdict = t.verdict.as_ref().map(|v| v.to_string());
+        let created =
+            serde_json::json!({"state": t.state, "source": t.source, "check": t.check}).to_string();
+        self.tx(|g| {
+            let id: i64 = g
+                .opt(
+                    "INSERT INTO tickets (tenant_id, title, description, owner, severity, state, source, check_def, impact, sla_hours, due_at, verdict, created_by, created_at, updated_at)
+                     VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $14) RETURNING id",
+                    &[&tenant, &t.title, &t.description, &t.owner, &t.severity, &t.state, &source, &check, &impact, &t.sla_hours, &t.due_at_ms, &verdict, &t.created_by, &now],
+                )?
+                .map(|r| r.get(0))
+                .ok_or_else(|| StoreError::Backend("ticket insert returned no id".into()))?;
+            g.exec(
+                "INSERT INTO ticket_events (tenant_id, ticket_id, at, actor, kind, detail) VALUES ($1, $2, $3, $4, 'created', $5)",
+                &[&tenant, &id, &now, &t.created_by, &created],
+            )?;
+            Ok(id)
+        })
+    }
+
+    fn ticket(&self, tenant: &str, id: i64) -> Result<Option<Ticket>> {
+        self.tx(|g| {
+            Ok(g.opt(
+                "SELECT id, title, description, owner, severity, state, source, check_def, impact, sla_hours, due_at, verdict, created_by, created_at, updated_at, closed_at FROM tickets WHERE tenant_id = $1 AND id = $2",
+                &[&tenant, &id],
+            )?
+            .map(|r| pg_ticket_row(&r)))
+        })
+    }
+
+    fn list_tickets(&self, tenant: &str, state: Option<&str>, limit: u32) -> Result<Vec<Ticket>> {
+        let limit = i64::from(limit);
+        self.tx(|g| {
+            Ok(g.all(
+                "SELECT id, title, description, owner, severity, state, source, check_def, impact, sla_hours, due_at, verdict, created_by, created_at, updated_at, closed_at FROM tickets
+                 WHERE tenant_id = $1 AND ($2::text IS NULL OR state = $2) ORDER BY id DESC LIMIT $3",
+                &[&tenant, &state, &limit],
+            )?
+            .iter()
+            .map(pg_ticket_row)
+            .collect())
+        })
+    }
+
+    fn change_ticket(&self, tenant: &str, id: i64, ch: &TicketChange) -> Result<bool> {
+        let now = now_ms();
+        let verdict = ch.verdict.as_ref().map(|v| v.to_string());
+        let detail = ch.detail.to_string();
+        self.tx(|g| {
+            let n = g.exec(
+                "UPDATE tickets SET state = $4, closed_at = $5, verdict = COALESCE($6, verdict), updated_at = $7 WHERE tenant_id = $1 AND id = $2 AND state = $3",
+                &[&tenant, &id, &ch.from_state, &ch.state, &ch.closed_at_ms, &verdict, &now],
+            )?;
+            if n == 0 {
+                return Ok(false);
+            }
+            g.exec(
+                "INSERT INTO ticket_events (tenant_id, ticket_id, at, actor, kind, detail) VALUES ($1, $2, $3, $4, $5, $6)",
+                &[&tenant, &id, &now, &ch.actor, &ch.kind, &detail],
+            )?;
+            Ok(true)
+        })
+    }
+
+    fn note_ticket(
+        &self,
+        tenant: &str,
+        id: i64,
+        actor: &str,
+        kind: &str,
+        detail: &Value,
+    ) -> Result<()> {
+        let now = now_ms();
+        let detail = detail.to_string();
+        self.tx(|g| {
+            g.exec(
+                "INSERT INTO ticket_events (tenant_id, ticket_id, at, actor, kind, detail) VALUES ($1, $2, $3, $4, $5, $6)",
+                &[&tenant, &id, &now, &actor, &kind, &detail],
+            )?;
+            Ok(())
+        })
+    }
+
+    fn ticket_events(&self, tenant: &str, id: i64) -> Result<Vec<TicketEvent>> {
+        self.tx(|g| {
+            Ok(g.all("SELECT id, at, actor, kind, detail FROM ticket_events WHERE tenant_id = $1 AND ticket_id = $2 ORDER BY id", &[&tenant, &id])?
+                .iter()
+                .map(|r| TicketEvent { id: r.get(0), at_ms: r.get(1), actor: r.get(2), kind: r.get(3), detail: serde_json::from_str(r.get::<_, &str>(4)).unwrap_or(Value::Null) })
+                .collect())
+        })
+    }
+
+    fn csat_of_accounts(
+        &self,
+        tenant: &str,
+        accounts: &[String],
+        since_ms: i64,
+    ) -> Result<(u64, u64)> {
+        self.tx(|g| {
+            Ok(g.opt(
+                "SELECT COUNT(*) FILTER (WHERE score >= 4), COUNT(*) FROM feedback WHERE tenant_id = $1 AND field_type = 'csat' AND collected_at >= $2 AND account = ANY($3)",
+                &[&tenant, &since_ms, &accounts],
+            )?
+            .map_or((0, 0), |r| (r.get::<_, i64>(0) as u64, r.get::<_, i64>(1) as u64)))
+        })
+    }
+
     fn trigger_cursor(&self, tenant: &str) -> Result<Option<i64>> {
         self.tx(|g| {
             Ok(g.opt(
@@ -2152,5 +2267,28 @@ fn pg_alert_row(r: &Row) -> Alert {
         created_at_ms: r.get(8),
         updated_at_ms: r.get(9),
         updated_by: r.get(10),
+    }
+}
+fn pg_ticket_row(r: &Row) -> Ticket {
+    let json = |i: usize| serde_json::from_str(r.get::<_, &str>(i)).unwrap_or(Value::Null);
+    Ticket {
+        id: r.get(0),
+        title: r.get(1),
+        description: r.get(2),
+        owner: r.get(3),
+        severity: r.get(4),
+        state: r.get(5),
+        source: json(6),
+        check: json(7),
+        impact: json(8),
+        sla_hours: r.get(9),
+        due_at_ms: r.get(10),
+        verdict: r
+            .get::<_, Option<&str>>(11)
+            .and_then(|v| serde_json::from_str(v).ok()),
+        created_by: r.get(12),
+        created_at_ms: r.get(13),
+        updated_at_ms: r.get(14),
+        closed_at_ms: r.get(15),
     }
 }

@@ -22,6 +22,7 @@ const MIGRATIONS: &[(i64, &str)] = &[
     (5, include_str!("../migrations/sqlite/0005_invitations.sql")),
     (6, include_str!("../migrations/sqlite/0006_journeys.sql")),
     (7, include_str!("../migrations/sqlite/0007_health.sql")),
+    (8, include_str!("../migrations/sqlite/0008_tickets.sql")),
 ];
 
 pub struct SqliteStore {
@@ -1720,6 +1721,107 @@ impl Store for SqliteStore {
         })
     }
 
+    fn create_ticket(&self, tenant: &str, t: &Ticket) -> Result<i64> {
+        let now = now_ms();
+        self.write(|tx| {
+            tx.execute(
+                "INSERT INTO tickets (tenant_id, title, description, owner, severity, state, source, check_def, impact, sla_hours, due_at, verdict, created_by, created_at, updated_at)
+                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?14)",
+                params![tenant, t.title, t.description, t.owner, t.severity, t.state, t.source.to_string(), t.check.to_string(), t.impact.to_string(), t.sla_hours, t.due_at_ms, t.verdict.as_ref().map(|v| v.to_string()), t.created_by, now],
+            )?;
+            let id = tx.last_insert_rowid();
+            tx.execute(
+                "INSERT INTO ticket_events (tenant_id, ticket_id, at, actor, kind, detail) VALUES (?1, ?2, ?3, ?4, 'created', ?5)",
+                params![tenant, id, now, t.created_by, serde_json::json!({"state": t.state, "source": t.source, "check": t.check}).to_string()],
+            )?;
+            Ok(id)
+        })
+    }
+
+    fn ticket(&self, tenant: &str, id: i64) -> Result<Option<Ticket>> {
+        self.read(|c| {
+            Ok(c.query_row(
+                &format!("{TICKET_COLUMNS} WHERE tenant_id = ?1 AND id = ?2"),
+                params![tenant, id],
+                ticket_row,
+            )
+            .optional()?)
+        })
+    }
+
+    fn list_tickets(&self, tenant: &str, state: Option<&str>, limit: u32) -> Result<Vec<Ticket>> {
+        self.read(|c| {
+            let mut st = c.prepare_cached(&format!("{TICKET_COLUMNS} WHERE tenant_id = ?1 AND (?2 IS NULL OR state = ?2) ORDER BY id DESC LIMIT ?3"))?;
+            let rows = st.query_map(params![tenant, state, limit], ticket_row)?.collect::<Result<Vec<_>, _>>()?;
+            Ok(rows)
+        })
+    }
+
+    fn change_ticket(&self, tenant: &str, id: i64, ch: &TicketChange) -> Result<bool> {
+        let now = now_ms();
+        self.write(|tx| {
+            let n = tx.execute(
+                "UPDATE tickets SET state = ?4, closed_at = ?5, verdict = COALESCE(?6, verdict), updated_at = ?7 WHERE tenant_id = ?1 AND id = ?2 AND state = ?3",
+                params![tenant, id, ch.from_state, ch.state, ch.closed_at_ms, ch.verdict.as_ref().map(|v| v.to_string()), now],
+            )?;
+            if n == 0 {
+                return Ok(false);
+            }
+            tx.execute(
+                "INSERT INTO ticket_events (tenant_id, ticket_id, at, actor, kind, detail) VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
+                params![tenant, id, now, ch.actor, ch.kind, ch.detail.to_string()],
+            )?;
+            Ok(true)
+        })
+    }
+
+    fn note_ticket(
+        &self,
+        tenant: &str,
+        id: i64,
+        actor: &str,
+        kind: &str,
+        detail: &Value,
+    ) -> Result<()> {
+        self.write(|tx| {
+            tx.execute(
+                "INSERT INTO ticket_events (tenant_id, ticket_id, at, actor, kind, detail) VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
+                params![tenant, id, now_ms(), actor, kind, detail.to_string()],
+            )?;
+            Ok(())
+        })
+    }
+
+    fn ticket_events(&self, tenant: &str, id: i64) -> Result<Vec<TicketEvent>> {
+        self.read(|c| {
+            let mut st = c.prepare_cached("SELECT id, at, actor, kind, detail FROM ticket_events WHERE tenant_id = ?1 AND ticket_id = ?2 ORDER BY id")?;
+            let rows = st
+                .query_map(params![tenant, id], |r| {
+                    let d: String = r.get(4)?;
+                    Ok(TicketEvent { id: r.get(0)?, at_ms: r.get(1)?, actor: r.get(2)?, kind: r.get(3)?, detail: serde_json::from_str(&d).unwrap_or(Value::Null) })
+                })?
+                .collect::<Result<Vec<_>, _>>()?;
+            Ok(rows)
+        })
+    }
+
+    fn csat_of_accounts(
+        &self,
+        tenant: &str,
+        accounts: &[String],
+        since_ms: i64,
+    ) -> Result<(u64, u64)> {
+        let accounts = serde_json::to_string(accounts)?;
+        self.read(|c| {
+            Ok(c.query_row(
+                "SELECT COALESCE(SUM(score >= 4), 0), COUNT(*) FROM feedback WHERE tenant_id = ?1 AND field_type = 'csat' AND collected_at >= ?2
+                   AND account IN (SELECT value FROM json_each(?3))",
+                params![tenant, since_ms, accounts],
+                |r| Ok((r.get::<_, i64>(0)? as u64, r.get::<_, i64>(1)? as u64)),
+            )?)
+        })
+    }
+
     fn trigger_cursor(&self, tenant: &str) -> Result<Option<i64>> {
         self.read(|c| {
             Ok(c.query_row(
@@ -2232,5 +2334,32 @@ fn alert_row(r: &rusqlite::Row<'_>) -> rusqlite::Result<Alert> {
         created_at_ms: r.get(8)?,
         updated_at_ms: r.get(9)?,
         updated_by: r.get(10)?,
+    })
+}
+const TICKET_COLUMNS: &str = "SELECT id, title, description, owner, severity, state, source, check_def, impact, sla_hours, due_at, verdict, created_by, created_at, updated_at, closed_at FROM tickets";
+
+fn ticket_row(r: &rusqlite::Row<'_>) -> rusqlite::Result<Ticket> {
+    let json = |i: usize| -> rusqlite::Result<Value> {
+        Ok(serde_json::from_str(&r.get::<_, String>(i)?).unwrap_or(Value::Null))
+    };
+    Ok(Ticket {
+        id: r.get(0)?,
+        title: r.get(1)?,
+        description: r.get(2)?,
+        owner: r.get(3)?,
+        severity: r.get(4)?,
+        state: r.get(5)?,
+        source: json(6)?,
+        check: json(7)?,
+        impact: json(8)?,
+        sla_hours: r.get(9)?,
+        due_at_ms: r.get(10)?,
+        verdict: r
+            .get::<_, Option<String>>(11)?
+            .and_then(|v| serde_json::from_str(&v).ok()),
+        created_by: r.get(12)?,
+        created_at_ms: r.get(13)?,
+        updated_at_ms: r.get(14)?,
+        closed_at_ms: r.get(15)?,
     })
 }

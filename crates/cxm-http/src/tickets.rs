@@ -1,0 +1,619 @@
+//! Remediation tickets over HTTP: opened by hand or from an alert, each with the check that
+//! must pass before it closes; the check is evaluated on data whenever someone verifies or
+//! tries to close, and a failed close answers 409 `verification_failed` (an admin may
+//! override, and the override is on the ticket's timeline).
+
+use std::sync::Arc;
+
+use axum::extract::{Path, Query, State};
+use axum::http::StatusCode;
+use axum::routing::{get, post};
+use axum::{Json, Router};
+use chrono::Utc;
+use cxm_domain::ticket::{self, Check, Severity, Source, TicketState, Verdict};
+use cxm_store::{Store, Ticket, TicketChange, TicketEvent};
+use serde::{Deserialize, Serialize};
+use serde_json::json;
+
+use crate::api::ApiJson;
+use crate::auth::Principal;
+use crate::error::{ApiError, ApiResult, ErrorCode};
+use crate::voc::blocking;
+use crate::AppState;
+
+pub fn routes() -> Router<Arc<AppState>> {
+    Router::new()
+        .route("/api/v1/tickets", get(list).post(create))
+        .route("/api/v1/tickets/{id}", get(get_one))
+        .route("/api/v1/tickets/{id}/state", post(move_state))
+        .route("/api/v1/tickets/{id}/verify", post(verify))
+        .route("/api/v1/tickets/{id}/close", post(close))
+        .route("/api/v1/alerts/{id}/ticket", post(from_alert))
+}
+
+#[derive(Debug, Clone, Default, Serialize, Deserialize, utoipa::ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct Impact {
+    #[serde(default)]
+    pub customers: u64,
+    #[serde(default)]
+    pub accounts: Vec<String>,
+    #[serde(default)]
+    pub arr: f64,
+}
+
+#[derive(Debug, Clone, Deserialize, utoipa::ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct NewTicket {
+    pub title: String,
+    #[serde(default)]
+    pub description: String,
+    /// Who fixes it.
+    pub owner: String,
+    pub severity: Severity,
+    #[serde(default = "manual")]
+    pub source: Source,
+    /// What must be true on data before the ticket may close.
+    pub check: Check,
+    #[serde(default)]
+    pub impact: Impact,
+    /// Hours to a verified fix (default by severity: critical 24, high 72, medium 168, low 720).
+    pub sla_hours: Option<u32>,
+}
+
+fn manual() -> Source {
+    Source::Manual
+}
+
+fn text_ok(s: &str, max: usize) -> bool {
+    !s.trim().is_empty() && s.chars().count() <= max
+}
+
+/// Validates and stores a ticket, with the check's first verdict.
+pub fn open(store: &dyn Store, tenant: &str, t: &NewTicket, actor: &str) -> ApiResult<Ticket> {
+    if !text_ok(&t.title, 200) {
+        return Err(ApiError::new(
+            ErrorCode::InvalidParameter,
+            "title must be 1 to 200 characters",
+        ));
+    }
+    if !text_ok(&t.owner, 200) {
+        return Err(ApiError::new(
+            ErrorCode::InvalidParameter,
+            "owner is required: who fixes this?",
+        ));
+    }
+    if t.description.chars().count() > 10_000 {
+        return Err(ApiError::new(
+            ErrorCode::InvalidParameter,
+            "description is limited to 10000 characters",
+        ));
+    }
+    if t.sla_hours.is_some_and(|h| !(1..=24 * 366).contains(&h)) {
+        return Err(ApiError::new(
+            ErrorCode::InvalidParameter,
+            "sla_hours must be 1 to 8784",
+        ));
+    }
+    t.check
+        .validate()
+        .map_err(|e| ApiError::new(ErrorCode::InvalidParameter, e))?;
+    let verdict = evaluate(store, tenant, &t.check)?;
+    let sla_hours = t
+        .sla_hours
+        .unwrap_or_else(|| t.severity.default_sla_hours());
+    let now = Utc::now().timestamp_millis();
+    if let Check::ThemeVolumeBelow { theme_id, .. } = &t.check {
+        let themes = crate::themes::list(store, tenant, 7, true)?;
+        if !themes.themes.iter().any(|th| &th.id == theme_id) {
+            return Err(ApiError::new(
+                ErrorCode::InvalidParameter,
+                format!("check names no theme {theme_id}"),
+            ));
+        }
+    }
+    let mut row = Ticket {
+        id: 0,
+        title: t.title.trim().to_string(),
+        description: t.description.clone(),
+        owner: t.owner.trim().to_string(),
+        severity: json(&t.severity).as_str().unwrap_or("medium").to_string(),
+        state: TicketState::Open.as_str().into(),
+        source: json(&t.source),
+        check: json(&t.check),
+        impact: json(&t.impact),
+        sla_hours: i64::from(sla_hours),
+        due_at_ms: now + i64::from(sla_hours) * 3_600_000,
+        verdict: Some(json(&verdict)),
+        created_by: actor.to_string(),
+        created_at_ms: now,
+        updated_at_ms: now,
+        closed_at_ms: None,
+    };
+    row.id = store.create_ticket(tenant, &row)?;
+    Ok(row)
+}
+
+/// The stored form of the small serde types a ticket keeps (they always serialise).
+fn json<T: Serialize>(v: &T) -> serde_json::Value {
+    serde_json::to_value(v).unwrap_or_default()
+}
+
+/// Measures what the check looks at, now.
+pub fn evaluate(store: &dyn Store, tenant: &str, check: &Check) -> ApiResult<Verdict> {
+    let today = Utc::now().date_naive();
+    Ok(match check {
+        Check::ThemeVolumeBelow { theme_id, .. } => {
+            let from = (today - chrono::Days::new(6)).to_string();
+            let days = store.theme_days(tenant, &from, &today.to_string())?;
+            let n: u64 = days
+                .iter()
+                .filter(|d| &d.theme_id == theme_id)
+                .map(|d| d.answers)
+                .sum();
+            check.judge(Some(n as f64), None)
+        }
+        Check::StageDropOffBelow {
+            journey_id,
+            stage_id,
+            ..
+        } => {
+            let j = store.journey(tenant, journey_id, None)?.ok_or_else(|| {
+                ApiError::new(
+                    ErrorCode::InvalidParameter,
+                    format!("check names no journey {journey_id}"),
+                )
+            })?;
+            let m = crate::journeys::metrics(store, tenant, &j, Utc::now())?;
+            let stage = crate::journeys::stage_by_id(&m, stage_id).ok_or_else(|| {
+                ApiError::new(
+                    ErrorCode::InvalidParameter,
+                    format!("journey {journey_id} has no stage {stage_id}"),
+                )
+            })?;
+            check.judge(stage.drop_off_pct, None)
+        }
+        Check::AccountHealthAbove { account, .. } => {
+            let h = store.account_health_one(tenant, account)?;
+            check.judge(h.map(|h| h.score), None)
+        }
+        Check::CsatRecovers { accounts, days, .. } => {
+            let since = Utc::now().timestamp_millis() - i64::from(*days) * 86_400_000;
+            let (top2, n) = store.csat_of_accounts(tenant, accounts, since)?;
+            let pct = (n > 0).then(|| (1000.0 * top2 as f64 / n as f64).round() / 10.0);
+            check.judge(pct, Some(n))
+        }
+    })
+}
+
+#[derive(Serialize, utoipa::ToSchema)]
+pub struct TicketView {
+    #[serde(flatten)]
+    pub ticket: Ticket,
+    /// active, at_risk (less than a fifth of the SLA left), hit or missed
+    pub sla_status: String,
+}
+
+fn view(t: Ticket) -> TicketView {
+    let sla = ticket::sla_status(
+        t.created_at_ms,
+        t.due_at_ms,
+        t.closed_at_ms,
+        Utc::now().timestamp_millis(),
+    );
+    TicketView {
+        ticket: t,
+        sla_status: sla.to_string(),
+    }
+}
+
+#[utoipa::path(post, path = "/api/v1/tickets", tag = "tickets", request_body = NewTicket,
+    responses((status = 201, body = TicketView), (status = 400, body = crate::error::Problem)), security(("bearer" = [])))]
+pub async fn create(
+    State(st): State<Arc<AppState>>,
+    p: Principal,
+    ApiJson(body): ApiJson<NewTicket>,
+) -> ApiResult<(StatusCode, Json<TicketView>)> {
+    not_viewer(&p)?;
+    let (t, actor) = (p.tenant_id, p.actor);
+    let row = blocking(&st, move |s| open(s, &t, &body, &actor)).await?;
+    Ok((StatusCode::CREATED, Json(view(row))))
+}
+
+fn not_viewer(p: &Principal) -> ApiResult<()> {
+    if p.role == cxm_store::Role::Viewer {
+        return Err(ApiError::new(
+            ErrorCode::Forbidden,
+            "the viewer role cannot change tickets",
+        ));
+    }
+    Ok(())
+}
+
+#[derive(Deserialize, utoipa::IntoParams)]
+pub struct TicketQuery {
+    pub state: Option<String>,
+    pub limit: Option<u32>,
+}
+
+#[derive(Serialize, utoipa::ToSchema)]
+pub struct TicketList {
+    pub tickets: Vec<TicketView>,
+}
+
+#[utoipa::path(get, path = "/api/v1/tickets", tag = "tickets", params(TicketQuery),
+    responses((status = 200, body = TicketList), (status = 400, body = crate::error::Problem)), security(("bearer" = [])))]
+pub async fn list(
+    State(st): State<Arc<AppState>>,
+    p: Principal,
+    Query(q): Query<TicketQuery>,
+) -> ApiResult<Json<TicketList>> {
+    if let Some(s) = q.state.as_deref() {
+        TicketState::parse(s).ok_or_else(|| {
+            ApiError::new(
+                ErrorCode::InvalidParameter,
+                format!("no ticket state {s:?}"),
+            )
+        })?;
+    }
+    let t = p.tenant_id;
+    let rows = st
+        .store
+        .run(move |s| {
+            s.list_tickets(
+                &t,
+                q.state.as_deref(),
+                q.limit.unwrap_or(200).clamp(1, 1000),
+            )
+        })
+        .await?;
+    Ok(Json(TicketList {
+        tickets: rows.into_iter().map(view).collect(),
+    }))
+}
+
+#[derive(Serialize, utoipa::ToSchema)]
+pub struct TicketDetail {
+    #[serde(flatten)]
+    pub ticket: TicketView,
+    pub timeline: Vec<TicketEvent>,
+}
+
+fn find(store: &dyn Store, tenant: &str, id: i64) -> ApiResult<Ticket> {
+    store
+        .ticket(tenant, id)?
+        .ok_or_else(|| ApiError::new(ErrorCode::NotFound, format!("no ticket {id}")))
+}
+
+pub fn detail(store: &dyn Store, tenant: &str, id: i64) -> ApiResult<TicketDetail> {
+    let t = find(store, tenant, id)?;
+    Ok(TicketDetail {
+        timeline: store.ticket_events(tenant, id)?,
+        ticket: view(t),
+    })
+}
+
+#[utoipa::path(get, path = "/api/v1/tickets/{id}", tag = "tickets", params(("id" = i64, Path)),
+    responses((status = 200, body = TicketDetail), (status = 404, body = crate::error::Problem)), security(("bearer" = [])))]
+pub async fn get_one(
+    State(st): State<Arc<AppState>>,
+    p: Principal,
+    Path(id): Path<i64>,
+) -> ApiResult<Json<TicketDetail>> {
+    let t = p.tenant_id;
+    Ok(Json(blocking(&st, move |s| detail(s, &t, id)).await?))
+}
+
+#[derive(Deserialize, utoipa::ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct StateChange {
+    /// in_progress, fix_shipped, verifying or reopened (closing has its own route)
+    pub state: String,
+    #[serde(default)]
+    pub note: Option<String>,
+}
+
+/// Moves a ticket along (`open → in_progress → fix_shipped → verifying`, back to
+/// `in_progress` from verifying, `closed → reopened`).
+pub fn change_state(
+    store: &dyn Store,
+    tenant: &str,
+    id: i64,
+    to: &str,
+    note: Option<&str>,
+    actor: &str,
+) -> ApiResult<TicketDetail> {
+    let t = find(store, tenant, id)?;
+    let to_state = TicketState::parse(to).ok_or_else(|| {
+        ApiError::new(
+            ErrorCode::InvalidParameter,
+            format!("no ticket state {to:?}"),
+        )
+    })?;
+    if to_state == TicketState::Closed {
+        return Err(ApiError::new(
+            ErrorCode::InvalidTransition,
+            "close with POST /api/v1/tickets/{id}/close, which checks the evidence",
+        ));
+    }
+    let from = TicketState::parse(&t.state).unwrap_or(TicketState::Open);
+    if !from.may_move_to(to_state) {
+        return Err(ApiError::new(
+            ErrorCode::InvalidTransition,
+            format!("a ticket cannot move from {} to {to}", t.state),
+        ));
+    }
+    let change = TicketChange {
+        from_state: t.state.clone(),
+        state: to.to_string(),
+        closed_at_ms: None,
+        verdict: None,
+        actor: actor.to_string(),
+        kind: "state".into(),
+        detail: json!({"from": t.state, "to": to, "note": note}),
+    };
+    if !store.change_ticket(tenant, id, &change)? {
+        return Err(ApiError::new(
+            ErrorCode::Conflict,
+            "the ticket changed meanwhile; reload it",
+        ));
+    }
+    detail(store, tenant, id)
+}
+
+#[utoipa::path(post, path = "/api/v1/tickets/{id}/state", tag = "tickets", params(("id" = i64, Path)), request_body = StateChange,
+    responses((status = 200, body = TicketDetail), (status = 409, body = crate::error::Problem)), security(("bearer" = [])))]
+pub async fn move_state(
+    State(st): State<Arc<AppState>>,
+    p: Principal,
+    Path(id): Path<i64>,
+    ApiJson(body): ApiJson<StateChange>,
+) -> ApiResult<Json<TicketDetail>> {
+    not_viewer(&p)?;
+    let (t, actor) = (p.tenant_id, p.actor);
+    Ok(Json(
+        blocking(&st, move |s| {
+            change_state(s, &t, id, &body.state, body.note.as_deref(), &actor)
+        })
+        .await?,
+    ))
+}
+
+/// Evaluates the ticket's check now and records the verdict; a `fix_shipped` ticket moves to
+/// `verifying`.
+pub fn verify_now(
+    store: &dyn Store,
+    tenant: &str,
+    id: i64,
+    actor: &str,
+) -> ApiResult<(Verdict, TicketDetail)> {
+    let t = find(store, tenant, id)?;
+    let check: Check = serde_json::from_value(t.check.clone()).map_err(|e| {
+        ApiError::new(
+            ErrorCode::Internal,
+            format!("stored check is unreadable: {e}"),
+        )
+    })?;
+    let verdict = evaluate(store, tenant, &check)?;
+    let to = if t.state == "fix_shipped" {
+        "verifying"
+    } else {
+        t.state.as_str()
+    };
+    let change = TicketChange {
+        from_state: t.state.clone(),
+        state: to.to_string(),
+        closed_at_ms: t.closed_at_ms,
+        verdict: Some(serde_json::to_value(&verdict).unwrap_or_default()),
+        actor: actor.to_string(),
+        kind: if verdict.passed {
+            "check_passed"
+        } else {
+            "check_failed"
+        }
+        .into(),
+        detail: serde_json::to_value(&verdict).unwrap_or_default(),
+    };
+    if !store.change_ticket(tenant, id, &change)? {
+        return Err(ApiError::new(
+            ErrorCode::Conflict,
+            "the ticket changed meanwhile; reload it",
+        ));
+    }
+    Ok((verdict, detail(store, tenant, id)?))
+}
+
+#[utoipa::path(post, path = "/api/v1/tickets/{id}/verify", tag = "tickets", params(("id" = i64, Path)),
+    responses((status = 200, body = TicketDetail), (status = 404, body = crate::error::Problem)), security(("bearer" = [])))]
+pub async fn verify(
+    State(st): State<Arc<AppState>>,
+    p: Principal,
+    Path(id): Path<i64>,
+) -> ApiResult<Json<TicketDetail>> {
+    not_viewer(&p)?;
+    let (t, actor) = (p.tenant_id, p.actor);
+    Ok(Json(
+        blocking(&st, move |s| verify_now(s, &t, id, &actor))
+            .await?
+            .1,
+    ))
+}
+
+#[derive(Deserialize, Default, utoipa::ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct CloseRequest {
+    /// Admins only: close although the check fails, saying why (kept on the timeline).
+    #[serde(default)]
+    pub override_reason: Option<String>,
+}
+
+/// Closes a ticket if its check passes now (or an admin overrides with a reason).
+pub fn close_ticket(
+    store: &dyn Store,
+    tenant: &str,
+    id: i64,
+    p: &Principal,
+    req: &CloseRequest,
+) -> ApiResult<TicketDetail> {
+    let t = find(store, tenant, id)?;
+    if t.state == "closed" {
+        return Err(ApiError::new(
+            ErrorCode::InvalidTransition,
+            "the ticket is already closed",
+        ));
+    }
+    let check: Check = serde_json::from_value(t.check.clone()).map_err(|e| {
+        ApiError::new(
+            ErrorCode::Internal,
+            format!("stored check is unreadable: {e}"),
+        )
+    })?;
+    let verdict = evaluate(store, tenant, &check)?;
+    let state = TicketState::parse(&t.state).unwrap_or(TicketState::Open);
+    let verdict_json = serde_json::to_value(&verdict).unwrap_or_default();
+    let (kind, entry) = match (
+        ticket::may_close(state, &verdict),
+        req.override_reason.as_deref(),
+    ) {
+        (Ok(()), _) => ("closed_verified", verdict_json.clone()),
+        (Err(why), Some(reason)) if p.role.can_administer() && !reason.trim().is_empty() => (
+            "closed_override",
+            json!({"refused_because": why, "reason": reason.trim(), "verdict": verdict_json}),
+        ),
+        (Err(why), Some(_)) if !p.role.can_administer() => {
+            store.note_ticket(
+                tenant,
+                id,
+                &p.actor,
+                "close_refused",
+                &json!({"why": why, "verdict": verdict_json}),
+            )?;
+            return Err(ApiError::new(
+                ErrorCode::Forbidden,
+                format!("only an owner or admin may override a failing check; {why}"),
+            ));
+        }
+        (Err(why), _) => {
+            store.note_ticket(
+                tenant,
+                id,
+                &p.actor,
+                "close_refused",
+                &json!({"why": why, "verdict": verdict_json}),
+            )?;
+            let code = if matches!(state, TicketState::FixShipped | TicketState::Verifying) {
+                ErrorCode::VerificationFailed
+            } else {
+                ErrorCode::InvalidTransition
+            };
+            return Err(ApiError::new(code, why));
+        }
+    };
+    let change = TicketChange {
+        from_state: t.state.clone(),
+        state: "closed".into(),
+        closed_at_ms: Some(Utc::now().timestamp_millis()),
+        verdict: Some(verdict_json),
+        actor: p.actor.clone(),
+        kind: kind.into(),
+        detail: entry,
+    };
+    if !store.change_ticket(tenant, id, &change)? {
+        return Err(ApiError::new(
+            ErrorCode::Conflict,
+            "the ticket changed meanwhile; reload it",
+        ));
+    }
+    detail(store, tenant, id)
+}
+
+#[utoipa::path(post, path = "/api/v1/tickets/{id}/close", tag = "tickets", params(("id" = i64, Path)), request_body = CloseRequest,
+    responses((status = 200, body = TicketDetail), (status = 409, body = crate::error::Problem, description = "verification_failed while the check fails")),
+    security(("bearer" = [])))]
+pub async fn close(
+    State(st): State<Arc<AppState>>,
+    p: Principal,
+    Path(id): Path<i64>,
+    body: axum::body::Bytes,
+) -> ApiResult<Json<TicketDetail>> {
+    not_viewer(&p)?;
+    // the body is optional: only an override needs one
+    let req: CloseRequest = if body.iter().all(u8::is_ascii_whitespace) {
+        CloseRequest::default()
+    } else {
+        serde_json::from_slice(&body).map_err(|e| {
+            ApiError::new(ErrorCode::InvalidJson, format!("not a close request: {e}"))
+        })?
+    };
+    let t = p.tenant_id.clone();
+    Ok(Json(
+        blocking(&st, move |s| close_ticket(s, &t, id, &p, &req)).await?,
+    ))
+}
+
+#[derive(Deserialize, utoipa::ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct FromAlert {
+    pub owner: String,
+    pub severity: Option<Severity>,
+    /// The health the account must recover to (default: the bottom of the healthy band).
+    pub target_score: Option<f64>,
+}
+
+/// Turns an alert into a ticket whose check is the account's health recovering.
+pub fn ticket_from_alert(
+    store: &dyn Store,
+    tenant: &str,
+    alert_id: i64,
+    body: &FromAlert,
+    actor: &str,
+) -> ApiResult<Ticket> {
+    let a = store
+        .alert(tenant, alert_id)?
+        .ok_or_else(|| ApiError::new(ErrorCode::NotFound, format!("no alert {alert_id}")))?;
+    let (_, set) = crate::health::signal_set(store, tenant)?;
+    let t = open(
+        store,
+        tenant,
+        &NewTicket {
+            title: a.title.clone(),
+            description: format!("Opened from alert {alert_id}. {}", a.detail),
+            owner: body.owner.clone(),
+            severity: body.severity.unwrap_or(if a.kind == "at_risk" {
+                Severity::High
+            } else {
+                Severity::Medium
+            }),
+            source: Source::Alert { alert_id },
+            check: Check::AccountHealthAbove {
+                account: a.group_id.clone(),
+                score: body.target_score.unwrap_or(set.bands.concerning_below),
+            },
+            impact: Impact {
+                customers: 0,
+                accounts: vec![a.group_id.clone()],
+                arr: a.arr,
+            },
+            sla_hours: None,
+        },
+        actor,
+    )?;
+    if a.status == "open" {
+        store.set_alert_status(tenant, alert_id, "acknowledged", actor)?;
+    }
+    Ok(t)
+}
+
+#[utoipa::path(post, path = "/api/v1/alerts/{id}/ticket", tag = "tickets", params(("id" = i64, Path)), request_body = FromAlert,
+    responses((status = 201, body = TicketView), (status = 404, body = crate::error::Problem)), security(("bearer" = [])))]
+pub async fn from_alert(
+    State(st): State<Arc<AppState>>,
+    p: Principal,
+    Path(id): Path<i64>,
+    ApiJson(body): ApiJson<FromAlert>,
+) -> ApiResult<(StatusCode, Json<TicketView>)> {
+    not_viewer(&p)?;
+    let (t, actor) = (p.tenant_id, p.actor);
+    let row = blocking(&st, move |s| ticket_from_alert(s, &t, id, &body, &actor)).await?;
+    Ok((StatusCode::CREATED, Json(view(row))))
+}

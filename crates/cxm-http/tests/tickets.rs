@@ -1,0 +1,279 @@
+//! Remediation tickets over HTTP: opened from an alert or by hand with a verification check,
+//! refused closure (409 verification_failed) until the data proves the fix, admin overrides
+//! on the timeline.
+
+mod common;
+
+use common::{Backend, TestApp};
+use cxm_http::HttpConfig;
+use reqwest::Method;
+use serde_json::{json, Value};
+
+fn days_ago(d: f64) -> String {
+    (chrono::Utc::now() - chrono::Duration::minutes((d * 24.0 * 60.0) as i64)).to_rfc3339()
+}
+
+async fn tickets_need_evidence(backend: Backend) {
+    let Some(app) = TestApp::spawn_with(backend, HttpConfig::default()).await else {
+        return;
+    };
+    let batch = json!({"batch": [
+        {"type": "group", "userId": "u1", "groupId": "acme", "traits": {"name": "Acme", "arr": 120000}, "timestamp": days_ago(40.0)},
+        {"type": "track", "userId": "u1", "event": "Payment Failed", "timestamp": days_ago(3.0)},
+        {"type": "track", "userId": "u1", "event": "Payment Failed", "timestamp": days_ago(2.0)},
+        {"type": "track", "userId": "u1", "event": "Feature Used", "timestamp": days_ago(30.0)},
+    ]});
+    let r = app
+        .client
+        .post(app.url("/v1/batch?historical=true"))
+        .basic_auth(&app.write_key, Some(""))
+        .json(&batch)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 200);
+    // quiet for 30 days, two failed payments and an angry answer: at risk
+    let angry = json!({"answers": [{"response_id": "n1", "question": "nps", "type": "nps", "value": 1, "identifier": "user_id:u1", "collected_at": days_ago(1.0)}]});
+    assert_eq!(
+        app.post("/api/v1/feedback", &app.write_key, &angry)
+            .await
+            .status(),
+        200
+    );
+    let (store, tenant) = (app.store.clone(), app.tenant.clone());
+    tokio::task::spawn_blocking(move || {
+        cxm_http::health::upkeep(store.as_ref(), &tenant, true).unwrap()
+    })
+    .await
+    .unwrap();
+    let alerts = app.get_json("/api/v1/alerts?status=open").await;
+    let at_risk = alerts["alerts"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|a| a["kind"] == "at_risk")
+        .expect("Acme is at risk")
+        .clone();
+
+    // bad tickets are refused with the reason
+    for (body, says) in [
+        (
+            json!({"title": "x", "owner": "", "severity": "high", "check": {"kind": "account_health_above", "account": "acme", "score": 75}}),
+            "owner",
+        ),
+        (
+            json!({"title": "x", "owner": "o", "severity": "high", "check": {"kind": "stage_drop_off_below", "journey_id": "j", "stage_id": "s", "percent": 140}}),
+            "percent",
+        ),
+        (
+            json!({"title": "x", "owner": "o", "severity": "high", "check": {"kind": "theme_volume_below", "theme_id": "th_404", "per_week": 3}}),
+            "no theme th_404",
+        ),
+    ] {
+        let r = app.send(Method::POST, "/api/v1/tickets", &body).await;
+        assert_eq!(r.status(), 400);
+        assert!(
+            r.json::<Value>().await.unwrap()["detail"]
+                .as_str()
+                .unwrap()
+                .contains(says),
+            "{says}"
+        );
+    }
+    let r = app.send(Method::POST, "/api/v1/tickets", &json!({"title": "x", "owner": "o", "severity": "urgent", "check": {"kind": "account_health_above", "account": "acme", "score": 75}})).await;
+    assert_eq!(r.status(), 400, "unknown severity");
+
+    // the alert becomes a ticket whose check is the account's health recovering
+    let r = app
+        .send(
+            Method::POST,
+            &format!("/api/v1/alerts/{}/ticket", at_risk["id"]),
+            &json!({"owner": "csm@acme.io"}),
+        )
+        .await;
+    assert_eq!(r.status(), 201);
+    let t1: Value = r.json().await.unwrap();
+    assert_eq!(
+        (
+            t1["state"].as_str(),
+            t1["severity"].as_str(),
+            t1["owner"].as_str()
+        ),
+        (Some("open"), Some("high"), Some("csm@acme.io"))
+    );
+    assert_eq!(
+        t1["check"],
+        json!({"kind": "account_health_above", "account": "acme", "score": 75.0})
+    );
+    assert_eq!(t1["impact"]["arr"], 120000.0);
+    assert_eq!(t1["verdict"]["passed"], false);
+    assert_eq!(t1["sla_status"], "active");
+    assert_eq!(
+        app.get_json(&format!("/api/v1/alerts/{}", at_risk["id"]))
+            .await["status"],
+        "acknowledged"
+    );
+    let id1 = t1["id"].as_i64().unwrap();
+
+    let close = |id: i64, body: Value| {
+        let req = app
+            .client
+            .post(app.url(&format!("/api/v1/tickets/{id}/close")))
+            .bearer_auth(&app.secret_key);
+        let req = if body.is_null() { req } else { req.json(&body) };
+        async move { req.send().await.unwrap() }
+    };
+    let r = close(id1, json!({})).await;
+    assert_eq!(r.status(), 409);
+    assert_eq!(
+        r.json::<Value>().await.unwrap()["code"],
+        "invalid_transition",
+        "nothing shipped yet"
+    );
+    let step = |id: i64, state: &str| {
+        let req = app
+            .client
+            .post(app.url(&format!("/api/v1/tickets/{id}/state")))
+            .bearer_auth(&app.secret_key)
+            .json(&json!({"state": state}));
+        async move { req.send().await.unwrap() }
+    };
+    assert_eq!(
+        step(id1, "verifying").await.status(),
+        409,
+        "open cannot jump to verifying"
+    );
+    for s in ["in_progress", "fix_shipped"] {
+        assert_eq!(step(id1, s).await.status(), 200);
+    }
+    let r = close(id1, json!({})).await;
+    assert_eq!(r.status(), 409);
+    let p: Value = r.json().await.unwrap();
+    assert_eq!(p["code"], "verification_failed");
+    assert!(
+        p["detail"].as_str().unwrap().contains("needs at least 75"),
+        "{p}"
+    );
+    // an analyst may not override; an admin may, and it is on the timeline
+    let analyst = app.login("analyst@acme.io", cxm_store::Role::Analyst).await;
+    let r = app
+        .client
+        .post(app.url(&format!("/api/v1/tickets/{id1}/close")))
+        .header("cookie", &analyst)
+        .json(&json!({"override_reason": "customer renewed"}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 403);
+    let r = close(
+        id1,
+        json!({"override_reason": "renewed on a call; health lags"}),
+    )
+    .await;
+    assert_eq!(r.status(), 200);
+    let closed: Value = r.json().await.unwrap();
+    assert_eq!(closed["state"], "closed");
+    let kinds: Vec<&str> = closed["timeline"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|e| e["kind"].as_str().unwrap())
+        .collect();
+    assert_eq!(
+        kinds,
+        [
+            "created",
+            "close_refused",
+            "state",
+            "state",
+            "close_refused",
+            "close_refused",
+            "closed_override"
+        ]
+    );
+    assert_eq!(
+        closed["timeline"][6]["detail"]["reason"],
+        "renewed on a call; health lags"
+    );
+    assert_eq!(step(id1, "reopened").await.status(), 200);
+
+    // a ticket that waits for customers' CSAT to recover closes once the answers prove it
+    let t2 = app.send(Method::POST, "/api/v1/tickets", &json!({
+        "title": "Billing errors after the plan change", "owner": "billing@acme.io", "severity": "medium",
+        "source": {"kind": "manual"}, "impact": {"customers": 1, "accounts": ["acme"], "arr": 120000},
+        "check": {"kind": "csat_recovers", "accounts": ["acme"], "percent": 80, "days": 30, "min_answers": 2}
+    })).await;
+    assert_eq!(t2.status(), 201);
+    let t2: Value = t2.json().await.unwrap();
+    let id2 = t2["id"].as_i64().unwrap();
+    assert_eq!(t2["sla_hours"], 168);
+    for s in ["in_progress", "fix_shipped"] {
+        assert_eq!(step(id2, s).await.status(), 200);
+    }
+    let v = app
+        .send(
+            Method::POST,
+            &format!("/api/v1/tickets/{id2}/verify"),
+            &json!({}),
+        )
+        .await
+        .json::<Value>()
+        .await
+        .unwrap();
+    assert_eq!(
+        (v["state"].as_str(), v["verdict"]["passed"].as_bool()),
+        (Some("verifying"), Some(false))
+    );
+    assert!(v["verdict"]["detail"]
+        .as_str()
+        .unwrap()
+        .contains("no data yet"));
+    assert_eq!(close(id2, json!({})).await.status(), 409);
+    let answers = json!({"answers": [
+        {"response_id": "c1", "question": "csat", "type": "csat", "value": 5, "identifier": "user_id:u1"},
+        {"response_id": "c2", "question": "csat", "type": "csat", "value": 4, "identifier": "user_id:u1"},
+    ]});
+    assert_eq!(
+        app.post("/api/v1/feedback", &app.write_key, &answers)
+            .await
+            .status(),
+        200
+    );
+    let r = close(id2, Value::Null).await;
+    let done: Value = r.json().await.unwrap();
+    assert_eq!(done["state"], "closed", "{done}");
+    assert_eq!(done["verdict"]["observed"], 100.0);
+    assert_eq!(
+        done["timeline"].as_array().unwrap().last().unwrap()["kind"],
+        "closed_verified"
+    );
+    assert_eq!(done["sla_status"], "hit");
+
+    let list = app.get_json("/api/v1/tickets?state=closed").await;
+    assert_eq!(list["tickets"].as_array().unwrap().len(), 1);
+    assert_eq!(
+        app.get("/api/v1/tickets?state=finished").await.status(),
+        400
+    );
+    assert_eq!(app.get("/api/v1/tickets/424242").await.status(), 404);
+    let r = app
+        .client
+        .post(app.url(&format!("/api/v1/tickets/{id2}/close")))
+        .bearer_auth(&app.secret_key)
+        .body("{nope")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 400);
+    app.stop().await;
+}
+
+#[tokio::test]
+async fn tickets_on_sqlite() {
+    tickets_need_evidence(Backend::Sqlite).await;
+}
+
+#[tokio::test]
+async fn tickets_on_postgres() {
+    tickets_need_evidence(Backend::Postgres).await;
+}

@@ -1,0 +1,32 @@
+-- remediation tickets: each carries the verification check chosen when it was opened and the
+-- last verdict on it; every change is an event on the ticket's timeline
+CREATE TABLE IF NOT EXISTS tickets (
+    id BIGSERIAL PRIMARY KEY,
+    tenant_id TEXT NOT NULL,
+    title TEXT NOT NULL,
+    description TEXT NOT NULL,
+    owner TEXT NOT NULL,
+    severity TEXT NOT NULL,
+    state TEXT NOT NULL,
+    source TEXT NOT NULL,
+    check_def TEXT NOT NULL,
+    impact TEXT NOT NULL,
+    sla_hours BIGINT NOT NULL,
+    due_at BIGINT NOT NULL,
+    verdict TEXT,
+    created_by TEXT NOT NULL,
+    created_at BIGINT NOT NULL,
+    updated_at BIGINT NOT NULL,
+    closed_at BIGINT
+);
+CREATE INDEX IF NOT EXISTS tickets_state ON tickets(tenant_id, state, id);
+CREATE TABLE IF NOT EXISTS ticket_events (
+    id BIGSERIAL PRIMARY KEY,
+    tenant_id TEXT NOT NULL,
+    ticket_id BIGINT NOT NULL,
+    at BIGINT NOT NULL,
+    actor TEXT NOT NULL,
+    kind TEXT NOT NULL,
+    detail TEXT NOT NULL
+);
+CREATE INDEX IF NOT EXISTS ticket_events_ticket ON ticket_events(tenant_id, ticket_id, id);
