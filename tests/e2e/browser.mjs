@@ -253,6 +253,46 @@ stages:
   assert.match(await page.locator('[data-account="umbrella"]').innerText(), /Umbrella Corp[\s\S]*1 failed payment in 14 days/);
   await page.screenshot({ path: `${shots}/accounts.png`, fullPage: false });
 
+  // the alert becomes a ticket whose check is the account's health; it refuses to close until
+  // the data says the account recovered
+  const unhappy = await fetch(`${base}/api/v1/feedback`, { method: "POST", headers: { authorization: `Bearer ${process.env.WRITE_KEY}` },
+    body: JSON.stringify({ answers: [{ response_id: "u-1", question: "nps", type: "nps", value: 2, identifier: "user_id:ops-1" }] }) });
+  assert.equal(unhappy.status, 200);
+  let umbrellaScore = 100;
+  for (let i = 0; i < 80 && umbrellaScore >= 75; i++) {
+    await page.waitForTimeout(250);
+    const acct = await fetch(`${base}/api/v1/accounts/umbrella`, { headers: { authorization: `Bearer ${process.env.SECRET_KEY}` } });
+    if (acct.status === 200) umbrellaScore = (await acct.json()).score;
+  }
+  assert.ok(umbrellaScore < 75, `the unhappy answer lowers Umbrella's health (${umbrellaScore})`);
+  await page.goto(`${base}/alerts?status=acknowledged`);
+  const ackRow = page.locator("tr", { hasText: "Umbrella Corp: 1 failed payment in 14 days" });
+  await ackRow.getByText("Open a ticket").click();
+  await ackRow.getByRole("textbox", { name: /Owner of the ticket/ }).fill("billing-lead@example.com");
+  await ackRow.getByRole("button", { name: "Open ticket" }).click();
+  await page.waitForURL(/\/tickets\/\d+$/);
+  assert.equal(await page.getByTestId("ticket-state").innerText(), "open");
+  assert.match(await page.getByTestId("check").innerText(), /umbrella recovers to health ≥ 75/);
+  await page.getByRole("button", { name: "in progress" }).click();
+  await page.getByRole("button", { name: "fix shipped" }).click();
+  await page.getByRole("button", { name: "Close", exact: true }).click();
+  assert.match(await page.getByRole("alert").first().innerText(), /Not done: the verification check fails: health [\d.]+; needs at least 75/);
+  assert.equal(await page.getByTestId("ticket-state").innerText(), "fix shipped", "still open for business");
+  assert.match(await page.getByTestId("timeline").innerText(), /close refused/);
+  // the signal set changes (a second failed payment and a second unhappy answer are needed now): the account recovers
+  const signals = await (await fetch(`${base}/api/v1/signals`, { headers: { authorization: `Bearer ${process.env.SECRET_KEY}` } })).json();
+  delete signals.version;
+  for (const s of signals.signals) if (s.kind === "payment_failed" || s.kind === "low_score") s.threshold = 2;
+  const put = await fetch(`${base}/api/v1/signals`, { method: "PUT", headers: { authorization: `Bearer ${process.env.SECRET_KEY}` }, body: JSON.stringify(signals) });
+  assert.equal(put.status, 200);
+  await page.getByRole("button", { name: "Close", exact: true }).click();
+  await page.waitForURL(/\/tickets\/\d+$/);
+  assert.equal(await page.getByTestId("ticket-state").innerText(), "closed");
+  assert.match(await page.getByTestId("timeline").innerText(), /closed verified/);
+  await page.screenshot({ path: `${shots}/ticket.png`, fullPage: true });
+  await page.getByRole("link", { name: "← Remediation" }).click();
+  assert.match(await page.locator('[data-state="closed"]').innerText(), /Umbrella Corp/);
+
   // sign out ends the session
   await page.getByRole("button", { name: "Sign out" }).click();
   await page.waitForURL(/\/login/);
@@ -270,7 +310,7 @@ stages:
   assert.equal(await viewer.getByRole("button", { name: "Create key" }).count(), 0);
 
   assert.deepEqual(offsite, [], "the dashboard must not load anything from another origin");
-  console.log("dashboard: sign-in, overview chart, live search, context, unmerge, quarantine, journeys, alerts, roles: ok");
+  console.log("dashboard: sign-in, overview chart, live search, context, unmerge, quarantine, journeys, alerts, tickets, roles: ok");
 } finally {
   await browser.close();
 }

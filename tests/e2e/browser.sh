@@ -61,5 +61,5 @@ curl -sf -H "Authorization: Bearer $sk" "http://127.0.0.1:$port/api/v1/surveys" 
   {"id": "why", "type": "text", "prompt": "What is the main reason for your score?"}]}}' >/dev/null
 survey_url=$(curl -sf -H "Authorization: Bearer $sk" "http://127.0.0.1:$port/api/v1/surveys/post-ticket/links" -d '{"identifier": "user_id:grace-1"}' | python3 -c "import json,sys; print(json.load(sys.stdin)['url'])")
 
-WRITE_KEY="$wk" SURVEY_URL="http://127.0.0.1:$port$survey_url" CXM_URL="http://127.0.0.1:$port" SHOTS="$here/../../target/e2e" node "$here/browser.mjs"
+SECRET_KEY="$sk" WRITE_KEY="$wk" SURVEY_URL="http://127.0.0.1:$port$survey_url" CXM_URL="http://127.0.0.1:$port" SHOTS="$here/../../target/e2e" node "$here/browser.mjs"
 echo "browser e2e: ok"

@@ -66,6 +66,8 @@ impl Pages {
             ("journey.html", include_str!("../templates/journey.html")),
             ("accounts.html", include_str!("../templates/accounts.html")),
             ("alerts.html", include_str!("../templates/alerts.html")),
+            ("tickets.html", include_str!("../templates/tickets.html")),
+            ("ticket.html", include_str!("../templates/ticket.html")),
         ] {
             env.add_template(name, src).expect("templates compile");
         }
@@ -132,6 +134,7 @@ pub fn routes() -> Router<Arc<AppState>> {
         .route("/surveys/{id}/build", get(crate::builder::edit_page))
         .merge(crate::journey_pages::routes())
         .merge(crate::health_pages::routes())
+        .merge(crate::ticket_pages::routes())
         .route("/settings/keys", get(keys_page).post(create_key))
         .route("/settings/keys/{id}/revoke", post(revoke_key))
 }

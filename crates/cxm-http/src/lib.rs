@@ -17,6 +17,7 @@ pub mod ops;
 pub mod phrasing;
 pub mod surveys;
 pub mod themes;
+pub mod ticket_pages;
 pub mod tickets;
 pub mod triggers;
 pub mod voc;

@@ -577,7 +577,17 @@ pub fn ticket_from_alert(
         tenant,
         &NewTicket {
             title: a.title.clone(),
-            description: format!("Opened from alert {alert_id}. {}", a.detail),
+            description: format!(
+                "Opened from alert {alert_id}: {}.",
+                a.detail["readings"]
+                    .as_array()
+                    .map(|rs| rs
+                        .iter()
+                        .filter_map(|r| r["detail"].as_str())
+                        .collect::<Vec<_>>()
+                        .join("; "))
+                    .unwrap_or_default()
+            ),
             owner: body.owner.clone(),
             severity: body.severity.unwrap_or(if a.kind == "at_risk" {
                 Severity::High

@@ -249,6 +249,46 @@ async fn tickets_need_evidence(backend: Backend) {
     );
     assert_eq!(done["sla_status"], "hit");
 
+    // the board and the ticket page; a refused close shows why on the page
+    let board = app
+        .client
+        .get(app.url("/tickets"))
+        .header("cookie", &analyst)
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    assert!(
+        board.contains("Billing errors after the plan change")
+            && board.contains("data-state=\"reopened\""),
+        "{board}"
+    );
+    let r = app
+        .client
+        .post(app.url(&format!("/tickets/{id1}/action")))
+        .header("cookie", &analyst)
+        .form(&[("action", "close")])
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 409);
+    let page = r.text().await.unwrap();
+    assert!(
+        page.contains("Not done: a ticket closes after its fix shipped"),
+        "{page}"
+    );
+    let r = app
+        .client
+        .post(app.url(&format!("/tickets/{id1}/action")))
+        .header("cookie", &analyst)
+        .form(&[("action", "in_progress")])
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 303);
+
     let list = app.get_json("/api/v1/tickets?state=closed").await;
     assert_eq!(list["tickets"].as_array().unwrap().len(), 1);
     assert_eq!(
