@@ -235,6 +235,11 @@ pub fn recompute(store: &dyn Store, tenant: &str, now: DateTime<Utc>) -> ApiResu
         }
     }
     let (opened, resolved) = store.sync_alerts(tenant, &open, &clear, "cxm")?;
+    for id in &opened {
+        if let Some(a) = store.alert(tenant, *id)? {
+            crate::webhooks::emit(store, tenant, "alert.opened", &a);
+        }
+    }
     out.alerts_opened = opened.len();
     out.alerts_resolved = resolved as usize;
     out.millis = started.elapsed().as_millis() as u64;

@@ -21,6 +21,7 @@ pub mod ticket_pages;
 pub mod tickets;
 pub mod triggers;
 pub mod voc;
+pub mod webhooks;
 
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
@@ -58,6 +59,8 @@ pub struct HttpConfig {
     pub mail: Option<mailer::MailConfig>,
     /// OpenAI-compatible chat endpoint that may word follow-up questions.
     pub llm: Option<phrasing::LlmConfig>,
+    /// First webhook retry delay; each later one is six times longer (capped at six hours).
+    pub webhook_retry_base: Duration,
 }
 
 impl Default for HttpConfig {
@@ -76,6 +79,7 @@ impl Default for HttpConfig {
             theme_rediscovery: Duration::from_secs(24 * 3600),
             mail: None,
             llm: None,
+            webhook_retry_base: Duration::from_secs(5),
         }
     }
 }
@@ -153,6 +157,7 @@ pub fn router(state: Arc<AppState>) -> Router {
         .merge(journeys::routes())
         .merge(health::routes())
         .merge(tickets::routes())
+        .merge(webhooks::routes())
         .merge(dashboard::routes())
         .route("/healthz", get(ops::healthz))
         .route("/readyz", get(ops::readyz))

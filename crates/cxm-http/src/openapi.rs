@@ -45,9 +45,10 @@ impl Modify for Security {
         crate::journeys::list, crate::journeys::create, crate::journeys::replace, crate::journeys::get_one, crate::journeys::get_metrics, crate::journeys::reviewed,
         crate::health::list_accounts, crate::health::get_account, crate::health::get_signals, crate::health::put_signals, crate::health::run_backtest, crate::health::list_alerts, crate::health::get_alert, crate::health::update_alert,
         crate::tickets::create, crate::tickets::list, crate::tickets::get_one, crate::tickets::move_state, crate::tickets::verify, crate::tickets::close, crate::tickets::from_alert,
+        crate::webhooks::create, crate::webhooks::list, crate::webhooks::remove, crate::webhooks::deliveries,
     ),
     modifiers(&Security),
-    tags((name = "ingest"), (name = "customers"), (name = "feedback"), (name = "themes"), (name = "journeys"), (name = "health"), (name = "tickets"), (name = "keys"))
+    tags((name = "ingest"), (name = "customers"), (name = "feedback"), (name = "themes"), (name = "journeys"), (name = "health"), (name = "tickets"), (name = "webhooks"), (name = "keys"))
 )]
 pub struct ApiDoc;
 

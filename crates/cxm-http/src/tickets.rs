@@ -131,6 +131,7 @@ pub fn open(store: &dyn Store, tenant: &str, t: &NewTicket, actor: &str) -> ApiR
         closed_at_ms: None,
     };
     row.id = store.create_ticket(tenant, &row)?;
+    crate::webhooks::emit(store, tenant, "ticket.created", &row);
     Ok(row)
 }
 
@@ -358,7 +359,14 @@ pub fn change_state(
             "the ticket changed meanwhile; reload it",
         ));
     }
-    detail(store, tenant, id)
+    let d = detail(store, tenant, id)?;
+    crate::webhooks::emit(
+        store,
+        tenant,
+        "ticket.state_changed",
+        &json!({"ticket": d.ticket, "from": t.state, "to": to}),
+    );
+    Ok(d)
 }
 
 #[utoipa::path(post, path = "/api/v1/tickets/{id}/state", tag = "tickets", params(("id" = i64, Path)), request_body = StateChange,
@@ -488,6 +496,12 @@ pub fn close_ticket(
                 "close_refused",
                 &json!({"why": why, "verdict": verdict_json}),
             )?;
+            crate::webhooks::emit(
+                store,
+                tenant,
+                "ticket.close_refused",
+                &json!({"ticket_id": id, "why": why, "verdict": verdict_json}),
+            );
             return Err(ApiError::new(
                 ErrorCode::Forbidden,
                 format!("only an owner or admin may override a failing check; {why}"),
@@ -501,6 +515,12 @@ pub fn close_ticket(
                 "close_refused",
                 &json!({"why": why, "verdict": verdict_json}),
             )?;
+            crate::webhooks::emit(
+                store,
+                tenant,
+                "ticket.close_refused",
+                &json!({"ticket_id": id, "why": why, "verdict": verdict_json}),
+            );
             let code = if matches!(state, TicketState::FixShipped | TicketState::Verifying) {
                 ErrorCode::VerificationFailed
             } else {
@@ -524,7 +544,14 @@ pub fn close_ticket(
             "the ticket changed meanwhile; reload it",
         ));
     }
-    detail(store, tenant, id)
+    let d = detail(store, tenant, id)?;
+    crate::webhooks::emit(
+        store,
+        tenant,
+        "ticket.closed",
+        &json!({"ticket": d.ticket, "how": kind}),
+    );
+    Ok(d)
 }
 
 #[utoipa::path(post, path = "/api/v1/tickets/{id}/close", tag = "tickets", params(("id" = i64, Path)), request_body = CloseRequest,

@@ -376,6 +376,40 @@ pub trait Store: Send + Sync + 'static {
         since_ms: i64,
     ) -> Result<(u64, u64)>;
 
+    // outbound webhooks
+    fn add_webhook(&self, tenant: &str, e: &WebhookEndpoint) -> Result<()>;
+    fn webhooks(&self, tenant: &str) -> Result<Vec<WebhookEndpoint>>;
+    fn webhook(&self, tenant: &str, id: &str) -> Result<Option<WebhookEndpoint>>;
+    /// Returns false when the tenant has no such endpoint.
+    fn remove_webhook(&self, tenant: &str, id: &str) -> Result<bool>;
+    /// Queues one event for every active endpoint of the tenant that wants its type; returns
+    /// how many deliveries were queued.
+    fn queue_webhook(
+        &self,
+        tenant: &str,
+        event_type: &str,
+        payload: &serde_json::Value,
+        now_ms: i64,
+    ) -> Result<usize>;
+    /// Pending deliveries due by `now_ms`, oldest first, across tenants.
+    fn due_webhooks(&self, now_ms: i64, limit: u32) -> Result<Vec<WebhookDelivery>>;
+    /// Records an attempt: delivered, retry at `next_attempt_at_ms`, or failed for good.
+    fn settle_webhook(
+        &self,
+        id: i64,
+        status: &str,
+        next_attempt_at_ms: i64,
+        code: Option<i64>,
+        error: Option<&str>,
+        now_ms: i64,
+    ) -> Result<()>;
+    fn webhook_deliveries(
+        &self,
+        tenant: &str,
+        endpoint_id: &str,
+        limit: u32,
+    ) -> Result<Vec<WebhookDelivery>>;
+
     // survey triggers
     /// The highest event sequence number in the store (all tenants): reading up to it is safe.
     fn max_event_seq(&self) -> Result<i64>;

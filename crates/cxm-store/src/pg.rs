@@ -24,6 +24,7 @@ const MIGRATIONS: &[(i64, &str)] = &[
     (6, include_str!("../migrations/postgres/0006_journeys.sql")),
     (7, include_str!("../migrations/postgres/0007_health.sql")),
     (8, include_str!("../migrations/postgres/0008_tickets.sql")),
+    (9, include_str!("../migrations/postgres/0009_webhooks.sql")),
 ];
 const POOL_SIZE: usize = 8;
 
@@ -1734,6 +1735,121 @@ impl Store for PgStore {
         })
     }
 
+    fn add_webhook(&self, tenant: &str, e: &WebhookEndpoint) -> Result<()> {
+        let events = serde_json::to_string(&e.events)?;
+        let active = i64::from(e.active);
+        self.tx(|g| {
+            g.exec(
+                "INSERT INTO webhook_endpoints (id, tenant_id, url, secret, events, active, created_at) VALUES ($1, $2, $3, $4, $5, $6, $7)",
+                &[&e.id, &tenant, &e.url, &e.secret, &events, &active, &e.created_at_ms],
+            )?;
+            Ok(())
+        })
+    }
+
+    fn webhooks(&self, tenant: &str) -> Result<Vec<WebhookEndpoint>> {
+        self.tx(|g| {
+            Ok(g.all("SELECT id, url, secret, events, active, created_at FROM webhook_endpoints WHERE tenant_id = $1 ORDER BY created_at, id", &[&tenant])?
+                .iter()
+                .map(pg_endpoint_row)
+                .collect())
+        })
+    }
+
+    fn webhook(&self, tenant: &str, id: &str) -> Result<Option<WebhookEndpoint>> {
+        self.tx(|g| {
+            Ok(g.opt("SELECT id, url, secret, events, active, created_at FROM webhook_endpoints WHERE tenant_id = $1 AND id = $2", &[&tenant, &id])?
+                .map(|r| pg_endpoint_row(&r)))
+        })
+    }
+
+    fn remove_webhook(&self, tenant: &str, id: &str) -> Result<bool> {
+        self.tx(|g| {
+            let n = g.exec("DELETE FROM webhook_endpoints WHERE tenant_id = $1 AND id = $2", &[&tenant, &id])?;
+            g.exec(
+                "UPDATE webhook_deliveries SET status = 'failed', last_error = 'endpoint removed' WHERE tenant_id = $1 AND endpoint_id = $2 AND status = 'pending'",
+                &[&tenant, &id],
+            )?;
+            Ok(n > 0)
+        })
+    }
+
+    fn queue_webhook(
+        &self,
+        tenant: &str,
+        event_type: &str,
+        payload: &Value,
+        now_ms: i64,
+    ) -> Result<usize> {
+        let endpoints = self.webhooks(tenant)?;
+        let body = payload.to_string();
+        self.tx(|g| {
+            let mut n = 0;
+            for e in endpoints.iter().filter(|e| e.active && (e.events.is_empty() || e.events.iter().any(|t| t == event_type))) {
+                let msg = format!("msg_{}", uuid::Uuid::now_v7().simple());
+                g.exec(
+                    "INSERT INTO webhook_deliveries (tenant_id, endpoint_id, message_id, event_type, payload, status, attempts, next_attempt_at, created_at)
+                     VALUES ($1, $2, $3, $4, $5, 'pending', 0, $6, $6)",
+                    &[&tenant, &e.id, &msg, &event_type, &body, &now_ms],
+                )?;
+                n += 1;
+            }
+            Ok(n)
+        })
+    }
+
+    fn due_webhooks(&self, now_ms: i64, limit: u32) -> Result<Vec<WebhookDelivery>> {
+        let limit = i64::from(limit);
+        self.tx(|g| {
+            Ok(g.all(
+                "SELECT id, endpoint_id, message_id, event_type, payload, status, attempts, next_attempt_at, last_status, last_error, created_at, delivered_at, tenant_id
+                 FROM webhook_deliveries WHERE status = 'pending' AND next_attempt_at <= $1 ORDER BY next_attempt_at, id LIMIT $2",
+                &[&now_ms, &limit],
+            )?
+            .iter()
+            .map(pg_delivery_row)
+            .collect())
+        })
+    }
+
+    fn settle_webhook(
+        &self,
+        id: i64,
+        status: &str,
+        next_attempt_at_ms: i64,
+        code: Option<i64>,
+        error: Option<&str>,
+        now_ms: i64,
+    ) -> Result<()> {
+        self.tx(|g| {
+            g.exec(
+                "UPDATE webhook_deliveries SET status = $2, attempts = attempts + 1, next_attempt_at = $3, last_status = $4, last_error = $5,
+                   delivered_at = CASE WHEN $2 = 'delivered' THEN $6 ELSE delivered_at END WHERE id = $1",
+                &[&id, &status, &next_attempt_at_ms, &code, &error, &now_ms],
+            )?;
+            Ok(())
+        })
+    }
+
+    fn webhook_deliveries(
+        &self,
+        tenant: &str,
+        endpoint_id: &str,
+        limit: u32,
+    ) -> Result<Vec<WebhookDelivery>> {
+        let limit = i64::from(limit);
+        self.tx(|g| {
+            Ok(g.all(
+                "SELECT id, endpoint_id, message_id, event_type, payload, status, attempts, next_attempt_at, last_status, last_error, created_at, delivered_at, tenant_id
+                 FROM webhook_deliveries WHERE tenant_id = $1 AND endpoint_id = $2 ORDER BY id DESC LIMIT $3",
+                &[&tenant, &endpoint_id, &limit],
+            )?
+            .iter()
+            .map(pg_delivery_row)
+            .collect())
+        })
+    }
+
     fn trigger_cursor(&self, tenant: &str) -> Result<Option<i64>> {
         self.tx(|g| {
             Ok(g.opt(
@@ -2290,5 +2406,33 @@ fn pg_ticket_row(r: &Row) -> Ticket {
         created_at_ms: r.get(13),
         updated_at_ms: r.get(14),
         closed_at_ms: r.get(15),
+    }
+}
+fn pg_endpoint_row(r: &Row) -> WebhookEndpoint {
+    WebhookEndpoint {
+        id: r.get(0),
+        url: r.get(1),
+        secret: r.get(2),
+        events: serde_json::from_str(r.get::<_, &str>(3)).unwrap_or_default(),
+        active: r.get::<_, i64>(4) != 0,
+        created_at_ms: r.get(5),
+    }
+}
+
+fn pg_delivery_row(r: &Row) -> WebhookDelivery {
+    WebhookDelivery {
+        id: r.get(0),
+        endpoint_id: r.get(1),
+        message_id: r.get(2),
+        event_type: r.get(3),
+        payload: serde_json::from_str(r.get::<_, &str>(4)).unwrap_or(Value::Null),
+        status: r.get(5),
+        attempts: r.get(6),
+        next_attempt_at_ms: r.get(7),
+        last_status: r.get(8),
+        last_error: r.get(9),
+        created_at_ms: r.get(10),
+        delivered_at_ms: r.get(11),
+        tenant_id: r.get(12),
     }
 }

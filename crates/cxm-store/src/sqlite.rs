@@ -23,6 +23,7 @@ const MIGRATIONS: &[(i64, &str)] = &[
     (6, include_str!("../migrations/sqlite/0006_journeys.sql")),
     (7, include_str!("../migrations/sqlite/0007_health.sql")),
     (8, include_str!("../migrations/sqlite/0008_tickets.sql")),
+    (9, include_str!("../migrations/sqlite/0009_webhooks.sql")),
 ];
 
 pub struct SqliteStore {
@@ -1822,6 +1823,104 @@ impl Store for SqliteStore {
         })
     }
 
+    fn add_webhook(&self, tenant: &str, e: &WebhookEndpoint) -> Result<()> {
+        self.write(|tx| {
+            tx.execute(
+                "INSERT INTO webhook_endpoints (id, tenant_id, url, secret, events, active, created_at) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)",
+                params![e.id, tenant, e.url, e.secret, serde_json::to_string(&e.events)?, e.active, e.created_at_ms],
+            )?;
+            Ok(())
+        })
+    }
+
+    fn webhooks(&self, tenant: &str) -> Result<Vec<WebhookEndpoint>> {
+        self.read(|c| {
+            let mut st = c.prepare_cached("SELECT id, url, secret, events, active, created_at FROM webhook_endpoints WHERE tenant_id = ?1 ORDER BY created_at, id")?;
+            let rows = st.query_map([tenant], endpoint_row)?.collect::<Result<Vec<_>, _>>()?;
+            Ok(rows)
+        })
+    }
+
+    fn webhook(&self, tenant: &str, id: &str) -> Result<Option<WebhookEndpoint>> {
+        self.read(|c| {
+            Ok(c.query_row("SELECT id, url, secret, events, active, created_at FROM webhook_endpoints WHERE tenant_id = ?1 AND id = ?2", params![tenant, id], endpoint_row)
+                .optional()?)
+        })
+    }
+
+    fn remove_webhook(&self, tenant: &str, id: &str) -> Result<bool> {
+        self.write(|tx| {
+            let n = tx.execute("DELETE FROM webhook_endpoints WHERE tenant_id = ?1 AND id = ?2", params![tenant, id])?;
+            // nothing more is sent to a removed endpoint; its log stays
+            tx.execute("UPDATE webhook_deliveries SET status = 'failed', last_error = 'endpoint removed' WHERE tenant_id = ?1 AND endpoint_id = ?2 AND status = 'pending'", params![tenant, id])?;
+            Ok(n > 0)
+        })
+    }
+
+    fn queue_webhook(
+        &self,
+        tenant: &str,
+        event_type: &str,
+        payload: &Value,
+        now_ms: i64,
+    ) -> Result<usize> {
+        let endpoints = self.webhooks(tenant)?;
+        let body = payload.to_string();
+        self.write(|tx| {
+            let mut n = 0;
+            let mut ins = tx.prepare_cached(
+                "INSERT INTO webhook_deliveries (tenant_id, endpoint_id, message_id, event_type, payload, status, attempts, next_attempt_at, created_at)
+                 VALUES (?1, ?2, ?3, ?4, ?5, 'pending', 0, ?6, ?6)",
+            )?;
+            for e in endpoints.iter().filter(|e| e.active && (e.events.is_empty() || e.events.iter().any(|t| t == event_type))) {
+                let msg = format!("msg_{}", uuid::Uuid::now_v7().simple());
+                ins.execute(params![tenant, e.id, msg, event_type, body, now_ms])?;
+                n += 1;
+            }
+            Ok(n)
+        })
+    }
+
+    fn due_webhooks(&self, now_ms: i64, limit: u32) -> Result<Vec<WebhookDelivery>> {
+        self.read(|c| {
+            let mut st = c.prepare_cached(&format!("{DELIVERY_COLUMNS} WHERE status = 'pending' AND next_attempt_at <= ?1 ORDER BY next_attempt_at, id LIMIT ?2"))?;
+            let rows = st.query_map(params![now_ms, limit], delivery_row)?.collect::<Result<Vec<_>, _>>()?;
+            Ok(rows)
+        })
+    }
+
+    fn settle_webhook(
+        &self,
+        id: i64,
+        status: &str,
+        next_attempt_at_ms: i64,
+        code: Option<i64>,
+        error: Option<&str>,
+        now_ms: i64,
+    ) -> Result<()> {
+        self.write(|tx| {
+            tx.execute(
+                "UPDATE webhook_deliveries SET status = ?2, attempts = attempts + 1, next_attempt_at = ?3, last_status = ?4, last_error = ?5,
+                   delivered_at = CASE WHEN ?2 = 'delivered' THEN ?6 ELSE delivered_at END WHERE id = ?1",
+                params![id, status, next_attempt_at_ms, code, error, now_ms],
+            )?;
+            Ok(())
+        })
+    }
+
+    fn webhook_deliveries(
+        &self,
+        tenant: &str,
+        endpoint_id: &str,
+        limit: u32,
+    ) -> Result<Vec<WebhookDelivery>> {
+        self.read(|c| {
+            let mut st = c.prepare_cached(&format!("{DELIVERY_COLUMNS} WHERE tenant_id = ?1 AND endpoint_id = ?2 ORDER BY id DESC LIMIT ?3"))?;
+            let rows = st.query_map(params![tenant, endpoint_id, limit], delivery_row)?.collect::<Result<Vec<_>, _>>()?;
+            Ok(rows)
+        })
+    }
+
     fn trigger_cursor(&self, tenant: &str) -> Result<Option<i64>> {
         self.read(|c| {
             Ok(c.query_row(
@@ -2361,5 +2460,37 @@ fn ticket_row(r: &rusqlite::Row<'_>) -> rusqlite::Result<Ticket> {
         created_at_ms: r.get(13)?,
         updated_at_ms: r.get(14)?,
         closed_at_ms: r.get(15)?,
+    })
+}
+const DELIVERY_COLUMNS: &str = "SELECT id, endpoint_id, message_id, event_type, payload, status, attempts, next_attempt_at, last_status, last_error, created_at, delivered_at, tenant_id FROM webhook_deliveries";
+
+fn delivery_row(r: &rusqlite::Row<'_>) -> rusqlite::Result<WebhookDelivery> {
+    let payload: String = r.get(4)?;
+    Ok(WebhookDelivery {
+        id: r.get(0)?,
+        endpoint_id: r.get(1)?,
+        message_id: r.get(2)?,
+        event_type: r.get(3)?,
+        payload: serde_json::from_str(&payload).unwrap_or(Value::Null),
+        status: r.get(5)?,
+        attempts: r.get(6)?,
+        next_attempt_at_ms: r.get(7)?,
+        last_status: r.get(8)?,
+        last_error: r.get(9)?,
+        created_at_ms: r.get(10)?,
+        delivered_at_ms: r.get(11)?,
+        tenant_id: r.get(12)?,
+    })
+}
+
+fn endpoint_row(r: &rusqlite::Row<'_>) -> rusqlite::Result<WebhookEndpoint> {
+    let events: String = r.get(3)?;
+    Ok(WebhookEndpoint {
+        id: r.get(0)?,
+        url: r.get(1)?,
+        secret: r.get(2)?,
+        events: serde_json::from_str(&events).unwrap_or_default(),
+        active: r.get(4)?,
+        created_at_ms: r.get(5)?,
     })
 }

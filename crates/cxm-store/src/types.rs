@@ -771,3 +771,40 @@ pub struct TicketChange {
     pub kind: String,
     pub detail: serde_json::Value,
 }
+
+/// Where a tenant's events are posted.
+#[derive(Debug, Clone, PartialEq, Serialize, utoipa::ToSchema)]
+pub struct WebhookEndpoint {
+    pub id: String,
+    pub url: String,
+    /// `whsec_...`; shown once, when the endpoint is created.
+    #[serde(skip)]
+    pub secret: String,
+    /// Event types sent (empty: all).
+    pub events: Vec<String>,
+    pub active: bool,
+    pub created_at_ms: i64,
+}
+
+/// One event for one endpoint, and how its delivery went.
+#[derive(Debug, Clone, PartialEq, Serialize, utoipa::ToSchema)]
+pub struct WebhookDelivery {
+    pub id: i64,
+    pub endpoint_id: String,
+    /// The `webhook-id` header: the same on every retry, so receivers can deduplicate.
+    pub message_id: String,
+    pub event_type: String,
+    #[schema(value_type = Object)]
+    pub payload: serde_json::Value,
+    /// pending, delivered or failed (gave up)
+    pub status: String,
+    pub attempts: i64,
+    pub next_attempt_at_ms: i64,
+    pub last_status: Option<i64>,
+    pub last_error: Option<String>,
+    pub created_at_ms: i64,
+    pub delivered_at_ms: Option<i64>,
+    /// Not serialised: the worker needs the tenant and the endpoint to send.
+    #[serde(skip)]
+    pub tenant_id: String,
+}

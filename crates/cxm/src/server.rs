@@ -42,6 +42,7 @@ pub async fn run(
     let triggers = tokio::spawn(cxm_http::triggers::trigger_worker(state.clone()));
     let journeys = tokio::spawn(cxm_http::journeys::journey_worker(state.clone()));
     let health = tokio::spawn(cxm_http::health::health_worker(state.clone()));
+    let webhooks = tokio::spawn(cxm_http::webhooks::webhook_worker(state.clone()));
     let mail = settings
         .http
         .mail
@@ -54,6 +55,7 @@ pub async fn run(
     triggers.abort();
     journeys.abort();
     health.abort();
+    webhooks.abort();
     if let Some(m) = mail {
         m.abort();
     }

@@ -67,6 +67,7 @@ impl TestApp {
         let (tx, rx) = tokio::sync::oneshot::channel::<()>();
         let worker = tokio::spawn(cxm_http::theme_worker(state.clone()));
         let triggers = tokio::spawn(cxm_http::triggers::trigger_worker(state.clone()));
+        let webhooks = tokio::spawn(cxm_http::webhooks::webhook_worker(state.clone()));
         let server = tokio::spawn(async move {
             cxm_http::serve(listener, state, async {
                 rx.await.ok();
@@ -75,6 +76,7 @@ impl TestApp {
             .unwrap();
             worker.abort();
             triggers.abort();
+            webhooks.abort();
             writer.await.unwrap();
         });
         let client = reqwest::Client::builder()

@@ -1,0 +1,319 @@
+//! Outbound webhooks, signed the Standard Webhooks way (`webhook-id`, `webhook-timestamp`,
+//! `webhook-signature: v1,<base64 HMAC-SHA256 of "id.timestamp.body">`), queued in the
+//! store with the action that caused them, and delivered by a worker that retries with
+//! backoff and keeps every attempt in the delivery log.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use axum::extract::{Path, State};
+use axum::http::StatusCode;
+use axum::routing::get;
+use axum::{Json, Router};
+use base64::Engine;
+use chrono::Utc;
+use cxm_store::{Store, WebhookDelivery, WebhookEndpoint};
+use hmac::{Hmac, Mac};
+use serde::{Deserialize, Serialize};
+use serde_json::json;
+
+use crate::api::ApiJson;
+use crate::auth::Principal;
+use crate::error::{ApiError, ApiResult, ErrorCode};
+use crate::AppState;
+
+/// What cxm sends.
+pub const EVENT_TYPES: &[&str] = &[
+    "alert.opened",
+    "ticket.created",
+    "ticket.state_changed",
+    "ticket.close_refused",
+    "ticket.closed",
+];
+
+/// Attempts before a delivery is given up (the log keeps it as failed).
+pub const MAX_ATTEMPTS: i64 = 8;
+
+pub fn routes() -> Router<Arc<AppState>> {
+    Router::new()
+        .route("/api/v1/webhooks", get(list).post(create))
+        .route("/api/v1/webhooks/{id}", axum::routing::delete(remove))
+        .route("/api/v1/webhooks/{id}/deliveries", get(deliveries))
+}
+
+/// `v1,<signature>` for a message, per Standard Webhooks; `secret` is `whsec_<base64 key>`.
+pub fn sign(secret: &str, msg_id: &str, timestamp: i64, body: &[u8]) -> Result<String, String> {
+    let b64 = base64::engine::general_purpose::STANDARD;
+    let key = b64
+        .decode(secret.strip_prefix("whsec_").unwrap_or(secret))
+        .map_err(|e| format!("webhook secret is not base64: {e}"))?;
+    let mut mac = Hmac::<sha2::Sha256>::new_from_slice(&key).map_err(|e| e.to_string())?;
+    mac.update(format!("{msg_id}.{timestamp}.").as_bytes());
+    mac.update(body);
+    Ok(format!("v1,{}", b64.encode(mac.finalize().into_bytes())))
+}
+
+/// Queues an event for the tenant's endpoints. A failure to queue is logged, not raised:
+/// the action it reports has already happened and must not be undone by its notification.
+pub fn emit(store: &dyn Store, tenant: &str, event_type: &str, data: &impl Serialize) {
+    let payload = json!({"type": event_type, "timestamp": Utc::now().to_rfc3339(), "data": data});
+    if let Err(e) = store.queue_webhook(tenant, event_type, &payload, Utc::now().timestamp_millis())
+    {
+        tracing::error!(tenant, event_type, error = %e, "webhook could not be queued");
+    }
+}
+
+/// The delay before attempt `attempts + 1`: base × 6^attempts, at most six hours.
+pub fn backoff(base: Duration, attempts: i64) -> Duration {
+    let factor = 6u32.saturating_pow(attempts.clamp(0, 10) as u32);
+    base.saturating_mul(factor)
+        .min(Duration::from_secs(6 * 3600))
+}
+
+async fn deliver(st: Arc<AppState>, d: WebhookDelivery) {
+    let (t, eid) = (d.tenant_id.clone(), d.endpoint_id.clone());
+    let endpoint = st.store.run(move |s| s.webhook(&t, &eid)).await;
+    let now = Utc::now();
+    let outcome: Result<(), (Option<i64>, String)> = match endpoint {
+        Ok(Some(e)) => {
+            let body = d.payload.to_string();
+            let ts = now.timestamp();
+            match sign(&e.secret, &d.message_id, ts, body.as_bytes()) {
+                Err(err) => Err((None, err)),
+                Ok(sig) => {
+                    let sent = st
+                        .http_client
+                        .post(&e.url)
+                        .timeout(Duration::from_secs(10))
+                        .header("content-type", "application/json")
+                        .header("webhook-id", &d.message_id)
+                        .header("webhook-timestamp", ts.to_string())
+                        .header("webhook-signature", sig)
+                        .body(body)
+                        .send()
+                        .await;
+                    match sent {
+                        Ok(r) if r.status().is_success() => Ok(()),
+                        Ok(r) => Err((
+                            Some(i64::from(r.status().as_u16())),
+                            format!("answered {}", r.status()),
+                        )),
+                        Err(e) if e.is_timeout() => Err((None, "timed out after 10 s".into())),
+                        Err(e) => Err((None, format!("could not deliver: {e}"))),
+                    }
+                }
+            }
+        }
+        Ok(None) => Err((None, "endpoint removed".into())),
+        Err(e) => {
+            tracing::warn!(error = %e, "webhook endpoint lookup failed; will retry");
+            return;
+        }
+    };
+    let now_ms = Utc::now().timestamp_millis();
+    let (status, next, code, error) = match outcome {
+        Ok(()) => ("delivered", now_ms, Some(200), None),
+        Err((code, err)) => {
+            let gave_up = d.attempts + 1 >= MAX_ATTEMPTS || err == "endpoint removed";
+            let next =
+                now_ms + backoff(st.config.webhook_retry_base, d.attempts).as_millis() as i64;
+            if gave_up {
+                tracing::warn!(delivery = d.id, event = %d.event_type, error = %err, "webhook delivery failed for good");
+            }
+            (
+                if gave_up { "failed" } else { "pending" },
+                next,
+                code,
+                Some(err),
+            )
+        }
+    };
+    let id = d.id;
+    if let Err(e) = st
+        .store
+        .run(move |s| s.settle_webhook(id, status, next, code, error.as_deref(), now_ms))
+        .await
+    {
+        tracing::warn!(delivery = id, error = %e, "webhook attempt could not be recorded");
+    }
+}
+
+/// Sends due deliveries every second, up to 16 at a time.
+pub async fn webhook_worker(state: Arc<AppState>) {
+    loop {
+        let now = Utc::now().timestamp_millis();
+        match state.store.run(move |s| s.due_webhooks(now, 16)).await {
+            Ok(due) if !due.is_empty() => {
+                let sends: Vec<_> = due
+                    .into_iter()
+                    .map(|d| tokio::spawn(deliver(state.clone(), d)))
+                    .collect();
+                for s in sends {
+                    let _ = s.await;
+                }
+                continue;
+            }
+            Ok(_) => {}
+            Err(e) => tracing::warn!(error = %e, "webhook queue could not be read"),
+        }
+        tokio::time::sleep(Duration::from_secs(1)).await;
+    }
+}
+
+// ---------------------------------------------------------------- API
+
+#[derive(Deserialize, utoipa::ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct NewEndpoint {
+    pub url: String,
+    /// Event types to send (default: all); see `EVENT_TYPES`.
+    #[serde(default)]
+    pub events: Vec<String>,
+}
+
+#[derive(Serialize, utoipa::ToSchema)]
+pub struct CreatedEndpoint {
+    #[serde(flatten)]
+    pub endpoint: WebhookEndpoint,
+    /// The signing secret, shown only now.
+    pub secret: String,
+}
+
+#[utoipa::path(post, path = "/api/v1/webhooks", tag = "webhooks", request_body = NewEndpoint,
+    responses((status = 201, body = CreatedEndpoint), (status = 400, body = crate::error::Problem)), security(("bearer" = [])))]
+pub async fn create(
+    State(st): State<Arc<AppState>>,
+    p: Principal,
+    ApiJson(body): ApiJson<NewEndpoint>,
+) -> ApiResult<(StatusCode, Json<CreatedEndpoint>)> {
+    p.require_admin()?;
+    let url = reqwest::Url::parse(body.url.trim()).map_err(|e| {
+        ApiError::new(
+            ErrorCode::InvalidParameter,
+            format!("url is not a URL: {e}"),
+        )
+    })?;
+    if !matches!(url.scheme(), "http" | "https")
+        || url.host_str().is_none()
+        || body.url.len() > 2000
+    {
+        return Err(ApiError::new(
+            ErrorCode::InvalidParameter,
+            "url must be an http or https URL with a host, at most 2000 characters",
+        ));
+    }
+    if let Some(bad) = body
+        .events
+        .iter()
+        .find(|e| !EVENT_TYPES.contains(&e.as_str()))
+    {
+        return Err(ApiError::new(
+            ErrorCode::InvalidParameter,
+            format!("no event type {bad:?}; known: {}", EVENT_TYPES.join(", ")),
+        ));
+    }
+    let key: [u8; 24] = rand::random();
+    let secret = format!(
+        "whsec_{}",
+        base64::engine::general_purpose::STANDARD.encode(key)
+    );
+    let endpoint = WebhookEndpoint {
+        id: format!("wh_{}", uuid::Uuid::now_v7().simple()),
+        url: url.to_string(),
+        secret: secret.clone(),
+        events: body.events,
+        active: true,
+        created_at_ms: Utc::now().timestamp_millis(),
+    };
+    let (t, e) = (p.tenant_id, endpoint.clone());
+    st.store.run(move |s| s.add_webhook(&t, &e)).await?;
+    Ok((
+        StatusCode::CREATED,
+        Json(CreatedEndpoint { endpoint, secret }),
+    ))
+}
+
+#[derive(Serialize, utoipa::ToSchema)]
+pub struct EndpointList {
+    pub webhooks: Vec<WebhookEndpoint>,
+    pub event_types: Vec<String>,
+}
+
+#[utoipa::path(get, path = "/api/v1/webhooks", tag = "webhooks", responses((status = 200, body = EndpointList)), security(("bearer" = [])))]
+pub async fn list(State(st): State<Arc<AppState>>, p: Principal) -> ApiResult<Json<EndpointList>> {
+    let t = p.tenant_id;
+    let webhooks = st.store.run(move |s| s.webhooks(&t)).await?;
+    Ok(Json(EndpointList {
+        webhooks,
+        event_types: EVENT_TYPES.iter().map(|s| s.to_string()).collect(),
+    }))
+}
+
+#[utoipa::path(delete, path = "/api/v1/webhooks/{id}", tag = "webhooks", params(("id" = String, Path)),
+    responses((status = 204), (status = 404, body = crate::error::Problem)), security(("bearer" = [])))]
+pub async fn remove(
+    State(st): State<Arc<AppState>>,
+    p: Principal,
+    Path(id): Path<String>,
+) -> ApiResult<StatusCode> {
+    p.require_admin()?;
+    let (t, i) = (p.tenant_id, id.clone());
+    if st.store.run(move |s| s.remove_webhook(&t, &i)).await? {
+        Ok(StatusCode::NO_CONTENT)
+    } else {
+        Err(ApiError::new(
+            ErrorCode::NotFound,
+            format!("no webhook {id}"),
+        ))
+    }
+}
+
+#[derive(Serialize, utoipa::ToSchema)]
+pub struct DeliveryLog {
+    pub deliveries: Vec<WebhookDelivery>,
+}
+
+#[utoipa::path(get, path = "/api/v1/webhooks/{id}/deliveries", tag = "webhooks", params(("id" = String, Path)),
+    responses((status = 200, body = DeliveryLog), (status = 404, body = crate::error::Problem)), security(("bearer" = [])))]
+pub async fn deliveries(
+    State(st): State<Arc<AppState>>,
+    p: Principal,
+    Path(id): Path<String>,
+) -> ApiResult<Json<DeliveryLog>> {
+    let (t, i) = (p.tenant_id, id.clone());
+    let log = st
+        .store
+        .run(move |s| {
+            if s.webhook(&t, &i)?.is_none() {
+                return Ok(None);
+            }
+            s.webhook_deliveries(&t, &i, 500).map(Some)
+        })
+        .await?
+        .ok_or_else(|| ApiError::new(ErrorCode::NotFound, format!("no webhook {id}")))?;
+    Ok(Json(DeliveryLog { deliveries: log }))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn signature_matches_the_standard_webhooks_example() {
+        // the example in the Standard Webhooks specification
+        let secret = "whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw";
+        let body = br#"{"test": 2432232314}"#;
+        let sig = sign(secret, "msg_p5jXN8AQM9LWM0D4loKWxJek", 1614265330, body).unwrap();
+        assert_eq!(sig, "v1,g0hM9SsE+OTPJTGt/tmIKtSyZlE3uFJELVlNIOLJ1OE=");
+        assert!(sign("whsec_!!", "m", 1, b"").is_err());
+    }
+
+    #[test]
+    fn backoff_grows_and_is_capped() {
+        let b = Duration::from_secs(5);
+        assert_eq!(backoff(b, 0), Duration::from_secs(5));
+        assert_eq!(backoff(b, 1), Duration::from_secs(30));
+        assert_eq!(backoff(b, 2), Duration::from_secs(180));
+        assert_eq!(backoff(b, 7), Duration::from_secs(6 * 3600));
+    }
+}
