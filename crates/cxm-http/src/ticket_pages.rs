@@ -63,7 +63,8 @@ async fn board(State(st): State<Arc<AppState>>, headers: HeaderMap) -> Response 
             serde_json::json!({"state": c, "cards": cards})
         })
         .collect();
-    st.pages.render("tickets.html", context! { title => "Remediation", page => "tickets", user => user_ctx(&p), columns => columns })
+    let removal = tickets::obstacle_removal(&all, now);
+    st.pages.render("tickets.html", context! { title => "Remediation", page => "tickets", user => user_ctx(&p), columns => columns, removal => removal })
 }
 
 async fn render_ticket(

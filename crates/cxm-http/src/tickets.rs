@@ -240,6 +240,37 @@ pub struct TicketQuery {
 #[derive(Serialize, utoipa::ToSchema)]
 pub struct TicketList {
     pub tickets: Vec<TicketView>,
+    pub obstacle_removal: ObstacleRemoval,
+}
+
+/// How fast obstacles are really removed: fixes whose check passed when the ticket closed.
+#[derive(Debug, Clone, Serialize, utoipa::ToSchema)]
+pub struct ObstacleRemoval {
+    /// Tickets closed on a passing check in the last 30 days (overrides do not count).
+    pub verified_fixes_30d: u64,
+    /// Median hours from opening to a verified close, over those.
+    pub median_hours_to_verified_fix: Option<f64>,
+    pub open_tickets: u64,
+}
+
+pub fn obstacle_removal(tickets: &[Ticket], now_ms: i64) -> ObstacleRemoval {
+    let since = now_ms - 30 * 86_400_000;
+    let mut hours: Vec<f64> = tickets
+        .iter()
+        .filter(|t| t.state == "closed" && t.verdict.as_ref().is_some_and(|v| v["passed"] == true))
+        .filter_map(|t| {
+            t.closed_at_ms
+                .filter(|c| *c >= since)
+                .map(|c| (c - t.created_at_ms) as f64 / 3_600_000.0)
+        })
+        .collect();
+    hours.sort_by(f64::total_cmp);
+    ObstacleRemoval {
+        verified_fixes_30d: hours.len() as u64,
+        median_hours_to_verified_fix: (!hours.is_empty())
+            .then(|| (hours[hours.len() / 2] * 100.0).round() / 100.0),
+        open_tickets: tickets.iter().filter(|t| t.state != "closed").count() as u64,
+    }
 }
 
 #[utoipa::path(get, path = "/api/v1/tickets", tag = "tickets", params(TicketQuery),
@@ -258,17 +289,18 @@ pub async fn list(
         })?;
     }
     let t = p.tenant_id;
-    let rows = st
+    let (rows, all) = st
         .store
         .run(move |s| {
-            s.list_tickets(
-                &t,
-                q.state.as_deref(),
-                q.limit.unwrap_or(200).clamp(1, 1000),
-            )
+            let limit = q.limit.unwrap_or(200).clamp(1, 1000);
+            Ok((
+                s.list_tickets(&t, q.state.as_deref(), limit)?,
+                s.list_tickets(&t, None, 10_000)?,
+            ))
         })
         .await?;
     Ok(Json(TicketList {
+        obstacle_removal: obstacle_removal(&all, Utc::now().timestamp_millis()),
         tickets: rows.into_iter().map(view).collect(),
     }))
 }

@@ -291,6 +291,15 @@ async fn tickets_need_evidence(backend: Backend) {
 
     let list = app.get_json("/api/v1/tickets?state=closed").await;
     assert_eq!(list["tickets"].as_array().unwrap().len(), 1);
+    // the overridden close does not count as a verified fix; the CSAT one does
+    assert_eq!(list["obstacle_removal"]["verified_fixes_30d"], 1);
+    assert_eq!(list["obstacle_removal"]["open_tickets"], 1);
+    assert!(
+        list["obstacle_removal"]["median_hours_to_verified_fix"]
+            .as_f64()
+            .unwrap()
+            < 1.0
+    );
     assert_eq!(
         app.get("/api/v1/tickets?state=finished").await.status(),
         400

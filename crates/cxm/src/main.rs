@@ -494,6 +494,7 @@ fn run(cli: Cli) -> anyhow::Result<()> {
                 .map_err(|e| anyhow::anyhow!("demo journeys: {}", e.detail))?;
             cxm_http::health::upkeep(store.as_ref(), &t.tenant_id, true)
                 .map_err(|e| anyhow::anyhow!("demo health: {}", e.detail))?;
+            demo_tickets(store.as_ref(), &t.tenant_id)?;
             runtime()?.block_on(async {
                 let listener = tokio::net::TcpListener::bind(s.listen)
                     .await
@@ -1068,6 +1069,37 @@ fn stored_themes(store: &dyn cxm_store::Store, cmd: &ThemesCmd) -> anyhow::Resul
     anyhow::ensure!(store.tenant(tenant)?.is_some(), "no tenant {tenant}");
     let out = themes::edit(store, tenant, edit.0, &edit.1, "cli").map_err(api)?;
     println!("{}", serde_json::to_string(&out)?);
+    Ok(())
+}
+
+/// The demo's remediation: tickets opened from the first at-risk alerts, one of them with
+/// its fix shipped and a close refused because the account has not recovered yet.
+fn demo_tickets(store: &dyn cxm_store::Store, tenant: &str) -> anyhow::Result<()> {
+    use cxm_http::tickets;
+    let api = |e: cxm_http::error::ApiError| anyhow::anyhow!("demo tickets: {}", e.detail);
+    let alerts = store.list_alerts(tenant, Some("open"), 1000)?;
+    let at_risk = alerts.iter().filter(|a| a.kind == "at_risk").take(3);
+    let owner = cxm_http::tickets::FromAlert {
+        owner: "success-lead@demo.cxm".into(),
+        severity: None,
+        target_score: None,
+    };
+    for (i, a) in at_risk.enumerate() {
+        let t = tickets::ticket_from_alert(store, tenant, a.id, &owner, "demo").map_err(api)?;
+        if i == 0 {
+            for s in ["in_progress", "fix_shipped"] {
+                tickets::change_state(store, tenant, t.id, s, Some("demo"), "demo").map_err(api)?;
+            }
+            let owner = cxm_http::auth::Principal {
+                tenant_id: tenant.into(),
+                role: Role::Analyst,
+                actor: "demo".into(),
+                user: None,
+            };
+            // refused: the account's health has not recovered; the refusal is on the timeline
+            let _ = tickets::close_ticket(store, tenant, t.id, &owner, &Default::default());
+        }
+    }
     Ok(())
 }
 
