@@ -511,6 +511,18 @@ pub fn close_ticket(
     let verdict = evaluate(store, tenant, &check)?;
     let state = TicketState::parse(&t.state).unwrap_or(TicketState::Open);
     let verdict_json = serde_json::to_value(&verdict).unwrap_or_default();
+    // a refused close is on the timeline and sent to webhooks, whoever asked
+    let refused = |why: &str| -> ApiResult<()> {
+        let entry = json!({"why": why, "verdict": verdict_json});
+        store.note_ticket(tenant, id, &p.actor, "close_refused", &entry)?;
+        crate::webhooks::emit(
+            store,
+            tenant,
+            "ticket.close_refused",
+            &json!({"ticket_id": id, "why": why, "verdict": verdict_json}),
+        );
+        Ok(())
+    };
     let (kind, entry) = match (
         ticket::may_close(state, &verdict),
         req.override_reason.as_deref(),
@@ -521,38 +533,14 @@ pub fn close_ticket(
             json!({"refused_because": why, "reason": reason.trim(), "verdict": verdict_json}),
         ),
         (Err(why), Some(_)) if !p.role.can_administer() => {
-            store.note_ticket(
-                tenant,
-                id,
-                &p.actor,
-                "close_refused",
-                &json!({"why": why, "verdict": verdict_json}),
-            )?;
-            crate::webhooks::emit(
-                store,
-                tenant,
-                "ticket.close_refused",
-                &json!({"ticket_id": id, "why": why, "verdict": verdict_json}),
-            );
+            refused(&why)?;
             return Err(ApiError::new(
                 ErrorCode::Forbidden,
                 format!("only an owner or admin may override a failing check; {why}"),
             ));
         }
         (Err(why), _) => {
-            store.note_ticket(
-                tenant,
-                id,
-                &p.actor,
-                "close_refused",
-                &json!({"why": why, "verdict": verdict_json}),
-            )?;
-            crate::webhooks::emit(
-                store,
-                tenant,
-                "ticket.close_refused",
-                &json!({"ticket_id": id, "why": why, "verdict": verdict_json}),
-            );
+            refused(&why)?;
             let code = if matches!(state, TicketState::FixShipped | TicketState::Verifying) {
                 ErrorCode::VerificationFailed
             } else {
