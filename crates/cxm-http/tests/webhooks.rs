@@ -101,7 +101,8 @@ async fn webhooks_are_signed_and_retried(backend: Backend) {
     assert_eq!(t.status(), 201);
     let ticket: Value = t.json().await.unwrap();
 
-    for _ in 0..200 {
+    // the worker polls every second when idle: three attempts take about three seconds
+    for _ in 0..800 {
         if seen.lock().unwrap().calls.len() >= 3 {
             break;
         }
