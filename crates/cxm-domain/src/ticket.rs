@@ -95,6 +95,11 @@ pub enum Source {
         journey_id: String,
         stage_id: String,
     },
+    /// Opened by a ticket rule about a subject (an account, a theme).
+    Rule {
+        rule: String,
+        subject: String,
+    },
 }
 
 /// The evidence a ticket needs before it may close, chosen when it is opened.
@@ -225,6 +230,87 @@ impl Check {
     }
 }
 
+/// Who gets the tickets a rule opens.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, utoipa::ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct RuleTarget {
+    pub owner: String,
+    pub severity: Severity,
+}
+
+/// Detractors (NPS 0–6, CSAT ≤ 2) from accounts worth at least `min_arr`.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, utoipa::ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct DetractorRule {
+    pub min_arr: f64,
+    #[serde(flatten)]
+    pub target: RuleTarget,
+}
+
+/// Themes whose last 7 days grew more than `min_growth_pct` on the 7 before, with at least
+/// `min_answers` answers.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, utoipa::ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct ThemeRule {
+    pub min_growth_pct: f64,
+    pub min_answers: u64,
+    #[serde(flatten)]
+    pub target: RuleTarget,
+}
+
+/// When cxm opens tickets by itself; each rule opens at most one unclosed ticket per subject
+/// (account or theme).
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize, utoipa::ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct TicketRules {
+    /// Every at-risk alert.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub at_risk: Option<RuleTarget>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub large_account_detractors: Option<DetractorRule>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub growing_themes: Option<ThemeRule>,
+}
+
+impl TicketRules {
+    pub fn validate(&self) -> Result<(), String> {
+        let targets = [
+            ("at_risk", self.at_risk.as_ref()),
+            (
+                "large_account_detractors",
+                self.large_account_detractors.as_ref().map(|r| &r.target),
+            ),
+            (
+                "growing_themes",
+                self.growing_themes.as_ref().map(|r| &r.target),
+            ),
+        ];
+        for (name, t) in targets {
+            if let Some(t) = t {
+                if t.owner.trim().is_empty() || t.owner.chars().count() > 200 {
+                    return Err(format!("{name}.owner is required: who gets these tickets?"));
+                }
+            }
+        }
+        if let Some(r) = &self.large_account_detractors {
+            if !(r.min_arr.is_finite() && r.min_arr >= 0.0) {
+                return Err("large_account_detractors.min_arr must be 0 or more".into());
+            }
+        }
+        if let Some(r) = &self.growing_themes {
+            if !(r.min_growth_pct > 0.0 && r.min_growth_pct <= 10_000.0) {
+                return Err(
+                    "growing_themes.min_growth_pct must be more than 0 and at most 10000".into(),
+                );
+            }
+            if r.min_answers == 0 {
+                return Err("growing_themes.min_answers must be at least 1".into());
+            }
+        }
+        Ok(())
+    }
+}
+
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize, utoipa::ToSchema)]
 pub struct Verdict {
     pub passed: bool,
@@ -298,6 +384,26 @@ mod tests {
         assert!(Closed.may_move_to(Reopened));
         assert_eq!(TicketState::parse("fix_shipped"), Some(FixShipped));
         assert_eq!(TicketState::parse("done"), None);
+    }
+
+    #[test]
+    fn ticket_rules_parse_and_validate() {
+        let r: TicketRules = serde_json::from_value(serde_json::json!({
+            "at_risk": {"owner": "cs-lead", "severity": "high"},
+            "large_account_detractors": {"min_arr": 50000, "owner": "cs-lead", "severity": "medium"},
+            "growing_themes": {"min_growth_pct": 50, "min_answers": 10, "owner": "cx-ops", "severity": "medium"}
+        }))
+        .unwrap();
+        assert_eq!(r.validate(), Ok(()));
+        let mut bad = r.clone();
+        bad.growing_themes.as_mut().unwrap().min_growth_pct = 0.0;
+        assert!(bad.validate().unwrap_err().contains("min_growth_pct"));
+        bad = r.clone();
+        bad.at_risk.as_mut().unwrap().owner = " ".into();
+        assert!(bad.validate().unwrap_err().contains("at_risk.owner"));
+        assert!(
+            serde_json::from_value::<TicketRules>(serde_json::json!({"every_ticket": {}})).is_err()
+        );
     }
 
     #[test]

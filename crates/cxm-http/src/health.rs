@@ -292,7 +292,9 @@ pub fn upkeep(store: &dyn Store, tenant: &str, force: bool) -> ApiResult<Option<
         }
     }
     if moved > 0 || force {
-        return Ok(Some(recompute(store, tenant, Utc::now())?));
+        let r = recompute(store, tenant, Utc::now())?;
+        crate::tickets::apply_rules(store, tenant)?;
+        return Ok(Some(r));
     }
     Ok(None)
 }

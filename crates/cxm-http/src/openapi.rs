@@ -44,7 +44,7 @@ impl Modify for Security {
         crate::surveys::save, crate::surveys::list, crate::surveys::get_one, crate::surveys::create_link, crate::surveys::next_step, crate::surveys::list_invitations, crate::surveys::update_invitation,
         crate::journeys::list, crate::journeys::create, crate::journeys::replace, crate::journeys::get_one, crate::journeys::get_metrics, crate::journeys::reviewed,
         crate::health::list_accounts, crate::health::get_account, crate::health::get_signals, crate::health::put_signals, crate::health::run_backtest, crate::health::list_alerts, crate::health::get_alert, crate::health::update_alert,
-        crate::tickets::create, crate::tickets::list, crate::tickets::get_one, crate::tickets::move_state, crate::tickets::verify, crate::tickets::close, crate::tickets::from_alert,
+        crate::tickets::create, crate::tickets::list, crate::tickets::get_one, crate::tickets::move_state, crate::tickets::verify, crate::tickets::close, crate::tickets::from_alert, crate::tickets::get_rules, crate::tickets::put_rules,
         crate::webhooks::create, crate::webhooks::list, crate::webhooks::remove, crate::webhooks::deliveries,
     ),
     modifiers(&Security),

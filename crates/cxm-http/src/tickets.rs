@@ -10,7 +10,7 @@ use axum::http::StatusCode;
 use axum::routing::{get, post};
 use axum::{Json, Router};
 use chrono::Utc;
-use cxm_domain::ticket::{self, Check, Severity, Source, TicketState, Verdict};
+use cxm_domain::ticket::{self, Check, Severity, Source, TicketRules, TicketState, Verdict};
 use cxm_store::{Store, Ticket, TicketChange, TicketEvent};
 use serde::{Deserialize, Serialize};
 use serde_json::json;
@@ -29,6 +29,7 @@ pub fn routes() -> Router<Arc<AppState>> {
         .route("/api/v1/tickets/{id}/verify", post(verify))
         .route("/api/v1/tickets/{id}/close", post(close))
         .route("/api/v1/alerts/{id}/ticket", post(from_alert))
+        .route("/api/v1/ticket-rules", get(get_rules).put(put_rules))
 }
 
 #[derive(Debug, Clone, Default, Serialize, Deserialize, utoipa::ToSchema)]
@@ -71,6 +72,30 @@ fn text_ok(s: &str, max: usize) -> bool {
 
 /// Validates and stores a ticket, with the check's first verdict.
 pub fn open(store: &dyn Store, tenant: &str, t: &NewTicket, actor: &str) -> ApiResult<Ticket> {
+    let mut row = build(store, tenant, t, actor)?;
+    row.id = store.create_ticket(tenant, &row)?;
+    crate::webhooks::emit(store, tenant, "ticket.created", &row);
+    Ok(row)
+}
+
+/// Opens a ticket for a rule unless an unclosed one with the same key exists.
+pub fn open_once(
+    store: &dyn Store,
+    tenant: &str,
+    t: &NewTicket,
+    key: &str,
+) -> ApiResult<Option<Ticket>> {
+    let mut row = build(store, tenant, t, "cxm")?;
+    let Some(id) = store.create_ticket_once(tenant, &row, key)? else {
+        return Ok(None);
+    };
+    row.id = id;
+    crate::webhooks::emit(store, tenant, "ticket.created", &row);
+    Ok(Some(row))
+}
+
+/// Validates a new ticket and measures its check once; nothing is stored.
+fn build(store: &dyn Store, tenant: &str, t: &NewTicket, actor: &str) -> ApiResult<Ticket> {
     if !text_ok(&t.title, 200) {
         return Err(ApiError::new(
             ErrorCode::InvalidParameter,
@@ -112,7 +137,7 @@ pub fn open(store: &dyn Store, tenant: &str, t: &NewTicket, actor: &str) -> ApiR
             ));
         }
     }
-    let mut row = Ticket {
+    let row = Ticket {
         id: 0,
         title: t.title.trim().to_string(),
         description: t.description.clone(),
@@ -130,8 +155,6 @@ pub fn open(store: &dyn Store, tenant: &str, t: &NewTicket, actor: &str) -> ApiR
         updated_at_ms: now,
         closed_at_ms: None,
     };
-    row.id = store.create_ticket(tenant, &row)?;
-    crate::webhooks::emit(store, tenant, "ticket.created", &row);
     Ok(row)
 }
 
@@ -622,43 +645,197 @@ pub fn ticket_from_alert(
     let t = open(
         store,
         tenant,
-        &NewTicket {
-            title: a.title.clone(),
-            description: format!(
-                "Opened from alert {alert_id}: {}.",
-                a.detail["readings"]
-                    .as_array()
-                    .map(|rs| rs
-                        .iter()
-                        .filter_map(|r| r["detail"].as_str())
-                        .collect::<Vec<_>>()
-                        .join("; "))
-                    .unwrap_or_default()
-            ),
-            owner: body.owner.clone(),
-            severity: body.severity.unwrap_or(if a.kind == "at_risk" {
-                Severity::High
-            } else {
-                Severity::Medium
-            }),
-            source: Source::Alert { alert_id },
-            check: Check::AccountHealthAbove {
-                account: a.group_id.clone(),
-                score: body.target_score.unwrap_or(set.bands.concerning_below),
-            },
-            impact: Impact {
-                customers: 0,
-                accounts: vec![a.group_id.clone()],
-                arr: a.arr,
-            },
-            sla_hours: None,
-        },
+        &alert_ticket(&a, body, set.bands.concerning_below),
         actor,
     )?;
     if a.status == "open" {
         store.set_alert_status(tenant, alert_id, "acknowledged", actor)?;
     }
     Ok(t)
+}
+
+/// The ticket an alert becomes: its check is the account's health reaching `healthy`.
+fn alert_ticket(a: &cxm_store::Alert, body: &FromAlert, healthy: f64) -> NewTicket {
+    let readings = a.detail["readings"]
+        .as_array()
+        .map(|rs| {
+            rs.iter()
+                .filter_map(|r| r["detail"].as_str())
+                .collect::<Vec<_>>()
+                .join("; ")
+        })
+        .unwrap_or_default();
+    NewTicket {
+        title: a.title.clone(),
+        description: format!("Opened from alert {}: {readings}.", a.id),
+        owner: body.owner.clone(),
+        severity: body.severity.unwrap_or(if a.kind == "at_risk" {
+            Severity::High
+        } else {
+            Severity::Medium
+        }),
+        source: Source::Alert { alert_id: a.id },
+        check: Check::AccountHealthAbove {
+            account: a.group_id.clone(),
+            score: body.target_score.unwrap_or(healthy),
+        },
+        impact: Impact {
+            customers: 0,
+            accounts: vec![a.group_id.clone()],
+            arr: a.arr,
+        },
+        sla_hours: None,
+    }
+}
+
+/// The tenant's ticket rules (none until set).
+pub fn rules(store: &dyn Store, tenant: &str) -> ApiResult<TicketRules> {
+    match store.ticket_rules(tenant)? {
+        Some(def) => serde_json::from_str(&def).map_err(|e| {
+            ApiError::new(
+                ErrorCode::Internal,
+                format!("stored ticket rules are unreadable: {e}"),
+            )
+        }),
+        None => Ok(TicketRules::default()),
+    }
+}
+
+/// Opens the tickets the rules call for; a rule opens at most one unclosed ticket per account
+/// or theme. Returns how many were opened.
+pub fn apply_rules(store: &dyn Store, tenant: &str) -> ApiResult<usize> {
+    let rules = rules(store, tenant)?;
+    let mut opened = 0;
+    let today = Utc::now().date_naive();
+    if let Some(target) = &rules.at_risk {
+        let (_, set) = crate::health::signal_set(store, tenant)?;
+        let ticketed: std::collections::HashSet<i64> = store
+            .list_tickets(tenant, None, 100_000)?
+            .iter()
+            .filter_map(|t| t.source["alert_id"].as_i64())
+            .collect();
+        let body = FromAlert {
+            owner: target.owner.clone(),
+            severity: Some(target.severity),
+            target_score: None,
+        };
+        for a in store
+            .list_alerts(tenant, Some("open"), 100_000)?
+            .iter()
+            .filter(|a| a.kind == "at_risk" && !ticketed.contains(&a.id))
+        {
+            let t = alert_ticket(a, &body, set.bands.concerning_below);
+            if open_once(store, tenant, &t, &format!("at_risk:{}", a.group_id))?.is_some() {
+                store.set_alert_status(tenant, a.id, "acknowledged", "cxm")?;
+                opened += 1;
+            }
+        }
+    }
+    if let Some(r) = &rules.large_account_detractors {
+        let since = today - chrono::Days::new(7);
+        for acc in store.accounts_for_health(tenant, since)? {
+            if acc.arr < r.min_arr || !acc.days.iter().any(|d| d.low_scores > 0) {
+                continue;
+            }
+            let t = NewTicket {
+                title: format!("Detractor at {} (ARR {:.0})", acc.name, acc.arr),
+                description: "Opened by the large-account detractor rule: a detractor NPS or CSAT ≤ 2 in the last 7 days.".into(),
+                owner: r.target.owner.clone(),
+                severity: r.target.severity,
+                source: Source::Rule { rule: "large_account_detractors".into(), subject: acc.group_id.clone() },
+                check: Check::CsatRecovers { accounts: vec![acc.group_id.clone()], percent: 80.0, days: 30, min_answers: 1 },
+                impact: Impact { customers: 0, accounts: vec![acc.group_id.clone()], arr: acc.arr },
+                sla_hours: None,
+            };
+            if open_once(store, tenant, &t, &format!("detractor:{}", acc.group_id))?.is_some() {
+                opened += 1;
+            }
+        }
+    }
+    if let Some(r) = &rules.growing_themes {
+        let from = (today - chrono::Days::new(13)).to_string();
+        let split = (today - chrono::Days::new(6)).to_string();
+        let mut weeks: std::collections::HashMap<String, (u64, u64)> =
+            std::collections::HashMap::new();
+        for d in store.theme_days(tenant, &from, &today.to_string())? {
+            let w = weeks.entry(d.theme_id.clone()).or_default();
+            if d.day >= split {
+                w.1 += d.answers;
+            } else {
+                w.0 += d.answers;
+            }
+        }
+        let names: std::collections::HashMap<String, String> =
+            crate::themes::list(store, tenant, 14, false)?
+                .themes
+                .into_iter()
+                .map(|t| (t.id, t.name))
+                .collect();
+        for (theme, (before, now)) in weeks {
+            let Some(name) = names.get(&theme) else {
+                continue;
+            };
+            let growth = if before == 0 {
+                f64::INFINITY
+            } else {
+                100.0 * (now as f64 - before as f64) / before as f64
+            };
+            if now < r.min_answers || growth <= r.min_growth_pct {
+                continue;
+            }
+            let t = NewTicket {
+                title: format!(
+                    "Theme \"{name}\": {now} answers this week, {before} the week before"
+                ),
+                description: "Opened by the growing-theme rule.".into(),
+                owner: r.target.owner.clone(),
+                severity: r.target.severity,
+                source: Source::Theme {
+                    theme_id: theme.clone(),
+                },
+                check: Check::ThemeVolumeBelow {
+                    theme_id: theme.clone(),
+                    per_week: before,
+                },
+                impact: Impact::default(),
+                sla_hours: None,
+            };
+            if open_once(store, tenant, &t, &format!("theme:{theme}"))?.is_some() {
+                opened += 1;
+            }
+        }
+    }
+    Ok(opened)
+}
+
+#[utoipa::path(get, path = "/api/v1/ticket-rules", tag = "tickets", responses((status = 200, body = TicketRules)), security(("bearer" = [])))]
+pub async fn get_rules(
+    State(st): State<Arc<AppState>>,
+    p: Principal,
+) -> ApiResult<Json<TicketRules>> {
+    let t = p.tenant_id;
+    Ok(Json(blocking(&st, move |s| rules(s, &t)).await?))
+}
+
+/// Replaces the rules; they apply from the next rescoring (within seconds of new events,
+/// at most ten minutes).
+#[utoipa::path(put, path = "/api/v1/ticket-rules", tag = "tickets", request_body = TicketRules,
+    responses((status = 200, body = TicketRules), (status = 400, body = crate::error::Problem)), security(("bearer" = [])))]
+pub async fn put_rules(
+    State(st): State<Arc<AppState>>,
+    p: Principal,
+    ApiJson(body): ApiJson<TicketRules>,
+) -> ApiResult<Json<TicketRules>> {
+    p.require_analyst()?;
+    body.validate()
+        .map_err(|e| ApiError::new(ErrorCode::InvalidDefinition, e))?;
+    let (t, actor) = (p.tenant_id, p.actor);
+    let def = serde_json::to_string(&body)
+        .map_err(|e| ApiError::new(ErrorCode::Internal, e.to_string()))?;
+    st.store
+        .run(move |s| s.save_ticket_rules(&t, &def, &actor))
+        .await?;
+    Ok(Json(body))
 }
 
 #[utoipa::path(post, path = "/api/v1/alerts/{id}/ticket", tag = "tickets", params(("id" = i64, Path)), request_body = FromAlert,

@@ -326,3 +326,138 @@ async fn tickets_on_sqlite() {
 async fn tickets_on_postgres() {
     tickets_need_evidence(Backend::Postgres).await;
 }
+
+async fn rules_open_tickets_by_themselves(backend: Backend) {
+    let Some(app) = TestApp::spawn_with(backend, HttpConfig::default()).await else {
+        return;
+    };
+    let batch = json!({"batch": [
+        {"type": "group", "userId": "u1", "groupId": "acme", "traits": {"name": "Acme", "arr": 120000}, "timestamp": days_ago(40.0)},
+        {"type": "group", "userId": "u2", "groupId": "globex", "traits": {"name": "Globex", "arr": 10000}, "timestamp": days_ago(40.0)},
+        {"type": "track", "userId": "u1", "event": "Payment Failed", "timestamp": days_ago(3.0)},
+        {"type": "track", "userId": "u1", "event": "Feature Used", "timestamp": days_ago(30.0)},
+        {"type": "track", "userId": "u2", "event": "Feature Used", "timestamp": days_ago(1.0)},
+    ]});
+    let r = app
+        .client
+        .post(app.url("/v1/batch?historical=true"))
+        .basic_auth(&app.write_key, Some(""))
+        .json(&batch)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 200);
+    let mut answers = vec![
+        json!({"response_id": "a1", "question": "nps", "type": "nps", "value": 1, "identifier": "user_id:u1", "collected_at": days_ago(1.0)}),
+        json!({"response_id": "g1", "question": "nps", "type": "nps", "value": 2, "identifier": "user_id:u2", "collected_at": days_ago(1.0)}),
+    ];
+    // a theme that grows: two complaints the week before last, eight this week; and a steady one
+    for i in 0..10 {
+        let when = if i < 2 { 10.0 } else { 1.0 };
+        answers.push(json!({"response_id": format!("r{i}"), "question": "why", "type": "text", "value": format!("my refund is late again, refund number {i}"), "collected_at": days_ago(when)}));
+        answers.push(json!({"response_id": format!("s{i}"), "question": "why", "type": "text", "value": format!("the mobile app crashes on login screen {i}"), "collected_at": days_ago(if i % 2 == 0 { 10.0 } else { 2.0 })}));
+    }
+    assert_eq!(
+        app.post(
+            "/api/v1/feedback",
+            &app.write_key,
+            &json!({"answers": answers})
+        )
+        .await
+        .status(),
+        200
+    );
+    let r = app
+        .send(
+            Method::POST,
+            "/api/v1/themes/discover",
+            &json!({"days": 30, "k": 2}),
+        )
+        .await;
+    assert_eq!(r.status(), 200, "{}", r.text().await.unwrap());
+
+    let bad = app
+        .send(
+            Method::PUT,
+            "/api/v1/ticket-rules",
+            &json!({"at_risk": {"owner": " ", "severity": "high"}}),
+        )
+        .await;
+    assert_eq!(bad.status(), 422);
+    let rules = json!({
+        "at_risk": {"owner": "cs-lead@acme.io", "severity": "high"},
+        "large_account_detractors": {"min_arr": 50000.0, "owner": "cs-lead@acme.io", "severity": "medium"},
+        "growing_themes": {"min_growth_pct": 50.0, "min_answers": 5, "owner": "cx-ops@acme.io", "severity": "medium"}
+    });
+    assert_eq!(
+        app.send(Method::PUT, "/api/v1/ticket-rules", &rules)
+            .await
+            .status(),
+        200
+    );
+    assert_eq!(app.get_json("/api/v1/ticket-rules").await, rules);
+
+    let upkeep = || {
+        let (store, tenant) = (app.store.clone(), app.tenant.clone());
+        tokio::task::spawn_blocking(move || {
+            cxm_http::health::upkeep(store.as_ref(), &tenant, true).unwrap()
+        })
+    };
+    upkeep().await.unwrap();
+    let list = app.get_json("/api/v1/tickets").await;
+    let mut got: Vec<(String, String)> = list["tickets"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|t| {
+            (
+                t["source"]["kind"].as_str().unwrap().to_string(),
+                t["check"]["kind"].as_str().unwrap().to_string(),
+            )
+        })
+        .collect();
+    got.sort();
+    assert_eq!(
+        got,
+        [
+            ("alert".into(), "account_health_above".into()),
+            ("rule".into(), "csat_recovers".into()),
+            ("theme".into(), "theme_volume_below".into())
+        ],
+        "Acme's alert, Acme's detractor (Globex is too small), the refund theme: {list}"
+    );
+    let theme_ticket = list["tickets"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|t| t["source"]["kind"] == "theme")
+        .unwrap();
+    assert_eq!(theme_ticket["check"]["per_week"], 2);
+    assert!(
+        theme_ticket["title"]
+            .as_str()
+            .unwrap()
+            .contains("8 answers this week, 2 the week before"),
+        "{theme_ticket}"
+    );
+    // rules do not repeat themselves while their tickets are open
+    upkeep().await.unwrap();
+    assert_eq!(
+        app.get_json("/api/v1/tickets").await["tickets"]
+            .as_array()
+            .unwrap()
+            .len(),
+        3
+    );
+    app.stop().await;
+}
+
+#[tokio::test]
+async fn rules_on_sqlite() {
+    rules_open_tickets_by_themselves(Backend::Sqlite).await;
+}
+
+#[tokio::test]
+async fn rules_on_postgres() {
+    rules_open_tickets_by_themselves(Backend::Postgres).await;
+}

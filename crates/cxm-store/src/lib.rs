@@ -352,6 +352,11 @@ pub trait Store: Send + Sync + 'static {
     // remediation tickets
     /// Stores a ticket (its `id` and timestamps are assigned) with a `created` event.
     fn create_ticket(&self, tenant: &str, t: &Ticket) -> Result<i64>;
+    /// Like [`Store::create_ticket`] for a ticket a rule opens: None (nothing stored) while an
+    /// unclosed ticket with the same rule key exists.
+    fn create_ticket_once(&self, tenant: &str, t: &Ticket, rule_key: &str) -> Result<Option<i64>>;
+    fn ticket_rules(&self, tenant: &str) -> Result<Option<String>>;
+    fn save_ticket_rules(&self, tenant: &str, definition: &str, actor: &str) -> Result<()>;
     fn ticket(&self, tenant: &str, id: i64) -> Result<Option<Ticket>>;
     /// Newest first, optionally of one state.
     fn list_tickets(&self, tenant: &str, state: Option<&str>, limit: u32) -> Result<Vec<Ticket>>;

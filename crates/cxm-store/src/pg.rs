@@ -1622,29 +1622,33 @@ impl Store for PgStore {
     }
 
     fn create_ticket(&self, tenant: &str, t: &Ticket) -> Result<i64> {
-        let now = now_ms();
-        let (source, check, impact) = (
-            t.source.to_string(),
-            t.check.to_string(),
-            t.impact.to_string(),
-        );
-        let verdict = t.verdict.as_ref().map(|v| v.to_string());
-        let created =
-            serde_json::json!({"state": t.state, "source": t.source, "check": t.check}).to_string();
+        self.insert_ticket(tenant, t, None)?
+            .ok_or_else(|| StoreError::Backend("ticket insert stored nothing".into()))
+    }
+
+    fn create_ticket_once(&self, tenant: &str, t: &Ticket, rule_key: &str) -> Result<Option<i64>> {
+        self.insert_ticket(tenant, t, Some(rule_key))
+    }
+
+    fn ticket_rules(&self, tenant: &str) -> Result<Option<String>> {
         self.tx(|g| {
-            let id: i64 = g
-                .opt(
-                    "INSERT INTO tickets (tenant_id, title, description, owner, severity, state, source, check_def, impact, sla_hours, due_at, verdict, created_by, created_at, updated_at)
-                     VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $14) RETURNING id",
-                    &[&tenant, &t.title, &t.description, &t.owner, &t.severity, &t.state, &source, &check, &impact, &t.sla_hours, &t.due_at_ms, &verdict, &t.created_by, &now],
-                )?
-                .map(|r| r.get(0))
-                .ok_or_else(|| StoreError::Backend("ticket insert returned no id".into()))?;
+            Ok(g.opt(
+                "SELECT definition FROM ticket_rules WHERE tenant_id = $1",
+                &[&tenant],
+            )?
+            .map(|r| r.get(0)))
+        })
+    }
+
+    fn save_ticket_rules(&self, tenant: &str, definition: &str, actor: &str) -> Result<()> {
+        let now = now_ms();
+        self.tx(|g| {
             g.exec(
-                "INSERT INTO ticket_events (tenant_id, ticket_id, at, actor, kind, detail) VALUES ($1, $2, $3, $4, 'created', $5)",
-                &[&tenant, &id, &now, &t.created_by, &created],
+                "INSERT INTO ticket_rules (tenant_id, definition, updated_by, updated_at) VALUES ($1, $2, $3, $4)
+                 ON CONFLICT (tenant_id) DO UPDATE SET definition = EXCLUDED.definition, updated_by = EXCLUDED.updated_by, updated_at = EXCLUDED.updated_at",
+                &[&tenant, &definition, &actor, &now],
             )?;
-            Ok(id)
+            Ok(())
         })
     }
 
@@ -2434,5 +2438,41 @@ fn pg_delivery_row(r: &Row) -> WebhookDelivery {
         created_at_ms: r.get(10),
         delivered_at_ms: r.get(11),
         tenant_id: r.get(12),
+    }
+}
+impl PgStore {
+    /// Stores a ticket and its `created` event; with a rule key, nothing while an unclosed
+    /// ticket of the same key exists.
+    fn insert_ticket(
+        &self,
+        tenant: &str,
+        t: &Ticket,
+        rule_key: Option<&str>,
+    ) -> Result<Option<i64>> {
+        let now = now_ms();
+        let (source, check, impact) = (
+            t.source.to_string(),
+            t.check.to_string(),
+            t.impact.to_string(),
+        );
+        let verdict = t.verdict.as_ref().map(|v| v.to_string());
+        let created = serde_json::json!({"state": t.state, "source": t.source, "check": t.check, "rule": rule_key}).to_string();
+        self.tx(|g| {
+            let id: Option<i64> = g
+                .opt(
+                    "INSERT INTO tickets (tenant_id, title, description, owner, severity, state, source, check_def, impact, sla_hours, due_at, verdict, created_by, created_at, updated_at, rule_key)
+                     VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $14, $15)
+                     ON CONFLICT (tenant_id, rule_key) WHERE rule_key IS NOT NULL AND state <> 'closed' DO NOTHING RETURNING id",
+                    &[&tenant, &t.title, &t.description, &t.owner, &t.severity, &t.state, &source, &check, &impact, &t.sla_hours, &t.due_at_ms, &verdict, &t.created_by, &now, &rule_key],
+                )?
+                .map(|r| r.get(0));
+            if let Some(id) = id {
+                g.exec(
+                    "INSERT INTO ticket_events (tenant_id, ticket_id, at, actor, kind, detail) VALUES ($1, $2, $3, $4, 'created', $5)",
+                    &[&tenant, &id, &now, &t.created_by, &created],
+                )?;
+            }
+            Ok(id)
+        })
     }
 }

@@ -1723,19 +1723,32 @@ impl Store for SqliteStore {
     }
 
     fn create_ticket(&self, tenant: &str, t: &Ticket) -> Result<i64> {
-        let now = now_ms();
+        self.insert_ticket(tenant, t, None)?
+            .ok_or_else(|| StoreError::Backend("ticket insert stored nothing".into()))
+    }
+
+    fn create_ticket_once(&self, tenant: &str, t: &Ticket, rule_key: &str) -> Result<Option<i64>> {
+        self.insert_ticket(tenant, t, Some(rule_key))
+    }
+
+    fn ticket_rules(&self, tenant: &str) -> Result<Option<String>> {
+        self.read(|c| {
+            Ok(c.query_row(
+                "SELECT definition FROM ticket_rules WHERE tenant_id = ?1",
+                [tenant],
+                |r| r.get(0),
+            )
+            .optional()?)
+        })
+    }
+
+    fn save_ticket_rules(&self, tenant: &str, definition: &str, actor: &str) -> Result<()> {
         self.write(|tx| {
             tx.execute(
-                "INSERT INTO tickets (tenant_id, title, description, owner, severity, state, source, check_def, impact, sla_hours, due_at, verdict, created_by, created_at, updated_at)
-                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?14)",
-                params![tenant, t.title, t.description, t.owner, t.severity, t.state, t.source.to_string(), t.check.to_string(), t.impact.to_string(), t.sla_hours, t.due_at_ms, t.verdict.as_ref().map(|v| v.to_string()), t.created_by, now],
+                "INSERT OR REPLACE INTO ticket_rules (tenant_id, definition, updated_by, updated_at) VALUES (?1, ?2, ?3, ?4)",
+                params![tenant, definition, actor, now_ms()],
             )?;
-            let id = tx.last_insert_rowid();
-            tx.execute(
-                "INSERT INTO ticket_events (tenant_id, ticket_id, at, actor, kind, detail) VALUES (?1, ?2, ?3, ?4, 'created', ?5)",
-                params![tenant, id, now, t.created_by, serde_json::json!({"state": t.state, "source": t.source, "check": t.check}).to_string()],
-            )?;
-            Ok(id)
+            Ok(())
         })
     }
 
@@ -2493,4 +2506,32 @@ fn endpoint_row(r: &rusqlite::Row<'_>) -> rusqlite::Result<WebhookEndpoint> {
         active: r.get(4)?,
         created_at_ms: r.get(5)?,
     })
+}
+impl SqliteStore {
+    /// Stores a ticket and its `created` event; with a rule key, nothing while an unclosed
+    /// ticket of the same key exists (the partial unique index says so).
+    fn insert_ticket(
+        &self,
+        tenant: &str,
+        t: &Ticket,
+        rule_key: Option<&str>,
+    ) -> Result<Option<i64>> {
+        let now = now_ms();
+        self.write(|tx| {
+            let n = tx.execute(
+                "INSERT OR IGNORE INTO tickets (tenant_id, title, description, owner, severity, state, source, check_def, impact, sla_hours, due_at, verdict, created_by, created_at, updated_at, rule_key)
+                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?14, ?15)",
+                params![tenant, t.title, t.description, t.owner, t.severity, t.state, t.source.to_string(), t.check.to_string(), t.impact.to_string(), t.sla_hours, t.due_at_ms, t.verdict.as_ref().map(|v| v.to_string()), t.created_by, now, rule_key],
+            )?;
+            if n == 0 {
+                return Ok(None);
+            }
+            let id = tx.last_insert_rowid();
+            tx.execute(
+                "INSERT INTO ticket_events (tenant_id, ticket_id, at, actor, kind, detail) VALUES (?1, ?2, ?3, ?4, 'created', ?5)",
+                params![tenant, id, now, t.created_by, serde_json::json!({"state": t.state, "source": t.source, "check": t.check, "rule": rule_key}).to_string()],
+            )?;
+            Ok(Some(id))
+        })
+    }
 }

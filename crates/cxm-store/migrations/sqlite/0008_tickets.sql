@@ -17,9 +17,19 @@ CREATE TABLE IF NOT EXISTS tickets (
     created_by TEXT NOT NULL,
     created_at INTEGER NOT NULL,
     updated_at INTEGER NOT NULL,
-    closed_at INTEGER
+    closed_at INTEGER,
+    -- set on tickets a rule opened: one unclosed ticket per rule and subject
+    rule_key TEXT
 );
 CREATE INDEX IF NOT EXISTS tickets_state ON tickets(tenant_id, state, id);
+CREATE UNIQUE INDEX IF NOT EXISTS tickets_rule ON tickets(tenant_id, rule_key) WHERE rule_key IS NOT NULL AND state <> 'closed';
+-- when cxm opens tickets by itself
+CREATE TABLE IF NOT EXISTS ticket_rules (
+    tenant_id TEXT PRIMARY KEY,
+    definition TEXT NOT NULL,
+    updated_by TEXT NOT NULL,
+    updated_at INTEGER NOT NULL
+);
 CREATE TABLE IF NOT EXISTS ticket_events (
     id INTEGER PRIMARY KEY AUTOINCREMENT,
     tenant_id TEXT NOT NULL,
