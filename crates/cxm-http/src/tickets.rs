@@ -41,6 +41,13 @@ pub struct Impact {
     pub accounts: Vec<String>,
     #[serde(default)]
     pub arr: f64,
+    /// The customers who raised the issue, as typed identifiers (`user_id:u1`).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub identifiers: Vec<String>,
+    /// Sent to those customers and the accounts' members when the ticket closes, and
+    /// recorded on their timelines (closing the loop).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub close_loop_message: Option<String>,
 }
 
 #[derive(Debug, Clone, Deserialize, utoipa::ToSchema)]
@@ -123,6 +130,33 @@ fn build(store: &dyn Store, tenant: &str, t: &NewTicket, actor: &str) -> ApiResu
     t.check
         .validate()
         .map_err(|e| ApiError::new(ErrorCode::InvalidParameter, e))?;
+    if t.impact.identifiers.len() > 1000 {
+        return Err(ApiError::new(
+            ErrorCode::InvalidParameter,
+            "impact.identifiers is limited to 1000",
+        ));
+    }
+    if let Some(bad) = t
+        .impact
+        .identifiers
+        .iter()
+        .find(|i| cxm_domain::Identifier::parse_typed(i).is_none())
+    {
+        return Err(ApiError::new(
+            ErrorCode::InvalidParameter,
+            format!("impact.identifiers: {bad:?} is not a typed identifier like user_id:u1"),
+        ));
+    }
+    if t.impact
+        .close_loop_message
+        .as_ref()
+        .is_some_and(|m| m.trim().is_empty() || m.chars().count() > 2000)
+    {
+        return Err(ApiError::new(
+            ErrorCode::InvalidParameter,
+            "impact.close_loop_message must be 1 to 2000 characters",
+        ));
+    }
     let verdict = evaluate(store, tenant, &t.check)?;
     let sla_hours = t
         .sla_hours
@@ -587,6 +621,7 @@ pub fn close_ticket(
             "the ticket changed meanwhile; reload it",
         ));
     }
+    close_the_loop(store, tenant, &t, &p.actor)?;
     let d = detail(store, tenant, id)?;
     crate::webhooks::emit(
         store,
@@ -680,9 +715,9 @@ fn alert_ticket(a: &cxm_store::Alert, body: &FromAlert, healthy: f64) -> NewTick
             score: body.target_score.unwrap_or(healthy),
         },
         impact: Impact {
-            customers: 0,
             accounts: vec![a.group_id.clone()],
             arr: a.arr,
+            ..Impact::default()
         },
         sla_hours: None,
     }
@@ -744,7 +779,7 @@ pub fn apply_rules(store: &dyn Store, tenant: &str) -> ApiResult<usize> {
                 severity: r.target.severity,
                 source: Source::Rule { rule: "large_account_detractors".into(), subject: acc.group_id.clone() },
                 check: Check::CsatRecovers { accounts: vec![acc.group_id.clone()], percent: 80.0, days: 30, min_answers: 1 },
-                impact: Impact { customers: 0, accounts: vec![acc.group_id.clone()], arr: acc.arr },
+                impact: Impact { accounts: vec![acc.group_id.clone()], arr: acc.arr, ..Impact::default() },
                 sla_hours: None,
             };
             if open_once(store, tenant, &t, &format!("detractor:{}", acc.group_id))?.is_some() {
@@ -850,4 +885,85 @@ pub async fn from_alert(
     let (t, actor) = (p.tenant_id, p.actor);
     let row = blocking(&st, move |s| ticket_from_alert(s, &t, id, &body, &actor)).await?;
     Ok((StatusCode::CREATED, Json(view(row))))
+}
+
+/// Tells the customers behind a closed ticket that it is fixed: a `Loop Closed` event on each
+/// one's timeline and a `customer.loop_closed` webhook, and a note on the ticket saying who
+/// was reached (customers known only by email or phone have no id to send an event as).
+fn close_the_loop(store: &dyn Store, tenant: &str, t: &Ticket, actor: &str) -> ApiResult<()> {
+    let impact: Impact = serde_json::from_value(t.impact.clone()).unwrap_or_default();
+    let Some(message) = impact.close_loop_message.clone() else {
+        return Ok(());
+    };
+    let mut profiles = std::collections::BTreeSet::new();
+    for i in &impact.identifiers {
+        if let Some(p) = cxm_domain::Identifier::parse_typed(i)
+            .and_then(|id| store.profile_for(tenant, &id).transpose())
+        {
+            profiles.insert(p?);
+        }
+    }
+    for a in &impact.accounts {
+        profiles.extend(store.account_profiles(tenant, a, 10_000)?);
+    }
+    let now = Utc::now();
+    let (mut events, mut reached, mut unreachable) = (vec![], vec![], 0);
+    let opts = cxm_domain::IngestOptions {
+        trust_timestamps: true,
+        ..Default::default()
+    };
+    let clock = cxm_domain::Clock {
+        received_at: now,
+        batch_sent_at: None,
+    };
+    for pid in profiles {
+        let Some(p) = store.profile(tenant, &pid)? else {
+            continue;
+        };
+        let id_of = |kind: &str| {
+            p.identifiers
+                .iter()
+                .find(|i| i.kind == kind)
+                .map(|i| i.value.clone())
+        };
+        let mut msg = json!({"type": "track", "event": "Loop Closed", "messageId": format!("loop-{}-{}", t.id, p.id),
+            "timestamp": now.to_rfc3339(), "properties": {"ticket_id": t.id, "title": t.title, "message": message}});
+        match (id_of("user_id"), id_of("anonymous_id")) {
+            (Some(u), _) => msg["userId"] = u.into(),
+            (None, Some(a)) => msg["anonymousId"] = a.into(),
+            (None, None) => {
+                unreachable += 1;
+                continue;
+            }
+        }
+        match cxm_domain::normalize(&msg, 0, &clock, &opts) {
+            Ok(e) => {
+                events.push(e);
+                reached.push(p.id.clone());
+                crate::webhooks::emit(
+                    store,
+                    tenant,
+                    "customer.loop_closed",
+                    &json!({"ticket_id": t.id, "customer": p.id, "message": message}),
+                );
+            }
+            Err(_) => unreachable += 1,
+        }
+    }
+    if !events.is_empty() {
+        store.append(&[cxm_store::AppendRequest {
+            tenant_id: tenant.into(),
+            write_key_id: "cxm-loop".into(),
+            events,
+            quarantined: vec![],
+        }])?;
+    }
+    store.note_ticket(
+        tenant,
+        t.id,
+        actor,
+        "loop_closed",
+        &json!({"message": message, "customers": reached, "unreachable": unreachable}),
+    )?;
+    Ok(())
 }

@@ -29,6 +29,7 @@ pub const EVENT_TYPES: &[&str] = &[
     "ticket.state_changed",
     "ticket.close_refused",
     "ticket.closed",
+    "customer.loop_closed",
 ];
 
 /// Attempts before a delivery is given up (the log keeps it as failed).

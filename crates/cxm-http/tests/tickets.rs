@@ -200,7 +200,8 @@ async fn tickets_need_evidence(backend: Backend) {
     // a ticket that waits for customers' CSAT to recover closes once the answers prove it
     let t2 = app.send(Method::POST, "/api/v1/tickets", &json!({
         "title": "Billing errors after the plan change", "owner": "billing@acme.io", "severity": "medium",
-        "source": {"kind": "manual"}, "impact": {"customers": 1, "accounts": ["acme"], "arr": 120000},
+        "source": {"kind": "manual"}, "impact": {"customers": 1, "accounts": ["acme"], "arr": 120000, "identifiers": ["user_id:u1"],
+            "close_loop_message": "We fixed the billing errors after the plan change. Thank you for telling us."},
         "check": {"kind": "csat_recovers", "accounts": ["acme"], "percent": 80, "days": 30, "min_answers": 2}
     })).await;
     assert_eq!(t2.status(), 201);
@@ -243,11 +244,43 @@ async fn tickets_need_evidence(backend: Backend) {
     let done: Value = r.json().await.unwrap();
     assert_eq!(done["state"], "closed", "{done}");
     assert_eq!(done["verdict"]["observed"], 100.0);
+    let timeline = done["timeline"].as_array().unwrap();
+    assert_eq!(timeline[timeline.len() - 2]["kind"], "closed_verified");
+    // the loop is closed with the customer who raised it (once, though they are also Acme's)
+    let looped = timeline.last().unwrap();
+    assert_eq!(looped["kind"], "loop_closed");
     assert_eq!(
-        done["timeline"].as_array().unwrap().last().unwrap()["kind"],
-        "closed_verified"
+        (
+            looped["detail"]["customers"].as_array().unwrap().len(),
+            looped["detail"]["unreachable"].as_i64()
+        ),
+        (1, Some(0))
+    );
+    let who = app
+        .get_json("/api/v1/customers?identifier=user_id:u1")
+        .await;
+    let ctx = app
+        .get_json(&format!(
+            "/api/v1/customers/{}/context",
+            who["id"].as_str().unwrap()
+        ))
+        .await;
+    let loop_event = ctx["timeline"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|e| e["name"] == "Loop Closed")
+        .expect("on the customer's timeline");
+    assert!(
+        loop_event
+            .to_string()
+            .contains("We fixed the billing errors"),
+        "{loop_event}"
     );
     assert_eq!(done["sla_status"], "hit");
+    let r = app.send(Method::POST, "/api/v1/tickets", &json!({"title": "x", "owner": "o", "severity": "low",
+        "impact": {"identifiers": ["u1"]}, "check": {"kind": "account_health_above", "account": "acme", "score": 75}})).await;
+    assert_eq!(r.status(), 400, "identifiers are typed");
 
     // the board and the ticket page; a refused close shows why on the page
     let board = app

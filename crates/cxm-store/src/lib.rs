@@ -355,6 +355,8 @@ pub trait Store: Send + Sync + 'static {
     /// Like [`Store::create_ticket`] for a ticket a rule opens: None (nothing stored) while an
     /// unclosed ticket with the same rule key exists.
     fn create_ticket_once(&self, tenant: &str, t: &Ticket, rule_key: &str) -> Result<Option<i64>>;
+    /// Profiles that belong to an account (at most `limit`).
+    fn account_profiles(&self, tenant: &str, group_id: &str, limit: u32) -> Result<Vec<String>>;
     fn ticket_rules(&self, tenant: &str) -> Result<Option<String>>;
     fn save_ticket_rules(&self, tenant: &str, definition: &str, actor: &str) -> Result<()>;
     fn ticket(&self, tenant: &str, id: i64) -> Result<Option<Ticket>>;

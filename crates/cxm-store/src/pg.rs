@@ -1854,6 +1854,20 @@ impl Store for PgStore {
         })
     }
 
+    fn account_profiles(&self, tenant: &str, group_id: &str, limit: u32) -> Result<Vec<String>> {
+        let limit = i64::from(limit);
+        self.tx(|g| {
+            Ok(g.all(
+                "SELECT DISTINCT COALESCE(p.merged_into, pa.profile_id) FROM profile_accounts pa LEFT JOIN profiles p ON p.tenant_id = pa.tenant_id AND p.id = pa.profile_id
+                 WHERE pa.tenant_id = $1 AND pa.group_id = $2 ORDER BY 1 LIMIT $3",
+                &[&tenant, &group_id, &limit],
+            )?
+            .iter()
+            .map(|r| r.get(0))
+            .collect())
+        })
+    }
+
     fn trigger_cursor(&self, tenant: &str) -> Result<Option<i64>> {
         self.tx(|g| {
             Ok(g.opt(

@@ -1934,6 +1934,17 @@ impl Store for SqliteStore {
         })
     }
 
+    fn account_profiles(&self, tenant: &str, group_id: &str, limit: u32) -> Result<Vec<String>> {
+        self.read(|c| {
+            let mut st = c.prepare_cached(
+                "SELECT DISTINCT COALESCE(p.merged_into, pa.profile_id) FROM profile_accounts pa LEFT JOIN profiles p ON p.tenant_id = pa.tenant_id AND p.id = pa.profile_id
+                 WHERE pa.tenant_id = ?1 AND pa.group_id = ?2 ORDER BY 1 LIMIT ?3",
+            )?;
+            let rows = st.query_map(params![tenant, group_id, limit], |r| r.get(0))?.collect::<Result<Vec<_>, _>>()?;
+            Ok(rows)
+        })
+    }
+
     fn trigger_cursor(&self, tenant: &str) -> Result<Option<i64>> {
         self.read(|c| {
             Ok(c.query_row(
