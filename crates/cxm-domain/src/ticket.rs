@@ -116,6 +116,8 @@ pub enum Check {
     },
     /// The account's health recovers to at least `score`.
     AccountHealthAbove { account: String, score: f64 },
+    /// The latest run of the synthetic journey check `name` passed.
+    JourneyCheckPasses { name: String },
     /// CSAT (share of 4–5) of the affected accounts' answers over the last `days` reaches
     /// `percent`, over at least `min_answers` answers.
     CsatRecovers {
@@ -137,6 +139,9 @@ impl Check {
             }
         };
         match self {
+            Check::JourneyCheckPasses { name } if name.trim().is_empty() => {
+                Err("check.name is required".into())
+            }
             Check::ThemeVolumeBelow { theme_id, .. } if theme_id.trim().is_empty() => {
                 Err("check.theme_id is required".into())
             }
@@ -191,6 +196,14 @@ impl Check {
                 v <= *percent,
                 *percent,
                 format!("drop-off {v}%; needs at most {percent}%"),
+            ),
+            (Check::JourneyCheckPasses { name }, Some(v)) => (
+                v >= 1.0,
+                1.0,
+                format!(
+                    "the latest run of journey check {name:?} {}",
+                    if v >= 1.0 { "passed" } else { "failed" }
+                ),
             ),
             (Check::AccountHealthAbove { score, .. }, Some(v)) => (
                 v >= *score,

@@ -58,13 +58,24 @@ async fn render_list(
     status: StatusCode,
 ) -> Response {
     let t = p.tenant_id.clone();
-    let list = match blocking(st, move |s| journeys::summaries(s, &t, chrono::Utc::now())).await {
+    let found = blocking(st, move |s| {
+        Ok((
+            journeys::summaries(s, &t, chrono::Utc::now())?,
+            s.journey_check_runs(&t, None, 10)?,
+        ))
+    })
+    .await;
+    let (list, runs) = match found {
         Ok(l) => l,
         Err(e) => return e.into_response(),
     };
+    let runs: Vec<serde_json::Value> = runs
+        .iter()
+        .map(|r| serde_json::json!({"name": r.name, "passed": r.passed, "when": fmt_ms(r.ran_at_ms), "failures": r.detail["failures"]}))
+        .collect();
     let mut r = st.pages.render(
         "journeys.html",
-        context! { title => "Journeys", page => "journeys", user => user_ctx(p), journeys => list,
+        context! { title => "Journeys", page => "journeys", user => user_ctx(p), journeys => list, runs => runs,
             can_edit => p.require_analyst().is_ok(), draft => draft.unwrap_or_else(|| EXAMPLE.to_string()), error => error },
     );
     *r.status_mut() = status;

@@ -29,6 +29,10 @@ pub fn routes() -> Router<Arc<AppState>> {
         .route("/api/v1/journeys/{id}", get(get_one).put(replace))
         .route("/api/v1/journeys/{id}/metrics", get(get_metrics))
         .route("/api/v1/journeys/{id}/review", post(reviewed))
+        .route(
+            "/api/v1/journey-checks",
+            get(list_checks).post(record_check),
+        )
 }
 
 /// Journey files may be this large (a 30-stage journey is a few kilobytes).
@@ -768,4 +772,80 @@ pub fn mark_reviewed(
 /// Stage counts by id, for callers that want one stage's figures.
 pub fn stage_by_id<'a>(m: &'a JourneyMetrics, id: &str) -> Option<&'a StageMetrics> {
     m.stages.iter().find(|s| s.id == id)
+}
+
+#[derive(Deserialize, utoipa::ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct CheckReport {
+    /// The check's name, e.g. `chat-then-call`.
+    pub name: String,
+    pub passed: bool,
+    /// What was sent and what was found, step by step.
+    #[serde(default)]
+    #[schema(value_type = Object)]
+    pub detail: serde_json::Value,
+}
+
+/// Records a run of a synthetic journey check (the runner is `cxm journey check`).
+#[utoipa::path(post, path = "/api/v1/journey-checks", tag = "journeys", request_body = CheckReport,
+    responses((status = 201, body = cxm_store::JourneyCheckRun), (status = 400, body = crate::error::Problem)), security(("bearer" = [])))]
+pub async fn record_check(
+    State(st): State<Arc<AppState>>,
+    p: Principal,
+    ApiJson(body): ApiJson<CheckReport>,
+) -> ApiResult<(StatusCode, Json<cxm_store::JourneyCheckRun>)> {
+    p.require_analyst()?;
+    let name = body.name.trim().to_string();
+    let ok = !name.is_empty()
+        && name.len() <= 100
+        && name
+            .chars()
+            .all(|c| c.is_ascii_alphanumeric() || c == '-' || c == '_');
+    if !ok {
+        return Err(ApiError::new(
+            ErrorCode::InvalidParameter,
+            "name must be 1 to 100 letters, digits, - or _",
+        ));
+    }
+    if body.detail.to_string().len() > 64 * 1024 {
+        return Err(ApiError::new(
+            ErrorCode::PayloadTooLarge,
+            "detail is limited to 64 KB",
+        ));
+    }
+    let t = p.tenant_id;
+    let run = st
+        .store
+        .run(move |s| {
+            let id = s.record_journey_check(&t, &name, body.passed, &body.detail)?;
+            Ok(s.journey_check_runs(&t, Some(&name), 1)?
+                .into_iter()
+                .find(|r| r.id == id))
+        })
+        .await?
+        .ok_or_else(|| {
+            ApiError::new(
+                ErrorCode::Internal,
+                "the recorded run could not be read back",
+            )
+        })?;
+    Ok((StatusCode::CREATED, Json(run)))
+}
+
+#[derive(Serialize, utoipa::ToSchema)]
+pub struct CheckRuns {
+    pub runs: Vec<cxm_store::JourneyCheckRun>,
+}
+
+#[utoipa::path(get, path = "/api/v1/journey-checks", tag = "journeys", responses((status = 200, body = CheckRuns)), security(("bearer" = [])))]
+pub async fn list_checks(
+    State(st): State<Arc<AppState>>,
+    p: Principal,
+) -> ApiResult<Json<CheckRuns>> {
+    let t = p.tenant_id;
+    let runs = st
+        .store
+        .run(move |s| s.journey_check_runs(&t, None, 100))
+        .await?;
+    Ok(Json(CheckRuns { runs }))
 }

@@ -42,7 +42,7 @@ impl Modify for Security {
         crate::voc::ingest_feedback, crate::voc::metric,
         crate::voc::list_themes, crate::voc::get_theme, crate::voc::discover_themes, crate::voc::rename_theme, crate::voc::merge_theme, crate::voc::split_theme,
         crate::surveys::save, crate::surveys::list, crate::surveys::get_one, crate::surveys::create_link, crate::surveys::next_step, crate::surveys::list_invitations, crate::surveys::update_invitation,
-        crate::journeys::list, crate::journeys::create, crate::journeys::replace, crate::journeys::get_one, crate::journeys::get_metrics, crate::journeys::reviewed,
+        crate::journeys::list, crate::journeys::create, crate::journeys::replace, crate::journeys::get_one, crate::journeys::get_metrics, crate::journeys::reviewed, crate::journeys::record_check, crate::journeys::list_checks,
         crate::health::list_accounts, crate::health::get_account, crate::health::get_signals, crate::health::put_signals, crate::health::run_backtest, crate::health::list_alerts, crate::health::get_alert, crate::health::update_alert,
         crate::tickets::create, crate::tickets::list, crate::tickets::get_one, crate::tickets::move_state, crate::tickets::verify, crate::tickets::close, crate::tickets::from_alert, crate::tickets::get_rules, crate::tickets::put_rules,
         crate::webhooks::create, crate::webhooks::list, crate::webhooks::remove, crate::webhooks::deliveries,

@@ -231,6 +231,10 @@ pub fn evaluate(store: &dyn Store, tenant: &str, check: &Check) -> ApiResult<Ver
             })?;
             check.judge(stage.drop_off_pct, None)
         }
+        Check::JourneyCheckPasses { name } => {
+            let last = store.journey_check_runs(tenant, Some(name), 1)?;
+            check.judge(last.first().map(|r| if r.passed { 1.0 } else { 0.0 }), None)
+        }
         Check::AccountHealthAbove { account, .. } => {
             let h = store.account_health_one(tenant, account)?;
             check.judge(h.map(|h| h.score), None)

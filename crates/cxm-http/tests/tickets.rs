@@ -482,6 +482,86 @@ async fn rules_open_tickets_by_themselves(backend: Backend) {
             .len(),
         3
     );
+
+    // a ticket waiting for a synthetic journey check to pass
+    let report = |passed: bool| {
+        let req = app
+            .client
+            .post(app.url("/api/v1/journey-checks"))
+            .bearer_auth(&app.secret_key)
+            .json(&json!({"name": "chat-then-call", "passed": passed, "detail": {"failures": []}}));
+        async move { req.send().await.unwrap() }
+    };
+    assert_eq!(report(false).await.status(), 201);
+    assert_eq!(
+        app.send(
+            Method::POST,
+            "/api/v1/journey-checks",
+            &json!({"name": "bad name!", "passed": true})
+        )
+        .await
+        .status(),
+        400
+    );
+    let t = app.send(Method::POST, "/api/v1/tickets", &json!({"title": "Context lost between chat and phone", "owner": "cx-eng", "severity": "high",
+        "check": {"kind": "journey_check_passes", "name": "chat-then-call"}})).await;
+    assert_eq!(t.status(), 201);
+    let id = t.json::<Value>().await.unwrap()["id"].as_i64().unwrap();
+    for s in ["in_progress", "fix_shipped"] {
+        assert_eq!(
+            app.send(
+                Method::POST,
+                &format!("/api/v1/tickets/{id}/state"),
+                &json!({"state": s})
+            )
+            .await
+            .status(),
+            200
+        );
+    }
+    let r = app
+        .send(
+            Method::POST,
+            &format!("/api/v1/tickets/{id}/close"),
+            &json!({}),
+        )
+        .await;
+    assert_eq!(r.status(), 409);
+    assert!(r.json::<Value>().await.unwrap()["detail"]
+        .as_str()
+        .unwrap()
+        .contains("failed"));
+    assert_eq!(report(true).await.status(), 201);
+    let r = app
+        .send(
+            Method::POST,
+            &format!("/api/v1/tickets/{id}/close"),
+            &json!({}),
+        )
+        .await;
+    assert_eq!(r.status(), 200);
+    assert_eq!(
+        app.get_json("/api/v1/journey-checks").await["runs"]
+            .as_array()
+            .unwrap()
+            .len(),
+        2
+    );
+    let cookie = app.login("ops@acme.io", cxm_store::Role::Analyst).await;
+    let page = app
+        .client
+        .get(app.url("/journeys"))
+        .header("cookie", cookie)
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    assert!(
+        page.contains("data-testid=\"check-runs\"") && page.contains("chat-then-call"),
+        "{page}"
+    );
     app.stop().await;
 }
 

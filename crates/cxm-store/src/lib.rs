@@ -226,6 +226,20 @@ pub trait Store: Send + Sync + 'static {
     fn list_journeys(&self, tenant: &str) -> Result<Vec<StoredJourney>>;
     /// Every version of a journey, newest first.
     fn journey_history(&self, tenant: &str, journey_id: &str) -> Result<Vec<StoredJourney>>;
+    fn record_journey_check(
+        &self,
+        tenant: &str,
+        name: &str,
+        passed: bool,
+        detail: &serde_json::Value,
+    ) -> Result<i64>;
+    /// Newest first, optionally of one check.
+    fn journey_check_runs(
+        &self,
+        tenant: &str,
+        name: Option<&str>,
+        limit: u32,
+    ) -> Result<Vec<JourneyCheckRun>>;
     fn journey_cursor(&self, tenant: &str, journey_id: &str, version: i64)
         -> Result<JourneyCursor>;
     /// Events in `(after, upto]` named one of `names`, oldest first, with their customer.

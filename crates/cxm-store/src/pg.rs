@@ -1868,6 +1868,42 @@ impl Store for PgStore {
         })
     }
 
+    fn record_journey_check(
+        &self,
+        tenant: &str,
+        name: &str,
+        passed: bool,
+        detail: &Value,
+    ) -> Result<i64> {
+        let (now, passed, detail) = (now_ms(), i64::from(passed), detail.to_string());
+        self.tx(|g| {
+            g.opt(
+                "INSERT INTO journey_checks (tenant_id, name, passed, detail, ran_at) VALUES ($1, $2, $3, $4, $5) RETURNING id",
+                &[&tenant, &name, &passed, &detail, &now],
+            )?
+            .map(|r| r.get(0))
+            .ok_or_else(|| StoreError::Backend("journey check insert returned no id".into()))
+        })
+    }
+
+    fn journey_check_runs(
+        &self,
+        tenant: &str,
+        name: Option<&str>,
+        limit: u32,
+    ) -> Result<Vec<JourneyCheckRun>> {
+        let limit = i64::from(limit);
+        self.tx(|g| {
+            Ok(g.all(
+                "SELECT id, name, passed, detail, ran_at FROM journey_checks WHERE tenant_id = $1 AND ($2::text IS NULL OR name = $2) ORDER BY id DESC LIMIT $3",
+                &[&tenant, &name, &limit],
+            )?
+            .iter()
+            .map(|r| JourneyCheckRun { id: r.get(0), name: r.get(1), passed: r.get::<_, i64>(2) != 0, detail: serde_json::from_str(r.get::<_, &str>(3)).unwrap_or(Value::Null), ran_at_ms: r.get(4) })
+            .collect())
+        })
+    }
+
     fn trigger_cursor(&self, tenant: &str) -> Result<Option<i64>> {
         self.tx(|g| {
             Ok(g.opt(

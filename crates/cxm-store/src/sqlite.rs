@@ -1945,6 +1945,42 @@ impl Store for SqliteStore {
         })
     }
 
+    fn record_journey_check(
+        &self,
+        tenant: &str,
+        name: &str,
+        passed: bool,
+        detail: &Value,
+    ) -> Result<i64> {
+        self.write(|tx| {
+            tx.execute(
+                "INSERT INTO journey_checks (tenant_id, name, passed, detail, ran_at) VALUES (?1, ?2, ?3, ?4, ?5)",
+                params![tenant, name, passed, detail.to_string(), now_ms()],
+            )?;
+            Ok(tx.last_insert_rowid())
+        })
+    }
+
+    fn journey_check_runs(
+        &self,
+        tenant: &str,
+        name: Option<&str>,
+        limit: u32,
+    ) -> Result<Vec<JourneyCheckRun>> {
+        self.read(|c| {
+            let mut st = c.prepare_cached(
+                "SELECT id, name, passed, detail, ran_at FROM journey_checks WHERE tenant_id = ?1 AND (?2 IS NULL OR name = ?2) ORDER BY id DESC LIMIT ?3",
+            )?;
+            let rows = st
+                .query_map(params![tenant, name, limit], |r| {
+                    let d: String = r.get(3)?;
+                    Ok(JourneyCheckRun { id: r.get(0)?, name: r.get(1)?, passed: r.get(2)?, detail: serde_json::from_str(&d).unwrap_or(Value::Null), ran_at_ms: r.get(4)? })
+                })?
+                .collect::<Result<Vec<_>, _>>()?;
+            Ok(rows)
+        })
+    }
+
     fn trigger_cursor(&self, tenant: &str) -> Result<Option<i64>> {
         self.read(|c| {
             Ok(c.query_row(

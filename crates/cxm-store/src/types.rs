@@ -808,3 +808,14 @@ pub struct WebhookDelivery {
     #[serde(skip)]
     pub tenant_id: String,
 }
+
+/// One run of a synthetic journey check.
+#[derive(Debug, Clone, PartialEq, Serialize, utoipa::ToSchema)]
+pub struct JourneyCheckRun {
+    pub id: i64,
+    pub name: String,
+    pub passed: bool,
+    #[schema(value_type = Object)]
+    pub detail: serde_json::Value,
+    pub ran_at_ms: i64,
+}

@@ -22,6 +22,24 @@ pub enum JourneyCmd {
         #[arg(long)]
         json: bool,
     },
+    /// Synthetic journey check: a made-up customer chats about billing, then calls, through a
+    /// running server's real ingest; the check passes when the customer's context shows both
+    /// contacts on one timeline and the channel switch. The run is recorded (and, failing,
+    /// can open a ticket). Exits non-zero when it fails.
+    Check {
+        /// The running server.
+        #[arg(long, default_value = "http://127.0.0.1:8080")]
+        url: String,
+        #[arg(long, env = "CXM_WRITE_KEY")]
+        write_key: String,
+        #[arg(long, env = "CXM_SECRET_KEY")]
+        secret_key: String,
+        #[arg(long, default_value = "chat-then-call")]
+        name: String,
+        /// Open a ticket for this owner when the check fails.
+        #[arg(long)]
+        ticket_owner: Option<String>,
+    },
     /// A journey's stages (entries, conversion, drop-off, time in stage) and JPS with its terms;
     /// brings the measurements up to date with the event log first.
     Metrics {
@@ -79,6 +97,9 @@ pub fn run(store: &dyn Store, cmd: &JourneyCmd) -> anyhow::Result<()> {
             }
             Ok(())
         }
+        JourneyCmd::Check { .. } => {
+            anyhow::bail!("journey check talks to a server; it is run before the store is opened")
+        }
         JourneyCmd::Metrics {
             tenant,
             journey_id,
@@ -128,4 +149,77 @@ pub fn run(store: &dyn Store, cmd: &JourneyCmd) -> anyhow::Result<()> {
             Ok(())
         }
     }
+}
+
+/// Runs the synthetic check against a server over HTTP; returns whether it passed.
+pub fn check(
+    url: &str,
+    write_key: &str,
+    secret_key: &str,
+    name: &str,
+    ticket_owner: Option<&str>,
+) -> anyhow::Result<bool> {
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()?;
+    rt.block_on(async {
+        let http = reqwest::Client::builder().timeout(std::time::Duration::from_secs(10)).build()?;
+        let base = url.trim_end_matches('/');
+        let customer = format!("journey-check-{}", uuid::Uuid::new_v4().simple());
+        let now = chrono::Utc::now();
+        let at = |min: i64| (now - chrono::Duration::minutes(min)).to_rfc3339();
+        let steps = serde_json::json!([
+            {"type": "track", "userId": customer, "event": "Chat Started", "properties": {"intent": "billing"}, "timestamp": at(10)},
+            {"type": "track", "userId": customer, "event": "Call Started", "properties": {"intent": "billing"}, "timestamp": at(1)},
+        ]);
+        let sent = http.post(format!("{base}/v1/batch")).basic_auth(write_key, Some("")).json(&serde_json::json!({"batch": steps})).send().await?;
+        anyhow::ensure!(sent.status().is_success(), "ingest answered {}: {}", sent.status(), sent.text().await.unwrap_or_default());
+        let mut profile = None;
+        for _ in 0..50 {
+            let r = http.get(format!("{base}/api/v1/customers?identifier=user_id:{customer}")).bearer_auth(secret_key).send().await?;
+            if r.status().is_success() {
+                profile = r.json::<serde_json::Value>().await?["id"].as_str().map(String::from);
+                break;
+            }
+            tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+        }
+        let mut failures = vec![];
+        let mut found = serde_json::Value::Null;
+        match &profile {
+            None => failures.push("the customer was not found after ingest".to_string()),
+            Some(id) => {
+                let ctx: serde_json::Value = http.get(format!("{base}/api/v1/customers/{id}/context")).bearer_auth(secret_key).send().await?.json().await?;
+                let names: Vec<&str> = ctx["timeline"].as_array().into_iter().flatten().filter_map(|e| e["name"].as_str()).collect();
+                for want in ["Chat Started", "Call Started"] {
+                    if !names.contains(&want) {
+                        failures.push(format!("{want} is missing from the customer's timeline"));
+                    }
+                }
+                let switch = &ctx["channel_switch"];
+                if !(switch["from"] == "chat" && switch["to"] == "voice") {
+                    failures.push(format!("the context does not show the switch from chat to voice (it shows {switch})"));
+                }
+                found = serde_json::json!({"summary": ctx["summary"], "channel_switch": switch, "timeline": names});
+            }
+        }
+        let passed = failures.is_empty();
+        let detail = serde_json::json!({"customer": customer, "steps": ["chat about billing", "call about billing"], "found": found, "failures": failures});
+        let r = http.post(format!("{base}/api/v1/journey-checks")).bearer_auth(secret_key).json(&serde_json::json!({"name": name, "passed": passed, "detail": detail})).send().await?;
+        anyhow::ensure!(r.status().is_success(), "recording the run answered {}: {}", r.status(), r.text().await.unwrap_or_default());
+        let mut out = serde_json::json!({"name": name, "passed": passed, "detail": detail});
+        if let (false, Some(owner)) = (passed, ticket_owner) {
+            let t: serde_json::Value = http
+                .post(format!("{base}/api/v1/tickets"))
+                .bearer_auth(secret_key)
+                .json(&serde_json::json!({"title": format!("Journey check {name} fails: context does not follow the customer"), "owner": owner, "severity": "high",
+                    "description": failures.join("; "), "check": {"kind": "journey_check_passes", "name": name}}))
+                .send()
+                .await?
+                .json()
+                .await?;
+            out["ticket"] = t["id"].clone();
+        }
+        println!("{out}");
+        Ok(passed)
+    })
 }

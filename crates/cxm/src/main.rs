@@ -697,6 +697,19 @@ fn run(cli: Cli) -> anyhow::Result<()> {
             Ok(())
         }
         Cmd::Survey(ref c) => survey(settings()?.open_store()?.as_ref(), c),
+        Cmd::Journey(journey_cli::JourneyCmd::Check {
+            ref url,
+            ref write_key,
+            ref secret_key,
+            ref name,
+            ref ticket_owner,
+        }) => {
+            if journey_cli::check(url, write_key, secret_key, name, ticket_owner.as_deref())? {
+                Ok(())
+            } else {
+                anyhow::bail!("journey check {name} failed")
+            }
+        }
         Cmd::Journey(ref c) => journey_cli::run(settings()?.open_store()?.as_ref(), c),
         Cmd::Signals(ref c) => health_cli::signals(settings()?.open_store()?.as_ref(), c),
         Cmd::Accounts(ref c) => health_cli::accounts(settings()?.open_store()?.as_ref(), c),

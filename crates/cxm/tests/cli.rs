@@ -695,3 +695,65 @@ fn account_health_and_backtest_from_the_cli() {
     );
     assert_eq!(ok["version"], 1);
 }
+
+#[test]
+fn synthetic_journey_check_runs_against_a_live_server() {
+    let dir = tempfile::tempdir().unwrap();
+    let t = run_json(cxm(dir.path()).args(["tenant", "create", "Acme", "--json"]));
+    let (wk, sk) = (
+        t["write_key"].as_str().unwrap(),
+        t["secret_key"].as_str().unwrap(),
+    );
+    let server = serve(dir.path());
+    let out = run_json(cxm(dir.path()).args([
+        "journey",
+        "check",
+        "--url",
+        &server.1,
+        "--write-key",
+        wk,
+        "--secret-key",
+        sk,
+    ]));
+    assert_eq!(out["passed"], true, "{out}");
+    assert_eq!(out["detail"]["found"]["channel_switch"]["from"], "chat");
+    assert_eq!(out["detail"]["found"]["channel_switch"]["to"], "voice");
+    let runs: Value = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap()
+        .block_on(async {
+            ::reqwest::Client::new()
+                .get(format!("{}/api/v1/journey-checks", server.1))
+                .bearer_auth(sk)
+                .send()
+                .await
+                .unwrap()
+                .json()
+                .await
+                .unwrap()
+        });
+    assert_eq!(
+        (
+            runs["runs"][0]["name"].as_str(),
+            runs["runs"][0]["passed"].as_bool()
+        ),
+        (Some("chat-then-call"), Some(true)),
+        "{runs}"
+    );
+    // a key that cannot read context: the check cannot run, and says so
+    let bad = cxm(dir.path())
+        .args([
+            "journey",
+            "check",
+            "--url",
+            &server.1,
+            "--write-key",
+            wk,
+            "--secret-key",
+            wk,
+        ])
+        .output()
+        .unwrap();
+    assert!(!bad.status.success());
+}

@@ -59,3 +59,13 @@ CREATE TABLE IF NOT EXISTS journey_cursors (
 -- events by name, covering what a journey reads: a journey walks only its own events (an
 -- index-only scan), and a definition naming an event never seen is caught without a scan
 CREATE INDEX IF NOT EXISTS events_name ON events(tenant_id, name, seq) INCLUDE (user_id, anonymous_id, channel, ts) WHERE name IS NOT NULL;
+-- synthetic journey checks: each run of a scripted path through the real APIs, and its result
+CREATE TABLE IF NOT EXISTS journey_checks (
+    id BIGSERIAL PRIMARY KEY,
+    tenant_id TEXT NOT NULL,
+    name TEXT NOT NULL,
+    passed BIGINT NOT NULL,
+    detail TEXT NOT NULL,
+    ran_at BIGINT NOT NULL
+);
+CREATE INDEX IF NOT EXISTS journey_checks_name ON journey_checks(tenant_id, name, id);

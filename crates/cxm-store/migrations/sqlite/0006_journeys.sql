@@ -60,3 +60,13 @@ CREATE TABLE IF NOT EXISTS journey_cursors (
 -- journey walks only its own events without touching the table, four times faster than
 -- looking each row up; and a definition naming an event never seen is caught without a scan
 CREATE INDEX IF NOT EXISTS events_name ON events(tenant_id, name, user_id, anonymous_id, channel, ts) WHERE name IS NOT NULL;
+-- synthetic journey checks: each run of a scripted path through the real APIs, and its result
+CREATE TABLE IF NOT EXISTS journey_checks (
+    id INTEGER PRIMARY KEY AUTOINCREMENT,
+    tenant_id TEXT NOT NULL,
+    name TEXT NOT NULL,
+    passed INTEGER NOT NULL,
+    detail TEXT NOT NULL,
+    ran_at INTEGER NOT NULL
+);
+CREATE INDEX IF NOT EXISTS journey_checks_name ON journey_checks(tenant_id, name, id);
