@@ -294,6 +294,7 @@ pub fn upkeep(store: &dyn Store, tenant: &str, force: bool) -> ApiResult<Option<
     if moved > 0 || force {
         let r = recompute(store, tenant, Utc::now())?;
         crate::tickets::apply_rules(store, tenant)?;
+        crate::tickets::sweep_sla(store, tenant, Utc::now().timestamp_millis())?;
         return Ok(Some(r));
     }
     Ok(None)

@@ -971,3 +971,38 @@ fn close_the_loop(store: &dyn Store, tenant: &str, t: &Ticket, actor: &str) -> A
     )?;
     Ok(())
 }
+
+/// Escalates open tickets whose SLA is about to be missed (less than a fifth of it left) or
+/// missed: once per ticket and kind, with a timeline entry and a webhook
+/// (`ticket.sla_at_risk`, `ticket.sla_missed`). Returns how many were escalated.
+pub fn sweep_sla(store: &dyn Store, tenant: &str, now_ms: i64) -> ApiResult<usize> {
+    let mut escalated = 0;
+    for t in store.list_tickets(tenant, None, 10_000)? {
+        if t.state == "closed" {
+            continue;
+        }
+        let kind = match ticket::sla_status(t.created_at_ms, t.due_at_ms, None, now_ms) {
+            "at_risk" => "sla_at_risk",
+            "missed" => "sla_missed",
+            _ => continue,
+        };
+        if store
+            .ticket_events(tenant, t.id)?
+            .iter()
+            .any(|e| e.kind == kind)
+        {
+            continue;
+        }
+        let hours_left = (t.due_at_ms - now_ms) as f64 / 3_600_000.0;
+        let detail = json!({"owner": t.owner, "due_at_ms": t.due_at_ms, "hours_left": (hours_left * 10.0).round() / 10.0});
+        store.note_ticket(tenant, t.id, "cxm", kind, &detail)?;
+        crate::webhooks::emit(
+            store,
+            tenant,
+            &format!("ticket.{kind}"),
+            &json!({"ticket": t, "escalation": detail}),
+        );
+        escalated += 1;
+    }
+    Ok(escalated)
+}

@@ -29,6 +29,8 @@ pub const EVENT_TYPES: &[&str] = &[
     "ticket.state_changed",
     "ticket.close_refused",
     "ticket.closed",
+    "ticket.sla_at_risk",
+    "ticket.sla_missed",
     "customer.loop_closed",
 ];
 

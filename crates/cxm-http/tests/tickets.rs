@@ -322,6 +322,30 @@ async fn tickets_need_evidence(backend: Backend) {
         .unwrap();
     assert_eq!(r.status(), 303);
 
+    // escalation: ticket 1 (reopened, high, 72 h) once less than a fifth of its SLA is left, then when missed; once each
+    let (store, tenant) = (app.store.clone(), app.tenant.clone());
+    let escalate = move |hours: i64| {
+        let (store, tenant) = (store.clone(), tenant.clone());
+        tokio::task::spawn_blocking(move || {
+            let later = chrono::Utc::now().timestamp_millis() + hours * 3_600_000;
+            cxm_http::tickets::sweep_sla(store.as_ref(), &tenant, later).unwrap()
+        })
+    };
+    assert_eq!(escalate(1).await.unwrap(), 0, "plenty of time left");
+    assert_eq!(escalate(60).await.unwrap(), 1);
+    assert_eq!(escalate(61).await.unwrap(), 0, "escalated once");
+    assert_eq!(escalate(80).await.unwrap(), 1, "and once more when missed");
+    let kinds: Vec<String> = app.get_json(&format!("/api/v1/tickets/{id1}")).await["timeline"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|e| e["kind"].as_str().unwrap().to_string())
+        .collect();
+    assert!(
+        kinds.ends_with(&["sla_at_risk".to_string(), "sla_missed".to_string()]),
+        "{kinds:?}"
+    );
+
     let list = app.get_json("/api/v1/tickets?state=closed").await;
     assert_eq!(list["tickets"].as_array().unwrap().len(), 1);
     // the overridden close does not count as a verified fix; the CSAT one does
