@@ -188,6 +188,7 @@ pub fn recompute(store: &dyn Store, tenant: &str, now: DateTime<Utc>) -> ApiResu
                 title: format!("{} is at risk (health {})", a.name, h.score),
                 detail: serde_json::json!({"score": h.score, "readings": fired}),
                 arr: a.arr,
+                owner: a.owner.clone(),
             },
             h.band == Band::AtRisk,
         ));
@@ -201,6 +202,7 @@ pub fn recompute(store: &dyn Store, tenant: &str, now: DateTime<Utc>) -> ApiResu
                         title: format!("{}: {}", a.name, r.detail),
                         detail: serde_json::json!({"score": h.score, "readings": [r]}),
                         arr: a.arr,
+                        owner: a.owner.clone(),
                     },
                     r.fired,
                 ));
@@ -521,6 +523,8 @@ pub async fn run_backtest(
 pub struct AlertQuery {
     /// open, acknowledged or resolved
     pub status: Option<String>,
+    /// Only alerts routed to this owner (the account's `owner`, `csm` or `account_owner` trait).
+    pub owner: Option<String>,
     pub limit: Option<u32>,
 }
 
@@ -551,16 +555,20 @@ pub async fn list_alerts(
         valid_status(s)?;
     }
     let t = p.tenant_id;
+    let owner = q.owner.clone();
+    let limit = q.limit.unwrap_or(200).clamp(1, 1000);
     let alerts = st
         .store
         .run(move |s| {
-            s.list_alerts(
-                &t,
-                q.status.as_deref(),
-                q.limit.unwrap_or(200).clamp(1, 1000),
-            )
+            // with an owner, look further back so their alerts are not cut by others'
+            let scan = if owner.is_some() { 10_000 } else { limit };
+            s.list_alerts(&t, q.status.as_deref(), scan)
         })
-        .await?;
+        .await?
+        .into_iter()
+        .filter(|a| q.owner.as_ref().is_none_or(|o| &a.owner == o))
+        .take(limit as usize)
+        .collect();
     Ok(Json(AlertList { alerts }))
 }
 

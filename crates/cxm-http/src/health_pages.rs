@@ -76,8 +76,15 @@ async fn alerts_page(
         .into_response();
     }
     let (t, s2) = (p.tenant_id.clone(), status.clone());
+    let mine = q.owner.as_deref() == Some("me");
+    let me = p.actor.clone();
     let data = blocking(&st, move |s| {
-        let alerts = s.list_alerts(&t, Some(&s2), 500)?;
+        let alerts: Vec<cxm_store::Alert> = s
+            .list_alerts(&t, Some(&s2), if mine { 10_000 } else { 500 })?
+            .into_iter()
+            .filter(|a| !mine || a.owner == me)
+            .take(500)
+            .collect();
         let (arr, accounts) = health::revenue_at_risk(s, &t)?;
         Ok((alerts, arr, accounts))
     })
@@ -97,7 +104,7 @@ async fn alerts_page(
     st.pages.render(
         "alerts.html",
         context! { title => "Alerts", page => "alerts", user => user_ctx(&p), alerts => alerts, status => status,
-            revenue_at_risk => arr, accounts_with_alerts => accounts, can_act => p.role != cxm_store::Role::Viewer },
+            revenue_at_risk => arr, accounts_with_alerts => accounts, can_act => p.role != cxm_store::Role::Viewer, mine => mine },
     )
 }
 

@@ -29,7 +29,7 @@ async fn health_from_events(backend: Backend) {
         .format("%Y-%m-%d")
         .to_string();
     let mut batch = vec![
-        json!({"type": "group", "userId": "u1", "groupId": "acme", "traits": {"name": "Acme", "arr": 120000, "renewal_date": renewal}, "timestamp": days_ago(40.0)}),
+        json!({"type": "group", "userId": "u1", "groupId": "acme", "traits": {"name": "Acme", "arr": 120000, "renewal_date": renewal, "csm": "csm@acme.io"}, "timestamp": days_ago(40.0)}),
         json!({"type": "group", "userId": "u2", "groupId": "globex", "traits": {"name": "Globex", "arr": 30000}, "timestamp": days_ago(40.0)}),
         json!({"type": "group", "userId": "u3", "groupId": "initech", "traits": {"name": "Initech", "arr": 5000}, "timestamp": days_ago(40.0)}),
         // Acme: heavy use the week before last, little last week, a failed payment, three tickets
@@ -145,6 +145,17 @@ async fn health_from_events(backend: Backend) {
         at_risk["revenue_at_risk"], 150000.0,
         "Acme and Globex have open alerts"
     );
+    // Acme's alerts are routed to its CSM; Globex names nobody
+    let mine = app
+        .get_json("/api/v1/alerts?status=open&owner=csm@acme.io")
+        .await;
+    let mine: Vec<&str> = mine["alerts"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|a| a["group_id"].as_str().unwrap())
+        .collect();
+    assert_eq!(mine, ["acme", "acme"]);
     // rescoring does not repeat alerts that are still open
     assert_eq!(upkeep(&app).await["alerts_opened"], 0);
     let id = alerts["alerts"][0]["id"].as_i64().unwrap();
@@ -262,6 +273,11 @@ async fn health_from_events(backend: Backend) {
     assert!(page("/alerts".into())
         .await
         .contains("Acme is at risk (health 38.5)"));
+    let routed = page("/alerts?owner=me".into()).await;
+    assert!(
+        routed.contains("for csm@acme.io") && !routed.contains("Globex"),
+        "{routed}"
+    );
     // the Globex alert was acknowledged above
     let inbox = page("/alerts?status=acknowledged".into()).await;
     assert!(

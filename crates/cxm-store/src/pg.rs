@@ -1573,10 +1573,10 @@ impl Store for PgStore {
             for a in open {
                 let detail = a.detail.to_string();
                 if let Some(r) = g.opt(
-                    "INSERT INTO alerts (tenant_id, group_id, kind, signal, status, title, detail, arr, created_at, updated_at, updated_by)
-                     VALUES ($1, $2, $3, $4, 'open', $5, $6, $7, $8, $8, 'cxm')
+                    "INSERT INTO alerts (tenant_id, group_id, kind, signal, status, title, detail, arr, created_at, updated_at, updated_by, owner)
+                     VALUES ($1, $2, $3, $4, 'open', $5, $6, $7, $8, $8, 'cxm', $9)
                      ON CONFLICT (tenant_id, group_id, kind, signal) WHERE status <> 'resolved' DO NOTHING RETURNING id",
-                    &[&tenant, &a.group_id, &a.kind, &a.signal, &a.title, &detail, &a.arr, &now],
+                    &[&tenant, &a.group_id, &a.kind, &a.signal, &a.title, &detail, &a.arr, &now, &a.owner],
                 )? {
                     ids.push(r.get(0));
                 }
@@ -1596,7 +1596,7 @@ impl Store for PgStore {
         let limit = i64::from(limit);
         self.tx(|g| {
             Ok(g.all(
-                "SELECT id, group_id, kind, signal, status, title, detail, arr, created_at, updated_at, updated_by FROM alerts
+                "SELECT id, group_id, kind, signal, status, title, detail, arr, created_at, updated_at, updated_by, owner FROM alerts
                  WHERE tenant_id = $1 AND ($2::text IS NULL OR status = $2) ORDER BY id DESC LIMIT $3",
                 &[&tenant, &status, &limit],
             )?
@@ -1609,7 +1609,7 @@ impl Store for PgStore {
     fn alert(&self, tenant: &str, id: i64) -> Result<Option<Alert>> {
         self.tx(|g| {
             Ok(g.opt(
-                "SELECT id, group_id, kind, signal, status, title, detail, arr, created_at, updated_at, updated_by FROM alerts WHERE tenant_id = $1 AND id = $2",
+                "SELECT id, group_id, kind, signal, status, title, detail, arr, created_at, updated_at, updated_by, owner FROM alerts WHERE tenant_id = $1 AND id = $2",
                 &[&tenant, &id],
             )?
             .map(|r| pg_alert_row(&r)))
@@ -2437,6 +2437,7 @@ fn pg_alert_row(r: &Row) -> Alert {
         created_at_ms: r.get(8),
         updated_at_ms: r.get(9),
         updated_by: r.get(10),
+        owner: r.get(11),
     }
 }
 fn pg_ticket_row(r: &Row) -> Ticket {

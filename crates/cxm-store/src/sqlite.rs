@@ -1672,11 +1672,11 @@ impl Store for SqliteStore {
         self.write(|tx| {
             let mut ids = vec![];
             let mut ins = tx.prepare_cached(
-                "INSERT OR IGNORE INTO alerts (tenant_id, group_id, kind, signal, status, title, detail, arr, created_at, updated_at, updated_by)
-                 VALUES (?1, ?2, ?3, ?4, 'open', ?5, ?6, ?7, ?8, ?8, 'cxm')",
+                "INSERT OR IGNORE INTO alerts (tenant_id, group_id, kind, signal, status, title, detail, arr, created_at, updated_at, updated_by, owner)
+                 VALUES (?1, ?2, ?3, ?4, 'open', ?5, ?6, ?7, ?8, ?8, 'cxm', ?9)",
             )?;
             for a in open {
-                if ins.execute(params![tenant, a.group_id, a.kind, a.signal, a.title, a.detail.to_string(), a.arr, now])? == 1 {
+                if ins.execute(params![tenant, a.group_id, a.kind, a.signal, a.title, a.detail.to_string(), a.arr, now, a.owner])? == 1 {
                     ids.push(tx.last_insert_rowid());
                 }
             }
@@ -1694,7 +1694,7 @@ impl Store for SqliteStore {
     fn list_alerts(&self, tenant: &str, status: Option<&str>, limit: u32) -> Result<Vec<Alert>> {
         self.read(|c| {
             let mut st = c.prepare_cached(
-                "SELECT id, group_id, kind, signal, status, title, detail, arr, created_at, updated_at, updated_by FROM alerts
+                "SELECT id, group_id, kind, signal, status, title, detail, arr, created_at, updated_at, updated_by, owner FROM alerts
                  WHERE tenant_id = ?1 AND (?2 IS NULL OR status = ?2) ORDER BY id DESC LIMIT ?3",
             )?;
             let rows = st.query_map(params![tenant, status, limit], alert_row)?.collect::<Result<Vec<_>, _>>()?;
@@ -1705,7 +1705,7 @@ impl Store for SqliteStore {
     fn alert(&self, tenant: &str, id: i64) -> Result<Option<Alert>> {
         self.read(|c| {
             Ok(c.query_row(
-                "SELECT id, group_id, kind, signal, status, title, detail, arr, created_at, updated_at, updated_by FROM alerts WHERE tenant_id = ?1 AND id = ?2",
+                "SELECT id, group_id, kind, signal, status, title, detail, arr, created_at, updated_at, updated_by, owner FROM alerts WHERE tenant_id = ?1 AND id = ?2",
                 params![tenant, id],
                 alert_row,
             )
@@ -2493,6 +2493,7 @@ fn alert_row(r: &rusqlite::Row<'_>) -> rusqlite::Result<Alert> {
         created_at_ms: r.get(8)?,
         updated_at_ms: r.get(9)?,
         updated_by: r.get(10)?,
+        owner: r.get(11)?,
     })
 }
 const TICKET_COLUMNS: &str = "SELECT id, title, description, owner, severity, state, source, check_def, impact, sla_hours, due_at, verdict, created_by, created_at, updated_at, closed_at FROM tickets";

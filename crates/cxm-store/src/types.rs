@@ -629,6 +629,8 @@ pub struct AccountRecord {
     pub group_id: String,
     pub name: String,
     pub arr: f64,
+    /// Who answers for the account (trait `owner`, `csm` or `account_owner`).
+    pub owner: String,
     pub renewal: Option<chrono::NaiveDate>,
     pub days: Vec<cxm_domain::health::AccountDay>,
 }
@@ -662,6 +664,8 @@ pub struct Alert {
     #[schema(value_type = Object)]
     pub detail: serde_json::Value,
     pub arr: f64,
+    /// The account's owner, who the alert is routed to ('' when the account names none).
+    pub owner: String,
     pub created_at_ms: i64,
     pub updated_at_ms: i64,
     pub updated_by: String,
@@ -676,6 +680,7 @@ pub struct NewAlert {
     pub title: String,
     pub detail: serde_json::Value,
     pub arr: f64,
+    pub owner: String,
 }
 
 /// Accounts and ARR per band.
@@ -698,6 +703,13 @@ pub fn account_record(group_id: String, traits: &str) -> AccountRecord {
             .take(200)
             .collect(),
         arr: arr_of(&t).unwrap_or(0.0),
+        owner: ["owner", "csm", "account_owner"]
+            .iter()
+            .find_map(|k| t.get(*k)?.as_str())
+            .unwrap_or("")
+            .chars()
+            .take(200)
+            .collect(),
         renewal: ["renewal_date", "renewal", "renews_at"]
             .iter()
             .find_map(|k| t.get(*k)?.as_str()?.get(..10)?.parse().ok()),

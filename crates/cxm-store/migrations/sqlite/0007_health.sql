@@ -58,9 +58,11 @@ CREATE TABLE IF NOT EXISTS alerts (
     title TEXT NOT NULL,
     detail TEXT NOT NULL,
     arr REAL NOT NULL,
+    owner TEXT NOT NULL DEFAULT '',
     created_at INTEGER NOT NULL,
     updated_at INTEGER NOT NULL,
     updated_by TEXT NOT NULL
 );
 CREATE UNIQUE INDEX IF NOT EXISTS alerts_open ON alerts(tenant_id, group_id, kind, signal) WHERE status <> 'resolved';
 CREATE INDEX IF NOT EXISTS alerts_status ON alerts(tenant_id, status, id);
+-- an account's owner (trait owner, csm or account_owner) gets its alerts
