@@ -142,13 +142,6 @@ const EVENTS_PER_PASS: u32 = 200_000;
 const LOG_WINDOW: i64 = 200_000;
 const ANSWERS_PER_PASS: u32 = 5_000;
 
-/// One pass of one journey: walks the next events (or, once the log is caught up, the next
-/// answers) and saves the result with the cursor. Returns how many rows it read; 0 means
-/// the journey is up to date.
-pub fn advance(store: &dyn Store, tenant: &str, j: &StoredJourney) -> ApiResult<usize> {
-    advance_with(store, tenant, j, &mut Positions::default())
-}
-
 /// Customers' positions kept between the passes of one catch-up, so a long walk does not
 /// read back what it just wrote. `complete` means every stored position is in `known`
 /// (true from the start of a walk that begins at the start of the log).
@@ -159,7 +152,10 @@ pub struct Positions {
     complete: bool,
 }
 
-fn advance_with(
+/// One pass of one journey: walks the next events (or, once the log is caught up, the next
+/// answers) and saves the result with the cursor. Returns how many rows it read; 0 means
+/// the journey is up to date.
+pub fn advance(
     store: &dyn Store,
     tenant: &str,
     j: &StoredJourney,
@@ -309,7 +305,7 @@ pub fn catch_up(store: &dyn Store, tenant: &str, max_passes: usize) -> ApiResult
     for j in store.list_journeys(tenant)? {
         let mut cache = Positions::default();
         for _ in 0..max_passes {
-            let n = advance_with(store, tenant, &j, &mut cache)?;
+            let n = advance(store, tenant, &j, &mut cache)?;
             read += n;
             if n == 0 {
                 break;

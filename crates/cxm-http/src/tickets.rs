@@ -804,24 +804,32 @@ pub fn apply_rules(store: &dyn Store, tenant: &str) -> ApiResult<usize> {
                 w.0 += d.answers;
             }
         }
-        let names: std::collections::HashMap<String, String> =
+        let growing: Vec<(String, u64, u64)> = weeks
+            .into_iter()
+            .filter(|(_, (before, now))| {
+                let growth = if *before == 0 {
+                    f64::INFINITY
+                } else {
+                    100.0 * (*now as f64 - *before as f64) / *before as f64
+                };
+                *now >= r.min_answers && growth > r.min_growth_pct
+            })
+            .map(|(theme, (before, now))| (theme, before, now))
+            .collect();
+        // theme names cost a registry read: only when some theme qualifies
+        let names: std::collections::HashMap<String, String> = if growing.is_empty() {
+            Default::default()
+        } else {
             crate::themes::list(store, tenant, 14, false)?
                 .themes
                 .into_iter()
                 .map(|t| (t.id, t.name))
-                .collect();
-        for (theme, (before, now)) in weeks {
+                .collect()
+        };
+        for (theme, before, now) in growing {
             let Some(name) = names.get(&theme) else {
                 continue;
             };
-            let growth = if before == 0 {
-                f64::INFINITY
-            } else {
-                100.0 * (now as f64 - before as f64) / before as f64
-            };
-            if now < r.min_answers || growth <= r.min_growth_pct {
-                continue;
-            }
             let t = NewTicket {
                 title: format!(
                     "Theme \"{name}\": {now} answers this week, {before} the week before"
