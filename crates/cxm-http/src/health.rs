@@ -154,6 +154,10 @@ pub struct Recomputed {
     pub alerts_opened: usize,
     pub alerts_resolved: usize,
     pub millis: u64,
+    /// Where the time went: reading facts, scoring, saving scores and alerts.
+    pub load_millis: u64,
+    pub score_millis: u64,
+    pub save_millis: u64,
 }
 
 /// Scores every account as of `now`, saves the scores, and opens alerts for accounts that
@@ -164,9 +168,20 @@ pub fn recompute(store: &dyn Store, tenant: &str, now: DateTime<Utc>) -> ApiResu
     let today = now.date_naive();
     let since = horizon(&set, today);
     let accounts = store.accounts_for_health(tenant, since)?;
-    let mut out = Recomputed::default();
+    // write only what changed: alerts to open that are not open yet, open ones that cleared
+    let mut unresolved = HashSet::new();
+    for status in ["open", "acknowledged"] {
+        for a in store.list_alerts(tenant, Some(status), u32::MAX)? {
+            unresolved.insert((a.group_id, a.kind, a.signal));
+        }
+    }
+    let mut out = Recomputed {
+        load_millis: started.elapsed().as_millis() as u64,
+        ..Default::default()
+    };
+    let scoring = Instant::now();
     let mut rows = Vec::with_capacity(accounts.len());
-    let mut alerts: Vec<(NewAlert, bool)> = vec![];
+    let (mut open, mut clear) = (vec![], vec![]);
     for a in accounts {
         // an account with nothing since the horizon is scored too: it is inactive
         let facts = AccountFacts {
@@ -175,73 +190,65 @@ pub fn recompute(store: &dyn Store, tenant: &str, now: DateTime<Utc>) -> ApiResu
             since: Some(since),
         };
         let h = health::assess(&set, &facts, today);
-        let readings = serde_json::to_value(&h.readings).unwrap_or_default();
         if h.band == Band::AtRisk {
             out.at_risk += 1;
         }
-        let fired: Vec<&health::Reading> = h.readings.iter().filter(|r| r.fired).collect();
-        alerts.push((
-            NewAlert {
-                group_id: a.group_id.clone(),
-                kind: "at_risk".into(),
-                signal: "band".into(),
-                title: format!("{} is at risk (health {})", a.name, h.score),
-                detail: serde_json::json!({"score": h.score, "readings": fired}),
-                arr: a.arr,
-                owner: a.owner.clone(),
-            },
-            h.band == Band::AtRisk,
-        ));
-        for r in &h.readings {
-            if r.kind.point_in_time() {
-                alerts.push((
-                    NewAlert {
-                        group_id: a.group_id.clone(),
-                        kind: "signal".into(),
-                        signal: r.signal.clone(),
-                        title: format!("{}: {}", a.name, r.detail),
-                        detail: serde_json::json!({"score": h.score, "readings": [r]}),
+        // most accounts change nothing: an alert is only built when it is to be opened
+        let mut alert = |kind: &str, signal: &str, firing: bool, make: &dyn Fn() -> (String, serde_json::Value)| {
+            let key = (a.group_id.clone(), kind.to_string(), signal.to_string());
+            match (firing, unresolved.contains(&key)) {
+                (true, false) => {
+                    let (title, detail) = make();
+                    open.push(NewAlert {
+                        group_id: key.0,
+                        kind: key.1,
+                        signal: key.2,
+                        title,
+                        detail,
                         arr: a.arr,
                         owner: a.owner.clone(),
-                    },
-                    r.fired,
-                ));
+                    });
+                }
+                (false, true) => clear.push(key),
+                _ => {}
             }
+        };
+        alert("at_risk", "band", h.band == Band::AtRisk, &|| {
+            let fired: Vec<&health::Reading> = h.readings.iter().filter(|r| r.fired).collect();
+            (
+                format!("{} is at risk (health {})", a.name, h.score),
+                serde_json::json!({"score": h.score, "readings": fired}),
+            )
+        });
+        for r in h.readings.iter().filter(|r| r.kind.point_in_time()) {
+            alert("signal", &r.signal, r.fired, &|| {
+                (
+                    format!("{}: {}", a.name, r.detail),
+                    serde_json::json!({"score": h.score, "readings": [r]}),
+                )
+            });
         }
         rows.push(AccountHealthRow {
+            readings: serde_json::to_value(&h.readings).unwrap_or_default(),
             group_id: a.group_id,
             name: a.name,
             score: h.score,
             band: h.band.as_str().into(),
-            readings,
             arr: a.arr,
             computed_at_ms: now.timestamp_millis(),
         });
     }
     out.accounts = rows.len();
+    out.score_millis = scoring.elapsed().as_millis() as u64;
+    let saving = Instant::now();
     store.save_account_health(tenant, &rows, today)?;
-    // write only what changed: alerts to open that are not open yet, open ones that cleared
-    let mut unresolved = HashSet::new();
-    for status in ["open", "acknowledged"] {
-        for a in store.list_alerts(tenant, Some(status), u32::MAX)? {
-            unresolved.insert((a.group_id, a.kind, a.signal));
-        }
-    }
-    let (mut open, mut clear) = (vec![], vec![]);
-    for (a, firing) in alerts {
-        let key = (a.group_id.clone(), a.kind.clone(), a.signal.clone());
-        match (firing, unresolved.contains(&key)) {
-            (true, false) => open.push(a),
-            (false, true) => clear.push(key),
-            _ => {}
-        }
-    }
     let (opened, resolved) = store.sync_alerts(tenant, &open, &clear, "cxm")?;
     for id in &opened {
         if let Some(a) = store.alert(tenant, *id)? {
             crate::webhooks::emit(store, tenant, "alert.opened", &a);
         }
     }
+    out.save_millis = saving.elapsed().as_millis() as u64;
     out.alerts_opened = opened.len();
     out.alerts_resolved = resolved as usize;
     out.millis = started.elapsed().as_millis() as u64;

@@ -254,6 +254,7 @@ fn health(a: JourneyArgs, store_args: &StoreArgs) -> anyhow::Result<Value> {
         "bench": "health", "backend": store.backend(), "store_events": head, "load_seconds": load_secs,
         "facts_cold_walk_seconds": cold_secs, "facts_rows_read": walked,
         "accounts": r.accounts, "at_risk": r.at_risk, "rescore_seconds": rescore,
+        "last_rescore_ms": {"load": r.load_millis, "score": r.score_millis, "save": r.save_millis},
         "backtest_seconds": backtest_secs, "backtest_checkpoints": bt.checkpoints, "backtest_churned_accounts": bt.churned_accounts,
         "backtest": bt.rows.iter().map(|r| json!({"signal": r.signal, "precision": r.precision, "recall": r.recall, "lift": r.lift, "lead_days": r.median_lead_days, "suggested": r.suggested_threshold})).collect::<Vec<_>>(),
         "peak_rss_mb": peak_rss_mb(), "machine": machine(),
