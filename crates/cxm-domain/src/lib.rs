@@ -2,7 +2,9 @@
 //! deterministic function of its inputs, which is what makes `cxm rebuild` reproduce the
 //! incremental projections exactly.
 
+pub mod audit;
 pub mod context;
+pub mod decision;
 pub mod event;
 pub mod feedback;
 pub mod health;

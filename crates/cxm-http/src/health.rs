@@ -194,7 +194,10 @@ pub fn recompute(store: &dyn Store, tenant: &str, now: DateTime<Utc>) -> ApiResu
             out.at_risk += 1;
         }
         // most accounts change nothing: an alert is only built when it is to be opened
-        let mut alert = |kind: &str, signal: &str, firing: bool, make: &dyn Fn() -> (String, serde_json::Value)| {
+        let mut alert = |kind: &str,
+                         signal: &str,
+                         firing: bool,
+                         make: &dyn Fn() -> (String, serde_json::Value)| {
             let key = (a.group_id.clone(), kind.to_string(), signal.to_string());
             match (firing, unresolved.contains(&key)) {
                 (true, false) => {

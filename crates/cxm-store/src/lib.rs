@@ -397,6 +397,59 @@ pub trait Store: Send + Sync + 'static {
         since_ms: i64,
     ) -> Result<(u64, u64)>;
 
+    // governed agents
+    /// Registers an agent or updates its kind, description and disclosure.
+    fn save_agent(&self, tenant: &str, a: &Agent) -> Result<()>;
+    fn agents(&self, tenant: &str) -> Result<Vec<Agent>>;
+    fn agent(&self, tenant: &str, name: &str) -> Result<Option<Agent>>;
+    /// Saves the next version of the tenant's policies (activating it when asked) with its
+    /// audit entry; returns the version.
+    fn save_policy_set(
+        &self,
+        tenant: &str,
+        text: &str,
+        note: &str,
+        actor: &str,
+        activate: bool,
+    ) -> Result<i64>;
+    /// Makes a saved version the active one; false when there is no such version.
+    fn activate_policy_set(&self, tenant: &str, version: i64, actor: &str) -> Result<bool>;
+    /// Every version, newest first.
+    fn policy_sets(&self, tenant: &str) -> Result<Vec<PolicySetRow>>;
+    /// The version activated last.
+    fn active_policy_set(&self, tenant: &str) -> Result<Option<PolicySetRow>>;
+    /// Logs decisions (any tenants) with their audit entries in one transaction.
+    fn record_decisions(&self, batch: &[NewDecision]) -> Result<()>;
+    fn decision(&self, tenant: &str, id: &str) -> Result<Option<StoredDecision>>;
+    /// Newest first.
+    fn decisions(&self, tenant: &str, q: &DecisionQuery) -> Result<Vec<StoredDecision>>;
+    /// Settles a pending decision and chains the review.
+    fn review_decision(
+        &self,
+        tenant: &str,
+        r: &cxm_domain::decision::Review,
+    ) -> Result<ReviewResult>;
+    /// Decisions in the order of their audit entries, after `after_seq` (for verification).
+    fn decisions_by_audit_seq(
+        &self,
+        tenant: &str,
+        after_seq: i64,
+        limit: u32,
+    ) -> Result<Vec<StoredDecision>>;
+    /// Appends one admin action to the tenant's audit chain.
+    fn append_audit(
+        &self,
+        tenant: &str,
+        e: &cxm_domain::audit::NewAuditEntry,
+    ) -> Result<cxm_domain::audit::AuditEntry>;
+    /// Entries after `after_seq`, in order.
+    fn audit_entries(
+        &self,
+        tenant: &str,
+        after_seq: i64,
+        limit: u32,
+    ) -> Result<Vec<cxm_domain::audit::AuditEntry>>;
+
     // outbound webhooks
     fn add_webhook(&self, tenant: &str, e: &WebhookEndpoint) -> Result<()>;
     fn webhooks(&self, tenant: &str) -> Result<Vec<WebhookEndpoint>>;
@@ -522,4 +575,31 @@ pub(crate) fn now_ms() -> i64 {
 
 pub(crate) fn new_id(prefix: &str) -> String {
     format!("{prefix}_{}", uuid::Uuid::now_v7().simple())
+}
+
+/// Gives new audit entries their places after `head` (the tenant's last seq and hash).
+pub(crate) fn chain_after(
+    head: Option<(i64, String)>,
+    entries: Vec<cxm_domain::audit::NewAuditEntry>,
+    at_ms: i64,
+) -> Vec<cxm_domain::audit::AuditEntry> {
+    let (mut seq, mut prev) = head.unwrap_or((0, cxm_domain::audit::GENESIS.to_string()));
+    entries
+        .into_iter()
+        .map(|e| {
+            seq += 1;
+            let entry = cxm_domain::audit::AuditEntry::new(&prev, seq, at_ms, e);
+            prev = entry.hash.clone();
+            entry
+        })
+        .collect()
+}
+
+pub(crate) fn sha256_hex(s: &str) -> String {
+    use sha2::Digest;
+    hex_lower(&sha2::Sha256::digest(s.as_bytes()))
+}
+
+fn hex_lower(b: &[u8]) -> String {
+    b.iter().map(|x| format!("{x:02x}")).collect()
 }

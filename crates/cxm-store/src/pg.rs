@@ -25,6 +25,10 @@ const MIGRATIONS: &[(i64, &str)] = &[
     (7, include_str!("../migrations/postgres/0007_health.sql")),
     (8, include_str!("../migrations/postgres/0008_tickets.sql")),
     (9, include_str!("../migrations/postgres/0009_webhooks.sql")),
+    (
+        10,
+        include_str!("../migrations/postgres/0010_decisions.sql"),
+    ),
 ];
 const POOL_SIZE: usize = 8;
 
@@ -113,6 +117,13 @@ fn migrate(c: &mut Client) -> Result<()> {
     }
     tx.commit()?;
     Ok(())
+}
+
+/// The columns `pg_decision_row` reads, in its order (a macro so queries stay `&'static str`).
+macro_rules! pg_decision_columns {
+    () => {
+        "id, agent, action, customer, resource, request, facts, used, policy_version, outcome, level, policy_ids, reasons, created_at, audit_seq, review_status, review_due_at, reviewed_by, review_reason, reviewed_at"
+    };
 }
 
 struct PgTx<'a> {
@@ -1739,6 +1750,240 @@ impl Store for PgStore {
         })
     }
 
+    fn save_agent(&self, tenant: &str, a: &Agent) -> Result<()> {
+        self.tx(|g| {
+            g.exec(
+                "INSERT INTO agents (tenant_id, name, kind, description, disclosure, created_by, created_at, disabled_at) VALUES ($1, $2, $3, $4, $5, $6, $7, $8)
+                 ON CONFLICT (tenant_id, name) DO UPDATE SET kind = excluded.kind, description = excluded.description, disclosure = excluded.disclosure, disabled_at = excluded.disabled_at",
+                &[&tenant, &a.name, &a.kind, &a.description, &a.disclosure, &a.created_by, &a.created_at_ms, &a.disabled_at_ms],
+            )?;
+            Ok(())
+        })
+    }
+
+    fn agents(&self, tenant: &str) -> Result<Vec<Agent>> {
+        self.tx(|g| {
+            Ok(g.all("SELECT name, kind, description, disclosure, created_by, created_at, disabled_at FROM agents WHERE tenant_id = $1 ORDER BY name", &[&tenant])?
+                .iter()
+                .map(pg_agent_row)
+                .collect())
+        })
+    }
+
+    fn agent(&self, tenant: &str, name: &str) -> Result<Option<Agent>> {
+        self.tx(|g| {
+            Ok(g.opt("SELECT name, kind, description, disclosure, created_by, created_at, disabled_at FROM agents WHERE tenant_id = $1 AND name = $2", &[&tenant, &name])?
+                .as_ref()
+                .map(pg_agent_row))
+        })
+    }
+
+    fn save_policy_set(
+        &self,
+        tenant: &str,
+        text: &str,
+        note: &str,
+        actor: &str,
+        activate: bool,
+    ) -> Result<i64> {
+        let now = now_ms();
+        self.tx(|g| {
+            g.exec("SELECT pg_advisory_xact_lock(hashtext($1 || '/audit'))", &[&tenant])?;
+            let v: i64 = g.opt("SELECT COALESCE(MAX(version), 0)::bigint + 1 FROM policy_sets WHERE tenant_id = $1", &[&tenant])?.map(|r| r.get(0)).unwrap_or(1);
+            let activated = activate.then_some(now);
+            g.exec(
+                "INSERT INTO policy_sets (tenant_id, version, text, note, created_by, created_at, activated_at) VALUES ($1, $2, $3, $4, $5, $6, $7)",
+                &[&tenant, &v, &text, &note, &actor, &now, &activated],
+            )?;
+            let mut entries = vec![pg_policy_entry("policy.saved", v, actor, serde_json::json!({"version": v, "note": note, "sha256": crate::sha256_hex(text)}))];
+            if activate {
+                entries.push(pg_policy_entry("policy.activated", v, actor, serde_json::json!({"version": v})));
+            }
+            pg_chain(g, tenant, entries, now)?;
+            Ok(v)
+        })
+    }
+
+    fn activate_policy_set(&self, tenant: &str, version: i64, actor: &str) -> Result<bool> {
+        let now = now_ms();
+        self.tx(|g| {
+            g.exec(
+                "SELECT pg_advisory_xact_lock(hashtext($1 || '/audit'))",
+                &[&tenant],
+            )?;
+            let n = g.exec(
+                "UPDATE policy_sets SET activated_at = $3 WHERE tenant_id = $1 AND version = $2",
+                &[&tenant, &version, &now],
+            )?;
+            if n > 0 {
+                pg_chain(
+                    g,
+                    tenant,
+                    vec![pg_policy_entry(
+                        "policy.activated",
+                        version,
+                        actor,
+                        serde_json::json!({"version": version}),
+                    )],
+                    now,
+                )?;
+            }
+            Ok(n > 0)
+        })
+    }
+
+    fn policy_sets(&self, tenant: &str) -> Result<Vec<PolicySetRow>> {
+        self.tx(|g| {
+            Ok(g.all("SELECT version, text, note, created_by, created_at, activated_at FROM policy_sets WHERE tenant_id = $1 ORDER BY version DESC", &[&tenant])?
+                .iter()
+                .map(pg_policy_row)
+                .collect())
+        })
+    }
+
+    fn active_policy_set(&self, tenant: &str) -> Result<Option<PolicySetRow>> {
+        self.tx(|g| {
+            Ok(g.opt(
+                "SELECT version, text, note, created_by, created_at, activated_at FROM policy_sets WHERE tenant_id = $1 AND activated_at IS NOT NULL ORDER BY activated_at DESC, version DESC LIMIT 1",
+                &[&tenant],
+            )?
+            .as_ref()
+            .map(pg_policy_row))
+        })
+    }
+
+    fn record_decisions(&self, batch: &[NewDecision]) -> Result<()> {
+        let now = now_ms();
+        self.tx(|g| {
+            let mut by_tenant: std::collections::BTreeMap<&str, Vec<&NewDecision>> = std::collections::BTreeMap::new();
+            for d in batch {
+                by_tenant.entry(d.tenant_id.as_str()).or_default().push(d);
+            }
+            // tenants in a fixed order: two servers never wait on each other's locks in a circle
+            for (tenant, ds) in by_tenant {
+                g.exec("SELECT pg_advisory_xact_lock(hashtext($1 || '/audit'))", &[&tenant])?;
+                let entries = ds.iter().map(|d| d.record.audit_entry(&d.actor)).collect();
+                let chained = pg_chain(g, tenant, entries, now)?;
+                for (d, e) in ds.iter().zip(chained) {
+                    let r = &d.record;
+                    let status = d.review_due_at_ms.map(|_| "pending");
+                    g.exec(
+                        "INSERT INTO decisions (tenant_id, id, audit_seq, agent, action, customer, resource, request, facts, used, policy_version, outcome, level, policy_ids, reasons, created_at, review_status, review_due_at)
+                         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17, $18)",
+                        &[&tenant, &r.id, &e.seq, &r.agent, &r.action, &r.customer, &r.resource, &r.request.to_string(), &r.facts.to_string(), &r.used.to_string(),
+                          &r.policy_version, &r.outcome, &r.level, &serde_json::to_string(&r.policy_ids)?, &serde_json::to_string(&r.reasons)?, &r.at_ms,
+                          &status, &d.review_due_at_ms],
+                    )?;
+                }
+            }
+            Ok(())
+        })
+    }
+
+    fn decision(&self, tenant: &str, id: &str) -> Result<Option<StoredDecision>> {
+        self.tx(|g| {
+            Ok(g.opt(
+                concat!(
+                    "SELECT ",
+                    pg_decision_columns!(),
+                    " FROM decisions WHERE tenant_id = $1 AND id = $2"
+                ),
+                &[&tenant, &id],
+            )?
+            .as_ref()
+            .map(pg_decision_row))
+        })
+    }
+
+    fn decisions(&self, tenant: &str, q: &DecisionQuery) -> Result<Vec<StoredDecision>> {
+        let limit = i64::from(q.limit);
+        self.tx(|g| {
+            Ok(g.all(
+                concat!("SELECT ", pg_decision_columns!(), " FROM decisions WHERE tenant_id = $1 AND ($2::text IS NULL OR agent = $2) AND ($3::text IS NULL OR outcome = $3)
+                 AND ($4::text IS NULL OR review_status = $4) AND ($5::text IS NULL OR customer = $5) AND ($6::bigint IS NULL OR created_at < $6)
+                 ORDER BY created_at DESC, id DESC LIMIT $7"),
+                &[&tenant, &q.agent, &q.outcome, &q.review_status, &q.customer, &q.before_ms, &limit],
+            )?
+            .iter()
+            .map(pg_decision_row)
+            .collect())
+        })
+    }
+
+    fn review_decision(
+        &self,
+        tenant: &str,
+        r: &cxm_domain::decision::Review,
+    ) -> Result<ReviewResult> {
+        self.tx(|g| {
+            g.exec("SELECT pg_advisory_xact_lock(hashtext($1 || '/audit'))", &[&tenant])?;
+            let Some(d) = g.opt(concat!("SELECT ", pg_decision_columns!(), " FROM decisions WHERE tenant_id = $1 AND id = $2 FOR UPDATE"), &[&tenant, &r.decision_id])?.as_ref().map(pg_decision_row) else {
+                return Ok(ReviewResult::NotFound);
+            };
+            if d.review_status.as_deref() != Some("pending") {
+                return Ok(ReviewResult::NotPending(d));
+            }
+            g.exec(
+                "UPDATE decisions SET review_status = $3, reviewed_by = $4, review_reason = $5, reviewed_at = $6 WHERE tenant_id = $1 AND id = $2",
+                &[&tenant, &r.decision_id, &r.verdict.as_str(), &r.by, &r.reason, &r.at_ms],
+            )?;
+            pg_chain(g, tenant, vec![r.audit_entry()], r.at_ms)?;
+            let d = g
+                .opt(concat!("SELECT ", pg_decision_columns!(), " FROM decisions WHERE tenant_id = $1 AND id = $2"), &[&tenant, &r.decision_id])?
+                .as_ref()
+                .map(pg_decision_row)
+                .ok_or_else(|| StoreError::Backend("reviewed decision vanished".into()))?;
+            Ok(ReviewResult::Done(d))
+        })
+    }
+
+    fn decisions_by_audit_seq(
+        &self,
+        tenant: &str,
+        after_seq: i64,
+        limit: u32,
+    ) -> Result<Vec<StoredDecision>> {
+        let limit = i64::from(limit);
+        self.tx(|g| {
+            Ok(g.all(concat!("SELECT ", pg_decision_columns!(), " FROM decisions WHERE tenant_id = $1 AND audit_seq > $2 ORDER BY audit_seq LIMIT $3"), &[&tenant, &after_seq, &limit])?
+                .iter()
+                .map(pg_decision_row)
+                .collect())
+        })
+    }
+
+    fn append_audit(
+        &self,
+        tenant: &str,
+        e: &cxm_domain::audit::NewAuditEntry,
+    ) -> Result<cxm_domain::audit::AuditEntry> {
+        let now = now_ms();
+        self.tx(|g| {
+            g.exec(
+                "SELECT pg_advisory_xact_lock(hashtext($1 || '/audit'))",
+                &[&tenant],
+            )?;
+            let mut out = pg_chain(g, tenant, vec![e.clone()], now)?;
+            out.pop()
+                .ok_or_else(|| StoreError::Backend("nothing appended".into()))
+        })
+    }
+
+    fn audit_entries(
+        &self,
+        tenant: &str,
+        after_seq: i64,
+        limit: u32,
+    ) -> Result<Vec<cxm_domain::audit::AuditEntry>> {
+        let limit = i64::from(limit);
+        self.tx(|g| {
+            Ok(g.all("SELECT seq, at, actor, kind, subject, body, prev_hash, hash FROM audit_log WHERE tenant_id = $1 AND seq > $2 ORDER BY seq LIMIT $3", &[&tenant, &after_seq, &limit])?
+                .iter()
+                .map(|r| cxm_domain::audit::AuditEntry { seq: r.get(0), at_ms: r.get(1), actor: r.get(2), kind: r.get(3), subject: r.get(4), body: r.get(5), prev_hash: r.get(6), hash: r.get(7) })
+                .collect())
+        })
+    }
+
     fn add_webhook(&self, tenant: &str, e: &WebhookEndpoint) -> Result<()> {
         let events = serde_json::to_string(&e.events)?;
         let active = i64::from(e.active);
@@ -2525,5 +2770,95 @@ impl PgStore {
             }
             Ok(id)
         })
+    }
+}
+
+fn pg_decision_row(r: &Row) -> StoredDecision {
+    let json =
+        |i: usize| serde_json::from_str(&r.get::<_, String>(i)).unwrap_or(serde_json::Value::Null);
+    let list = |i: usize| serde_json::from_str(&r.get::<_, String>(i)).unwrap_or_default();
+    StoredDecision {
+        record: cxm_domain::decision::DecisionRecord {
+            id: r.get(0),
+            agent: r.get(1),
+            action: r.get(2),
+            customer: r.get(3),
+            resource: r.get(4),
+            request: json(5),
+            facts: json(6),
+            used: json(7),
+            policy_version: r.get(8),
+            outcome: r.get(9),
+            level: r.get(10),
+            policy_ids: list(11),
+            reasons: list(12),
+            at_ms: r.get(13),
+        },
+        audit_seq: r.get(14),
+        review_status: r.get(15),
+        review_due_at_ms: r.get(16),
+        reviewed_by: r.get(17),
+        review_reason: r.get(18),
+        reviewed_at_ms: r.get(19),
+    }
+}
+
+fn pg_agent_row(r: &Row) -> Agent {
+    Agent {
+        name: r.get(0),
+        kind: r.get(1),
+        description: r.get(2),
+        disclosure: r.get(3),
+        created_by: r.get(4),
+        created_at_ms: r.get(5),
+        disabled_at_ms: r.get(6),
+    }
+}
+
+fn pg_policy_row(r: &Row) -> PolicySetRow {
+    PolicySetRow {
+        version: r.get(0),
+        text: r.get(1),
+        note: r.get(2),
+        created_by: r.get(3),
+        created_at_ms: r.get(4),
+        activated_at_ms: r.get(5),
+    }
+}
+
+/// Links entries onto the tenant's chain; the caller holds the tenant's audit lock.
+fn pg_chain(
+    g: &mut PgTx,
+    tenant: &str,
+    entries: Vec<cxm_domain::audit::NewAuditEntry>,
+    at_ms: i64,
+) -> Result<Vec<cxm_domain::audit::AuditEntry>> {
+    let head = g
+        .opt(
+            "SELECT seq, hash FROM audit_log WHERE tenant_id = $1 ORDER BY seq DESC LIMIT 1",
+            &[&tenant],
+        )?
+        .map(|r| (r.get::<_, i64>(0), r.get::<_, String>(1)));
+    let chained = crate::chain_after(head, entries, at_ms);
+    for e in &chained {
+        g.exec(
+            "INSERT INTO audit_log (tenant_id, seq, at, actor, kind, subject, body, prev_hash, hash) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9)",
+            &[&tenant, &e.seq, &e.at_ms, &e.actor, &e.kind, &e.subject, &e.body, &e.prev_hash, &e.hash],
+        )?;
+    }
+    Ok(chained)
+}
+
+fn pg_policy_entry(
+    kind: &str,
+    version: i64,
+    actor: &str,
+    body: serde_json::Value,
+) -> cxm_domain::audit::NewAuditEntry {
+    cxm_domain::audit::NewAuditEntry {
+        actor: actor.to_string(),
+        kind: kind.to_string(),
+        subject: format!("policy:v{version}"),
+        body: body.to_string(),
     }
 }

@@ -24,6 +24,7 @@ const MIGRATIONS: &[(i64, &str)] = &[
     (7, include_str!("../migrations/sqlite/0007_health.sql")),
     (8, include_str!("../migrations/sqlite/0008_tickets.sql")),
     (9, include_str!("../migrations/sqlite/0009_webhooks.sql")),
+    (10, include_str!("../migrations/sqlite/0010_decisions.sql")),
 ];
 
 pub struct SqliteStore {
@@ -1836,6 +1837,217 @@ impl Store for SqliteStore {
         })
     }
 
+    fn save_agent(&self, tenant: &str, a: &Agent) -> Result<()> {
+        self.write(|tx| {
+            tx.execute(
+                "INSERT INTO agents (tenant_id, name, kind, description, disclosure, created_by, created_at, disabled_at) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8)
+                 ON CONFLICT (tenant_id, name) DO UPDATE SET kind = excluded.kind, description = excluded.description, disclosure = excluded.disclosure, disabled_at = excluded.disabled_at",
+                params![tenant, a.name, a.kind, a.description, a.disclosure, a.created_by, a.created_at_ms, a.disabled_at_ms],
+            )?;
+            Ok(())
+        })
+    }
+
+    fn agents(&self, tenant: &str) -> Result<Vec<Agent>> {
+        self.read(|c| {
+            let mut st = c.prepare_cached("SELECT name, kind, description, disclosure, created_by, created_at, disabled_at FROM agents WHERE tenant_id = ?1 ORDER BY name")?;
+            let rows = st.query_map([tenant], agent_row)?.collect::<Result<Vec<_>, _>>()?;
+            Ok(rows)
+        })
+    }
+
+    fn agent(&self, tenant: &str, name: &str) -> Result<Option<Agent>> {
+        self.read(|c| {
+            Ok(c.query_row("SELECT name, kind, description, disclosure, created_by, created_at, disabled_at FROM agents WHERE tenant_id = ?1 AND name = ?2", params![tenant, name], agent_row).optional()?)
+        })
+    }
+
+    fn save_policy_set(
+        &self,
+        tenant: &str,
+        text: &str,
+        note: &str,
+        actor: &str,
+        activate: bool,
+    ) -> Result<i64> {
+        let now = now_ms();
+        self.write(|tx| {
+            let v: i64 = tx.query_row("SELECT COALESCE(MAX(version), 0) + 1 FROM policy_sets WHERE tenant_id = ?1", [tenant], |r| r.get(0))?;
+            tx.execute(
+                "INSERT INTO policy_sets (tenant_id, version, text, note, created_by, created_at, activated_at) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)",
+                params![tenant, v, text, note, actor, now, activate.then_some(now)],
+            )?;
+            let mut entries = vec![policy_entry("policy.saved", v, actor, serde_json::json!({"version": v, "note": note, "sha256": crate::sha256_hex(text)}))];
+            if activate {
+                entries.push(policy_entry("policy.activated", v, actor, serde_json::json!({"version": v})));
+            }
+            sqlite_chain(tx, tenant, entries, now)?;
+            Ok(v)
+        })
+    }
+
+    fn activate_policy_set(&self, tenant: &str, version: i64, actor: &str) -> Result<bool> {
+        let now = now_ms();
+        self.write(|tx| {
+            let n = tx.execute(
+                "UPDATE policy_sets SET activated_at = ?3 WHERE tenant_id = ?1 AND version = ?2",
+                params![tenant, version, now],
+            )?;
+            if n > 0 {
+                sqlite_chain(
+                    tx,
+                    tenant,
+                    vec![policy_entry(
+                        "policy.activated",
+                        version,
+                        actor,
+                        serde_json::json!({"version": version}),
+                    )],
+                    now,
+                )?;
+            }
+            Ok(n > 0)
+        })
+    }
+
+    fn policy_sets(&self, tenant: &str) -> Result<Vec<PolicySetRow>> {
+        self.read(|c| {
+            let mut st = c.prepare_cached("SELECT version, text, note, created_by, created_at, activated_at FROM policy_sets WHERE tenant_id = ?1 ORDER BY version DESC")?;
+            let rows = st.query_map([tenant], policy_row)?.collect::<Result<Vec<_>, _>>()?;
+            Ok(rows)
+        })
+    }
+
+    fn active_policy_set(&self, tenant: &str) -> Result<Option<PolicySetRow>> {
+        self.read(|c| {
+            Ok(c.query_row(
+                "SELECT version, text, note, created_by, created_at, activated_at FROM policy_sets WHERE tenant_id = ?1 AND activated_at IS NOT NULL ORDER BY activated_at DESC, version DESC LIMIT 1",
+                [tenant],
+                policy_row,
+            )
+            .optional()?)
+        })
+    }
+
+    fn record_decisions(&self, batch: &[NewDecision]) -> Result<()> {
+        let now = now_ms();
+        self.write(|tx| {
+            let mut by_tenant: std::collections::BTreeMap<&str, Vec<&NewDecision>> = std::collections::BTreeMap::new();
+            for d in batch {
+                by_tenant.entry(d.tenant_id.as_str()).or_default().push(d);
+            }
+            let mut put = tx.prepare_cached(
+                "INSERT INTO decisions (tenant_id, id, audit_seq, agent, action, customer, resource, request, facts, used, policy_version, outcome, level, policy_ids, reasons, created_at, review_status, review_due_at)
+                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15, ?16, ?17, ?18)",
+            )?;
+            for (tenant, ds) in by_tenant {
+                let entries = ds.iter().map(|d| d.record.audit_entry(&d.actor)).collect();
+                let chained = sqlite_chain(tx, tenant, entries, now)?;
+                for (d, e) in ds.iter().zip(chained) {
+                    let r = &d.record;
+                    put.execute(params![
+                        tenant, r.id, e.seq, r.agent, r.action, r.customer, r.resource, r.request.to_string(), r.facts.to_string(), r.used.to_string(),
+                        r.policy_version, r.outcome, r.level, serde_json::to_string(&r.policy_ids)?, serde_json::to_string(&r.reasons)?, r.at_ms,
+                        d.review_due_at_ms.map(|_| "pending"), d.review_due_at_ms
+                    ])?;
+                }
+            }
+            Ok(())
+        })
+    }
+
+    fn decision(&self, tenant: &str, id: &str) -> Result<Option<StoredDecision>> {
+        self.read(|c| {
+            Ok(c.query_row(
+                &format!(
+                    "SELECT {DECISION_COLUMNS} FROM decisions WHERE tenant_id = ?1 AND id = ?2"
+                ),
+                params![tenant, id],
+                decision_row,
+            )
+            .optional()?)
+        })
+    }
+
+    fn decisions(&self, tenant: &str, q: &DecisionQuery) -> Result<Vec<StoredDecision>> {
+        self.read(|c| {
+            let mut st = c.prepare_cached(&format!(
+                "SELECT {DECISION_COLUMNS} FROM decisions WHERE tenant_id = ?1 AND (?2 IS NULL OR agent = ?2) AND (?3 IS NULL OR outcome = ?3)
+                 AND (?4 IS NULL OR review_status = ?4) AND (?5 IS NULL OR customer = ?5) AND (?6 IS NULL OR created_at < ?6)
+                 ORDER BY created_at DESC, id DESC LIMIT ?7"
+            ))?;
+            let rows = st
+                .query_map(params![tenant, q.agent, q.outcome, q.review_status, q.customer, q.before_ms, q.limit], decision_row)?
+                .collect::<Result<Vec<_>, _>>()?;
+            Ok(rows)
+        })
+    }
+
+    fn review_decision(
+        &self,
+        tenant: &str,
+        r: &cxm_domain::decision::Review,
+    ) -> Result<ReviewResult> {
+        self.write(|tx| {
+            let Some(d) = tx.query_row(&format!("SELECT {DECISION_COLUMNS} FROM decisions WHERE tenant_id = ?1 AND id = ?2"), params![tenant, r.decision_id], decision_row).optional()? else {
+                return Ok(ReviewResult::NotFound);
+            };
+            if d.review_status.as_deref() != Some("pending") {
+                return Ok(ReviewResult::NotPending(d));
+            }
+            tx.execute(
+                "UPDATE decisions SET review_status = ?3, reviewed_by = ?4, review_reason = ?5, reviewed_at = ?6 WHERE tenant_id = ?1 AND id = ?2",
+                params![tenant, r.decision_id, r.verdict.as_str(), r.by, r.reason, r.at_ms],
+            )?;
+            sqlite_chain(tx, tenant, vec![r.audit_entry()], r.at_ms)?;
+            let d = tx.query_row(&format!("SELECT {DECISION_COLUMNS} FROM decisions WHERE tenant_id = ?1 AND id = ?2"), params![tenant, r.decision_id], decision_row)?;
+            Ok(ReviewResult::Done(d))
+        })
+    }
+
+    fn decisions_by_audit_seq(
+        &self,
+        tenant: &str,
+        after_seq: i64,
+        limit: u32,
+    ) -> Result<Vec<StoredDecision>> {
+        self.read(|c| {
+            let mut st = c.prepare_cached(&format!("SELECT {DECISION_COLUMNS} FROM decisions WHERE tenant_id = ?1 AND audit_seq > ?2 ORDER BY audit_seq LIMIT ?3"))?;
+            let rows = st.query_map(params![tenant, after_seq, limit], decision_row)?.collect::<Result<Vec<_>, _>>()?;
+            Ok(rows)
+        })
+    }
+
+    fn append_audit(
+        &self,
+        tenant: &str,
+        e: &cxm_domain::audit::NewAuditEntry,
+    ) -> Result<cxm_domain::audit::AuditEntry> {
+        let now = now_ms();
+        self.write(|tx| {
+            let mut out = sqlite_chain(tx, tenant, vec![e.clone()], now)?;
+            out.pop()
+                .ok_or_else(|| StoreError::Backend("nothing appended".into()))
+        })
+    }
+
+    fn audit_entries(
+        &self,
+        tenant: &str,
+        after_seq: i64,
+        limit: u32,
+    ) -> Result<Vec<cxm_domain::audit::AuditEntry>> {
+        self.read(|c| {
+            let mut st = c.prepare_cached("SELECT seq, at, actor, kind, subject, body, prev_hash, hash FROM audit_log WHERE tenant_id = ?1 AND seq > ?2 ORDER BY seq LIMIT ?3")?;
+            let rows = st
+                .query_map(params![tenant, after_seq, limit], |r| {
+                    Ok(cxm_domain::audit::AuditEntry { seq: r.get(0)?, at_ms: r.get(1)?, actor: r.get(2)?, kind: r.get(3)?, subject: r.get(4)?, body: r.get(5)?, prev_hash: r.get(6)?, hash: r.get(7)? })
+                })?
+                .collect::<Result<Vec<_>, _>>()?;
+            Ok(rows)
+        })
+    }
+
     fn add_webhook(&self, tenant: &str, e: &WebhookEndpoint) -> Result<()> {
         self.write(|tx| {
             tx.execute(
@@ -2581,5 +2793,111 @@ impl SqliteStore {
             )?;
             Ok(Some(id))
         })
+    }
+}
+
+const DECISION_COLUMNS: &str = "id, agent, action, customer, resource, request, facts, used, policy_version, outcome, level, policy_ids, reasons, created_at, audit_seq, review_status, review_due_at, reviewed_by, review_reason, reviewed_at";
+
+fn decision_row(r: &rusqlite::Row) -> rusqlite::Result<StoredDecision> {
+    let json = |i: usize| -> rusqlite::Result<serde_json::Value> {
+        let s: String = r.get(i)?;
+        Ok(serde_json::from_str(&s).unwrap_or(serde_json::Value::Null))
+    };
+    let list = |i: usize| -> rusqlite::Result<Vec<String>> {
+        let s: String = r.get(i)?;
+        Ok(serde_json::from_str(&s).unwrap_or_default())
+    };
+    Ok(StoredDecision {
+        record: cxm_domain::decision::DecisionRecord {
+            id: r.get(0)?,
+            agent: r.get(1)?,
+            action: r.get(2)?,
+            customer: r.get(3)?,
+            resource: r.get(4)?,
+            request: json(5)?,
+            facts: json(6)?,
+            used: json(7)?,
+            policy_version: r.get(8)?,
+            outcome: r.get(9)?,
+            level: r.get(10)?,
+            policy_ids: list(11)?,
+            reasons: list(12)?,
+            at_ms: r.get(13)?,
+        },
+        audit_seq: r.get(14)?,
+        review_status: r.get(15)?,
+        review_due_at_ms: r.get(16)?,
+        reviewed_by: r.get(17)?,
+        review_reason: r.get(18)?,
+        reviewed_at_ms: r.get(19)?,
+    })
+}
+
+fn agent_row(r: &rusqlite::Row) -> rusqlite::Result<Agent> {
+    Ok(Agent {
+        name: r.get(0)?,
+        kind: r.get(1)?,
+        description: r.get(2)?,
+        disclosure: r.get(3)?,
+        created_by: r.get(4)?,
+        created_at_ms: r.get(5)?,
+        disabled_at_ms: r.get(6)?,
+    })
+}
+
+fn policy_row(r: &rusqlite::Row) -> rusqlite::Result<PolicySetRow> {
+    Ok(PolicySetRow {
+        version: r.get(0)?,
+        text: r.get(1)?,
+        note: r.get(2)?,
+        created_by: r.get(3)?,
+        created_at_ms: r.get(4)?,
+        activated_at_ms: r.get(5)?,
+    })
+}
+
+/// Links entries onto the tenant's chain inside the caller's transaction (the write lock
+/// makes the head we read the head we extend).
+fn sqlite_chain(
+    tx: &Transaction,
+    tenant: &str,
+    entries: Vec<cxm_domain::audit::NewAuditEntry>,
+    at_ms: i64,
+) -> Result<Vec<cxm_domain::audit::AuditEntry>> {
+    let head: Option<(i64, String)> = tx
+        .prepare_cached(
+            "SELECT seq, hash FROM audit_log WHERE tenant_id = ?1 ORDER BY seq DESC LIMIT 1",
+        )?
+        .query_row([tenant], |r| Ok((r.get(0)?, r.get(1)?)))
+        .optional()?;
+    let chained = crate::chain_after(head, entries, at_ms);
+    let mut put = tx.prepare_cached("INSERT INTO audit_log (tenant_id, seq, at, actor, kind, subject, body, prev_hash, hash) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9)")?;
+    for e in &chained {
+        put.execute(params![
+            tenant,
+            e.seq,
+            e.at_ms,
+            e.actor,
+            e.kind,
+            e.subject,
+            e.body,
+            e.prev_hash,
+            e.hash
+        ])?;
+    }
+    Ok(chained)
+}
+
+fn policy_entry(
+    kind: &str,
+    version: i64,
+    actor: &str,
+    body: serde_json::Value,
+) -> cxm_domain::audit::NewAuditEntry {
+    cxm_domain::audit::NewAuditEntry {
+        actor: actor.to_string(),
+        kind: kind.to_string(),
+        subject: format!("policy:v{version}"),
+        body: body.to_string(),
     }
 }

@@ -1,0 +1,69 @@
+-- governed agents: who may ask, the versioned policies that answer, every decision, and the
+-- tamper-evident audit chain that covers decisions, reviews and admin actions
+CREATE TABLE IF NOT EXISTS agents (
+    tenant_id TEXT NOT NULL,
+    name TEXT NOT NULL,
+    kind TEXT NOT NULL,
+    description TEXT NOT NULL,
+    disclosure TEXT NOT NULL,
+    created_by TEXT NOT NULL,
+    created_at INTEGER NOT NULL,
+    disabled_at INTEGER,
+    PRIMARY KEY (tenant_id, name)
+);
+CREATE TABLE IF NOT EXISTS policy_sets (
+    tenant_id TEXT NOT NULL,
+    version INTEGER NOT NULL,
+    text TEXT NOT NULL,
+    note TEXT NOT NULL,
+    created_by TEXT NOT NULL,
+    created_at INTEGER NOT NULL,
+    activated_at INTEGER,
+    PRIMARY KEY (tenant_id, version)
+);
+CREATE TABLE IF NOT EXISTS decisions (
+    tenant_id TEXT NOT NULL,
+    id TEXT NOT NULL,
+    audit_seq INTEGER NOT NULL,
+    agent TEXT NOT NULL,
+    action TEXT NOT NULL,
+    customer TEXT NOT NULL,
+    resource TEXT,
+    request TEXT NOT NULL,
+    facts TEXT NOT NULL,
+    used TEXT NOT NULL,
+    policy_version INTEGER NOT NULL,
+    outcome TEXT NOT NULL,
+    level TEXT NOT NULL,
+    policy_ids TEXT NOT NULL,
+    reasons TEXT NOT NULL,
+    created_at INTEGER NOT NULL,
+    -- pending while a human has to look (L2 review, L3 escalation); then approved or reversed
+    review_status TEXT,
+    review_due_at INTEGER,
+    reviewed_by TEXT,
+    review_reason TEXT,
+    reviewed_at INTEGER,
+    PRIMARY KEY (tenant_id, id)
+);
+CREATE INDEX IF NOT EXISTS decisions_time ON decisions(tenant_id, created_at);
+CREATE INDEX IF NOT EXISTS decisions_audit ON decisions(tenant_id, audit_seq);
+CREATE INDEX IF NOT EXISTS decisions_queue ON decisions(tenant_id, review_status, review_due_at) WHERE review_status = 'pending';
+CREATE TABLE IF NOT EXISTS audit_log (
+    tenant_id TEXT NOT NULL,
+    seq INTEGER NOT NULL,
+    at INTEGER NOT NULL,
+    actor TEXT NOT NULL,
+    kind TEXT NOT NULL,
+    subject TEXT NOT NULL,
+    body TEXT NOT NULL,
+    prev_hash TEXT NOT NULL,
+    hash TEXT NOT NULL,
+    PRIMARY KEY (tenant_id, seq)
+);
+CREATE INDEX IF NOT EXISTS audit_log_subject ON audit_log(tenant_id, subject);
+-- append-only: the chain detects edits, the triggers stop the accidental ones
+CREATE TRIGGER IF NOT EXISTS audit_log_no_update BEFORE UPDATE ON audit_log
+BEGIN SELECT RAISE(ABORT, 'the audit log is append-only'); END;
+CREATE TRIGGER IF NOT EXISTS audit_log_no_delete BEFORE DELETE ON audit_log
+BEGIN SELECT RAISE(ABORT, 'the audit log is append-only'); END;
