@@ -470,9 +470,14 @@ pub async fn create_key(
     ApiJson(body): ApiJson<NewKey>,
 ) -> ApiResult<(StatusCode, Json<CreatedKey>)> {
     p.require_admin()?;
-    let kind = KeyKind::parse(&body.kind).ok_or_else(|| {
-        ApiError::new(ErrorCode::InvalidParameter, "kind must be write or secret")
-    })?;
+    let kind = KeyKind::parse(&body.kind)
+        .filter(|k| *k != KeyKind::Agent)
+        .ok_or_else(|| {
+            ApiError::new(
+                ErrorCode::InvalidParameter,
+                "kind must be write or secret (agent keys are made per agent: POST /api/v1/agents/{name}/keys)",
+            )
+        })?;
     let name = body.name.unwrap_or_else(|| kind.as_str().to_string());
     if name.len() > 100 {
         return Err(ApiError::new(

@@ -37,6 +37,7 @@ pub fn generate_key(tenant_id: &str, kind: KeyKind, name: &str) -> (String, ApiK
     let tag = match kind {
         KeyKind::Write => "wk",
         KeyKind::Secret => "sk",
+        KeyKind::Agent => "ak",
     };
     let plain = format!("cxm_{tag}_{}", random_token());
     let key = ApiKey {

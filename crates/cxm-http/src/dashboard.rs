@@ -990,7 +990,9 @@ async fn create_key(State(st): State<Arc<AppState>>, req: Request) -> Response {
         Ok(x) => x,
         Err(r) => return r,
     };
-    let Some(kind) = cxm_store::KeyKind::parse(&form.kind) else {
+    let Some(kind) =
+        cxm_store::KeyKind::parse(&form.kind).filter(|k| *k != cxm_store::KeyKind::Agent)
+    else {
         return ApiError::new(ErrorCode::InvalidParameter, "kind must be write or secret")
             .into_response();
     };

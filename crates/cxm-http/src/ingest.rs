@@ -250,7 +250,8 @@ pub async fn handle(
         .or(parsed.body_key.clone())
         .ok_or_else(|| ApiError::new(ErrorCode::MissingCredentials, "send the write key as Basic auth username, a Bearer token, or writeKey in the body"))?;
     let key = st.keys.lookup(st, &token).await?;
-    if key.kind != KeyKind::Write && !matches!(route, Route::Native) {
+    if key.kind == KeyKind::Agent || (key.kind != KeyKind::Write && !matches!(route, Route::Native))
+    {
         return Err(ApiError::new(
             ErrorCode::WrongKeyKind,
             "the tracking api takes write keys; secret keys stay on servers",

@@ -5,6 +5,7 @@ pub mod api;
 pub mod auth;
 pub mod builder;
 pub mod dashboard;
+pub mod decisions;
 pub mod error;
 pub mod health;
 pub mod health_pages;
@@ -99,12 +100,16 @@ pub struct AppState {
     pub themes_wake: tokio::sync::Notify,
     /// Outbound HTTP (the optional phrasing endpoint).
     pub http_client: reqwest::Client,
+    /// Compiled agent policies per tenant.
+    pub policies: decisions::PolicyCache,
+    /// Group commit for decisions: answered only once logged.
+    pub decision_log: cxm_store::decision_log::DecisionLog,
 }
 
 impl AppState {
     pub fn new(store: Arc<dyn Store>, committer: Committer, config: HttpConfig) -> Arc<AppState> {
         Arc::new(AppState {
-            store: StoreHandle(store),
+            store: StoreHandle(store.clone()),
             committer,
             keys: auth::KeyCache::new(config.key_cache_ttl),
             limiter: ingest::RateLimiter::new(config.rate_limit_per_sec, config.rate_limit_burst),
@@ -115,6 +120,8 @@ impl AppState {
             analyzer: cxm_analytics::Analyzer::new(),
             themes_wake: tokio::sync::Notify::new(),
             http_client: reqwest::Client::new(),
+            policies: decisions::PolicyCache::default(),
+            decision_log: cxm_store::decision_log::DecisionLog::spawn(store.clone()),
             config,
         })
     }
@@ -157,6 +164,7 @@ pub fn router(state: Arc<AppState>) -> Router {
         .merge(journeys::routes())
         .merge(health::routes())
         .merge(tickets::routes())
+        .merge(decisions::routes())
         .merge(webhooks::routes())
         .merge(dashboard::routes())
         .route("/healthz", get(ops::healthz))

@@ -46,9 +46,10 @@ impl Modify for Security {
         crate::health::list_accounts, crate::health::get_account, crate::health::get_signals, crate::health::put_signals, crate::health::run_backtest, crate::health::list_alerts, crate::health::get_alert, crate::health::update_alert,
         crate::tickets::create, crate::tickets::list, crate::tickets::get_one, crate::tickets::move_state, crate::tickets::verify, crate::tickets::close, crate::tickets::from_alert, crate::tickets::get_rules, crate::tickets::put_rules,
         crate::webhooks::create, crate::webhooks::list, crate::webhooks::remove, crate::webhooks::deliveries,
+        crate::decisions::ask, crate::decisions::list, crate::decisions::get_one, crate::decisions::review, crate::decisions::queue, crate::decisions::get_policies, crate::decisions::put_policies, crate::decisions::test_policies, crate::decisions::activate, crate::decisions::list_agents, crate::decisions::save_agent, crate::decisions::get_agent, crate::decisions::agent_key, crate::decisions::verify_audit,
     ),
     modifiers(&Security),
-    tags((name = "ingest"), (name = "customers"), (name = "feedback"), (name = "themes"), (name = "journeys"), (name = "health"), (name = "tickets"), (name = "webhooks"), (name = "keys"))
+    tags((name = "ingest"), (name = "customers"), (name = "feedback"), (name = "themes"), (name = "journeys"), (name = "health"), (name = "tickets"), (name = "webhooks"), (name = "agents"), (name = "keys"))
 )]
 pub struct ApiDoc;
 

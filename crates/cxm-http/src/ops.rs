@@ -21,6 +21,8 @@ pub struct Metrics {
     pub events_duplicate: AtomicU64,
     pub events_quarantined: AtomicU64,
     pub rate_limited: AtomicU64,
+    /// Decisions answered (and logged) for agents.
+    pub decisions: AtomicU64,
     latency_buckets: [AtomicU64; BUCKETS_MS.len()],
     latency_count: AtomicU64,
     latency_sum_us: AtomicU64,
@@ -58,6 +60,7 @@ impl Metrics {
             "cxm_ingest_requests_total{{outcome=\"rate_limited\"}} {}",
             g(&self.rate_limited)
         );
+        let _ = writeln!(s, "# HELP cxm_decisions_total agent decisions answered and logged\n# TYPE cxm_decisions_total counter\ncxm_decisions_total {}", g(&self.decisions));
         let _ = writeln!(s, "# HELP cxm_ingest_events_total events by what ingest did with them\n# TYPE cxm_ingest_events_total counter");
         let _ = writeln!(
             s,

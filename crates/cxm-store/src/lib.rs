@@ -6,6 +6,7 @@
 //! requests into one transaction (group commit) and answers each only after the commit.
 
 pub mod committer;
+pub mod decision_log;
 mod graph;
 mod pg;
 mod sqlite;
@@ -21,7 +22,7 @@ pub use types::*;
 
 use cxm_domain::Identifier;
 
-#[derive(Debug, thiserror::Error)]
+#[derive(Debug, Clone, thiserror::Error)]
 pub enum StoreError {
     #[error("not found: {0}")]
     NotFound(String),
@@ -436,6 +437,14 @@ pub trait Store: Send + Sync + 'static {
         after_seq: i64,
         limit: u32,
     ) -> Result<Vec<StoredDecision>>;
+    /// A customer's answers since `since_ms`, newest first.
+    fn recent_answers(
+        &self,
+        tenant: &str,
+        profile_id: &str,
+        since_ms: i64,
+        limit: u32,
+    ) -> Result<Vec<RecentAnswer>>;
     /// Appends one admin action to the tenant's audit chain.
     fn append_audit(
         &self,

@@ -1952,6 +1952,31 @@ impl Store for PgStore {
         })
     }
 
+    fn recent_answers(
+        &self,
+        tenant: &str,
+        profile_id: &str,
+        since_ms: i64,
+        limit: u32,
+    ) -> Result<Vec<RecentAnswer>> {
+        let limit = i64::from(limit);
+        self.tx(|g| {
+            Ok(g.all(
+                "SELECT field_type, score, sentiment, cues, collected_at FROM feedback WHERE tenant_id = $1 AND profile_id = $2 AND collected_at >= $3 ORDER BY collected_at DESC LIMIT $4",
+                &[&tenant, &profile_id, &since_ms, &limit],
+            )?
+            .iter()
+            .map(|r| RecentAnswer {
+                field_type: r.get(0),
+                score: r.get(1),
+                sentiment: r.get(2),
+                cues: r.get::<_, Option<String>>(3).and_then(|c| serde_json::from_str(&c).ok()),
+                at_ms: r.get(4),
+            })
+            .collect())
+        })
+    }
+
     fn append_audit(
         &self,
         tenant: &str,

@@ -2018,6 +2018,27 @@ impl Store for SqliteStore {
         })
     }
 
+    fn recent_answers(
+        &self,
+        tenant: &str,
+        profile_id: &str,
+        since_ms: i64,
+        limit: u32,
+    ) -> Result<Vec<RecentAnswer>> {
+        self.read(|c| {
+            let mut st = c.prepare_cached(
+                "SELECT field_type, score, sentiment, cues, collected_at FROM feedback WHERE tenant_id = ?1 AND profile_id = ?2 AND collected_at >= ?3 ORDER BY collected_at DESC LIMIT ?4",
+            )?;
+            let rows = st
+                .query_map(params![tenant, profile_id, since_ms, limit], |r| {
+                    let cues: Option<String> = r.get(3)?;
+                    Ok(RecentAnswer { field_type: r.get(0)?, score: r.get(1)?, sentiment: r.get(2)?, cues: cues.and_then(|c| serde_json::from_str(&c).ok()), at_ms: r.get(4)? })
+                })?
+                .collect::<Result<Vec<_>, _>>()?;
+            Ok(rows)
+        })
+    }
+
     fn append_audit(
         &self,
         tenant: &str,

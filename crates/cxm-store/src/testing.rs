@@ -58,3 +58,31 @@ impl Drop for TestDb {
         .join();
     }
 }
+
+/// Where a test store lives, for tests that must reach behind the store (to prove that
+/// tampering with the database is detected).
+#[derive(Debug, Clone)]
+pub enum SqlTarget {
+    Sqlite(std::path::PathBuf),
+    Postgres(String),
+}
+
+/// Runs raw SQL against a test store's database on a connection of its own.
+pub fn execute_sql(target: &SqlTarget, sql: &str) {
+    match target {
+        SqlTarget::Sqlite(path) => {
+            let c = rusqlite::Connection::open(path).unwrap();
+            c.busy_timeout(std::time::Duration::from_secs(5)).unwrap();
+            c.execute_batch(sql).unwrap();
+        }
+        SqlTarget::Postgres(url) => {
+            let (url, sql) = (url.clone(), sql.to_string());
+            std::thread::spawn(move || {
+                let mut c = postgres::Client::connect(&url, postgres::NoTls).unwrap();
+                c.batch_execute(&sql).unwrap();
+            })
+            .join()
+            .unwrap();
+        }
+    }
+}

@@ -18,6 +18,8 @@ pub enum KeyKind {
     Write,
     /// Management API.
     Secret,
+    /// One agent's credential: asks for decisions as that agent (the key's name) and nothing else.
+    Agent,
 }
 
 impl KeyKind {
@@ -25,12 +27,14 @@ impl KeyKind {
         match self {
             KeyKind::Write => "write",
             KeyKind::Secret => "secret",
+            KeyKind::Agent => "agent",
         }
     }
     pub fn parse(s: &str) -> Option<KeyKind> {
         match s {
             "write" => Some(KeyKind::Write),
             "secret" => Some(KeyKind::Secret),
+            "agent" => Some(KeyKind::Agent),
             _ => None,
         }
     }
@@ -897,4 +901,15 @@ pub enum ReviewResult {
     /// Already reviewed, or never needed one.
     NotPending(StoredDecision),
     Done(StoredDecision),
+}
+
+/// An answer a customer gave lately, as a decision's enrichment reads it.
+#[derive(Debug, Clone, PartialEq, Serialize, utoipa::ToSchema)]
+pub struct RecentAnswer {
+    pub field_type: String,
+    pub score: Option<i64>,
+    pub sentiment: Option<f64>,
+    /// The text cues stored with the answer (churn intent, legal threat, rage, ...).
+    pub cues: Option<serde_json::Value>,
+    pub at_ms: i64,
 }

@@ -591,7 +591,9 @@ fn run(cli: Cli) -> anyhow::Result<()> {
             ref name,
             json,
         }) => {
-            let kind = KeyKind::parse(kind).context("--kind must be write or secret")?;
+            let kind = KeyKind::parse(kind)
+                .filter(|k| *k != KeyKind::Agent)
+                .context("--kind must be write or secret (agent keys: cxm agent key NAME)")?;
             let store = settings()?.open_store()?;
             anyhow::ensure!(store.tenant(tenant)?.is_some(), "no tenant {tenant}");
             let (plain, rec) = cxm_http::auth::generate_key(

@@ -6,7 +6,7 @@ use std::sync::Arc;
 
 use cxm_http::{AppState, HttpConfig};
 use cxm_store::committer::Committer;
-use cxm_store::testing::{pg_admin_url, TestDb};
+use cxm_store::testing::{pg_admin_url, SqlTarget, TestDb};
 use cxm_store::{KeyKind, Role, Store, StoreSettings, User};
 
 pub struct TestApp {
@@ -16,6 +16,8 @@ pub struct TestApp {
     pub tenant: String,
     pub write_key: String,
     pub secret_key: String,
+    /// The database behind the store, for tests that tamper with it.
+    pub sql: SqlTarget,
     stop: Option<tokio::sync::oneshot::Sender<()>>,
     server: Option<tokio::task::JoinHandle<()>>,
     _guard: Box<dyn std::any::Any + Send>,
@@ -35,30 +37,33 @@ impl TestApp {
 
     /// `None` when PostgreSQL is not configured (the caller skips).
     pub async fn spawn_with(backend: Backend, config: HttpConfig) -> Option<TestApp> {
-        let (store, guard): (Arc<dyn Store>, Box<dyn std::any::Any + Send>) = match backend {
-            Backend::Sqlite => {
-                let dir = tempfile::tempdir().unwrap();
-                let s =
-                    cxm_store::SqliteStore::open_dir(dir.path(), StoreSettings::default()).unwrap();
-                (Arc::new(s), Box::new(dir))
-            }
-            Backend::Postgres => {
-                let Some(admin) = pg_admin_url() else {
-                    eprintln!("skipping postgres: set CXM_TEST_DATABASE_URL");
-                    return None;
-                };
-                let db = tokio::task::spawn_blocking(move || TestDb::create(&admin))
+        let (store, guard, sql): (Arc<dyn Store>, Box<dyn std::any::Any + Send>, SqlTarget) =
+            match backend {
+                Backend::Sqlite => {
+                    let dir = tempfile::tempdir().unwrap();
+                    let s = cxm_store::SqliteStore::open_dir(dir.path(), StoreSettings::default())
+                        .unwrap();
+                    let sql = SqlTarget::Sqlite(dir.path().join("cxm.db"));
+                    (Arc::new(s), Box::new(dir), sql)
+                }
+                Backend::Postgres => {
+                    let Some(admin) = pg_admin_url() else {
+                        eprintln!("skipping postgres: set CXM_TEST_DATABASE_URL");
+                        return None;
+                    };
+                    let db = tokio::task::spawn_blocking(move || TestDb::create(&admin))
+                        .await
+                        .unwrap();
+                    let url = db.url.clone();
+                    let s = tokio::task::spawn_blocking(move || {
+                        cxm_store::PgStore::connect(&url, StoreSettings::default()).unwrap()
+                    })
                     .await
                     .unwrap();
-                let url = db.url.clone();
-                let s = tokio::task::spawn_blocking(move || {
-                    cxm_store::PgStore::connect(&url, StoreSettings::default()).unwrap()
-                })
-                .await
-                .unwrap();
-                (Arc::new(s), Box::new(db))
-            }
-        };
+                    let sql = SqlTarget::Postgres(db.url.clone());
+                    (Arc::new(s), Box::new(db), sql)
+                }
+            };
         let (tenant, write_key, secret_key) = Self::new_tenant(&store, "Acme").await;
         let (committer, writer) = Committer::spawn(store.clone());
         let state = AppState::new(store.clone(), committer, config);
@@ -90,6 +95,7 @@ impl TestApp {
             tenant,
             write_key,
             secret_key,
+            sql,
             stop: Some(tx),
             server: Some(server),
             _guard: guard,

@@ -71,3 +71,5 @@ $$ LANGUAGE plpgsql;
 DROP TRIGGER IF EXISTS audit_log_append_only ON audit_log;
 CREATE TRIGGER audit_log_append_only BEFORE UPDATE OR DELETE ON audit_log
     FOR EACH ROW EXECUTE FUNCTION audit_log_append_only();
+-- a decision reads the customer's recent answers
+CREATE INDEX IF NOT EXISTS feedback_profile ON feedback(tenant_id, profile_id, collected_at);

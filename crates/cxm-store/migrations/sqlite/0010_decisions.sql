@@ -67,3 +67,5 @@ CREATE TRIGGER IF NOT EXISTS audit_log_no_update BEFORE UPDATE ON audit_log
 BEGIN SELECT RAISE(ABORT, 'the audit log is append-only'); END;
 CREATE TRIGGER IF NOT EXISTS audit_log_no_delete BEFORE DELETE ON audit_log
 BEGIN SELECT RAISE(ABORT, 'the audit log is append-only'); END;
+-- a decision reads the customer's recent answers
+CREATE INDEX IF NOT EXISTS feedback_profile ON feedback(tenant_id, profile_id, collected_at);

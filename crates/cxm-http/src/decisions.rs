@@ -1,0 +1,1513 @@
+//! Governed agents over HTTP. An agent asks `POST /api/v1/decisions` before it acts; cxm
+//! enriches the ask with what it knows about the customer (an agent cannot under-report a
+//! legal threat the customer wrote down), evaluates the tenant's active Cedar policies, logs
+//! the decision on the audit chain, and only then answers. L2 decisions wait for a human's
+//! review after the fact, L3 ones before anything happens.
+
+use std::collections::{BTreeMap, HashMap};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use axum::extract::{FromRequestParts, Path, State};
+use axum::http::request::Parts;
+use axum::http::StatusCode;
+use axum::routing::{get, post};
+use axum::{Json, Router};
+use cxm_domain::decision::{DecisionRecord, Review, ReviewVerdict};
+use cxm_domain::identity::{Identifier, IdentifierKind};
+use cxm_policy::{Ask, CustomerFacts, Facts, Level, Policies, PolicyError};
+use cxm_store::{
+    Agent, DecisionQuery, KeyKind, NewDecision, PolicySetRow, ReviewResult, Role, Store,
+    StoredDecision,
+};
+use serde::{Deserialize, Serialize};
+use serde_json::{json, Map, Value};
+
+use crate::api::{ApiJson, ApiQuery};
+use crate::auth::Principal;
+use crate::error::{ApiError, ApiResult, ErrorCode};
+use crate::voc::blocking;
+use crate::AppState;
+
+/// How long a human has to look: L2 reviews within a day, L3 escalations within the hour.
+pub const REVIEW_SLA: Duration = Duration::from_secs(24 * 3600);
+pub const ESCALATION_SLA: Duration = Duration::from_secs(3600);
+/// How far back enrichment looks for answers and security events.
+const LOOKBACK_DAYS: i64 = 30;
+
+pub fn routes() -> Router<Arc<AppState>> {
+    Router::new()
+        .route("/api/v1/decisions", post(ask).get(list))
+        .route("/api/v1/decisions/{id}", get(get_one))
+        .route("/api/v1/decisions/{id}/review", post(review))
+        .route("/api/v1/reviews", get(queue))
+        .route("/api/v1/policies", get(get_policies).put(put_policies))
+        .route("/api/v1/policies/test", post(test_policies))
+        .route("/api/v1/policies/{version}/activate", post(activate))
+        .route("/api/v1/agents", get(list_agents).post(save_agent))
+        .route("/api/v1/agents/{name}", get(get_agent))
+        .route("/api/v1/agents/{name}/keys", post(agent_key))
+        .route("/api/v1/audit/verify", get(verify_audit))
+}
+
+// ---------------------------------------------------------------------------------------
+// policies
+
+/// Compiled policies per tenant, re-read from the store every few seconds so a version
+/// activated by another server (or the CLI) applies without a restart.
+#[derive(Default)]
+pub struct PolicyCache {
+    by_tenant: Mutex<HashMap<String, (Instant, i64, Arc<Policies>)>>,
+}
+
+const POLICY_TTL: Duration = Duration::from_secs(2);
+
+impl PolicyCache {
+    pub fn invalidate(&self, tenant: &str) {
+        self.by_tenant
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .remove(tenant);
+    }
+
+    fn fresh(&self, tenant: &str) -> Option<(i64, Arc<Policies>)> {
+        let m = self.by_tenant.lock().unwrap_or_else(|p| p.into_inner());
+        m.get(tenant)
+            .filter(|(at, _, _)| at.elapsed() < POLICY_TTL)
+            .map(|(_, v, p)| (*v, p.clone()))
+    }
+}
+
+/// The tenant's active policies; a tenant without any starts on the default matrix, saved
+/// as version 1 so every decision names a stored version.
+pub fn active_policies(store: &dyn Store, tenant: &str) -> ApiResult<(i64, Policies)> {
+    let row = match store.active_policy_set(tenant)? {
+        Some(r) => r,
+        None => {
+            store.save_policy_set(
+                tenant,
+                cxm_policy::DEFAULT_POLICIES,
+                "the default authority matrix",
+                "cxm",
+                true,
+            )?;
+            store.active_policy_set(tenant)?.ok_or_else(|| {
+                ApiError::new(ErrorCode::Internal, "the default policies were not saved")
+            })?
+        }
+    };
+    let p = Policies::compile(&row.text).map_err(|e| {
+        // stored versions were valid when saved; a failure here is ours, and fails closed
+        ApiError::new(
+            ErrorCode::Internal,
+            format!(
+                "active policy version {} does not compile: {e}",
+                row.version
+            ),
+        )
+    })?;
+    Ok((row.version, p))
+}
+
+async fn cached_policies(st: &AppState, tenant: &str) -> ApiResult<(i64, Arc<Policies>)> {
+    if let Some(hit) = st.policies.fresh(tenant) {
+        return Ok(hit);
+    }
+    let t = tenant.to_string();
+    let (v, p) = blocking(st, move |s| active_policies(s, &t)).await?;
+    let p = Arc::new(p);
+    st.policies
+        .by_tenant
+        .lock()
+        .unwrap_or_else(|e| e.into_inner())
+        .insert(tenant.to_string(), (Instant::now(), v, p.clone()));
+    Ok((v, p))
+}
+
+fn policy_error(e: PolicyError) -> ApiError {
+    match e {
+        PolicyError::UnknownAction { .. } => ApiError::new(ErrorCode::UnknownAction, e.to_string()),
+        PolicyError::Ask(_) => ApiError::new(ErrorCode::InvalidParameter, e.to_string()),
+        PolicyError::Parse(_) | PolicyError::Invalid(_) => {
+            ApiError::new(ErrorCode::InvalidPolicy, e.to_string())
+        }
+    }
+}
+
+// ---------------------------------------------------------------------------------------
+// who may ask
+
+/// The caller of the decision API: an agent's own key (bound to that agent), or a secret
+/// key / signed-in operator naming the agent it speaks for.
+pub struct Asker {
+    pub tenant_id: String,
+    pub bound_agent: Option<String>,
+    pub actor: String,
+}
+
+impl FromRequestParts<Arc<AppState>> for Asker {
+    type Rejection = ApiError;
+
+    async fn from_request_parts(
+        parts: &mut Parts,
+        state: &Arc<AppState>,
+    ) -> Result<Self, Self::Rejection> {
+        if let Some(token) = crate::auth::header_credential(&parts.headers) {
+            let key = state.keys.lookup(state, &token).await?;
+            return match key.kind {
+                KeyKind::Agent => Ok(Asker {
+                    tenant_id: key.tenant_id,
+                    actor: format!("agent:{}", key.name),
+                    bound_agent: Some(key.name),
+                }),
+                KeyKind::Secret => Ok(Asker {
+                    tenant_id: key.tenant_id,
+                    bound_agent: None,
+                    actor: format!("key:{}", key.id),
+                }),
+                KeyKind::Write => Err(ApiError::new(
+                    ErrorCode::WrongKeyKind,
+                    "write keys only ingest; agents ask with their agent key or a secret key",
+                )),
+            };
+        }
+        let p = Principal::from_request_parts(parts, state).await?;
+        require_operator(&p)?;
+        Ok(Asker {
+            tenant_id: p.tenant_id,
+            bound_agent: None,
+            actor: p.actor,
+        })
+    }
+}
+
+/// Reviewers and agent managers: agent operators, admins and owners.
+fn require_operator(p: &Principal) -> ApiResult<()> {
+    if p.role.can_administer() || p.role == Role::AgentOperator {
+        Ok(())
+    } else {
+        Err(ApiError::new(
+            ErrorCode::Forbidden,
+            format!(
+                "the {} role cannot do this; ask an agent operator, owner or admin",
+                p.role.as_str()
+            ),
+        ))
+    }
+}
+
+// ---------------------------------------------------------------------------------------
+// asking
+
+#[derive(Debug, Clone, Deserialize, utoipa::ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct AskRequest {
+    /// The agent acting; may be left out with an agent key (it must match when given).
+    pub agent: Option<String>,
+    /// One of the schema's actions (`refund`, `password_reset`, ...).
+    pub action: String,
+    /// The customer acted on: a typed identifier (`email:a@b.com`, `user_id:u1`) or a user id.
+    pub customer: String,
+    /// What is acted on (an order, a subscription), for the log.
+    pub resource: Option<String>,
+    /// What the agent knows: `amount` and `currency`, `reason` and `message` (the customer's
+    /// words), `sentiment` (-1..1), `channel`, and cues it saw (`legal_threat`, `rage`,
+    /// `churn_intent`, `account_takeover`, `human_requested`). Other keys are logged as sent.
+    #[serde(default)]
+    #[schema(value_type = Object)]
+    pub context: Map<String, Value>,
+}
+
+#[derive(Debug, Clone, Serialize, utoipa::ToSchema)]
+pub struct DecisionAnswer {
+    pub decision_id: String,
+    /// `allow`, `review` (go ahead; a human reviews afterwards), `escalate` (stop; a human
+    /// decides), or `deny`.
+    pub decision: String,
+    pub level: String,
+    pub policy_ids: Vec<String>,
+    pub reasons: Vec<String>,
+    pub policy_version: i64,
+    /// When a human will have looked (L2/L3).
+    pub review_due_at_ms: Option<i64>,
+    /// What cxm added to the agent's account of the stakes.
+    #[schema(value_type = Object)]
+    pub used: Value,
+}
+
+const MAX_TEXT: usize = 10_000;
+
+/// The agent's context, checked field by field.
+fn claims(ctx: &Map<String, Value>) -> ApiResult<(Facts, Vec<String>)> {
+    let bad = |field: &str, why: &str| {
+        ApiError::new(
+            ErrorCode::InvalidParameter,
+            format!("context.{field} {why}"),
+        )
+    };
+    let mut f = Facts::default();
+    let mut texts = vec![];
+    for (k, v) in ctx {
+        match k.as_str() {
+            "amount" => {
+                let a = v.as_f64().ok_or_else(|| bad(k, "must be a number"))?;
+                if !(0.0..1e12).contains(&a) {
+                    return Err(bad(k, "must be between 0 and 1e12"));
+                }
+                f.amount_cents = Some((a * 100.0).round() as i64);
+            }
+            "currency" => {
+                let c = v.as_str().ok_or_else(|| bad(k, "must be a string"))?;
+                if c.len() != 3 || !c.chars().all(|c| c.is_ascii_alphabetic()) {
+                    return Err(bad(k, "must be a three-letter ISO 4217 code"));
+                }
+                f.currency = Some(c.to_ascii_uppercase());
+            }
+            "channel" => {
+                let c = v.as_str().ok_or_else(|| bad(k, "must be a string"))?;
+                f.channel = Some(c.chars().take(40).collect());
+            }
+            "sentiment" => {
+                let s = v.as_f64().ok_or_else(|| bad(k, "must be a number"))?;
+                if !(-1.0..=1.0).contains(&s) {
+                    return Err(bad(k, "must be between -1 and 1"));
+                }
+                f.sentiment = Some((s * 100.0).round() as i64);
+            }
+            "reason" | "message" => {
+                let t = v.as_str().ok_or_else(|| bad(k, "must be a string"))?;
+                if t.len() > MAX_TEXT {
+                    return Err(bad(k, "is longer than 10000 bytes"));
+                }
+                texts.push(t.to_string());
+            }
+            "legal_threat" | "rage" | "churn_intent" | "account_takeover" | "human_requested" => {
+                let b = v.as_bool().ok_or_else(|| bad(k, "must be true or false"))?;
+                match k.as_str() {
+                    "legal_threat" => f.legal_threat = b,
+                    "rage" => f.rage = b,
+                    "churn_intent" => f.churn_intent = b,
+                    "account_takeover" => f.account_takeover = b,
+                    _ => f.human_requested = b,
+                }
+            }
+            "step_up_verified" => {
+                return Err(bad(
+                    k,
+                    "cannot be claimed; cxm records step-up verification itself",
+                ))
+            }
+            _ => {}
+        }
+    }
+    Ok((f, texts))
+}
+
+/// Security events that, close together, suggest someone else has the account.
+const TAKEOVER_EVENTS: &[&str] = &[
+    "Login Failed",
+    "Password Reset Requested",
+    "Email Changed",
+    "Phone Changed",
+    "Two Factor Disabled",
+];
+
+/// What cxm knows about the customer, merged into the agent's claims (only ever raising
+/// the stakes), with the sources recorded.
+fn enrich(
+    store: &dyn Store,
+    analyzer: &cxm_analytics::Analyzer,
+    tenant: &str,
+    customer: &str,
+    claimed: &Facts,
+    texts: &[String],
+    now_ms: i64,
+) -> ApiResult<(Facts, CustomerFacts, Value)> {
+    let mut f = claimed.clone();
+    let mut c = CustomerFacts::default();
+    let mut used = Map::new();
+    used.insert("claims".into(), json!(claimed));
+    // the customer's own words in the ask
+    for t in texts {
+        let s = analyzer.analyze(t);
+        let cues = &s.cues;
+        f.legal_threat |= cues.legal_threat;
+        f.churn_intent |= cues.churn_intent;
+        f.rage |= cues.rage >= 0.5;
+        if let Some(c) = s.compound {
+            let compound = (c * 100.0).round() as i64;
+            f.sentiment = Some(f.sentiment.map_or(compound, |x| x.min(compound)));
+        }
+        used.insert(
+            "text".into(),
+            json!({"compound": s.compound, "legal_threat": cues.legal_threat, "churn_intent": cues.churn_intent, "rage": cues.rage, "matched": cues.matched}),
+        );
+    }
+    let identifier = Identifier::parse_typed(customer)
+        .or_else(|| Identifier::parse(IdentifierKind::UserId, customer));
+    let profile_id = match &identifier {
+        Some(i) => store.profile_for(tenant, i)?,
+        None => None,
+    };
+    let Some(pid) = profile_id else {
+        used.insert("profile".into(), Value::Null);
+        used.insert(
+            "note".into(),
+            json!("the customer is not known to cxm; only the agent's account was used"),
+        );
+        return Ok((f, c, Value::Object(used)));
+    };
+    used.insert("profile".into(), json!(pid));
+    let since = now_ms - LOOKBACK_DAYS * 86_400_000;
+    if let Some(profile) = store.profile(tenant, &pid)? {
+        let trait_str = |k: &str| {
+            profile
+                .traits
+                .get(k)
+                .and_then(Value::as_str)
+                .map(str::to_string)
+        };
+        if let Some(t) = trait_str("tier").or_else(|| trait_str("plan")) {
+            c.tier = t;
+        }
+        if let Some(acct) = profile.accounts.first() {
+            if let Some(h) = store.account_health_one(tenant, acct)? {
+                c.arr = h.arr.round() as i64;
+                used.insert(
+                    "account".into(),
+                    json!({"id": acct, "arr": h.arr, "health": h.score, "band": h.band}),
+                );
+            }
+        }
+        let recent = store.timeline(
+            tenant,
+            &profile,
+            &cxm_store::TimelinePage {
+                before: None,
+                limit: 100,
+            },
+        )?;
+        let mut opened = 0i64;
+        let mut security = vec![];
+        for e in recent.iter().filter(|e| e.timestamp_ms >= since) {
+            match e.name.as_deref().unwrap_or_default() {
+                "Ticket Opened" | "Ticket Created" | "Ticket Reopened" => opened += 1,
+                "Ticket Resolved" => opened -= 1,
+                n if TAKEOVER_EVENTS.contains(&n) && now_ms - e.timestamp_ms < 86_400_000 => {
+                    security.push(n.to_string())
+                }
+                _ => {}
+            }
+        }
+        c.open_tickets = opened.max(0);
+        if security.len() >= 2 {
+            f.account_takeover = true;
+        }
+        used.insert(
+            "timeline".into(),
+            json!({"events_read": recent.len(), "open_tickets": c.open_tickets, "security_events_24h": security}),
+        );
+    }
+    let answers = store.recent_answers(tenant, &pid, since, 50)?;
+    let mut low = None::<i64>;
+    for a in &answers {
+        if let Some(s) = a.sentiment {
+            let s = (s * 100.0).round() as i64;
+            low = Some(low.map_or(s, |x| x.min(s)));
+        }
+        if let Some(cues) = &a.cues {
+            f.legal_threat |= cues.get("legal_threat").and_then(Value::as_bool) == Some(true);
+            f.churn_intent |= cues.get("churn_intent").and_then(Value::as_bool) == Some(true);
+            f.rage |= cues.get("rage").and_then(Value::as_f64).unwrap_or(0.0) >= 0.5;
+        }
+    }
+    if let Some(l) = low {
+        f.sentiment = Some(f.sentiment.map_or(l, |x| x.min(l)));
+    }
+    used.insert(
+        "answers".into(),
+        json!({"read": answers.len(), "lowest_sentiment": low.map(|l| l as f64 / 100.0)}),
+    );
+    used.insert("customer_facts".into(), json!(c));
+    Ok((f, c, Value::Object(used)))
+}
+
+fn check_name(what: &str, s: &str) -> ApiResult<()> {
+    if s.is_empty() || s.len() > 200 || s.chars().any(char::is_control) {
+        return Err(ApiError::new(
+            ErrorCode::InvalidParameter,
+            format!("{what} must be 1 to 200 characters without control characters"),
+        ));
+    }
+    Ok(())
+}
+
+/// Asks whether an agent may act. The answer is logged (and chained) before it is sent.
+#[utoipa::path(post, path = "/api/v1/decisions", tag = "agents", request_body = AskRequest,
+    responses((status = 200, body = DecisionAnswer), (status = 422, body = crate::error::Problem, description = "unknown_agent or unknown_action"),
+        (status = 400, body = crate::error::Problem)), security(("bearer" = [])))]
+pub async fn ask(
+    State(st): State<Arc<AppState>>,
+    caller: Asker,
+    ApiJson(req): ApiJson<AskRequest>,
+) -> ApiResult<Json<DecisionAnswer>> {
+    let agent_name = match (&caller.bound_agent, &req.agent) {
+        (Some(bound), Some(named)) if bound != named => {
+            return Err(ApiError::new(
+                ErrorCode::Forbidden,
+                format!("this key belongs to agent {bound:?}; it cannot ask for {named:?}"),
+            ))
+        }
+        (Some(bound), _) => bound.clone(),
+        (None, Some(named)) => named.clone(),
+        (None, None) => {
+            return Err(ApiError::new(
+                ErrorCode::InvalidParameter,
+                "name the agent that will act (agent), or ask with that agent's key",
+            ))
+        }
+    };
+    check_name("customer", &req.customer)?;
+    check_name("action", &req.action)?;
+    if let Some(r) = &req.resource {
+        check_name("resource", r)?;
+    }
+    let (claimed, texts) = claims(&req.context)?;
+    let (version, policies) = cached_policies(&st, &caller.tenant_id).await?;
+    let tenant = caller.tenant_id.clone();
+    let now_ms = chrono::Utc::now().timestamp_millis();
+    let st2 = st.clone();
+    let (agent, facts, customer_facts, used) = {
+        let (tenant, name, customer) = (tenant.clone(), agent_name.clone(), req.customer.clone());
+        blocking(&st, move |s| {
+            let agent = s.agent(&tenant, &name)?;
+            let Some(agent) = agent.filter(|a| a.disabled_at_ms.is_none()) else {
+                return Err(ApiError::new(
+                    ErrorCode::UnknownAgent,
+                    format!("no active agent {name:?}; register it with POST /api/v1/agents"),
+                ));
+            };
+            let (f, c, used) = enrich(
+                s,
+                &st2.analyzer,
+                &tenant,
+                &customer,
+                &claimed,
+                &texts,
+                now_ms,
+            )?;
+            Ok((agent, f, c, used))
+        })
+        .await?
+    };
+    let verdict = policies
+        .authorize(&Ask {
+            agent: &agent.name,
+            agent_kind: &agent.kind,
+            action: &req.action,
+            customer: &req.customer,
+            customer_facts: &customer_facts,
+            facts: &facts,
+        })
+        .map_err(policy_error)?;
+    let mut used = used;
+    if let Value::Object(m) = &mut used {
+        m.insert("agent_kind".into(), json!(agent.kind));
+        m.insert("customer_facts".into(), json!(customer_facts));
+    }
+    let due = match verdict.level {
+        Level::L1 => None,
+        Level::L2 => Some(now_ms + REVIEW_SLA.as_millis() as i64),
+        Level::L3 => Some(now_ms + ESCALATION_SLA.as_millis() as i64),
+    };
+    let record = DecisionRecord {
+        id: format!("dec_{}", uuid::Uuid::now_v7().simple()),
+        agent: agent.name.clone(),
+        action: req.action.clone(),
+        customer: req.customer.clone(),
+        resource: req.resource.clone(),
+        request: Value::Object(req.context.clone()),
+        facts: json!(facts),
+        used: used.clone(),
+        policy_version: version,
+        outcome: verdict.outcome.as_str().into(),
+        level: verdict.level.as_str().into(),
+        policy_ids: verdict.policy_ids.clone(),
+        reasons: verdict.reasons.clone(),
+        at_ms: now_ms,
+    };
+    // a deny needs no human; everything above L1 that may still happen does
+    let review_due = if verdict.outcome == cxm_policy::Outcome::Deny {
+        None
+    } else {
+        due
+    };
+    st.decision_log
+        .record(NewDecision {
+            tenant_id: tenant,
+            actor: caller.actor,
+            record: record.clone(),
+            review_due_at_ms: review_due,
+        })
+        .await?;
+    st.metrics
+        .decisions
+        .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+    Ok(Json(DecisionAnswer {
+        decision_id: record.id,
+        decision: record.outcome,
+        level: record.level,
+        policy_ids: record.policy_ids,
+        reasons: record.reasons,
+        policy_version: version,
+        review_due_at_ms: review_due,
+        used,
+    }))
+}
+
+// ---------------------------------------------------------------------------------------
+// the log and the review queue
+
+#[derive(Debug, Deserialize, utoipa::IntoParams)]
+#[serde(deny_unknown_fields)]
+pub struct DecisionFilter {
+    pub agent: Option<String>,
+    /// allow, review, escalate or deny.
+    pub outcome: Option<String>,
+    /// pending, approved or reversed.
+    pub status: Option<String>,
+    pub customer: Option<String>,
+    /// Milliseconds since the epoch: decisions before it (paging).
+    pub before: Option<i64>,
+    /// 1–500, default 50.
+    pub limit: Option<u32>,
+}
+
+impl DecisionFilter {
+    pub fn query(&self) -> ApiResult<DecisionQuery> {
+        let limit = self.limit.unwrap_or(50);
+        if !(1..=500).contains(&limit) {
+            return Err(ApiError::new(
+                ErrorCode::InvalidParameter,
+                "limit must be between 1 and 500",
+            ));
+        }
+        if let Some(o) = &self.outcome {
+            o.parse::<cxm_policy::Outcome>()
+                .map_err(|e| ApiError::new(ErrorCode::InvalidParameter, e))?;
+        }
+        if let Some(s) = &self.status {
+            if !matches!(s.as_str(), "pending" | "approved" | "reversed") {
+                return Err(ApiError::new(
+                    ErrorCode::InvalidParameter,
+                    "status must be pending, approved or reversed",
+                ));
+            }
+        }
+        Ok(DecisionQuery {
+            agent: self.agent.clone(),
+            outcome: self.outcome.clone(),
+            review_status: self.status.clone(),
+            customer: self.customer.clone(),
+            before_ms: self.before,
+            limit,
+        })
+    }
+}
+
+#[derive(Debug, Serialize, utoipa::ToSchema)]
+pub struct DecisionList {
+    pub decisions: Vec<StoredDecision>,
+}
+
+/// The decision log, newest first.
+#[utoipa::path(get, path = "/api/v1/decisions", tag = "agents", params(DecisionFilter),
+    responses((status = 200, body = DecisionList)), security(("bearer" = [])))]
+pub async fn list(
+    State(st): State<Arc<AppState>>,
+    p: Principal,
+    ApiQuery(f): ApiQuery<DecisionFilter>,
+) -> ApiResult<Json<DecisionList>> {
+    let q = f.query()?;
+    let t = p.tenant_id.clone();
+    let decisions = blocking(&st, move |s| Ok(s.decisions(&t, &q)?)).await?;
+    Ok(Json(DecisionList { decisions }))
+}
+
+async fn find(st: &AppState, tenant: &str, id: &str) -> ApiResult<StoredDecision> {
+    let (t, i) = (tenant.to_string(), id.to_string());
+    blocking(st, move |s| Ok(s.decision(&t, &i)?))
+        .await?
+        .ok_or_else(|| {
+            ApiError::new(
+                ErrorCode::NotFound,
+                format!("no decision {id:?} in this tenant's log"),
+            )
+        })
+}
+
+/// One decision as logged: the ask, what cxm added, the policies that decided, the review.
+#[utoipa::path(get, path = "/api/v1/decisions/{id}", tag = "agents", params(("id" = String, Path)),
+    responses((status = 200, body = StoredDecision), (status = 404, body = crate::error::Problem)), security(("bearer" = [])))]
+pub async fn get_one(
+    State(st): State<Arc<AppState>>,
+    caller: Asker,
+    Path(id): Path<String>,
+) -> ApiResult<Json<StoredDecision>> {
+    let d = find(&st, &caller.tenant_id, &id).await?;
+    // an agent sees its own decisions (to check one before acting on it), not others'
+    if caller
+        .bound_agent
+        .as_ref()
+        .is_some_and(|a| *a != d.record.agent)
+    {
+        return Err(ApiError::new(
+            ErrorCode::NotFound,
+            format!("no decision {id:?} in this tenant's log"),
+        ));
+    }
+    Ok(Json(d))
+}
+
+#[derive(Debug, Deserialize, utoipa::ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct ReviewRequest {
+    /// `approved` or `reversed`.
+    pub verdict: ReviewVerdict,
+    /// Why; required to reverse.
+    #[serde(default)]
+    pub reason: String,
+}
+
+pub fn settle(
+    store: &dyn Store,
+    tenant: &str,
+    id: &str,
+    by: &str,
+    req: &ReviewRequest,
+) -> ApiResult<StoredDecision> {
+    let reason = req.reason.trim();
+    if req.verdict == ReviewVerdict::Reversed && reason.is_empty() {
+        return Err(ApiError::new(
+            ErrorCode::InvalidParameter,
+            "say why the decision is reversed (reason)",
+        ));
+    }
+    if reason.len() > 2000 {
+        return Err(ApiError::new(
+            ErrorCode::InvalidParameter,
+            "reason is longer than 2000 bytes",
+        ));
+    }
+    let r = Review {
+        decision_id: id.to_string(),
+        verdict: req.verdict,
+        by: by.to_string(),
+        reason: reason.to_string(),
+        at_ms: chrono::Utc::now().timestamp_millis(),
+    };
+    match store.review_decision(tenant, &r)? {
+        ReviewResult::Done(d) => {
+            crate::webhooks::emit(store, tenant, "decision.reviewed", &d);
+            Ok(d)
+        }
+        ReviewResult::NotFound => Err(ApiError::new(
+            ErrorCode::NotFound,
+            format!("no decision {id:?} in this tenant's log"),
+        )),
+        ReviewResult::NotPending(d) => Err(ApiError::new(
+            ErrorCode::NotPending,
+            match d.review_status {
+                Some(s) => format!(
+                    "decision {id} was already {s} by {}",
+                    d.reviewed_by.unwrap_or_default()
+                ),
+                None => format!(
+                    "decision {id} was {} at {} and needs no review",
+                    d.record.outcome, d.record.level
+                ),
+            },
+        )),
+    }
+}
+
+/// Approves or reverses a decision waiting in the review queue; chained on the audit log.
+#[utoipa::path(post, path = "/api/v1/decisions/{id}/review", tag = "agents", params(("id" = String, Path)), request_body = ReviewRequest,
+    responses((status = 200, body = StoredDecision), (status = 409, body = crate::error::Problem, description = "not_pending"),
+        (status = 404, body = crate::error::Problem)), security(("bearer" = [])))]
+pub async fn review(
+    State(st): State<Arc<AppState>>,
+    p: Principal,
+    Path(id): Path<String>,
+    ApiJson(req): ApiJson<ReviewRequest>,
+) -> ApiResult<Json<StoredDecision>> {
+    require_operator(&p)?;
+    let t = p.tenant_id.clone();
+    Ok(Json(
+        blocking(&st, move |s| settle(s, &t, &id, &p.actor, &req)).await?,
+    ))
+}
+
+#[derive(Debug, Serialize, utoipa::ToSchema)]
+pub struct QueueItem {
+    #[serde(flatten)]
+    pub decision: StoredDecision,
+    /// `review` (L2, acted on already) or `escalation` (L3, waiting for a human).
+    pub kind: &'static str,
+    pub overdue: bool,
+    /// One line for the reviewer.
+    pub summary: String,
+}
+
+#[derive(Debug, Serialize, utoipa::ToSchema)]
+pub struct ReviewQueue {
+    pub items: Vec<QueueItem>,
+    pub overdue: usize,
+}
+
+pub fn summary(d: &StoredDecision) -> String {
+    let r = &d.record;
+    let amount = r
+        .facts
+        .get("amount_cents")
+        .and_then(Value::as_i64)
+        .map(|c| {
+            format!(
+                " {:.2} {}",
+                c as f64 / 100.0,
+                r.facts
+                    .get("currency")
+                    .and_then(Value::as_str)
+                    .unwrap_or("")
+            )
+        })
+        .unwrap_or_default();
+    format!(
+        "{} wants to {}{} for {}: {}",
+        r.agent,
+        r.action.replace('_', " "),
+        amount.trim_end(),
+        r.customer,
+        r.reasons
+            .first()
+            .map(String::as_str)
+            .unwrap_or("no reason given")
+    )
+}
+
+pub fn review_queue(store: &dyn Store, tenant: &str, now_ms: i64) -> ApiResult<ReviewQueue> {
+    let mut pending = store.decisions(
+        tenant,
+        &DecisionQuery {
+            review_status: Some("pending".into()),
+            limit: 500,
+            ..Default::default()
+        },
+    )?;
+    // escalations first (someone is waiting), then the soonest due
+    pending.sort_by_key(|d| (d.record.level != "L3", d.review_due_at_ms));
+    let items: Vec<QueueItem> = pending
+        .into_iter()
+        .map(|d| QueueItem {
+            kind: if d.record.level == "L3" {
+                "escalation"
+            } else {
+                "review"
+            },
+            overdue: d.review_due_at_ms.is_some_and(|due| due < now_ms),
+            summary: summary(&d),
+            decision: d,
+        })
+        .collect();
+    let overdue = items.iter().filter(|i| i.overdue).count();
+    Ok(ReviewQueue { items, overdue })
+}
+
+/// What waits for a human: escalations first, then reviews by due time.
+#[utoipa::path(get, path = "/api/v1/reviews", tag = "agents",
+    responses((status = 200, body = ReviewQueue)), security(("bearer" = [])))]
+pub async fn queue(State(st): State<Arc<AppState>>, p: Principal) -> ApiResult<Json<ReviewQueue>> {
+    let t = p.tenant_id.clone();
+    let now = chrono::Utc::now().timestamp_millis();
+    Ok(Json(
+        blocking(&st, move |s| review_queue(s, &t, now)).await?,
+    ))
+}
+
+// ---------------------------------------------------------------------------------------
+// policy versions
+
+#[derive(Debug, Serialize, utoipa::ToSchema)]
+pub struct PolicyView {
+    pub active_version: i64,
+    pub text: String,
+    /// The authority matrix: each policy with its level, reason and actions.
+    #[schema(value_type = Vec<Object>)]
+    pub rules: Vec<cxm_policy::Rule>,
+    pub actions: Vec<String>,
+    pub warnings: Vec<String>,
+    pub versions: Vec<PolicyVersion>,
+    /// The Cedar schema policies are checked against.
+    pub schema: &'static str,
+}
+
+#[derive(Debug, Serialize, utoipa::ToSchema)]
+pub struct PolicyVersion {
+    pub version: i64,
+    pub note: String,
+    pub created_by: String,
+    pub created_at_ms: i64,
+    pub activated_at_ms: Option<i64>,
+}
+
+impl From<&PolicySetRow> for PolicyVersion {
+    fn from(r: &PolicySetRow) -> Self {
+        PolicyVersion {
+            version: r.version,
+            note: r.note.clone(),
+            created_by: r.created_by.clone(),
+            created_at_ms: r.created_at_ms,
+            activated_at_ms: r.activated_at_ms,
+        }
+    }
+}
+
+pub fn policy_view(store: &dyn Store, tenant: &str) -> ApiResult<PolicyView> {
+    let (version, p) = active_policies(store, tenant)?;
+    let versions = store.policy_sets(tenant)?;
+    let text = versions
+        .iter()
+        .find(|v| v.version == version)
+        .map(|v| v.text.clone())
+        .unwrap_or_default();
+    Ok(PolicyView {
+        active_version: version,
+        text,
+        rules: p.rules().to_vec(),
+        actions: cxm_policy::actions(),
+        warnings: p.lint(),
+        versions: versions.iter().map(PolicyVersion::from).collect(),
+        schema: cxm_policy::SCHEMA,
+    })
+}
+
+/// The active policies as an authority matrix, with the version history.
+#[utoipa::path(get, path = "/api/v1/policies", tag = "agents",
+    responses((status = 200, body = PolicyView)), security(("bearer" = [])))]
+pub async fn get_policies(
+    State(st): State<Arc<AppState>>,
+    p: Principal,
+) -> ApiResult<Json<PolicyView>> {
+    let t = p.tenant_id.clone();
+    Ok(Json(blocking(&st, move |s| policy_view(s, &t)).await?))
+}
+
+#[derive(Debug, Deserialize, utoipa::ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct SavePolicies {
+    /// Cedar policies; every permit carries `@id` and `@level`.
+    pub text: String,
+    #[serde(default)]
+    pub note: String,
+    /// Make it the active version now (default true); false saves a draft to test first.
+    #[serde(default = "yes")]
+    pub activate: bool,
+}
+
+fn yes() -> bool {
+    true
+}
+
+#[derive(Debug, Serialize, utoipa::ToSchema)]
+pub struct SavedPolicies {
+    pub version: i64,
+    pub active: bool,
+    /// From the analysis: sets that let agents act alone on the worst asks.
+    pub warnings: Vec<String>,
+}
+
+const MAX_POLICY_BYTES: usize = 256 * 1024;
+
+/// Compiles, saves and (optionally) activates a new version; on the audit chain.
+pub fn save_policies(
+    store: &dyn Store,
+    tenant: &str,
+    actor: &str,
+    req: &SavePolicies,
+) -> ApiResult<SavedPolicies> {
+    if req.text.len() > MAX_POLICY_BYTES {
+        return Err(ApiError::new(
+            ErrorCode::PayloadTooLarge,
+            "policies are limited to 256 KiB",
+        ));
+    }
+    let p = Policies::compile(&req.text).map_err(policy_error)?;
+    let version = store.save_policy_set(tenant, &req.text, req.note.trim(), actor, req.activate)?;
+    Ok(SavedPolicies {
+        version,
+        active: req.activate,
+        warnings: p.lint(),
+    })
+}
+
+/// Saves a new version of the policies (422 `invalid_policy` naming each problem).
+#[utoipa::path(put, path = "/api/v1/policies", tag = "agents", request_body = SavePolicies,
+    responses((status = 200, body = SavedPolicies), (status = 422, body = crate::error::Problem, description = "invalid_policy")),
+    security(("bearer" = [])))]
+pub async fn put_policies(
+    State(st): State<Arc<AppState>>,
+    p: Principal,
+    ApiJson(req): ApiJson<SavePolicies>,
+) -> ApiResult<Json<SavedPolicies>> {
+    p.require_admin()?;
+    let tenant = p.tenant_id.clone();
+    let t = tenant.clone();
+    let saved = blocking(&st, move |s| save_policies(s, &t, &p.actor, &req)).await?;
+    st.policies.invalidate(&tenant);
+    Ok(Json(saved))
+}
+
+/// Makes a saved version the active one.
+#[utoipa::path(post, path = "/api/v1/policies/{version}/activate", tag = "agents", params(("version" = i64, Path)),
+    responses((status = 200, body = SavedPolicies), (status = 404, body = crate::error::Problem)), security(("bearer" = [])))]
+pub async fn activate(
+    State(st): State<Arc<AppState>>,
+    p: Principal,
+    Path(version): Path<i64>,
+) -> ApiResult<Json<SavedPolicies>> {
+    p.require_admin()?;
+    let tenant = p.tenant_id.clone();
+    let t = tenant.clone();
+    let saved = blocking(&st, move |s| {
+        let Some(row) = s
+            .policy_sets(&t)?
+            .into_iter()
+            .find(|r| r.version == version)
+        else {
+            return Err(ApiError::new(
+                ErrorCode::NotFound,
+                format!("no policy version {version}"),
+            ));
+        };
+        let compiled = Policies::compile(&row.text).map_err(policy_error)?;
+        s.activate_policy_set(&t, version, &p.actor)?;
+        Ok(SavedPolicies {
+            version,
+            active: true,
+            warnings: compiled.lint(),
+        })
+    })
+    .await?;
+    st.policies.invalidate(&tenant);
+    Ok(Json(saved))
+}
+
+#[derive(Debug, Deserialize, utoipa::ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct TestPolicies {
+    pub text: String,
+    /// How many recent decisions to replay (1–10000, default 1000).
+    pub limit: Option<u32>,
+}
+
+#[derive(Debug, Serialize, utoipa::ToSchema)]
+pub struct Changed {
+    pub decision_id: String,
+    pub agent: String,
+    pub action: String,
+    pub customer: String,
+    pub at_ms: i64,
+    pub before: String,
+    pub after: String,
+    pub before_level: String,
+    pub after_level: String,
+    pub after_policy_ids: Vec<String>,
+}
+
+#[derive(Debug, Serialize, utoipa::ToSchema)]
+pub struct PolicyTest {
+    pub replayed: usize,
+    pub unchanged: usize,
+    pub changed: Vec<Changed>,
+    /// Changes counted as "allow → escalate" and so on.
+    pub transitions: BTreeMap<String, usize>,
+    pub warnings: Vec<String>,
+}
+
+/// Replays recorded decisions (the facts they were decided on) through a candidate policy
+/// set and lists each one whose outcome or level would change.
+pub fn replay(
+    store: &dyn Store,
+    tenant: &str,
+    candidate: &Policies,
+    limit: u32,
+) -> ApiResult<PolicyTest> {
+    let past = store.decisions(
+        tenant,
+        &DecisionQuery {
+            limit,
+            ..Default::default()
+        },
+    )?;
+    let mut out = PolicyTest {
+        replayed: 0,
+        unchanged: 0,
+        changed: vec![],
+        transitions: BTreeMap::new(),
+        warnings: candidate.lint(),
+    };
+    for d in past {
+        let r = &d.record;
+        let facts: Facts = serde_json::from_value(r.facts.clone()).unwrap_or_default();
+        let customer: CustomerFacts = r
+            .used
+            .get("customer_facts")
+            .and_then(|c| serde_json::from_value(c.clone()).ok())
+            .unwrap_or_default();
+        let kind = r
+            .used
+            .get("agent_kind")
+            .and_then(Value::as_str)
+            .unwrap_or("bot");
+        let Ok(v) = candidate.authorize(&Ask {
+            agent: &r.agent,
+            agent_kind: kind,
+            action: &r.action,
+            customer: &r.customer,
+            customer_facts: &customer,
+            facts: &facts,
+        }) else {
+            continue;
+        };
+        out.replayed += 1;
+        if v.outcome.as_str() == r.outcome && v.level.as_str() == r.level {
+            out.unchanged += 1;
+            continue;
+        }
+        *out.transitions
+            .entry(format!("{} → {}", r.outcome, v.outcome.as_str()))
+            .or_default() += 1;
+        out.changed.push(Changed {
+            decision_id: r.id.clone(),
+            agent: r.agent.clone(),
+            action: r.action.clone(),
+            customer: r.customer.clone(),
+            at_ms: r.at_ms,
+            before: r.outcome.clone(),
+            after: v.outcome.as_str().into(),
+            before_level: r.level.clone(),
+            after_level: v.level.as_str().into(),
+            after_policy_ids: v.policy_ids,
+        });
+    }
+    Ok(out)
+}
+
+/// Which recorded decisions a candidate policy set would change, before it is activated.
+#[utoipa::path(post, path = "/api/v1/policies/test", tag = "agents", request_body = TestPolicies,
+    responses((status = 200, body = PolicyTest), (status = 422, body = crate::error::Problem)), security(("bearer" = [])))]
+pub async fn test_policies(
+    State(st): State<Arc<AppState>>,
+    p: Principal,
+    ApiJson(req): ApiJson<TestPolicies>,
+) -> ApiResult<Json<PolicyTest>> {
+    let limit = req.limit.unwrap_or(1000);
+    if !(1..=10_000).contains(&limit) {
+        return Err(ApiError::new(
+            ErrorCode::InvalidParameter,
+            "limit must be between 1 and 10000",
+        ));
+    }
+    let candidate = Policies::compile(&req.text).map_err(policy_error)?;
+    let t = p.tenant_id.clone();
+    Ok(Json(
+        blocking(&st, move |s| replay(s, &t, &candidate, limit)).await?,
+    ))
+}
+
+// ---------------------------------------------------------------------------------------
+// agents
+
+#[derive(Debug, Deserialize, utoipa::ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct NewAgent {
+    pub name: String,
+    /// bot, voice, automation, ... (default bot)
+    pub kind: Option<String>,
+    #[serde(default)]
+    pub description: String,
+    /// What its messages to customers must say about it (default "I'm an automated assistant.").
+    pub disclosure: Option<String>,
+    /// Disable (true) or re-enable (false) the agent; a disabled agent's asks are refused.
+    #[serde(default)]
+    pub disabled: bool,
+}
+
+pub const DEFAULT_DISCLOSURE: &str = "I'm an automated assistant.";
+
+fn valid_agent_name(n: &str) -> bool {
+    !n.is_empty()
+        && n.len() <= 64
+        && n.chars()
+            .all(|c| c.is_ascii_alphanumeric() || matches!(c, '-' | '_' | '.'))
+}
+
+pub fn register(store: &dyn Store, tenant: &str, actor: &str, a: &NewAgent) -> ApiResult<Agent> {
+    if !valid_agent_name(&a.name) {
+        return Err(ApiError::new(
+            ErrorCode::InvalidParameter,
+            "agent names are 1 to 64 letters, digits, '-', '_' or '.'",
+        ));
+    }
+    let kind = a.kind.clone().unwrap_or_else(|| "bot".into());
+    if !valid_agent_name(&kind) {
+        return Err(ApiError::new(
+            ErrorCode::InvalidParameter,
+            "kind is 1 to 64 letters, digits, '-', '_' or '.'",
+        ));
+    }
+    let disclosure = a
+        .disclosure
+        .clone()
+        .unwrap_or_else(|| DEFAULT_DISCLOSURE.into());
+    if disclosure.trim().is_empty() || disclosure.len() > 500 {
+        return Err(ApiError::new(
+            ErrorCode::InvalidParameter,
+            "disclosure must say, in 1 to 500 bytes, that the customer is talking to an automated agent",
+        ));
+    }
+    if a.description.len() > 2000 {
+        return Err(ApiError::new(
+            ErrorCode::InvalidParameter,
+            "description is longer than 2000 bytes",
+        ));
+    }
+    let now = chrono::Utc::now().timestamp_millis();
+    let existing = store.agent(tenant, &a.name)?;
+    let agent = Agent {
+        name: a.name.clone(),
+        kind,
+        description: a.description.clone(),
+        disclosure,
+        created_by: existing
+            .as_ref()
+            .map(|e| e.created_by.clone())
+            .unwrap_or_else(|| actor.to_string()),
+        created_at_ms: existing.as_ref().map(|e| e.created_at_ms).unwrap_or(now),
+        disabled_at_ms: a.disabled.then(|| {
+            existing
+                .as_ref()
+                .and_then(|e| e.disabled_at_ms)
+                .unwrap_or(now)
+        }),
+    };
+    store.save_agent(tenant, &agent)?;
+    store.append_audit(
+        tenant,
+        &cxm_domain::audit::NewAuditEntry {
+            actor: actor.to_string(),
+            kind: "agent.saved".into(),
+            subject: format!("agent:{}", agent.name),
+            body: json!({"name": agent.name, "kind": agent.kind, "disclosure": agent.disclosure, "disabled": a.disabled}).to_string(),
+        },
+    )?;
+    Ok(agent)
+}
+
+/// Registers an agent (or changes its kind, disclosure, or disables it).
+#[utoipa::path(post, path = "/api/v1/agents", tag = "agents", request_body = NewAgent,
+    responses((status = 201, body = Agent), (status = 400, body = crate::error::Problem)), security(("bearer" = [])))]
+pub async fn save_agent(
+    State(st): State<Arc<AppState>>,
+    p: Principal,
+    ApiJson(a): ApiJson<NewAgent>,
+) -> ApiResult<(StatusCode, Json<Agent>)> {
+    require_operator(&p)?;
+    let t = p.tenant_id.clone();
+    let agent = blocking(&st, move |s| register(s, &t, &p.actor, &a)).await?;
+    Ok((StatusCode::CREATED, Json(agent)))
+}
+
+#[derive(Debug, Serialize, utoipa::ToSchema)]
+pub struct AgentStats {
+    pub agent: Agent,
+    #[serde(flatten)]
+    pub kpis: AgentKpis,
+}
+
+#[derive(Debug, Default, Serialize, utoipa::ToSchema)]
+pub struct AgentKpis {
+    /// Over the most recent decisions (up to 500).
+    pub decisions: usize,
+    pub by_outcome: BTreeMap<String, usize>,
+    /// Share of asks sent to a human before acting.
+    pub escalation_rate: Option<f64>,
+    /// Escalations counted by the policy that escalated them.
+    pub escalations_by_reason: BTreeMap<String, usize>,
+    pub reviewed: usize,
+    pub reversed: usize,
+    /// Reversed / reviewed: how often a human undid what the agent did.
+    pub reversal_rate: Option<f64>,
+    /// Per action: asks and the share allowed outright.
+    pub by_action: BTreeMap<String, ActionKpi>,
+}
+
+#[derive(Debug, Default, Serialize, utoipa::ToSchema)]
+pub struct ActionKpi {
+    pub asks: usize,
+    pub allowed: usize,
+    pub escalated: usize,
+    pub reversed: usize,
+}
+
+pub fn kpis(ds: &[StoredDecision]) -> AgentKpis {
+    let mut k = AgentKpis {
+        decisions: ds.len(),
+        ..Default::default()
+    };
+    for d in ds {
+        let r = &d.record;
+        *k.by_outcome.entry(r.outcome.clone()).or_default() += 1;
+        let a = k.by_action.entry(r.action.clone()).or_default();
+        a.asks += 1;
+        match r.outcome.as_str() {
+            "allow" => a.allowed += 1,
+            "escalate" => {
+                a.escalated += 1;
+                let why = r
+                    .policy_ids
+                    .first()
+                    .cloned()
+                    .unwrap_or_else(|| "no policy".into());
+                *k.escalations_by_reason.entry(why).or_default() += 1;
+            }
+            _ => {}
+        }
+        match d.review_status.as_deref() {
+            Some("approved") => k.reviewed += 1,
+            Some("reversed") => {
+                k.reviewed += 1;
+                k.reversed += 1;
+                a.reversed += 1;
+            }
+            _ => {}
+        }
+    }
+    let escalated = k.by_outcome.get("escalate").copied().unwrap_or(0);
+    k.escalation_rate = (!ds.is_empty()).then(|| escalated as f64 / ds.len() as f64);
+    k.reversal_rate = (k.reviewed > 0).then(|| k.reversed as f64 / k.reviewed as f64);
+    k
+}
+
+pub fn agent_stats(store: &dyn Store, tenant: &str) -> ApiResult<Vec<AgentStats>> {
+    let mut out = vec![];
+    for agent in store.agents(tenant)? {
+        let ds = store.decisions(
+            tenant,
+            &DecisionQuery {
+                agent: Some(agent.name.clone()),
+                limit: 500,
+                ..Default::default()
+            },
+        )?;
+        out.push(AgentStats {
+            kpis: kpis(&ds),
+            agent,
+        });
+    }
+    Ok(out)
+}
+
+#[derive(Debug, Serialize, utoipa::ToSchema)]
+pub struct AgentList {
+    pub agents: Vec<AgentStats>,
+}
+
+/// Agents with their KPIs: outcomes, escalation rate by reason, review reversal rate.
+#[utoipa::path(get, path = "/api/v1/agents", tag = "agents",
+    responses((status = 200, body = AgentList)), security(("bearer" = [])))]
+pub async fn list_agents(
+    State(st): State<Arc<AppState>>,
+    p: Principal,
+) -> ApiResult<Json<AgentList>> {
+    let t = p.tenant_id.clone();
+    Ok(Json(AgentList {
+        agents: blocking(&st, move |s| agent_stats(s, &t)).await?,
+    }))
+}
+
+#[utoipa::path(get, path = "/api/v1/agents/{name}", tag = "agents", params(("name" = String, Path)),
+    responses((status = 200, body = AgentStats), (status = 404, body = crate::error::Problem)), security(("bearer" = [])))]
+pub async fn get_agent(
+    State(st): State<Arc<AppState>>,
+    p: Principal,
+    Path(name): Path<String>,
+) -> ApiResult<Json<AgentStats>> {
+    let t = p.tenant_id.clone();
+    blocking(&st, move |s| agent_stats(s, &t))
+        .await?
+        .into_iter()
+        .find(|a| a.agent.name == name)
+        .map(Json)
+        .ok_or_else(|| ApiError::new(ErrorCode::NotFound, format!("no agent {name:?}")))
+}
+
+#[derive(Debug, Serialize, utoipa::ToSchema)]
+pub struct AgentKey {
+    /// Shown once.
+    pub key: String,
+    pub record: cxm_store::ApiKey,
+}
+
+/// A key bound to one agent: it can ask for that agent's decisions and nothing else.
+#[utoipa::path(post, path = "/api/v1/agents/{name}/keys", tag = "agents", params(("name" = String, Path)),
+    responses((status = 201, body = AgentKey), (status = 404, body = crate::error::Problem)), security(("bearer" = [])))]
+pub async fn agent_key(
+    State(st): State<Arc<AppState>>,
+    p: Principal,
+    Path(name): Path<String>,
+) -> ApiResult<(StatusCode, Json<AgentKey>)> {
+    p.require_admin()?;
+    let t = p.tenant_id.clone();
+    let out = blocking(&st, move |s| {
+        if s.agent(&t, &name)?.is_none() {
+            return Err(ApiError::new(
+                ErrorCode::NotFound,
+                format!("no agent {name:?}"),
+            ));
+        }
+        let (plain, record) = crate::auth::generate_key(&t, KeyKind::Agent, &name);
+        s.insert_key(&record)?;
+        s.append_audit(
+            &t,
+            &cxm_domain::audit::NewAuditEntry {
+                actor: p.actor.clone(),
+                kind: "agent.key_created".into(),
+                subject: format!("agent:{name}"),
+                body: json!({"key_id": record.id, "prefix": record.prefix}).to_string(),
+            },
+        )?;
+        Ok(AgentKey { key: plain, record })
+    })
+    .await?;
+    Ok((StatusCode::CREATED, Json(out)))
+}
+
+// ---------------------------------------------------------------------------------------
+// audit
+
+#[derive(Debug, Serialize, utoipa::ToSchema)]
+pub struct AuditReport {
+    pub ok: bool,
+    pub entries: u64,
+    pub decisions: u64,
+    pub head: String,
+    /// The first entry that does not hold, and why.
+    pub broken: Option<cxm_domain::audit::Broken>,
+    pub millis: u64,
+}
+
+const AUDIT_PAGE: u32 = 5_000;
+
+/// Walks the tenant's chain from the start: every link, and every decision row against the
+/// entry that logged it (an edited, deleted or inserted row is named).
+pub fn verify_chain(store: &dyn Store, tenant: &str) -> ApiResult<AuditReport> {
+    let started = Instant::now();
+    let mut check = cxm_domain::audit::ChainCheck::default();
+    let mut after = 0;
+    let mut decisions = 0u64;
+    let mut rows: std::collections::VecDeque<StoredDecision> = Default::default();
+    let mut rows_after = 0;
+    let mut rows_done = false;
+    let mut broken = None;
+    'outer: loop {
+        let page = store.audit_entries(tenant, after, AUDIT_PAGE)?;
+        if page.is_empty() {
+            break;
+        }
+        for e in &page {
+            if let Err(b) = check.check(e) {
+                broken = Some(b);
+                break 'outer;
+            }
+            after = e.seq;
+            if e.kind != "decision" {
+                continue;
+            }
+            if rows.is_empty() && !rows_done {
+                let next = store.decisions_by_audit_seq(tenant, rows_after, AUDIT_PAGE)?;
+                rows_done = next.is_empty();
+                if let Some(last) = next.last() {
+                    rows_after = last.audit_seq;
+                }
+                rows.extend(next);
+            }
+            let problem = match rows.front() {
+                Some(d) if d.audit_seq == e.seq => {
+                    let body = d.record.body();
+                    let p = (body != e.body || d.record.id != e.subject).then(|| {
+                        format!(
+                            "decision {} was altered after it was logged at entry {}",
+                            d.record.id, e.seq
+                        )
+                    });
+                    rows.pop_front();
+                    p
+                }
+                Some(d) if d.audit_seq < e.seq => Some(format!(
+                    "decision {} claims entry {}, which logged something else",
+                    d.record.id, d.audit_seq
+                )),
+                _ => Some(format!(
+                    "decision {} logged at entry {} is missing from the decision table",
+                    e.subject, e.seq
+                )),
+            };
+            if let Some(problem) = problem {
+                broken = Some(cxm_domain::audit::Broken {
+                    seq: e.seq,
+                    problem,
+                });
+                break 'outer;
+            }
+            decisions += 1;
+        }
+    }
+    if broken.is_none() {
+        // a decision row no entry logged (inserted behind the chain's back)
+        if let Some(d) = rows.front().cloned().or_else(|| {
+            store
+                .decisions_by_audit_seq(tenant, rows_after, 1)
+                .ok()
+                .and_then(|mut v| v.pop())
+        }) {
+            broken = Some(cxm_domain::audit::Broken {
+                seq: d.audit_seq,
+                problem: format!(
+                    "decision {} names entry {}, which does not log it",
+                    d.record.id, d.audit_seq
+                ),
+            });
+        }
+    }
+    Ok(AuditReport {
+        ok: broken.is_none(),
+        entries: check.checked,
+        decisions,
+        head: check.head().to_string(),
+        broken,
+        millis: started.elapsed().as_millis() as u64,
+    })
+}
+
+/// Verifies the tenant's audit chain (decisions, reviews, policy and admin actions).
+#[utoipa::path(get, path = "/api/v1/audit/verify", tag = "agents",
+    responses((status = 200, body = AuditReport)), security(("bearer" = [])))]
+pub async fn verify_audit(
+    State(st): State<Arc<AppState>>,
+    p: Principal,
+) -> ApiResult<Json<AuditReport>> {
+    p.require_admin()?;
+    let t = p.tenant_id.clone();
+    Ok(Json(blocking(&st, move |s| verify_chain(s, &t)).await?))
+}
