@@ -16,7 +16,7 @@ pub struct NewAuditEntry {
     pub kind: String,
     /// What it is about: a decision id, a policy version, a customer.
     pub subject: String,
-    /// Canonical JSON (object keys sorted, as serde_json writes a `Value`).
+    /// Canonical JSON (object keys sorted; see `decision::canonical`).
     pub body: String,
 }
 

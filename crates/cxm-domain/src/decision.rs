@@ -29,10 +29,10 @@ pub struct DecisionRecord {
 }
 
 impl DecisionRecord {
-    /// Canonical: a `Value` writes object keys in sorted order.
+    /// Canonical JSON: keys sorted at every depth, whatever order a map was built or read in.
     pub fn body(&self) -> String {
         serde_json::to_value(self)
-            .map(|v| v.to_string())
+            .map(|v| canonical(&v))
             .unwrap_or_default()
     }
 
@@ -87,8 +87,43 @@ impl Review {
             kind: "decision.reviewed".into(),
             subject: self.decision_id.clone(),
             body: serde_json::to_value(self)
-                .map(|v| v.to_string())
+                .map(|v| canonical(&v))
                 .unwrap_or_default(),
         }
+    }
+}
+
+/// JSON with object keys sorted at every depth.
+pub fn canonical(v: &Value) -> String {
+    fn sorted(v: &Value) -> Value {
+        match v {
+            Value::Object(m) => {
+                let mut keys: Vec<&String> = m.keys().collect();
+                keys.sort();
+                Value::Object(
+                    keys.into_iter()
+                        .map(|k| (k.clone(), sorted(&m[k])))
+                        .collect(),
+                )
+            }
+            Value::Array(a) => Value::Array(a.iter().map(sorted).collect()),
+            other => other.clone(),
+        }
+    }
+    sorted(v).to_string()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_body_ignores_key_order() {
+        let a: Value =
+            serde_json::from_str(r#"{"b": 1, "a": {"d": 2, "c": [ {"f": 1, "e": 2} ]}}"#).unwrap();
+        let b: Value =
+            serde_json::from_str(r#"{"a": {"c": [ {"e": 2, "f": 1} ], "d": 2}, "b": 1}"#).unwrap();
+        assert_eq!(canonical(&a), canonical(&b));
+        assert_eq!(canonical(&a), r#"{"a":{"c":[{"e":2,"f":1}],"d":2},"b":1}"#);
     }
 }

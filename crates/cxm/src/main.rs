@@ -5,6 +5,7 @@
 #[global_allocator]
 static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
 
+mod agent_cli;
 mod analyze;
 mod bench;
 mod config;
@@ -106,6 +107,15 @@ enum Cmd {
     /// Accounts by health band, with the signals that fired.
     #[command(subcommand)]
     Accounts(health_cli::AccountsCmd),
+    /// Agent authority policies (Cedar): show the matrix, apply, test against history, activate.
+    #[command(subcommand)]
+    Policy(agent_cli::PolicyCmd),
+    /// Agents that ask before acting: register, list with KPIs, make keys.
+    #[command(subcommand)]
+    Agent(agent_cli::AgentCmd),
+    /// The tamper-evident audit log of decisions, reviews and admin actions.
+    #[command(subcommand)]
+    Audit(agent_cli::AuditCmd),
     /// Events set aside at ingest, with the reason.
     Quarantine {
         #[arg(long)]
@@ -715,6 +725,15 @@ fn run(cli: Cli) -> anyhow::Result<()> {
         Cmd::Journey(ref c) => journey_cli::run(settings()?.open_store()?.as_ref(), c),
         Cmd::Signals(ref c) => health_cli::signals(settings()?.open_store()?.as_ref(), c),
         Cmd::Accounts(ref c) => health_cli::accounts(settings()?.open_store()?.as_ref(), c),
+        Cmd::Policy(ref c) => agent_cli::policy(settings()?.open_store()?.as_ref(), c),
+        Cmd::Agent(ref c) => agent_cli::agent(settings()?.open_store()?.as_ref(), c),
+        Cmd::Audit(ref c) => {
+            if agent_cli::audit(settings()?.open_store()?.as_ref(), c)? {
+                Ok(())
+            } else {
+                anyhow::bail!("the audit log was tampered with (see above)")
+            }
+        }
         Cmd::Quarantine {
             ref tenant,
             limit,

@@ -1,0 +1,323 @@
+//! `cxm policy ...`, `cxm agent ...` and `cxm audit verify`: agent authority from the shell,
+//! straight against the store (the same `--data-dir`/`--database-url` as `serve`).
+
+use std::path::PathBuf;
+
+use anyhow::Context;
+use clap::Subcommand;
+use cxm_http::decisions;
+use cxm_store::Store;
+
+#[derive(Subcommand, Debug)]
+pub enum PolicyCmd {
+    /// The active policies as an authority matrix (or their Cedar text with --text).
+    Show {
+        #[arg(long)]
+        tenant: String,
+        #[arg(long)]
+        text: bool,
+        #[arg(long)]
+        json: bool,
+    },
+    /// Save a Cedar file as the next version and activate it (--draft saves without).
+    Apply {
+        #[arg(long)]
+        tenant: String,
+        file: PathBuf,
+        #[arg(long, default_value = "")]
+        note: String,
+        #[arg(long)]
+        draft: bool,
+    },
+    /// Replay recorded decisions through a Cedar file: which would change, and how.
+    Test {
+        #[arg(long)]
+        tenant: String,
+        file: PathBuf,
+        #[arg(long, default_value_t = 1000)]
+        limit: u32,
+        #[arg(long)]
+        json: bool,
+    },
+    /// Make a saved version the active one.
+    Activate {
+        #[arg(long)]
+        tenant: String,
+        version: i64,
+    },
+}
+
+#[derive(Subcommand, Debug)]
+pub enum AgentCmd {
+    /// Register an agent (or change it).
+    Add {
+        #[arg(long)]
+        tenant: String,
+        name: String,
+        /// bot, voice, automation, ...
+        #[arg(long, default_value = "bot")]
+        kind: String,
+        /// What its messages must say about it.
+        #[arg(long)]
+        disclosure: Option<String>,
+        #[arg(long, default_value = "")]
+        description: String,
+    },
+    /// Agents with their KPIs.
+    List {
+        #[arg(long)]
+        tenant: String,
+        #[arg(long)]
+        json: bool,
+    },
+    /// A key bound to the agent (printed once).
+    Key {
+        #[arg(long)]
+        tenant: String,
+        name: String,
+    },
+}
+
+#[derive(Subcommand, Debug)]
+pub enum AuditCmd {
+    /// Walk every tenant's audit chain (or one with --tenant); exits non-zero and names the
+    /// first bad entry after any edit, insertion or deletion.
+    Verify {
+        #[arg(long)]
+        tenant: Option<String>,
+        #[arg(long)]
+        json: bool,
+    },
+}
+
+fn api(e: cxm_http::error::ApiError) -> anyhow::Error {
+    anyhow::anyhow!("{}: {}", e.code.code(), e.detail)
+}
+
+fn tenant_exists(store: &dyn Store, tenant: &str) -> anyhow::Result<()> {
+    anyhow::ensure!(store.tenant(tenant)?.is_some(), "no tenant {tenant}");
+    Ok(())
+}
+
+fn read(file: &PathBuf) -> anyhow::Result<String> {
+    std::fs::read_to_string(file).with_context(|| format!("cannot read {}", file.display()))
+}
+
+pub fn policy(store: &dyn Store, cmd: &PolicyCmd) -> anyhow::Result<()> {
+    match cmd {
+        PolicyCmd::Show { tenant, text, json } => {
+            tenant_exists(store, tenant)?;
+            let v = decisions::policy_view(store, tenant).map_err(api)?;
+            if *json {
+                println!("{}", serde_json::to_string_pretty(&v)?);
+            } else if *text {
+                print!("{}", v.text);
+            } else {
+                println!("active version {}", v.active_version);
+                println!(
+                    "{:<36} {:<7} {:<6} {:<36} reason",
+                    "policy", "effect", "level", "actions"
+                );
+                for r in &v.rules {
+                    let actions = if r.actions.is_empty() {
+                        "any".to_string()
+                    } else {
+                        r.actions.join(",")
+                    };
+                    println!(
+                        "{:<36} {:<7} {:<6} {:<36} {}",
+                        r.id,
+                        r.effect,
+                        r.level.map_or("-", |l| l.as_str()),
+                        actions,
+                        r.reason
+                    );
+                }
+                for w in &v.warnings {
+                    println!("warning: {w}");
+                }
+            }
+            Ok(())
+        }
+        PolicyCmd::Apply {
+            tenant,
+            file,
+            note,
+            draft,
+        } => {
+            tenant_exists(store, tenant)?;
+            let req = decisions::SavePolicies {
+                text: read(file)?,
+                note: note.clone(),
+                activate: !draft,
+            };
+            let saved = decisions::save_policies(store, tenant, "cli", &req).map_err(api)?;
+            println!(
+                "saved version {}{}",
+                saved.version,
+                if saved.active {
+                    " (active)"
+                } else {
+                    " (draft; cxm policy activate to use it)"
+                }
+            );
+            for w in &saved.warnings {
+                println!("warning: {w}");
+            }
+            Ok(())
+        }
+        PolicyCmd::Test {
+            tenant,
+            file,
+            limit,
+            json,
+        } => {
+            tenant_exists(store, tenant)?;
+            let candidate = cxm_policy::Policies::compile(&read(file)?)?;
+            let t = decisions::replay(store, tenant, &candidate, *limit).map_err(api)?;
+            if *json {
+                println!("{}", serde_json::to_string_pretty(&t)?);
+                return Ok(());
+            }
+            println!(
+                "replayed {} decisions: {} unchanged, {} would change",
+                t.replayed,
+                t.unchanged,
+                t.changed.len()
+            );
+            for (k, n) in &t.transitions {
+                println!("  {k}: {n}");
+            }
+            for c in t.changed.iter().take(50) {
+                println!(
+                    "  {} {} {} for {}: {} {} -> {} {} ({})",
+                    c.decision_id,
+                    c.agent,
+                    c.action,
+                    c.customer,
+                    c.before,
+                    c.before_level,
+                    c.after,
+                    c.after_level,
+                    c.after_policy_ids.join(", ")
+                );
+            }
+            for w in &t.warnings {
+                println!("warning: {w}");
+            }
+            Ok(())
+        }
+        PolicyCmd::Activate { tenant, version } => {
+            tenant_exists(store, tenant)?;
+            let row = store
+                .policy_sets(tenant)?
+                .into_iter()
+                .find(|r| r.version == *version)
+                .with_context(|| format!("no policy version {version}"))?;
+            cxm_policy::Policies::compile(&row.text)?;
+            store.activate_policy_set(tenant, *version, "cli")?;
+            println!("version {version} is active");
+            Ok(())
+        }
+    }
+}
+
+pub fn agent(store: &dyn Store, cmd: &AgentCmd) -> anyhow::Result<()> {
+    match cmd {
+        AgentCmd::Add {
+            tenant,
+            name,
+            kind,
+            disclosure,
+            description,
+        } => {
+            tenant_exists(store, tenant)?;
+            let a = decisions::register(
+                store,
+                tenant,
+                "cli",
+                &decisions::NewAgent {
+                    name: name.clone(),
+                    kind: Some(kind.clone()),
+                    description: description.clone(),
+                    disclosure: disclosure.clone(),
+                    disabled: false,
+                },
+            )
+            .map_err(api)?;
+            println!("agent {} ({}) says: {}", a.name, a.kind, a.disclosure);
+            Ok(())
+        }
+        AgentCmd::List { tenant, json } => {
+            tenant_exists(store, tenant)?;
+            let stats = decisions::agent_stats(store, tenant).map_err(api)?;
+            if *json {
+                println!("{}", serde_json::to_string_pretty(&stats)?);
+                return Ok(());
+            }
+            for s in stats {
+                let pct = |x: Option<f64>| x.map_or("-".into(), |v| format!("{:.1}%", v * 100.0));
+                println!(
+                    "{:<24} {:<10} decisions {:>6}  escalated {:>6}  reversed {:>6}",
+                    s.agent.name,
+                    s.agent.kind,
+                    s.kpis.decisions,
+                    pct(s.kpis.escalation_rate),
+                    pct(s.kpis.reversal_rate)
+                );
+            }
+            Ok(())
+        }
+        AgentCmd::Key { tenant, name } => {
+            tenant_exists(store, tenant)?;
+            anyhow::ensure!(store.agent(tenant, name)?.is_some(), "no agent {name}");
+            let (plain, record) =
+                cxm_http::auth::generate_key(tenant, cxm_store::KeyKind::Agent, name);
+            store.insert_key(&record)?;
+            store.append_audit(
+                tenant,
+                &cxm_domain::audit::NewAuditEntry {
+                    actor: "cli".into(),
+                    kind: "agent.key_created".into(),
+                    subject: format!("agent:{name}"),
+                    body: serde_json::json!({"key_id": record.id, "prefix": record.prefix})
+                        .to_string(),
+                },
+            )?;
+            println!("{plain}");
+            Ok(())
+        }
+    }
+}
+
+/// Returns false when a chain is broken (the caller exits non-zero).
+pub fn audit(store: &dyn Store, cmd: &AuditCmd) -> anyhow::Result<bool> {
+    let AuditCmd::Verify { tenant, json } = cmd;
+    let tenants: Vec<String> = match tenant {
+        Some(t) => {
+            tenant_exists(store, t)?;
+            vec![t.clone()]
+        }
+        None => store.list_tenants()?.into_iter().map(|t| t.id).collect(),
+    };
+    let mut ok = true;
+    let mut reports = vec![];
+    for t in tenants {
+        let r = decisions::verify_chain(store, &t).map_err(api)?;
+        ok &= r.ok;
+        if !*json {
+            match &r.broken {
+                None => println!(
+                    "{t}: ok, {} entries ({} decisions) in {} ms, head {}",
+                    r.entries, r.decisions, r.millis, r.head
+                ),
+                Some(b) => println!("{t}: BROKEN at entry {}: {}", b.seq, b.problem),
+            }
+        }
+        reports.push(serde_json::json!({"tenant": t, "report": r}));
+    }
+    if *json {
+        println!("{}", serde_json::to_string_pretty(&reports)?);
+    }
+    Ok(ok)
+}
