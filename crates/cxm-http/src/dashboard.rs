@@ -68,6 +68,12 @@ impl Pages {
             ("alerts.html", include_str!("../templates/alerts.html")),
             ("tickets.html", include_str!("../templates/tickets.html")),
             ("ticket.html", include_str!("../templates/ticket.html")),
+            ("agents.html", include_str!("../templates/agents.html")),
+            (
+                "decisions.html",
+                include_str!("../templates/decisions.html"),
+            ),
+            ("reviews.html", include_str!("../templates/reviews.html")),
         ] {
             env.add_template(name, src).expect("templates compile");
         }
@@ -134,6 +140,7 @@ pub fn routes() -> Router<Arc<AppState>> {
         .route("/surveys/{id}/build", get(crate::builder::edit_page))
         .merge(crate::journey_pages::routes())
         .merge(crate::health_pages::routes())
+        .merge(crate::agent_pages::routes())
         .merge(crate::ticket_pages::routes())
         .route("/settings/keys", get(keys_page).post(create_key))
         .route("/settings/keys/{id}/revoke", post(revoke_key))

@@ -55,9 +55,12 @@ pub fn routes() -> Router<Arc<AppState>> {
 
 /// Compiled policies per tenant, re-read from the store every few seconds so a version
 /// activated by another server (or the CLI) applies without a restart.
+/// When it was read, the version, the compiled set.
+type Compiled = (Instant, i64, Arc<Policies>);
+
 #[derive(Default)]
 pub struct PolicyCache {
-    by_tenant: Mutex<HashMap<String, (Instant, i64, Arc<Policies>)>>,
+    by_tenant: Mutex<HashMap<String, Compiled>>,
 }
 
 const POLICY_TTL: Duration = Duration::from_secs(2);

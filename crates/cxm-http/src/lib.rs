@@ -1,6 +1,7 @@
 //! The HTTP surface of cxm: ingest, the management API, problem+json errors, OpenAPI and
 //! the dashboard. The only crate that knows HTTP and JSON shapes.
 
+pub mod agent_pages;
 pub mod api;
 pub mod auth;
 pub mod builder;

@@ -33,7 +33,8 @@ pub struct SqliteStore {
     wal_full: Arc<AtomicBool>,
     checkpointer: Mutex<Option<std::thread::JoinHandle<()>>>,
     writer: Mutex<Writer>,
-    readers: Mutex<Vec<Connection>>,
+    readers: Mutex<Readers>,
+    reader_free: std::sync::Condvar,
     path: std::path::PathBuf,
     settings: StoreSettings,
 }
@@ -75,27 +76,52 @@ impl SqliteStore {
                 conn,
                 dedup: DedupIndex::default(),
             }),
-            readers: Mutex::new(vec![]),
+            readers: Mutex::new(Readers::default()),
+            reader_free: std::sync::Condvar::new(),
             path: path.to_path_buf(),
             settings,
         })
     }
 
     fn read<T>(&self, f: impl FnOnce(&Connection) -> Result<T>) -> Result<T> {
-        let conn = self.readers.lock().unwrap().pop();
-        let conn = match conn {
-            Some(c) => c,
-            None => {
-                let c = Connection::open(&self.path)?;
-                configure(&c)?;
-                c
+        let conn = {
+            let mut pool = self.readers.lock().unwrap_or_else(|p| p.into_inner());
+            loop {
+                if let Some(c) = pool.idle.pop() {
+                    break Some(c);
+                }
+                if pool.open < MAX_READERS {
+                    pool.open += 1;
+                    break None;
+                }
+                // opening a connection per read under load costs more than the read: wait
+                pool = self
+                    .reader_free
+                    .wait(pool)
+                    .unwrap_or_else(|p| p.into_inner());
             }
         };
+        let conn = match conn {
+            Some(c) => c,
+            None => match Connection::open(&self.path)
+                .map_err(StoreError::from)
+                .and_then(|c| configure(&c).map(|_| c))
+            {
+                Ok(c) => c,
+                Err(e) => {
+                    self.readers.lock().unwrap_or_else(|p| p.into_inner()).open -= 1;
+                    self.reader_free.notify_one();
+                    return Err(e);
+                }
+            },
+        };
         let r = f(&conn);
-        let mut pool = self.readers.lock().unwrap();
-        if pool.len() < 8 {
-            pool.push(conn);
-        }
+        self.readers
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .idle
+            .push(conn);
+        self.reader_free.notify_one();
         r
     }
 
@@ -109,6 +135,15 @@ impl SqliteStore {
         restart_if_asked(&w.conn, &self.wal_full);
         Ok(r)
     }
+}
+
+/// Read connections kept open; reads beyond this wait for one to come back.
+const MAX_READERS: usize = 16;
+
+#[derive(Default)]
+struct Readers {
+    idle: Vec<Connection>,
+    open: usize,
 }
 
 /// The WAL is rewound once it grows past this (and cut back to it: `journal_size_limit`).

@@ -765,25 +765,54 @@ fn policies_agents_and_a_tamper_evident_audit_log_from_the_cli() {
     let tenant = t["tenant_id"].as_str().unwrap();
     let ok = |c: &mut Command| {
         let out = c.output().unwrap();
-        assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+        assert!(
+            out.status.success(),
+            "{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
         String::from_utf8_lossy(&out.stdout).to_string()
     };
     // the default matrix is there before anything is applied
     let matrix = ok(cxm(dir.path()).args(["policy", "show", "--tenant", tenant]));
-    assert!(matrix.contains("refund-50-to-200") && matrix.contains("L2"), "{matrix}");
+    assert!(
+        matrix.contains("refund-50-to-200") && matrix.contains("L2"),
+        "{matrix}"
+    );
     // a bad file is refused with the problem; a good one becomes version 2
     let bad = dir.path().join("bad.cedar");
     std::fs::write(&bad, "@id(\"x\") permit(principal, action, resource);").unwrap();
-    let out = cxm(dir.path()).args(["policy", "apply", "--tenant", tenant]).arg(&bad).output().unwrap();
+    let out = cxm(dir.path())
+        .args(["policy", "apply", "--tenant", tenant])
+        .arg(&bad)
+        .output()
+        .unwrap();
     assert!(!out.status.success());
     assert!(String::from_utf8_lossy(&out.stderr).contains("no @level"));
     let good = dir.path().join("good.cedar");
-    std::fs::write(&good, cxm_policy::DEFAULT_POLICIES.replace("< 5000", "< 2500")).unwrap();
-    let tested = run_json(cxm(dir.path()).args(["policy", "test", "--tenant", tenant, "--json"]).arg(&good));
+    std::fs::write(
+        &good,
+        cxm_policy::DEFAULT_POLICIES.replace("< 5000", "< 2500"),
+    )
+    .unwrap();
+    let tested = run_json(
+        cxm(dir.path())
+            .args(["policy", "test", "--tenant", tenant, "--json"])
+            .arg(&good),
+    );
     assert_eq!(tested["replayed"], 0);
-    let applied = ok(cxm(dir.path()).args(["policy", "apply", "--tenant", tenant, "--note", "tighter"]).arg(&good));
+    let applied = ok(cxm(dir.path())
+        .args(["policy", "apply", "--tenant", tenant, "--note", "tighter"])
+        .arg(&good));
     assert!(applied.contains("saved version 2 (active)"), "{applied}");
-    ok(cxm(dir.path()).args(["agent", "add", "--tenant", tenant, "billing-bot", "--kind", "voice"]));
+    ok(cxm(dir.path()).args([
+        "agent",
+        "add",
+        "--tenant",
+        tenant,
+        "billing-bot",
+        "--kind",
+        "voice",
+    ]));
     let key = ok(cxm(dir.path()).args(["agent", "key", "--tenant", tenant, "billing-bot"]));
     assert!(key.trim().starts_with("cxm_ak_"));
     let agents = run_json(cxm(dir.path()).args(["agent", "list", "--tenant", tenant, "--json"]));
@@ -803,13 +832,19 @@ fn policies_agents_and_a_tamper_evident_audit_log_from_the_cli() {
     let out = cxm(dir.path()).args(["audit", "verify"]).output().unwrap();
     assert!(!out.status.success());
     let said = String::from_utf8_lossy(&out.stdout);
-    assert!(said.contains("BROKEN at entry 3") && said.contains("altered"), "{said}");
+    assert!(
+        said.contains("BROKEN at entry 3") && said.contains("altered"),
+        "{said}"
+    );
     // and so is a deletion
     cxm_store::testing::execute_sql(
         &db,
         "UPDATE audit_log SET actor = 'cli' WHERE seq = 3; DROP TRIGGER audit_log_no_delete; DELETE FROM audit_log WHERE seq = 2;",
     );
-    let out = cxm(dir.path()).args(["audit", "verify", "--tenant", tenant]).output().unwrap();
+    let out = cxm(dir.path())
+        .args(["audit", "verify", "--tenant", tenant])
+        .output()
+        .unwrap();
     assert!(!out.status.success());
     let said = String::from_utf8_lossy(&out.stdout);
     assert!(said.contains("entry 2 is missing"), "{said}");
