@@ -293,6 +293,29 @@ stages:
   await page.getByRole("link", { name: "← Remediation" }).click();
   assert.match(await page.locator('[data-state="closed"]').innerText(), /Umbrella Corp/);
 
+  // an agent asks for a 120 refund: allowed with review (L2); the lead reverses it in the queue
+  const api = (path, body) => fetch(`${base}${path}`, { method: "POST", headers: { authorization: `Bearer ${process.env.SECRET_KEY}` }, body: JSON.stringify(body) });
+  assert.equal((await api("/api/v1/agents", { name: "billing-bot", kind: "bot" })).status, 201);
+  const asked = await api("/api/v1/decisions", { agent: "billing-bot", action: "refund", customer: "user_id:grace-1", resource: "order-77", context: { amount: 120, currency: "USD", reason: "charged twice" } });
+  assert.equal(asked.status, 200);
+  const decision = await asked.json();
+  assert.equal(decision.decision, "review");
+  assert.equal(decision.level, "L2");
+  await page.getByRole("link", { name: "Review queue" }).click();
+  const item = page.locator(`tr[data-decision="${decision.decision_id}"]`);
+  assert.match(await item.innerText(), /billing-bot wants to refund 120\.00 USD for user_id:grace-1/);
+  await item.locator("summary", { hasText: "Reverse" }).click();
+  await item.getByRole("textbox", { name: /Why reverse/ }).fill("the second charge was already refunded");
+  await item.getByRole("button", { name: "Reverse" }).click();
+  await page.waitForURL(/\/reviews$/);
+  assert.equal(await page.locator(`tr[data-decision="${decision.decision_id}"]`).count(), 0);
+  await page.getByRole("link", { name: "Decision log" }).click();
+  assert.match(await page.locator(`tr[data-decision="${decision.decision_id}"]`).innerText(), /reversed by owner@example.com: the second charge was already refunded/);
+  await page.getByRole("link", { name: "Agents" }).click();
+  assert.match(await page.locator('[data-agent="billing-bot"]').innerText(), /billing-bot[\s\S]*100(\.0)?%/);
+  assert.match(await page.locator('[data-level="L2"]').innerText(), /refund-50-to-200/);
+  await page.screenshot({ path: `${shots}/agents.png`, fullPage: true });
+
   // sign out ends the session
   await page.getByRole("button", { name: "Sign out" }).click();
   await page.waitForURL(/\/login/);
@@ -310,7 +333,7 @@ stages:
   assert.equal(await viewer.getByRole("button", { name: "Create key" }).count(), 0);
 
   assert.deepEqual(offsite, [], "the dashboard must not load anything from another origin");
-  console.log("dashboard: sign-in, overview chart, live search, context, unmerge, quarantine, journeys, alerts, tickets, roles: ok");
+  console.log("dashboard: sign-in, overview chart, live search, context, unmerge, quarantine, journeys, alerts, tickets, agent review, roles: ok");
 } finally {
   await browser.close();
 }

@@ -243,7 +243,9 @@ async fn agents_ask_before_acting(backend: Backend) {
     assert_eq!(r.status(), 200, "an agent can check its own decision");
 
     // the pages: the queue with the escalations, a reversal through the form, the log
-    let op = app.login("ops@acme.test", cxm_store::Role::AgentOperator).await;
+    let op = app
+        .login("ops@acme.test", cxm_store::Role::AgentOperator)
+        .await;
     let page = |path: &str| {
         let (c, url) = (app.client.clone(), app.url(path));
         let cookie = op.clone();
@@ -254,21 +256,48 @@ async fn agents_ask_before_acting(backend: Backend) {
         }
     };
     let queue_page = page("/reviews").await;
-    assert!(queue_page.contains("data-testid=\"review-queue\"") && queue_page.contains("escalation"), "{queue_page}");
+    assert!(
+        queue_page.contains("data-testid=\"review-queue\"") && queue_page.contains("escalation"),
+        "{queue_page}"
+    );
     let gap_id = gap["decision_id"].as_str().unwrap();
     assert!(queue_page.contains(gap_id));
-    let r = app.client.post(app.url(&format!("/reviews/{gap_id}"))).header("cookie", &op)
-        .form(&[("verdict", "reversed"), ("reason", "a human refunded it by hand")]).send().await.unwrap();
+    let r = app
+        .client
+        .post(app.url(&format!("/reviews/{gap_id}")))
+        .header("cookie", &op)
+        .form(&[
+            ("verdict", "reversed"),
+            ("reason", "a human refunded it by hand"),
+        ])
+        .send()
+        .await
+        .unwrap();
     assert_eq!(r.status(), 303);
-    let r = app.client.post(app.url(&format!("/reviews/{gap_id}"))).header("cookie", &viewer)
-        .form(&[("verdict", "approved")]).send().await.unwrap();
+    let r = app
+        .client
+        .post(app.url(&format!("/reviews/{gap_id}")))
+        .header("cookie", &viewer)
+        .form(&[("verdict", "approved")])
+        .send()
+        .await
+        .unwrap();
     assert_eq!(r.status(), 403);
     assert!(!page("/reviews").await.contains(gap_id));
     let log = page("/decisions?outcome=escalate").await;
-    assert!(log.contains(gap_id) && log.contains("a human refunded it by hand"), "{log}");
+    assert!(
+        log.contains(gap_id) && log.contains("a human refunded it by hand"),
+        "{log}"
+    );
     let agents_page = page("/agents").await;
-    assert!(agents_page.contains("data-testid=\"authority-matrix\"") && agents_page.contains("refund-50-to-200"));
-    assert!(!agents_page.contains("policy-editor"), "only admins edit policies");
+    assert!(
+        agents_page.contains("data-testid=\"authority-matrix\"")
+            && agents_page.contains("refund-50-to-200")
+    );
+    assert!(
+        !agents_page.contains("policy-editor"),
+        "only admins edit policies"
+    );
 
     // KPIs per agent
     let agents = app.get_json("/api/v1/agents").await;
