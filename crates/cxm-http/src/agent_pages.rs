@@ -66,10 +66,20 @@ async fn agents_page(State(st): State<Arc<AppState>>, headers: HeaderMap) -> Res
         .iter()
         .filter(|r| r.effect == "forbid")
         .collect();
+    let versions: Vec<serde_json::Value> = policies
+        .versions
+        .iter()
+        .map(|v| {
+            let mut j = serde_json::to_value(v).unwrap_or_default();
+            j["activated"] = v.activated_at_ms.map(fmt_ms).into();
+            j["created"] = fmt_ms(v.created_at_ms).into();
+            j
+        })
+        .collect();
     st.pages.render(
         "agents.html",
         context! { title => "Agents", page => "agents", user => user_ctx(&p), agents => agents, policies => policies,
-            levels => levels, forbids => forbids, can_edit => p.role.can_administer() },
+            levels => levels, forbids => forbids, versions => versions, can_edit => p.role.can_administer() },
     )
 }
 
