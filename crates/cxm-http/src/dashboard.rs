@@ -74,6 +74,7 @@ impl Pages {
                 include_str!("../templates/decisions.html"),
             ),
             ("reviews.html", include_str!("../templates/reviews.html")),
+            ("verify.html", include_str!("../templates/verify.html")),
         ] {
             env.add_template(name, src).expect("templates compile");
         }

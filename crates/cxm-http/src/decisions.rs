@@ -1493,6 +1493,9 @@ pub fn verify_chain(store: &dyn Store, tenant: &str) -> ApiResult<AuditReport> {
             });
         }
     }
+    if broken.is_none() {
+        broken = crate::provenance::check_checkpoints(store, tenant, after)?;
+    }
     Ok(AuditReport {
         ok: broken.is_none(),
         entries: check.checked,

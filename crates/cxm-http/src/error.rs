@@ -41,6 +41,7 @@ codes! {
     UnknownAgent => ("unknown_agent", UNPROCESSABLE_ENTITY, "No such agent is registered"),
     UnknownAction => ("unknown_action", UNPROCESSABLE_ENTITY, "No policy schema knows that action"),
     InvalidPolicy => ("invalid_policy", UNPROCESSABLE_ENTITY, "The policies are not valid"),
+    DisclosureMissing => ("disclosure_missing", UNPROCESSABLE_ENTITY, "An agent's message must disclose that it is automated"),
     NotPending => ("not_pending", CONFLICT, "The decision is not waiting for a review"),
     ShuttingDown => ("shutting_down", SERVICE_UNAVAILABLE, "The server is shutting down"),
     StoreUnavailable => ("store_unavailable", SERVICE_UNAVAILABLE, "The store is unavailable"),

@@ -17,6 +17,7 @@ pub mod mailer;
 pub mod openapi;
 pub mod ops;
 pub mod phrasing;
+pub mod provenance;
 pub mod surveys;
 pub mod themes;
 pub mod ticket_pages;
@@ -166,6 +167,7 @@ pub fn router(state: Arc<AppState>) -> Router {
         .merge(health::routes())
         .merge(tickets::routes())
         .merge(decisions::routes())
+        .merge(provenance::routes())
         .merge(webhooks::routes())
         .merge(dashboard::routes())
         .route("/healthz", get(ops::healthz))

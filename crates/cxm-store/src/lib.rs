@@ -57,6 +57,8 @@ impl From<postgres::Error> for StoreError {
             if db.code().code().starts_with("23") {
                 return StoreError::Conflict(db.message().to_string());
             }
+            // "db error" alone says nothing; the server's message says what went wrong
+            return StoreError::Backend(format!("{} ({})", db.message(), db.code().code()));
         }
         StoreError::Backend(e.to_string())
     }
@@ -437,6 +439,25 @@ pub trait Store: Send + Sync + 'static {
         after_seq: i64,
         limit: u32,
     ) -> Result<Vec<StoredDecision>>;
+    // provenance
+    /// Adds a key and makes it the one that signs (the previous one retires).
+    fn add_signing_key(&self, tenant: &str, k: &SigningKeyRow, actor: &str) -> Result<()>;
+    /// Every key, newest first (secrets included: callers never serialise them).
+    fn signing_keys(&self, tenant: &str) -> Result<Vec<SigningKeyRow>>;
+    /// False when there is no such key or it was already revoked.
+    fn revoke_signing_key(
+        &self,
+        tenant: &str,
+        kid: &str,
+        reason: &str,
+        actor: &str,
+    ) -> Result<bool>;
+    /// Records a signed message with its audit entry.
+    fn save_signed_message(&self, tenant: &str, m: &SignedMessage, actor: &str) -> Result<()>;
+    fn signed_message(&self, tenant: &str, id: &str) -> Result<Option<SignedMessage>>;
+    fn save_checkpoint(&self, tenant: &str, c: &AuditCheckpoint) -> Result<()>;
+    /// Oldest first.
+    fn checkpoints(&self, tenant: &str) -> Result<Vec<AuditCheckpoint>>;
     /// A customer's answers since `since_ms`, newest first.
     fn recent_answers(
         &self,

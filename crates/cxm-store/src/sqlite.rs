@@ -25,6 +25,7 @@ const MIGRATIONS: &[(i64, &str)] = &[
     (8, include_str!("../migrations/sqlite/0008_tickets.sql")),
     (9, include_str!("../migrations/sqlite/0009_webhooks.sql")),
     (10, include_str!("../migrations/sqlite/0010_decisions.sql")),
+    (11, include_str!("../migrations/sqlite/0011_signing.sql")),
 ];
 
 pub struct SqliteStore {
@@ -2049,6 +2050,96 @@ impl Store for SqliteStore {
         self.read(|c| {
             let mut st = c.prepare_cached(&format!("SELECT {DECISION_COLUMNS} FROM decisions WHERE tenant_id = ?1 AND audit_seq > ?2 ORDER BY audit_seq LIMIT ?3"))?;
             let rows = st.query_map(params![tenant, after_seq, limit], decision_row)?.collect::<Result<Vec<_>, _>>()?;
+            Ok(rows)
+        })
+    }
+
+    fn add_signing_key(&self, tenant: &str, k: &SigningKeyRow, actor: &str) -> Result<()> {
+        let now = now_ms();
+        self.write(|tx| {
+            tx.execute("UPDATE signing_keys SET retired_at = ?2 WHERE tenant_id = ?1 AND retired_at IS NULL", params![tenant, now])?;
+            tx.execute(
+                "INSERT INTO signing_keys (tenant_id, kid, public_key, secret_key, created_at) VALUES (?1, ?2, ?3, ?4, ?5)",
+                params![tenant, k.kid, k.public_key, k.secret_key, k.created_at_ms],
+            )?;
+            let body = serde_json::json!({"kid": k.kid, "public_key": k.public_key}).to_string();
+            sqlite_chain(tx, tenant, vec![cxm_domain::audit::NewAuditEntry { actor: actor.into(), kind: "signing_key.added".into(), subject: format!("key:{}", k.kid), body }], now)?;
+            Ok(())
+        })
+    }
+
+    fn signing_keys(&self, tenant: &str) -> Result<Vec<SigningKeyRow>> {
+        self.read(|c| {
+            let mut st = c.prepare_cached("SELECT kid, public_key, secret_key, created_at, retired_at, revoked_at, revoke_reason FROM signing_keys WHERE tenant_id = ?1 ORDER BY created_at DESC, kid")?;
+            let rows = st
+                .query_map([tenant], |r| {
+                    Ok(SigningKeyRow { kid: r.get(0)?, public_key: r.get(1)?, secret_key: r.get(2)?, created_at_ms: r.get(3)?, retired_at_ms: r.get(4)?, revoked_at_ms: r.get(5)?, revoke_reason: r.get(6)? })
+                })?
+                .collect::<Result<Vec<_>, _>>()?;
+            Ok(rows)
+        })
+    }
+
+    fn revoke_signing_key(
+        &self,
+        tenant: &str,
+        kid: &str,
+        reason: &str,
+        actor: &str,
+    ) -> Result<bool> {
+        let now = now_ms();
+        self.write(|tx| {
+            let n = tx.execute(
+                "UPDATE signing_keys SET revoked_at = ?3, revoke_reason = ?4, retired_at = COALESCE(retired_at, ?3) WHERE tenant_id = ?1 AND kid = ?2 AND revoked_at IS NULL",
+                params![tenant, kid, now, reason],
+            )?;
+            if n > 0 {
+                let body = serde_json::json!({"kid": kid, "reason": reason}).to_string();
+                sqlite_chain(tx, tenant, vec![cxm_domain::audit::NewAuditEntry { actor: actor.into(), kind: "signing_key.revoked".into(), subject: format!("key:{kid}"), body }], now)?;
+            }
+            Ok(n > 0)
+        })
+    }
+
+    fn save_signed_message(&self, tenant: &str, m: &SignedMessage, actor: &str) -> Result<()> {
+        self.write(|tx| {
+            tx.execute(
+                "INSERT INTO signed_messages (tenant_id, id, kid, sender, sender_kind, customer, channel, sha256, disclosure, jws, created_at) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11)",
+                params![tenant, m.id, m.kid, m.sender, m.sender_kind, m.customer, m.channel, m.sha256, m.disclosure, m.jws, m.created_at_ms],
+            )?;
+            let body = serde_json::json!({"id": m.id, "kid": m.kid, "sender": m.sender, "sha256": m.sha256, "disclosure_shown": m.disclosure}).to_string();
+            sqlite_chain(tx, tenant, vec![cxm_domain::audit::NewAuditEntry { actor: actor.into(), kind: "message.signed".into(), subject: m.id.clone(), body }], m.created_at_ms)?;
+            Ok(())
+        })
+    }
+
+    fn signed_message(&self, tenant: &str, id: &str) -> Result<Option<SignedMessage>> {
+        self.read(|c| {
+            Ok(c.query_row(
+                "SELECT id, kid, sender, sender_kind, customer, channel, sha256, disclosure, jws, created_at FROM signed_messages WHERE tenant_id = ?1 AND id = ?2",
+                params![tenant, id],
+                |r| Ok(SignedMessage { id: r.get(0)?, kid: r.get(1)?, sender: r.get(2)?, sender_kind: r.get(3)?, customer: r.get(4)?, channel: r.get(5)?, sha256: r.get(6)?, disclosure: r.get(7)?, jws: r.get(8)?, created_at_ms: r.get(9)? }),
+            )
+            .optional()?)
+        })
+    }
+
+    fn save_checkpoint(&self, tenant: &str, cp: &AuditCheckpoint) -> Result<()> {
+        self.write(|tx| {
+            tx.execute(
+                "INSERT OR IGNORE INTO audit_checkpoints (tenant_id, seq, hash, kid, signature, at) VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
+                params![tenant, cp.seq, cp.hash, cp.kid, cp.signature, cp.at_ms],
+            )?;
+            Ok(())
+        })
+    }
+
+    fn checkpoints(&self, tenant: &str) -> Result<Vec<AuditCheckpoint>> {
+        self.read(|c| {
+            let mut st = c.prepare_cached("SELECT seq, hash, kid, signature, at FROM audit_checkpoints WHERE tenant_id = ?1 ORDER BY seq")?;
+            let rows = st
+                .query_map([tenant], |r| Ok(AuditCheckpoint { seq: r.get(0)?, hash: r.get(1)?, kid: r.get(2)?, signature: r.get(3)?, at_ms: r.get(4)? }))?
+                .collect::<Result<Vec<_>, _>>()?;
             Ok(rows)
         })
     }

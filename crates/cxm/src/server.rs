@@ -43,6 +43,7 @@ pub async fn run(
     let journeys = tokio::spawn(cxm_http::journeys::journey_worker(state.clone()));
     let health = tokio::spawn(cxm_http::health::health_worker(state.clone()));
     let webhooks = tokio::spawn(cxm_http::webhooks::webhook_worker(state.clone()));
+    let checkpoints = tokio::spawn(cxm_http::provenance::checkpoint_worker(state.clone()));
     let mail = settings
         .http
         .mail
@@ -56,6 +57,7 @@ pub async fn run(
     journeys.abort();
     health.abort();
     webhooks.abort();
+    checkpoints.abort();
     if let Some(m) = mail {
         m.abort();
     }

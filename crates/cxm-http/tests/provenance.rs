@@ -1,0 +1,225 @@
+//! Signed messages over HTTP: an agent's message is signed only with its disclosure, anyone
+//! can verify it (altered text, forged signatures and revoked keys are named), keys rotate
+//! without breaking old signatures, and signed checkpoints catch a log cut short.
+
+mod common;
+
+use common::{Backend, TestApp};
+use cxm_http::HttpConfig;
+use serde_json::{json, Value};
+
+async fn verify(app: &TestApp, body: Value) -> Value {
+    // public: no credentials
+    let r = app
+        .client
+        .post(app.url("/api/v1/messages/verify"))
+        .json(&body)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 200);
+    r.json().await.unwrap()
+}
+
+async fn messages_are_signed_and_verifiable(backend: Backend) {
+    let Some(app) = TestApp::spawn_with(backend, HttpConfig::default()).await else {
+        return;
+    };
+    let sk = app.secret_key.clone();
+    let r = app
+        .post(
+            "/api/v1/agents",
+            &sk,
+            &json!({"name": "billing-bot", "disclosure": "I'm Acme's automated assistant."}),
+        )
+        .await;
+    assert_eq!(r.status(), 201);
+    // no disclosure, no signature
+    let r = app
+        .post(
+            "/api/v1/messages/sign",
+            &sk,
+            &json!({"agent": "billing-bot", "text": "Your refund is on its way."}),
+        )
+        .await;
+    assert_eq!(r.status(), 422);
+    let b: Value = r.json().await.unwrap();
+    assert_eq!(b["code"], "disclosure_missing");
+    assert!(b["detail"]
+        .as_str()
+        .unwrap()
+        .contains("I'm Acme's automated assistant."));
+    let r = app
+        .post(
+            "/api/v1/messages/sign",
+            &sk,
+            &json!({"agent": "nobody", "text": "hi"}),
+        )
+        .await;
+    assert_eq!(r.json::<Value>().await.unwrap()["code"], "unknown_agent");
+
+    let text = "Hi Ana, i'm acme's   automated assistant. Your refund of 20.00 USD is on its way.";
+    let r = app.post("/api/v1/messages/sign", &sk, &json!({"agent": "billing-bot", "text": text, "customer": "user_id:ana", "channel": "email"})).await;
+    assert_eq!(r.status(), 200);
+    let signed: Value = r.json().await.unwrap();
+    let sig = signed["signature"].as_str().unwrap().to_string();
+    assert_eq!(
+        signed["disclosure_shown"],
+        "I'm Acme's automated assistant."
+    );
+
+    let v = verify(&app, json!({"signature": sig, "text": text})).await;
+    assert_eq!(
+        (v["valid"].as_bool(), v["status"].as_str()),
+        (Some(true), Some("valid")),
+        "{v}"
+    );
+    assert_eq!(v["org"], "Acme");
+    assert_eq!(v["sender"], "billing-bot");
+    assert_eq!(v["sender_kind"], "agent");
+    let v = verify(
+        &app,
+        json!({"signature": sig, "text": text.replace("20.00", "200.00")}),
+    )
+    .await;
+    assert_eq!(
+        (v["valid"].as_bool(), v["status"].as_str()),
+        (Some(false), Some("altered"))
+    );
+    // a forged statement under a genuine signature
+    let parts: Vec<&str> = sig.split('.').collect();
+    let forged = format!("{}.{}.{}", parts[0], &parts[2][..10], parts[2]);
+    let v = verify(&app, json!({"signature": forged, "text": text})).await;
+    assert_eq!(v["valid"], false);
+    let v = verify(&app, json!({"signature": "not a signature"})).await;
+    assert_eq!(v["status"], "malformed");
+
+    // rotation keeps old signatures valid; revocation does not
+    let jwks: Value = app
+        .client
+        .get(app.url(&format!("/.well-known/cxm/{}/jwks.json", app.tenant)))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(jwks["keys"].as_array().unwrap().len(), 1);
+    let old_kid = signed["kid"].as_str().unwrap().to_string();
+    assert_eq!(jwks["keys"][0]["kid"], old_kid.as_str());
+    assert_eq!(jwks["keys"][0]["crv"], "Ed25519");
+    let r = app
+        .post("/api/v1/signing-keys/rotate", &sk, &json!({}))
+        .await;
+    assert_eq!(r.status(), 201);
+    assert_eq!(
+        verify(&app, json!({"signature": sig, "text": text})).await["status"],
+        "valid"
+    );
+    let r = app
+        .post(
+            "/api/v1/messages/sign",
+            &sk,
+            &json!({"text": "Your invoice is attached."}),
+        )
+        .await;
+    let by_key: Value = r.json().await.unwrap();
+    assert_ne!(by_key["kid"], old_kid.as_str());
+    assert_eq!(by_key["disclosure_shown"], Value::Null);
+    let r = app
+        .post(
+            &format!("/api/v1/signing-keys/{old_kid}/revoke"),
+            &sk,
+            &json!({"reason": "the laptop was stolen"}),
+        )
+        .await;
+    assert_eq!(r.status(), 200);
+    let v = verify(&app, json!({"signature": sig, "text": text})).await;
+    assert_eq!(v["status"], "revoked_key");
+    assert!(v["detail"]
+        .as_str()
+        .unwrap()
+        .contains("the laptop was stolen"));
+    let jwks: Value = app
+        .client
+        .get(app.url(&format!("/.well-known/cxm/{}/jwks.json", app.tenant)))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(jwks["keys"].as_array().unwrap().len(), 1);
+    let r = app
+        .post(
+            &format!("/api/v1/signing-keys/{old_kid}/revoke"),
+            &sk,
+            &json!({"reason": "again"}),
+        )
+        .await;
+    assert_eq!(r.status(), 404);
+
+    // the public page: from the link, then the pasted text
+    let page = app
+        .client
+        .get(app.url(by_key["verify_url"].as_str().unwrap()))
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    assert!(
+        page.contains("data-status=\"valid\"") && page.contains("Acme"),
+        "{page}"
+    );
+    let page = app
+        .client
+        .post(app.url("/verify"))
+        .form(&[
+            ("signature", by_key["signature"].as_str().unwrap()),
+            ("text", "Your invoice is attached!"),
+        ])
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    assert!(page.contains("data-status=\"altered\""), "{page}");
+
+    // signed checkpoints: the chain's head is signed; cutting the tail off is then named
+    let r = app.post("/api/v1/audit/checkpoint", &sk, &json!({})).await;
+    let cp: Value = r.json().await.unwrap();
+    let seq = cp["seq"].as_i64().unwrap();
+    assert!(seq >= 5, "{cp}");
+    assert_eq!(app.get_json("/api/v1/audit/verify").await["ok"], true);
+    let stmt = match &app.sql {
+        cxm_store::testing::SqlTarget::Sqlite(_) => format!("DROP TRIGGER audit_log_no_delete; DELETE FROM audit_log WHERE seq = {seq};"),
+        cxm_store::testing::SqlTarget::Postgres(_) => format!("DROP TRIGGER audit_log_append_only ON audit_log; DELETE FROM audit_log WHERE seq = {seq};"),
+    };
+    let sql = app.sql.clone();
+    tokio::task::spawn_blocking(move || cxm_store::testing::execute_sql(&sql, &stmt))
+        .await
+        .unwrap();
+    let v = app.get_json("/api/v1/audit/verify").await;
+    assert_eq!(v["ok"], false);
+    assert!(
+        v["broken"]["problem"]
+            .as_str()
+            .unwrap()
+            .contains("cut short"),
+        "{v}"
+    );
+    app.stop().await;
+}
+
+#[tokio::test]
+async fn provenance_on_sqlite() {
+    messages_are_signed_and_verifiable(Backend::Sqlite).await;
+}
+
+#[tokio::test]
+async fn provenance_on_postgres() {
+    messages_are_signed_and_verifiable(Backend::Postgres).await;
+}
