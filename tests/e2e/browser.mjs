@@ -316,6 +316,27 @@ stages:
   assert.match(await page.locator('[data-level="L2"]').innerText(), /refund-50-to-200/);
   await page.screenshot({ path: `${shots}/agents.png`, fullPage: true });
 
+  // the agent's message to Grace is signed; she opens the link, pastes it, and sees it is genuine;
+  // a changed amount is caught
+  const message = "I'm an automated assistant. Grace, your refund of 60.00 USD was approved.";
+  const signedRes = await api("/api/v1/messages/sign", { agent: "billing-bot", text: message, customer: "user_id:grace-1", channel: "email" });
+  assert.equal(signedRes.status, 200);
+  const signedMsg = await signedRes.json();
+  const customer = await browser.newPage();
+  customer.on("request", (r) => { if (!r.url().startsWith(base)) offsite.push(r.url()); });
+  await customer.goto(`${base}${signedMsg.verify_url}`);
+  assert.equal(await customer.getByTestId("verdict").getAttribute("data-status"), "valid");
+  await customer.getByLabel("The message as you received it").fill(message);
+  await customer.getByRole("button", { name: "Verify" }).click();
+  assert.match(await customer.getByTestId("verdict").innerText(), /Genuine[\s\S]*billing-bot[\s\S]*text is exactly what was sent/);
+  assert.match(await customer.getByTestId("verdict").innerText(), /Automated[\s\S]*I'm an automated assistant/);
+  await customer.screenshot({ path: `${shots}/verify.png`, fullPage: true });
+  await customer.getByLabel("The message as you received it").fill(message.replace("60.00", "600.00"));
+  await customer.getByRole("button", { name: "Verify" }).click();
+  assert.equal(await customer.getByTestId("verdict").getAttribute("data-status"), "altered");
+  assert.match(await customer.getByTestId("verdict").innerText(), /Altered/);
+  await customer.close();
+
   // sign out ends the session
   await page.getByRole("button", { name: "Sign out" }).click();
   await page.waitForURL(/\/login/);
@@ -333,7 +354,7 @@ stages:
   assert.equal(await viewer.getByRole("button", { name: "Create key" }).count(), 0);
 
   assert.deepEqual(offsite, [], "the dashboard must not load anything from another origin");
-  console.log("dashboard: sign-in, overview chart, live search, context, unmerge, quarantine, journeys, alerts, tickets, agent review, roles: ok");
+  console.log("dashboard: sign-in, overview chart, live search, context, unmerge, quarantine, journeys, alerts, tickets, agent review, signed message, roles: ok");
 } finally {
   await browser.close();
 }

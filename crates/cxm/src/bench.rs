@@ -850,6 +850,44 @@ async fn decisions(a: DecisionArgs, store_args: &StoreArgs) -> anyhow::Result<Va
     lat.sort();
     let in_process = json!({"asks": lat.len(), "p50_us": percentile(&lat, 0.5) * 1000.0, "p99_us": percentile(&lat, 0.99) * 1000.0, "max_us": percentile(&lat, 1.0) * 1000.0});
 
+    // signature verification: parse the JWS, check Ed25519, compare the text's hash
+    let (secret, public) = cxm_provenance::generate_key();
+    let signed: Vec<(String, String)> = (0..10_000)
+        .map(|i| {
+            let text =
+                format!("I'm an automated assistant. Your refund of {i}.00 USD is on its way.");
+            let st = cxm_provenance::Statement {
+                iss: "ten_bench".into(),
+                org: "Bench".into(),
+                jti: format!("msg_{i}"),
+                sender: "bench-bot".into(),
+                sender_kind: "agent".into(),
+                sub: Some(format!("user_id:user-{i:06}")),
+                channel: Some("email".into()),
+                iat: 1_790_000_000 + i,
+                sha256: cxm_provenance::sha256_hex(&text),
+                disclosure: Some("I'm an automated assistant.".into()),
+            };
+            cxm_provenance::sign(&secret, "k_bench", &st).map(|jws| (jws, text))
+        })
+        .collect::<Result<_, _>>()?;
+    let t = Instant::now();
+    let mut valid = 0usize;
+    let rounds = 5;
+    for _ in 0..rounds {
+        for (jws, text) in &signed {
+            let ok = cxm_provenance::parse(jws)?.check(&public, Some(text))?
+                == cxm_provenance::Check::Valid;
+            valid += usize::from(ok);
+        }
+    }
+    let secs = t.elapsed().as_secs_f64();
+    anyhow::ensure!(
+        valid == signed.len() * rounds,
+        "a genuine signature failed to verify"
+    );
+    let signatures = json!({"verified": valid, "per_second_one_core": valid as f64 / secs});
+
     // 2. over HTTP, against a store with customers in it
     let r = start(store_args).await?;
     let (store, tenant, events) = (r.store.clone(), r.tenant.clone(), a.events);
@@ -948,7 +986,7 @@ async fn decisions(a: DecisionArgs, store_args: &StoreArgs) -> anyhow::Result<Va
     let backend = r.store.backend();
     r.stop().await?;
     Ok(
-        json!({"bench": "decisions", "backend": backend, "policy_in_process": in_process, "http": http, "audit_verify": audit,
+        json!({"bench": "decisions", "backend": backend, "policy_in_process": in_process, "signature_verification": signatures, "http": http, "audit_verify": audit,
         "peak_rss_mb": peak_rss_mb(), "machine": machine()}),
     )
 }
