@@ -294,6 +294,11 @@ fn claims(ctx: &Map<String, Value>) -> ApiResult<(Facts, Vec<String>)> {
                     _ => f.human_requested = b,
                 }
             }
+            "step_up" => {
+                v.as_str()
+                    .filter(|s| s.len() <= 100)
+                    .ok_or_else(|| bad(k, "must be the id of a step-up verification"))?;
+            }
             "step_up_verified" => {
                 return Err(bad(
                     k,
@@ -476,6 +481,11 @@ pub async fn ask(
         check_name("resource", r)?;
     }
     let (claimed, texts) = claims(&req.context)?;
+    let step_up = req
+        .context
+        .get("step_up")
+        .and_then(Value::as_str)
+        .map(str::to_string);
     let (version, policies) = cached_policies(&st, &caller.tenant_id).await?;
     let tenant = caller.tenant_id.clone();
     let now_ms = chrono::Utc::now().timestamp_millis();
@@ -490,7 +500,7 @@ pub async fn ask(
                     format!("no active agent {name:?}; register it with POST /api/v1/agents"),
                 ));
             };
-            let (f, c, used) = enrich(
+            let (mut f, c, mut used) = enrich(
                 s,
                 &st2.analyzer,
                 &tenant,
@@ -499,6 +509,19 @@ pub async fn ask(
                 &texts,
                 now_ms,
             )?;
+            if let Some(id) = step_up.as_deref() {
+                let verdict = crate::step_up::verified_for(s, &tenant, id, &customer, now_ms)?;
+                f.step_up_verified = verdict.is_ok();
+                if let Value::Object(m) = &mut used {
+                    m.insert(
+                        "step_up".into(),
+                        match verdict {
+                            Ok(at) => json!({"id": id, "verified_at_ms": at}),
+                            Err(why) => json!({"id": id, "not_verified": why}),
+                        },
+                    );
+                }
+            }
             Ok((agent, f, c, used))
         })
         .await?

@@ -18,6 +18,7 @@ pub mod openapi;
 pub mod ops;
 pub mod phrasing;
 pub mod provenance;
+pub mod step_up;
 pub mod surveys;
 pub mod themes;
 pub mod ticket_pages;
@@ -168,6 +169,7 @@ pub fn router(state: Arc<AppState>) -> Router {
         .merge(tickets::routes())
         .merge(decisions::routes())
         .merge(provenance::routes())
+        .merge(step_up::routes())
         .merge(webhooks::routes())
         .merge(dashboard::routes())
         .route("/healthz", get(ops::healthz))

@@ -32,6 +32,9 @@ pub const EVENT_TYPES: &[&str] = &[
     "ticket.sla_at_risk",
     "ticket.sla_missed",
     "customer.loop_closed",
+    "decision.reviewed",
+    // opt-in: only endpoints that name it receive it (it carries a one-time code)
+    "step_up.code",
 ];
 
 /// Attempts before a delivery is given up (the log keeps it as failed).

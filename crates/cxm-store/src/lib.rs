@@ -439,6 +439,19 @@ pub trait Store: Send + Sync + 'static {
         after_seq: i64,
         limit: u32,
     ) -> Result<Vec<StoredDecision>>;
+    // step-up verification
+    fn save_step_up(&self, tenant: &str, s: &StepUp) -> Result<()>;
+    fn step_up(&self, tenant: &str, id: &str) -> Result<Option<StepUp>>;
+    /// One attempt at the code: marks it verified when `code_hash` matches, else spends an
+    /// attempt. Returns the step-up after the attempt (None when there is none).
+    fn attempt_step_up(
+        &self,
+        tenant: &str,
+        id: &str,
+        code_hash: &str,
+        now_ms: i64,
+    ) -> Result<Option<StepUp>>;
+
     // provenance
     /// Adds a key and makes it the one that signs (the previous one retires).
     fn add_signing_key(&self, tenant: &str, k: &SigningKeyRow, actor: &str) -> Result<()>;

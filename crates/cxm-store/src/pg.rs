@@ -30,6 +30,7 @@ const MIGRATIONS: &[(i64, &str)] = &[
         include_str!("../migrations/postgres/0010_decisions.sql"),
     ),
     (11, include_str!("../migrations/postgres/0011_signing.sql")),
+    (12, include_str!("../migrations/postgres/0012_step_up.sql")),
 ];
 const POOL_SIZE: usize = 8;
 
@@ -124,6 +125,12 @@ fn migrate(c: &mut Client) -> Result<()> {
 macro_rules! pg_decision_columns {
     () => {
         "id, agent, action, customer, resource, request, facts, used, policy_version, outcome, level, policy_ids, reasons, created_at, audit_seq, review_status, review_due_at, reviewed_by, review_reason, reviewed_at"
+    };
+}
+
+macro_rules! step_up_columns {
+    () => {
+        "id, customer, profile_id, channel, sent_to, code_hash, attempts_left, expires_at, verified_at, created_by, created_at"
     };
 }
 
@@ -1953,6 +1960,53 @@ impl Store for PgStore {
         })
     }
 
+    fn save_step_up(&self, tenant: &str, s: &StepUp) -> Result<()> {
+        self.tx(|g| {
+            g.exec(
+                "INSERT INTO step_ups (tenant_id, id, customer, profile_id, channel, sent_to, code_hash, attempts_left, expires_at, verified_at, created_by, created_at) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12)",
+                &[&tenant, &s.id, &s.customer, &s.profile_id, &s.channel, &s.sent_to, &s.code_hash, &s.attempts_left, &s.expires_at_ms, &s.verified_at_ms, &s.created_by, &s.created_at_ms],
+            )?;
+            Ok(())
+        })
+    }
+
+    fn step_up(&self, tenant: &str, id: &str) -> Result<Option<StepUp>> {
+        self.tx(|g| {
+            Ok(g.opt(
+                concat!(
+                    "SELECT ",
+                    step_up_columns!(),
+                    " FROM step_ups WHERE tenant_id = $1 AND id = $2"
+                ),
+                &[&tenant, &id],
+            )?
+            .as_ref()
+            .map(pg_step_up_row))
+        })
+    }
+
+    fn attempt_step_up(
+        &self,
+        tenant: &str,
+        id: &str,
+        code_hash: &str,
+        now_ms: i64,
+    ) -> Result<Option<StepUp>> {
+        self.tx(|g| {
+            let Some(s) = g.opt(concat!("SELECT ", step_up_columns!(), " FROM step_ups WHERE tenant_id = $1 AND id = $2 FOR UPDATE"), &[&tenant, &id])?.as_ref().map(pg_step_up_row) else {
+                return Ok(None);
+            };
+            if s.verified_at_ms.is_none() && s.attempts_left > 0 && s.expires_at_ms > now_ms {
+                if s.code_hash == code_hash {
+                    g.exec("UPDATE step_ups SET verified_at = $3 WHERE tenant_id = $1 AND id = $2", &[&tenant, &id, &now_ms])?;
+                } else {
+                    g.exec("UPDATE step_ups SET attempts_left = attempts_left - 1 WHERE tenant_id = $1 AND id = $2", &[&tenant, &id])?;
+                }
+            }
+            Ok(g.opt(concat!("SELECT ", step_up_columns!(), " FROM step_ups WHERE tenant_id = $1 AND id = $2"), &[&tenant, &id])?.as_ref().map(pg_step_up_row))
+        })
+    }
+
     fn add_signing_key(&self, tenant: &str, k: &SigningKeyRow, actor: &str) -> Result<()> {
         let now = now_ms();
         self.tx(|g| {
@@ -2148,7 +2202,7 @@ impl Store for PgStore {
         let body = payload.to_string();
         self.tx(|g| {
             let mut n = 0;
-            for e in endpoints.iter().filter(|e| e.active && (e.events.is_empty() || e.events.iter().any(|t| t == event_type))) {
+            for e in endpoints.iter().filter(|e| e.active && e.wants(event_type)) {
                 let msg = format!("msg_{}", uuid::Uuid::now_v7().simple());
                 g.exec(
                     "INSERT INTO webhook_deliveries (tenant_id, endpoint_id, message_id, event_type, payload, status, attempts, next_attempt_at, created_at)
@@ -2974,5 +3028,21 @@ fn pg_policy_entry(
         kind: kind.to_string(),
         subject: format!("policy:v{version}"),
         body: body.to_string(),
+    }
+}
+
+fn pg_step_up_row(r: &Row) -> StepUp {
+    StepUp {
+        id: r.get(0),
+        customer: r.get(1),
+        profile_id: r.get(2),
+        channel: r.get(3),
+        sent_to: r.get(4),
+        code_hash: r.get(5),
+        attempts_left: r.get(6),
+        expires_at_ms: r.get(7),
+        verified_at_ms: r.get(8),
+        created_by: r.get(9),
+        created_at_ms: r.get(10),
     }
 }

@@ -26,6 +26,7 @@ const MIGRATIONS: &[(i64, &str)] = &[
     (9, include_str!("../migrations/sqlite/0009_webhooks.sql")),
     (10, include_str!("../migrations/sqlite/0010_decisions.sql")),
     (11, include_str!("../migrations/sqlite/0011_signing.sql")),
+    (12, include_str!("../migrations/sqlite/0012_step_up.sql")),
 ];
 
 pub struct SqliteStore {
@@ -2054,6 +2055,49 @@ impl Store for SqliteStore {
         })
     }
 
+    fn save_step_up(&self, tenant: &str, s: &StepUp) -> Result<()> {
+        self.write(|tx| {
+            tx.execute(
+                "INSERT INTO step_ups (tenant_id, id, customer, profile_id, channel, sent_to, code_hash, attempts_left, expires_at, verified_at, created_by, created_at) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12)",
+                params![tenant, s.id, s.customer, s.profile_id, s.channel, s.sent_to, s.code_hash, s.attempts_left, s.expires_at_ms, s.verified_at_ms, s.created_by, s.created_at_ms],
+            )?;
+            Ok(())
+        })
+    }
+
+    fn step_up(&self, tenant: &str, id: &str) -> Result<Option<StepUp>> {
+        self.read(|c| {
+            Ok(c.query_row(
+                &format!("SELECT {STEP_UP_COLUMNS} FROM step_ups WHERE tenant_id = ?1 AND id = ?2"),
+                params![tenant, id],
+                step_up_row,
+            )
+            .optional()?)
+        })
+    }
+
+    fn attempt_step_up(
+        &self,
+        tenant: &str,
+        id: &str,
+        code_hash: &str,
+        now_ms: i64,
+    ) -> Result<Option<StepUp>> {
+        self.write(|tx| {
+            let Some(s) = tx.query_row(&format!("SELECT {STEP_UP_COLUMNS} FROM step_ups WHERE tenant_id = ?1 AND id = ?2"), params![tenant, id], step_up_row).optional()? else {
+                return Ok(None);
+            };
+            if s.verified_at_ms.is_none() && s.attempts_left > 0 && s.expires_at_ms > now_ms {
+                if s.code_hash == code_hash {
+                    tx.execute("UPDATE step_ups SET verified_at = ?3 WHERE tenant_id = ?1 AND id = ?2", params![tenant, id, now_ms])?;
+                } else {
+                    tx.execute("UPDATE step_ups SET attempts_left = attempts_left - 1 WHERE tenant_id = ?1 AND id = ?2", params![tenant, id])?;
+                }
+            }
+            Ok(tx.query_row(&format!("SELECT {STEP_UP_COLUMNS} FROM step_ups WHERE tenant_id = ?1 AND id = ?2"), params![tenant, id], step_up_row).optional()?)
+        })
+    }
+
     fn add_signing_key(&self, tenant: &str, k: &SigningKeyRow, actor: &str) -> Result<()> {
         let now = now_ms();
         self.write(|tx| {
@@ -2244,7 +2288,7 @@ impl Store for SqliteStore {
                 "INSERT INTO webhook_deliveries (tenant_id, endpoint_id, message_id, event_type, payload, status, attempts, next_attempt_at, created_at)
                  VALUES (?1, ?2, ?3, ?4, ?5, 'pending', 0, ?6, ?6)",
             )?;
-            for e in endpoints.iter().filter(|e| e.active && (e.events.is_empty() || e.events.iter().any(|t| t == event_type))) {
+            for e in endpoints.iter().filter(|e| e.active && e.wants(event_type)) {
                 let msg = format!("msg_{}", uuid::Uuid::now_v7().simple());
                 ins.execute(params![tenant, e.id, msg, event_type, body, now_ms])?;
                 n += 1;
@@ -3047,4 +3091,22 @@ fn policy_entry(
         subject: format!("policy:v{version}"),
         body: body.to_string(),
     }
+}
+
+const STEP_UP_COLUMNS: &str = "id, customer, profile_id, channel, sent_to, code_hash, attempts_left, expires_at, verified_at, created_by, created_at";
+
+fn step_up_row(r: &rusqlite::Row) -> rusqlite::Result<StepUp> {
+    Ok(StepUp {
+        id: r.get(0)?,
+        customer: r.get(1)?,
+        profile_id: r.get(2)?,
+        channel: r.get(3)?,
+        sent_to: r.get(4)?,
+        code_hash: r.get(5)?,
+        attempts_left: r.get(6)?,
+        expires_at_ms: r.get(7)?,
+        verified_at_ms: r.get(8)?,
+        created_by: r.get(9)?,
+        created_at_ms: r.get(10)?,
+    })
 }

@@ -963,3 +963,37 @@ pub struct AuditCheckpoint {
     pub signature: String,
     pub at_ms: i64,
 }
+
+/// A one-time code sent to a customer before a high-stakes action.
+#[derive(Debug, Clone, PartialEq, Serialize, utoipa::ToSchema)]
+pub struct StepUp {
+    pub id: String,
+    pub customer: String,
+    pub profile_id: String,
+    /// `email` or `phone`.
+    pub channel: String,
+    /// Masked destination (`a***@example.com`).
+    pub sent_to: String,
+    #[serde(skip)]
+    pub code_hash: String,
+    pub attempts_left: i64,
+    pub expires_at_ms: i64,
+    pub verified_at_ms: Option<i64>,
+    pub created_by: String,
+    pub created_at_ms: i64,
+}
+
+/// Event types an endpoint receives only when it names them: one-time codes must never reach
+/// an endpoint that subscribed to "everything" for analytics.
+pub const OPT_IN_EVENT_TYPES: &[&str] = &["step_up.code"];
+
+impl WebhookEndpoint {
+    /// Whether this endpoint takes events of this type (no list means all but the opt-in ones).
+    pub fn wants(&self, event_type: &str) -> bool {
+        if self.events.is_empty() {
+            !OPT_IN_EVENT_TYPES.contains(&event_type)
+        } else {
+            self.events.iter().any(|t| t == event_type)
+        }
+    }
+}
