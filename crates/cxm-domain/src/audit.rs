@@ -27,23 +27,42 @@ pub struct AuditEntry {
     pub actor: String,
     pub kind: String,
     pub subject: String,
+    /// Empty JSON object text once redacted by an erasure (see [`ERASED`]); the chain holds
+    /// `body_hash`, so redaction does not break it.
     pub body: String,
+    pub body_hash: String,
     pub prev_hash: String,
     pub hash: String,
 }
 
-/// The hash of one entry: sha-256 over its place, time, author, kind, subject and body,
-/// and the previous hash, each length-prefixed so no two entries share an encoding.
-pub fn link(prev_hash: &str, seq: i64, at_ms: i64, e: &NewAuditEntry) -> String {
+/// What an erased entry's body becomes.
+pub const ERASED: &str = "{\"erased\":true}";
+
+pub fn body_hash(body: &str) -> String {
+    hex::encode(Sha256::digest(body.as_bytes()))
+}
+
+/// The hash of one entry: sha-256 over its place, time, author, kind, subject, the hash of its
+/// body (so a body can be erased without breaking the chain) and the previous hash, each
+/// length-prefixed so no two entries share an encoding.
+pub fn link(
+    prev_hash: &str,
+    seq: i64,
+    at_ms: i64,
+    actor: &str,
+    kind: &str,
+    subject: &str,
+    body_hash: &str,
+) -> String {
     let mut h = Sha256::new();
     for part in [
         prev_hash,
         &seq.to_string(),
         &at_ms.to_string(),
-        &e.actor,
-        &e.kind,
-        &e.subject,
-        &e.body,
+        actor,
+        kind,
+        subject,
+        body_hash,
     ] {
         h.update((part.len() as u64).to_be_bytes());
         h.update(part.as_bytes());
@@ -53,7 +72,8 @@ pub fn link(prev_hash: &str, seq: i64, at_ms: i64, e: &NewAuditEntry) -> String 
 
 impl AuditEntry {
     pub fn new(prev_hash: &str, seq: i64, at_ms: i64, e: NewAuditEntry) -> AuditEntry {
-        let hash = link(prev_hash, seq, at_ms, &e);
+        let bh = body_hash(&e.body);
+        let hash = link(prev_hash, seq, at_ms, &e.actor, &e.kind, &e.subject, &bh);
         AuditEntry {
             seq,
             at_ms,
@@ -61,6 +81,7 @@ impl AuditEntry {
             kind: e.kind,
             subject: e.subject,
             body: e.body,
+            body_hash: bh,
             prev_hash: prev_hash.to_string(),
             hash,
         }
@@ -71,12 +92,10 @@ impl AuditEntry {
             &self.prev_hash,
             self.seq,
             self.at_ms,
-            &NewAuditEntry {
-                actor: self.actor.clone(),
-                kind: self.kind.clone(),
-                subject: self.subject.clone(),
-                body: self.body.clone(),
-            },
+            &self.actor,
+            &self.kind,
+            &self.subject,
+            &self.body_hash,
         )
     }
 }
@@ -94,6 +113,8 @@ pub struct ChainCheck {
     next_seq: i64,
     prev_hash: String,
     pub checked: u64,
+    /// Entries whose body an erasure redacted (the chain still holds their hash).
+    pub erased: u64,
 }
 
 impl Default for ChainCheck {
@@ -102,6 +123,7 @@ impl Default for ChainCheck {
             next_seq: 1,
             prev_hash: GENESIS.to_string(),
             checked: 0,
+            erased: 0,
         }
     }
 }
@@ -138,6 +160,16 @@ impl ChainCheck {
                 short(&h),
                 short(&e.hash)
             )));
+        }
+        if body_hash(&e.body) != e.body_hash {
+            if e.body == ERASED {
+                self.erased += 1;
+            } else {
+                return Err(broken(format!(
+                    "entry {} was altered: its body no longer matches the hash the chain holds",
+                    e.seq
+                )));
+            }
         }
         self.next_seq += 1;
         self.prev_hash = e.hash.clone();
@@ -192,6 +224,15 @@ mod tests {
     #[test]
     fn an_intact_chain_verifies() {
         assert_eq!(verify(&chain(5)), Ok(5));
+    }
+
+    #[test]
+    fn an_erased_body_keeps_the_chain_an_edited_one_does_not() {
+        let mut c = chain(4);
+        c[1].body = ERASED.to_string();
+        assert_eq!(verify(&c), Ok(4));
+        c[2].body = "{\"n\":99}".into();
+        assert_eq!(verify(&c).unwrap_err().seq, 3);
     }
 
     proptest! {

@@ -1460,6 +1460,13 @@ pub fn verify_chain(store: &dyn Store, tenant: &str) -> ApiResult<AuditReport> {
             if e.kind != "decision" {
                 continue;
             }
+            if e.body == cxm_domain::audit::ERASED {
+                // an erasure redacted the entry and removed its row; the link still holds
+                if rows.front().is_some_and(|d| d.audit_seq == e.seq) {
+                    rows.pop_front();
+                }
+                continue;
+            }
             if rows.is_empty() && !rows_done {
                 let next = store.decisions_by_audit_seq(tenant, rows_after, AUDIT_PAGE)?;
                 rows_done = next.is_empty();

@@ -2145,9 +2145,9 @@ impl Store for PgStore {
     ) -> Result<Vec<cxm_domain::audit::AuditEntry>> {
         let limit = i64::from(limit);
         self.tx(|g| {
-            Ok(g.all("SELECT seq, at, actor, kind, subject, body, prev_hash, hash FROM audit_log WHERE tenant_id = $1 AND seq > $2 ORDER BY seq LIMIT $3", &[&tenant, &after_seq, &limit])?
+            Ok(g.all("SELECT seq, at, actor, kind, subject, body, prev_hash, hash, body_hash FROM audit_log WHERE tenant_id = $1 AND seq > $2 ORDER BY seq LIMIT $3", &[&tenant, &after_seq, &limit])?
                 .iter()
-                .map(|r| cxm_domain::audit::AuditEntry { seq: r.get(0), at_ms: r.get(1), actor: r.get(2), kind: r.get(3), subject: r.get(4), body: r.get(5), prev_hash: r.get(6), hash: r.get(7) })
+                .map(|r| cxm_domain::audit::AuditEntry { seq: r.get(0), at_ms: r.get(1), actor: r.get(2), kind: r.get(3), subject: r.get(4), body: r.get(5), prev_hash: r.get(6), hash: r.get(7), body_hash: r.get(8) })
                 .collect())
         })
     }
@@ -3010,8 +3010,8 @@ fn pg_chain(
     let chained = crate::chain_after(head, entries, at_ms);
     for e in &chained {
         g.exec(
-            "INSERT INTO audit_log (tenant_id, seq, at, actor, kind, subject, body, prev_hash, hash) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9)",
-            &[&tenant, &e.seq, &e.at_ms, &e.actor, &e.kind, &e.subject, &e.body, &e.prev_hash, &e.hash],
+            "INSERT INTO audit_log (tenant_id, seq, at, actor, kind, subject, body, prev_hash, hash, body_hash) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10)",
+            &[&tenant, &e.seq, &e.at_ms, &e.actor, &e.kind, &e.subject, &e.body, &e.prev_hash, &e.hash, &e.body_hash],
         )?;
     }
     Ok(chained)

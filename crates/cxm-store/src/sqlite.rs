@@ -2229,10 +2229,10 @@ impl Store for SqliteStore {
         limit: u32,
     ) -> Result<Vec<cxm_domain::audit::AuditEntry>> {
         self.read(|c| {
-            let mut st = c.prepare_cached("SELECT seq, at, actor, kind, subject, body, prev_hash, hash FROM audit_log WHERE tenant_id = ?1 AND seq > ?2 ORDER BY seq LIMIT ?3")?;
+            let mut st = c.prepare_cached("SELECT seq, at, actor, kind, subject, body, prev_hash, hash, body_hash FROM audit_log WHERE tenant_id = ?1 AND seq > ?2 ORDER BY seq LIMIT ?3")?;
             let rows = st
                 .query_map(params![tenant, after_seq, limit], |r| {
-                    Ok(cxm_domain::audit::AuditEntry { seq: r.get(0)?, at_ms: r.get(1)?, actor: r.get(2)?, kind: r.get(3)?, subject: r.get(4)?, body: r.get(5)?, prev_hash: r.get(6)?, hash: r.get(7)? })
+                    Ok(cxm_domain::audit::AuditEntry { seq: r.get(0)?, at_ms: r.get(1)?, actor: r.get(2)?, kind: r.get(3)?, subject: r.get(4)?, body: r.get(5)?, prev_hash: r.get(6)?, hash: r.get(7)?, body_hash: r.get(8)? })
                 })?
                 .collect::<Result<Vec<_>, _>>()?;
             Ok(rows)
@@ -3062,7 +3062,7 @@ fn sqlite_chain(
         .query_row([tenant], |r| Ok((r.get(0)?, r.get(1)?)))
         .optional()?;
     let chained = crate::chain_after(head, entries, at_ms);
-    let mut put = tx.prepare_cached("INSERT INTO audit_log (tenant_id, seq, at, actor, kind, subject, body, prev_hash, hash) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9)")?;
+    let mut put = tx.prepare_cached("INSERT INTO audit_log (tenant_id, seq, at, actor, kind, subject, body, prev_hash, hash, body_hash) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10)")?;
     for e in &chained {
         put.execute(params![
             tenant,
@@ -3073,7 +3073,8 @@ fn sqlite_chain(
             e.subject,
             e.body,
             e.prev_hash,
-            e.hash
+            e.hash,
+            e.body_hash
         ])?;
     }
     Ok(chained)

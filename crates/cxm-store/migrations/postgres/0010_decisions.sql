@@ -57,6 +57,8 @@ CREATE TABLE IF NOT EXISTS audit_log (
     kind TEXT NOT NULL,
     subject TEXT NOT NULL,
     body TEXT NOT NULL,
+    -- the chain covers the body's hash, so an erasure can redact the body and keep the chain
+    body_hash TEXT NOT NULL,
     prev_hash TEXT NOT NULL,
     hash TEXT NOT NULL,
     PRIMARY KEY (tenant_id, seq)
@@ -65,7 +67,13 @@ CREATE INDEX IF NOT EXISTS audit_log_subject ON audit_log(tenant_id, subject);
 -- append-only: the chain detects edits, the trigger stops the accidental ones
 CREATE OR REPLACE FUNCTION audit_log_append_only() RETURNS trigger AS $$
 BEGIN
-    RAISE EXCEPTION 'the audit log is append-only';
+    -- an erasure may redact a body; nothing else changes
+    IF TG_OP = 'UPDATE' AND NEW.body = '{"erased":true}' AND NEW.seq = OLD.seq AND NEW.hash = OLD.hash
+       AND NEW.body_hash = OLD.body_hash AND NEW.prev_hash = OLD.prev_hash AND NEW.actor = OLD.actor
+       AND NEW.kind = OLD.kind AND NEW.subject = OLD.subject AND NEW.at = OLD.at AND NEW.tenant_id = OLD.tenant_id THEN
+        RETURN NEW;
+    END IF;
+    RAISE EXCEPTION 'the audit log is append-only (only an erasure may redact a body)';
 END;
 $$ LANGUAGE plpgsql;
 DROP TRIGGER IF EXISTS audit_log_append_only ON audit_log;

@@ -57,6 +57,8 @@ CREATE TABLE IF NOT EXISTS audit_log (
     kind TEXT NOT NULL,
     subject TEXT NOT NULL,
     body TEXT NOT NULL,
+    -- the chain covers the body's hash, so an erasure can redact the body and keep the chain
+    body_hash TEXT NOT NULL,
     prev_hash TEXT NOT NULL,
     hash TEXT NOT NULL,
     PRIMARY KEY (tenant_id, seq)
@@ -64,7 +66,9 @@ CREATE TABLE IF NOT EXISTS audit_log (
 CREATE INDEX IF NOT EXISTS audit_log_subject ON audit_log(tenant_id, subject);
 -- append-only: the chain detects edits, the triggers stop the accidental ones
 CREATE TRIGGER IF NOT EXISTS audit_log_no_update BEFORE UPDATE ON audit_log
-BEGIN SELECT RAISE(ABORT, 'the audit log is append-only'); END;
+WHEN NOT (NEW.body = '{"erased":true}' AND NEW.seq = OLD.seq AND NEW.hash = OLD.hash AND NEW.body_hash = OLD.body_hash
+          AND NEW.prev_hash = OLD.prev_hash AND NEW.actor = OLD.actor AND NEW.kind = OLD.kind AND NEW.subject = OLD.subject AND NEW.at = OLD.at)
+BEGIN SELECT RAISE(ABORT, 'the audit log is append-only (only an erasure may redact a body)'); END;
 CREATE TRIGGER IF NOT EXISTS audit_log_no_delete BEFORE DELETE ON audit_log
 BEGIN SELECT RAISE(ABORT, 'the audit log is append-only'); END;
 -- a decision reads the customer's recent answers
