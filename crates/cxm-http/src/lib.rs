@@ -17,6 +17,7 @@ pub mod mailer;
 pub mod openapi;
 pub mod ops;
 pub mod phrasing;
+pub mod privacy;
 pub mod provenance;
 pub mod step_up;
 pub mod surveys;
@@ -170,6 +171,7 @@ pub fn router(state: Arc<AppState>) -> Router {
         .merge(decisions::routes())
         .merge(provenance::routes())
         .merge(step_up::routes())
+        .merge(privacy::routes())
         .merge(webhooks::routes())
         .merge(dashboard::routes())
         .route("/healthz", get(ops::healthz))

@@ -7,6 +7,8 @@
 
 pub mod committer;
 pub mod decision_log;
+mod erase;
+pub use erase::Counts as ErasureCounts;
 mod graph;
 mod pg;
 mod sqlite;
@@ -439,6 +441,17 @@ pub trait Store: Send + Sync + 'static {
         after_seq: i64,
         limit: u32,
     ) -> Result<Vec<StoredDecision>>;
+    // privacy
+    /// Erases a customer (the profile and every profile merged into it) everywhere, leaving a
+    /// tombstone with counts and an audit entry; None when there is no such profile.
+    fn erase_customer(
+        &self,
+        tenant: &str,
+        profile_id: &str,
+        erasure_id: &str,
+        actor: &str,
+    ) -> Result<Option<ErasureCounts>>;
+
     // step-up verification
     fn save_step_up(&self, tenant: &str, s: &StepUp) -> Result<()>;
     fn step_up(&self, tenant: &str, id: &str) -> Result<Option<StepUp>>;

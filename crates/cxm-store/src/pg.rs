@@ -31,6 +31,7 @@ const MIGRATIONS: &[(i64, &str)] = &[
     ),
     (11, include_str!("../migrations/postgres/0011_signing.sql")),
     (12, include_str!("../migrations/postgres/0012_step_up.sql")),
+    (13, include_str!("../migrations/postgres/0013_erasures.sql")),
 ];
 const POOL_SIZE: usize = 8;
 
@@ -1960,6 +1961,40 @@ impl Store for PgStore {
         })
     }
 
+    fn erase_customer(
+        &self,
+        tenant: &str,
+        profile_id: &str,
+        erasure_id: &str,
+        actor: &str,
+    ) -> Result<Option<crate::erase::Counts>> {
+        let now = now_ms();
+        self.tx(|g| {
+            g.exec(
+                "SELECT pg_advisory_xact_lock(hashtext($1 || '/audit'))",
+                &[&tenant],
+            )?;
+            let counts =
+                crate::erase::erase(&mut PgSql(g), tenant, profile_id, erasure_id, actor, now)?;
+            let Some(counts) = counts else {
+                return Ok(None);
+            };
+            let body = serde_json::json!({"erasure_id": erasure_id, "removed": counts}).to_string();
+            pg_chain(
+                g,
+                tenant,
+                vec![cxm_domain::audit::NewAuditEntry {
+                    actor: actor.into(),
+                    kind: "customer.erased".into(),
+                    subject: erasure_id.into(),
+                    body,
+                }],
+                now,
+            )?;
+            Ok(Some(counts))
+        })
+    }
+
     fn save_step_up(&self, tenant: &str, s: &StepUp) -> Result<()> {
         self.tx(|g| {
             g.exec(
@@ -3045,4 +3080,51 @@ fn pg_step_up_row(r: &Row) -> StepUp {
         created_by: r.get(9),
         created_at_ms: r.get(10),
     }
+}
+
+struct PgSql<'a, 'b>(&'a mut PgTx<'b>);
+
+/// `?1` placeholders as PostgreSQL's `$1`.
+fn pg_placeholders(sql: &str) -> String {
+    let mut out = sql.to_string();
+    for n in (1..=9).rev() {
+        out = out.replace(&format!("?{n}"), &format!("${n}"));
+    }
+    out
+}
+
+impl crate::erase::Sql for PgSql<'_, '_> {
+    fn exec(&mut self, sql: &str, params: &[crate::erase::P]) -> Result<u64> {
+        let p = pg_erase_params(params);
+        let refs: Vec<&(dyn postgres::types::ToSql + Sync)> =
+            p.iter().map(|b| b.as_ref()).collect();
+        Ok(self.0.tx.execute(pg_placeholders(sql).as_str(), &refs)?)
+    }
+
+    fn texts(&mut self, sql: &str, params: &[crate::erase::P]) -> Result<Vec<Vec<Option<String>>>> {
+        let p = pg_erase_params(params);
+        let refs: Vec<&(dyn postgres::types::ToSql + Sync)> =
+            p.iter().map(|b| b.as_ref()).collect();
+        let rows = self.0.tx.query(pg_placeholders(sql).as_str(), &refs)?;
+        Ok(rows
+            .iter()
+            .map(|r| {
+                (0..r.len())
+                    .map(|i| r.get::<_, Option<String>>(i))
+                    .collect()
+            })
+            .collect())
+    }
+}
+
+fn pg_erase_params(params: &[crate::erase::P]) -> Vec<Box<dyn postgres::types::ToSql + Sync>> {
+    params
+        .iter()
+        .map(|p| -> Box<dyn postgres::types::ToSql + Sync> {
+            match p {
+                crate::erase::P::T(s) => Box::new(s.clone()),
+                crate::erase::P::I(i) => Box::new(*i),
+            }
+        })
+        .collect()
 }

@@ -27,6 +27,7 @@ const MIGRATIONS: &[(i64, &str)] = &[
     (10, include_str!("../migrations/sqlite/0010_decisions.sql")),
     (11, include_str!("../migrations/sqlite/0011_signing.sql")),
     (12, include_str!("../migrations/sqlite/0012_step_up.sql")),
+    (13, include_str!("../migrations/sqlite/0013_erasures.sql")),
 ];
 
 pub struct SqliteStore {
@@ -2055,6 +2056,37 @@ impl Store for SqliteStore {
         })
     }
 
+    fn erase_customer(
+        &self,
+        tenant: &str,
+        profile_id: &str,
+        erasure_id: &str,
+        actor: &str,
+    ) -> Result<Option<crate::erase::Counts>> {
+        let now = now_ms();
+        self.write(|tx| {
+            let mut db = SqliteSql(tx);
+            let Some(counts) =
+                crate::erase::erase(&mut db, tenant, profile_id, erasure_id, actor, now)?
+            else {
+                return Ok(None);
+            };
+            let body = serde_json::json!({"erasure_id": erasure_id, "removed": counts}).to_string();
+            sqlite_chain(
+                tx,
+                tenant,
+                vec![cxm_domain::audit::NewAuditEntry {
+                    actor: actor.into(),
+                    kind: "customer.erased".into(),
+                    subject: erasure_id.into(),
+                    body,
+                }],
+                now,
+            )?;
+            Ok(Some(counts))
+        })
+    }
+
     fn save_step_up(&self, tenant: &str, s: &StepUp) -> Result<()> {
         self.write(|tx| {
             tx.execute(
@@ -3110,4 +3142,46 @@ fn step_up_row(r: &rusqlite::Row) -> rusqlite::Result<StepUp> {
         created_by: r.get(9)?,
         created_at_ms: r.get(10)?,
     })
+}
+
+struct SqliteSql<'a, 'b>(&'a Transaction<'b>);
+
+fn sqlite_params(params: &[crate::erase::P]) -> Vec<rusqlite::types::Value> {
+    params
+        .iter()
+        .map(|p| match p {
+            crate::erase::P::T(s) => rusqlite::types::Value::Text(s.clone()),
+            crate::erase::P::I(i) => rusqlite::types::Value::Integer(*i),
+        })
+        .collect()
+}
+
+impl crate::erase::Sql for SqliteSql<'_, '_> {
+    fn exec(&mut self, sql: &str, params: &[crate::erase::P]) -> Result<u64> {
+        Ok(self
+            .0
+            .execute(sql, rusqlite::params_from_iter(sqlite_params(params)))? as u64)
+    }
+
+    fn texts(&mut self, sql: &str, params: &[crate::erase::P]) -> Result<Vec<Vec<Option<String>>>> {
+        let mut st = self.0.prepare(sql)?;
+        let n = st.column_count();
+        let mut rows = st.query(rusqlite::params_from_iter(sqlite_params(params)))?;
+        let mut out = vec![];
+        while let Some(r) = rows.next()? {
+            let mut row = Vec::with_capacity(n);
+            for i in 0..n {
+                row.push(match r.get_ref(i)? {
+                    rusqlite::types::ValueRef::Null | rusqlite::types::ValueRef::Blob(_) => None,
+                    rusqlite::types::ValueRef::Integer(x) => Some(x.to_string()),
+                    rusqlite::types::ValueRef::Real(x) => Some(x.to_string()),
+                    rusqlite::types::ValueRef::Text(t) => {
+                        Some(String::from_utf8_lossy(t).into_owned())
+                    }
+                });
+            }
+            out.push(row);
+        }
+        Ok(out)
+    }
 }

@@ -86,3 +86,68 @@ pub fn execute_sql(target: &SqlTarget, sql: &str) {
         }
     }
 }
+
+/// Every table cell (as text) that contains one of `needles`, as `table: needle`; the proof
+/// that an erasure left nothing identifying behind.
+pub fn find_text(target: &SqlTarget, needles: &[String]) -> Vec<String> {
+    let mut hits = vec![];
+    let mut check = |table: &str, cell: &str| {
+        for n in needles {
+            if cell.contains(n.as_str()) {
+                hits.push(format!(
+                    "{table}: {n} in {}",
+                    cell.chars().take(200).collect::<String>()
+                ));
+            }
+        }
+    };
+    match target {
+        SqlTarget::Sqlite(path) => {
+            let c = rusqlite::Connection::open(path).unwrap();
+            let tables: Vec<String> = c
+                .prepare("SELECT name FROM sqlite_master WHERE type = 'table'")
+                .unwrap()
+                .query_map([], |r| r.get(0))
+                .unwrap()
+                .collect::<Result<_, _>>()
+                .unwrap();
+            for t in tables {
+                let mut st = c.prepare(&format!("SELECT * FROM \"{t}\"")).unwrap();
+                let n = st.column_count();
+                let mut rows = st.query([]).unwrap();
+                while let Some(r) = rows.next().unwrap() {
+                    for i in 0..n {
+                        if let rusqlite::types::ValueRef::Text(b) = r.get_ref(i).unwrap() {
+                            check(&t, &String::from_utf8_lossy(b));
+                        }
+                    }
+                }
+            }
+        }
+        SqlTarget::Postgres(url) => {
+            let url = url.clone();
+            let cells: Vec<(String, String)> = std::thread::spawn(move || {
+                let mut c = postgres::Client::connect(&url, postgres::NoTls).unwrap();
+                let tables: Vec<String> = c
+                    .query("SELECT table_name::text FROM information_schema.tables WHERE table_schema = 'public'", &[])
+                    .unwrap()
+                    .iter()
+                    .map(|r| r.get(0))
+                    .collect();
+                let mut out = vec![];
+                for t in tables {
+                    for r in c.query(&format!("SELECT x::text FROM \"{t}\" x"), &[]).unwrap() {
+                        out.push((t.clone(), r.get(0)));
+                    }
+                }
+                out
+            })
+            .join()
+            .unwrap();
+            for (t, cell) in cells {
+                check(&t, &cell);
+            }
+        }
+    }
+    hits
+}

@@ -373,6 +373,21 @@ enum CustomerCmd {
         #[arg(long)]
         json: bool,
     },
+    /// Erase a customer everywhere (right to erasure); prints the tombstone and the counts.
+    Erase {
+        #[arg(long)]
+        tenant: String,
+        /// type:value, e.g. email:ada@example.com
+        #[arg(long)]
+        identifier: String,
+    },
+    /// Everything cxm holds about a customer, as JSON (a data subject access request).
+    Export {
+        #[arg(long)]
+        tenant: String,
+        #[arg(long)]
+        identifier: String,
+    },
     /// Block an identifier and rebuild identities without it (stored events are untouched).
     Unmerge {
         #[arg(long)]
@@ -995,6 +1010,24 @@ fn customer(store: &dyn cxm_store::Store, cmd: &CustomerCmd) -> anyhow::Result<(
                     .collect::<Vec<_>>()
                     .join("\n")
             });
+            Ok(())
+        }
+        CustomerCmd::Erase { tenant, identifier } => {
+            parse_identifier(identifier)?;
+            let actor = format!(
+                "cli:{}",
+                std::env::var("USER").unwrap_or_else(|_| "operator".into())
+            );
+            let erased = cxm_http::privacy::erase_customer(store, tenant, identifier, &actor)
+                .map_err(|e| anyhow::anyhow!("{}: {}", e.code.code(), e.detail))?;
+            println!("{}", serde_json::to_string_pretty(&erased)?);
+            Ok(())
+        }
+        CustomerCmd::Export { tenant, identifier } => {
+            parse_identifier(identifier)?;
+            let export = cxm_http::privacy::export_customer(store, tenant, identifier)
+                .map_err(|e| anyhow::anyhow!("{}: {}", e.code.code(), e.detail))?;
+            println!("{}", serde_json::to_string_pretty(&export)?);
             Ok(())
         }
         CustomerCmd::Unmerge {

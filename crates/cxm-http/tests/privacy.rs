@@ -1,0 +1,178 @@
+//! The right to erasure, proven: a customer with events, answers, a survey link, an agent
+//! decision and its review, a signed message, a ticket naming them and webhook deliveries
+//! about them is erased, and then no table cell anywhere holds anything that identifies them
+//! — while the audit chain still verifies and other customers are untouched. Access first:
+//! the export holds what was there.
+
+mod common;
+
+use common::{Backend, TestApp};
+use cxm_http::HttpConfig;
+use reqwest::Method;
+use serde_json::{json, Value};
+
+async fn erasure_leaves_nothing(backend: Backend) {
+    let Some(app) = TestApp::spawn_with(backend, HttpConfig::default()).await else {
+        return;
+    };
+    let sk = app.secret_key.clone();
+    let r = app.batch(json!({"batch": [
+        {"type": "page", "anonymousId": "anon-erase-7f3", "name": "Pricing", "context": {"traits": {"email": "ana.erasmus@example.com"}}},
+        {"type": "identify", "userId": "ana-erase-7f3", "anonymousId": "anon-erase-7f3", "traits": {"name": "Ana Erasmus", "email": "ana.erasmus@example.com", "phone": "+15550001234"}},
+        {"type": "group", "userId": "ana-erase-7f3", "groupId": "acme-co", "traits": {"name": "Acme Co", "arr": 50000}},
+        {"type": "track", "userId": "ana-erase-7f3", "event": "Chat Started", "properties": {"intent": "billing"}},
+        {"type": "track", "userId": "ana-erase-7f3", "event": "Ticket Opened"},
+        {"type": "identify", "userId": "bo-keep-1", "traits": {"email": "bo.keep@example.com"}},
+        {"type": "track", "userId": "bo-keep-1", "event": "Chat Started"}
+    ]})).await;
+    assert_eq!(r.status(), 200);
+    let answers = json!({"answers": [
+        {"response_id": "r-ana", "question": "nps", "type": "nps", "value": 2, "identifier": "user_id:ana-erase-7f3"},
+        {"response_id": "r-ana", "question": "why", "type": "text", "value": "Erasmus here: billing charged me twice", "identifier": "user_id:ana-erase-7f3"},
+        {"response_id": "r-bo", "question": "nps", "type": "nps", "value": 9, "identifier": "user_id:bo-keep-1"}
+    ]});
+    assert_eq!(
+        app.post("/api/v1/feedback", &app.write_key, &answers)
+            .await
+            .status(),
+        200
+    );
+    let r = app.post("/api/v1/surveys", &sk, &json!({"survey_id": "post-chat", "definition": {"name": "How did we do?", "questions": [{"id": "nps", "type": "nps", "prompt": "Recommend us?"}]}})).await;
+    assert!(r.status().is_success(), "{}", r.text().await.unwrap());
+    let r = app
+        .post(
+            "/api/v1/surveys/post-chat/links",
+            &sk,
+            &json!({"identifier": "user_id:ana-erase-7f3"}),
+        )
+        .await;
+    assert!(r.status().is_success());
+    // webhooks that will never be delivered keep their payloads pending
+    assert_eq!(
+        app.post(
+            "/api/v1/webhooks",
+            &sk,
+            &json!({"url": "http://127.0.0.1:9/hook"})
+        )
+        .await
+        .status(),
+        201
+    );
+    assert_eq!(
+        app.post("/api/v1/agents", &sk, &json!({"name": "billing-bot"}))
+            .await
+            .status(),
+        201
+    );
+    let d: Value = app.post("/api/v1/decisions", &sk, &json!({"agent": "billing-bot", "action": "refund", "customer": "user_id:ana-erase-7f3",
+        "context": {"amount": 120, "message": "This is Ana Erasmus, please refund the double charge"}})).await.json().await.unwrap();
+    let r = app
+        .post(
+            &format!(
+                "/api/v1/decisions/{}/review",
+                d["decision_id"].as_str().unwrap()
+            ),
+            &sk,
+            &json!({"verdict": "approved"}),
+        )
+        .await;
+    assert_eq!(r.status(), 200);
+    let r = app.post("/api/v1/messages/sign", &sk, &json!({"agent": "billing-bot", "customer": "user_id:ana-erase-7f3", "text": "I'm an automated assistant. Your refund is on its way."})).await;
+    assert_eq!(r.status(), 200);
+    let r = app.post("/api/v1/tickets", &sk, &json!({"title": "double charges", "owner": "billing-lead", "severity": "high",
+        "source": {"kind": "manual"}, "check": {"kind": "csat_recovers", "accounts": ["acme-co"], "percent": 80, "days": 30, "min_answers": 2},
+        "impact": {"customers": 2, "identifiers": ["user_id:ana-erase-7f3", "user_id:bo-keep-1"]}})).await;
+    assert_eq!(r.status(), 201);
+    let ticket: Value = r.json().await.unwrap();
+
+    // access: the export holds it all
+    let export = app
+        .get_json("/api/v1/customers/email:ana.erasmus@example.com/export")
+        .await;
+    let profile_id = export["profile"]["id"].as_str().unwrap().to_string();
+    assert!(export["events"].as_array().unwrap().len() >= 4, "{export}");
+    assert_eq!(export["answers"].as_array().unwrap().len(), 2);
+    assert_eq!(export["decisions"].as_array().unwrap().len(), 1);
+
+    let needles: Vec<String> = [
+        "ana-erase-7f3",
+        "anon-erase-7f3",
+        "ana.erasmus@example.com",
+        "Erasmus",
+        "5550001234",
+        &profile_id,
+    ]
+    .iter()
+    .map(|s| s.to_string())
+    .collect();
+    let (sql, n2) = (app.sql.clone(), needles.clone());
+    let before = tokio::task::spawn_blocking(move || cxm_store::testing::find_text(&sql, &n2))
+        .await
+        .unwrap();
+    assert!(before.len() > 10, "the data was there: {before:?}");
+
+    let r = app
+        .send(
+            Method::POST,
+            "/api/v1/customers/user_id:ana-erase-7f3/erase",
+            &json!({}),
+        )
+        .await;
+    assert_eq!(r.status(), 200);
+    let erased: Value = r.json().await.unwrap();
+    assert!(erased["erasure_id"].as_str().unwrap().starts_with("era_"));
+    assert!(
+        erased["removed"]["events"].as_u64().unwrap() >= 4,
+        "{erased}"
+    );
+    assert_eq!(erased["removed"]["decisions"], 1);
+
+    let (sql, n2) = (app.sql.clone(), needles.clone());
+    let after = tokio::task::spawn_blocking(move || cxm_store::testing::find_text(&sql, &n2))
+        .await
+        .unwrap();
+    assert!(
+        after.is_empty(),
+        "still identifying after erasure: {after:#?}"
+    );
+
+    // the chain holds (decisions keep their hashes), the erasure is on it; others untouched
+    let v = app.get_json("/api/v1/audit/verify").await;
+    assert_eq!(v["ok"], true, "{v}");
+    let bo = app
+        .get_json("/api/v1/customers/email:bo.keep@example.com/export")
+        .await;
+    assert_eq!(bo["answers"].as_array().unwrap().len(), 1);
+    assert!(!bo["events"].as_array().unwrap().is_empty());
+    let t = app
+        .get_json(&format!("/api/v1/tickets/{}", ticket["id"]))
+        .await;
+    assert_eq!(
+        t["impact"]["identifiers"],
+        json!(["user_id:bo-keep-1"]),
+        "{t}"
+    );
+    // an unknown (or already erased) customer is a clear 404
+    for id in ["user_id:ana-erase-7f3", "prof_nobody"] {
+        let r = app
+            .send(
+                Method::POST,
+                &format!("/api/v1/customers/{id}/erase"),
+                &json!({}),
+            )
+            .await;
+        assert_eq!(r.status(), 404, "{id}");
+        assert_eq!(r.json::<Value>().await.unwrap()["code"], "not_found");
+    }
+    app.stop().await;
+}
+
+#[tokio::test]
+async fn erasure_on_sqlite() {
+    erasure_leaves_nothing(Backend::Sqlite).await;
+}
+
+#[tokio::test]
+async fn erasure_on_postgres() {
+    erasure_leaves_nothing(Backend::Postgres).await;
+}
