@@ -3,6 +3,7 @@
 //! incremental projections exactly.
 
 pub mod audit;
+pub mod consent;
 pub mod context;
 pub mod decision;
 pub mod event;

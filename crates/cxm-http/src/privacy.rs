@@ -5,13 +5,16 @@ use std::collections::BTreeMap;
 use std::sync::Arc;
 
 use axum::extract::{Path, State};
+use axum::http::StatusCode;
 use axum::routing::{get, post};
 use axum::{Json, Router};
+use cxm_domain::consent::{self, ConsentRecord, ConsentStatus};
 use cxm_store::{
     DecisionQuery, Profile, RecentAnswer, Store, StoredDecision, StoredEvent, TimelinePage,
 };
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 
+use crate::api::ApiJson;
 use crate::auth::Principal;
 use crate::error::{ApiError, ApiResult, ErrorCode};
 use crate::voc::blocking;
@@ -21,6 +24,10 @@ pub fn routes() -> Router<Arc<AppState>> {
     Router::new()
         .route("/api/v1/customers/{id}/erase", post(erase))
         .route("/api/v1/customers/{id}/export", get(export))
+        .route(
+            "/api/v1/customers/{id}/consent",
+            get(get_consent).post(add_consent),
+        )
 }
 
 /// The profile an id names: a profile id, or a typed identifier (`email:a@b.com`).
@@ -152,4 +159,174 @@ pub async fn export(
     Ok(Json(
         blocking(&st, move |s| export_customer(s, &t, &id)).await?,
     ))
+}
+
+/// Why the customer named by a typed identifier may not be contacted for `purpose` on
+/// `channel`, or None when they may (or cxm does not know them).
+pub fn declined(
+    store: &dyn Store,
+    tenant: &str,
+    identifier: &str,
+    purpose: &str,
+    channel: &str,
+) -> cxm_store::Result<Option<String>> {
+    let Some(i) = cxm_domain::identity::Identifier::parse_typed(identifier) else {
+        return Ok(None);
+    };
+    let Some(pid) = store.profile_for(tenant, &i)? else {
+        return Ok(None);
+    };
+    let records = store.consents(tenant, &pid)?;
+    Ok(match consent::allowed(&records, purpose, channel) {
+        (true, _) => None,
+        (false, Some(r)) => Some(format!(
+            "the customer {} {purpose} on {} ({} via {})",
+            r.status.as_str(),
+            if r.channel == "*" {
+                "every channel"
+            } else {
+                r.channel.as_str()
+            },
+            chrono::DateTime::from_timestamp_millis(r.at_ms)
+                .map(|d| d.date_naive().to_string())
+                .unwrap_or_default(),
+            r.source
+        )),
+        (false, None) => Some(format!(
+            "{purpose} needs the customer's consent, which was never given"
+        )),
+    })
+}
+
+#[derive(Debug, Deserialize, utoipa::ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct NewConsent {
+    /// surveys, service_updates, marketing or profiling.
+    pub purpose: String,
+    /// A channel, or `*` (default) for every channel.
+    pub channel: Option<String>,
+    pub status: ConsentStatus,
+    /// Where the customer said it (default `api`).
+    pub source: Option<String>,
+}
+
+#[derive(Debug, Serialize, utoipa::ToSchema)]
+pub struct ConsentView {
+    pub profile_id: String,
+    /// For each purpose: allowed on every channel now, and the record that decided.
+    pub current: Vec<PurposeState>,
+    /// Newest first.
+    pub history: Vec<ConsentRecord>,
+}
+
+#[derive(Debug, Serialize, utoipa::ToSchema)]
+pub struct PurposeState {
+    pub purpose: String,
+    /// `*` (every channel), or a channel with a record of its own.
+    pub channel: String,
+    pub allowed: bool,
+    pub decided_by: Option<ConsentRecord>,
+}
+
+fn consent_view(store: &dyn Store, tenant: &str, profile: &Profile) -> ApiResult<ConsentView> {
+    let history = store.consents(tenant, &profile.id)?;
+    let mut current = vec![];
+    for p in consent::PURPOSES {
+        let mut channels: Vec<&str> = vec!["*"];
+        for r in history
+            .iter()
+            .filter(|r| r.purpose == *p && r.channel != "*")
+        {
+            if !channels.contains(&r.channel.as_str()) {
+                channels.push(&r.channel);
+            }
+        }
+        for ch in channels {
+            let (allowed, by) = consent::allowed(&history, p, ch);
+            current.push(PurposeState {
+                purpose: p.to_string(),
+                channel: ch.to_string(),
+                allowed,
+                decided_by: by.cloned(),
+            });
+        }
+    }
+    Ok(ConsentView {
+        profile_id: profile.id.clone(),
+        current,
+        history,
+    })
+}
+
+/// The customer's consent: per purpose now, and the full history.
+#[utoipa::path(get, path = "/api/v1/customers/{id}/consent", tag = "customers", params(("id" = String, Path)),
+    responses((status = 200, body = ConsentView), (status = 404, body = crate::error::Problem)), security(("bearer" = [])))]
+pub async fn get_consent(
+    State(st): State<Arc<AppState>>,
+    p: Principal,
+    Path(id): Path<String>,
+) -> ApiResult<Json<ConsentView>> {
+    let t = p.tenant_id.clone();
+    Ok(Json(
+        blocking(&st, move |s| {
+            let profile = resolve(s, &t, &id)?;
+            consent_view(s, &t, &profile)
+        })
+        .await?,
+    ))
+}
+
+/// Records what the customer said (granted, denied or revoked) for a purpose and channel;
+/// surveys, close-the-loop messages and marketing honour it from then on.
+#[utoipa::path(post, path = "/api/v1/customers/{id}/consent", tag = "customers", params(("id" = String, Path)), request_body = NewConsent,
+    responses((status = 201, body = ConsentView), (status = 400, body = crate::error::Problem), (status = 404, body = crate::error::Problem)),
+    security(("bearer" = [])))]
+pub async fn add_consent(
+    State(st): State<Arc<AppState>>,
+    p: Principal,
+    Path(id): Path<String>,
+    ApiJson(req): ApiJson<NewConsent>,
+) -> ApiResult<(StatusCode, Json<ConsentView>)> {
+    if p.role == cxm_store::Role::Viewer {
+        return Err(ApiError::new(
+            ErrorCode::Forbidden,
+            "the viewer role cannot record consent",
+        ));
+    }
+    if !consent::PURPOSES.contains(&req.purpose.as_str()) {
+        return Err(ApiError::new(
+            ErrorCode::InvalidParameter,
+            format!("purpose must be one of {}", consent::PURPOSES.join(", ")),
+        ));
+    }
+    let channel = req.channel.clone().unwrap_or_else(|| "*".into());
+    if !consent::CHANNELS.contains(&channel.as_str()) {
+        return Err(ApiError::new(
+            ErrorCode::InvalidParameter,
+            format!("channel must be one of {}", consent::CHANNELS.join(", ")),
+        ));
+    }
+    let source = req.source.clone().unwrap_or_else(|| "api".into());
+    if source.is_empty() || source.len() > 100 {
+        return Err(ApiError::new(
+            ErrorCode::InvalidParameter,
+            "source is 1 to 100 bytes",
+        ));
+    }
+    let t = p.tenant_id.clone();
+    let view = blocking(&st, move |s| {
+        let profile = resolve(s, &t, &id)?;
+        let r = ConsentRecord {
+            purpose: req.purpose,
+            channel,
+            status: req.status,
+            source,
+            actor: p.actor.clone(),
+            at_ms: chrono::Utc::now().timestamp_millis(),
+        };
+        s.add_consent(&t, &profile.id, &r)?;
+        consent_view(s, &t, &profile)
+    })
+    .await?;
+    Ok((StatusCode::CREATED, Json(view)))
 }

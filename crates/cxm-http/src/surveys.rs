@@ -341,7 +341,7 @@ pub async fn new_link(
     if let Some(ident) = &identifier {
         let def: SurveyDefinition = serde_json::from_str(&def)
             .map_err(|e| ApiError::new(ErrorCode::Internal, e.to_string()))?;
-        contact_check(st, tenant, &id, &def, ident).await?;
+        contact_check(st, tenant, &id, &def, ident, channel.as_str()).await?;
     }
     let (token, hash) = crate::auth::new_session_token();
     let link = SurveyLink {
@@ -463,15 +463,29 @@ pub async fn update_invitation(
     Ok(Json(inv))
 }
 
-/// Whether the contact rules let this customer be invited to this survey now. The survey's
-/// own rules apply to its invitations; the tenant-wide rules to all of them.
+/// Whether the customer's consent and the contact rules let them be invited to this survey
+/// now. The survey's own rules apply to its invitations; the tenant-wide rules to all of them.
 pub(crate) async fn contact_check(
     st: &AppState,
     tenant: &str,
     survey_id: &str,
     def: &SurveyDefinition,
     identifier: &str,
+    channel: &str,
 ) -> ApiResult<()> {
+    // the customer's own say comes first: a declined survey is never sent
+    let (t, ident, ch) = (
+        tenant.to_string(),
+        identifier.to_string(),
+        channel.to_string(),
+    );
+    let declined = st
+        .store
+        .run(move |s| crate::privacy::declined(s, &t, &ident, "surveys", &ch))
+        .await?;
+    if let Some(why) = declined {
+        return Err(ApiError::new(ErrorCode::ContactRule, why));
+    }
     let now = chrono::Utc::now().timestamp_millis();
     let (rules, scope) = match def.contact_rules {
         Some(r) => (r, Some(survey_id.to_string())),

@@ -928,10 +928,18 @@ fn close_the_loop(store: &dyn Store, tenant: &str, t: &Ticket, actor: &str) -> A
         received_at: now,
         batch_sent_at: None,
     };
+    let mut declined = 0;
     for pid in profiles {
         let Some(p) = store.profile(tenant, &pid)? else {
             continue;
         };
+        // customers who declined service updates are not written to
+        let (ok, _) =
+            cxm_domain::consent::allowed(&store.consents(tenant, &p.id)?, "service_updates", "*");
+        if !ok {
+            declined += 1;
+            continue;
+        }
         let id_of = |kind: &str| {
             p.identifiers
                 .iter()
@@ -975,7 +983,7 @@ fn close_the_loop(store: &dyn Store, tenant: &str, t: &Ticket, actor: &str) -> A
         t.id,
         actor,
         "loop_closed",
-        &json!({"message": message, "customers": reached, "unreachable": unreachable}),
+        &json!({"message": message, "customers": reached, "unreachable": unreachable, "declined": declined}),
     )?;
     Ok(())
 }

@@ -194,7 +194,7 @@ async fn invite(
         created_at_ms: 0,
         delivered_at_ms: None,
     };
-    let link = match crate::surveys::contact_check(st, tenant, &s.id, &s.def, who).await {
+    let link = match crate::surveys::contact_check(st, tenant, &s.id, &s.def, who, &channel).await {
         Ok(()) => {
             let (token, hash) = crate::auth::new_session_token();
             inv.url = Some(format!("/s/{token}"));

@@ -167,6 +167,161 @@ async fn erasure_leaves_nothing(backend: Backend) {
     app.stop().await;
 }
 
+async fn consent_is_honoured(backend: Backend) {
+    let Some(app) = TestApp::spawn_with(backend, HttpConfig::default()).await else {
+        return;
+    };
+    let sk = app.secret_key.clone();
+    let r = app
+        .batch(json!({"batch": [
+            {"type": "identify", "userId": "ana", "traits": {"email": "ana@example.com"}},
+            {"type": "identify", "userId": "bo", "traits": {"email": "bo@example.com"}}
+        ]}))
+        .await;
+    assert_eq!(r.status(), 200);
+    let r = app.post("/api/v1/surveys", &sk, &json!({"survey_id": "csat", "definition": {"name": "CSAT", "questions": [{"id": "csat", "type": "csat", "prompt": "How did we do?"}]}})).await;
+    assert!(r.status().is_success());
+    // bad records are refused
+    for (body, says) in [
+        (
+            json!({"purpose": "telepathy", "status": "denied"}),
+            "purpose",
+        ),
+        (
+            json!({"purpose": "surveys", "channel": "pigeon", "status": "denied"}),
+            "channel",
+        ),
+        (json!({"purpose": "surveys", "status": "maybe"}), "status"),
+    ] {
+        let r = app
+            .post("/api/v1/customers/user_id:ana/consent", &sk, &body)
+            .await;
+        assert_eq!(r.status(), 400, "{body}");
+        assert!(r.text().await.unwrap().contains(says));
+    }
+    let r = app
+        .post(
+            "/api/v1/customers/user_id:nobody/consent",
+            &sk,
+            &json!({"purpose": "surveys", "status": "denied"}),
+        )
+        .await;
+    assert_eq!(r.status(), 404);
+    let r = app.post("/api/v1/customers/user_id:ana/consent", &sk, &json!({"purpose": "surveys", "channel": "email", "status": "denied", "source": "preference_center"})).await;
+    assert_eq!(r.status(), 201);
+    let view: Value = r.json().await.unwrap();
+    let email = view["current"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|c| c["purpose"] == "surveys" && c["channel"] == "email")
+        .unwrap();
+    assert_eq!(email["allowed"], false);
+    assert_eq!(
+        view["current"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|c| c["purpose"] == "marketing")
+            .unwrap()["allowed"],
+        false,
+        "marketing needs a grant"
+    );
+
+    // surveys: not by email, still by sms; bo is unaffected
+    let r = app
+        .post(
+            "/api/v1/surveys/csat/links",
+            &sk,
+            &json!({"identifier": "user_id:ana", "channel": "email"}),
+        )
+        .await;
+    assert_eq!(r.status(), 409);
+    let b: Value = r.json().await.unwrap();
+    assert_eq!(b["code"], "contact_rule");
+    assert!(
+        b["detail"]
+            .as_str()
+            .unwrap()
+            .contains("denied surveys on email"),
+        "{b}"
+    );
+    assert!(app
+        .post(
+            "/api/v1/surveys/csat/links",
+            &sk,
+            &json!({"identifier": "user_id:ana", "channel": "sms"})
+        )
+        .await
+        .status()
+        .is_success());
+    assert!(app
+        .post(
+            "/api/v1/surveys/csat/links",
+            &sk,
+            &json!({"identifier": "user_id:bo", "channel": "email"})
+        )
+        .await
+        .status()
+        .is_success());
+
+    // close the loop: ana declined service updates, so only bo hears about the fix
+    let r = app
+        .post(
+            "/api/v1/customers/user_id:ana/consent",
+            &sk,
+            &json!({"purpose": "service_updates", "status": "revoked"}),
+        )
+        .await;
+    assert_eq!(r.status(), 201);
+    let r = app.post("/api/v1/tickets", &sk, &json!({"title": "double charges", "owner": "billing-lead", "severity": "high",
+        "source": {"kind": "manual"}, "check": {"kind": "csat_recovers", "accounts": ["acme"], "percent": 80, "days": 30, "min_answers": 2},
+        "impact": {"customers": 2, "identifiers": ["user_id:ana", "user_id:bo"], "close_loop_message": "We fixed the double charges."}})).await;
+    assert_eq!(r.status(), 201);
+    let id = r.json::<Value>().await.unwrap()["id"].as_i64().unwrap();
+    for state in ["in_progress", "fix_shipped"] {
+        let r = app
+            .post(
+                &format!("/api/v1/tickets/{id}/state"),
+                &sk,
+                &json!({"state": state}),
+            )
+            .await;
+        assert_eq!(r.status(), 200, "{state}");
+    }
+    let r = app
+        .post(
+            &format!("/api/v1/tickets/{id}/close"),
+            &sk,
+            &json!({"override_reason": "verified by hand"}),
+        )
+        .await;
+    assert_eq!(r.status(), 200);
+    let t: Value = r.json().await.unwrap();
+    let note = t["timeline"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|e| e["kind"] == "loop_closed")
+        .expect("loop closed")
+        .clone();
+    assert_eq!(note["detail"]["declined"], 1, "{note}");
+    assert_eq!(note["detail"]["customers"].as_array().unwrap().len(), 1);
+    let history = app.get_json("/api/v1/customers/user_id:ana/consent").await;
+    assert_eq!(history["history"].as_array().unwrap().len(), 2);
+    app.stop().await;
+}
+
+#[tokio::test]
+async fn consent_on_sqlite() {
+    consent_is_honoured(Backend::Sqlite).await;
+}
+
+#[tokio::test]
+async fn consent_on_postgres() {
+    consent_is_honoured(Backend::Postgres).await;
+}
+
 #[tokio::test]
 async fn erasure_on_sqlite() {
     erasure_leaves_nothing(Backend::Sqlite).await;

@@ -222,6 +222,13 @@ pub(crate) fn erase(
             )?,
         );
         add(
+            "consents",
+            db.exec(
+                "DELETE FROM consents WHERE tenant_id = ?1 AND profile_id = ?2",
+                &[t(tenant), t(p)],
+            )?,
+        );
+        add(
             "journey_positions",
             db.exec(
                 "DELETE FROM journey_positions WHERE tenant_id = ?1 AND profile_id = ?2",

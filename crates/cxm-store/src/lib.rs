@@ -452,6 +452,20 @@ pub trait Store: Send + Sync + 'static {
         actor: &str,
     ) -> Result<Option<ErasureCounts>>;
 
+    /// Adds a consent record to the customer's history.
+    fn add_consent(
+        &self,
+        tenant: &str,
+        profile_id: &str,
+        c: &cxm_domain::consent::ConsentRecord,
+    ) -> Result<()>;
+    /// The customer's consent history, newest first.
+    fn consents(
+        &self,
+        tenant: &str,
+        profile_id: &str,
+    ) -> Result<Vec<cxm_domain::consent::ConsentRecord>>;
+
     // step-up verification
     fn save_step_up(&self, tenant: &str, s: &StepUp) -> Result<()>;
     fn step_up(&self, tenant: &str, id: &str) -> Result<Option<StepUp>>;

@@ -32,6 +32,7 @@ const MIGRATIONS: &[(i64, &str)] = &[
     (11, include_str!("../migrations/postgres/0011_signing.sql")),
     (12, include_str!("../migrations/postgres/0012_step_up.sql")),
     (13, include_str!("../migrations/postgres/0013_erasures.sql")),
+    (14, include_str!("../migrations/postgres/0014_consent.sql")),
 ];
 const POOL_SIZE: usize = 8;
 
@@ -1992,6 +1993,41 @@ impl Store for PgStore {
                 now,
             )?;
             Ok(Some(counts))
+        })
+    }
+
+    fn add_consent(
+        &self,
+        tenant: &str,
+        profile_id: &str,
+        c: &cxm_domain::consent::ConsentRecord,
+    ) -> Result<()> {
+        self.tx(|g| {
+            g.exec(
+                "INSERT INTO consents (tenant_id, profile_id, purpose, channel, status, source, actor, at) VALUES ($1, $2, $3, $4, $5, $6, $7, $8)",
+                &[&tenant, &profile_id, &c.purpose, &c.channel, &c.status.as_str(), &c.source, &c.actor, &c.at_ms],
+            )?;
+            Ok(())
+        })
+    }
+
+    fn consents(
+        &self,
+        tenant: &str,
+        profile_id: &str,
+    ) -> Result<Vec<cxm_domain::consent::ConsentRecord>> {
+        self.tx(|g| {
+            Ok(g.all("SELECT purpose, channel, status, source, actor, at FROM consents WHERE tenant_id = $1 AND profile_id = $2 ORDER BY id DESC", &[&tenant, &profile_id])?
+                .iter()
+                .map(|r| cxm_domain::consent::ConsentRecord {
+                    purpose: r.get(0),
+                    channel: r.get(1),
+                    status: cxm_domain::consent::ConsentStatus::parse(r.get(2)).unwrap_or(cxm_domain::consent::ConsentStatus::Denied),
+                    source: r.get(3),
+                    actor: r.get(4),
+                    at_ms: r.get(5),
+                })
+                .collect())
         })
     }
 

@@ -28,6 +28,7 @@ const MIGRATIONS: &[(i64, &str)] = &[
     (11, include_str!("../migrations/sqlite/0011_signing.sql")),
     (12, include_str!("../migrations/sqlite/0012_step_up.sql")),
     (13, include_str!("../migrations/sqlite/0013_erasures.sql")),
+    (14, include_str!("../migrations/sqlite/0014_consent.sql")),
 ];
 
 pub struct SqliteStore {
@@ -2084,6 +2085,45 @@ impl Store for SqliteStore {
                 now,
             )?;
             Ok(Some(counts))
+        })
+    }
+
+    fn add_consent(
+        &self,
+        tenant: &str,
+        profile_id: &str,
+        c: &cxm_domain::consent::ConsentRecord,
+    ) -> Result<()> {
+        self.write(|tx| {
+            tx.execute(
+                "INSERT INTO consents (tenant_id, profile_id, purpose, channel, status, source, actor, at) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8)",
+                params![tenant, profile_id, c.purpose, c.channel, c.status.as_str(), c.source, c.actor, c.at_ms],
+            )?;
+            Ok(())
+        })
+    }
+
+    fn consents(
+        &self,
+        tenant: &str,
+        profile_id: &str,
+    ) -> Result<Vec<cxm_domain::consent::ConsentRecord>> {
+        self.read(|c| {
+            let mut st = c.prepare_cached("SELECT purpose, channel, status, source, actor, at FROM consents WHERE tenant_id = ?1 AND profile_id = ?2 ORDER BY id DESC")?;
+            let rows = st
+                .query_map(params![tenant, profile_id], |r| {
+                    let status: String = r.get(2)?;
+                    Ok(cxm_domain::consent::ConsentRecord {
+                        purpose: r.get(0)?,
+                        channel: r.get(1)?,
+                        status: cxm_domain::consent::ConsentStatus::parse(&status).unwrap_or(cxm_domain::consent::ConsentStatus::Denied),
+                        source: r.get(3)?,
+                        actor: r.get(4)?,
+                        at_ms: r.get(5)?,
+                    })
+                })?
+                .collect::<Result<Vec<_>, _>>()?;
+            Ok(rows)
         })
     }
 
