@@ -49,7 +49,7 @@ impl Modify for Security {
         crate::decisions::ask, crate::decisions::list, crate::decisions::get_one, crate::decisions::review, crate::decisions::queue, crate::decisions::get_policies, crate::decisions::put_policies, crate::decisions::test_policies, crate::decisions::activate, crate::decisions::list_agents, crate::decisions::save_agent, crate::decisions::get_agent, crate::decisions::agent_key, crate::decisions::verify_audit,
         crate::provenance::list_keys, crate::provenance::rotate, crate::provenance::revoke, crate::provenance::sign, crate::provenance::verify_api, crate::provenance::checkpoint,
         crate::step_up::start, crate::step_up::verify,
-        crate::privacy::erase, crate::privacy::export, crate::privacy::get_consent, crate::privacy::add_consent,
+        crate::privacy::erase, crate::privacy::export, crate::privacy::get_consent, crate::privacy::add_consent, crate::privacy::get_retention, crate::privacy::put_retention, crate::privacy::purge_now,
     ),
     modifiers(&Security),
     tags((name = "ingest"), (name = "customers"), (name = "feedback"), (name = "themes"), (name = "journeys"), (name = "health"), (name = "tickets"), (name = "webhooks"), (name = "agents"), (name = "provenance"), (name = "keys"))

@@ -28,6 +28,8 @@ pub fn routes() -> Router<Arc<AppState>> {
             "/api/v1/customers/{id}/consent",
             get(get_consent).post(add_consent),
         )
+        .route("/api/v1/retention", get(get_retention).put(put_retention))
+        .route("/api/v1/retention/purge", post(purge_now))
 }
 
 /// The profile an id names: a profile id, or a typed identifier (`email:a@b.com`).
@@ -329,4 +331,115 @@ pub async fn add_consent(
     })
     .await?;
     Ok((StatusCode::CREATED, Json(view)))
+}
+
+#[derive(Debug, Serialize, utoipa::ToSchema)]
+pub struct Retention {
+    /// Days kept, by data class; a class without a period is kept until erased.
+    pub periods: BTreeMap<String, i64>,
+    pub classes: Vec<&'static str>,
+}
+
+/// How long each class of data is kept.
+#[utoipa::path(get, path = "/api/v1/retention", tag = "customers",
+    responses((status = 200, body = Retention)), security(("bearer" = [])))]
+pub async fn get_retention(
+    State(st): State<Arc<AppState>>,
+    p: Principal,
+) -> ApiResult<Json<Retention>> {
+    let t = p.tenant_id.clone();
+    let periods = blocking(&st, move |s| Ok(s.retention(&t)?)).await?;
+    Ok(Json(Retention {
+        periods,
+        classes: cxm_store::DATA_CLASSES.to_vec(),
+    }))
+}
+
+/// Sets retention periods: `{"events": 365, "feedback_text": 730, "transcripts": 90}`; `null`
+/// keeps a class until erased. Each change is on the audit chain.
+pub fn set_retention(
+    store: &dyn Store,
+    tenant: &str,
+    actor: &str,
+    periods: &serde_json::Map<String, serde_json::Value>,
+) -> ApiResult<BTreeMap<String, i64>> {
+    let mut changes = vec![];
+    for (class, v) in periods {
+        if !cxm_store::DATA_CLASSES.contains(&class.as_str()) {
+            return Err(ApiError::new(
+                ErrorCode::InvalidParameter,
+                format!(
+                    "no data class {class:?}; known: {}",
+                    cxm_store::DATA_CLASSES.join(", ")
+                ),
+            ));
+        }
+        let days = match v {
+            serde_json::Value::Null => None,
+            v => match v.as_i64().filter(|d| (1..=36_500).contains(d)) {
+                Some(d) => Some(d),
+                None => {
+                    return Err(ApiError::new(
+                        ErrorCode::InvalidParameter,
+                        format!("{class} must be a whole number of days from 1 to 36500, or null"),
+                    ))
+                }
+            },
+        };
+        changes.push((class.clone(), days));
+    }
+    for (class, days) in changes {
+        store.set_retention(tenant, &class, days, actor)?;
+    }
+    Ok(store.retention(tenant)?)
+}
+
+#[utoipa::path(put, path = "/api/v1/retention", tag = "customers", request_body = Object,
+    responses((status = 200, body = Retention), (status = 400, body = crate::error::Problem)), security(("bearer" = [])))]
+pub async fn put_retention(
+    State(st): State<Arc<AppState>>,
+    p: Principal,
+    ApiJson(periods): ApiJson<serde_json::Map<String, serde_json::Value>>,
+) -> ApiResult<Json<Retention>> {
+    p.require_admin()?;
+    let t = p.tenant_id.clone();
+    let periods = blocking(&st, move |s| set_retention(s, &t, &p.actor, &periods)).await?;
+    Ok(Json(Retention {
+        periods,
+        classes: cxm_store::DATA_CLASSES.to_vec(),
+    }))
+}
+
+/// Purges what is past its period now (the server also does it every hour).
+#[utoipa::path(post, path = "/api/v1/retention/purge", tag = "customers",
+    responses((status = 200, body = cxm_store::Purged)), security(("bearer" = [])))]
+pub async fn purge_now(
+    State(st): State<Arc<AppState>>,
+    p: Principal,
+) -> ApiResult<Json<cxm_store::Purged>> {
+    p.require_admin()?;
+    let t = p.tenant_id.clone();
+    let now = chrono::Utc::now().timestamp_millis();
+    Ok(Json(blocking(&st, move |s| Ok(s.purge(&t, now)?)).await?))
+}
+
+/// Applies every tenant's retention periods every hour.
+pub async fn retention_worker(state: Arc<AppState>) {
+    loop {
+        tokio::time::sleep(std::time::Duration::from_secs(3600)).await;
+        let now = chrono::Utc::now().timestamp_millis();
+        let r = blocking(&state, move |s| {
+            for t in s.list_tenants()? {
+                let p = s.purge(&t.id, now)?;
+                if p != cxm_store::Purged::default() {
+                    tracing::info!(tenant = %t.id, events = p.events, feedback_texts = p.feedback_texts, transcripts = p.transcripts, "retention purge");
+                }
+            }
+            Ok(())
+        })
+        .await;
+        if let Err(e) = r {
+            tracing::warn!(error = %e.detail, "retention purge failed");
+        }
+    }
 }

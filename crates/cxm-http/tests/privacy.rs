@@ -312,6 +312,100 @@ async fn consent_is_honoured(backend: Backend) {
     app.stop().await;
 }
 
+fn days_ago(d: i64) -> String {
+    (chrono::Utc::now() - chrono::Duration::days(d)).to_rfc3339()
+}
+
+async fn retention_purges_what_is_past_its_period(backend: Backend) {
+    let Some(app) = TestApp::spawn_with(backend, HttpConfig::default()).await else {
+        return;
+    };
+    let sk = app.secret_key.clone();
+    let r = app.client.post(app.url("/v1/batch?historical=true")).basic_auth(&app.write_key, Some("")).json(&json!({"batch": [
+        {"type": "track", "userId": "cy", "event": "Signed Up", "timestamp": days_ago(400)},
+        {"type": "track", "userId": "cy", "event": "Chat Started", "properties": {"transcript": "hi, my card 4111 was charged twice"}, "timestamp": days_ago(100)},
+        {"type": "track", "userId": "cy", "event": "Chat Started", "properties": {"transcript": "still waiting"}, "timestamp": days_ago(2)}
+    ]})).send().await.unwrap();
+    assert_eq!(r.status(), 200);
+    let answers = json!({"answers": [
+        {"response_id": "old", "question": "why", "type": "text", "value": "an old complaint", "identifier": "user_id:cy", "collected_at": days_ago(800)},
+        {"response_id": "old", "question": "nps", "type": "nps", "value": 3, "identifier": "user_id:cy", "collected_at": days_ago(800)},
+        {"response_id": "new", "question": "why", "type": "text", "value": "a fresh complaint", "identifier": "user_id:cy"}
+    ]});
+    assert_eq!(
+        app.post("/api/v1/feedback", &app.write_key, &answers)
+            .await
+            .status(),
+        200
+    );
+    for (body, says) in [
+        (json!({"mail": 10}), "no data class"),
+        (json!({"events": 0}), "1 to 36500"),
+        (json!({"events": "forever"}), "1 to 36500"),
+    ] {
+        let r = app.send(Method::PUT, "/api/v1/retention", &body).await;
+        assert_eq!(r.status(), 400, "{body}");
+        assert!(r.text().await.unwrap().contains(says));
+    }
+    let r = app
+        .send(
+            Method::PUT,
+            "/api/v1/retention",
+            &json!({"events": 365, "feedback_text": 730, "transcripts": 30}),
+        )
+        .await;
+    assert_eq!(r.status(), 200);
+    assert_eq!(
+        r.json::<Value>().await.unwrap()["periods"]["transcripts"],
+        30
+    );
+    let purged: Value = app
+        .post("/api/v1/retention/purge", &sk, &json!({}))
+        .await
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(
+        purged,
+        json!({"events": 1, "feedback_texts": 1, "transcripts": 1})
+    );
+    let export = app.get_json("/api/v1/customers/user_id:cy/export").await;
+    let events = export["events"].as_array().unwrap();
+    assert_eq!(events.len(), 2, "the 400-day-old event is gone");
+    let texts: Vec<String> = events.iter().map(|e| e["payload"].to_string()).collect();
+    assert!(!texts.iter().any(|t| t.contains("4111")), "{texts:?}");
+    assert!(texts.iter().any(|t| t.contains("still waiting")));
+    // a second purge finds nothing; clearing a period keeps that class again
+    let purged: Value = app
+        .post("/api/v1/retention/purge", &sk, &json!({}))
+        .await
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(
+        purged,
+        json!({"events": 0, "feedback_texts": 0, "transcripts": 0})
+    );
+    let r = app
+        .send(Method::PUT, "/api/v1/retention", &json!({"events": null}))
+        .await;
+    assert!(r.json::<Value>().await.unwrap()["periods"]
+        .get("events")
+        .is_none());
+    assert_eq!(app.get_json("/api/v1/audit/verify").await["ok"], true);
+    app.stop().await;
+}
+
+#[tokio::test]
+async fn retention_on_sqlite() {
+    retention_purges_what_is_past_its_period(Backend::Sqlite).await;
+}
+
+#[tokio::test]
+async fn retention_on_postgres() {
+    retention_purges_what_is_past_its_period(Backend::Postgres).await;
+}
+
 #[tokio::test]
 async fn consent_on_sqlite() {
     consent_is_honoured(Backend::Sqlite).await;

@@ -466,6 +466,19 @@ pub trait Store: Send + Sync + 'static {
         profile_id: &str,
     ) -> Result<Vec<cxm_domain::consent::ConsentRecord>>;
 
+    /// Retention periods in days by data class.
+    fn retention(&self, tenant: &str) -> Result<std::collections::BTreeMap<String, i64>>;
+    /// Sets (Some) or clears (None) a class's period.
+    fn set_retention(
+        &self,
+        tenant: &str,
+        class: &str,
+        days: Option<i64>,
+        actor: &str,
+    ) -> Result<()>;
+    /// Removes what is past its period as of `now_ms`.
+    fn purge(&self, tenant: &str, now_ms: i64) -> Result<Purged>;
+
     // step-up verification
     fn save_step_up(&self, tenant: &str, s: &StepUp) -> Result<()>;
     fn step_up(&self, tenant: &str, id: &str) -> Result<Option<StepUp>>;

@@ -33,6 +33,10 @@ const MIGRATIONS: &[(i64, &str)] = &[
     (12, include_str!("../migrations/postgres/0012_step_up.sql")),
     (13, include_str!("../migrations/postgres/0013_erasures.sql")),
     (14, include_str!("../migrations/postgres/0014_consent.sql")),
+    (
+        15,
+        include_str!("../migrations/postgres/0015_retention.sql"),
+    ),
 ];
 const POOL_SIZE: usize = 8;
 
@@ -2028,6 +2032,68 @@ impl Store for PgStore {
                     at_ms: r.get(5),
                 })
                 .collect())
+        })
+    }
+
+    fn retention(&self, tenant: &str) -> Result<std::collections::BTreeMap<String, i64>> {
+        self.tx(|g| {
+            Ok(g.all(
+                "SELECT data_class, days FROM retention WHERE tenant_id = $1",
+                &[&tenant],
+            )?
+            .iter()
+            .map(|r| (r.get(0), r.get(1)))
+            .collect())
+        })
+    }
+
+    fn set_retention(
+        &self,
+        tenant: &str,
+        class: &str,
+        days: Option<i64>,
+        actor: &str,
+    ) -> Result<()> {
+        let now = now_ms();
+        self.tx(|g| {
+            g.exec("SELECT pg_advisory_xact_lock(hashtext($1 || '/audit'))", &[&tenant])?;
+            match days {
+                Some(d) => g.exec(
+                    "INSERT INTO retention (tenant_id, data_class, days, updated_by, updated_at) VALUES ($1, $2, $3, $4, $5)
+                     ON CONFLICT (tenant_id, data_class) DO UPDATE SET days = excluded.days, updated_by = excluded.updated_by, updated_at = excluded.updated_at",
+                    &[&tenant, &class, &d, &actor, &now],
+                )?,
+                None => g.exec("DELETE FROM retention WHERE tenant_id = $1 AND data_class = $2", &[&tenant, &class])?,
+            };
+            let body = serde_json::json!({"class": class, "days": days}).to_string();
+            pg_chain(g, tenant, vec![cxm_domain::audit::NewAuditEntry { actor: actor.into(), kind: "retention.set".into(), subject: format!("retention:{class}"), body }], now)?;
+            Ok(())
+        })
+    }
+
+    fn purge(&self, tenant: &str, now_ms: i64) -> Result<Purged> {
+        let periods = self.retention(tenant)?;
+        let cutoff = |class: &str| periods.get(class).map(|d| now_ms - d * 86_400_000);
+        self.tx(|g| {
+            let mut out = Purged::default();
+            if let Some(c) = cutoff("events") {
+                out.events = g.exec("DELETE FROM events WHERE tenant_id = $1 AND ts < $2", &[&tenant, &c])?;
+            }
+            if let Some(c) = cutoff("feedback_text") {
+                out.feedback_texts = g.exec(
+                    "UPDATE feedback SET text_value = NULL WHERE tenant_id = $1 AND collected_at < $2 AND text_value IS NOT NULL",
+                    &[&tenant, &c],
+                )?;
+            }
+            if let Some(c) = cutoff("transcripts") {
+                out.transcripts = g.exec(
+                    "UPDATE events SET payload = ((payload::jsonb #- '{properties,transcript}') #- '{properties,message}' #- '{properties,text}')::text
+                     WHERE tenant_id = $1 AND category = 'conversation' AND ts < $2
+                       AND (payload::jsonb -> 'properties') ?| array['transcript', 'message', 'text']",
+                    &[&tenant, &c],
+                )?;
+            }
+            Ok(out)
         })
     }
 

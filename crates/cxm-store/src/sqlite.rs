@@ -29,6 +29,7 @@ const MIGRATIONS: &[(i64, &str)] = &[
     (12, include_str!("../migrations/sqlite/0012_step_up.sql")),
     (13, include_str!("../migrations/sqlite/0013_erasures.sql")),
     (14, include_str!("../migrations/sqlite/0014_consent.sql")),
+    (15, include_str!("../migrations/sqlite/0015_retention.sql")),
 ];
 
 pub struct SqliteStore {
@@ -2124,6 +2125,67 @@ impl Store for SqliteStore {
                 })?
                 .collect::<Result<Vec<_>, _>>()?;
             Ok(rows)
+        })
+    }
+
+    fn retention(&self, tenant: &str) -> Result<std::collections::BTreeMap<String, i64>> {
+        self.read(|c| {
+            let mut st =
+                c.prepare_cached("SELECT data_class, days FROM retention WHERE tenant_id = ?1")?;
+            let rows = st
+                .query_map([tenant], |r| Ok((r.get(0)?, r.get(1)?)))?
+                .collect::<Result<_, _>>()?;
+            Ok(rows)
+        })
+    }
+
+    fn set_retention(
+        &self,
+        tenant: &str,
+        class: &str,
+        days: Option<i64>,
+        actor: &str,
+    ) -> Result<()> {
+        let now = now_ms();
+        self.write(|tx| {
+            match days {
+                Some(d) => tx.execute(
+                    "INSERT INTO retention (tenant_id, data_class, days, updated_by, updated_at) VALUES (?1, ?2, ?3, ?4, ?5)
+                     ON CONFLICT (tenant_id, data_class) DO UPDATE SET days = excluded.days, updated_by = excluded.updated_by, updated_at = excluded.updated_at",
+                    params![tenant, class, d, actor, now],
+                )?,
+                None => tx.execute("DELETE FROM retention WHERE tenant_id = ?1 AND data_class = ?2", params![tenant, class])?,
+            };
+            let body = serde_json::json!({"class": class, "days": days}).to_string();
+            sqlite_chain(tx, tenant, vec![cxm_domain::audit::NewAuditEntry { actor: actor.into(), kind: "retention.set".into(), subject: format!("retention:{class}"), body }], now)?;
+            Ok(())
+        })
+    }
+
+    fn purge(&self, tenant: &str, now_ms: i64) -> Result<Purged> {
+        let periods = self.retention(tenant)?;
+        let cutoff = |class: &str| periods.get(class).map(|d| now_ms - d * 86_400_000);
+        self.write(|tx| {
+            let mut out = Purged::default();
+            if let Some(c) = cutoff("events") {
+                out.events = tx.execute("DELETE FROM events WHERE tenant_id = ?1 AND ts < ?2", params![tenant, c])? as u64;
+            }
+            if let Some(c) = cutoff("feedback_text") {
+                out.feedback_texts = tx.execute(
+                    "UPDATE feedback SET text_value = NULL WHERE tenant_id = ?1 AND collected_at < ?2 AND text_value IS NOT NULL",
+                    params![tenant, c],
+                )? as u64;
+            }
+            if let Some(c) = cutoff("transcripts") {
+                out.transcripts = tx.execute(
+                    "UPDATE events SET payload = json_remove(payload, '$.properties.transcript', '$.properties.message', '$.properties.text')
+                     WHERE tenant_id = ?1 AND category = 'conversation' AND ts < ?2
+                       AND (json_extract(payload, '$.properties.transcript') IS NOT NULL OR json_extract(payload, '$.properties.message') IS NOT NULL
+                            OR json_extract(payload, '$.properties.text') IS NOT NULL)",
+                    params![tenant, c],
+                )? as u64;
+            }
+            Ok(out)
         })
     }
 

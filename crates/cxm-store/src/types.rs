@@ -997,3 +997,18 @@ impl WebhookEndpoint {
         }
     }
 }
+
+/// Data classes with a retention period.
+pub const DATA_CLASSES: &[&str] = &["events", "feedback_text", "transcripts"];
+
+/// What a purge removed.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, utoipa::ToSchema)]
+pub struct Purged {
+    /// Events older than the `events` period, deleted.
+    pub events: u64,
+    /// Free-text answers older than the `feedback_text` period, blanked (scores stay).
+    pub feedback_texts: u64,
+    /// Conversation events older than the `transcripts` period whose transcript or message
+    /// properties were removed.
+    pub transcripts: u64,
+}

@@ -44,6 +44,7 @@ pub async fn run(
     let health = tokio::spawn(cxm_http::health::health_worker(state.clone()));
     let webhooks = tokio::spawn(cxm_http::webhooks::webhook_worker(state.clone()));
     let checkpoints = tokio::spawn(cxm_http::provenance::checkpoint_worker(state.clone()));
+    let retention = tokio::spawn(cxm_http::privacy::retention_worker(state.clone()));
     let mail = settings
         .http
         .mail
@@ -58,6 +59,7 @@ pub async fn run(
     health.abort();
     webhooks.abort();
     checkpoints.abort();
+    retention.abort();
     if let Some(m) = mail {
         m.abort();
     }
