@@ -7,8 +7,12 @@ use common::{Backend, TestApp};
 use cxm_http::HttpConfig;
 use serde_json::{json, Value};
 
+/// Times relative to one instant: stage durations the test checks (exactly 1 h, say) must
+/// not pick up the microseconds between two calls to the clock.
 fn ago(hours: f64) -> String {
-    (chrono::Utc::now() - chrono::Duration::minutes((hours * 60.0) as i64)).to_rfc3339()
+    static NOW: std::sync::OnceLock<chrono::DateTime<chrono::Utc>> = std::sync::OnceLock::new();
+    let now = *NOW.get_or_init(chrono::Utc::now);
+    (now - chrono::Duration::minutes((hours * 60.0) as i64)).to_rfc3339()
 }
 
 fn onboarding() -> Value {
