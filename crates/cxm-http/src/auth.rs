@@ -244,6 +244,19 @@ impl FromRequestParts<std::sync::Arc<AppState>> for Principal {
             });
         }
         match session_principal(state, &parts.headers).await? {
+            // viewers read: refused here, before any body is parsed, on every method but GET
+            Some(p)
+                if p.role == Role::Viewer
+                    && !matches!(
+                        parts.method,
+                        axum::http::Method::GET | axum::http::Method::HEAD
+                    ) =>
+            {
+                Err(ApiError::new(
+                    ErrorCode::Forbidden,
+                    "the viewer role only reads; ask an analyst, agent operator, owner or admin",
+                ))
+            }
             Some(p) => Ok(p),
             None => Err(ApiError::new(
                 ErrorCode::MissingCredentials,
