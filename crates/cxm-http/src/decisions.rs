@@ -40,6 +40,7 @@ pub fn routes() -> Router<Arc<AppState>> {
         .route("/api/v1/decisions", post(ask).get(list))
         .route("/api/v1/decisions/{id}", get(get_one))
         .route("/api/v1/decisions/{id}/review", post(review))
+        .route("/api/v1/decisions/{id}/outcome", post(report_outcome))
         .route("/api/v1/reviews", get(queue))
         .route("/api/v1/policies", get(get_policies).put(put_policies))
         .route("/api/v1/policies/test", post(test_policies))
@@ -1276,6 +1277,20 @@ pub struct AgentKpis {
     pub reversal_rate: Option<f64>,
     /// Per action: asks and the share allowed outright.
     pub by_action: BTreeMap<String, ActionKpi>,
+    /// Share of asks the agent acted on without a human deciding first (allow or review).
+    /// Shown for contrast: deflection alone is no win.
+    pub deflection_rate: Option<f64>,
+    /// Outcomes the agent reported.
+    pub reported: usize,
+    /// Reported resolved, acted on without a human (not reversed), and the customer did not
+    /// contact again on a conversation or support channel within 7 days.
+    pub resolved: usize,
+    /// Reported unresolved, reversed by a human, or followed by a repeat contact.
+    pub not_resolved: usize,
+    /// Reported resolved, but the 7 days are not over yet.
+    pub resolution_pending: usize,
+    /// resolved / (resolved + not_resolved): the agent's KPI.
+    pub resolution_rate: Option<f64>,
 }
 
 #[derive(Debug, Default, Serialize, utoipa::ToSchema)]
@@ -1322,11 +1337,87 @@ pub fn kpis(ds: &[StoredDecision]) -> AgentKpis {
     let escalated = k.by_outcome.get("escalate").copied().unwrap_or(0);
     k.escalation_rate = (!ds.is_empty()).then(|| escalated as f64 / ds.len() as f64);
     k.reversal_rate = (k.reviewed > 0).then(|| k.reversed as f64 / k.reviewed as f64);
+    let acted = ds
+        .iter()
+        .filter(|d| matches!(d.record.outcome.as_str(), "allow" | "review"))
+        .count();
+    k.deflection_rate = (!ds.is_empty()).then(|| acted as f64 / ds.len() as f64);
     k
+}
+
+/// How long after an agent's action a new contact counts as the same problem coming back.
+pub const REPEAT_WINDOW_MS: i64 = 7 * 86_400_000;
+
+/// Whether the customer came back on a conversation or support channel within the window
+/// after `at_ms`: Some(true) they did, Some(false) the window closed without, None not yet known.
+pub fn repeat_contact(
+    store: &dyn Store,
+    tenant: &str,
+    customer: &str,
+    at_ms: i64,
+    now_ms: i64,
+) -> ApiResult<Option<bool>> {
+    let until = at_ms + REPEAT_WINDOW_MS;
+    let identifier = Identifier::parse_typed(customer)
+        .or_else(|| Identifier::parse(IdentifierKind::UserId, customer));
+    let profile = match identifier {
+        Some(i) => match store.profile_for(tenant, &i)? {
+            Some(p) => store.profile(tenant, &p)?,
+            None => None,
+        },
+        None => None,
+    };
+    if let Some(p) = profile {
+        let recent = store.timeline(
+            tenant,
+            &p,
+            &cxm_store::TimelinePage {
+                before: None,
+                limit: 500,
+            },
+        )?;
+        let came_back = recent.iter().any(|e| {
+            e.timestamp_ms > at_ms
+                && e.timestamp_ms <= until
+                && matches!(e.category.as_str(), "conversation" | "support")
+        });
+        if came_back {
+            return Ok(Some(true));
+        }
+    }
+    Ok((now_ms > until).then_some(false))
+}
+
+/// Resolution, the agent's KPI: see [`AgentKpis::resolution_rate`].
+pub fn resolution(
+    store: &dyn Store,
+    tenant: &str,
+    ds: &[StoredDecision],
+    k: &mut AgentKpis,
+    now_ms: i64,
+) -> ApiResult<()> {
+    for d in ds.iter().filter(|d| d.resolved.is_some()) {
+        k.reported += 1;
+        let acted_alone = matches!(d.record.outcome.as_str(), "allow" | "review")
+            && d.review_status.as_deref() != Some("reversed");
+        if d.resolved != Some(true) || !acted_alone {
+            k.not_resolved += 1;
+            continue;
+        }
+        match repeat_contact(store, tenant, &d.record.customer, d.record.at_ms, now_ms)? {
+            Some(true) => k.not_resolved += 1,
+            Some(false) => k.resolved += 1,
+            None => k.resolution_pending += 1,
+        }
+    }
+    let closed = k.resolved + k.not_resolved;
+    k.resolution_rate = (closed > 0).then(|| k.resolved as f64 / closed as f64);
+    Ok(())
 }
 
 pub fn agent_stats(store: &dyn Store, tenant: &str) -> ApiResult<Vec<AgentStats>> {
     let mut out = vec![];
+    let now = chrono::Utc::now().timestamp_millis();
     for agent in store.agents(tenant)? {
         let ds = store.decisions(
             tenant,
@@ -1336,10 +1427,9 @@ pub fn agent_stats(store: &dyn Store, tenant: &str) -> ApiResult<Vec<AgentStats>
                 ..Default::default()
             },
         )?;
-        out.push(AgentStats {
-            kpis: kpis(&ds),
-            agent,
-        });
+        let mut k = kpis(&ds);
+        resolution(store, tenant, &ds, &mut k, now)?;
+        out.push(AgentStats { kpis: k, agent });
     }
     Ok(out)
 }
@@ -1546,4 +1636,60 @@ pub async fn verify_audit(
     p.require_admin()?;
     let t = p.tenant_id.clone();
     Ok(Json(blocking(&st, move |s| verify_chain(s, &t)).await?))
+}
+
+#[derive(Debug, Deserialize, utoipa::ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct OutcomeReport {
+    /// Whether the customer's intent was resolved.
+    pub resolved: bool,
+    /// What the customer wanted (`billing`, `delivery`, ...).
+    pub intent: Option<String>,
+}
+
+/// The agent says how it went; resolution counts it once the repeat-contact window closes.
+#[utoipa::path(post, path = "/api/v1/decisions/{id}/outcome", tag = "agents", params(("id" = String, Path)), request_body = OutcomeReport,
+    responses((status = 200, body = StoredDecision), (status = 404, body = crate::error::Problem)), security(("bearer" = [])))]
+pub async fn report_outcome(
+    State(st): State<Arc<AppState>>,
+    caller: Asker,
+    Path(id): Path<String>,
+    ApiJson(req): ApiJson<OutcomeReport>,
+) -> ApiResult<Json<StoredDecision>> {
+    if req
+        .intent
+        .as_ref()
+        .is_some_and(|i| i.is_empty() || i.len() > 100)
+    {
+        return Err(ApiError::new(
+            ErrorCode::InvalidParameter,
+            "intent is 1 to 100 bytes",
+        ));
+    }
+    let d = find(&st, &caller.tenant_id, &id).await?;
+    if caller
+        .bound_agent
+        .as_ref()
+        .is_some_and(|a| *a != d.record.agent)
+    {
+        return Err(ApiError::new(
+            ErrorCode::NotFound,
+            format!("no decision {id:?} in this tenant's log"),
+        ));
+    }
+    let t = caller.tenant_id.clone();
+    let now = chrono::Utc::now().timestamp_millis();
+    let d = blocking(&st, move |s| {
+        Ok(s.report_outcome(
+            &t,
+            &id,
+            req.resolved,
+            req.intent.as_deref(),
+            &caller.actor,
+            now,
+        )?)
+    })
+    .await?
+    .ok_or_else(|| ApiError::new(ErrorCode::NotFound, "the decision vanished"))?;
+    Ok(Json(d))
 }

@@ -410,3 +410,142 @@ async fn decisions_on_sqlite() {
 async fn decisions_on_postgres() {
     agents_ask_before_acting(Backend::Postgres).await;
 }
+
+async fn resolution_is_the_agent_kpi(backend: Backend) {
+    let Some(app) = TestApp::spawn_with(backend, HttpConfig::default()).await else {
+        return;
+    };
+    let sk = app.secret_key.clone();
+    let ago =
+        |d: f64| (chrono::Utc::now() - chrono::Duration::minutes((d * 1440.0) as i64)).to_rfc3339();
+    let r = app
+        .client
+        .post(app.url("/v1/batch?historical=true"))
+        .basic_auth(&app.write_key, Some(""))
+        .json(&json!({"batch": [
+            {"type": "identify", "userId": "ana", "timestamp": ago(30.0)},
+            {"type": "identify", "userId": "bo", "timestamp": ago(30.0)},
+            {"type": "identify", "userId": "cy", "timestamp": ago(30.0)},
+            // bo comes back to chat two days later: not resolved; ana only uses the product
+            {"type": "track", "userId": "bo", "event": "Chat Started", "timestamp": ago(6.0)},
+            {"type": "track", "userId": "ana", "event": "Feature Used", "timestamp": ago(6.0)}
+        ]}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 200);
+    assert_eq!(
+        app.post("/api/v1/agents", &sk, &json!({"name": "billing-bot"}))
+            .await
+            .status(),
+        201
+    );
+    assert_eq!(
+        app.post("/api/v1/agents", &sk, &json!({"name": "other-bot"}))
+            .await
+            .status(),
+        201
+    );
+    // three decisions eight days old (their window is over), logged as the API would
+    let at = chrono::Utc::now().timestamp_millis() - 8 * 86_400_000;
+    let batch: Vec<cxm_store::NewDecision> = ["ana", "bo", "cy"]
+        .iter()
+        .map(|c| cxm_store::NewDecision {
+            tenant_id: app.tenant.clone(),
+            actor: "agent:billing-bot".into(),
+            record: cxm_domain::decision::DecisionRecord {
+                id: format!("dec_old_{c}"),
+                agent: "billing-bot".into(),
+                action: "refund".into(),
+                customer: format!("user_id:{c}"),
+                resource: None,
+                request: json!({"amount": 20}),
+                facts: json!({"amount_cents": 2000}),
+                used: json!({}),
+                policy_version: 1,
+                outcome: "allow".into(),
+                level: "L1".into(),
+                policy_ids: vec!["refund-under-50".into()],
+                reasons: vec![],
+                at_ms: at,
+            },
+            review_due_at_ms: None,
+        })
+        .collect();
+    let store = app.store.clone();
+    tokio::task::spawn_blocking(move || store.record_decisions(&batch).unwrap())
+        .await
+        .unwrap();
+    let fresh: Value = app.post("/api/v1/decisions", &sk, &json!({"agent": "billing-bot", "action": "refund", "customer": "user_id:ana", "context": {"amount": 10}})).await.json().await.unwrap();
+    for (id, resolved) in [
+        ("dec_old_ana", true),
+        ("dec_old_bo", true),
+        ("dec_old_cy", false),
+        (fresh["decision_id"].as_str().unwrap(), true),
+    ] {
+        let r = app
+            .post(
+                &format!("/api/v1/decisions/{id}/outcome"),
+                &sk,
+                &json!({"resolved": resolved, "intent": "billing"}),
+            )
+            .await;
+        assert_eq!(r.status(), 200, "{id}");
+    }
+    // another agent's key cannot report for this one
+    let other = app
+        .post("/api/v1/agents/other-bot/keys", &sk, &json!({}))
+        .await
+        .json::<Value>()
+        .await
+        .unwrap()["key"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    let r = app
+        .post(
+            "/api/v1/decisions/dec_old_ana/outcome",
+            &other,
+            &json!({"resolved": false}),
+        )
+        .await;
+    assert_eq!(r.status(), 404);
+    let r = app
+        .post(
+            "/api/v1/decisions/dec_nope/outcome",
+            &sk,
+            &json!({"resolved": true}),
+        )
+        .await;
+    assert_eq!(r.status(), 404);
+
+    let k = app.get_json("/api/v1/agents/billing-bot").await;
+    assert_eq!(k["reported"], 4, "{k}");
+    assert_eq!(
+        (
+            k["resolved"].as_u64(),
+            k["not_resolved"].as_u64(),
+            k["resolution_pending"].as_u64()
+        ),
+        (Some(1), Some(2), Some(1)),
+        "{k}"
+    );
+    assert!((k["resolution_rate"].as_f64().unwrap() - 1.0 / 3.0).abs() < 1e-9);
+    assert_eq!(
+        k["deflection_rate"], 1.0,
+        "every ask was handled without a human: deflection says nothing"
+    );
+    // the outcomes are on the chain
+    assert_eq!(app.get_json("/api/v1/audit/verify").await["ok"], true);
+    app.stop().await;
+}
+
+#[tokio::test]
+async fn resolution_on_sqlite() {
+    resolution_is_the_agent_kpi(Backend::Sqlite).await;
+}
+
+#[tokio::test]
+async fn resolution_on_postgres() {
+    resolution_is_the_agent_kpi(Backend::Postgres).await;
+}

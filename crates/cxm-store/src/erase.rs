@@ -190,7 +190,7 @@ pub(crate) fn erase(
             &[t(tenant), P::I(seq), t(cxm_domain::audit::ERASED)],
         )?;
         db.exec(
-            "UPDATE audit_log SET body = ?3 WHERE tenant_id = ?1 AND subject = ?2 AND kind = 'decision.reviewed'",
+            "UPDATE audit_log SET body = ?3 WHERE tenant_id = ?1 AND subject = ?2 AND kind IN ('decision.reviewed', 'decision.outcome')",
             &[t(tenant), t(id), t(cxm_domain::audit::ERASED)],
         )?;
     }

@@ -434,6 +434,17 @@ pub trait Store: Send + Sync + 'static {
         tenant: &str,
         r: &cxm_domain::decision::Review,
     ) -> Result<ReviewResult>;
+    /// Records what the agent reported after acting (chained); None when there is no such
+    /// decision.
+    fn report_outcome(
+        &self,
+        tenant: &str,
+        id: &str,
+        resolved: bool,
+        intent: Option<&str>,
+        actor: &str,
+        at_ms: i64,
+    ) -> Result<Option<StoredDecision>>;
     /// Decisions in the order of their audit entries, after `after_seq` (for verification).
     fn decisions_by_audit_seq(
         &self,

@@ -130,7 +130,7 @@ fn migrate(c: &mut Client) -> Result<()> {
 /// The columns `pg_decision_row` reads, in its order (a macro so queries stay `&'static str`).
 macro_rules! pg_decision_columns {
     () => {
-        "id, agent, action, customer, resource, request, facts, used, policy_version, outcome, level, policy_ids, reasons, created_at, audit_seq, review_status, review_due_at, reviewed_by, review_reason, reviewed_at"
+        "id, agent, action, customer, resource, request, facts, used, policy_version, outcome, level, policy_ids, reasons, created_at, audit_seq, review_status, review_due_at, reviewed_by, review_reason, reviewed_at, resolved, intent, reported_at"
     };
 }
 
@@ -1951,6 +1951,30 @@ impl Store for PgStore {
         })
     }
 
+    fn report_outcome(
+        &self,
+        tenant: &str,
+        id: &str,
+        resolved: bool,
+        intent: Option<&str>,
+        actor: &str,
+        at_ms: i64,
+    ) -> Result<Option<StoredDecision>> {
+        self.tx(|g| {
+            g.exec("SELECT pg_advisory_xact_lock(hashtext($1 || '/audit'))", &[&tenant])?;
+            let n = g.exec(
+                "UPDATE decisions SET resolved = $3, intent = $4, reported_at = $5 WHERE tenant_id = $1 AND id = $2",
+                &[&tenant, &id, &resolved, &intent, &at_ms],
+            )?;
+            if n == 0 {
+                return Ok(None);
+            }
+            let body = serde_json::json!({"decision_id": id, "resolved": resolved, "intent": intent}).to_string();
+            pg_chain(g, tenant, vec![cxm_domain::audit::NewAuditEntry { actor: actor.into(), kind: "decision.outcome".into(), subject: id.into(), body }], at_ms)?;
+            Ok(g.opt(concat!("SELECT ", pg_decision_columns!(), " FROM decisions WHERE tenant_id = $1 AND id = $2"), &[&tenant, &id])?.as_ref().map(pg_decision_row))
+        })
+    }
+
     fn decisions_by_audit_seq(
         &self,
         tenant: &str,
@@ -3105,6 +3129,9 @@ fn pg_decision_row(r: &Row) -> StoredDecision {
         reviewed_by: r.get(17),
         review_reason: r.get(18),
         reviewed_at_ms: r.get(19),
+        resolved: r.get(20),
+        intent: r.get(21),
+        reported_at_ms: r.get(22),
     }
 }
 

@@ -2045,6 +2045,29 @@ impl Store for SqliteStore {
         })
     }
 
+    fn report_outcome(
+        &self,
+        tenant: &str,
+        id: &str,
+        resolved: bool,
+        intent: Option<&str>,
+        actor: &str,
+        at_ms: i64,
+    ) -> Result<Option<StoredDecision>> {
+        self.write(|tx| {
+            let n = tx.execute(
+                "UPDATE decisions SET resolved = ?3, intent = ?4, reported_at = ?5 WHERE tenant_id = ?1 AND id = ?2",
+                params![tenant, id, i64::from(resolved), intent, at_ms],
+            )?;
+            if n == 0 {
+                return Ok(None);
+            }
+            let body = serde_json::json!({"decision_id": id, "resolved": resolved, "intent": intent}).to_string();
+            sqlite_chain(tx, tenant, vec![cxm_domain::audit::NewAuditEntry { actor: actor.into(), kind: "decision.outcome".into(), subject: id.into(), body }], at_ms)?;
+            Ok(tx.query_row(&format!("SELECT {DECISION_COLUMNS} FROM decisions WHERE tenant_id = ?1 AND id = ?2"), params![tenant, id], decision_row).optional()?)
+        })
+    }
+
     fn decisions_by_audit_seq(
         &self,
         tenant: &str,
@@ -3121,7 +3144,7 @@ impl SqliteStore {
     }
 }
 
-const DECISION_COLUMNS: &str = "id, agent, action, customer, resource, request, facts, used, policy_version, outcome, level, policy_ids, reasons, created_at, audit_seq, review_status, review_due_at, reviewed_by, review_reason, reviewed_at";
+const DECISION_COLUMNS: &str = "id, agent, action, customer, resource, request, facts, used, policy_version, outcome, level, policy_ids, reasons, created_at, audit_seq, review_status, review_due_at, reviewed_by, review_reason, reviewed_at, resolved, intent, reported_at";
 
 fn decision_row(r: &rusqlite::Row) -> rusqlite::Result<StoredDecision> {
     let json = |i: usize| -> rusqlite::Result<serde_json::Value> {
@@ -3155,6 +3178,9 @@ fn decision_row(r: &rusqlite::Row) -> rusqlite::Result<StoredDecision> {
         reviewed_by: r.get(17)?,
         review_reason: r.get(18)?,
         reviewed_at_ms: r.get(19)?,
+        resolved: r.get::<_, Option<i64>>(20)?.map(|x| x != 0),
+        intent: r.get(21)?,
+        reported_at_ms: r.get(22)?,
     })
 }
 

@@ -873,6 +873,10 @@ pub struct StoredDecision {
     pub reviewed_by: Option<String>,
     pub review_reason: Option<String>,
     pub reviewed_at_ms: Option<i64>,
+    /// What the agent reported afterwards: the customer's intent resolved or not.
+    pub resolved: Option<bool>,
+    pub intent: Option<String>,
+    pub reported_at_ms: Option<i64>,
 }
 
 /// A decision to log: the record, who asked, and (for L2/L3) when its review is due.

@@ -44,6 +44,10 @@ CREATE TABLE IF NOT EXISTS decisions (
     reviewed_by TEXT,
     review_reason TEXT,
     reviewed_at INTEGER,
+    -- what the agent reported afterwards: whether the customer's intent was resolved
+    resolved INTEGER,
+    intent TEXT,
+    reported_at INTEGER,
     PRIMARY KEY (tenant_id, id)
 );
 CREATE INDEX IF NOT EXISTS decisions_time ON decisions(tenant_id, created_at);
