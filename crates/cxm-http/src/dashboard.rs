@@ -127,6 +127,8 @@ pub fn routes() -> Router<Arc<AppState>> {
         .route("/customers", get(customers))
         .route("/customers/{id}", get(customer))
         .route("/customers/{id}/unmerge", post(unmerge))
+        .route("/customers/{id}/consent", post(record_consent))
+        .route("/customers/{id}/erase", post(erase_customer))
         .route("/quarantine", get(quarantine))
         .route("/voc", get(voc_page))
         .route("/themes", get(themes_page))
@@ -491,6 +493,7 @@ async fn overview(State(st): State<Arc<AppState>>, headers: HeaderMap) -> Respon
 #[derive(Deserialize)]
 struct SearchQuery {
     q: Option<String>,
+    flash: Option<String>,
 }
 
 async fn customers(
@@ -515,7 +518,7 @@ async fn customers(
     } else {
         "customers.html"
     };
-    st.pages.render(template, context! { title => "Customers", page => "customers", user => user_ctx(&p), customers => customers, q => query })
+    st.pages.render(template, context! { title => "Customers", page => "customers", user => user_ctx(&p), customers => customers, q => query, flash => q.flash })
 }
 
 #[derive(Deserialize)]
@@ -577,6 +580,27 @@ async fn customer(
         .store
         .run(move |s| s.ledger(&t, &pid))
         .await
+        .unwrap_or_default();
+    let (t, pid) = (p.tenant_id.clone(), ctx.profile.id.clone());
+    let consent: Vec<Value> = st
+        .store
+        .run(move |s| s.consents(&t, &pid))
+        .await
+        .map(|history| {
+            cxm_domain::consent::PURPOSES
+                .iter()
+                .map(|purpose| {
+                    let (allowed, by) = cxm_domain::consent::allowed(&history, purpose, "*");
+                    let channels: Vec<Value> = history
+                        .iter()
+                        .filter(|r| r.purpose == *purpose && r.channel != "*")
+                        .map(|r| serde_json::json!({"channel": r.channel, "status": r.status.as_str()}))
+                        .collect();
+                    serde_json::json!({"purpose": purpose, "allowed": allowed, "channels": channels,
+                        "since": by.map(|r| format!("{} {} via {}", r.status.as_str(), fmt_ms(r.at_ms), r.source))})
+                })
+                .collect()
+        })
         .unwrap_or_default();
     let name = cxm_store::display_name(
         ctx.profile
@@ -640,7 +664,9 @@ async fn customer(
             title => name.clone(), page => "customers", user => user_ctx(&p), name => name,
             first_seen => fmt_ms(ctx.profile.first_seen_ms), last_seen => fmt_ms(ctx.profile.last_seen_ms),
             timeline => timeline, switch_events => switch_events, ledger => ledger, traits => traits,
-            can_admin => p.role.can_administer(), flash => q.flash, ctx => ctx,
+            can_admin => p.role.can_administer(), can_edit => p.role != cxm_store::Role::Viewer,
+            consent => consent, purposes => cxm_domain::consent::PURPOSES, channels => cxm_domain::consent::CHANNELS,
+            flash => q.flash, ctx => ctx,
         },
     )
 }
@@ -1284,4 +1310,94 @@ async fn theme_edit(
         }
     });
     theme_outcome(&st, &p, outcome).await
+}
+
+#[derive(Deserialize)]
+struct ConsentForm {
+    purpose: String,
+    channel: String,
+    status: String,
+}
+
+async fn record_consent(
+    State(st): State<Arc<AppState>>,
+    Path(id): Path<String>,
+    req: Request,
+) -> Response {
+    let (p, form) =
+        match form_post::<ConsentForm>(&st, req, &format!("/customers/{id}"), false).await {
+            Ok(x) => x,
+            Err(r) => return r,
+        };
+    if p.role == cxm_store::Role::Viewer {
+        return ApiError::new(
+            ErrorCode::Forbidden,
+            "the viewer role cannot record consent",
+        )
+        .into_response();
+    }
+    let (Some(status), true, true) = (
+        cxm_domain::consent::ConsentStatus::parse(&form.status),
+        cxm_domain::consent::PURPOSES.contains(&form.purpose.as_str()),
+        cxm_domain::consent::CHANNELS.contains(&form.channel.as_str()),
+    ) else {
+        return ApiError::new(
+            ErrorCode::InvalidParameter,
+            "unknown purpose, channel or status",
+        )
+        .into_response();
+    };
+    let (t, pid, actor) = (p.tenant_id.clone(), id.clone(), p.actor.clone());
+    let r = cxm_domain::consent::ConsentRecord {
+        purpose: form.purpose,
+        channel: form.channel,
+        status,
+        source: "dashboard".into(),
+        actor,
+        at_ms: chrono::Utc::now().timestamp_millis(),
+    };
+    match st.store.run(move |s| s.add_consent(&t, &pid, &r)).await {
+        Ok(()) => Redirect::to(&format!(
+            "/customers/{id}?flash={}",
+            urlencode("Consent recorded.")
+        ))
+        .into_response(),
+        Err(e) => ApiError::from(e).into_response(),
+    }
+}
+
+#[derive(Deserialize)]
+struct EraseForm {
+    confirm: String,
+}
+
+async fn erase_customer(
+    State(st): State<Arc<AppState>>,
+    Path(id): Path<String>,
+    req: Request,
+) -> Response {
+    let (p, form) = match form_post::<EraseForm>(&st, req, &format!("/customers/{id}"), true).await
+    {
+        Ok(x) => x,
+        Err(r) => return r,
+    };
+    if form.confirm.trim() != "erase" {
+        return ApiError::new(ErrorCode::InvalidParameter, "type erase to confirm").into_response();
+    }
+    let t = p.tenant_id.clone();
+    match crate::voc::blocking(&st, move |s| {
+        crate::privacy::erase_customer(s, &t, &id, &p.actor)
+    })
+    .await
+    {
+        Ok(e) => {
+            let total: u64 = e.removed.values().sum();
+            let flash = format!(
+                "Erased: {total} records removed or redacted; tombstone {}.",
+                e.erasure_id
+            );
+            Redirect::to(&format!("/customers?flash={}", urlencode(&flash))).into_response()
+        }
+        Err(e) => e.into_response(),
+    }
 }

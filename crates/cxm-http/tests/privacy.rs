@@ -309,6 +309,69 @@ async fn consent_is_honoured(backend: Backend) {
     assert_eq!(note["detail"]["customers"].as_array().unwrap().len(), 1);
     let history = app.get_json("/api/v1/customers/user_id:ana/consent").await;
     assert_eq!(history["history"].as_array().unwrap().len(), 2);
+
+    // the customer page: consent shown and recorded, erasure behind a typed confirmation
+    let owner = app.login("owner@acme.test", cxm_store::Role::Owner).await;
+    let pid = history["profile_id"].as_str().unwrap().to_string();
+    let page = app
+        .client
+        .get(app.url(&format!("/customers/{pid}")))
+        .header("cookie", &owner)
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    assert!(
+        page.contains("data-testid=\"consent\"") && page.contains("revoked"),
+        "{page}"
+    );
+    let r = app
+        .client
+        .post(app.url(&format!("/customers/{pid}/consent")))
+        .header("cookie", &owner)
+        .form(&[
+            ("purpose", "marketing"),
+            ("channel", "email"),
+            ("status", "granted"),
+        ])
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 303);
+    assert_eq!(
+        app.get_json("/api/v1/customers/user_id:ana/consent").await["history"]
+            .as_array()
+            .unwrap()
+            .len(),
+        3
+    );
+    let r = app
+        .client
+        .post(app.url(&format!("/customers/{pid}/erase")))
+        .header("cookie", &owner)
+        .form(&[("confirm", "yes")])
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 400, "erasure needs the word");
+    let r = app
+        .client
+        .post(app.url(&format!("/customers/{pid}/erase")))
+        .header("cookie", &owner)
+        .form(&[("confirm", "erase")])
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 303);
+    assert!(r.headers()["location"].to_str().unwrap().contains("Erased"));
+    assert_eq!(
+        app.get("/api/v1/customers/user_id:ana/consent")
+            .await
+            .status(),
+        404
+    );
     app.stop().await;
 }
 
