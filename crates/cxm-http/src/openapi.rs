@@ -47,7 +47,7 @@ impl Modify for Security {
         crate::tickets::create, crate::tickets::list, crate::tickets::get_one, crate::tickets::move_state, crate::tickets::verify, crate::tickets::close, crate::tickets::from_alert, crate::tickets::get_rules, crate::tickets::put_rules,
         crate::webhooks::create, crate::webhooks::list, crate::webhooks::remove, crate::webhooks::deliveries,
         crate::decisions::ask, crate::decisions::list, crate::decisions::get_one, crate::decisions::review, crate::decisions::queue, crate::decisions::get_policies, crate::decisions::put_policies, crate::decisions::test_policies, crate::decisions::activate, crate::decisions::list_agents, crate::decisions::save_agent, crate::decisions::get_agent, crate::decisions::agent_key, crate::decisions::verify_audit, crate::decisions::report_outcome,
-        crate::provenance::list_keys, crate::provenance::rotate, crate::provenance::revoke, crate::provenance::sign, crate::provenance::verify_api, crate::provenance::checkpoint,
+        crate::provenance::list_keys, crate::provenance::rotate, crate::provenance::revoke, crate::provenance::sign, crate::provenance::verify_api, crate::provenance::checkpoint, crate::provenance::sign_asset, crate::provenance::verify_asset,
         crate::step_up::start, crate::step_up::verify,
         crate::privacy::erase, crate::privacy::export, crate::privacy::get_consent, crate::privacy::add_consent, crate::privacy::get_retention, crate::privacy::put_retention, crate::privacy::purge_now,
     ),

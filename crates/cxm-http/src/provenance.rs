@@ -34,6 +34,8 @@ pub fn routes() -> Router<Arc<AppState>> {
         .route("/api/v1/audit/checkpoint", post(checkpoint))
         .route("/verify", get(verify_page).post(verify_form))
         .route("/verify/{tenant}/{id}", get(verify_link))
+        .route("/api/v1/assets/sign", post(sign_asset))
+        .route("/api/v1/assets/verify", post(verify_asset))
 }
 
 // ---------------------------------------------------------------------------------------
@@ -665,4 +667,161 @@ pub async fn checkpoint_worker(state: Arc<AppState>) {
             tracing::warn!(error = %e.detail, "audit checkpoint failed");
         }
     }
+}
+
+// ---------------------------------------------------------------------------------------
+// content credentials (C2PA) for images and PDFs
+
+/// The tenant's C2PA credentials; made on first use.
+fn content_key(store: &dyn Store, tenant: &str) -> ApiResult<prov::content::ContentKey> {
+    if store.content_key(tenant)?.is_none() {
+        let org = store
+            .tenant(tenant)?
+            .map(|t| t.name)
+            .unwrap_or_else(|| tenant.to_string());
+        let k = prov::content::new_content_key(&org)
+            .map_err(|e| ApiError::new(ErrorCode::Internal, e.to_string()))?;
+        store.save_content_key(tenant, &k.cert_chain_pem, &k.key_pem)?;
+    }
+    let (chain, key) = store
+        .content_key(tenant)?
+        .ok_or_else(|| ApiError::new(ErrorCode::Internal, "the content key was not saved"))?;
+    Ok(prov::content::ContentKey {
+        cert_chain_pem: chain,
+        key_pem: key,
+    })
+}
+
+fn mime_of(headers: &axum::http::HeaderMap) -> ApiResult<String> {
+    let m = headers
+        .get(axum::http::header::CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok())
+        .map(|v| {
+            v.split(';')
+                .next()
+                .unwrap_or("")
+                .trim()
+                .to_ascii_lowercase()
+        })
+        .unwrap_or_default();
+    if m.is_empty() || !m.contains('/') || m.len() > 100 {
+        return Err(ApiError::new(
+            ErrorCode::InvalidParameter,
+            "send the asset as the body with its Content-Type (image/png, image/jpeg, application/pdf, ...)",
+        ));
+    }
+    Ok(m)
+}
+
+async fn asset_body(st: &AppState, body: axum::body::Body) -> ApiResult<Vec<u8>> {
+    let limit = st.config.max_request_bytes;
+    let b = axum::body::to_bytes(body, limit).await.map_err(|_| {
+        ApiError::new(
+            ErrorCode::PayloadTooLarge,
+            format!("assets are limited to {limit} bytes"),
+        )
+    })?;
+    if b.is_empty() {
+        return Err(ApiError::new(
+            ErrorCode::InvalidParameter,
+            "the body is empty: send the asset",
+        ));
+    }
+    Ok(b.to_vec())
+}
+
+#[derive(Debug, Deserialize, utoipa::IntoParams)]
+pub struct AssetQuery {
+    /// The asset's title in its credentials (default: "asset").
+    pub title: Option<String>,
+}
+
+/// Adds C2PA content credentials naming the organisation. Images (JPEG, PNG, WebP, GIF, TIFF)
+/// and PDFs come back with the manifest embedded; other formats get the manifest alone as a
+/// sidecar (`application/c2pa`, saved next to the file as `NAME.c2pa`).
+#[utoipa::path(post, path = "/api/v1/assets/sign", tag = "provenance", params(AssetQuery),
+    request_body(content = Vec<u8>, content_type = "application/octet-stream"),
+    responses((status = 200, description = "the signed asset, or the sidecar manifest"), (status = 400, body = crate::error::Problem)),
+    security(("bearer" = [])))]
+pub async fn sign_asset(
+    State(st): State<Arc<AppState>>,
+    p: Principal,
+    axum::extract::Query(q): axum::extract::Query<AssetQuery>,
+    headers: axum::http::HeaderMap,
+    body: axum::body::Body,
+) -> ApiResult<Response> {
+    if p.role == cxm_store::Role::Viewer {
+        return Err(ApiError::new(
+            ErrorCode::Forbidden,
+            "the viewer role cannot sign",
+        ));
+    }
+    let mime = mime_of(&headers)?;
+    let bytes = asset_body(&st, body).await?;
+    let title = q.title.unwrap_or_else(|| "asset".into());
+    if title.is_empty() || title.len() > 200 {
+        return Err(ApiError::new(
+            ErrorCode::InvalidParameter,
+            "title is 1 to 200 bytes",
+        ));
+    }
+    let t = p.tenant_id.clone();
+    let m2 = mime.clone();
+    let signed = blocking(&st, move |s| {
+        let key = content_key(s, &t)?;
+        let org = s.tenant(&t)?.map(|x| x.name).unwrap_or_default();
+        let signed = prov::content::sign_asset(&key, &m2, &bytes, &title, &org).map_err(|e| {
+            ApiError::new(ErrorCode::InvalidParameter, format!("the asset could not be signed as {m2}: {e}"))
+        })?;
+        s.append_audit(
+            &t,
+            &cxm_domain::audit::NewAuditEntry {
+                actor: p.actor.clone(),
+                kind: "asset.signed".into(),
+                subject: title.clone(),
+                body: json!({"title": title, "mime": m2, "sha256": hex_sha256(&signed.asset), "embedded": signed.embedded}).to_string(),
+            },
+        )?;
+        Ok(signed)
+    })
+    .await?;
+    let (ct, bytes) = if signed.embedded {
+        (mime, signed.asset)
+    } else {
+        ("application/c2pa".to_string(), signed.manifest)
+    };
+    Ok((
+        [
+            (axum::http::header::CONTENT_TYPE, ct),
+            (
+                axum::http::HeaderName::from_static("x-c2pa-embedded"),
+                signed.embedded.to_string(),
+            ),
+        ],
+        bytes,
+    )
+        .into_response())
+}
+
+fn hex_sha256(b: &[u8]) -> String {
+    use sha2::Digest;
+    hex::encode(sha2::Sha256::digest(b))
+}
+
+/// Reads an asset's content credentials as any C2PA reader would. Public.
+#[utoipa::path(post, path = "/api/v1/assets/verify", tag = "provenance",
+    request_body(content = Vec<u8>, content_type = "application/octet-stream"),
+    responses((status = 200, description = "state (valid, invalid, none), title, issuer, problems")))]
+pub async fn verify_asset(
+    State(st): State<Arc<AppState>>,
+    headers: axum::http::HeaderMap,
+    body: axum::body::Body,
+) -> ApiResult<Json<Value>> {
+    let mime = mime_of(&headers)?;
+    let bytes = asset_body(&st, body).await?;
+    let report =
+        tokio::task::spawn_blocking(move || prov::content::read_asset(&mime, &bytes, None))
+            .await
+            .map_err(|e| ApiError::new(ErrorCode::Internal, e.to_string()))?;
+    Ok(Json(serde_json::to_value(report).unwrap_or_default()))
 }

@@ -16,6 +16,7 @@ const PUBLIC: &[&str] = &[
     "/api/v1/events",
     "/api/v1/feedback",
     "/api/v1/messages/verify",
+    "/api/v1/assets/verify",
     "/api/v1/taxonomy",
 ];
 

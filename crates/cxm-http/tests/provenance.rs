@@ -223,3 +223,140 @@ async fn provenance_on_sqlite() {
 async fn provenance_on_postgres() {
     messages_are_signed_and_verifiable(Backend::Postgres).await;
 }
+
+/// A 1×1 PNG, built by hand.
+fn tiny_png() -> Vec<u8> {
+    fn crc32(data: &[u8]) -> u32 {
+        let mut crc = 0xffff_ffffu32;
+        for b in data {
+            crc ^= u32::from(*b);
+            for _ in 0..8 {
+                crc = if crc & 1 == 1 {
+                    (crc >> 1) ^ 0xedb8_8320
+                } else {
+                    crc >> 1
+                };
+            }
+        }
+        !crc
+    }
+    fn chunk(out: &mut Vec<u8>, kind: &[u8], data: &[u8]) {
+        out.extend((data.len() as u32).to_be_bytes());
+        let mut c = kind.to_vec();
+        c.extend(data);
+        out.extend(&c);
+        out.extend(crc32(&c).to_be_bytes());
+    }
+    let mut png = vec![0x89, b'P', b'N', b'G', 0x0d, 0x0a, 0x1a, 0x0a];
+    chunk(&mut png, b"IHDR", &[0, 0, 0, 1, 0, 0, 0, 1, 8, 0, 0, 0, 0]);
+    chunk(
+        &mut png,
+        b"IDAT",
+        &[
+            0x78, 0x01, 0x01, 0x02, 0x00, 0xfd, 0xff, 0x00, 0x80, 0x00, 0x82, 0x00, 0x81,
+        ],
+    );
+    chunk(&mut png, b"IEND", &[]);
+    png
+}
+
+async fn images_carry_content_credentials(backend: Backend) {
+    let Some(app) = TestApp::spawn_with(backend, HttpConfig::default()).await else {
+        return;
+    };
+    let send = |path: &str, ct: &str, body: Vec<u8>, key: Option<&str>| {
+        let mut r = app
+            .client
+            .post(app.url(path))
+            .header("content-type", ct)
+            .body(body);
+        if let Some(k) = key {
+            r = r.bearer_auth(k);
+        }
+        r.send()
+    };
+    let r = send(
+        "/api/v1/assets/sign?title=refund-receipt.png",
+        "image/png",
+        tiny_png(),
+        Some(&app.secret_key),
+    )
+    .await
+    .unwrap();
+    assert_eq!(r.status(), 200);
+    assert_eq!(r.headers()["x-c2pa-embedded"], "true");
+    let signed = r.bytes().await.unwrap().to_vec();
+    assert!(signed.len() > tiny_png().len());
+    let v: Value = send("/api/v1/assets/verify", "image/png", signed.clone(), None)
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(v["state"], "valid", "{v}");
+    assert_eq!(v["title"], "refund-receipt.png");
+    assert_eq!(v["issuer"], "Acme");
+    let mut altered = signed.clone();
+    let at = altered.windows(4).position(|w| w == b"IDAT").unwrap() + 10;
+    altered[at] ^= 1;
+    let v: Value = send("/api/v1/assets/verify", "image/png", altered, None)
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(v["state"], "invalid", "{v}");
+    let v: Value = send("/api/v1/assets/verify", "image/png", tiny_png(), None)
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(v["state"], "none");
+    // no embedding for plain text: a sidecar manifest comes back
+    let r = send(
+        "/api/v1/assets/sign?title=terms.txt",
+        "text/plain",
+        b"our terms".to_vec(),
+        Some(&app.secret_key),
+    )
+    .await
+    .unwrap();
+    assert_eq!(r.status(), 200);
+    assert_eq!(r.headers()["content-type"], "application/c2pa");
+    assert!(!r.bytes().await.unwrap().is_empty());
+    // bad input
+    let r = send(
+        "/api/v1/assets/sign",
+        "image/png",
+        vec![],
+        Some(&app.secret_key),
+    )
+    .await
+    .unwrap();
+    assert_eq!(r.status(), 400);
+    let r = send(
+        "/api/v1/assets/sign",
+        "image/png",
+        b"not a png".to_vec(),
+        Some(&app.secret_key),
+    )
+    .await
+    .unwrap();
+    assert_eq!(r.status(), 400, "{}", r.text().await.unwrap());
+    let r = send("/api/v1/assets/sign", "image/png", tiny_png(), None)
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 401);
+    app.stop().await;
+}
+
+#[tokio::test]
+async fn content_credentials_on_sqlite() {
+    images_carry_content_credentials(Backend::Sqlite).await;
+}
+
+#[tokio::test]
+async fn content_credentials_on_postgres() {
+    images_carry_content_credentials(Backend::Postgres).await;
+}

@@ -6,6 +6,8 @@
 //!
 //! Pure: keys come in as bytes, nothing here touches the network or the store.
 
+pub mod content;
+
 use base64::engine::general_purpose::URL_SAFE_NO_PAD as B64;
 use base64::Engine;
 use ed25519_dalek::{Signature, Signer, SigningKey, Verifier, VerifyingKey};

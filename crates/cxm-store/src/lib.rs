@@ -519,6 +519,10 @@ pub trait Store: Send + Sync + 'static {
     /// Records a signed message with its audit entry.
     fn save_signed_message(&self, tenant: &str, m: &SignedMessage, actor: &str) -> Result<()>;
     fn signed_message(&self, tenant: &str, id: &str) -> Result<Option<SignedMessage>>;
+    /// The tenant's C2PA certificate chain and key (PEM), if made.
+    fn content_key(&self, tenant: &str) -> Result<Option<(String, String)>>;
+    /// Keeps the first one saved: two servers making one at once end up with the same.
+    fn save_content_key(&self, tenant: &str, chain_pem: &str, key_pem: &str) -> Result<()>;
     fn save_checkpoint(&self, tenant: &str, c: &AuditCheckpoint) -> Result<()>;
     /// Oldest first.
     fn checkpoints(&self, tenant: &str) -> Result<Vec<AuditCheckpoint>>;

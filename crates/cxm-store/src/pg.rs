@@ -2237,6 +2237,24 @@ impl Store for PgStore {
         })
     }
 
+    fn content_key(&self, tenant: &str) -> Result<Option<(String, String)>> {
+        self.tx(|g| {
+            Ok(g.opt(
+                "SELECT cert_chain_pem, key_pem FROM content_keys WHERE tenant_id = $1",
+                &[&tenant],
+            )?
+            .map(|r| (r.get(0), r.get(1))))
+        })
+    }
+
+    fn save_content_key(&self, tenant: &str, chain_pem: &str, key_pem: &str) -> Result<()> {
+        let now = now_ms();
+        self.tx(|g| {
+            g.exec("INSERT INTO content_keys (tenant_id, cert_chain_pem, key_pem, created_at) VALUES ($1, $2, $3, $4) ON CONFLICT DO NOTHING", &[&tenant, &chain_pem, &key_pem, &now])?;
+            Ok(())
+        })
+    }
+
     fn save_checkpoint(&self, tenant: &str, cp: &AuditCheckpoint) -> Result<()> {
         self.tx(|g| {
             g.exec(

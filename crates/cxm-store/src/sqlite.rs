@@ -2325,6 +2325,24 @@ impl Store for SqliteStore {
         })
     }
 
+    fn content_key(&self, tenant: &str) -> Result<Option<(String, String)>> {
+        self.read(|c| {
+            Ok(c.query_row(
+                "SELECT cert_chain_pem, key_pem FROM content_keys WHERE tenant_id = ?1",
+                [tenant],
+                |r| Ok((r.get(0)?, r.get(1)?)),
+            )
+            .optional()?)
+        })
+    }
+
+    fn save_content_key(&self, tenant: &str, chain_pem: &str, key_pem: &str) -> Result<()> {
+        self.write(|tx| {
+            tx.execute("INSERT OR IGNORE INTO content_keys (tenant_id, cert_chain_pem, key_pem, created_at) VALUES (?1, ?2, ?3, ?4)", params![tenant, chain_pem, key_pem, now_ms()])?;
+            Ok(())
+        })
+    }
+
     fn save_checkpoint(&self, tenant: &str, cp: &AuditCheckpoint) -> Result<()> {
         self.write(|tx| {
             tx.execute(

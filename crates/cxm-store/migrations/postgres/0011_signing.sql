@@ -34,3 +34,10 @@ CREATE TABLE IF NOT EXISTS audit_checkpoints (
     at BIGINT NOT NULL,
     PRIMARY KEY (tenant_id, seq)
 );
+-- C2PA content credentials: each tenant's certificate chain and signing key for images and PDFs
+CREATE TABLE IF NOT EXISTS content_keys (
+    tenant_id TEXT PRIMARY KEY,
+    cert_chain_pem TEXT NOT NULL,
+    key_pem TEXT NOT NULL,
+    created_at BIGINT NOT NULL
+);
