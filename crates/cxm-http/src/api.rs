@@ -355,6 +355,16 @@ pub async fn do_unmerge(
         .store
         .run(move |s| {
             let stats = s.block_identifier(&t, &ident, &reason, &actor)?;
+            crate::decisions::audit_action(
+                s,
+                &t,
+                &actor,
+                "identity.unmerged",
+                // the identifier goes in the body, which an erasure can redact
+                "identity",
+                serde_json::json!({"identifier": format!("{}:{}", ident.kind_str(), ident.value), "reason": reason, "events_replayed": stats.events}),
+            )
+            .map_err(|e| cxm_store::StoreError::Backend(e.detail))?;
             let profile = match keep.as_deref().and_then(Identifier::parse_typed) {
                 Some(k) => match s.profile_for(&t, &k)? {
                     Some(pid) => s.profile(&t, &pid)?,
@@ -487,7 +497,21 @@ pub async fn create_key(
     }
     let (plain, record) = crate::auth::generate_key(&p.tenant_id, kind, &name);
     let r = record.clone();
-    st.store.run(move |s| s.insert_key(&r)).await?;
+    let (t, actor) = (p.tenant_id.clone(), p.actor.clone());
+    st.store
+        .run(move |s| {
+            s.insert_key(&r)?;
+            crate::decisions::audit_action(
+                s,
+                &t,
+                &actor,
+                "key.created",
+                &r.id,
+                serde_json::json!({"kind": r.kind.as_str(), "name": r.name, "prefix": r.prefix}),
+            )
+            .map_err(|e| cxm_store::StoreError::Backend(e.detail))
+        })
+        .await?;
     tracing::info!(tenant = %p.tenant_id, actor = %p.actor, key = %record.id, kind = kind.as_str(), "key created");
     Ok((StatusCode::CREATED, Json(CreatedKey { key: plain, record })))
 }
@@ -500,8 +524,26 @@ pub async fn revoke_key(
     Path(id): Path<String>,
 ) -> ApiResult<StatusCode> {
     p.require_admin()?;
-    let (t, i) = (p.tenant_id.clone(), id.clone());
-    if !st.store.run(move |s| s.revoke_key(&t, &i)).await? {
+    let (t, i, actor) = (p.tenant_id.clone(), id.clone(), p.actor.clone());
+    let revoked = st
+        .store
+        .run(move |s| {
+            let done = s.revoke_key(&t, &i)?;
+            if done {
+                crate::decisions::audit_action(
+                    s,
+                    &t,
+                    &actor,
+                    "key.revoked",
+                    &i,
+                    serde_json::json!({}),
+                )
+                .map_err(|e| cxm_store::StoreError::Backend(e.detail))?;
+            }
+            Ok(done)
+        })
+        .await?;
+    if !revoked {
         return Err(ApiError::new(
             ErrorCode::NotFound,
             format!("no active key {id}"),

@@ -41,6 +41,7 @@ pub fn routes() -> Router<Arc<AppState>> {
         .route("/api/v1/decisions/{id}", get(get_one))
         .route("/api/v1/decisions/{id}/review", post(review))
         .route("/api/v1/decisions/{id}/outcome", post(report_outcome))
+        .route("/api/v1/decisions/{id}/redeem", post(redeem))
         .route("/api/v1/reviews", get(queue))
         .route("/api/v1/policies", get(get_policies).put(put_policies))
         .route("/api/v1/policies/test", post(test_policies))
@@ -312,6 +313,33 @@ fn claims(ctx: &Map<String, Value>) -> ApiResult<(Facts, Vec<String>)> {
     Ok((f, texts))
 }
 
+/// Whether the customer's words ask for a person. Honoured: the `human-requested` policy
+/// escalates, and the decision log keeps the words that asked.
+pub fn asks_for_human(text: &str) -> bool {
+    const ASKS: &[&str] = &[
+        "talk to a human",
+        "speak to a human",
+        "speak with a human",
+        "talk to a person",
+        "speak to a person",
+        "speak with a person",
+        "real person",
+        "human agent",
+        "a real human",
+        "talk to someone",
+        "speak to someone",
+        "speak with someone",
+        "talk to an agent",
+        "speak to an agent",
+        "representative",
+        "not a bot",
+        "no bots",
+        "stop the bot",
+    ];
+    let t = text.to_lowercase();
+    ASKS.iter().any(|a| t.contains(a))
+}
+
 /// Security events that, close together, suggest someone else has the account.
 const TAKEOVER_EVENTS: &[&str] = &[
     "Login Failed",
@@ -340,6 +368,8 @@ fn enrich(
     for t in texts {
         let s = analyzer.analyze(t);
         let cues = &s.cues;
+        let wants_human = asks_for_human(t);
+        f.human_requested |= wants_human;
         f.legal_threat |= cues.legal_threat;
         f.churn_intent |= cues.churn_intent;
         f.rage |= cues.rage >= 0.5;
@@ -349,7 +379,7 @@ fn enrich(
         }
         used.insert(
             "text".into(),
-            json!({"compound": s.compound, "legal_threat": cues.legal_threat, "churn_intent": cues.churn_intent, "rage": cues.rage, "matched": cues.matched}),
+            json!({"compound": s.compound, "legal_threat": cues.legal_threat, "churn_intent": cues.churn_intent, "rage": cues.rage, "matched": cues.matched, "human_requested": wants_human}),
         );
     }
     let identifier = Identifier::parse_typed(customer)
@@ -1692,4 +1722,131 @@ pub async fn report_outcome(
     .await?
     .ok_or_else(|| ApiError::new(ErrorCode::NotFound, "the decision vanished"))?;
     Ok(Json(d))
+}
+
+/// Puts an admin action on the tenant's audit chain (policy changes and decisions chain
+/// themselves; this is for the rest: overrides, unmerges, keys).
+pub fn audit_action(
+    store: &dyn Store,
+    tenant: &str,
+    actor: &str,
+    kind: &str,
+    subject: &str,
+    body: Value,
+) -> ApiResult<()> {
+    store.append_audit(
+        tenant,
+        &cxm_domain::audit::NewAuditEntry {
+            actor: actor.to_string(),
+            kind: kind.to_string(),
+            subject: subject.to_string(),
+            body: cxm_domain::decision::canonical(&body),
+        },
+    )?;
+    Ok(())
+}
+
+/// How long an allowed decision may be acted on.
+pub const DECISION_TTL_MS: i64 = 24 * 3600 * 1000;
+
+#[derive(Debug, Deserialize, utoipa::ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct Redeem {
+    /// The action about to be carried out, and on whom; they must be the decision's.
+    pub action: String,
+    pub customer: String,
+    /// The amount about to be paid, at most the one decided.
+    pub amount: Option<f64>,
+}
+
+#[derive(Debug, Serialize, utoipa::ToSchema)]
+pub struct Redeemed {
+    pub decision_id: String,
+    pub redeemed_at_ms: i64,
+}
+
+/// For the system that carries the action out (the refund service, say): checks that the
+/// decision allows this very action for this customer (and no more money), then marks it
+/// used. Forged ids are 404; a second use is 409 `decision_used`.
+#[utoipa::path(post, path = "/api/v1/decisions/{id}/redeem", tag = "agents", params(("id" = String, Path)), request_body = Redeem,
+    responses((status = 200, body = Redeemed), (status = 404, body = crate::error::Problem),
+        (status = 409, body = crate::error::Problem, description = "decision_used, decision_mismatch or decision_not_allowed")),
+    security(("bearer" = [])))]
+pub async fn redeem(
+    State(st): State<Arc<AppState>>,
+    caller: Asker,
+    Path(id): Path<String>,
+    ApiJson(req): ApiJson<Redeem>,
+) -> ApiResult<Json<Redeemed>> {
+    let d = find(&st, &caller.tenant_id, &id).await?;
+    let r = &d.record;
+    if caller.bound_agent.as_ref().is_some_and(|a| *a != r.agent) {
+        return Err(ApiError::new(
+            ErrorCode::NotFound,
+            format!("no decision {id:?} in this tenant's log"),
+        ));
+    }
+    let now = chrono::Utc::now().timestamp_millis();
+    let allowed = match r.outcome.as_str() {
+        "allow" => true,
+        "review" => d.review_status.as_deref() != Some("reversed"),
+        "escalate" => d.review_status.as_deref() == Some("approved"),
+        _ => false,
+    };
+    if !allowed {
+        return Err(ApiError::new(
+            ErrorCode::DecisionNotAllowed,
+            format!(
+                "decision {id} was {} ({}){}: nothing may be done on it",
+                r.outcome,
+                r.level,
+                d.review_status
+                    .as_deref()
+                    .map(|s| format!(", review {s}"))
+                    .unwrap_or_default()
+            ),
+        ));
+    }
+    if now - r.at_ms > DECISION_TTL_MS {
+        return Err(ApiError::new(
+            ErrorCode::DecisionNotAllowed,
+            format!("decision {id} is older than 24 hours; ask again"),
+        ));
+    }
+    if req.action != r.action || req.customer != r.customer {
+        return Err(ApiError::new(
+            ErrorCode::DecisionMismatch,
+            format!(
+                "decision {id} covers {} for {}, not {} for {}",
+                r.action, r.customer, req.action, req.customer
+            ),
+        ));
+    }
+    if let Some(a) = req.amount {
+        let decided = r.facts.get("amount_cents").and_then(Value::as_i64);
+        let asked = (a * 100.0).round() as i64;
+        if !a.is_finite() || decided.is_none_or(|d| asked > d) {
+            return Err(ApiError::new(
+                ErrorCode::DecisionMismatch,
+                format!(
+                    "decision {id} covers {}, not {a:.2}",
+                    decided
+                        .map(|d| format!("{:.2}", d as f64 / 100.0))
+                        .unwrap_or_else(|| "no amount".into())
+                ),
+            ));
+        }
+    }
+    let t = caller.tenant_id.clone();
+    let (i2, actor) = (id.clone(), caller.actor.clone());
+    if !blocking(&st, move |s| Ok(s.redeem_decision(&t, &i2, &actor, now)?)).await? {
+        return Err(ApiError::new(
+            ErrorCode::DecisionUsed,
+            format!("decision {id} was already used; ask again for a new action"),
+        ));
+    }
+    Ok(Json(Redeemed {
+        decision_id: id,
+        redeemed_at_ms: now,
+    }))
 }

@@ -625,6 +625,16 @@ pub fn close_ticket(
             "the ticket changed meanwhile; reload it",
         ));
     }
+    if kind == "closed_override" {
+        crate::decisions::audit_action(
+            store,
+            tenant,
+            &p.actor,
+            "ticket.override",
+            &format!("ticket:{id}"),
+            change.detail.clone(),
+        )?;
+    }
     close_the_loop(store, tenant, &t, &p.actor)?;
     let d = detail(store, tenant, id)?;
     crate::webhooks::emit(

@@ -549,3 +549,130 @@ async fn resolution_on_sqlite() {
 async fn resolution_on_postgres() {
     resolution_is_the_agent_kpi(Backend::Postgres).await;
 }
+
+async fn decisions_are_used_once(backend: Backend) {
+    let Some(app) = TestApp::spawn_with(backend, HttpConfig::default()).await else {
+        return;
+    };
+    let sk = app.secret_key.clone();
+    assert_eq!(
+        app.post("/api/v1/agents", &sk, &json!({"name": "billing-bot"}))
+            .await
+            .status(),
+        201
+    );
+    let ask = |amount: f64, message: &str| json!({"agent": "billing-bot", "action": "refund", "customer": "user_id:u9", "context": {"amount": amount, "message": message}});
+    let small: Value = app
+        .post("/api/v1/decisions", &sk, &ask(30.0, "it arrived broken"))
+        .await
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(small["decision"], "allow");
+    let id = small["decision_id"].as_str().unwrap();
+    let redeem = |id: &str, body: Value| {
+        let (c, url, k) = (
+            app.client.clone(),
+            app.url(&format!("/api/v1/decisions/{id}/redeem")),
+            sk.clone(),
+        );
+        async move {
+            let r = c.post(url).bearer_auth(k).json(&body).send().await.unwrap();
+            (r.status().as_u16(), r.json::<Value>().await.unwrap())
+        }
+    };
+    // more money, another action or another customer is not what was decided
+    for body in [
+        json!({"action": "refund", "customer": "user_id:u9", "amount": 31}),
+        json!({"action": "credit", "customer": "user_id:u9"}),
+        json!({"action": "refund", "customer": "user_id:u10"}),
+    ] {
+        let (s, b) = redeem(id, body.clone()).await;
+        assert_eq!(
+            (s, b["code"].as_str()),
+            (409, Some("decision_mismatch")),
+            "{body}"
+        );
+    }
+    let (s, _) = redeem(
+        id,
+        json!({"action": "refund", "customer": "user_id:u9", "amount": 30}),
+    )
+    .await;
+    assert_eq!(s, 200);
+    let (s, b) = redeem(
+        id,
+        json!({"action": "refund", "customer": "user_id:u9", "amount": 30}),
+    )
+    .await;
+    assert_eq!(
+        (s, b["code"].as_str()),
+        (409, Some("decision_used")),
+        "a replay"
+    );
+    let (s, _) = redeem(
+        "dec_forged",
+        json!({"action": "refund", "customer": "user_id:u9"}),
+    )
+    .await;
+    assert_eq!(s, 404);
+    // an escalation cannot be acted on until a human approves it
+    let big: Value = app
+        .post("/api/v1/decisions", &sk, &ask(900.0, "please"))
+        .await
+        .json()
+        .await
+        .unwrap();
+    let big_id = big["decision_id"].as_str().unwrap().to_string();
+    let (s, b) = redeem(
+        &big_id,
+        json!({"action": "refund", "customer": "user_id:u9"}),
+    )
+    .await;
+    assert_eq!((s, b["code"].as_str()), (409, Some("decision_not_allowed")));
+    let r = app
+        .post(
+            &format!("/api/v1/decisions/{big_id}/review"),
+            &sk,
+            &json!({"verdict": "approved", "reason": "long-standing customer"}),
+        )
+        .await;
+    assert_eq!(r.status(), 200);
+    let (s, _) = redeem(
+        &big_id,
+        json!({"action": "refund", "customer": "user_id:u9", "amount": 900}),
+    )
+    .await;
+    assert_eq!(s, 200);
+    // asking for a person is honoured whatever the amount
+    let human: Value = app
+        .post(
+            "/api/v1/decisions",
+            &sk,
+            &ask(5.0, "Stop. I want to speak to a human please"),
+        )
+        .await
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(
+        (human["decision"].as_str(), human["policy_ids"][0].as_str()),
+        (Some("escalate"), Some("human-requested")),
+        "{human}"
+    );
+    assert_eq!(human["used"]["text"]["human_requested"], true);
+    // the uses are on the chain
+    let v = app.get_json("/api/v1/audit/verify").await;
+    assert_eq!(v["ok"], true);
+    app.stop().await;
+}
+
+#[tokio::test]
+async fn redeem_on_sqlite() {
+    decisions_are_used_once(Backend::Sqlite).await;
+}
+
+#[tokio::test]
+async fn redeem_on_postgres() {
+    decisions_are_used_once(Backend::Postgres).await;
+}

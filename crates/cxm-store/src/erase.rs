@@ -282,6 +282,18 @@ pub(crate) fn erase(
         )?;
     }
 
+    // audit bodies that name them (unmerges, ...): redacted; the chain keeps their hashes
+    for v in &names {
+        let like = format!("%{}%", like_escape(v));
+        add(
+            "audit_bodies",
+            db.exec(
+                "UPDATE audit_log SET body = ?3 WHERE tenant_id = ?1 AND body LIKE ?2 ESCAPE '\\' AND body <> ?3",
+                &[t(tenant), t(&like), t(cxm_domain::audit::ERASED)],
+            )?,
+        );
+    }
+
     // free text that may quote them: rejected events, outbound webhooks, ticket impacts
     for v in &names {
         let like = format!("%{}%", like_escape(v));

@@ -445,6 +445,8 @@ pub trait Store: Send + Sync + 'static {
         actor: &str,
         at_ms: i64,
     ) -> Result<Option<StoredDecision>>;
+    /// Marks a decision used (chained); false when it was already used.
+    fn redeem_decision(&self, tenant: &str, id: &str, actor: &str, at_ms: i64) -> Result<bool>;
     /// Decisions in the order of their audit entries, after `after_seq` (for verification).
     fn decisions_by_audit_seq(
         &self,

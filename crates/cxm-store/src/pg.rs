@@ -1951,6 +1951,18 @@ impl Store for PgStore {
         })
     }
 
+    fn redeem_decision(&self, tenant: &str, id: &str, actor: &str, at_ms: i64) -> Result<bool> {
+        self.tx(|g| {
+            g.exec("SELECT pg_advisory_xact_lock(hashtext($1 || '/audit'))", &[&tenant])?;
+            let n = g.exec("UPDATE decisions SET redeemed_at = $3 WHERE tenant_id = $1 AND id = $2 AND redeemed_at IS NULL", &[&tenant, &id, &at_ms])?;
+            if n > 0 {
+                let body = serde_json::json!({"decision_id": id}).to_string();
+                pg_chain(g, tenant, vec![cxm_domain::audit::NewAuditEntry { actor: actor.into(), kind: "decision.redeemed".into(), subject: id.into(), body }], at_ms)?;
+            }
+            Ok(n > 0)
+        })
+    }
+
     fn report_outcome(
         &self,
         tenant: &str,

@@ -2045,6 +2045,17 @@ impl Store for SqliteStore {
         })
     }
 
+    fn redeem_decision(&self, tenant: &str, id: &str, actor: &str, at_ms: i64) -> Result<bool> {
+        self.write(|tx| {
+            let n = tx.execute("UPDATE decisions SET redeemed_at = ?3 WHERE tenant_id = ?1 AND id = ?2 AND redeemed_at IS NULL", params![tenant, id, at_ms])?;
+            if n > 0 {
+                let body = serde_json::json!({"decision_id": id}).to_string();
+                sqlite_chain(tx, tenant, vec![cxm_domain::audit::NewAuditEntry { actor: actor.into(), kind: "decision.redeemed".into(), subject: id.into(), body }], at_ms)?;
+            }
+            Ok(n > 0)
+        })
+    }
+
     fn report_outcome(
         &self,
         tenant: &str,

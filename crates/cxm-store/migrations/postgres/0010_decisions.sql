@@ -48,6 +48,8 @@ CREATE TABLE IF NOT EXISTS decisions (
     resolved BOOLEAN,
     intent TEXT,
     reported_at BIGINT,
+    -- set once, when the action the decision allowed is carried out (a second use is a replay)
+    redeemed_at BIGINT,
     PRIMARY KEY (tenant_id, id)
 );
 CREATE INDEX IF NOT EXISTS decisions_time ON decisions(tenant_id, created_at);

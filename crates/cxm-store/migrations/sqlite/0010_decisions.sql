@@ -48,6 +48,8 @@ CREATE TABLE IF NOT EXISTS decisions (
     resolved INTEGER,
     intent TEXT,
     reported_at INTEGER,
+    -- set once, when the action the decision allowed is carried out (a second use is a replay)
+    redeemed_at INTEGER,
     PRIMARY KEY (tenant_id, id)
 );
 CREATE INDEX IF NOT EXISTS decisions_time ON decisions(tenant_id, created_at);
