@@ -128,6 +128,7 @@ pub fn routes() -> Router<Arc<AppState>> {
         .route("/customers/{id}", get(customer))
         .route("/customers/{id}/unmerge", post(unmerge))
         .route("/customers/{id}/consent", post(record_consent))
+        .route("/settings/signing-keys/rotate", post(rotate_signing_key))
         .route("/customers/{id}/erase", post(erase_customer))
         .route("/quarantine", get(quarantine))
         .route("/voc", get(voc_page))
@@ -1003,7 +1004,24 @@ async fn render_keys(st: &AppState, p: &Principal, created: Option<Value>) -> Re
         .rev()
         .map(|k| serde_json::json!({"id": k.id, "name": k.name, "kind": k.kind.as_str(), "prefix": k.prefix, "created": fmt_ms(k.created_at_ms), "status": if k.revoked_at_ms.is_some() { "revoked" } else { "active" }}))
         .collect();
-    st.pages.render("keys.html", context! { title => "API keys", page => "keys", user => user_ctx(p), keys => keys, created => created, can_admin => p.role.can_administer() })
+    let t = p.tenant_id.clone();
+    let signing: Vec<Value> = st
+        .store
+        .run(move |s| s.signing_keys(&t))
+        .await
+        .unwrap_or_default()
+        .iter()
+        .map(|k| {
+            let status = match (k.revoked_at_ms, k.retired_at_ms) {
+                (Some(_), _) => format!("revoked: {}", k.revoke_reason.clone().unwrap_or_default()),
+                (None, Some(_)) => "retired (still verifies)".to_string(),
+                (None, None) => "signing".to_string(),
+            };
+            serde_json::json!({"kid": k.kid, "created": fmt_ms(k.created_at_ms), "status": status})
+        })
+        .collect();
+    st.pages.render("keys.html", context! { title => "API keys", page => "keys", user => user_ctx(p), keys => keys, created => created,
+        can_admin => p.role.can_administer(), signing => signing, tenant => p.tenant_id })
 }
 
 async fn keys_page(State(st): State<Arc<AppState>>, headers: HeaderMap) -> Response {
@@ -1398,6 +1416,23 @@ async fn erase_customer(
             );
             Redirect::to(&format!("/customers?flash={}", urlencode(&flash))).into_response()
         }
+        Err(e) => e.into_response(),
+    }
+}
+
+async fn rotate_signing_key(State(st): State<Arc<AppState>>, headers: HeaderMap) -> Response {
+    let p = match signed_post(&st, &headers, "/settings/keys", true).await {
+        Ok(p) => p,
+        Err(r) => return r,
+    };
+    let (t, actor) = (p.tenant_id.clone(), p.actor.clone());
+    let made = crate::voc::blocking(&st, move |s| {
+        s.add_signing_key(&t, &crate::provenance::new_key(), &actor)?;
+        Ok(())
+    })
+    .await;
+    match made {
+        Ok(()) => Redirect::to("/settings/keys").into_response(),
         Err(e) => e.into_response(),
     }
 }

@@ -41,7 +41,8 @@ pub fn routes() -> Router<Arc<AppState>> {
 // ---------------------------------------------------------------------------------------
 // keys
 
-fn new_key() -> SigningKeyRow {
+/// A fresh Ed25519 signing key for a tenant.
+pub fn new_key() -> SigningKeyRow {
     let (secret, public) = prov::generate_key();
     SigningKeyRow {
         kid: prov::key_id(&public),

@@ -188,6 +188,38 @@ async fn messages_are_signed_and_verifiable(backend: Backend) {
         .unwrap();
     assert!(page.contains("data-status=\"altered\""), "{page}");
 
+    // the keys page lists the signing keys; an admin rotates there
+    let owner = app.login("owner@acme.test", cxm_store::Role::Owner).await;
+    let page = app
+        .client
+        .get(app.url("/settings/keys"))
+        .header("cookie", &owner)
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    assert!(
+        page.contains("data-testid=\"signing-keys\"") && page.contains("the laptop was stolen"),
+        "{page}"
+    );
+    let r = app
+        .client
+        .post(app.url("/settings/signing-keys/rotate"))
+        .header("cookie", &owner)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 303);
+    assert_eq!(
+        app.get_json("/api/v1/signing-keys").await["keys"]
+            .as_array()
+            .unwrap()
+            .len(),
+        3
+    );
+
     // signed checkpoints: the chain's head is signed; cutting the tail off is then named
     let r = app.post("/api/v1/audit/checkpoint", &sk, &json!({})).await;
     let cp: Value = r.json().await.unwrap();
