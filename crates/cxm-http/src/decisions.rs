@@ -703,16 +703,10 @@ async fn find(st: &AppState, tenant: &str, id: &str) -> ApiResult<StoredDecision
         })
 }
 
-/// One decision as logged: the ask, what cxm added, the policies that decided, the review.
-#[utoipa::path(get, path = "/api/v1/decisions/{id}", tag = "agents", params(("id" = String, Path)),
-    responses((status = 200, body = StoredDecision), (status = 404, body = crate::error::Problem)), security(("bearer" = [])))]
-pub async fn get_one(
-    State(st): State<Arc<AppState>>,
-    caller: Asker,
-    Path(id): Path<String>,
-) -> ApiResult<Json<StoredDecision>> {
-    let d = find(&st, &caller.tenant_id, &id).await?;
-    // an agent sees its own decisions (to check one before acting on it), not others'
+/// A decision the caller may see: an agent's key sees its own agent's decisions only (to
+/// check or use one), a secret key or operator every one of the tenant's.
+async fn find_for(st: &AppState, caller: &Asker, id: &str) -> ApiResult<StoredDecision> {
+    let d = find(st, &caller.tenant_id, id).await?;
     if caller
         .bound_agent
         .as_ref()
@@ -723,6 +717,18 @@ pub async fn get_one(
             format!("no decision {id:?} in this tenant's log"),
         ));
     }
+    Ok(d)
+}
+
+/// One decision as logged: the ask, what cxm added, the policies that decided, the review.
+#[utoipa::path(get, path = "/api/v1/decisions/{id}", tag = "agents", params(("id" = String, Path)),
+    responses((status = 200, body = StoredDecision), (status = 404, body = crate::error::Problem)), security(("bearer" = [])))]
+pub async fn get_one(
+    State(st): State<Arc<AppState>>,
+    caller: Asker,
+    Path(id): Path<String>,
+) -> ApiResult<Json<StoredDecision>> {
+    let d = find_for(&st, &caller, &id).await?;
     Ok(Json(d))
 }
 
@@ -1696,17 +1702,7 @@ pub async fn report_outcome(
             "intent is 1 to 100 bytes",
         ));
     }
-    let d = find(&st, &caller.tenant_id, &id).await?;
-    if caller
-        .bound_agent
-        .as_ref()
-        .is_some_and(|a| *a != d.record.agent)
-    {
-        return Err(ApiError::new(
-            ErrorCode::NotFound,
-            format!("no decision {id:?} in this tenant's log"),
-        ));
-    }
+    let d = find_for(&st, &caller, &id).await?;
     let t = caller.tenant_id.clone();
     let now = chrono::Utc::now().timestamp_millis();
     let d = blocking(&st, move |s| {
@@ -1778,14 +1774,8 @@ pub async fn redeem(
     Path(id): Path<String>,
     ApiJson(req): ApiJson<Redeem>,
 ) -> ApiResult<Json<Redeemed>> {
-    let d = find(&st, &caller.tenant_id, &id).await?;
+    let d = find_for(&st, &caller, &id).await?;
     let r = &d.record;
-    if caller.bound_agent.as_ref().is_some_and(|a| *a != r.agent) {
-        return Err(ApiError::new(
-            ErrorCode::NotFound,
-            format!("no decision {id:?} in this tenant's log"),
-        ));
-    }
     let now = chrono::Utc::now().timestamp_millis();
     let allowed = match r.outcome.as_str() {
         "allow" => true,
