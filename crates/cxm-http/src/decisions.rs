@@ -1702,7 +1702,7 @@ pub async fn report_outcome(
             "intent is 1 to 100 bytes",
         ));
     }
-    let d = find_for(&st, &caller, &id).await?;
+    find_for(&st, &caller, &id).await?;
     let t = caller.tenant_id.clone();
     let now = chrono::Utc::now().timestamp_millis();
     let d = blocking(&st, move |s| {
