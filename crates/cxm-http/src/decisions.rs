@@ -511,94 +511,27 @@ pub async fn ask(
     if let Some(r) = &req.resource {
         check_name("resource", r)?;
     }
-    let (claimed, texts) = claims(&req.context)?;
-    let step_up = req
-        .context
-        .get("step_up")
-        .and_then(Value::as_str)
-        .map(str::to_string);
     let (version, policies) = cached_policies(&st, &caller.tenant_id).await?;
     let tenant = caller.tenant_id.clone();
     let now_ms = chrono::Utc::now().timestamp_millis();
     let st2 = st.clone();
-    let (agent, facts, customer_facts, used) = {
-        let (tenant, name, customer) = (tenant.clone(), agent_name.clone(), req.customer.clone());
+    let (record, review_due) = {
+        let (tenant, req) = (tenant.clone(), req.clone());
         blocking(&st, move |s| {
-            let agent = s.agent(&tenant, &name)?;
-            let Some(agent) = agent.filter(|a| a.disabled_at_ms.is_none()) else {
-                return Err(ApiError::new(
-                    ErrorCode::UnknownAgent,
-                    format!("no active agent {name:?}; register it with POST /api/v1/agents"),
-                ));
-            };
-            let (mut f, c, mut used) = enrich(
+            decide(
                 s,
                 &st2.analyzer,
                 &tenant,
-                &customer,
-                &claimed,
-                &texts,
+                &agent_name,
+                &req,
+                &policies,
+                version,
                 now_ms,
-            )?;
-            if let Some(id) = step_up.as_deref() {
-                let verdict = crate::step_up::verified_for(s, &tenant, id, &customer, now_ms)?;
-                f.step_up_verified = verdict.is_ok();
-                if let Value::Object(m) = &mut used {
-                    m.insert(
-                        "step_up".into(),
-                        match verdict {
-                            Ok(at) => json!({"id": id, "verified_at_ms": at}),
-                            Err(why) => json!({"id": id, "not_verified": why}),
-                        },
-                    );
-                }
-            }
-            Ok((agent, f, c, used))
+            )
         })
         .await?
     };
-    let verdict = policies
-        .authorize(&Ask {
-            agent: &agent.name,
-            agent_kind: &agent.kind,
-            action: &req.action,
-            customer: &req.customer,
-            customer_facts: &customer_facts,
-            facts: &facts,
-        })
-        .map_err(policy_error)?;
-    let mut used = used;
-    if let Value::Object(m) = &mut used {
-        m.insert("agent_kind".into(), json!(agent.kind));
-        m.insert("customer_facts".into(), json!(customer_facts));
-    }
-    let due = match verdict.level {
-        Level::L1 => None,
-        Level::L2 => Some(now_ms + REVIEW_SLA.as_millis() as i64),
-        Level::L3 => Some(now_ms + ESCALATION_SLA.as_millis() as i64),
-    };
-    let record = DecisionRecord {
-        id: format!("dec_{}", uuid::Uuid::now_v7().simple()),
-        agent: agent.name.clone(),
-        action: req.action.clone(),
-        customer: req.customer.clone(),
-        resource: req.resource.clone(),
-        request: Value::Object(req.context.clone()),
-        facts: json!(facts),
-        used: used.clone(),
-        policy_version: version,
-        outcome: verdict.outcome.as_str().into(),
-        level: verdict.level.as_str().into(),
-        policy_ids: verdict.policy_ids.clone(),
-        reasons: verdict.reasons.clone(),
-        at_ms: now_ms,
-    };
-    // a deny needs no human; everything above L1 that may still happen does
-    let review_due = if verdict.outcome == cxm_policy::Outcome::Deny {
-        None
-    } else {
-        due
-    };
+    let used = record.used.clone();
     st.decision_log
         .record(NewDecision {
             tenant_id: tenant,
@@ -620,6 +553,91 @@ pub async fn ask(
         review_due_at_ms: review_due,
         used,
     }))
+}
+
+/// The decision for one ask, not yet logged: the agent must be registered and active, the
+/// ask is enriched with what cxm knows, and the policies answer. Returns the record and when
+/// its review is due (L2/L3 that may still happen).
+#[allow(clippy::too_many_arguments)]
+pub fn decide(
+    s: &dyn Store,
+    analyzer: &cxm_analytics::Analyzer,
+    tenant: &str,
+    agent_name: &str,
+    req: &AskRequest,
+    policies: &Policies,
+    version: i64,
+    now_ms: i64,
+) -> ApiResult<(DecisionRecord, Option<i64>)> {
+    let (claimed, texts) = claims(&req.context)?;
+    let step_up = req.context.get("step_up").and_then(Value::as_str);
+    let Some(agent) = s
+        .agent(tenant, agent_name)?
+        .filter(|a| a.disabled_at_ms.is_none())
+    else {
+        return Err(ApiError::new(
+            ErrorCode::UnknownAgent,
+            format!("no active agent {agent_name:?}; register it with POST /api/v1/agents"),
+        ));
+    };
+    let customer = &req.customer;
+    let (mut facts, customer_facts, mut used) =
+        enrich(s, analyzer, tenant, customer, &claimed, &texts, now_ms)?;
+    if let Some(id) = step_up {
+        let verdict = crate::step_up::verified_for(s, tenant, id, customer, now_ms)?;
+        facts.step_up_verified = verdict.is_ok();
+        if let Value::Object(m) = &mut used {
+            m.insert(
+                "step_up".into(),
+                match verdict {
+                    Ok(at) => json!({"id": id, "verified_at_ms": at}),
+                    Err(why) => json!({"id": id, "not_verified": why}),
+                },
+            );
+        }
+    }
+    let verdict = policies
+        .authorize(&Ask {
+            agent: &agent.name,
+            agent_kind: &agent.kind,
+            action: &req.action,
+            customer,
+            customer_facts: &customer_facts,
+            facts: &facts,
+        })
+        .map_err(policy_error)?;
+    if let Value::Object(m) = &mut used {
+        m.insert("agent_kind".into(), json!(agent.kind));
+        m.insert("customer_facts".into(), json!(customer_facts));
+    }
+    let due = match verdict.level {
+        Level::L1 => None,
+        Level::L2 => Some(now_ms + REVIEW_SLA.as_millis() as i64),
+        Level::L3 => Some(now_ms + ESCALATION_SLA.as_millis() as i64),
+    };
+    // a deny needs no human; everything above L1 that may still happen does
+    let review_due = if verdict.outcome == cxm_policy::Outcome::Deny {
+        None
+    } else {
+        due
+    };
+    let record = DecisionRecord {
+        id: format!("dec_{}", uuid::Uuid::now_v7().simple()),
+        agent: agent.name.clone(),
+        action: req.action.clone(),
+        customer: customer.clone(),
+        resource: req.resource.clone(),
+        request: Value::Object(req.context.clone()),
+        facts: json!(facts),
+        used,
+        policy_version: version,
+        outcome: verdict.outcome.as_str().into(),
+        level: verdict.level.as_str().into(),
+        policy_ids: verdict.policy_ids,
+        reasons: verdict.reasons,
+        at_ms: now_ms,
+    };
+    Ok((record, review_due))
 }
 
 // ---------------------------------------------------------------------------------------

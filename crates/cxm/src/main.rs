@@ -520,6 +520,7 @@ fn run(cli: Cli) -> anyhow::Result<()> {
             cxm_http::health::upkeep(store.as_ref(), &t.tenant_id, true)
                 .map_err(|e| anyhow::anyhow!("demo health: {}", e.detail))?;
             demo_tickets(store.as_ref(), &t.tenant_id)?;
+            demo_agents(store.as_ref(), &t.tenant_id)?;
             runtime()?.block_on(async {
                 let listener = tokio::net::TcpListener::bind(s.listen)
                     .await
@@ -1166,6 +1167,112 @@ fn demo_tickets(store: &dyn cxm_store::Store, tenant: &str) -> anyhow::Result<()
             // refused: the account's health has not recovered; the refusal is on the timeline
             let _ = tickets::close_ticket(store, tenant, t.id, &owner, &Default::default());
         }
+    }
+    Ok(())
+}
+
+/// Two agents and a day of their asks, decided by the default matrix, with two reviews done:
+/// the agents, review queue and decision log pages have something to show.
+fn demo_agents(store: &dyn cxm_store::Store, tenant: &str) -> anyhow::Result<()> {
+    use cxm_http::decisions::{self, AskRequest, NewAgent};
+    let api = |e: cxm_http::error::ApiError| anyhow::anyhow!("demo agents: {}", e.detail);
+    for (name, kind) in [("billing-bot", "bot"), ("voice-line", "voice")] {
+        let a = NewAgent {
+            name: name.into(),
+            kind: Some(kind.into()),
+            description: String::new(),
+            disclosure: None,
+            disabled: false,
+        };
+        decisions::register(store, tenant, "demo", &a).map_err(api)?;
+    }
+    let (version, policies) = decisions::active_policies(store, tenant).map_err(api)?;
+    let analyzer = cxm_analytics::Analyzer::new();
+    let now = chrono::Utc::now().timestamp_millis();
+    let asks = [
+        ("billing-bot", "refund", 12.0, "the parcel was late"),
+        ("billing-bot", "refund", 35.0, "charged twice for March"),
+        (
+            "billing-bot",
+            "refund",
+            120.0,
+            "the annual plan renewed without notice",
+        ),
+        (
+            "billing-bot",
+            "refund",
+            180.0,
+            "double charge on the upgrade",
+        ),
+        ("billing-bot", "refund", 320.0, "cancelled within the trial"),
+        (
+            "billing-bot",
+            "refund",
+            40.0,
+            "this is the third time, my lawyer will hear about it",
+        ),
+        ("billing-bot", "credit", 25.0, "outage last week"),
+        ("voice-line", "password_reset", 0.0, "locked out"),
+        ("voice-line", "address_update", 0.0, "moved house"),
+        ("voice-line", "contact_change", 0.0, "new phone number"),
+        ("voice-line", "refund", 20.0, "I want to speak to a human"),
+        (
+            "voice-line",
+            "cancel_subscription",
+            0.0,
+            "switching to a competitor",
+        ),
+    ];
+    let mut batch = vec![];
+    let mut to_review = vec![];
+    for (i, (agent, action, amount, message)) in asks.iter().enumerate() {
+        let mut context = serde_json::Map::new();
+        if *amount > 0.0 {
+            context.insert("amount".into(), json!(amount));
+            context.insert("currency".into(), json!("USD"));
+        }
+        context.insert("message".into(), json!(message));
+        let req = AskRequest {
+            agent: Some(agent.to_string()),
+            action: action.to_string(),
+            customer: format!("user_id:user-{:06}", 17 + i * 31),
+            resource: None,
+            context,
+        };
+        let at = now - (asks.len() - i) as i64 * 3_600_000;
+        let (record, due) = decisions::decide(
+            store, &analyzer, tenant, agent, &req, &policies, version, at,
+        )
+        .map_err(api)?;
+        if record.outcome == "review" {
+            to_review.push(record.id.clone());
+        }
+        batch.push(cxm_store::NewDecision {
+            tenant_id: tenant.into(),
+            actor: format!("agent:{agent}"),
+            record,
+            review_due_at_ms: due,
+        });
+    }
+    store.record_decisions(&batch)?;
+    // one review approved, one reversed; the rest wait in the queue
+    for (id, verdict, reason) in to_review
+        .iter()
+        .take(2)
+        .zip([
+            (cxm_domain::decision::ReviewVerdict::Approved, ""),
+            (
+                cxm_domain::decision::ReviewVerdict::Reversed,
+                "the renewal notice was sent; offer a credit instead",
+            ),
+        ])
+        .map(|(id, (v, r))| (id, v, r))
+    {
+        let req = decisions::ReviewRequest {
+            verdict,
+            reason: reason.into(),
+        };
+        decisions::settle(store, tenant, id, "success-lead@demo.cxm", &req).map_err(api)?;
     }
     Ok(())
 }
