@@ -2,6 +2,7 @@
 //! same code scores live feedback, answers `cxm analyze`, and runs the evaluations.
 
 pub mod cluster;
+pub mod clv;
 pub mod metrics;
 pub mod scores;
 pub mod sentiment;

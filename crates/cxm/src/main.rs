@@ -8,6 +8,7 @@ static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
 mod agent_cli;
 mod analyze;
 mod bench;
+mod clv_cli;
 mod config;
 mod generate;
 mod health_cli;
@@ -107,6 +108,9 @@ enum Cmd {
     /// Accounts by health band, with the signals that fired.
     #[command(subcommand)]
     Accounts(health_cli::AccountsCmd),
+    /// Customer lifetime value models on purchase summaries.
+    #[command(subcommand)]
+    Clv(ClvCmd),
     /// Agent authority policies (Cedar): show the matrix, apply, test against history, activate.
     #[command(subcommand)]
     Policy(agent_cli::PolicyCmd),
@@ -341,6 +345,15 @@ enum EvalCmd {
         #[arg(long)]
         assert: bool,
     },
+    /// BG/NBD on CDNOW against Fader, Hardie & Lee (2005): parameters, log-likelihood, time.
+    Clv {
+        /// Folder holding cdnow/ (default ../shared/data).
+        #[arg(long)]
+        data: Option<PathBuf>,
+        /// Exit non-zero unless r, α, a, b are within 0.005 and the log-likelihood within 0.1.
+        #[arg(long)]
+        assert: bool,
+    },
     /// Intent discovery on the TEXTOIR banking test split: NMI, ARI, ACC, time.
     Themes {
         /// Folder holding textoir_banking/ (default ../shared/data).
@@ -349,6 +362,19 @@ enum EvalCmd {
         /// Exit non-zero below the floors (NMI >= 55, ACC >= 33 with K given).
         #[arg(long)]
         assert: bool,
+    },
+}
+
+#[derive(Subcommand, Debug)]
+enum ClvCmd {
+    /// Fit a model to a summary CSV (frequency, recency, T); prints the parameters and the
+    /// log-likelihood as JSON.
+    Fit {
+        /// bgnbd (Pareto/NBD and Gamma-Gamma are not built yet).
+        #[arg(long, default_value = "bgnbd")]
+        model: String,
+        #[arg(long)]
+        input: PathBuf,
     },
 }
 
@@ -904,6 +930,24 @@ fn run(cli: Cli) -> anyhow::Result<()> {
                 }
                 other => anyhow::bail!("--format must be jsonl or json (got {other:?})"),
             }
+        }
+        Cmd::Eval(EvalCmd::Clv { ref data, assert }) => {
+            let dir = data.clone().unwrap_or_else(analyze::default_data_dir);
+            println!(
+                "{}",
+                serde_json::to_string_pretty(&clv_cli::eval(&dir, assert)?)?
+            );
+            Ok(())
+        }
+        Cmd::Clv(ClvCmd::Fit {
+            ref model,
+            ref input,
+        }) => {
+            println!(
+                "{}",
+                serde_json::to_string_pretty(&clv_cli::fit(model, input)?)?
+            );
+            Ok(())
         }
         Cmd::Eval(EvalCmd::Themes { ref data, assert }) => {
             let dir = data.clone().unwrap_or_else(analyze::default_data_dir);

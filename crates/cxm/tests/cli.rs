@@ -849,3 +849,53 @@ fn policies_agents_and_a_tamper_evident_audit_log_from_the_cli() {
     let said = String::from_utf8_lossy(&out.stdout);
     assert!(said.contains("entry 2 is missing"), "{said}");
 }
+
+#[test]
+fn clv_fit_reads_a_summary_and_refuses_bad_rows() {
+    let dir = tempfile::tempdir().unwrap();
+    let good = dir.path().join("summary.csv");
+    let mut csv = String::from("ID,frequency,recency,T\n");
+    for i in 0..300 {
+        let x = (i * 7) % 6;
+        let t = 39.0;
+        let t_x = if x == 0 {
+            0.0
+        } else {
+            t * f64::from((i % 9) + 1) / 10.0
+        };
+        csv.push_str(&format!("{i},{x},{t_x},{t}\n"));
+    }
+    std::fs::write(&good, csv).unwrap();
+    let fit = run_json(
+        cxm(dir.path())
+            .args(["clv", "fit", "--model", "bgnbd", "--input"])
+            .arg(&good),
+    );
+    assert_eq!(fit["customers"], 300);
+    for p in ["r", "alpha", "a", "b"] {
+        assert!(fit[p].as_f64().unwrap() > 0.0, "{fit}");
+    }
+    assert!(fit["log_likelihood"].as_f64().unwrap() < 0.0);
+    let bad = dir.path().join("bad.csv");
+    std::fs::write(&bad, "frequency,recency,T\n1,2,1\n").unwrap();
+    let out = cxm(dir.path())
+        .args(["clv", "fit", "--input"])
+        .arg(&bad)
+        .output()
+        .unwrap();
+    assert!(!out.status.success());
+    assert!(String::from_utf8_lossy(&out.stderr).contains("recency"));
+    std::fs::write(&bad, "frequency,recency\n1,2\n").unwrap();
+    let out = cxm(dir.path())
+        .args(["clv", "fit", "--input"])
+        .arg(&bad)
+        .output()
+        .unwrap();
+    assert!(String::from_utf8_lossy(&out.stderr).contains("no T or t column"));
+    let out = cxm(dir.path())
+        .args(["clv", "fit", "--model", "pareto", "--input"])
+        .arg(&good)
+        .output()
+        .unwrap();
+    assert!(String::from_utf8_lossy(&out.stderr).contains("not built yet"));
+}
