@@ -370,7 +370,7 @@ enum ClvCmd {
     /// Fit a model to a summary CSV (frequency, recency, T); prints the parameters and the
     /// log-likelihood as JSON.
     Fit {
-        /// bgnbd (Pareto/NBD and Gamma-Gamma are not built yet).
+        /// bgnbd (purchases, P(alive)) or gammagamma (spend; needs a monetary_value column).
         #[arg(long, default_value = "bgnbd")]
         model: String,
         #[arg(long)]

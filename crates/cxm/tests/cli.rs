@@ -892,6 +892,33 @@ fn clv_fit_reads_a_summary_and_refuses_bad_rows() {
         .output()
         .unwrap();
     assert!(String::from_utf8_lossy(&out.stderr).contains("no T or t column"));
+    let spend = dir.path().join("spend.csv");
+    let mut csv = String::from("frequency,monetary_value\n");
+    for i in 0..100 {
+        csv.push_str(&format!(
+            "{},{}\n",
+            1 + i % 5,
+            10.0 + f64::from((i * 37) % 50)
+        ));
+    }
+    std::fs::write(&spend, csv).unwrap();
+    let gg = run_json(
+        cxm(dir.path())
+            .args(["clv", "fit", "--model", "gammagamma", "--input"])
+            .arg(&spend),
+    );
+    assert_eq!(gg["repeat_buyers"], 100);
+    assert!(
+        gg["p"].as_f64().unwrap() > 0.0 && gg["gamma"].as_f64().unwrap() > 0.0,
+        "{gg}"
+    );
+    std::fs::write(&spend, "frequency,monetary_value\n2,-5\n").unwrap();
+    let out = cxm(dir.path())
+        .args(["clv", "fit", "--model", "gammagamma", "--input"])
+        .arg(&spend)
+        .output()
+        .unwrap();
+    assert!(String::from_utf8_lossy(&out.stderr).contains("positive amount"));
     let out = cxm(dir.path())
         .args(["clv", "fit", "--model", "pareto", "--input"])
         .arg(&good)
