@@ -11,9 +11,11 @@ use axum::Router;
 use minijinja::context;
 use serde::Deserialize;
 
+use crate::agents;
 use crate::dashboard::{fmt_ms, form_post, session, user_ctx};
-use crate::decisions::{self, DecisionFilter, ReviewRequest, SavePolicies};
+use crate::decisions::{self, DecisionFilter, ReviewRequest};
 use crate::error::{ApiError, ErrorCode};
+use crate::policies::{self, SavePolicies};
 use crate::voc::blocking;
 use crate::AppState;
 
@@ -33,10 +35,7 @@ async fn agents_page(State(st): State<Arc<AppState>>, headers: HeaderMap) -> Res
     };
     let t = p.tenant_id.clone();
     let data = blocking(&st, move |s| {
-        Ok((
-            decisions::agent_stats(s, &t)?,
-            decisions::policy_view(s, &t)?,
-        ))
+        Ok((agents::agent_stats(s, &t)?, policies::policy_view(s, &t)?))
     })
     .await;
     let (agents, policies) = match data {
@@ -104,11 +103,7 @@ async fn save_policies(State(st): State<Arc<AppState>>, req: Request) -> Respons
         note: form.note,
         activate: form.activate.is_some(),
     };
-    match blocking(&st, move |s| {
-        decisions::save_policies(s, &t, &p.actor, &req)
-    })
-    .await
-    {
+    match blocking(&st, move |s| policies::save_policies(s, &t, &p.actor, &req)).await {
         Ok(_) => {
             st.policies.invalidate(&tenant);
             Redirect::to("/agents").into_response()

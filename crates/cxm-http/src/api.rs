@@ -355,7 +355,7 @@ pub async fn do_unmerge(
         .store
         .run(move |s| {
             let stats = s.block_identifier(&t, &ident, &reason, &actor)?;
-            crate::decisions::audit_action(
+            crate::audit::audit_action(
                 s,
                 &t,
                 &actor,
@@ -501,7 +501,7 @@ pub async fn create_key(
     st.store
         .run(move |s| {
             s.insert_key(&r)?;
-            crate::decisions::audit_action(
+            crate::audit::audit_action(
                 s,
                 &t,
                 &actor,
@@ -530,15 +530,8 @@ pub async fn revoke_key(
         .run(move |s| {
             let done = s.revoke_key(&t, &i)?;
             if done {
-                crate::decisions::audit_action(
-                    s,
-                    &t,
-                    &actor,
-                    "key.revoked",
-                    &i,
-                    serde_json::json!({}),
-                )
-                .map_err(|e| cxm_store::StoreError::Backend(e.detail))?;
+                crate::audit::audit_action(s, &t, &actor, "key.revoked", &i, serde_json::json!({}))
+                    .map_err(|e| cxm_store::StoreError::Backend(e.detail))?;
             }
             Ok(done)
         })

@@ -2,7 +2,9 @@
 //! the dashboard. The only crate that knows HTTP and JSON shapes.
 
 pub mod agent_pages;
+pub mod agents;
 pub mod api;
+pub mod audit;
 pub mod auth;
 pub mod builder;
 pub mod dashboard;
@@ -17,6 +19,7 @@ pub mod mailer;
 pub mod openapi;
 pub mod ops;
 pub mod phrasing;
+pub mod policies;
 pub mod privacy;
 pub mod provenance;
 pub mod step_up;
@@ -105,7 +108,7 @@ pub struct AppState {
     /// Outbound HTTP (the optional phrasing endpoint).
     pub http_client: reqwest::Client,
     /// Compiled agent policies per tenant.
-    pub policies: decisions::PolicyCache,
+    pub policies: policies::PolicyCache,
     /// Group commit for decisions: answered only once logged.
     pub decision_log: cxm_store::decision_log::DecisionLog,
 }
@@ -124,7 +127,7 @@ impl AppState {
             analyzer: cxm_analytics::Analyzer::new(),
             themes_wake: tokio::sync::Notify::new(),
             http_client: reqwest::Client::new(),
-            policies: decisions::PolicyCache::default(),
+            policies: policies::PolicyCache::default(),
             decision_log: cxm_store::decision_log::DecisionLog::spawn(store.clone()),
             config,
         })
@@ -169,6 +172,9 @@ pub fn router(state: Arc<AppState>) -> Router {
         .merge(health::routes())
         .merge(tickets::routes())
         .merge(decisions::routes())
+        .merge(policies::routes())
+        .merge(agents::routes())
+        .merge(audit::routes())
         .merge(provenance::routes())
         .merge(step_up::routes())
         .merge(privacy::routes())

@@ -626,7 +626,7 @@ pub fn close_ticket(
         ));
     }
     if kind == "closed_override" {
-        crate::decisions::audit_action(
+        crate::audit::audit_action(
             store,
             tenant,
             &p.actor,

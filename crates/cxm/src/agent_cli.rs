@@ -5,7 +5,7 @@ use std::path::PathBuf;
 
 use anyhow::Context;
 use clap::Subcommand;
-use cxm_http::decisions;
+use cxm_http::{agents, audit, policies};
 use cxm_store::Store;
 
 #[derive(Subcommand, Debug)]
@@ -107,7 +107,7 @@ pub fn policy(store: &dyn Store, cmd: &PolicyCmd) -> anyhow::Result<()> {
     match cmd {
         PolicyCmd::Show { tenant, text, json } => {
             tenant_exists(store, tenant)?;
-            let v = decisions::policy_view(store, tenant).map_err(api)?;
+            let v = policies::policy_view(store, tenant).map_err(api)?;
             if *json {
                 println!("{}", serde_json::to_string_pretty(&v)?);
             } else if *text {
@@ -146,12 +146,12 @@ pub fn policy(store: &dyn Store, cmd: &PolicyCmd) -> anyhow::Result<()> {
             draft,
         } => {
             tenant_exists(store, tenant)?;
-            let req = decisions::SavePolicies {
+            let req = policies::SavePolicies {
                 text: read(file)?,
                 note: note.clone(),
                 activate: !draft,
             };
-            let saved = decisions::save_policies(store, tenant, "cli", &req).map_err(api)?;
+            let saved = policies::save_policies(store, tenant, "cli", &req).map_err(api)?;
             println!(
                 "saved version {}{}",
                 saved.version,
@@ -174,7 +174,7 @@ pub fn policy(store: &dyn Store, cmd: &PolicyCmd) -> anyhow::Result<()> {
         } => {
             tenant_exists(store, tenant)?;
             let candidate = cxm_policy::Policies::compile(&read(file)?)?;
-            let t = decisions::replay(store, tenant, &candidate, *limit).map_err(api)?;
+            let t = policies::replay(store, tenant, &candidate, *limit).map_err(api)?;
             if *json {
                 println!("{}", serde_json::to_string_pretty(&t)?);
                 return Ok(());
@@ -232,11 +232,11 @@ pub fn agent(store: &dyn Store, cmd: &AgentCmd) -> anyhow::Result<()> {
             description,
         } => {
             tenant_exists(store, tenant)?;
-            let a = decisions::register(
+            let a = agents::register(
                 store,
                 tenant,
                 "cli",
-                &decisions::NewAgent {
+                &agents::NewAgent {
                     name: name.clone(),
                     kind: Some(kind.clone()),
                     description: description.clone(),
@@ -250,7 +250,7 @@ pub fn agent(store: &dyn Store, cmd: &AgentCmd) -> anyhow::Result<()> {
         }
         AgentCmd::List { tenant, json } => {
             tenant_exists(store, tenant)?;
-            let stats = decisions::agent_stats(store, tenant).map_err(api)?;
+            let stats = agents::agent_stats(store, tenant).map_err(api)?;
             if *json {
                 println!("{}", serde_json::to_string_pretty(&stats)?);
                 return Ok(());
@@ -303,7 +303,7 @@ pub fn audit(store: &dyn Store, cmd: &AuditCmd) -> anyhow::Result<bool> {
     let mut ok = true;
     let mut reports = vec![];
     for t in tenants {
-        let r = decisions::verify_chain(store, &t).map_err(api)?;
+        let r = audit::verify_chain(store, &t).map_err(api)?;
         ok &= r.ok;
         if !*json {
             match &r.broken {

@@ -899,11 +899,11 @@ async fn decisions(a: DecisionArgs, store_args: &StoreArgs) -> anyhow::Result<Va
             Generator::new(11, chrono::Utc::now()).events(events),
             true,
         )?;
-        cxm_http::decisions::register(
+        cxm_http::agents::register(
             store.as_ref(),
             &tenant,
             "bench",
-            &cxm_http::decisions::NewAgent {
+            &cxm_http::agents::NewAgent {
                 name: "bench-bot".into(),
                 kind: None,
                 description: String::new(),
@@ -979,7 +979,7 @@ async fn decisions(a: DecisionArgs, store_args: &StoreArgs) -> anyhow::Result<Va
             n += batch.len();
             store.record_decisions(&batch)?;
         }
-        let report = cxm_http::decisions::verify_chain(store.as_ref(), &tenant).map_err(|e| anyhow::anyhow!("{}", e.detail))?;
+        let report = cxm_http::audit::verify_chain(store.as_ref(), &tenant).map_err(|e| anyhow::anyhow!("{}", e.detail))?;
         Ok(json!({"entries": report.entries, "decisions": report.decisions, "ok": report.ok, "verify_seconds": report.millis as f64 / 1000.0}))
     })
     .await??;

@@ -1218,7 +1218,9 @@ fn demo_tickets(store: &dyn cxm_store::Store, tenant: &str) -> anyhow::Result<()
 /// Two agents and a day of their asks, decided by the default matrix, with two reviews done:
 /// the agents, review queue and decision log pages have something to show.
 fn demo_agents(store: &dyn cxm_store::Store, tenant: &str) -> anyhow::Result<()> {
-    use cxm_http::decisions::{self, AskRequest, NewAgent};
+    use cxm_http::agents::{self, NewAgent};
+    use cxm_http::decisions::{self, AskRequest};
+    use cxm_http::policies;
     let api = |e: cxm_http::error::ApiError| anyhow::anyhow!("demo agents: {}", e.detail);
     for (name, kind) in [("billing-bot", "bot"), ("voice-line", "voice")] {
         let a = NewAgent {
@@ -1228,9 +1230,9 @@ fn demo_agents(store: &dyn cxm_store::Store, tenant: &str) -> anyhow::Result<()>
             disclosure: None,
             disabled: false,
         };
-        decisions::register(store, tenant, "demo", &a).map_err(api)?;
+        agents::register(store, tenant, "demo", &a).map_err(api)?;
     }
-    let (version, policies) = decisions::active_policies(store, tenant).map_err(api)?;
+    let (version, policies) = policies::active_policies(store, tenant).map_err(api)?;
     let analyzer = cxm_analytics::Analyzer::new();
     let now = chrono::Utc::now().timestamp_millis();
     let asks = [

@@ -1,0 +1,405 @@
+//! Agent policies: the compiled set per tenant (re-read every few seconds), the versions,
+//! saving and activating them, and replaying recorded decisions through a candidate set.
+
+use std::collections::{BTreeMap, HashMap};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use axum::extract::{Path, State};
+use axum::routing::{get, post};
+use axum::{Json, Router};
+use cxm_policy::{Ask, CustomerFacts, Facts, Policies, PolicyError};
+use cxm_store::{DecisionQuery, PolicySetRow, Store};
+use serde::{Deserialize, Serialize};
+use serde_json::Value;
+
+use crate::api::ApiJson;
+use crate::auth::Principal;
+use crate::error::{ApiError, ApiResult, ErrorCode};
+use crate::voc::blocking;
+use crate::AppState;
+
+pub fn routes() -> Router<Arc<AppState>> {
+    Router::new()
+        .route("/api/v1/policies", get(get_policies).put(put_policies))
+        .route("/api/v1/policies/test", post(test_policies))
+        .route("/api/v1/policies/{version}/activate", post(activate))
+}
+
+/// Compiled policies per tenant, re-read from the store every few seconds so a version
+/// activated by another server (or the CLI) applies without a restart.
+/// When it was read, the version, the compiled set.
+type Compiled = (Instant, i64, Arc<Policies>);
+
+#[derive(Default)]
+pub struct PolicyCache {
+    by_tenant: Mutex<HashMap<String, Compiled>>,
+}
+
+const POLICY_TTL: Duration = Duration::from_secs(2);
+
+impl PolicyCache {
+    pub fn invalidate(&self, tenant: &str) {
+        self.by_tenant
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .remove(tenant);
+    }
+
+    fn fresh(&self, tenant: &str) -> Option<(i64, Arc<Policies>)> {
+        let m = self.by_tenant.lock().unwrap_or_else(|p| p.into_inner());
+        m.get(tenant)
+            .filter(|(at, _, _)| at.elapsed() < POLICY_TTL)
+            .map(|(_, v, p)| (*v, p.clone()))
+    }
+}
+
+/// The tenant's active policies; a tenant without any starts on the default matrix, saved
+/// as version 1 so every decision names a stored version.
+pub fn active_policies(store: &dyn Store, tenant: &str) -> ApiResult<(i64, Policies)> {
+    let row = match store.active_policy_set(tenant)? {
+        Some(r) => r,
+        None => {
+            store.save_policy_set(
+                tenant,
+                cxm_policy::DEFAULT_POLICIES,
+                "the default authority matrix",
+                "cxm",
+                true,
+            )?;
+            store.active_policy_set(tenant)?.ok_or_else(|| {
+                ApiError::new(ErrorCode::Internal, "the default policies were not saved")
+            })?
+        }
+    };
+    let p = Policies::compile(&row.text).map_err(|e| {
+        // stored versions were valid when saved; a failure here is ours, and fails closed
+        ApiError::new(
+            ErrorCode::Internal,
+            format!(
+                "active policy version {} does not compile: {e}",
+                row.version
+            ),
+        )
+    })?;
+    Ok((row.version, p))
+}
+
+pub(crate) async fn cached_policies(
+    st: &AppState,
+    tenant: &str,
+) -> ApiResult<(i64, Arc<Policies>)> {
+    if let Some(hit) = st.policies.fresh(tenant) {
+        return Ok(hit);
+    }
+    let t = tenant.to_string();
+    let (v, p) = blocking(st, move |s| active_policies(s, &t)).await?;
+    let p = Arc::new(p);
+    st.policies
+        .by_tenant
+        .lock()
+        .unwrap_or_else(|e| e.into_inner())
+        .insert(tenant.to_string(), (Instant::now(), v, p.clone()));
+    Ok((v, p))
+}
+
+pub(crate) fn policy_error(e: PolicyError) -> ApiError {
+    match e {
+        PolicyError::UnknownAction { .. } => ApiError::new(ErrorCode::UnknownAction, e.to_string()),
+        PolicyError::Ask(_) => ApiError::new(ErrorCode::InvalidParameter, e.to_string()),
+        PolicyError::Parse(_) | PolicyError::Invalid(_) => {
+            ApiError::new(ErrorCode::InvalidPolicy, e.to_string())
+        }
+    }
+}
+
+// ---------------------------------------------------------------------------------------
+// policy versions
+
+#[derive(Debug, Serialize, utoipa::ToSchema)]
+pub struct PolicyView {
+    pub active_version: i64,
+    pub text: String,
+    /// The authority matrix: each policy with its level, reason and actions.
+    #[schema(value_type = Vec<Object>)]
+    pub rules: Vec<cxm_policy::Rule>,
+    pub actions: Vec<String>,
+    pub warnings: Vec<String>,
+    pub versions: Vec<PolicyVersion>,
+    /// The Cedar schema policies are checked against.
+    pub schema: &'static str,
+}
+
+#[derive(Debug, Serialize, utoipa::ToSchema)]
+pub struct PolicyVersion {
+    pub version: i64,
+    pub note: String,
+    pub created_by: String,
+    pub created_at_ms: i64,
+    pub activated_at_ms: Option<i64>,
+}
+
+impl From<&PolicySetRow> for PolicyVersion {
+    fn from(r: &PolicySetRow) -> Self {
+        PolicyVersion {
+            version: r.version,
+            note: r.note.clone(),
+            created_by: r.created_by.clone(),
+            created_at_ms: r.created_at_ms,
+            activated_at_ms: r.activated_at_ms,
+        }
+    }
+}
+
+pub fn policy_view(store: &dyn Store, tenant: &str) -> ApiResult<PolicyView> {
+    let (version, p) = active_policies(store, tenant)?;
+    let versions = store.policy_sets(tenant)?;
+    let text = versions
+        .iter()
+        .find(|v| v.version == version)
+        .map(|v| v.text.clone())
+        .unwrap_or_default();
+    Ok(PolicyView {
+        active_version: version,
+        text,
+        rules: p.rules().to_vec(),
+        actions: cxm_policy::actions(),
+        warnings: p.lint(),
+        versions: versions.iter().map(PolicyVersion::from).collect(),
+        schema: cxm_policy::SCHEMA,
+    })
+}
+
+/// The active policies as an authority matrix, with the version history.
+#[utoipa::path(get, path = "/api/v1/policies", tag = "agents",
+    responses((status = 200, body = PolicyView)), security(("bearer" = [])))]
+pub async fn get_policies(
+    State(st): State<Arc<AppState>>,
+    p: Principal,
+) -> ApiResult<Json<PolicyView>> {
+    let t = p.tenant_id.clone();
+    Ok(Json(blocking(&st, move |s| policy_view(s, &t)).await?))
+}
+
+#[derive(Debug, Deserialize, utoipa::ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct SavePolicies {
+    /// Cedar policies; every permit carries `@id` and `@level`.
+    pub text: String,
+    #[serde(default)]
+    pub note: String,
+    /// Make it the active version now (default true); false saves a draft to test first.
+    #[serde(default = "yes")]
+    pub activate: bool,
+}
+
+fn yes() -> bool {
+    true
+}
+
+#[derive(Debug, Serialize, utoipa::ToSchema)]
+pub struct SavedPolicies {
+    pub version: i64,
+    pub active: bool,
+    /// From the analysis: sets that let agents act alone on the worst asks.
+    pub warnings: Vec<String>,
+}
+
+const MAX_POLICY_BYTES: usize = 256 * 1024;
+
+/// Compiles, saves and (optionally) activates a new version; on the audit chain.
+pub fn save_policies(
+    store: &dyn Store,
+    tenant: &str,
+    actor: &str,
+    req: &SavePolicies,
+) -> ApiResult<SavedPolicies> {
+    if req.text.len() > MAX_POLICY_BYTES {
+        return Err(ApiError::new(
+            ErrorCode::PayloadTooLarge,
+            "policies are limited to 256 KiB",
+        ));
+    }
+    let p = Policies::compile(&req.text).map_err(policy_error)?;
+    let version = store.save_policy_set(tenant, &req.text, req.note.trim(), actor, req.activate)?;
+    Ok(SavedPolicies {
+        version,
+        active: req.activate,
+        warnings: p.lint(),
+    })
+}
+
+/// Saves a new version of the policies (422 `invalid_policy` naming each problem).
+#[utoipa::path(put, path = "/api/v1/policies", tag = "agents", request_body = SavePolicies,
+    responses((status = 200, body = SavedPolicies), (status = 422, body = crate::error::Problem, description = "invalid_policy")),
+    security(("bearer" = [])))]
+pub async fn put_policies(
+    State(st): State<Arc<AppState>>,
+    p: Principal,
+    ApiJson(req): ApiJson<SavePolicies>,
+) -> ApiResult<Json<SavedPolicies>> {
+    p.require_admin()?;
+    let tenant = p.tenant_id.clone();
+    let t = tenant.clone();
+    let saved = blocking(&st, move |s| save_policies(s, &t, &p.actor, &req)).await?;
+    st.policies.invalidate(&tenant);
+    Ok(Json(saved))
+}
+
+/// Makes a saved version the active one.
+#[utoipa::path(post, path = "/api/v1/policies/{version}/activate", tag = "agents", params(("version" = i64, Path)),
+    responses((status = 200, body = SavedPolicies), (status = 404, body = crate::error::Problem)), security(("bearer" = [])))]
+pub async fn activate(
+    State(st): State<Arc<AppState>>,
+    p: Principal,
+    Path(version): Path<i64>,
+) -> ApiResult<Json<SavedPolicies>> {
+    p.require_admin()?;
+    let tenant = p.tenant_id.clone();
+    let t = tenant.clone();
+    let saved = blocking(&st, move |s| {
+        let Some(row) = s
+            .policy_sets(&t)?
+            .into_iter()
+            .find(|r| r.version == version)
+        else {
+            return Err(ApiError::new(
+                ErrorCode::NotFound,
+                format!("no policy version {version}"),
+            ));
+        };
+        let compiled = Policies::compile(&row.text).map_err(policy_error)?;
+        s.activate_policy_set(&t, version, &p.actor)?;
+        Ok(SavedPolicies {
+            version,
+            active: true,
+            warnings: compiled.lint(),
+        })
+    })
+    .await?;
+    st.policies.invalidate(&tenant);
+    Ok(Json(saved))
+}
+
+#[derive(Debug, Deserialize, utoipa::ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct TestPolicies {
+    pub text: String,
+    /// How many recent decisions to replay (1–10000, default 1000).
+    pub limit: Option<u32>,
+}
+
+#[derive(Debug, Serialize, utoipa::ToSchema)]
+pub struct Changed {
+    pub decision_id: String,
+    pub agent: String,
+    pub action: String,
+    pub customer: String,
+    pub at_ms: i64,
+    pub before: String,
+    pub after: String,
+    pub before_level: String,
+    pub after_level: String,
+    pub after_policy_ids: Vec<String>,
+}
+
+#[derive(Debug, Serialize, utoipa::ToSchema)]
+pub struct PolicyTest {
+    pub replayed: usize,
+    pub unchanged: usize,
+    pub changed: Vec<Changed>,
+    /// Changes counted as "allow → escalate" and so on.
+    pub transitions: BTreeMap<String, usize>,
+    pub warnings: Vec<String>,
+}
+
+/// Replays recorded decisions (the facts they were decided on) through a candidate policy
+/// set and lists each one whose outcome or level would change.
+pub fn replay(
+    store: &dyn Store,
+    tenant: &str,
+    candidate: &Policies,
+    limit: u32,
+) -> ApiResult<PolicyTest> {
+    let past = store.decisions(
+        tenant,
+        &DecisionQuery {
+            limit,
+            ..Default::default()
+        },
+    )?;
+    let mut out = PolicyTest {
+        replayed: 0,
+        unchanged: 0,
+        changed: vec![],
+        transitions: BTreeMap::new(),
+        warnings: candidate.lint(),
+    };
+    for d in past {
+        let r = &d.record;
+        let facts: Facts = serde_json::from_value(r.facts.clone()).unwrap_or_default();
+        let customer: CustomerFacts = r
+            .used
+            .get("customer_facts")
+            .and_then(|c| serde_json::from_value(c.clone()).ok())
+            .unwrap_or_default();
+        let kind = r
+            .used
+            .get("agent_kind")
+            .and_then(Value::as_str)
+            .unwrap_or("bot");
+        let Ok(v) = candidate.authorize(&Ask {
+            agent: &r.agent,
+            agent_kind: kind,
+            action: &r.action,
+            customer: &r.customer,
+            customer_facts: &customer,
+            facts: &facts,
+        }) else {
+            continue;
+        };
+        out.replayed += 1;
+        if v.outcome.as_str() == r.outcome && v.level.as_str() == r.level {
+            out.unchanged += 1;
+            continue;
+        }
+        *out.transitions
+            .entry(format!("{} → {}", r.outcome, v.outcome.as_str()))
+            .or_default() += 1;
+        out.changed.push(Changed {
+            decision_id: r.id.clone(),
+            agent: r.agent.clone(),
+            action: r.action.clone(),
+            customer: r.customer.clone(),
+            at_ms: r.at_ms,
+            before: r.outcome.clone(),
+            after: v.outcome.as_str().into(),
+            before_level: r.level.clone(),
+            after_level: v.level.as_str().into(),
+            after_policy_ids: v.policy_ids,
+        });
+    }
+    Ok(out)
+}
+
+/// Which recorded decisions a candidate policy set would change, before it is activated.
+#[utoipa::path(post, path = "/api/v1/policies/test", tag = "agents", request_body = TestPolicies,
+    responses((status = 200, body = PolicyTest), (status = 422, body = crate::error::Problem)), security(("bearer" = [])))]
+pub async fn test_policies(
+    State(st): State<Arc<AppState>>,
+    p: Principal,
+    ApiJson(req): ApiJson<TestPolicies>,
+) -> ApiResult<Json<PolicyTest>> {
+    let limit = req.limit.unwrap_or(1000);
+    if !(1..=10_000).contains(&limit) {
+        return Err(ApiError::new(
+            ErrorCode::InvalidParameter,
+            "limit must be between 1 and 10000",
+        ));
+    }
+    let candidate = Policies::compile(&req.text).map_err(policy_error)?;
+    let t = p.tenant_id.clone();
+    Ok(Json(
+        blocking(&st, move |s| replay(s, &t, &candidate, limit)).await?,
+    ))
+}
