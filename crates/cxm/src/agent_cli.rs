@@ -79,6 +79,68 @@ pub enum AgentCmd {
 }
 
 #[derive(Subcommand, Debug)]
+pub enum RetentionCmd {
+    /// Days kept per data class (events, feedback_text, transcripts).
+    Show {
+        #[arg(long)]
+        tenant: String,
+    },
+    /// Set a class's period in days, or --keep to keep it until erased (on the audit chain).
+    Set {
+        #[arg(long)]
+        tenant: String,
+        /// events, feedback_text or transcripts
+        #[arg(long)]
+        class: String,
+        #[arg(long, conflicts_with = "keep")]
+        days: Option<i64>,
+        #[arg(long)]
+        keep: bool,
+    },
+    /// Purge what is past its period now and print how much went.
+    Purge {
+        #[arg(long)]
+        tenant: String,
+    },
+}
+
+pub fn retention(store: &dyn Store, cmd: &RetentionCmd) -> anyhow::Result<()> {
+    let api = |e: cxm_http::error::ApiError| anyhow::anyhow!("{}: {}", e.code.code(), e.detail);
+    match cmd {
+        RetentionCmd::Show { tenant } => {
+            tenant_exists(store, tenant)?;
+            println!(
+                "{}",
+                serde_json::to_string_pretty(&store.retention(tenant)?)?
+            );
+        }
+        RetentionCmd::Set {
+            tenant,
+            class,
+            days,
+            keep,
+        } => {
+            tenant_exists(store, tenant)?;
+            anyhow::ensure!(days.is_some() || *keep, "give --days N or --keep");
+            let mut m = serde_json::Map::new();
+            m.insert(
+                class.clone(),
+                days.map_or(serde_json::Value::Null, serde_json::Value::from),
+            );
+            let periods =
+                cxm_http::privacy::set_retention(store, tenant, "cli", &m).map_err(api)?;
+            println!("{}", serde_json::to_string_pretty(&periods)?);
+        }
+        RetentionCmd::Purge { tenant } => {
+            tenant_exists(store, tenant)?;
+            let purged = store.purge(tenant, chrono::Utc::now().timestamp_millis())?;
+            println!("{}", serde_json::to_string_pretty(&purged)?);
+        }
+    }
+    Ok(())
+}
+
+#[derive(Subcommand, Debug)]
 pub enum AuditCmd {
     /// Walk every tenant's audit chain (or one with --tenant); exits non-zero and names the
     /// first bad entry after any edit, insertion or deletion.

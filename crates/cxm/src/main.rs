@@ -117,6 +117,9 @@ enum Cmd {
     /// Agents that ask before acting: register, list with KPIs, make keys.
     #[command(subcommand)]
     Agent(agent_cli::AgentCmd),
+    /// How long each class of data is kept: show, set, purge now.
+    #[command(subcommand)]
+    Retention(agent_cli::RetentionCmd),
     /// The tamper-evident audit log of decisions, reviews and admin actions.
     #[command(subcommand)]
     Audit(agent_cli::AuditCmd),
@@ -768,6 +771,7 @@ fn run(cli: Cli) -> anyhow::Result<()> {
         Cmd::Signals(ref c) => health_cli::signals(settings()?.open_store()?.as_ref(), c),
         Cmd::Accounts(ref c) => health_cli::accounts(settings()?.open_store()?.as_ref(), c),
         Cmd::Policy(ref c) => agent_cli::policy(settings()?.open_store()?.as_ref(), c),
+        Cmd::Retention(ref c) => agent_cli::retention(settings()?.open_store()?.as_ref(), c),
         Cmd::Agent(ref c) => agent_cli::agent(settings()?.open_store()?.as_ref(), c),
         Cmd::Audit(ref c) => {
             if agent_cli::audit(settings()?.open_store()?.as_ref(), c)? {

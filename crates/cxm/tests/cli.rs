@@ -926,3 +926,58 @@ fn clv_fit_reads_a_summary_and_refuses_bad_rows() {
         .unwrap();
     assert!(String::from_utf8_lossy(&out.stderr).contains("not built yet"));
 }
+
+#[test]
+fn retention_from_the_cli() {
+    let dir = tempfile::tempdir().unwrap();
+    let t = run_json(cxm(dir.path()).args(["tenant", "create", "Acme", "--json"]));
+    let tenant = t["tenant_id"].as_str().unwrap();
+    run_json(cxm(dir.path()).args([
+        "generate", "--events", "2000", "--seed", "3", "--tenant", tenant,
+    ]));
+    let set = run_json(cxm(dir.path()).args([
+        "retention",
+        "set",
+        "--tenant",
+        tenant,
+        "--class",
+        "events",
+        "--days",
+        "30",
+    ]));
+    assert_eq!(set["events"], 30);
+    let out = cxm(dir.path())
+        .args([
+            "retention",
+            "set",
+            "--tenant",
+            tenant,
+            "--class",
+            "mail",
+            "--days",
+            "3",
+        ])
+        .output()
+        .unwrap();
+    assert!(!out.status.success());
+    assert!(String::from_utf8_lossy(&out.stderr).contains("no data class"));
+    let purged = run_json(cxm(dir.path()).args(["retention", "purge", "--tenant", tenant]));
+    assert!(
+        purged["events"].as_u64().unwrap() > 0,
+        "the generator spreads events over more than 30 days: {purged}"
+    );
+    let again = run_json(cxm(dir.path()).args(["retention", "purge", "--tenant", tenant]));
+    assert_eq!(again["events"], 0);
+    let kept = run_json(cxm(dir.path()).args([
+        "retention",
+        "set",
+        "--tenant",
+        tenant,
+        "--class",
+        "events",
+        "--keep",
+    ]));
+    assert!(kept.get("events").is_none());
+    let shown = run_json(cxm(dir.path()).args(["retention", "show", "--tenant", tenant]));
+    assert_eq!(shown, json!({}));
+}
