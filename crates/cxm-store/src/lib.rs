@@ -694,12 +694,3 @@ pub(crate) fn chain_after(
         })
         .collect()
 }
-
-pub(crate) fn sha256_hex(s: &str) -> String {
-    use sha2::Digest;
-    hex_lower(&sha2::Sha256::digest(s.as_bytes()))
-}
-
-fn hex_lower(b: &[u8]) -> String {
-    b.iter().map(|x| format!("{x:02x}")).collect()
-}

@@ -1809,7 +1809,7 @@ impl Store for PgStore {
                 "INSERT INTO policy_sets (tenant_id, version, text, note, created_by, created_at, activated_at) VALUES ($1, $2, $3, $4, $5, $6, $7)",
                 &[&tenant, &v, &text, &note, &actor, &now, &activated],
             )?;
-            let mut entries = vec![pg_policy_entry("policy.saved", v, actor, serde_json::json!({"version": v, "note": note, "sha256": crate::sha256_hex(text)}))];
+            let mut entries = vec![pg_policy_entry("policy.saved", v, actor, serde_json::json!({"version": v, "note": note, "sha256": cxm_domain::audit::body_hash(text)}))];
             if activate {
                 entries.push(pg_policy_entry("policy.activated", v, actor, serde_json::json!({"version": v})));
             }

@@ -1917,7 +1917,7 @@ impl Store for SqliteStore {
                 "INSERT INTO policy_sets (tenant_id, version, text, note, created_by, created_at, activated_at) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)",
                 params![tenant, v, text, note, actor, now, activate.then_some(now)],
             )?;
-            let mut entries = vec![policy_entry("policy.saved", v, actor, serde_json::json!({"version": v, "note": note, "sha256": crate::sha256_hex(text)}))];
+            let mut entries = vec![policy_entry("policy.saved", v, actor, serde_json::json!({"version": v, "note": note, "sha256": cxm_domain::audit::body_hash(text)}))];
             if activate {
                 entries.push(policy_entry("policy.activated", v, actor, serde_json::json!({"version": v})));
             }
