@@ -1,8 +1,10 @@
 //! Text understanding and statistics for cxm. Pure functions: no I/O, no async, so the
 //! same code scores live feedback, answers `cxm analyze`, and runs the evaluations.
 
+pub mod abtest;
 pub mod cluster;
 pub mod clv;
+pub mod dist;
 pub mod metrics;
 pub mod scores;
 pub mod sentiment;

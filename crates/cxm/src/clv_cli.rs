@@ -110,11 +110,19 @@ pub fn fit(model: &str, input: &Path) -> anyhow::Result<Value> {
             "log_likelihood": m.log_likelihood, "evaluations": m.evaluations, "fit_ms": started.elapsed().as_secs_f64() * 1000.0}),
         );
     }
+    let data = read_summary(input)?;
+    if model == "pareto" || model == "paretonbd" {
+        let started = Instant::now();
+        let m = clv::fit_paretonbd(&data)?;
+        return Ok(
+            json!({"model": "pareto", "customers": data.len(), "r": m.r, "alpha": m.alpha, "s": m.s, "beta": m.beta,
+            "log_likelihood": m.log_likelihood, "evaluations": m.evaluations, "fit_ms": started.elapsed().as_secs_f64() * 1000.0}),
+        );
+    }
     anyhow::ensure!(
         model == "bgnbd",
-        "model {model:?} is not built yet; bgnbd and gammagamma are"
+        "unknown model {model:?}: use bgnbd, pareto or gammagamma"
     );
-    let data = read_summary(input)?;
     let started = Instant::now();
     let m = clv::fit_bgnbd(&data)?;
     Ok(
@@ -171,6 +179,48 @@ pub fn eval(data: &Path, assert: bool) -> anyhow::Result<Value> {
             "conditional expected purchases {expected:.4} (spreadsheet 1.226)"
         ));
     }
+    // Pareto/NBD, and the R BTYD walkthrough's customer: x = 26, t_x = 30.86, T = 31
+    let started = Instant::now();
+    let pn = clv::fit_paretonbd(&rfm)?;
+    let pn_ms = started.elapsed().as_secs_f64() * 1000.0;
+    for (name, got, want) in [
+        ("r", pn.r, 0.553),
+        ("alpha", pn.alpha, 10.578),
+        ("s", pn.s, 0.606),
+        ("beta", pn.beta, 11.669),
+    ] {
+        if (got - want).abs() > 0.01 {
+            failures.push(format!("pareto/nbd {name} {got:.4} (published {want})"));
+        }
+    }
+    let heavy = Rfm {
+        x: 26,
+        t_x: 30.86,
+        t: 31.0,
+    };
+    let pn_expected = pn.expected_purchases(&heavy, 52.0);
+    if (pn_expected - 25.46).abs() > 0.01 {
+        failures.push(format!(
+            "pareto/nbd conditional expected purchases {pn_expected:.4} (BTYD 25.46)"
+        ));
+    }
+    // P(alive) with the walkthrough's own parameters
+    let btyd = clv::ParetoNbd {
+        r: 0.5534,
+        alpha: 10.5802,
+        s: 0.6061,
+        beta: 11.6562,
+        log_likelihood: f64::NAN,
+        evaluations: 0,
+    };
+    let pn_alive = btyd.p_alive(&heavy);
+    if (pn_alive - 0.9979).abs() > 0.001 {
+        failures.push(format!("pareto/nbd p(alive) {pn_alive:.4} (BTYD 0.9979)"));
+    }
+    let pareto = json!({"r": pn.r, "alpha": pn.alpha, "s": pn.s, "beta": pn.beta, "log_likelihood": pn.log_likelihood,
+        "evaluations": pn.evaluations, "fit_ms": pn_ms,
+        "published": {"r": 0.553, "alpha": 10.578, "s": 0.606, "beta": 11.669},
+        "customer_x26": {"expected_purchases_52_weeks": pn_expected, "btyd": 25.46, "p_alive_btyd_params": pn_alive, "btyd_p_alive": 0.9979}});
     // Gamma-Gamma on the repeat buyers' mean spend
     let spend_path = data.join("cdnow/cdnow_customers_summary_with_transactions.csv");
     let gg = if spend_path.exists() {
@@ -193,6 +243,7 @@ pub fn eval(data: &Path, assert: bool) -> anyhow::Result<Value> {
         Value::Null
     };
     let out = json!({
+        "paretonbd": pareto,
         "gammagamma": gg,
         "dataset": "CDNOW 1/10 sample, 2,357 customers, 39-week calibration",
         "bgnbd": {"r": m.r, "alpha": m.alpha, "a": m.a, "b": m.b, "log_likelihood": m.log_likelihood, "evaluations": m.evaluations, "fit_ms": ms},

@@ -17,6 +17,7 @@ mod journey_cli;
 mod load;
 mod server;
 mod setup;
+mod stats_cli;
 
 use std::io::Read;
 use std::path::PathBuf;
@@ -111,6 +112,9 @@ enum Cmd {
     /// Customer lifetime value models on purchase summaries.
     #[command(subcommand)]
     Clv(ClvCmd),
+    /// Experiment statistics: compare two arms, size a test.
+    #[command(subcommand)]
+    Stats(stats_cli::StatsCmd),
     /// Agent authority policies (Cedar): show the matrix, apply, test against history, activate.
     #[command(subcommand)]
     Policy(agent_cli::PolicyCmd),
@@ -348,12 +352,22 @@ enum EvalCmd {
         #[arg(long)]
         assert: bool,
     },
-    /// BG/NBD on CDNOW against Fader, Hardie & Lee (2005): parameters, log-likelihood, time.
+    /// BG/NBD, Pareto/NBD and Gamma-Gamma on CDNOW against the published parameters,
+    /// log-likelihood, conditional expectations and fit time.
     Clv {
         /// Folder holding cdnow/ (default ../shared/data).
         #[arg(long)]
         data: Option<PathBuf>,
         /// Exit non-zero unless r, α, a, b are within 0.005 and the log-likelihood within 0.1.
+        #[arg(long)]
+        assert: bool,
+    },
+    /// A/B statistics against statsmodels and GrowthBook's engine (reference outputs).
+    Ab {
+        /// Folder holding ab_testing/ (default ../shared/data).
+        #[arg(long)]
+        data: Option<PathBuf>,
+        /// Exit non-zero unless every value agrees to 1e-9 relative (p-values 1e-8).
         #[arg(long)]
         assert: bool,
     },
@@ -373,11 +387,15 @@ enum ClvCmd {
     /// Fit a model to a summary CSV (frequency, recency, T); prints the parameters and the
     /// log-likelihood as JSON.
     Fit {
-        /// bgnbd (purchases, P(alive)) or gammagamma (spend; needs a monetary_value column).
+        /// bgnbd or pareto (purchases, P(alive)), or gammagamma (spend; needs a
+        /// monetary_value column).
         #[arg(long, default_value = "bgnbd")]
         model: String,
         #[arg(long)]
         input: PathBuf,
+        /// Print JSON instead of a line per parameter.
+        #[arg(long)]
+        json: bool,
     },
 }
 
@@ -946,10 +964,24 @@ fn run(cli: Cli) -> anyhow::Result<()> {
         Cmd::Clv(ClvCmd::Fit {
             ref model,
             ref input,
+            json,
         }) => {
+            let fitted = clv_cli::fit(model, input)?;
+            if json {
+                println!("{}", serde_json::to_string_pretty(&fitted)?);
+            } else if let Some(fields) = fitted.as_object() {
+                for (k, v) in fields {
+                    println!("{k:<16} {v}");
+                }
+            }
+            Ok(())
+        }
+        Cmd::Stats(ref cmd) => stats_cli::run(cmd),
+        Cmd::Eval(EvalCmd::Ab { ref data, assert }) => {
+            let dir = data.clone().unwrap_or_else(analyze::default_data_dir);
             println!(
                 "{}",
-                serde_json::to_string_pretty(&clv_cli::fit(model, input)?)?
+                serde_json::to_string_pretty(&stats_cli::eval(&dir, assert)?)?
             );
             Ok(())
         }

@@ -868,7 +868,7 @@ fn clv_fit_reads_a_summary_and_refuses_bad_rows() {
     std::fs::write(&good, csv).unwrap();
     let fit = run_json(
         cxm(dir.path())
-            .args(["clv", "fit", "--model", "bgnbd", "--input"])
+            .args(["clv", "fit", "--json", "--model", "bgnbd", "--input"])
             .arg(&good),
     );
     assert_eq!(fit["customers"], 300);
@@ -904,7 +904,7 @@ fn clv_fit_reads_a_summary_and_refuses_bad_rows() {
     std::fs::write(&spend, csv).unwrap();
     let gg = run_json(
         cxm(dir.path())
-            .args(["clv", "fit", "--model", "gammagamma", "--input"])
+            .args(["clv", "fit", "--json", "--model", "gammagamma", "--input"])
             .arg(&spend),
     );
     assert_eq!(gg["repeat_buyers"], 100);
@@ -919,12 +919,76 @@ fn clv_fit_reads_a_summary_and_refuses_bad_rows() {
         .output()
         .unwrap();
     assert!(String::from_utf8_lossy(&out.stderr).contains("positive amount"));
+    let pareto = run_json(
+        cxm(dir.path())
+            .args(["clv", "fit", "--json", "--model", "pareto", "--input"])
+            .arg(&good),
+    );
+    for p in ["r", "alpha", "s", "beta"] {
+        assert!(pareto[p].as_f64().unwrap() > 0.0, "{pareto}");
+    }
+    assert!(pareto["log_likelihood"].as_f64().unwrap() < 0.0);
     let out = cxm(dir.path())
-        .args(["clv", "fit", "--model", "pareto", "--input"])
+        .args(["clv", "fit", "--model", "mbgnbd", "--input"])
         .arg(&good)
         .output()
         .unwrap();
-    assert!(String::from_utf8_lossy(&out.stderr).contains("not built yet"));
+    assert!(String::from_utf8_lossy(&out.stderr).contains("unknown model"));
+    // without --json: one line per field
+    let out = cxm(dir.path())
+        .args(["clv", "fit", "--input"])
+        .arg(&good)
+        .output()
+        .unwrap();
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(text.lines().any(|l| l.starts_with("alpha ")), "{text}");
+}
+
+#[test]
+fn stats_ab_and_size_from_the_cli() {
+    let dir = tempfile::tempdir().unwrap();
+    let r = run_json(cxm(dir.path()).args([
+        "stats", "ab", "--a", "1000/100", "--b", "1000/120", "--json",
+    ]));
+    // lift and pooled test as the textbook formulas give them
+    assert!((r["relative"]["expected"].as_f64().unwrap() - 0.2).abs() < 1e-12);
+    let z = r["z_pooled"]["z"].as_f64().unwrap();
+    let p = 220.0 / 2000.0;
+    let want = 0.02 / (p * (1.0 - p) * (2.0 / 1000.0f64)).sqrt();
+    assert!((z - want).abs() < 1e-12, "{z} {want}");
+    assert!(r["bayesian"]["chance_to_win"].as_f64().unwrap() > 0.5);
+    assert!(r["srm_p_value"].as_f64().unwrap() > 0.99);
+    for bad in [
+        ["1000/100", "1000/1200"],
+        ["1000", "1000/1"],
+        ["x/1", "10/1"],
+    ] {
+        let out = cxm(dir.path())
+            .args(["stats", "ab", "--a", bad[0], "--b", bad[1]])
+            .output()
+            .unwrap();
+        assert!(!out.status.success(), "{bad:?}");
+        assert!(!String::from_utf8_lossy(&out.stderr).is_empty());
+    }
+    let size = run_json(cxm(dir.path()).args([
+        "stats",
+        "size",
+        "--baseline",
+        "0.1",
+        "--mde",
+        "0.2",
+        "--json",
+    ]));
+    let n = size["n_per_arm"].as_f64().unwrap();
+    // Cohen's h = 2·asin√0.12 − 2·asin√0.10; n ≈ 2((z.975 + z.8)/h)²
+    let h = 2.0 * 0.12f64.sqrt().asin() - 2.0 * 0.1f64.sqrt().asin();
+    let approx = 2.0 * ((1.959_963_984_540_054 + 0.841_621_233_572_914_3) / h).powi(2);
+    assert!((n - approx).abs() < 0.01, "{n} {approx}");
+    let out = cxm(dir.path())
+        .args(["stats", "size", "--baseline", "1.5", "--mde", "0.2"])
+        .output()
+        .unwrap();
+    assert!(String::from_utf8_lossy(&out.stderr).contains("baseline"));
 }
 
 #[test]
