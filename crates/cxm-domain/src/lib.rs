@@ -7,6 +7,7 @@ pub mod consent;
 pub mod context;
 pub mod decision;
 pub mod event;
+pub mod experiment;
 pub mod feedback;
 pub mod health;
 pub mod identity;

@@ -10,6 +10,7 @@ pub mod builder;
 pub mod dashboard;
 pub mod decisions;
 pub mod error;
+pub mod experiments;
 pub mod health;
 pub mod health_pages;
 pub mod ingest;
@@ -178,6 +179,7 @@ pub fn router(state: Arc<AppState>) -> Router {
         .merge(provenance::routes())
         .merge(step_up::routes())
         .merge(privacy::routes())
+        .merge(experiments::routes())
         .merge(webhooks::routes())
         .merge(dashboard::routes())
         .route("/healthz", get(ops::healthz))

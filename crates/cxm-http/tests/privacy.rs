@@ -84,6 +84,29 @@ async fn erasure_leaves_nothing(backend: Backend) {
         "impact": {"customers": 2, "identifiers": ["user_id:ana-erase-7f3", "user_id:bo-keep-1"]}})).await;
     assert_eq!(r.status(), 201);
     let ticket: Value = r.json().await.unwrap();
+    // an experiment exposure names them too
+    let r = app.post("/api/v1/experiments", &sk, &json!({"id": "refund-copy", "name": "Refund copy", "owner": "ana-pm", "kind": "automation",
+        "arms": [{"key": "control"}, {"key": "short"}], "metric": {"event": "Ticket Resolved"}})).await;
+    assert_eq!(r.status(), 201);
+    let r = app
+        .post(
+            "/api/v1/experiments/refund-copy/status",
+            &sk,
+            &json!({"status": "running"}),
+        )
+        .await;
+    assert_eq!(r.status(), 200);
+    let a: Value = app
+        .post(
+            "/api/v1/experiments/refund-copy/assign",
+            &sk,
+            &json!({"customer": "user_id:ana-erase-7f3"}),
+        )
+        .await
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(a["enrolled"], true, "{a}");
 
     // access: the export holds it all
     let export = app

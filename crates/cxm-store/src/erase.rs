@@ -212,8 +212,25 @@ pub(crate) fn erase(
         );
     }
 
+    for n in &names {
+        add(
+            "experiment_exposures",
+            db.exec(
+                "DELETE FROM experiment_exposures WHERE tenant_id = ?1 AND customer = ?2",
+                &[t(tenant), t(n)],
+            )?,
+        );
+    }
+
     // the identity graph and everything keyed by the profile
     for p in &profiles {
+        add(
+            "experiment_exposures",
+            db.exec(
+                "DELETE FROM experiment_exposures WHERE tenant_id = ?1 AND profile_id = ?2",
+                &[t(tenant), t(p)],
+            )?,
+        );
         add(
             "step_ups",
             db.exec(

@@ -626,6 +626,18 @@ pub trait Store: Send + Sync + 'static {
     /// An account's traits.
     fn account_traits(&self, tenant: &str, group_id: &str) -> Result<Option<serde_json::Value>>;
 
+    // experiments
+    /// Creates or replaces an experiment row (the caller keeps the history).
+    fn save_experiment(&self, tenant: &str, e: &StoredExperiment) -> Result<()>;
+    fn experiment(&self, tenant: &str, id: &str) -> Result<Option<StoredExperiment>>;
+    fn experiments(&self, tenant: &str) -> Result<Vec<StoredExperiment>>;
+    /// Records a customer's first exposure; returns the arm of the first one (a later call
+    /// with another arm does not move them).
+    fn expose(&self, tenant: &str, x: &Exposure) -> Result<String>;
+    fn exposures(&self, tenant: &str, experiment: &str) -> Result<Vec<Exposure>>;
+    fn save_document(&self, tenant: &str, kind: &str, body: &str, actor: &str) -> Result<()>;
+    fn document(&self, tenant: &str, kind: &str) -> Result<Option<TenantDocument>>;
+
     // projections
     /// Recomputes every projection of the tenant (or all tenants) from the event log.
     fn rebuild(&self, tenant: Option<&str>) -> Result<RebuildStats>;

@@ -37,6 +37,10 @@ const MIGRATIONS: &[(i64, &str)] = &[
         15,
         include_str!("../migrations/postgres/0015_retention.sql"),
     ),
+    (
+        16,
+        include_str!("../migrations/postgres/0016_experiments.sql"),
+    ),
 ];
 const POOL_SIZE: usize = 8;
 
@@ -1764,6 +1768,84 @@ impl Store for PgStore {
         })
     }
 
+    fn save_experiment(&self, tenant: &str, e: &StoredExperiment) -> Result<()> {
+        self.tx(|g| {
+            g.exec(
+                "INSERT INTO experiments (tenant_id, id, definition, status, rollout_percent, shipped_arm, history, created_by, created_at, updated_at, started_at)
+                 VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11)
+                 ON CONFLICT (tenant_id, id) DO UPDATE SET definition = excluded.definition, status = excluded.status, rollout_percent = excluded.rollout_percent,
+                   shipped_arm = excluded.shipped_arm, history = excluded.history, updated_at = excluded.updated_at, started_at = excluded.started_at",
+                &[&tenant, &e.id, &e.definition, &e.status, &e.rollout_percent, &e.shipped_arm, &e.history, &e.created_by, &e.created_at_ms, &e.updated_at_ms, &e.started_at_ms],
+            )?;
+            Ok(())
+        })
+    }
+
+    fn experiment(&self, tenant: &str, id: &str) -> Result<Option<StoredExperiment>> {
+        self.tx(|g| {
+            Ok(g.opt(PG_EXPERIMENT_ONE, &[&tenant, &id])?
+                .as_ref()
+                .map(pg_experiment_row))
+        })
+    }
+
+    fn experiments(&self, tenant: &str) -> Result<Vec<StoredExperiment>> {
+        self.tx(|g| {
+            Ok(g.all(PG_EXPERIMENT_ALL, &[&tenant])?
+                .iter()
+                .map(pg_experiment_row)
+                .collect())
+        })
+    }
+
+    fn expose(&self, tenant: &str, x: &Exposure) -> Result<String> {
+        self.tx(|g| {
+            g.exec(
+                "INSERT INTO experiment_exposures (tenant_id, experiment_id, unit, customer, profile_id, arm, first_at) VALUES ($1, $2, $3, $4, $5, $6, $7)
+                 ON CONFLICT (tenant_id, experiment_id, unit, customer) DO UPDATE SET profile_id = COALESCE(experiment_exposures.profile_id, excluded.profile_id)",
+                &[&tenant, &x.experiment_id, &x.unit, &x.customer, &x.profile_id, &x.arm, &x.first_at_ms],
+            )?;
+            let row = g.opt(
+                "SELECT arm FROM experiment_exposures WHERE tenant_id = $1 AND experiment_id = $2 AND unit = $3 AND customer = $4",
+                &[&tenant, &x.experiment_id, &x.unit, &x.customer],
+            )?;
+            Ok(row.map(|r| r.get(0)).unwrap_or_else(|| x.arm.clone()))
+        })
+    }
+
+    fn exposures(&self, tenant: &str, experiment: &str) -> Result<Vec<Exposure>> {
+        self.tx(|g| {
+            Ok(g.all(
+                "SELECT experiment_id, unit, customer, profile_id, arm, first_at FROM experiment_exposures WHERE tenant_id = $1 AND experiment_id = $2 ORDER BY first_at, unit, customer",
+                &[&tenant, &experiment],
+            )?
+            .iter()
+            .map(|r| Exposure { experiment_id: r.get(0), unit: r.get(1), customer: r.get(2), profile_id: r.get(3), arm: r.get(4), first_at_ms: r.get(5) })
+            .collect())
+        })
+    }
+
+    fn save_document(&self, tenant: &str, kind: &str, body: &str, actor: &str) -> Result<()> {
+        self.tx(|g| {
+            g.exec(
+                "INSERT INTO tenant_documents (tenant_id, kind, body, updated_by, updated_at) VALUES ($1, $2, $3, $4, $5)
+                 ON CONFLICT (tenant_id, kind) DO UPDATE SET body = excluded.body, updated_by = excluded.updated_by, updated_at = excluded.updated_at",
+                &[&tenant, &kind, &body, &actor, &now_ms()],
+            )?;
+            Ok(())
+        })
+    }
+
+    fn document(&self, tenant: &str, kind: &str) -> Result<Option<TenantDocument>> {
+        self.tx(|g| {
+            Ok(g.opt(
+                "SELECT body, updated_by, updated_at FROM tenant_documents WHERE tenant_id = $1 AND kind = $2",
+                &[&tenant, &kind],
+            )?
+            .map(|r| TenantDocument { body: r.get(0), updated_by: r.get(1), updated_at_ms: r.get(2) }))
+        })
+    }
+
     fn save_agent(&self, tenant: &str, a: &Agent) -> Result<()> {
         self.tx(|g| {
             g.exec(
@@ -3162,6 +3244,24 @@ fn pg_decision_row(r: &Row) -> StoredDecision {
         resolved: r.get(20),
         intent: r.get(21),
         reported_at_ms: r.get(22),
+    }
+}
+
+const PG_EXPERIMENT_ONE: &str = "SELECT id, definition, status, rollout_percent, shipped_arm, history, created_by, created_at, updated_at, started_at FROM experiments WHERE tenant_id = $1 AND id = $2";
+const PG_EXPERIMENT_ALL: &str = "SELECT id, definition, status, rollout_percent, shipped_arm, history, created_by, created_at, updated_at, started_at FROM experiments WHERE tenant_id = $1 ORDER BY created_at DESC, id";
+
+fn pg_experiment_row(r: &Row) -> StoredExperiment {
+    StoredExperiment {
+        id: r.get(0),
+        definition: r.get(1),
+        status: r.get(2),
+        rollout_percent: r.get(3),
+        shipped_arm: r.get(4),
+        history: r.get(5),
+        created_by: r.get(6),
+        created_at_ms: r.get(7),
+        updated_at_ms: r.get(8),
+        started_at_ms: r.get(9),
     }
 }
 

@@ -30,6 +30,10 @@ const MIGRATIONS: &[(i64, &str)] = &[
     (13, include_str!("../migrations/sqlite/0013_erasures.sql")),
     (14, include_str!("../migrations/sqlite/0014_consent.sql")),
     (15, include_str!("../migrations/sqlite/0015_retention.sql")),
+    (
+        16,
+        include_str!("../migrations/sqlite/0016_experiments.sql"),
+    ),
 ];
 
 pub struct SqliteStore {
@@ -1877,6 +1881,93 @@ impl Store for SqliteStore {
         })
     }
 
+    fn save_experiment(&self, tenant: &str, e: &StoredExperiment) -> Result<()> {
+        self.write(|tx| {
+            tx.execute(
+                "INSERT INTO experiments (tenant_id, id, definition, status, rollout_percent, shipped_arm, history, created_by, created_at, updated_at, started_at)
+                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11)
+                 ON CONFLICT (tenant_id, id) DO UPDATE SET definition = excluded.definition, status = excluded.status, rollout_percent = excluded.rollout_percent,
+                   shipped_arm = excluded.shipped_arm, history = excluded.history, updated_at = excluded.updated_at, started_at = excluded.started_at",
+                params![tenant, e.id, e.definition, e.status, e.rollout_percent, e.shipped_arm, e.history, e.created_by, e.created_at_ms, e.updated_at_ms, e.started_at_ms],
+            )?;
+            Ok(())
+        })
+    }
+
+    fn experiment(&self, tenant: &str, id: &str) -> Result<Option<StoredExperiment>> {
+        self.read(|c| {
+            Ok(c.query_row(
+                &format!("{EXPERIMENT_COLUMNS} WHERE tenant_id = ?1 AND id = ?2"),
+                params![tenant, id],
+                experiment_row,
+            )
+            .optional()?)
+        })
+    }
+
+    fn experiments(&self, tenant: &str) -> Result<Vec<StoredExperiment>> {
+        self.read(|c| {
+            let mut st = c.prepare_cached(&format!(
+                "{EXPERIMENT_COLUMNS} WHERE tenant_id = ?1 ORDER BY created_at DESC, id"
+            ))?;
+            let rows = st
+                .query_map([tenant], experiment_row)?
+                .collect::<Result<Vec<_>, _>>()?;
+            Ok(rows)
+        })
+    }
+
+    fn expose(&self, tenant: &str, x: &Exposure) -> Result<String> {
+        self.write(|tx| {
+            tx.execute(
+                "INSERT INTO experiment_exposures (tenant_id, experiment_id, unit, customer, profile_id, arm, first_at) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)
+                 ON CONFLICT (tenant_id, experiment_id, unit, customer) DO UPDATE SET profile_id = COALESCE(experiment_exposures.profile_id, excluded.profile_id)",
+                params![tenant, x.experiment_id, x.unit, x.customer, x.profile_id, x.arm, x.first_at_ms],
+            )?;
+            Ok(tx.query_row(
+                "SELECT arm FROM experiment_exposures WHERE tenant_id = ?1 AND experiment_id = ?2 AND unit = ?3 AND customer = ?4",
+                params![tenant, x.experiment_id, x.unit, x.customer],
+                |r| r.get(0),
+            )?)
+        })
+    }
+
+    fn exposures(&self, tenant: &str, experiment: &str) -> Result<Vec<Exposure>> {
+        self.read(|c| {
+            let mut st = c.prepare_cached(
+                "SELECT experiment_id, unit, customer, profile_id, arm, first_at FROM experiment_exposures WHERE tenant_id = ?1 AND experiment_id = ?2 ORDER BY first_at, unit, customer",
+            )?;
+            let rows = st
+                .query_map(params![tenant, experiment], |r| {
+                    Ok(Exposure { experiment_id: r.get(0)?, unit: r.get(1)?, customer: r.get(2)?, profile_id: r.get(3)?, arm: r.get(4)?, first_at_ms: r.get(5)? })
+                })?
+                .collect::<Result<Vec<_>, _>>()?;
+            Ok(rows)
+        })
+    }
+
+    fn save_document(&self, tenant: &str, kind: &str, body: &str, actor: &str) -> Result<()> {
+        self.write(|tx| {
+            tx.execute(
+                "INSERT INTO tenant_documents (tenant_id, kind, body, updated_by, updated_at) VALUES (?1, ?2, ?3, ?4, ?5)
+                 ON CONFLICT (tenant_id, kind) DO UPDATE SET body = excluded.body, updated_by = excluded.updated_by, updated_at = excluded.updated_at",
+                params![tenant, kind, body, actor, now_ms()],
+            )?;
+            Ok(())
+        })
+    }
+
+    fn document(&self, tenant: &str, kind: &str) -> Result<Option<TenantDocument>> {
+        self.read(|c| {
+            Ok(c.query_row(
+                "SELECT body, updated_by, updated_at FROM tenant_documents WHERE tenant_id = ?1 AND kind = ?2",
+                params![tenant, kind],
+                |r| Ok(TenantDocument { body: r.get(0)?, updated_by: r.get(1)?, updated_at_ms: r.get(2)? }),
+            )
+            .optional()?)
+        })
+    }
+
     fn save_agent(&self, tenant: &str, a: &Agent) -> Result<()> {
         self.write(|tx| {
             tx.execute(
@@ -3210,6 +3301,23 @@ fn decision_row(r: &rusqlite::Row) -> rusqlite::Result<StoredDecision> {
         resolved: r.get::<_, Option<i64>>(20)?.map(|x| x != 0),
         intent: r.get(21)?,
         reported_at_ms: r.get(22)?,
+    })
+}
+
+const EXPERIMENT_COLUMNS: &str = "SELECT id, definition, status, rollout_percent, shipped_arm, history, created_by, created_at, updated_at, started_at FROM experiments";
+
+fn experiment_row(r: &rusqlite::Row) -> rusqlite::Result<StoredExperiment> {
+    Ok(StoredExperiment {
+        id: r.get(0)?,
+        definition: r.get(1)?,
+        status: r.get(2)?,
+        rollout_percent: r.get(3)?,
+        shipped_arm: r.get(4)?,
+        history: r.get(5)?,
+        created_by: r.get(6)?,
+        created_at_ms: r.get(7)?,
+        updated_at_ms: r.get(8)?,
+        started_at_ms: r.get(9)?,
     })
 }
 

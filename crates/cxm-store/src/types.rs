@@ -1016,3 +1016,39 @@ pub struct Purged {
     /// properties were removed.
     pub transcripts: u64,
 }
+
+/// An experiment as stored: its definition (JSON), where the rollout stands, and the steps
+/// taken (a JSON array of `{at_ms, actor, action, detail}`).
+#[derive(Debug, Clone, PartialEq, Serialize, utoipa::ToSchema)]
+pub struct StoredExperiment {
+    pub id: String,
+    pub definition: String,
+    pub status: String,
+    pub rollout_percent: f64,
+    pub shipped_arm: Option<String>,
+    pub history: String,
+    pub created_by: String,
+    pub created_at_ms: i64,
+    pub updated_at_ms: i64,
+    pub started_at_ms: Option<i64>,
+}
+
+/// A customer's first exposure to an experiment; `unit` is the customer itself or their
+/// account.
+#[derive(Debug, Clone, PartialEq, Serialize, utoipa::ToSchema)]
+pub struct Exposure {
+    pub experiment_id: String,
+    pub unit: String,
+    pub customer: String,
+    pub profile_id: Option<String>,
+    pub arm: String,
+    pub first_at_ms: i64,
+}
+
+/// A document a tenant edits as a whole (the readiness assessment, the ROI assumptions).
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct TenantDocument {
+    pub body: String,
+    pub updated_by: String,
+    pub updated_at_ms: i64,
+}

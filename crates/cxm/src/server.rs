@@ -45,6 +45,7 @@ pub async fn run(
     let webhooks = tokio::spawn(cxm_http::webhooks::webhook_worker(state.clone()));
     let checkpoints = tokio::spawn(cxm_http::provenance::checkpoint_worker(state.clone()));
     let retention = tokio::spawn(cxm_http::privacy::retention_worker(state.clone()));
+    let guardrails = tokio::spawn(cxm_http::experiments::guardrail_worker(state.clone()));
     let mail = settings
         .http
         .mail
@@ -60,6 +61,7 @@ pub async fn run(
     webhooks.abort();
     checkpoints.abort();
     retention.abort();
+    guardrails.abort();
     if let Some(m) = mail {
         m.abort();
     }

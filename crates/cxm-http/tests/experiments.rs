@@ -1,0 +1,374 @@
+//! Experiments over HTTP on real data: a definition is checked, 400 customers are assigned
+//! deterministically and exposed, conversions arrive as ordinary events, the results count
+//! exactly what was sent, a breached guardrail rolls the rollout back on its own (and the
+//! audit chain still verifies), overriding needs a reason, and shipping fixes the arm.
+
+mod common;
+
+use common::{Backend, TestApp};
+use cxm_http::HttpConfig;
+use serde_json::{json, Value};
+
+async fn post(app: &TestApp, path: &str, body: Value) -> (u16, Value) {
+    let r = app.post(path, &app.secret_key, &body).await;
+    let status = r.status().as_u16();
+    (status, r.json().await.unwrap_or(Value::Null))
+}
+
+fn definition() -> Value {
+    json!({"id": "checkout-copy", "name": "Shorter checkout copy", "owner": "ana-pm", "kind": "journey",
+        "hypothesis": "fewer words, more orders", "target": "onboarding",
+        "arms": [{"key": "control"}, {"key": "short"}],
+        "metric": {"event": "Order Completed", "window_days": 14},
+        "guardrails": [{"event": "Churn Notice", "direction": "decrease", "max_relative_change": 0.1}],
+        "mde": 0.2})
+}
+
+async fn experiments_run_end_to_end(backend: Backend) {
+    let Some(app) = TestApp::spawn_with(backend, HttpConfig::default()).await else {
+        return;
+    };
+    // bad definitions are named
+    for (field, value, says) in [
+        ("arms", json!([{"key": "control"}]), "2 to 10 arms"),
+        ("owner", json!(""), "owner"),
+        (
+            "metric",
+            json!({"event": "Order Completed", "window_days": 900}),
+            "window_days",
+        ),
+    ] {
+        let mut d = definition();
+        d[field] = value;
+        let (s, b) = post(&app, "/api/v1/experiments", d).await;
+        assert_eq!(
+            (s, b["code"].as_str()),
+            (422, Some("invalid_definition")),
+            "{b}"
+        );
+        assert!(b["detail"].as_str().unwrap().contains(says), "{b}");
+    }
+    let (s, b) = post(&app, "/api/v1/experiments", definition()).await;
+    assert_eq!(s, 201, "{b}");
+    assert_eq!(b["status"], "draft");
+    let (s, b) = post(&app, "/api/v1/experiments", definition()).await;
+    assert_eq!((s, b["code"].as_str()), (409, Some("conflict")));
+
+    // a draft assigns nobody
+    let (s, a) = post(
+        &app,
+        "/api/v1/experiments/checkout-copy/assign",
+        json!({"customer": "u-1"}),
+    )
+    .await;
+    assert_eq!(s, 200);
+    assert_eq!(
+        (a["arm"].as_str(), a["enrolled"].as_bool()),
+        (Some("control"), Some(false))
+    );
+    let (s, b) = post(
+        &app,
+        "/api/v1/experiments/checkout-copy/status",
+        json!({"status": "shipped", "arm": "short"}),
+    )
+    .await;
+    assert_eq!(
+        (s, b["code"].as_str()),
+        (409, Some("invalid_transition")),
+        "{b}"
+    );
+    let (s, _) = post(
+        &app,
+        "/api/v1/experiments/checkout-copy/status",
+        json!({"status": "running"}),
+    )
+    .await;
+    assert_eq!(s, 200);
+    let r = app
+        .send(
+            reqwest::Method::PUT,
+            "/api/v1/experiments/checkout-copy",
+            &definition(),
+        )
+        .await;
+    assert_eq!(r.status(), 409, "a running experiment's design is fixed");
+
+    // 400 known customers, each assigned twice: the same arm both times
+    let users: Vec<String> = (0..400).map(|i| format!("u-{i}")).collect();
+    let batch: Vec<Value> = users
+        .iter()
+        .map(|u| json!({"type": "identify", "userId": u, "traits": {"email": format!("{u}@example.com")}}))
+        .collect();
+    assert_eq!(app.batch(json!({ "batch": batch })).await.status(), 200);
+    let mut arm_of = std::collections::HashMap::new();
+    for u in &users {
+        let (_, a) = post(
+            &app,
+            "/api/v1/experiments/checkout-copy/assign",
+            json!({"customer": u}),
+        )
+        .await;
+        assert_eq!(a["enrolled"], true, "{a}");
+        let (_, again) = post(
+            &app,
+            "/api/v1/experiments/checkout-copy/assign",
+            json!({"customer": format!("user_id:{u}")}),
+        )
+        .await;
+        // the same person named another way is the same unit
+        assert_eq!(a["arm"], again["arm"]);
+        arm_of.insert(u.clone(), a["arm"].as_str().unwrap().to_string());
+    }
+    // orders: 20 % of the control's customers, 40 % of the treatment's
+    let mut seen = std::collections::HashMap::<&str, usize>::new();
+    let (mut orders, mut churn) = (vec![], vec![]);
+    let mut expected = std::collections::HashMap::<String, (u64, u64, u64)>::new();
+    for u in &users {
+        let arm = arm_of[u].as_str();
+        let k = *seen.entry(arm).and_modify(|k| *k += 1).or_insert(0);
+        let (order, churned) = if arm == "control" {
+            (k.is_multiple_of(5), k % 5 == 1)
+        } else {
+            (k % 5 < 2, !k.is_multiple_of(5))
+        };
+        let e = expected.entry(arm.to_string()).or_default();
+        e.0 += 1;
+        e.1 += u64::from(order);
+        e.2 += u64::from(churned);
+        if order {
+            orders.push(json!({"type": "track", "userId": u, "event": "Order Completed", "properties": {"revenue": 40}}));
+        }
+        if churned {
+            churn.push(json!({"type": "track", "userId": u, "event": "Churn Notice"}));
+        }
+    }
+    assert_eq!(app.batch(json!({ "batch": orders })).await.status(), 200);
+
+    let r = app
+        .get_json("/api/v1/experiments/checkout-copy/results")
+        .await;
+    assert_eq!(r["units"], 400, "{r}");
+    let (cn, cx, _) = expected["control"];
+    let (tn, tx, _) = expected["short"];
+    let cmp = &r["primary"]["comparisons"][0];
+    assert_eq!(cmp["arm"], "short");
+    assert!(
+        (cmp["control_rate"].as_f64().unwrap() - cx as f64 / cn as f64).abs() < 1e-12,
+        "{cmp}"
+    );
+    assert!(
+        (cmp["rate"].as_f64().unwrap() - tx as f64 / tn as f64).abs() < 1e-12,
+        "{cmp}"
+    );
+    let lift = (tx as f64 / tn as f64) / (cx as f64 / cn as f64) - 1.0;
+    assert!((cmp["stats"]["relative"]["expected"].as_f64().unwrap() - lift).abs() < 1e-12);
+    assert!(r["srm_p_value"].as_f64().unwrap() > 0.001, "{r}");
+    assert_eq!(r["guardrails"][0]["breached"], false, "{r}");
+    assert_eq!(r["rolled_back"], false);
+
+    // churn notices pile up in the treatment: the guardrail rolls it back
+    assert_eq!(app.batch(json!({ "batch": churn })).await.status(), 200);
+    let r = app
+        .get_json("/api/v1/experiments/checkout-copy/results")
+        .await;
+    assert_eq!(r["guardrails"][0]["breached"], true, "{r}");
+    assert_eq!(r["rolled_back"], true);
+    let e = app.get_json("/api/v1/experiments/checkout-copy").await;
+    assert_eq!(
+        (e["status"].as_str(), e["rollout_percent"].as_f64()),
+        (Some("rolled_back"), Some(0.0))
+    );
+    let last = e["history"].as_array().unwrap().last().unwrap().clone();
+    assert_eq!(
+        (last["action"].as_str(), last["actor"].as_str()),
+        (Some("rolled_back"), Some("cxm:guardrail")),
+        "{e}"
+    );
+    let (_, a) = post(
+        &app,
+        "/api/v1/experiments/checkout-copy/assign",
+        json!({"customer": "u-3"}),
+    )
+    .await;
+    assert_eq!(
+        (a["arm"].as_str(), a["enrolled"].as_bool()),
+        (Some("control"), Some(false))
+    );
+    let v = app.get_json("/api/v1/audit/verify").await;
+    assert_eq!(v["ok"], true, "{v}");
+
+    // overriding a guardrail needs a reason, and restarts at the smallest canary
+    let (s, b) = post(
+        &app,
+        "/api/v1/experiments/checkout-copy/status",
+        json!({"status": "running"}),
+    )
+    .await;
+    assert_eq!(
+        (s, b["code"].as_str()),
+        (400, Some("invalid_parameter")),
+        "{b}"
+    );
+    let (s, b) = post(
+        &app,
+        "/api/v1/experiments/checkout-copy/status",
+        json!({"status": "running", "reason": "churn notices were a billing-system replay"}),
+    )
+    .await;
+    assert_eq!((s, b["rollout_percent"].as_f64()), (200, Some(1.0)), "{b}");
+    let (s, b) = post(
+        &app,
+        "/api/v1/experiments/checkout-copy/rollout",
+        json!({"percent": 150}),
+    )
+    .await;
+    assert_eq!((s, b["code"].as_str()), (400, Some("invalid_parameter")));
+    let (s, _) = post(
+        &app,
+        "/api/v1/experiments/checkout-copy/rollout",
+        json!({"percent": 20, "reason": "canary step"}),
+    )
+    .await;
+    assert_eq!(s, 200);
+    let (s, b) = post(
+        &app,
+        "/api/v1/experiments/checkout-copy/status",
+        json!({"status": "shipped", "arm": "nope"}),
+    )
+    .await;
+    assert_eq!((s, b["code"].as_str()), (400, Some("invalid_parameter")));
+    let (s, _) = post(
+        &app,
+        "/api/v1/experiments/checkout-copy/status",
+        json!({"status": "shipped", "arm": "short"}),
+    )
+    .await;
+    assert_eq!(s, 200);
+    let (_, a) = post(
+        &app,
+        "/api/v1/experiments/checkout-copy/assign",
+        json!({"customer": "someone-new"}),
+    )
+    .await;
+    assert_eq!(a["arm"], "short");
+    let list = app.get_json("/api/v1/experiments").await;
+    assert_eq!(list[0]["exposures"], 400);
+    let actions: Vec<&str> = list[0]["history"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|h| h["action"].as_str().unwrap())
+        .collect();
+    assert_eq!(
+        actions,
+        [
+            "created",
+            "started",
+            "rolled_back",
+            "started",
+            "rollout",
+            "shipped"
+        ]
+    );
+
+    // the calculators
+    let n = app
+        .get_json("/api/v1/stats/sample-size?baseline=0.1&mde=0.2")
+        .await;
+    assert_eq!(n["units_per_arm"], 3835, "{n}");
+    let r = app
+        .get("/api/v1/stats/sample-size?baseline=2&mde=0.2")
+        .await;
+    assert_eq!(r.status(), 400);
+    let (s, b) = post(
+        &app,
+        "/api/v1/stats/ab",
+        json!({"control": {"exposures": 10, "conversions": 11}, "treatment": {"exposures": 10, "conversions": 1}}),
+    )
+    .await;
+    assert_eq!(
+        (s, b["code"].as_str()),
+        (400, Some("invalid_parameter")),
+        "{b}"
+    );
+    let (s, b) = post(
+        &app,
+        "/api/v1/stats/ab",
+        json!({"control": {"exposures": 1000, "conversions": 100}, "treatment": {"exposures": 1000, "conversions": 120}}),
+    )
+    .await;
+    assert_eq!(s, 200);
+    assert!((b["relative"]["expected"].as_f64().unwrap() - 0.2).abs() < 1e-12);
+    app.stop().await;
+}
+
+async fn no_exposures_and_a_broken_split_are_said(backend: Backend) {
+    let Some(app) = TestApp::spawn_with(backend, HttpConfig::default()).await else {
+        return;
+    };
+    let mut d = definition();
+    d["id"] = json!("empty");
+    d["guardrails"] = json!([]);
+    assert_eq!(post(&app, "/api/v1/experiments", d).await.0, 201);
+    let r = app.get_json("/api/v1/experiments/empty/results").await;
+    assert_eq!(r["units"], 0);
+    let w = r["warnings"].to_string();
+    assert!(w.contains("no exposures yet"), "{w}");
+    assert!(w.contains("no event named"), "{w}");
+    assert_eq!(
+        r["primary"]["comparisons"][0]["stats"],
+        Value::Null,
+        "no numbers without data"
+    );
+    // exposure logging that loses most of one arm: the split is flagged
+    let store = app.store.clone();
+    tokio::task::spawn_blocking(move || {
+        for i in 0..600 {
+            let arm = if i < 500 { "control" } else { "short" };
+            store
+                .expose(
+                    &tenant_of(&store),
+                    &cxm_store::Exposure {
+                        experiment_id: "empty".into(),
+                        unit: format!("x-{i}"),
+                        customer: format!("x-{i}"),
+                        profile_id: None,
+                        arm: arm.into(),
+                        first_at_ms: 1,
+                    },
+                )
+                .unwrap();
+        }
+    })
+    .await
+    .unwrap();
+    let r = app.get_json("/api/v1/experiments/empty/results").await;
+    assert_eq!(r["sample_ratio_mismatch"], true, "{r}");
+    assert!(r["warnings"].to_string().contains("sample ratio mismatch"));
+    assert!(app.get("/api/v1/experiments/nope/results").await.status() == 404);
+    app.stop().await;
+}
+
+fn tenant_of(store: &std::sync::Arc<dyn cxm_store::Store>) -> String {
+    store.list_tenants().unwrap()[0].id.clone()
+}
+
+#[tokio::test]
+async fn experiments_on_sqlite() {
+    experiments_run_end_to_end(Backend::Sqlite).await;
+}
+
+#[tokio::test]
+async fn experiments_on_postgres() {
+    experiments_run_end_to_end(Backend::Postgres).await;
+}
+
+#[tokio::test]
+async fn experiment_warnings_on_sqlite() {
+    no_exposures_and_a_broken_split_are_said(Backend::Sqlite).await;
+}
+
+#[tokio::test]
+async fn experiment_warnings_on_postgres() {
+    no_exposures_and_a_broken_split_are_said(Backend::Postgres).await;
+}
