@@ -75,6 +75,14 @@ impl Pages {
             ),
             ("reviews.html", include_str!("../templates/reviews.html")),
             ("verify.html", include_str!("../templates/verify.html")),
+            (
+                "experiments.html",
+                include_str!("../templates/experiments.html"),
+            ),
+            (
+                "experiment.html",
+                include_str!("../templates/experiment.html"),
+            ),
         ] {
             env.add_template(name, src).expect("templates compile");
         }
@@ -145,6 +153,7 @@ pub fn routes() -> Router<Arc<AppState>> {
         .merge(crate::journey_pages::routes())
         .merge(crate::health_pages::routes())
         .merge(crate::agent_pages::routes())
+        .merge(crate::experiment_pages::routes())
         .merge(crate::ticket_pages::routes())
         .route("/settings/keys", get(keys_page).post(create_key))
         .route("/settings/keys/{id}/revoke", post(revoke_key))

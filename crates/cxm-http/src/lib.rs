@@ -10,6 +10,7 @@ pub mod builder;
 pub mod dashboard;
 pub mod decisions;
 pub mod error;
+pub mod experiment_pages;
 pub mod experiments;
 pub mod health;
 pub mod health_pages;

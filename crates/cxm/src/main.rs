@@ -538,11 +538,25 @@ fn run(cli: Cli) -> anyhow::Result<()> {
             let email = format!("owner-{}@demo.cxm", &t.tenant_id[t.tenant_id.len() - 6..]);
             setup::create_user(store.as_ref(), &t.tenant_id, &email, &password, Role::Owner)?;
             eprintln!("generating {events} events (seed {seed})...");
+            // sign-ups are when the demo experiment first showed each customer its arm
+            let mut signups = vec![];
             let stats = load::load(
                 store.as_ref(),
                 &t.tenant_id,
                 "demo",
-                generate::Generator::new(seed, chrono::Utc::now()).events(events),
+                generate::Generator::new(seed, chrono::Utc::now())
+                    .events(events)
+                    .inspect(|e| {
+                        if e["event"] == "Signed Up" {
+                            if let (Some(u), Some(ts)) =
+                                (e["userId"].as_str(), e["timestamp"].as_str())
+                            {
+                                if let Ok(ts) = chrono::DateTime::parse_from_rfc3339(ts) {
+                                    signups.push((u.to_string(), ts.timestamp_millis()));
+                                }
+                            }
+                        }
+                    }),
                 true,
             )?;
             // survey answers from a share of the generated customers, so the voice-of-the-
@@ -568,6 +582,7 @@ fn run(cli: Cli) -> anyhow::Result<()> {
                 .map_err(|e| anyhow::anyhow!("demo health: {}", e.detail))?;
             demo_tickets(store.as_ref(), &t.tenant_id)?;
             demo_agents(store.as_ref(), &t.tenant_id)?;
+            demo_experiments(store.as_ref(), &t.tenant_id, &signups)?;
             runtime()?.block_on(async {
                 let listener = tokio::net::TcpListener::bind(s.listen)
                     .await
@@ -1253,6 +1268,69 @@ fn demo_tickets(store: &dyn cxm_store::Store, tenant: &str) -> anyhow::Result<()
 
 /// Two agents and a day of their asks, decided by the default matrix, with two reviews done:
 /// the agents, review queue and decision log pages have something to show.
+/// A running onboarding experiment whose customers were exposed at sign-up (the generator
+/// knows nothing of arms, so the honest result is "inconclusive"), and a draft.
+fn demo_experiments(
+    store: &dyn cxm_store::Store,
+    tenant: &str,
+    signups: &[(String, i64)],
+) -> anyhow::Result<()> {
+    use cxm_http::experiments::{self, StatusChange};
+    let api = |e: cxm_http::error::ApiError| anyhow::anyhow!("demo experiments: {}", e.detail);
+    let running = experiments::create_experiment(
+        store,
+        tenant,
+        "demo",
+        json!({"id": "onboarding-checklist", "name": "Onboarding checklist in the first session", "owner": "journey-owner@demo.cxm",
+            "kind": "journey", "target": "onboarding", "hypothesis": "A checklist gets new customers to activation sooner",
+            "arms": [{"key": "control"}, {"key": "checklist"}], "metric": {"event": "Activated", "window_days": 3},
+            "guardrails": [{"event": "Ticket Opened", "direction": "decrease", "max_relative_change": 0.25}], "mde": 0.05}),
+    )
+    .map_err(api)?;
+    experiments::change_status(
+        store,
+        tenant,
+        "demo",
+        &running.definition.id,
+        &StatusChange {
+            status: "running".into(),
+            arm: None,
+            reason: String::new(),
+        },
+    )
+    .map_err(api)?;
+    for (user, at) in signups {
+        let unit = format!("user_id:{user}");
+        let identifier = cxm_domain::Identifier::parse_typed(&unit);
+        let profile_id = match identifier {
+            Some(i) => store.profile_for(tenant, &i)?,
+            None => None,
+        };
+        store.expose(
+            tenant,
+            &cxm_store::Exposure {
+                experiment_id: running.definition.id.clone(),
+                arm: running.definition.arm_for(&unit).key.clone(),
+                customer: unit.clone(),
+                unit,
+                profile_id,
+                first_at_ms: *at,
+            },
+        )?;
+    }
+    experiments::create_experiment(
+        store,
+        tenant,
+        "demo",
+        json!({"id": "billing-bot-short-replies", "name": "Shorter billing replies from the bot", "owner": "support-lead@demo.cxm",
+            "kind": "automation", "target": "billing-bot", "hypothesis": "Shorter answers resolve billing questions without a second contact",
+            "arms": [{"key": "control"}, {"key": "short"}], "metric": {"event": "Ticket Resolved", "window_days": 7},
+            "guardrails": [{"event": "Ticket Escalated", "direction": "decrease", "max_relative_change": 0.1}]}),
+    )
+    .map_err(api)?;
+    Ok(())
+}
+
 fn demo_agents(store: &dyn cxm_store::Store, tenant: &str) -> anyhow::Result<()> {
     use cxm_http::agents::{self, NewAgent};
     use cxm_http::decisions::{self, AskRequest};
