@@ -68,47 +68,83 @@ pub fn validate(data: &[Rfm]) -> Result<(), ClvError> {
 /// The BG/NBD log-likelihood of all customers. Terms that depend only on x are summed as
 /// logs of rising factorials (x is a count), once per distinct x.
 pub fn bgnbd_ll(data: &[Rfm], r: f64, alpha: f64, a: f64, b: f64) -> f64 {
-    let max_x = data.iter().map(|c| c.x).max().unwrap_or(0) as usize;
+    bgnbd_ll_weighted(&distinct(data), r, alpha, a, b)
+}
+
+/// Customers with identical summaries, once each with their count: many share x = 0 and
+/// the same T (they joined the same day), and the likelihood need not see them twice.
+fn distinct(data: &[Rfm]) -> Vec<(Rfm, f64)> {
+    let mut seen: std::collections::HashMap<(u32, u64, u64), usize> =
+        std::collections::HashMap::new();
+    let mut out: Vec<(Rfm, f64)> = Vec::new();
+    for c in data {
+        let key = (c.x, c.t_x.to_bits(), c.t.to_bits());
+        match seen.get(&key) {
+            Some(&i) => out[i].1 += 1.0,
+            None => {
+                seen.insert(key, out.len());
+                out.push((*c, 1.0));
+            }
+        }
+    }
+    out
+}
+
+fn bgnbd_ll_weighted(data: &[(Rfm, f64)], r: f64, alpha: f64, a: f64, b: f64) -> f64 {
+    let max_x = data.iter().map(|c| c.0.x).max().unwrap_or(0) as usize;
     // per x: ln Γ(r+x)/Γ(r) + ln Γ(b+x)/Γ(b) − ln Γ(a+b+x)/Γ(a+b)
+    // and ln a − ln(b + x − 1), the constant part of the dropout term
     let mut by_x = Vec::with_capacity(max_x + 1);
+    let mut drop_x = Vec::with_capacity(max_x + 1);
     let mut acc = 0.0;
     by_x.push(0.0);
+    drop_x.push(0.0);
+    let ln_a = a.ln();
     for k in 0..max_x {
         let k = k as f64;
         acc += (r + k).ln() + (b + k).ln() - (a + b + k).ln();
         by_x.push(acc);
+        drop_x.push(ln_a - (b + k).ln());
     }
     let base = r * alpha.ln();
-    let ln_a = a.ln();
     let mut ll = 0.0;
-    for c in data {
+    for (c, w) in data {
         let x = f64::from(c.x);
         let a3 = -(r + x) * (alpha + c.t).ln();
         let term = if c.x > 0 {
-            let a4 = ln_a - (b + x - 1.0).ln() - (r + x) * (alpha + c.t_x).ln();
+            let a4 = drop_x[c.x as usize] - (r + x) * (alpha + c.t_x).ln();
             // log(exp(a3) + exp(a4)) without overflow
-            let m = a3.max(a4);
-            m + ((a3 - m).exp() + (a4 - m).exp()).ln()
+            a3.max(a4) + (-(a3 - a4).abs()).exp().ln_1p()
         } else {
             a3
         };
-        ll += by_x[c.x as usize] + base + term;
+        ll += w * (by_x[c.x as usize] + base + term);
     }
     ll
+}
+
+/// ln of the mean observation length, the natural scale of the rate parameters.
+fn time_scale(data: &[Rfm]) -> f64 {
+    let mean = data.iter().map(|c| c.t).sum::<f64>() / data.len().max(1) as f64;
+    mean.max(1e-6).ln()
 }
 
 /// Fits BG/NBD by maximum likelihood (Nelder-Mead over the logs of the parameters).
 pub fn fit_bgnbd(data: &[Rfm]) -> Result<BgNbd, ClvError> {
     validate(data)?;
+    let groups = distinct(data);
     let f = |p: &[f64; 4]| {
-        let v = -bgnbd_ll(data, p[0].exp(), p[1].exp(), p[2].exp(), p[3].exp());
+        let v = -bgnbd_ll_weighted(&groups, p[0].exp(), p[1].exp(), p[2].exp(), p[3].exp());
         if v.is_finite() {
             v
         } else {
             f64::INFINITY
         }
     };
-    let (best, evaluations) = nelder_mead(f, [0.0, 0.0, 0.0, 0.0], 1e-12, 20_000)
+    // α (and β) are time scales: starting them at the data's own scale makes the search
+    // independent of the unit (days or weeks) and shorter
+    let scale = time_scale(data);
+    let (best, evaluations) = nelder_mead(f, [0.0, scale, 0.0, 0.0], 1e-12, 20_000)
         .ok_or(ClvError::NoConvergence(20_000))?;
     let [r, alpha, a, b] = best.map(f64::exp);
     Ok(BgNbd {
@@ -194,13 +230,17 @@ fn paretonbd_ll_one(r: f64, alpha: f64, s: f64, beta: f64, c: &Rfm) -> f64 {
 }
 
 pub fn paretonbd_ll(data: &[Rfm], r: f64, alpha: f64, s: f64, beta: f64) -> f64 {
+    paretonbd_ll_weighted(&distinct(data), r, alpha, s, beta)
+}
+
+fn paretonbd_ll_weighted(data: &[(Rfm, f64)], r: f64, alpha: f64, s: f64, beta: f64) -> f64 {
     let ln_gamma_r = ln_gamma(r);
     let base = r * alpha.ln() + s * beta.ln();
     data.iter()
-        .map(|c| {
-            ln_gamma(r + f64::from(c.x)) - ln_gamma_r
+        .map(|(c, w)| {
+            w * (ln_gamma(r + f64::from(c.x)) - ln_gamma_r
                 + base
-                + paretonbd_ll_one(r, alpha, s, beta, c)
+                + paretonbd_ll_one(r, alpha, s, beta, c))
         })
         .sum()
 }
@@ -208,15 +248,17 @@ pub fn paretonbd_ll(data: &[Rfm], r: f64, alpha: f64, s: f64, beta: f64) -> f64 
 /// Fits Pareto/NBD by maximum likelihood (Nelder-Mead over the logs of the parameters).
 pub fn fit_paretonbd(data: &[Rfm]) -> Result<ParetoNbd, ClvError> {
     validate(data)?;
+    let groups = distinct(data);
     let f = |p: &[f64; 4]| {
-        let v = -paretonbd_ll(data, p[0].exp(), p[1].exp(), p[2].exp(), p[3].exp());
+        let v = -paretonbd_ll_weighted(&groups, p[0].exp(), p[1].exp(), p[2].exp(), p[3].exp());
         if v.is_finite() {
             v
         } else {
             f64::INFINITY
         }
     };
-    let (best, evaluations) = nelder_mead(f, [0.0, 0.0, 0.0, 0.0], 1e-12, 20_000)
+    let scale = time_scale(data);
+    let (best, evaluations) = nelder_mead(f, [0.0, scale, 0.0, scale], 1e-12, 20_000)
         .ok_or(ClvError::NoConvergence(20_000))?;
     let [r, alpha, s, beta] = best.map(f64::exp);
     Ok(ParetoNbd {
@@ -399,7 +441,7 @@ fn nelder_mead<F: Fn(&[f64; 4]) -> f64>(
                     .fold(0.0, f64::max)
             })
             .fold(0.0, f64::max);
-        if (worst - best).abs() <= tol * (1.0 + best.abs()) && spread < 1e-9 {
+        if (worst - best).abs() <= tol * (1.0 + best.abs()) && spread < 1e-7 {
             return Some((simplex[0].0, evals));
         }
         let mut centroid = [0.0; N];

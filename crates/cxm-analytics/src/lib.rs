@@ -5,6 +5,7 @@ pub mod abtest;
 pub mod cluster;
 pub mod clv;
 pub mod dist;
+pub mod equity;
 pub mod metrics;
 pub mod scores;
 pub mod sentiment;

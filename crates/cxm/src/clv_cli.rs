@@ -5,6 +5,7 @@ use std::time::Instant;
 
 use anyhow::Context;
 use cxm_analytics::clv::{self, Rfm};
+use cxm_analytics::equity;
 use serde_json::{json, Value};
 
 /// Reads a (frequency, recency, T) summary CSV: columns named frequency/x, recency/t_x, T.
@@ -96,6 +97,34 @@ pub fn read_spend(path: &Path) -> anyhow::Result<Vec<clv::Spend>> {
         if x > 0.0 {
             out.push(clv::Spend { x: x as u32, mean });
         }
+    }
+    Ok(out)
+}
+
+/// Reads CDNOW_master.txt: customer id, date (YYYYMMDD), CDs, dollars per line.
+pub fn read_master(path: &Path) -> anyhow::Result<Vec<equity::Txn>> {
+    let text =
+        std::fs::read_to_string(path).with_context(|| format!("cannot read {}", path.display()))?;
+    let mut out = vec![];
+    for (i, line) in text.lines().enumerate().skip(1) {
+        let f: Vec<&str> = line.split_whitespace().collect();
+        if f.is_empty() {
+            continue;
+        }
+        anyhow::ensure!(f.len() == 4, "line {}: expected 4 fields", i + 1);
+        let date = chrono::NaiveDate::parse_from_str(f[1], "%Y%m%d")
+            .with_context(|| format!("line {}: date {:?}", i + 1, f[1]))?;
+        out.push(equity::Txn {
+            customer: f[0].to_string(),
+            account: None,
+            at_ms: date
+                .and_hms_opt(0, 0, 0)
+                .map(|d| d.and_utc().timestamp_millis())
+                .unwrap_or(0),
+            amount: f[3]
+                .parse()
+                .with_context(|| format!("line {}: amount {:?}", i + 1, f[3]))?,
+        });
     }
     Ok(out)
 }
@@ -242,7 +271,79 @@ pub fn eval(data: &Path, assert: bool) -> anyhow::Result<Value> {
     } else {
         Value::Null
     };
+    // 12-month CLV at 1 % a month over all 2,357 customers, as lifetimes sums it (measured
+    // with lifetimes 0.11.3: 266,621.6)
+    let clv_sum = match (&gg, spend_path.exists()) {
+        (Value::Object(_), true) => {
+            let g = clv::GammaGamma {
+                p: gg["p"].as_f64().unwrap_or(f64::NAN),
+                q: gg["q"].as_f64().unwrap_or(f64::NAN),
+                gamma: gg["gamma"].as_f64().unwrap_or(f64::NAN),
+                log_likelihood: f64::NAN,
+                evaluations: 0,
+            };
+            let all = read_summary(&spend_path)?;
+            let mut repeat_spend = read_spend(&spend_path)?.into_iter();
+            let model = equity::Fitted::Bgnbd(m);
+            let (mut weekly, mut as_lifetimes) = (0.0, 0.0);
+            for c in &all {
+                let mean = if c.x > 0 {
+                    repeat_spend.next().map(|s| s.mean).unwrap_or(0.0)
+                } else {
+                    0.0
+                };
+                let spend = g.expected_spend(&clv::Spend { x: c.x, mean });
+                weekly += equity::clv(&model, c, spend, 12, 0.01);
+                as_lifetimes += equity::clv_with(&model, c, spend, 12, 0.01, 30.0);
+            }
+            // lifetimes' figure used its default freq="D": 30 model periods (here weeks) a
+            // month. cxm counts 4.345 weeks a month; the same call with freq="W" gives
+            // 71,509.9 in lifetimes.
+            if ((as_lifetimes - 266_621.6) / 266_621.6).abs() > 1e-5 {
+                failures.push(format!(
+                    "12-month clv over the sample, 30 periods a month, {as_lifetimes:.1} (lifetimes 266621.6)"
+                ));
+            }
+            json!({"sum_4345_weeks_a_month": weekly, "sum_30_periods_a_month": as_lifetimes, "lifetimes_default_freq_d": 266_621.6,
+                "months": 12, "monthly_discount": 0.01,
+                "differs_by_definition": "lifetimes' default counts 30 model periods a month; with this weekly model that is 30 weeks. cxm uses 4.345 weeks a month (lifetimes with freq=W agrees: 71,509.9)"})
+        }
+        _ => Value::Null,
+    };
+    // scale: the full master file, weekly periods, calibration to 1997-09-30
+    let master_path = data.join("cdnow/CDNOW_master.txt");
+    let master = if master_path.exists() {
+        let txns = read_master(&master_path)?;
+        let end = chrono::NaiveDate::from_ymd_opt(1997, 9, 30)
+            .and_then(|d| d.and_hms_opt(0, 0, 0))
+            .map(|d| d.and_utc().timestamp_millis())
+            .context("calibration end")?;
+        let started = Instant::now();
+        let summaries = equity::summarize(&txns, end, equity::Period::Week);
+        let rfm: Vec<Rfm> = summaries.iter().map(|s| s.rfm).collect();
+        let summarize_ms = started.elapsed().as_secs_f64() * 1000.0;
+        let started = Instant::now();
+        let fm = clv::fit_bgnbd(&rfm)?;
+        let fit_ms = started.elapsed().as_secs_f64() * 1000.0;
+        for (name, got, want) in [
+            ("r", fm.r, 0.2906),
+            ("alpha", fm.alpha, 6.9428),
+            ("a", fm.a, 0.6059),
+            ("b", fm.b, 2.1343),
+        ] {
+            if (got - want).abs() > 0.001 * want.max(1.0) {
+                failures.push(format!("master bg/nbd {name} {got:.4} (lifetimes {want})"));
+            }
+        }
+        json!({"transactions": txns.len(), "customers": rfm.len(), "r": fm.r, "alpha": fm.alpha, "a": fm.a, "b": fm.b,
+            "log_likelihood": fm.log_likelihood, "summarize_ms": summarize_ms, "fit_ms": fit_ms,
+            "lifetimes": {"r": 0.2906, "alpha": 6.9428, "a": 0.6059, "b": 2.1343, "fit_ms": 156}})
+    } else {
+        Value::Null
+    };
     let out = json!({
+        "clv_12_months": clv_sum,
+        "master": master,
         "paretonbd": pareto,
         "gammagamma": gg,
         "dataset": "CDNOW 1/10 sample, 2,357 customers, 39-week calibration",
