@@ -180,6 +180,8 @@ pub struct CustomerContext {
     /// Across every channel, newest first.
     pub timeline: Vec<StoredEvent>,
     pub next_cursor: Option<String>,
+    /// Their value tier and why, when the value model has been computed.
+    pub value: Option<crate::equity::ValueView>,
 }
 
 fn recent(e: &StoredEvent) -> RecentEvent {
@@ -254,12 +256,17 @@ pub async fn build_context(
                 .map(|e| format!("{}_{}", e.timestamp_ms, e.seq))
         })
         .flatten();
+    let value = st
+        .equity
+        .peek(tenant)
+        .and_then(|c| crate::equity::value_of(&c, &profile.id));
     Ok(CustomerContext {
         profile,
         summary,
         channel_switch,
         timeline,
         next_cursor,
+        value,
     })
 }
 

@@ -75,6 +75,7 @@ impl Pages {
             ),
             ("reviews.html", include_str!("../templates/reviews.html")),
             ("verify.html", include_str!("../templates/verify.html")),
+            ("equity.html", include_str!("../templates/equity.html")),
             (
                 "experiments.html",
                 include_str!("../templates/experiments.html"),
@@ -154,6 +155,7 @@ pub fn routes() -> Router<Arc<AppState>> {
         .merge(crate::health_pages::routes())
         .merge(crate::agent_pages::routes())
         .merge(crate::experiment_pages::routes())
+        .merge(crate::value_pages::routes())
         .merge(crate::ticket_pages::routes())
         .route("/settings/keys", get(keys_page).post(create_key))
         .route("/settings/keys/{id}/revoke", post(revoke_key))

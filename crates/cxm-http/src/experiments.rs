@@ -627,7 +627,7 @@ struct UnitRow {
 }
 
 /// Every customer's timestamps of the named events, from the event log.
-fn event_times(
+pub(crate) fn event_times(
     store: &dyn Store,
     tenant: &str,
     names: &[String],

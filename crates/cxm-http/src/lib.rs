@@ -9,6 +9,7 @@ pub mod auth;
 pub mod builder;
 pub mod dashboard;
 pub mod decisions;
+pub mod equity;
 pub mod error;
 pub mod experiment_pages;
 pub mod experiments;
@@ -30,6 +31,7 @@ pub mod themes;
 pub mod ticket_pages;
 pub mod tickets;
 pub mod triggers;
+pub mod value_pages;
 pub mod voc;
 pub mod webhooks;
 
@@ -113,6 +115,8 @@ pub struct AppState {
     pub policies: policies::PolicyCache,
     /// Group commit for decisions: answered only once logged.
     pub decision_log: cxm_store::decision_log::DecisionLog,
+    /// Computed customer equity per tenant.
+    pub equity: equity::EquityCache,
 }
 
 impl AppState {
@@ -131,6 +135,7 @@ impl AppState {
             http_client: reqwest::Client::new(),
             policies: policies::PolicyCache::default(),
             decision_log: cxm_store::decision_log::DecisionLog::spawn(store.clone()),
+            equity: equity::EquityCache::default(),
             config,
         })
     }
@@ -181,6 +186,7 @@ pub fn router(state: Arc<AppState>) -> Router {
         .merge(step_up::routes())
         .merge(privacy::routes())
         .merge(experiments::routes())
+        .merge(equity::routes())
         .merge(webhooks::routes())
         .merge(dashboard::routes())
         .route("/healthz", get(ops::healthz))

@@ -51,9 +51,10 @@ impl Modify for Security {
         crate::step_up::start, crate::step_up::verify,
         crate::privacy::erase, crate::privacy::export, crate::privacy::get_consent, crate::privacy::add_consent, crate::privacy::get_retention, crate::privacy::put_retention, crate::privacy::purge_now,
         crate::experiments::list, crate::experiments::create, crate::experiments::get_one, crate::experiments::replace, crate::experiments::set_status, crate::experiments::set_rollout, crate::experiments::assign, crate::experiments::results, crate::experiments::ab_calculator, crate::experiments::sample_size,
+        crate::equity::get_equity, crate::equity::get_settings, crate::equity::put_settings, crate::equity::customer_value,
     ),
     modifiers(&Security),
-    tags((name = "ingest"), (name = "customers"), (name = "feedback"), (name = "themes"), (name = "journeys"), (name = "health"), (name = "tickets"), (name = "webhooks"), (name = "agents"), (name = "provenance"), (name = "experiments"), (name = "keys"))
+    tags((name = "ingest"), (name = "customers"), (name = "feedback"), (name = "themes"), (name = "journeys"), (name = "health"), (name = "tickets"), (name = "webhooks"), (name = "agents"), (name = "provenance"), (name = "experiments"), (name = "equity"), (name = "keys"))
 )]
 pub struct ApiDoc;
 

@@ -626,6 +626,16 @@ pub trait Store: Send + Sync + 'static {
     /// An account's traits.
     fn account_traits(&self, tenant: &str, group_id: &str) -> Result<Option<serde_json::Value>>;
 
+    /// Events in `(after, upto]` named one of `names`, oldest first, with the amount they carry.
+    fn amount_events(
+        &self,
+        tenant: &str,
+        after: i64,
+        upto: i64,
+        names: &[String],
+        limit: u32,
+    ) -> Result<Vec<AmountEvent>>;
+
     // experiments
     /// Creates or replaces an experiment row (the caller keeps the history).
     fn save_experiment(&self, tenant: &str, e: &StoredExperiment) -> Result<()>;

@@ -538,15 +538,21 @@ fn run(cli: Cli) -> anyhow::Result<()> {
             let email = format!("owner-{}@demo.cxm", &t.tenant_id[t.tenant_id.len() - 6..]);
             setup::create_user(store.as_ref(), &t.tenant_id, &email, &password, Role::Owner)?;
             eprintln!("generating {events} events (seed {seed})...");
-            // sign-ups are when the demo experiment first showed each customer its arm
+            // sign-ups are when the demo experiment first showed each customer its arm, and
+            // when their purchases begin
             let mut signups = vec![];
-            let stats = load::load(
+            let mut accounts = std::collections::HashMap::new();
+            let demo_now = chrono::Utc::now();
+            let mut stats = load::load(
                 store.as_ref(),
                 &t.tenant_id,
                 "demo",
-                generate::Generator::new(seed, chrono::Utc::now())
+                generate::Generator::new(seed, demo_now)
                     .events(events)
                     .inspect(|e| {
+                        if let (Some(u), Some(g)) = (e["userId"].as_str(), e["groupId"].as_str()) {
+                            accounts.insert(u.to_string(), g.to_string());
+                        }
                         if e["event"] == "Signed Up" {
                             if let (Some(u), Some(ts)) =
                                 (e["userId"].as_str(), e["timestamp"].as_str())
@@ -559,6 +565,18 @@ fn run(cli: Cli) -> anyhow::Result<()> {
                     }),
                 true,
             )?;
+            let buyers: Vec<(String, Option<String>, i64)> = signups
+                .iter()
+                .map(|(u, at)| (u.clone(), accounts.get(u).cloned(), *at))
+                .collect();
+            let orders = load::load(
+                store.as_ref(),
+                &t.tenant_id,
+                "demo",
+                generate::purchases(seed, &buyers, demo_now).into_iter(),
+                true,
+            )?;
+            stats.accepted += orders.accepted;
             // survey answers from a share of the generated customers, so the voice-of-the-
             // customer pages and themes have something to show
             let analyzer = cxm_analytics::Analyzer::new();

@@ -46,6 +46,7 @@ pub async fn run(
     let checkpoints = tokio::spawn(cxm_http::provenance::checkpoint_worker(state.clone()));
     let retention = tokio::spawn(cxm_http::privacy::retention_worker(state.clone()));
     let guardrails = tokio::spawn(cxm_http::experiments::guardrail_worker(state.clone()));
+    let equity = tokio::spawn(cxm_http::equity::equity_worker(state.clone()));
     let mail = settings
         .http
         .mail
@@ -62,6 +63,7 @@ pub async fn run(
     checkpoints.abort();
     retention.abort();
     guardrails.abort();
+    equity.abort();
     if let Some(m) = mail {
         m.abort();
     }
