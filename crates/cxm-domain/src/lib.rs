@@ -14,6 +14,7 @@ pub mod identity;
 pub mod journey;
 pub mod journey_progress;
 pub mod jps;
+pub mod maturity;
 pub mod survey;
 pub mod taxonomy;
 pub mod ticket;

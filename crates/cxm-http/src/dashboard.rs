@@ -76,6 +76,7 @@ impl Pages {
             ("reviews.html", include_str!("../templates/reviews.html")),
             ("verify.html", include_str!("../templates/verify.html")),
             ("equity.html", include_str!("../templates/equity.html")),
+            ("maturity.html", include_str!("../templates/maturity.html")),
             (
                 "experiments.html",
                 include_str!("../templates/experiments.html"),

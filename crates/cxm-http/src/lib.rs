@@ -19,6 +19,7 @@ pub mod ingest;
 pub mod journey_pages;
 pub mod journeys;
 pub mod mailer;
+pub mod maturity;
 pub mod openapi;
 pub mod ops;
 pub mod phrasing;
@@ -187,6 +188,7 @@ pub fn router(state: Arc<AppState>) -> Router {
         .merge(privacy::routes())
         .merge(experiments::routes())
         .merge(equity::routes())
+        .merge(maturity::routes())
         .merge(webhooks::routes())
         .merge(dashboard::routes())
         .route("/healthz", get(ops::healthz))

@@ -52,9 +52,10 @@ impl Modify for Security {
         crate::privacy::erase, crate::privacy::export, crate::privacy::get_consent, crate::privacy::add_consent, crate::privacy::get_retention, crate::privacy::put_retention, crate::privacy::purge_now,
         crate::experiments::list, crate::experiments::create, crate::experiments::get_one, crate::experiments::replace, crate::experiments::set_status, crate::experiments::set_rollout, crate::experiments::assign, crate::experiments::results, crate::experiments::ab_calculator, crate::experiments::sample_size,
         crate::equity::get_equity, crate::equity::get_settings, crate::equity::put_settings, crate::equity::customer_value,
+        crate::maturity::get_maturity, crate::maturity::put_assessment, crate::maturity::get_roi, crate::maturity::put_roi,
     ),
     modifiers(&Security),
-    tags((name = "ingest"), (name = "customers"), (name = "feedback"), (name = "themes"), (name = "journeys"), (name = "health"), (name = "tickets"), (name = "webhooks"), (name = "agents"), (name = "provenance"), (name = "experiments"), (name = "equity"), (name = "keys"))
+    tags((name = "ingest"), (name = "customers"), (name = "feedback"), (name = "themes"), (name = "journeys"), (name = "health"), (name = "tickets"), (name = "webhooks"), (name = "agents"), (name = "provenance"), (name = "experiments"), (name = "equity"), (name = "maturity"), (name = "keys"))
 )]
 pub struct ApiDoc;
 

@@ -15,12 +15,16 @@ use serde_json::Value;
 use crate::dashboard::{fmt_ms, form_post, session, user_ctx};
 use crate::equity::{self, EquitySettings};
 use crate::error::{ApiError, ErrorCode};
+use crate::maturity::{self, AssessmentInput};
+use crate::voc::blocking;
 use crate::AppState;
 
 pub fn routes() -> Router<Arc<AppState>> {
     Router::new()
         .route("/equity", get(equity_page))
         .route("/equity/settings", post(save_settings))
+        .route("/maturity", get(maturity_page).post(save_assessment))
+        .route("/maturity/roi", post(save_roi))
 }
 
 async fn equity_page(State(st): State<Arc<AppState>>, headers: HeaderMap) -> Response {
@@ -89,6 +93,105 @@ async fn save_settings(State(st): State<Arc<AppState>>, req: Request) -> Respons
     };
     match equity::save_settings(&st, &p, body).await {
         Ok(_) => Redirect::to("/equity").into_response(),
+        Err(e) => e.into_response(),
+    }
+}
+
+const ROI_FIELDS: [(&str, &str); 9] = [
+    ("arr", "Annual recurring revenue"),
+    ("annual_churn_pct", "Annual churn (%)"),
+    ("contacts_per_year", "Service contacts a year"),
+    ("cost_per_contact", "Cost per contact"),
+    ("service_to_sales_pct", "Service-to-sales conversion (%)"),
+    ("average_deal_value", "Average deal value"),
+    (
+        "churn_reduction_pct",
+        "Churn prevented by obstacle removal (%)",
+    ),
+    ("cross_sell_lift_pct", "Cross-sell conversion lift (%)"),
+    ("autonomous_pct", "Contacts resolved autonomously (%)"),
+];
+
+async fn maturity_page(State(st): State<Arc<AppState>>, headers: HeaderMap) -> Response {
+    let p = match session(&st, &headers, "/maturity").await {
+        Ok(p) => p,
+        Err(r) => return r,
+    };
+    if let Err(e) = equity::current(&st, &p.tenant_id).await {
+        return e.into_response();
+    }
+    let t = p.tenant_id.clone();
+    let now = chrono::Utc::now().timestamp_millis();
+    let st2 = st.clone();
+    let (m, roi) = match blocking(&st, move |s| {
+        Ok((
+            maturity::view(&st2, s, &t, now)?,
+            maturity::roi_view(&st2, s, &t, now)?,
+        ))
+    })
+    .await
+    {
+        Ok(x) => x,
+        Err(e) => return e.into_response(),
+    };
+    let stated = serde_json::to_value(&roi.assumptions).unwrap_or_default();
+    let fields: Vec<Value> = ROI_FIELDS
+        .iter()
+        .map(|(name, label)| {
+            let m = roi.measured.iter().find(|m| m.field == *name);
+            let raw = stated[name].as_f64().unwrap_or(0.0);
+            serde_json::json!({"name": name, "label": label, "raw": raw,
+                "stated": format!("{raw:.2}").trim_end_matches('0').trim_end_matches('.').to_string(),
+                "measured": m.map(|m| format!("{:.2}", m.value)).unwrap_or_default(),
+                "source": m.map(|m| m.source.clone()).unwrap_or_else(|| "assumed".into())})
+        })
+        .collect();
+    let assessed = m.assessed_at_ms.map(fmt_ms).unwrap_or_default();
+    st.pages.render(
+        "maturity.html",
+        context! { title => "Maturity and ROI", page => "maturity", user => user_ctx(&p), m => m, roi => roi,
+            fields => fields, assessed => assessed, can_edit => p.require_analyst().is_ok() },
+    )
+}
+
+async fn save_assessment(State(st): State<Arc<AppState>>, req: Request) -> Response {
+    let (p, form) =
+        match form_post::<std::collections::BTreeMap<String, String>>(&st, req, "/maturity", false)
+            .await
+        {
+            Ok(x) => x,
+            Err(r) => return r,
+        };
+    let mut answers = std::collections::BTreeMap::new();
+    for (k, v) in form {
+        match v.parse::<u8>() {
+            Ok(n) => {
+                answers.insert(k, n);
+            }
+            Err(_) => {
+                return ApiError::new(
+                    ErrorCode::InvalidParameter,
+                    format!("{k}: answers are 1 to 4"),
+                )
+                .into_response()
+            }
+        }
+    }
+    match maturity::save_assessment(&st, &p, AssessmentInput { answers }).await {
+        Ok(_) => Redirect::to("/maturity").into_response(),
+        Err(e) => e.into_response(),
+    }
+}
+
+async fn save_roi(State(st): State<Arc<AppState>>, req: Request) -> Response {
+    let (p, form) =
+        match form_post::<cxm_domain::maturity::RoiAssumptions>(&st, req, "/maturity", false).await
+        {
+            Ok(x) => x,
+            Err(r) => return r,
+        };
+    match maturity::save_roi(&st, &p, form).await {
+        Ok(_) => Redirect::to("/maturity#roi").into_response(),
         Err(e) => e.into_response(),
     }
 }
