@@ -58,11 +58,28 @@ pub enum Direction {
     Decrease,
 }
 
-/// A metric read from the event log: the share of exposed units with the event within the
-/// window after their first exposure (conversion, repeat contact, churn notice, ...).
+/// What a metric counts for each exposed unit within its window.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize, utoipa::ToSchema)]
+#[serde(rename_all = "snake_case")]
+pub enum MetricKind {
+    /// The unit sent the event (conversion, churn notice, ...).
+    #[default]
+    Event,
+    /// Of the units that answered a CSAT question, the share whose latest answer was 4 or 5.
+    Csat,
+    /// The unit sent the event (a contact, by default `Ticket Opened`) twice within 7 days.
+    RepeatContact,
+}
+
+/// A metric read from the event log and the answers, per exposed unit, within the window
+/// after its first exposure.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct MetricDef {
+    #[serde(default)]
+    pub kind: MetricKind,
+    /// The event (for `csat`, unused; for `repeat_contact`, the contact event).
+    #[serde(default)]
     pub event: String,
     #[serde(default = "increase")]
     pub direction: Direction,
@@ -136,6 +153,27 @@ pub fn valid_slug(s: &str) -> bool {
             .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || matches!(c, '-' | '_'))
 }
 
+impl MetricDef {
+    /// The event the metric reads, with the defaults filled in ("" for CSAT).
+    pub fn event_name(&self) -> &str {
+        match self.kind {
+            MetricKind::Event => &self.event,
+            MetricKind::Csat => "",
+            MetricKind::RepeatContact if self.event.is_empty() => "Ticket Opened",
+            MetricKind::RepeatContact => &self.event,
+        }
+    }
+
+    /// A name for pages and warnings.
+    pub fn label(&self) -> String {
+        match self.kind {
+            MetricKind::Event => self.event.clone(),
+            MetricKind::Csat => "CSAT (top two box)".into(),
+            MetricKind::RepeatContact => format!("repeat {} within 7 days", self.event_name()),
+        }
+    }
+}
+
 impl ExperimentDef {
     /// Parses a definition from JSON, checking everything a result would depend on.
     pub fn parse(v: serde_json::Value) -> Result<ExperimentDef, ExperimentError> {
@@ -179,7 +217,8 @@ impl ExperimentDef {
         let metrics =
             std::iter::once(&self.metric).chain(self.guardrails.iter().map(|g| &g.metric));
         for m in metrics {
-            if m.event.trim().is_empty() || m.event.len() > 200 {
+            let needs_event = m.kind == MetricKind::Event;
+            if (needs_event && m.event.trim().is_empty()) || m.event.len() > 200 {
                 return Err(err("metric events are named in 1 to 200 bytes"));
             }
             if m.window_days == 0 || m.window_days > 365 {

@@ -12,7 +12,9 @@ use axum::http::StatusCode;
 use axum::routing::{get, post};
 use axum::{Json, Router};
 use cxm_analytics::abtest::{self, Arm};
-use cxm_domain::experiment::{self as exp, Direction, ExperimentDef, MetricDef, Status};
+use cxm_domain::experiment::{
+    self as exp, Direction, ExperimentDef, MetricDef, MetricKind, Status,
+};
 use cxm_domain::identity::{Identifier, IdentifierKind};
 use cxm_store::{Exposure, Store, StoredExperiment};
 use serde::{Deserialize, Serialize};
@@ -164,7 +166,7 @@ pub fn create_experiment(
         started_at_ms: None,
     };
     let arms: Vec<&str> = v.definition.arms.iter().map(|a| a.key.as_str()).collect();
-    let detail = json!({"arms": arms, "metric": v.definition.metric.event});
+    let detail = json!({"arms": arms, "metric": v.definition.metric.label()});
     record(store, tenant, &mut v, actor, "created", detail)?;
     Ok(v)
 }
@@ -648,13 +650,78 @@ pub(crate) fn event_times(
     Ok(out)
 }
 
-fn converted(unit: &UnitRow, m: &MetricDef, times: &HashMap<(String, String), Vec<i64>>) -> bool {
-    let until = unit.first_at_ms + i64::from(m.window_days) * 86_400_000;
-    unit.profiles.iter().any(|p| {
-        times
-            .get(&(p.clone(), m.event.clone()))
-            .is_some_and(|ts| ts.iter().any(|&t| t >= unit.first_at_ms && t <= until))
-    })
+/// What the metrics read: event times per (customer, event), CSAT answers per customer.
+pub(crate) struct Observations {
+    events: HashMap<(String, String), Vec<i64>>,
+    csat: HashMap<String, Vec<(i64, f64)>>,
+}
+
+fn observe(store: &dyn Store, tenant: &str, metrics: &[&MetricDef]) -> ApiResult<Observations> {
+    let mut names: Vec<String> = metrics
+        .iter()
+        .filter(|m| m.kind != MetricKind::Csat)
+        .map(|m| m.event_name().to_string())
+        .collect::<HashSet<_>>()
+        .into_iter()
+        .collect();
+    names.sort();
+    let events = if names.is_empty() {
+        HashMap::new()
+    } else {
+        event_times(store, tenant, &names)?
+    };
+    let mut csat: HashMap<String, Vec<(i64, f64)>> = HashMap::new();
+    if metrics.iter().any(|m| m.kind == MetricKind::Csat) {
+        let mut after = 0;
+        loop {
+            let page = store.journey_answers(tenant, after, 10_000)?;
+            let Some(last) = page.last() else { break };
+            after = last.id;
+            for a in page {
+                if let (Some(p), Some(score), "csat") =
+                    (a.profile_id, a.score, a.field_type.as_str())
+                {
+                    csat.entry(p).or_default().push((a.collected_at_ms, score));
+                }
+            }
+        }
+    }
+    Ok(Observations { events, csat })
+}
+
+/// The unit's outcome on the metric within its window; None when it does not count (a CSAT
+/// metric and a unit that gave no answer).
+fn outcome(unit: &UnitRow, m: &MetricDef, o: &Observations) -> Option<bool> {
+    let from = unit.first_at_ms;
+    let until = from + i64::from(m.window_days) * 86_400_000;
+    let in_window = |t: i64| t >= from && t <= until;
+    let times_of = |p: &String| {
+        o.events
+            .get(&(p.clone(), m.event_name().to_string()))
+            .map(|ts| {
+                ts.iter()
+                    .copied()
+                    .filter(|t| in_window(*t))
+                    .collect::<Vec<_>>()
+            })
+            .unwrap_or_default()
+    };
+    match m.kind {
+        MetricKind::Event => Some(unit.profiles.iter().any(|p| !times_of(p).is_empty())),
+        MetricKind::RepeatContact => Some(unit.profiles.iter().any(|p| {
+            let mut ts = times_of(p);
+            ts.sort_unstable();
+            ts.windows(2).any(|w| w[1] - w[0] <= 7 * 86_400_000)
+        })),
+        MetricKind::Csat => unit
+            .profiles
+            .iter()
+            .filter_map(|p| o.csat.get(p))
+            .flatten()
+            .filter(|(t, _)| in_window(*t))
+            .max_by_key(|(t, _)| *t)
+            .map(|(_, score)| *score >= 4.0),
+    }
 }
 
 fn verdict(s: &abtest::Summary, direction: Direction, alpha: f64) -> String {
@@ -682,14 +749,16 @@ fn compare(
     units: &[UnitRow],
     arms: &[String],
     m: &MetricDef,
-    times: &HashMap<(String, String), Vec<i64>>,
+    o: &Observations,
     alpha: f64,
 ) -> MetricResult {
     let mut per_arm: HashMap<&str, (u64, u64)> = HashMap::new();
     for u in units {
-        let e = per_arm.entry(u.arm.as_str()).or_default();
-        e.0 += 1;
-        e.1 += u64::from(converted(u, m, times));
+        if let Some(hit) = outcome(u, m, o) {
+            let e = per_arm.entry(u.arm.as_str()).or_default();
+            e.0 += 1;
+            e.1 += u64::from(hit);
+        }
     }
     let get = |a: &str| per_arm.get(a).copied().unwrap_or((0, 0));
     let (cn, cx) = get(&arms[0]);
@@ -718,7 +787,7 @@ fn compare(
         })
         .collect();
     MetricResult {
-        event: m.event.clone(),
+        event: m.label(),
         direction: m.direction,
         window_days: m.window_days,
         comparisons,
@@ -759,8 +828,13 @@ pub fn compute_results(
     }
     let units: Vec<UnitRow> = by_unit.into_values().collect();
     let mut warnings = vec![];
-    let mut names: Vec<String> = std::iter::once(d.metric.event.clone())
-        .chain(d.guardrails.iter().map(|g| g.metric.event.clone()))
+    let metrics: Vec<&MetricDef> = std::iter::once(&d.metric)
+        .chain(d.guardrails.iter().map(|g| &g.metric))
+        .collect();
+    let mut names: Vec<&str> = metrics
+        .iter()
+        .filter(|m| m.kind != MetricKind::Csat)
+        .map(|m| m.event_name())
         .collect::<HashSet<_>>()
         .into_iter()
         .collect();
@@ -772,7 +846,7 @@ pub fn compute_results(
             ));
         }
     }
-    let times = event_times(store, tenant, &names)?;
+    let times = observe(store, tenant, &metrics)?;
     let counts: Vec<u64> = arms
         .iter()
         .map(|a| units.iter().filter(|u| &u.arm == a).count() as u64)
@@ -844,14 +918,14 @@ pub fn compute_results(
         } else if breached {
             format!(
                 "breached: {} is confidently worse by more than {:.0} %",
-                g.metric.event,
+                g.metric.label(),
                 g.max_relative_change * 100.0
             )
         } else {
             "holding".into()
         };
         guardrails.push(GuardrailResult {
-            event: g.metric.event.clone(),
+            event: g.metric.label(),
             max_relative_change: g.max_relative_change,
             breached,
             intervals,

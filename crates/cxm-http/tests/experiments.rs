@@ -349,6 +349,119 @@ async fn no_exposures_and_a_broken_split_are_said(backend: Backend) {
     app.stop().await;
 }
 
+/// CSAT and repeat contact as metrics: only customers who answered count for CSAT, and a
+/// repeat contact is a second contact within 7 days.
+async fn csat_and_repeat_contact(backend: Backend) {
+    let Some(app) = TestApp::spawn_with(backend, HttpConfig::default()).await else {
+        return;
+    };
+    let d = json!({"id": "bot-tone", "name": "Warmer bot tone", "owner": "support-lead", "kind": "automation",
+        "arms": [{"key": "control"}, {"key": "warm"}],
+        "metric": {"kind": "csat", "window_days": 7},
+        "guardrails": [{"kind": "repeat_contact", "direction": "decrease", "max_relative_change": 0.5}]});
+    let (s, b) = post(&app, "/api/v1/experiments", d).await;
+    assert_eq!(s, 201, "{b}");
+    assert_eq!(
+        post(
+            &app,
+            "/api/v1/experiments/bot-tone/status",
+            json!({"status": "running"})
+        )
+        .await
+        .0,
+        200
+    );
+    let users: Vec<String> = (0..60).map(|i| format!("c-{i}")).collect();
+    let ids: Vec<Value> = users
+        .iter()
+        .map(|u| json!({"type": "identify", "userId": u}))
+        .collect();
+    assert_eq!(app.batch(json!({ "batch": ids })).await.status(), 200);
+    let mut arm_of = std::collections::HashMap::new();
+    for u in &users {
+        let (_, a) = post(
+            &app,
+            "/api/v1/experiments/bot-tone/assign",
+            json!({"customer": u}),
+        )
+        .await;
+        arm_of.insert(u.clone(), a["arm"].as_str().unwrap().to_string());
+    }
+    // every third customer answers CSAT: 5 in the warm arm, 2 in the control; every fourth
+    // contacts support twice
+    let (mut answers, mut contacts) = (vec![], vec![]);
+    let mut want = std::collections::HashMap::<&str, (u64, u64, u64, u64)>::new();
+    for (i, u) in users.iter().enumerate() {
+        let arm = arm_of[u].as_str();
+        let e = want
+            .entry(if arm == "warm" { "warm" } else { "control" })
+            .or_default();
+        e.0 += 1;
+        if i % 3 == 0 {
+            let happy = arm == "warm" || i % 2 == 0;
+            let score = if happy { 5 } else { 2 };
+            answers.push(json!({"response_id": format!("r-{i}"), "question": "csat", "type": "csat", "value": score, "identifier": format!("user_id:{u}")}));
+            e.2 += 1;
+            e.3 += u64::from(happy);
+        }
+        if i % 4 == 0 {
+            for _ in 0..2 {
+                contacts.push(json!({"type": "track", "userId": u, "event": "Ticket Opened"}));
+            }
+            e.1 += 1;
+        }
+    }
+    let r = app
+        .post(
+            "/api/v1/feedback",
+            &app.write_key,
+            &json!({ "answers": answers }),
+        )
+        .await;
+    assert_eq!(r.status(), 200, "{}", r.text().await.unwrap());
+    assert_eq!(app.batch(json!({ "batch": contacts })).await.status(), 200);
+    let r = app.get_json("/api/v1/experiments/bot-tone/results").await;
+    let c = &r["primary"]["comparisons"][0];
+    assert_eq!(r["primary"]["event"], "CSAT (top two box)");
+    let (w_n, c_n) = (want["warm"].2, want["control"].2);
+    assert_eq!(
+        c["stats"]["treatment"]["n"], w_n,
+        "only answering customers count: {c}"
+    );
+    assert_eq!(c["stats"]["control"]["n"], c_n, "{c}");
+    let rate = |k: &str| want[k].3 as f64 / want[k].2 as f64;
+    assert!(
+        (c["rate"].as_f64().unwrap() - rate("warm")).abs() < 1e-12,
+        "{c}"
+    );
+    assert!(
+        (c["control_rate"].as_f64().unwrap() - rate("control")).abs() < 1e-12,
+        "{c}"
+    );
+    let g = &r["guardrails"][0];
+    assert_eq!(g["event"], "repeat Ticket Opened within 7 days");
+    // the repeat-contact rate per arm, checked through the interval's centre
+    let repeat = |k: &str| want[k].1 as f64 / want[k].0 as f64;
+    let ci = &g["intervals"]["warm"];
+    let mid = (ci[0].as_f64().unwrap() + ci[1].as_f64().unwrap()) / 2.0;
+    assert!(
+        (mid - (repeat("warm") / repeat("control") - 1.0)).abs() < 1e-9,
+        "{g} {want:?}"
+    );
+    assert_eq!(r["units"], 60);
+    app.stop().await;
+}
+
+#[tokio::test]
+async fn csat_and_repeat_contact_on_sqlite() {
+    csat_and_repeat_contact(Backend::Sqlite).await;
+}
+
+#[tokio::test]
+async fn csat_and_repeat_contact_on_postgres() {
+    csat_and_repeat_contact(Backend::Postgres).await;
+}
+
 fn tenant_of(store: &std::sync::Arc<dyn cxm_store::Store>) -> String {
     store.list_tenants().unwrap()[0].id.clone()
 }
