@@ -337,6 +337,43 @@ stages:
   assert.match(await customer.getByTestId("verdict").innerText(), /Altered/);
   await customer.close();
 
+  // an experiment written in the editor, started, moved to a 5 % canary, with every step in
+  // its history; then the maturity self-assessment beside the evidence, and the equity page
+  // saying plainly that there are no purchases to value yet
+  await page.getByRole("link", { name: "Experiments" }).click();
+  await page.locator("summary", { hasText: "New experiment" }).click();
+  await page.getByTestId("experiment-definition").fill(JSON.stringify({
+    id: "faster-refunds", name: "Faster refund replies", owner: "owner@example.com", kind: "automation",
+    arms: [{ key: "control" }, { key: "fast" }], metric: { event: "Ticket Resolved", window_days: 7 },
+    guardrails: [{ event: "Ticket Escalated", direction: "decrease", max_relative_change: 0.2 }] }));
+  await page.getByRole("button", { name: "Create as draft" }).click();
+  await page.waitForURL(/\/experiments\/faster-refunds$/);
+  assert.equal(await page.getByTestId("experiment-status").innerText(), "draft");
+  await page.getByRole("button", { name: "Start" }).click();
+  await page.waitForURL(/\/experiments\/faster-refunds$/);
+  assert.equal(await page.getByTestId("experiment-status").innerText(), "running");
+  await page.getByRole("button", { name: "5.0 %" }).click();
+  await page.waitForURL(/\/experiments\/faster-refunds$/);
+  const history = await page.getByTestId("experiment-history").innerText();
+  assert.match(history, /rollout[\s\S]*"to":5[\s\S]*started[\s\S]*created/);
+  const warnings = await page.getByTestId("experiment-warning").allInnerTexts();
+  assert.ok(warnings.some((w) => /no exposures yet/.test(w)), warnings.join(" | "));
+  assert.ok(warnings.some((w) => /no event named "Ticket Escalated"/.test(w)), warnings.join(" | "));
+  await page.screenshot({ path: `${shots}/experiment.png`, fullPage: true });
+
+  await page.getByRole("link", { name: "Maturity and ROI" }).click();
+  for (const [q, level] of [["c_suite", 3], ["ai", 4], ["journeys", 3], ["alignment", 2], ["trust", 4]]) {
+    await page.locator(`input[name="${q}"][value="${level}"]`).check();
+  }
+  await page.getByRole("button", { name: "Save assessment" }).click();
+  await page.waitForURL(/\/maturity$/);
+  assert.equal(await page.getByTestId("self-stage").innerText(), "optimize");
+  assert.ok(await page.getByTestId("gap").count() >= 1, "an over-confident answer shows its gap");
+  assert.match(await page.getByTestId("roi-total").innerText(), /^1740000$/);
+  await page.screenshot({ path: `${shots}/maturity.png`, fullPage: true });
+  await page.getByRole("link", { name: "Customer equity" }).click();
+  assert.match(await page.getByTestId("equity-message").innerText(), /no value model yet: too little data/);
+
   // sign out ends the session
   await page.getByRole("button", { name: "Sign out" }).click();
   await page.waitForURL(/\/login/);
@@ -354,7 +391,7 @@ stages:
   assert.equal(await viewer.getByRole("button", { name: "Create key" }).count(), 0);
 
   assert.deepEqual(offsite, [], "the dashboard must not load anything from another origin");
-  console.log("dashboard: sign-in, overview chart, live search, context, unmerge, quarantine, journeys, alerts, tickets, agent review, signed message, roles: ok");
+  console.log("dashboard: sign-in, overview chart, live search, context, unmerge, quarantine, journeys, alerts, tickets, agent review, signed message, experiments, maturity, equity, roles: ok");
 } finally {
   await browser.close();
 }
