@@ -21,7 +21,7 @@ use serde_json::{json, Map, Value};
 use crate::api::{ApiJson, ApiQuery};
 use crate::auth::Principal;
 use crate::error::{ApiError, ApiResult, ErrorCode};
-use crate::policies::{cached_policies, policy_error};
+use crate::policies::policy_error;
 use crate::voc::blocking;
 use crate::AppState;
 
@@ -413,8 +413,22 @@ pub async fn ask(
     if let Some(r) = &req.resource {
         check_name("resource", r)?;
     }
-    let (version, policies) = cached_policies(&st, &caller.tenant_id).await?;
+    let (version, policies, exposure) =
+        crate::policies::policies_for(&st, &caller.tenant_id, &req.customer).await?;
     let tenant = caller.tenant_id.clone();
+    if let Some(x) = exposure {
+        // the first exposure of this customer to the policy rollout, for its results
+        let t = tenant.clone();
+        blocking(&st, move |s| {
+            let mut x = x;
+            if let Some(id) = cxm_domain::identity::Identifier::parse_typed(&x.customer) {
+                x.profile_id = s.profile_for(&t, &id)?;
+            }
+            s.expose(&t, &x)?;
+            Ok(())
+        })
+        .await?;
+    }
     let now_ms = chrono::Utc::now().timestamp_millis();
     let st2 = st.clone();
     let (record, review_due) = {

@@ -136,6 +136,28 @@ fn parse_definition(body: Value) -> ApiResult<ExperimentDef> {
     ExperimentDef::parse(body).map_err(|e| ApiError::new(ErrorCode::InvalidDefinition, e.0))
 }
 
+/// A policy experiment's target is the candidate version, and it must exist.
+fn check_target(store: &dyn Store, tenant: &str, d: &ExperimentDef) -> ApiResult<()> {
+    if d.kind != exp::ExperimentKind::Policy {
+        return Ok(());
+    }
+    let bad = |why: String| ApiError::new(ErrorCode::InvalidDefinition, why);
+    let v: i64 = d.target.trim().parse().map_err(|_| {
+        bad("a policy experiment names the candidate policy version in target, e.g. \"2\"".into())
+    })?;
+    if !store.policy_sets(tenant)?.iter().any(|p| p.version == v) {
+        return Err(bad(format!(
+            "there is no policy version {v}; save it first (PUT /api/v1/policies with activate false)"
+        )));
+    }
+    if d.unit != exp::Unit::Customer {
+        return Err(bad(
+            "policy rollouts randomise customers: unit must be customer".into(),
+        ));
+    }
+    Ok(())
+}
+
 /// Creates a draft experiment (rollout 100 % of the split once started).
 pub fn create_experiment(
     store: &dyn Store,
@@ -144,6 +166,7 @@ pub fn create_experiment(
     body: Value,
 ) -> ApiResult<ExperimentView> {
     let d = parse_definition(body)?;
+    check_target(store, tenant, &d)?;
     if store.experiment(tenant, &d.id)?.is_some() {
         return Err(ApiError::new(
             ErrorCode::Conflict,
@@ -201,6 +224,7 @@ pub async fn replace(
         blocking(&st, move |s| {
             let mut v = load(s, &t, &id)?;
             let d = parse_definition(body)?;
+            check_target(s, &t, &d)?;
             if d.id != id {
                 return Err(ApiError::new(
                     ErrorCode::InvalidParameter,

@@ -118,6 +118,8 @@ pub struct AppState {
     pub decision_log: cxm_store::decision_log::DecisionLog,
     /// Computed customer equity per tenant.
     pub equity: equity::EquityCache,
+    /// Running policy rollouts per tenant.
+    pub rollouts: policies::RolloutCache,
 }
 
 impl AppState {
@@ -137,6 +139,7 @@ impl AppState {
             policies: policies::PolicyCache::default(),
             decision_log: cxm_store::decision_log::DecisionLog::spawn(store.clone()),
             equity: equity::EquityCache::default(),
+            rollouts: policies::RolloutCache::default(),
             config,
         })
     }

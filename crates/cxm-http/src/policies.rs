@@ -103,6 +103,123 @@ pub(crate) async fn cached_policies(
     Ok((v, p))
 }
 
+/// A policy change on a staged rollout: a running experiment of kind `policy` whose target
+/// is a saved (not necessarily active) version. Customers inside the rollout and outside the
+/// control arm are decided by the candidate; a guardrail breach or a manual rollback stops
+/// the experiment, and everyone is back on the active version within the cache's two seconds.
+pub struct Rollout {
+    pub experiment: cxm_domain::experiment::ExperimentDef,
+    pub percent: f64,
+    pub version: i64,
+    pub policies: Arc<Policies>,
+}
+
+#[derive(Default)]
+pub struct RolloutCache(Mutex<HashMap<String, CachedRollout>>);
+
+/// When it was looked up, and what was found.
+type CachedRollout = (Instant, Option<Arc<Rollout>>);
+
+/// The tenant's running policy rollout, if any (the newest when there are several).
+pub fn running_rollout(store: &dyn Store, tenant: &str) -> ApiResult<Option<Rollout>> {
+    for e in store.experiments(tenant)? {
+        if e.status != "running" || !e.definition.contains("\"kind\":\"policy\"") {
+            continue;
+        }
+        let def: cxm_domain::experiment::ExperimentDef = match serde_json::from_str(&e.definition) {
+            Ok(d) => d,
+            Err(_) => continue,
+        };
+        let Ok(version) = def.target.trim().parse::<i64>() else {
+            continue;
+        };
+        let Some(row) = store
+            .policy_sets(tenant)?
+            .into_iter()
+            .find(|p| p.version == version)
+        else {
+            continue;
+        };
+        let Ok(policies) = Policies::compile(&row.text) else {
+            continue;
+        };
+        return Ok(Some(Rollout {
+            experiment: def,
+            percent: e.rollout_percent,
+            version,
+            policies: Arc::new(policies),
+        }));
+    }
+    Ok(None)
+}
+
+/// Which policies decide for this customer: the candidate of a running policy rollout when
+/// they are in it (with the exposure to record), else the active version.
+pub(crate) async fn policies_for(
+    st: &AppState,
+    tenant: &str,
+    customer: &str,
+) -> ApiResult<(i64, Arc<Policies>, Option<cxm_store::Exposure>)> {
+    let rollout = {
+        let fresh = st
+            .rollouts
+            .0
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .get(tenant)
+            .filter(|(at, _)| at.elapsed() < POLICY_TTL)
+            .map(|(_, r)| r.clone());
+        match fresh {
+            Some(r) => r,
+            None => {
+                let t = tenant.to_string();
+                let r = blocking(st, move |s| running_rollout(s, &t))
+                    .await?
+                    .map(Arc::new);
+                st.rollouts
+                    .0
+                    .lock()
+                    .unwrap_or_else(|e| e.into_inner())
+                    .insert(tenant.to_string(), (Instant::now(), r.clone()));
+                r
+            }
+        }
+    };
+    if let Some(r) = rollout {
+        let id = cxm_domain::identity::Identifier::parse_typed(customer).or_else(|| {
+            cxm_domain::identity::Identifier::parse(
+                cxm_domain::identity::IdentifierKind::UserId,
+                customer,
+            )
+        });
+        if let Some(id) = id {
+            let unit = format!("{}:{}", id.kind.as_string(), id.value);
+            let d = &r.experiment;
+            // account-randomised policy rollouts are not supported: customers are the unit
+            if d.unit == cxm_domain::experiment::Unit::Customer
+                && cxm_domain::experiment::in_rollout(&d.id, &unit, r.percent)
+            {
+                let arm = d.arm_for(&unit).key.clone();
+                let exposure = cxm_store::Exposure {
+                    experiment_id: d.id.clone(),
+                    unit: unit.clone(),
+                    customer: unit,
+                    profile_id: None,
+                    arm: arm.clone(),
+                    first_at_ms: chrono::Utc::now().timestamp_millis(),
+                };
+                if arm != d.arms[0].key {
+                    return Ok((r.version, r.policies.clone(), Some(exposure)));
+                }
+                let (v, p) = cached_policies(st, tenant).await?;
+                return Ok((v, p, Some(exposure)));
+            }
+        }
+    }
+    let (v, p) = cached_policies(st, tenant).await?;
+    Ok((v, p, None))
+}
+
 pub(crate) fn policy_error(e: PolicyError) -> ApiError {
     match e {
         PolicyError::UnknownAction { .. } => ApiError::new(ErrorCode::UnknownAction, e.to_string()),

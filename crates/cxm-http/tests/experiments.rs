@@ -462,6 +462,120 @@ async fn csat_and_repeat_contact_on_postgres() {
     csat_and_repeat_contact(Backend::Postgres).await;
 }
 
+/// A policy change on a staged rollout: customers in the candidate arm are decided by the
+/// saved (inactive) version, the others by the active one; rolling back puts everyone on the
+/// active version again.
+async fn policy_rollout(backend: Backend) {
+    let Some(app) = TestApp::spawn_with(backend, HttpConfig::default()).await else {
+        return;
+    };
+    assert_eq!(
+        app.post(
+            "/api/v1/agents",
+            &app.secret_key,
+            &json!({"name": "billing-bot"})
+        )
+        .await
+        .status(),
+        201
+    );
+    let active = app.get_json("/api/v1/policies").await;
+    // the candidate sends refunds from 20 to 50 to a human review
+    let text = active["text"]
+        .as_str()
+        .unwrap()
+        .replace("context.amount_cents < 5000", "context.amount_cents < 2000")
+        .replace(
+            "context.amount_cents >= 5000 &&",
+            "context.amount_cents >= 2000 &&",
+        );
+    let r = app
+        .send(
+            reqwest::Method::PUT,
+            "/api/v1/policies",
+            &json!({"text": text, "activate": false, "note": "stricter small refunds"}),
+        )
+        .await;
+    assert_eq!(r.status(), 200, "{}", r.text().await.unwrap());
+    let mut d = json!({"id": "stricter-refunds", "name": "Stricter small refunds", "owner": "risk-lead", "kind": "policy",
+        "target": "9", "arms": [{"key": "current"}, {"key": "candidate"}], "metric": {"event": "Ticket Opened"}});
+    let (s, b) = post(&app, "/api/v1/experiments", d.clone()).await;
+    assert_eq!(
+        (s, b["code"].as_str()),
+        (422, Some("invalid_definition")),
+        "{b}"
+    );
+    d["target"] = json!("2");
+    assert_eq!(post(&app, "/api/v1/experiments", d).await.0, 201);
+    assert_eq!(
+        post(
+            &app,
+            "/api/v1/experiments/stricter-refunds/status",
+            json!({"status": "running"})
+        )
+        .await
+        .0,
+        200
+    );
+    let ask = |c: String| json!({"agent": "billing-bot", "action": "refund", "customer": c, "context": {"amount": 30}});
+    let mut seen = std::collections::HashMap::<i64, Vec<String>>::new();
+    for i in 0..40 {
+        let (s, b) = post(&app, "/api/v1/decisions", ask(format!("user_id:r-{i}"))).await;
+        assert_eq!(s, 200, "{b}");
+        let v = b["policy_version"].as_i64().unwrap();
+        let want = if v == 2 { "review" } else { "allow" };
+        assert_eq!(b["decision"], want, "{b}");
+        seen.entry(v).or_default().push(format!("user_id:r-{i}"));
+    }
+    assert!(
+        seen.get(&1).is_some_and(|v| v.len() > 5) && seen.get(&2).is_some_and(|v| v.len() > 5),
+        "{seen:?}"
+    );
+    let assign = |c: &str| json!({"customer": c});
+    for c in &seen[&2] {
+        let (_, a) = post(
+            &app,
+            "/api/v1/experiments/stricter-refunds/assign",
+            assign(c),
+        )
+        .await;
+        assert_eq!(
+            a["arm"], "candidate",
+            "the decision path and assignment agree"
+        );
+    }
+    let r = app
+        .get_json("/api/v1/experiments/stricter-refunds/results")
+        .await;
+    assert_eq!(r["units"], 40, "every asked customer was exposed: {r}");
+    // rolled back: the active version decides for everyone (the rollout cache lives 2 s)
+    let (s, _) = post(
+        &app,
+        "/api/v1/experiments/stricter-refunds/status",
+        json!({"status": "rolled_back", "reason": "too many reviews"}),
+    )
+    .await;
+    assert_eq!(s, 200);
+    tokio::time::sleep(std::time::Duration::from_millis(2100)).await;
+    let (_, b) = post(&app, "/api/v1/decisions", ask(seen[&2][0].clone())).await;
+    assert_eq!(
+        (b["policy_version"].as_i64(), b["decision"].as_str()),
+        (Some(1), Some("allow")),
+        "{b}"
+    );
+    app.stop().await;
+}
+
+#[tokio::test]
+async fn policy_rollout_on_sqlite() {
+    policy_rollout(Backend::Sqlite).await;
+}
+
+#[tokio::test]
+async fn policy_rollout_on_postgres() {
+    policy_rollout(Backend::Postgres).await;
+}
+
 fn tenant_of(store: &std::sync::Arc<dyn cxm_store::Store>) -> String {
     store.list_tenants().unwrap()[0].id.clone()
 }

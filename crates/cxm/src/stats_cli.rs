@@ -321,6 +321,7 @@ pub fn eval(data: &Path, assert: bool) -> anyhow::Result<Value> {
     // power is 0.8 − 2.0e-9 (scipy's non-central t agrees with ours there to 1e-14), so the
     // reference n sits 5e-9 (relative) from the exact root. We solve to the root and hold
     // the comparison to 1e-8 instead, and check the power at both points.
+    let worst_but_documented = c.worst;
     let n_t = abtest::solve_n(|n| abtest::t_power(0.2, n, alpha), 0.8)?;
     let their_n = num(&power["ttest_n_per_arm_d0.2"]);
     c.cmp("t-test power n per arm", n_t, their_n, 1e-8);
@@ -335,6 +336,7 @@ pub fn eval(data: &Path, assert: bool) -> anyhow::Result<Value> {
         "reference": "statsmodels 0.15.0 and gbstats 0.8.0",
         "values_compared": c.compared,
         "worst_relative_error": c.worst,
+        "worst_relative_error_except_documented": worst_but_documented,
         "normal_n_per_arm": n,
         "t_n_per_arm": n_t,
         "differs_by_definition": {"ttest_n_per_arm_d0.2": {"ours": n_t, "statsmodels": their_n,
