@@ -18,6 +18,7 @@ mod load;
 mod server;
 mod setup;
 mod stats_cli;
+mod value_cli;
 
 use std::io::Read;
 use std::path::PathBuf;
@@ -115,6 +116,12 @@ enum Cmd {
     /// Experiment statistics: compare two arms, size a test.
     #[command(subcommand)]
     Stats(stats_cli::StatsCmd),
+    /// Experiments and staged rollouts: create, start, move the rollout, read results.
+    #[command(subcommand)]
+    Experiment(value_cli::ExperimentCmd),
+    /// Customer equity: CLV, tiers, accounts.
+    #[command(subcommand)]
+    Equity(value_cli::EquityCmd),
     /// Agent authority policies (Cedar): show the matrix, apply, test against history, activate.
     #[command(subcommand)]
     Policy(agent_cli::PolicyCmd),
@@ -1010,6 +1017,8 @@ fn run(cli: Cli) -> anyhow::Result<()> {
             Ok(())
         }
         Cmd::Stats(ref cmd) => stats_cli::run(cmd),
+        Cmd::Experiment(ref c) => value_cli::experiment(settings()?.open_store()?.as_ref(), c),
+        Cmd::Equity(ref c) => value_cli::equity(settings()?.open_store()?.as_ref(), c),
         Cmd::Eval(EvalCmd::Ab { ref data, assert }) => {
             let dir = data.clone().unwrap_or_else(analyze::default_data_dir);
             println!(

@@ -1045,3 +1045,81 @@ fn retention_from_the_cli() {
     let shown = run_json(cxm(dir.path()).args(["retention", "show", "--tenant", tenant]));
     assert_eq!(shown, json!({}));
 }
+
+#[test]
+fn experiments_and_equity_from_the_cli() {
+    let dir = tempfile::tempdir().unwrap();
+    let t = run_json(cxm(dir.path()).args(["tenant", "create", "Acme", "--json"]));
+    let tenant = t["tenant_id"].as_str().unwrap();
+    let def = dir.path().join("exp.json");
+    std::fs::write(
+        &def,
+        r#"{"id": "welcome-mail", "name": "Welcome mail", "owner": "lifecycle", "kind": "journey",
+            "arms": [{"key": "control"}, {"key": "mail"}], "metric": {"event": "Activated"}}"#,
+    )
+    .unwrap();
+    let ok = |args: &[&str]| {
+        let out = cxm(dir.path()).args(args).output().unwrap();
+        assert!(
+            out.status.success(),
+            "{args:?}: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        String::from_utf8_lossy(&out.stdout).to_string()
+    };
+    let d = def.to_str().unwrap();
+    assert!(ok(&["experiment", "create", "--tenant", tenant, d]).contains("created welcome-mail"));
+    let out = cxm(dir.path())
+        .args(["experiment", "create", "--tenant", tenant, d])
+        .output()
+        .unwrap();
+    assert!(String::from_utf8_lossy(&out.stderr).contains("conflict"));
+    assert!(ok(&[
+        "experiment",
+        "status",
+        "--tenant",
+        tenant,
+        "welcome-mail",
+        "running"
+    ])
+    .contains("running at 100 %"));
+    assert!(ok(&[
+        "experiment",
+        "rollout",
+        "--tenant",
+        tenant,
+        "welcome-mail",
+        "20"
+    ])
+    .contains("rollout 20 %"));
+    let out = cxm(dir.path())
+        .args([
+            "experiment",
+            "rollout",
+            "--tenant",
+            tenant,
+            "welcome-mail",
+            "101",
+        ])
+        .output()
+        .unwrap();
+    assert!(String::from_utf8_lossy(&out.stderr).contains("between 0 and 100"));
+    let list = ok(&["experiment", "list", "--tenant", tenant]);
+    assert!(
+        list.contains("welcome-mail") && list.contains("running"),
+        "{list}"
+    );
+    let r = run_json(cxm(dir.path()).args([
+        "experiment",
+        "results",
+        "--tenant",
+        tenant,
+        "welcome-mail",
+        "--json",
+    ]));
+    assert_eq!(r["units"], 0);
+    assert!(r["warnings"].to_string().contains("no exposures yet"));
+    // no purchases: said, not fitted
+    let e = ok(&["equity", "show", "--tenant", tenant]);
+    assert!(e.contains("no value model yet"), "{e}");
+}
