@@ -15,7 +15,7 @@ use cxm_domain::survey::SurveyDefinition;
 use cxm_domain::Identifier;
 use cxm_store::{tier_of, Invitation, SurveyLink, TriggerEvent};
 
-use crate::error::{ApiResult, ErrorCode};
+use crate::error::{ApiError, ApiResult, ErrorCode};
 use crate::AppState;
 
 /// Events older than this when read never trigger an invitation.
@@ -53,13 +53,14 @@ async fn targeted(st: &AppState, tenant: &str) -> ApiResult<Vec<Targeted>> {
         .collect())
 }
 
-/// Who to invite for an event, and their tier: the customer's email when known (else their
-/// user id), and the tier (or plan) of their account or profile.
+/// Who to invite for an event, and their tiers: the customer's email when known (else their
+/// user id), the tier (or plan) of their account or profile, and their value tier when the
+/// value model has been computed.
 async fn customer_of(
     st: &AppState,
     tenant: &str,
     e: &TriggerEvent,
-) -> ApiResult<Option<(String, Option<String>)>> {
+) -> ApiResult<Option<(String, Option<String>, Option<String>)>> {
     let typed = match (&e.user_id, &e.anonymous_id) {
         (Some(u), _) => format!("user_id:{u}"),
         (None, Some(a)) => format!("anonymous_id:{a}"),
@@ -93,10 +94,20 @@ async fn customer_of(
                     }
                 }
             }
-            Ok(Some((who, tier.or_else(|| tier_of(&p.traits)))))
+            Ok(Some((who, tier.or_else(|| tier_of(&p.traits)), pid)))
         })
         .await
-        .map_err(Into::into)
+        .map_err(ApiError::from)
+        .map(|found: Option<(String, Option<String>, String)>| {
+            found.map(|(who, tier, pid)| {
+                let value_tier = st
+                    .equity
+                    .peek(tenant)
+                    .and_then(|c| crate::equity::value_of(&c, &pid))
+                    .map(|v| v.value.tier);
+                (who, tier, value_tier)
+            })
+        })
 }
 
 /// Reads the tenant's new events and records the invitations they trigger. Returns how many
@@ -145,10 +156,13 @@ pub async fn process_tenant(st: &AppState, tenant: &str) -> ApiResult<usize> {
                 if customer.is_none() {
                     customer = Some(customer_of(st, tenant, e).await?);
                 }
-                let Some(Some((who, tier))) = &customer else {
+                let Some(Some((who, tier, value_tier))) = &customer else {
                     break;
                 };
-                if !tg.matches(&e.name, &e.channel, tier.as_deref()) {
+                // a survey may target the account's tier or plan, or the customer's value tier
+                if !tg.matches(&e.name, &e.channel, tier.as_deref())
+                    && !tg.matches(&e.name, &e.channel, value_tier.as_deref())
+                {
                     continue;
                 }
                 if invite(st, tenant, s, e, who).await? {

@@ -124,6 +124,77 @@ async fn equity_from_orders(backend: Backend) {
     let r = app.get("/api/v1/customers/user_id:nobody/value").await;
     assert_eq!(r.status(), 404);
 
+    // a survey that targets the top value tier invites the top customer and not the other
+    let customers = e["top_customers"].as_array().unwrap();
+    let mut users = vec![];
+    for c in [
+        &customers[0],
+        customers.iter().find(|c| c["tier"] == "rest").unwrap(),
+    ] {
+        let p = app
+            .get_json(&format!(
+                "/api/v1/customers/{}",
+                c["customer"].as_str().unwrap()
+            ))
+            .await;
+        let id = p["identifiers"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|i| i["type"] == "user_id")
+            .unwrap()["value"]
+            .clone();
+        users.push(id.as_str().unwrap().to_string());
+    }
+    let (top_user, rest_user) = (users[0].clone(), users[1].clone());
+    let def = json!({"survey_id": "vip-care", "definition": {"name": "A word from our best customers",
+        "questions": [{"id": "csat", "type": "csat", "prompt": "How satisfied are you?"}],
+        "targeting": {"events": ["Support Call"], "tiers": ["top"]}}});
+    assert_eq!(
+        app.post("/api/v1/surveys", &app.secret_key, &def)
+            .await
+            .status(),
+        201
+    );
+    let (s, t) = (app.store.clone(), app.tenant.clone());
+    for _ in 0..200 {
+        let (s, t) = (s.clone(), t.clone());
+        if tokio::task::spawn_blocking(move || s.trigger_cursor(&t).unwrap())
+            .await
+            .unwrap()
+            .is_some()
+        {
+            break;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+    }
+    let calls = json!({"batch": [
+        {"type": "track", "userId": top_user, "event": "Support Call"},
+        {"type": "track", "userId": rest_user, "event": "Support Call"}
+    ]});
+    assert_eq!(app.batch(calls).await.status(), 200);
+    let mut invited = vec![];
+    for _ in 0..200 {
+        let l = app.get_json("/api/v1/surveys/invitations").await;
+        invited = l["invitations"].as_array().unwrap().clone();
+        if !invited.is_empty() {
+            break;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+    }
+    // give the worker time to (wrongly) invite the second one too
+    tokio::time::sleep(std::time::Duration::from_millis(1500)).await;
+    let invited = app.get_json("/api/v1/surveys/invitations").await["invitations"]
+        .as_array()
+        .unwrap()
+        .clone();
+    assert_eq!(invited.len(), 1, "{invited:?}");
+    assert_eq!(
+        invited[0]["identifier"],
+        format!("user_id:{top_user}"),
+        "{invited:?}"
+    );
+
     // bad settings
     for bad in [
         json!({"tiers": [{"name": "top", "share": 0.5}]}),
