@@ -541,6 +541,9 @@ pub struct AlertQuery {
 #[derive(Serialize, utoipa::ToSchema)]
 pub struct AlertList {
     pub alerts: Vec<Alert>,
+    /// The value tier of each alert's account (when the value model has one), so an inbox
+    /// can put the most valuable accounts first.
+    pub value_tiers: std::collections::BTreeMap<String, String>,
 }
 
 fn valid_status(s: &str) -> ApiResult<()> {
@@ -564,7 +567,7 @@ pub async fn list_alerts(
     if let Some(s) = q.status.as_deref() {
         valid_status(s)?;
     }
-    let t = p.tenant_id;
+    let t = p.tenant_id.clone();
     let owner = q.owner.clone();
     let limit = q.limit.unwrap_or(200).clamp(1, 1000);
     let alerts = st
@@ -578,8 +581,25 @@ pub async fn list_alerts(
         .into_iter()
         .filter(|a| q.owner.as_ref().is_none_or(|o| &a.owner == o))
         .take(limit as usize)
-        .collect();
-    Ok(Json(AlertList { alerts }))
+        .collect::<Vec<Alert>>();
+    let value_tiers = st
+        .equity
+        .peek(&p.tenant_id)
+        .map(|c| {
+            alerts
+                .iter()
+                .filter_map(|a| {
+                    c.account_tier
+                        .get(&a.group_id)
+                        .map(|t| (a.group_id.clone(), t.clone()))
+                })
+                .collect()
+        })
+        .unwrap_or_default();
+    Ok(Json(AlertList {
+        alerts,
+        value_tiers,
+    }))
 }
 
 #[utoipa::path(get, path = "/api/v1/alerts/{id}", tag = "health", params(("id" = i64, Path)),

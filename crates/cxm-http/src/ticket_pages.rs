@@ -178,13 +178,14 @@ async fn from_alert(
             .into_response();
     }
     let (t, actor) = (p.tenant_id.clone(), p.actor.clone());
+    let value = st.equity.peek(&t);
     let body = FromAlert {
         owner: form.owner,
         severity: form.severity,
         target_score: None,
     };
     match blocking(&st, move |s| {
-        tickets::ticket_from_alert(s, &t, id, &body, &actor)
+        tickets::ticket_from_alert(s, &t, id, &body, &actor, value.as_deref())
     })
     .await
     {

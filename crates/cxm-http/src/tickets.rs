@@ -77,6 +77,58 @@ fn text_ok(s: &str, max: usize) -> bool {
     !s.trim().is_empty() && s.chars().count() <= max
 }
 
+/// Raises a low or medium ticket one step when it affects a customer or account in the top
+/// value tier, and says so in its description. `value` is the tenant's computed equity, when
+/// there is one.
+pub fn raise_for_value(
+    store: &dyn Store,
+    tenant: &str,
+    value: Option<&crate::equity::Computed>,
+    t: &mut NewTicket,
+) -> ApiResult<()> {
+    let Some(c) = value.filter(|c| c.report.fitted) else {
+        return Ok(());
+    };
+    let Some(top) = c.report.tiers.first().map(|t| t.name.clone()) else {
+        return Ok(());
+    };
+    let mut why = t
+        .impact
+        .accounts
+        .iter()
+        .find(|a| c.account_tier.get(*a) == Some(&top))
+        .map(|a| format!("account {a} is in the {top} value tier"));
+    if why.is_none() {
+        for i in &t.impact.identifiers {
+            let Some(id) = cxm_domain::Identifier::parse_typed(i) else {
+                continue;
+            };
+            if let Some(p) = store.profile_for(tenant, &id)? {
+                if let Some(v) = crate::equity::value_of(c, &p).filter(|v| v.value.tier == top) {
+                    why = Some(format!("{i}: {}", v.value.reason));
+                    break;
+                }
+            }
+        }
+    }
+    let Some(why) = why else { return Ok(()) };
+    let raised = match t.severity {
+        Severity::Low => Severity::Medium,
+        Severity::Medium => Severity::High,
+        _ => return Ok(()),
+    };
+    t.description = format!(
+        "{}\n\nSeverity raised from {} to {}: {why}.",
+        t.description.trim_end(),
+        json(&t.severity).as_str().unwrap_or(""),
+        json(&raised).as_str().unwrap_or("")
+    )
+    .trim_start()
+    .to_string();
+    t.severity = raised;
+    Ok(())
+}
+
 /// Validates and stores a ticket, with the check's first verdict.
 pub fn open(store: &dyn Store, tenant: &str, t: &NewTicket, actor: &str) -> ApiResult<Ticket> {
     let mut row = build(store, tenant, t, actor)?;
@@ -277,8 +329,14 @@ pub async fn create(
     ApiJson(body): ApiJson<NewTicket>,
 ) -> ApiResult<(StatusCode, Json<TicketView>)> {
     not_viewer(&p)?;
+    let value = st.equity.peek(&p.tenant_id);
     let (t, actor) = (p.tenant_id, p.actor);
-    let row = blocking(&st, move |s| open(s, &t, &body, &actor)).await?;
+    let row = blocking(&st, move |s| {
+        let mut body = body;
+        raise_for_value(s, &t, value.as_deref(), &mut body)?;
+        open(s, &t, &body, &actor)
+    })
+    .await?;
     Ok((StatusCode::CREATED, Json(view(row))))
 }
 
@@ -686,17 +744,17 @@ pub fn ticket_from_alert(
     alert_id: i64,
     body: &FromAlert,
     actor: &str,
+    value: Option<&crate::equity::Computed>,
 ) -> ApiResult<Ticket> {
     let a = store
         .alert(tenant, alert_id)?
         .ok_or_else(|| ApiError::new(ErrorCode::NotFound, format!("no alert {alert_id}")))?;
     let (_, set) = crate::health::signal_set(store, tenant)?;
-    let t = open(
-        store,
-        tenant,
-        &alert_ticket(&a, body, set.bands.concerning_below),
-        actor,
-    )?;
+    let mut new = alert_ticket(&a, body, set.bands.concerning_below);
+    if body.severity.is_none() {
+        raise_for_value(store, tenant, value, &mut new)?;
+    }
+    let t = open(store, tenant, &new, actor)?;
     if a.status == "open" {
         store.set_alert_status(tenant, alert_id, "acknowledged", actor)?;
     }
@@ -904,8 +962,12 @@ pub async fn from_alert(
     ApiJson(body): ApiJson<FromAlert>,
 ) -> ApiResult<(StatusCode, Json<TicketView>)> {
     not_viewer(&p)?;
+    let value = st.equity.peek(&p.tenant_id);
     let (t, actor) = (p.tenant_id, p.actor);
-    let row = blocking(&st, move |s| ticket_from_alert(s, &t, id, &body, &actor)).await?;
+    let row = blocking(&st, move |s| {
+        ticket_from_alert(s, &t, id, &body, &actor, value.as_deref())
+    })
+    .await?;
     Ok((StatusCode::CREATED, Json(view(row))))
 }
 

@@ -195,6 +195,24 @@ async fn equity_from_orders(backend: Backend) {
         "{invited:?}"
     );
 
+    // a ticket naming a top-tier customer is raised a step, and says why; others are not
+    for (user, want) in [(&top_user, "high"), (&rest_user, "medium")] {
+        let r = app.post("/api/v1/tickets", &app.secret_key, &json!({"title": "checkout fails", "owner": "web-lead", "severity": "medium",
+            "source": {"kind": "manual"}, "check": {"kind": "csat_recovers", "accounts": ["acct-1"], "percent": 80, "days": 30, "min_answers": 1},
+            "impact": {"customers": 1, "identifiers": [format!("user_id:{user}")]}})).await;
+        assert_eq!(r.status(), 201);
+        let t: Value = r.json().await.unwrap();
+        assert_eq!(t["severity"], want, "{t}");
+        assert_eq!(
+            t["description"]
+                .as_str()
+                .unwrap_or("")
+                .contains("raised from medium to high"),
+            want == "high",
+            "{t}"
+        );
+    }
+
     // bad settings
     for bad in [
         json!({"tiers": [{"name": "top", "share": 0.5}]}),

@@ -1275,7 +1275,8 @@ fn demo_tickets(store: &dyn cxm_store::Store, tenant: &str) -> anyhow::Result<()
         target_score: None,
     };
     for (i, a) in at_risk.enumerate() {
-        let t = tickets::ticket_from_alert(store, tenant, a.id, &owner, "demo").map_err(api)?;
+        let t =
+            tickets::ticket_from_alert(store, tenant, a.id, &owner, "demo", None).map_err(api)?;
         if i == 0 {
             for s in ["in_progress", "fix_shipped"] {
                 tickets::change_state(store, tenant, t.id, s, Some("demo"), "demo").map_err(api)?;
