@@ -850,8 +850,57 @@ pub fn compute_results(
             u.profiles.push(p);
         }
     }
-    let units: Vec<UnitRow> = by_unit.into_values().collect();
+    // exposures sent as `Experiment Viewed` events by SDKs that assign on their own
     let mut warnings = vec![];
+    let (mut unknown_variation, mut crossovers) = (0usize, 0usize);
+    if d.unit == exp::Unit::Customer {
+        let upto = store.max_event_seq()?;
+        let mut after = 0;
+        loop {
+            let page = store.experiment_views(tenant, id, after, upto, 10_000)?;
+            let Some(last) = page.last() else { break };
+            after = last.seq;
+            for v in page {
+                let Some(arm) = v.variation.filter(|a| arms.contains(a)) else {
+                    unknown_variation += 1;
+                    continue;
+                };
+                let who = match (&v.user_id, &v.anonymous_id) {
+                    (Some(u), _) => Identifier::parse(IdentifierKind::UserId, u),
+                    (None, Some(a)) => Identifier::parse(IdentifierKind::AnonymousId, a),
+                    _ => None,
+                };
+                let Some(who) = who else { continue };
+                let unit = format!("{}:{}", who.kind.as_string(), who.value);
+                let u = by_unit.entry(unit).or_insert(UnitRow {
+                    arm: arm.clone(),
+                    first_at_ms: v.ts_ms,
+                    profiles: vec![],
+                });
+                if u.arm != arm {
+                    crossovers += 1;
+                }
+                u.first_at_ms = u.first_at_ms.min(v.ts_ms);
+                if let Some(p) = v.profile_id {
+                    if !u.profiles.contains(&p) {
+                        u.profiles.push(p);
+                    }
+                }
+            }
+        }
+    }
+    if unknown_variation > 0 {
+        warnings.push(format!(
+            "{unknown_variation} Experiment Viewed events named a variation_id that is not an arm ({}); they were left out",
+            arms.join(", ")
+        ));
+    }
+    if crossovers > 0 {
+        warnings.push(format!(
+            "{crossovers} views showed a customer another arm than their first; each customer counts in their first arm"
+        ));
+    }
+    let units: Vec<UnitRow> = by_unit.into_values().collect();
     let metrics: Vec<&MetricDef> = std::iter::once(&d.metric)
         .chain(d.guardrails.iter().map(|g| &g.metric))
         .collect();

@@ -576,6 +576,76 @@ async fn policy_rollout_on_postgres() {
     policy_rollout(Backend::Postgres).await;
 }
 
+/// SDKs that assign on their own report `Experiment Viewed` events; those are exposures too.
+async fn sdk_exposure_events(backend: Backend) {
+    let Some(app) = TestApp::spawn_with(backend, HttpConfig::default()).await else {
+        return;
+    };
+    let d = json!({"id": "hero-banner", "name": "Hero banner", "owner": "web", "kind": "journey",
+        "arms": [{"key": "control"}, {"key": "banner"}], "metric": {"event": "Signed Up"}});
+    assert_eq!(post(&app, "/api/v1/experiments", d).await.0, 201);
+    let mut batch = vec![];
+    let mut signed = [0u64; 2];
+    for i in 0..20 {
+        let arm = if i % 2 == 0 { "control" } else { "banner" };
+        batch.push(json!({"type": "track", "anonymousId": format!("anon-{i}"), "event": "Experiment Viewed",
+            "properties": {"experiment_id": "hero-banner", "variation_id": arm}}));
+        if i % 4 < 2 && (arm == "banner" || i % 8 == 0) {
+            batch.push(
+                json!({"type": "track", "anonymousId": format!("anon-{i}"), "event": "Signed Up"}),
+            );
+            signed[i % 2] += 1;
+        }
+    }
+    batch.push(
+        json!({"type": "track", "anonymousId": "anon-x", "event": "Experiment Viewed",
+        "properties": {"experiment_id": "hero-banner", "variation_id": "purple"}}),
+    );
+    batch.push(
+        json!({"type": "track", "anonymousId": "anon-y", "event": "Experiment Viewed",
+        "properties": {"experiment_id": "another-test", "variation_id": "control"}}),
+    );
+    assert_eq!(app.batch(json!({ "batch": batch })).await.status(), 200);
+    let r = app
+        .get_json("/api/v1/experiments/hero-banner/results")
+        .await;
+    assert_eq!(r["units"], 20, "{r}");
+    assert_eq!(
+        (
+            r["arms"][0]["units"].as_u64(),
+            r["arms"][1]["units"].as_u64()
+        ),
+        (Some(10), Some(10))
+    );
+    let c = &r["primary"]["comparisons"][0];
+    assert!(
+        (c["control_rate"].as_f64().unwrap() - signed[0] as f64 / 10.0).abs() < 1e-12,
+        "{c}"
+    );
+    assert!(
+        (c["rate"].as_f64().unwrap() - signed[1] as f64 / 10.0).abs() < 1e-12,
+        "{c}"
+    );
+    assert!(
+        r["warnings"]
+            .to_string()
+            .contains("variation_id that is not an arm"),
+        "{}",
+        r["warnings"]
+    );
+    app.stop().await;
+}
+
+#[tokio::test]
+async fn sdk_exposures_on_sqlite() {
+    sdk_exposure_events(Backend::Sqlite).await;
+}
+
+#[tokio::test]
+async fn sdk_exposures_on_postgres() {
+    sdk_exposure_events(Backend::Postgres).await;
+}
+
 fn tenant_of(store: &std::sync::Arc<dyn cxm_store::Store>) -> String {
     store.list_tenants().unwrap()[0].id.clone()
 }

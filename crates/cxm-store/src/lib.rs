@@ -637,6 +637,15 @@ pub trait Store: Send + Sync + 'static {
     ) -> Result<Vec<AmountEvent>>;
 
     // experiments
+    /// `Experiment Viewed` events in `(after, upto]` whose `experiment_id` is `experiment`.
+    fn experiment_views(
+        &self,
+        tenant: &str,
+        experiment: &str,
+        after: i64,
+        upto: i64,
+        limit: u32,
+    ) -> Result<Vec<ViewEvent>>;
     /// Creates or replaces an experiment row (the caller keeps the history).
     fn save_experiment(&self, tenant: &str, e: &StoredExperiment) -> Result<()>;
     fn experiment(&self, tenant: &str, id: &str) -> Result<Option<StoredExperiment>>;

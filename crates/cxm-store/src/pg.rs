@@ -1795,6 +1795,34 @@ impl Store for PgStore {
         })
     }
 
+    fn experiment_views(
+        &self,
+        tenant: &str,
+        experiment: &str,
+        after: i64,
+        upto: i64,
+        limit: u32,
+    ) -> Result<Vec<ViewEvent>> {
+        let limit = i64::from(limit);
+        self.tx(|g| {
+            Ok(g.all(
+                "SELECT e.seq, e.user_id, e.anonymous_id, COALESCE(iu.profile_id, ia.profile_id), e.ts,
+                   p.props ->> 'variation_id'
+                 FROM events e
+                   CROSS JOIN LATERAL (SELECT (e.payload::jsonb) -> 'properties' AS props) p
+                   LEFT JOIN identifiers iu ON iu.tenant_id = e.tenant_id AND iu.kind = 'user_id' AND iu.value = e.user_id
+                   LEFT JOIN identifiers ia ON ia.tenant_id = e.tenant_id AND ia.kind = 'anonymous_id' AND ia.value = e.anonymous_id
+                 WHERE e.tenant_id = $3 AND e.name = 'Experiment Viewed' AND e.seq > $1 AND e.seq <= $2
+                   AND p.props ->> 'experiment_id' = $4
+                 ORDER BY e.seq LIMIT $5",
+                &[&after, &upto, &tenant, &experiment, &limit],
+            )?
+            .iter()
+            .map(|r| ViewEvent { seq: r.get(0), user_id: r.get(1), anonymous_id: r.get(2), profile_id: r.get(3), ts_ms: r.get(4), variation: r.get(5) })
+            .collect())
+        })
+    }
+
     fn save_experiment(&self, tenant: &str, e: &StoredExperiment) -> Result<()> {
         self.tx(|g| {
             g.exec(

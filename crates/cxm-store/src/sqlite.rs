@@ -1910,6 +1910,34 @@ impl Store for SqliteStore {
         })
     }
 
+    fn experiment_views(
+        &self,
+        tenant: &str,
+        experiment: &str,
+        after: i64,
+        upto: i64,
+        limit: u32,
+    ) -> Result<Vec<ViewEvent>> {
+        self.read(|c| {
+            let mut st = c.prepare_cached(
+                "SELECT e.seq, e.user_id, e.anonymous_id, COALESCE(iu.profile_id, ia.profile_id), e.ts,
+                   CAST(json_extract(e.payload, '$.properties.variation_id') AS TEXT)
+                 FROM events e
+                   LEFT JOIN identifiers iu ON iu.tenant_id = e.tenant_id AND iu.kind = 'user_id' AND iu.value = e.user_id
+                   LEFT JOIN identifiers ia ON ia.tenant_id = e.tenant_id AND ia.kind = 'anonymous_id' AND ia.value = e.anonymous_id
+                 WHERE e.tenant_id = ?3 AND e.name = 'Experiment Viewed' AND e.seq > ?1 AND e.seq <= ?2
+                   AND CAST(json_extract(e.payload, '$.properties.experiment_id') AS TEXT) = ?4
+                 ORDER BY e.seq LIMIT ?5",
+            )?;
+            let rows = st
+                .query_map(params![after, upto, tenant, experiment, limit], |r| {
+                    Ok(ViewEvent { seq: r.get(0)?, user_id: r.get(1)?, anonymous_id: r.get(2)?, profile_id: r.get(3)?, ts_ms: r.get(4)?, variation: r.get(5)? })
+                })?
+                .collect::<Result<Vec<_>, _>>()?;
+            Ok(rows)
+        })
+    }
+
     fn save_experiment(&self, tenant: &str, e: &StoredExperiment) -> Result<()> {
         self.write(|tx| {
             tx.execute(

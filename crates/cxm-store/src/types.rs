@@ -1063,3 +1063,15 @@ pub struct AmountEvent {
     pub ts_ms: i64,
     pub amount: Option<String>,
 }
+
+/// An `Experiment Viewed` event (the Segment and GrowthBook convention): who saw which
+/// variation of an experiment, and when.
+#[derive(Debug, Clone, PartialEq)]
+pub struct ViewEvent {
+    pub seq: i64,
+    pub user_id: Option<String>,
+    pub anonymous_id: Option<String>,
+    pub profile_id: Option<String>,
+    pub ts_ms: i64,
+    pub variation: Option<String>,
+}
