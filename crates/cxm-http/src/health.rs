@@ -295,6 +295,17 @@ pub fn backtest(
 /// Brings one tenant's facts up to date (bounded) and rescores when anything moved or when
 /// `force`.
 pub fn upkeep(store: &dyn Store, tenant: &str, force: bool) -> ApiResult<Option<Recomputed>> {
+    upkeep_with(store, tenant, force, None)
+}
+
+/// [`upkeep`] with the tenant's value model, which the ticket rules use to raise tickets
+/// about top-tier accounts.
+pub fn upkeep_with(
+    store: &dyn Store,
+    tenant: &str,
+    force: bool,
+    value: Option<&crate::equity::Computed>,
+) -> ApiResult<Option<Recomputed>> {
     let mut moved = 0;
     for _ in 0..100 {
         let n = advance_facts(store, tenant)?;
@@ -305,7 +316,7 @@ pub fn upkeep(store: &dyn Store, tenant: &str, force: bool) -> ApiResult<Option<
     }
     if moved > 0 || force {
         let r = recompute(store, tenant, Utc::now())?;
-        crate::tickets::apply_rules(store, tenant)?;
+        crate::tickets::apply_rules_with(store, tenant, value)?;
         crate::tickets::sweep_sla(store, tenant, Utc::now().timestamp_millis())?;
         return Ok(Some(r));
     }
@@ -327,7 +338,12 @@ pub async fn health_worker(state: Arc<AppState>) {
                 .get(&t.id)
                 .is_none_or(|at| at.elapsed() > Duration::from_secs(600));
             let id = t.id.clone();
-            match blocking(&state, move |s| upkeep(s, &id, force)).await {
+            let value = state.equity.peek(&id);
+            match blocking(&state, move |s| {
+                upkeep_with(s, &id, force, value.as_deref())
+            })
+            .await
+            {
                 Ok(Some(r)) => {
                     last_full.insert(t.id.clone(), Instant::now());
                     if r.alerts_opened > 0 {

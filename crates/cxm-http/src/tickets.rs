@@ -811,6 +811,16 @@ pub fn rules(store: &dyn Store, tenant: &str) -> ApiResult<TicketRules> {
 /// Opens the tickets the rules call for; a rule opens at most one unclosed ticket per account
 /// or theme. Returns how many were opened.
 pub fn apply_rules(store: &dyn Store, tenant: &str) -> ApiResult<usize> {
+    apply_rules_with(store, tenant, None)
+}
+
+/// [`apply_rules`] with the tenant's value model, so rule tickets about top-tier accounts are
+/// raised a step like any other.
+pub fn apply_rules_with(
+    store: &dyn Store,
+    tenant: &str,
+    value: Option<&crate::equity::Computed>,
+) -> ApiResult<usize> {
     let rules = rules(store, tenant)?;
     let mut opened = 0;
     let today = Utc::now().date_naive();
@@ -831,7 +841,8 @@ pub fn apply_rules(store: &dyn Store, tenant: &str) -> ApiResult<usize> {
             .iter()
             .filter(|a| a.kind == "at_risk" && !ticketed.contains(&a.id))
         {
-            let t = alert_ticket(a, &body, set.bands.concerning_below);
+            let mut t = alert_ticket(a, &body, set.bands.concerning_below);
+            raise_for_value(store, tenant, value, &mut t)?;
             if open_once(store, tenant, &t, &format!("at_risk:{}", a.group_id))?.is_some() {
                 store.set_alert_status(tenant, a.id, "acknowledged", "cxm")?;
                 opened += 1;
@@ -844,7 +855,7 @@ pub fn apply_rules(store: &dyn Store, tenant: &str) -> ApiResult<usize> {
             if acc.arr < r.min_arr || !acc.days.iter().any(|d| d.low_scores > 0) {
                 continue;
             }
-            let t = NewTicket {
+            let mut t = NewTicket {
                 title: format!("Detractor at {} (ARR {:.0})", acc.name, acc.arr),
                 description: "Opened by the large-account detractor rule: a detractor NPS or CSAT ≤ 2 in the last 7 days.".into(),
                 owner: r.target.owner.clone(),
@@ -854,6 +865,7 @@ pub fn apply_rules(store: &dyn Store, tenant: &str) -> ApiResult<usize> {
                 impact: Impact { accounts: vec![acc.group_id.clone()], arr: acc.arr, ..Impact::default() },
                 sla_hours: None,
             };
+            raise_for_value(store, tenant, value, &mut t)?;
             if open_once(store, tenant, &t, &format!("detractor:{}", acc.group_id))?.is_some() {
                 opened += 1;
             }

@@ -213,6 +213,61 @@ async fn equity_from_orders(backend: Backend) {
         );
     }
 
+    // the large-account detractor rule raises its ticket for a top-tier account, not others
+    let accounts = e["top_accounts"].as_array().unwrap();
+    let top_acct = accounts[0]["account"].as_str().unwrap().to_string();
+    let rest_acct = accounts.iter().find(|a| a["tier"] == "rest").unwrap()["account"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    let mut batch = vec![];
+    let mut answers = vec![];
+    for (i, acct) in [&top_acct, &rest_acct].iter().enumerate() {
+        let user = format!("critic-{i}");
+        batch.push(json!({"type": "group", "userId": user, "groupId": acct, "traits": {"name": acct, "arr": 90000}}));
+        answers.push(json!({"response_id": format!("d-{i}"), "question": "nps", "type": "nps", "value": 1, "identifier": format!("user_id:{user}")}));
+    }
+    assert_eq!(app.batch(json!({ "batch": batch })).await.status(), 200);
+    let r = app
+        .post(
+            "/api/v1/feedback",
+            &app.write_key,
+            &json!({ "answers": answers }),
+        )
+        .await;
+    assert_eq!(r.status(), 200);
+    let rules = json!({"large_account_detractors": {"min_arr": 50000.0, "owner": "cs-lead", "severity": "medium"}});
+    assert_eq!(
+        app.send(reqwest::Method::PUT, "/api/v1/ticket-rules", &rules)
+            .await
+            .status(),
+        200
+    );
+    let (store, tenant) = (app.store.clone(), app.tenant.clone());
+    tokio::task::spawn_blocking(move || {
+        let now = chrono::Utc::now().timestamp_millis();
+        let value = cxm_http::equity::compute(store.as_ref(), &tenant, now).unwrap();
+        cxm_http::health::upkeep_with(store.as_ref(), &tenant, true, Some(&value)).unwrap()
+    })
+    .await
+    .unwrap();
+    let list = app.get_json("/api/v1/tickets").await;
+    let sev = |acct: &str| {
+        list["tickets"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|t| {
+                t["title"]
+                    .as_str()
+                    .unwrap()
+                    .contains(&format!("Detractor at {acct} "))
+            })
+            .map(|t| t["severity"].as_str().unwrap().to_string())
+    };
+    assert_eq!(sev(&top_acct).as_deref(), Some("high"), "{list}");
+    assert_eq!(sev(&rest_acct).as_deref(), Some("medium"), "{list}");
+
     // bad settings
     for bad in [
         json!({"tiers": [{"name": "top", "share": 0.5}]}),
