@@ -8,27 +8,31 @@ use cxm_analytics::clv::{self, Rfm};
 use cxm_analytics::equity;
 use serde_json::{json, Value};
 
-/// Reads a (frequency, recency, T) summary CSV: columns named frequency/x, recency/t_x, T.
-pub fn read_summary(path: &Path) -> anyhow::Result<Vec<Rfm>> {
+/// Reads numeric columns of a CSV, each found by any of its accepted names; errors name the
+/// file, the row and the column.
+fn numeric_columns<const N: usize>(
+    path: &Path,
+    names: [&[&str]; N],
+) -> anyhow::Result<Vec<[f64; N]>> {
     let mut r =
         csv::Reader::from_path(path).with_context(|| format!("cannot read {}", path.display()))?;
     let headers = r.headers()?.clone();
-    let col = |names: &[&str]| {
-        headers
+    let mut cols = [0usize; N];
+    for (c, accepted) in cols.iter_mut().zip(names) {
+        *c = headers
             .iter()
-            .position(|h| names.contains(&h.trim()))
-            .with_context(|| format!("{} has no {} column", path.display(), names.join(" or ")))
-    };
-    let (fx, ftx, ft) = (
-        col(&["frequency", "x"])?,
-        col(&["recency", "t_x"])?,
-        col(&["T", "t"])?,
-    );
+            .position(|h| accepted.contains(&h.trim()))
+            .with_context(|| {
+                format!("{} has no {} column", path.display(), accepted.join(" or "))
+            })?;
+    }
     let mut out = vec![];
     for (i, row) in r.records().enumerate() {
         let row = row?;
-        let num = |c: usize| -> anyhow::Result<f64> {
-            row.get(c)
+        let mut values = [0.0; N];
+        for (v, &c) in values.iter_mut().zip(&cols) {
+            *v = row
+                .get(c)
                 .unwrap_or("")
                 .trim()
                 .parse::<f64>()
@@ -38,64 +42,49 @@ pub fn read_summary(path: &Path) -> anyhow::Result<Vec<Rfm>> {
                         i + 2,
                         headers.get(c).unwrap_or("?")
                     )
-                })
-        };
-        let x = num(fx)?;
-        anyhow::ensure!(
-            x >= 0.0 && x.fract() == 0.0 && x < 1e6,
-            "row {}: frequency must be a whole number >= 0",
-            i + 2
-        );
-        out.push(Rfm {
-            x: x as u32,
-            t_x: num(ftx)?,
-            t: num(ft)?,
-        });
+                })?;
+        }
+        out.push(values);
     }
     Ok(out)
 }
 
-/// Reads repeat buyers' spend: frequency (or x) and the mean transaction value (monetary,
-/// monetary_value or zbar).
-pub fn read_spend(path: &Path) -> anyhow::Result<Vec<clv::Spend>> {
-    let mut r =
-        csv::Reader::from_path(path).with_context(|| format!("cannot read {}", path.display()))?;
-    let headers = r.headers()?.clone();
-    let col = |names: &[&str]| {
-        headers
-            .iter()
-            .position(|h| names.contains(&h.trim()))
-            .with_context(|| format!("{} has no {} column", path.display(), names.join(" or ")))
-    };
-    let (fx, fm) = (
-        col(&["frequency", "x"])?,
-        col(&["monetary_value", "monetary", "zbar"])?,
+/// A repeat-purchase count: a whole number from 0 up.
+fn count(x: f64, row: usize) -> anyhow::Result<u32> {
+    anyhow::ensure!(
+        x >= 0.0 && x.fract() == 0.0 && x < 1e6,
+        "row {}: frequency must be a whole number >= 0",
+        row + 2
     );
+    Ok(x as u32)
+}
+
+const FREQUENCY: &[&str] = &["frequency", "x"];
+
+/// Reads a (frequency, recency, T) summary CSV: columns named frequency/x, recency/t_x, T.
+pub fn read_summary(path: &Path) -> anyhow::Result<Vec<Rfm>> {
+    numeric_columns(path, [FREQUENCY, &["recency", "t_x"], &["T", "t"]])?
+        .into_iter()
+        .enumerate()
+        .map(|(i, [x, t_x, t])| {
+            Ok(Rfm {
+                x: count(x, i)?,
+                t_x,
+                t,
+            })
+        })
+        .collect()
+}
+
+/// Reads repeat buyers' spend: frequency (or x) and the mean transaction value (monetary,
+/// monetary_value or zbar); customers without repeat purchases are left out.
+pub fn read_spend(path: &Path) -> anyhow::Result<Vec<clv::Spend>> {
     let mut out = vec![];
-    for (i, row) in r.records().enumerate() {
-        let row = row?;
-        let num = |c: usize| -> anyhow::Result<f64> {
-            row.get(c)
-                .unwrap_or("")
-                .trim()
-                .parse::<f64>()
-                .with_context(|| {
-                    format!(
-                        "row {}: column {} is not a number",
-                        i + 2,
-                        headers.get(c).unwrap_or("?")
-                    )
-                })
-        };
-        let x = num(fx)?;
-        anyhow::ensure!(
-            x >= 0.0 && x.fract() == 0.0 && x < 1e6,
-            "row {}: frequency must be a whole number >= 0",
-            i + 2
-        );
-        let mean = num(fm)?;
-        if x > 0.0 {
-            out.push(clv::Spend { x: x as u32, mean });
+    let rows = numeric_columns(path, [FREQUENCY, &["monetary_value", "monetary", "zbar"]])?;
+    for (i, [x, mean]) in rows.into_iter().enumerate() {
+        let x = count(x, i)?;
+        if x > 0 {
+            out.push(clv::Spend { x, mean });
         }
     }
     Ok(out)
