@@ -12,20 +12,71 @@ pub const REPEAT_WINDOW_MS: i64 = 7 * 24 * 3_600_000;
 /// A stage without an SLA counts a customer as dropped off after this long without progress.
 pub const DEFAULT_STALL_HOURS: f64 = 30.0 * 24.0;
 
+/// What the state machine needs of a channel: whether it is the one of the last contact, and
+/// whether it is a conversation (a switch between conversations is a re-explanation). Stored
+/// positions hold the channel's name; a walk over the columnar log holds an interned id, so
+/// it moves millions of customers without allocating.
+pub trait Channel: Clone + PartialEq {
+    fn conversational(&self) -> bool;
+}
+
+impl Channel for String {
+    fn conversational(&self) -> bool {
+        conversational(self)
+    }
+}
+
+/// An interned channel: its number in a walk's dictionary and whether it is conversational.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct ChannelId {
+    pub id: u16,
+    pub conversational: bool,
+}
+
+impl ChannelId {
+    pub fn new(id: u16, name: &str) -> ChannelId {
+        ChannelId {
+            id,
+            conversational: conversational(name),
+        }
+    }
+}
+
+impl Channel for ChannelId {
+    fn conversational(&self) -> bool {
+        self.conversational
+    }
+}
+
 /// One customer's place in one journey.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-pub struct Position {
+pub struct Position<C = String> {
     /// Stage index in the definition.
     pub stage: usize,
     pub entered_ms: i64,
     /// The stage's exit event has been seen; the customer waits for the next stage.
     pub done: bool,
     pub last_contact_ms: i64,
-    pub last_channel: String,
+    pub last_channel: C,
     /// Contacts on this stage's entry events again within [`REPEAT_WINDOW_MS`].
     pub repeats: u32,
     /// Those repeats that came on another conversational channel than the contact before.
     pub switches: u32,
+}
+
+impl<C> Position<C> {
+    /// The same position with its channel named by `f`.
+    pub fn map_channel<D>(self, f: impl FnOnce(C) -> D) -> Position<D> {
+        Position {
+            stage: self.stage,
+            entered_ms: self.entered_ms,
+            done: self.done,
+            last_contact_ms: self.last_contact_ms,
+            last_channel: f(self.last_channel),
+            repeats: self.repeats,
+            switches: self.switches,
+        }
+    }
 }
 
 /// The event fields a journey looks at.
@@ -67,16 +118,79 @@ impl Visit {
 }
 
 /// What one event did to one customer.
-#[derive(Debug, Clone, PartialEq, Default)]
-pub struct Step {
+#[derive(Debug, Clone, PartialEq)]
+pub struct Step<C = String> {
     /// The customer's position afterwards (unchanged when the event meant nothing here).
-    pub position: Option<Position>,
+    pub position: Option<Position<C>>,
     /// Visits that ended (two when moving into a last stage, which completes on arrival).
     pub closed: Vec<Visit>,
     /// A stage entered (a new visit), and whether it was entered going backwards.
     pub entered: Option<(usize, bool)>,
     /// The event was a repeat contact on the current stage.
     pub repeat: bool,
+}
+
+impl<C> Default for Step<C> {
+    fn default() -> Self {
+        Step {
+            position: None,
+            closed: vec![],
+            entered: None,
+            repeat: false,
+        }
+    }
+}
+
+/// A journey's stage graph worked out once for a walk: the walk order ([`ranks`]), each
+/// stage's successors, and which stages finish on arrival (a last stage with no exit event).
+#[derive(Debug, Clone)]
+pub struct Shape {
+    pub rank: Vec<usize>,
+    successors: Vec<Vec<usize>>,
+    finishes: Vec<bool>,
+}
+
+impl Shape {
+    pub fn of(def: &JourneyDefinition) -> Shape {
+        let successors: Vec<Vec<usize>> =
+            (0..def.stages.len()).map(|i| def.successors(i)).collect();
+        let finishes = successors
+            .iter()
+            .zip(&def.stages)
+            .map(|(next, s)| next.is_empty() && s.exit.is_empty())
+            .collect();
+        Shape {
+            rank: ranks(def),
+            successors,
+            finishes,
+        }
+    }
+}
+
+/// The stages one event name enters and the stages it exits.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Matches {
+    pub entry: Vec<usize>,
+    pub exit: Vec<usize>,
+}
+
+impl Matches {
+    pub fn of(def: &JourneyDefinition, name: &str) -> Matches {
+        let on = |list: &[String]| list.iter().any(|e| e == name);
+        Matches {
+            entry: (0..def.stages.len())
+                .filter(|i| on(&def.stages[*i].entry))
+                .collect(),
+            exit: (0..def.stages.len())
+                .filter(|i| on(&def.stages[*i].exit))
+                .collect(),
+        }
+    }
+
+    /// The name means nothing to the journey.
+    pub fn is_empty(&self) -> bool {
+        self.entry.is_empty() && self.exit.is_empty()
+    }
 }
 
 /// The order stages are meant to be walked in: position in a topological order of the
@@ -123,30 +237,46 @@ fn conversational(channel: &str) -> bool {
 /// Advances one customer by one event.
 pub fn step(
     def: &JourneyDefinition,
-    rank: &[usize],
+    shape: &Shape,
     pos: Option<&Position>,
     ev: JourneyEvent<'_>,
 ) -> Step {
-    // a last stage with no exit event is finished on arrival: reaching it completes the journey
-    let finishes =
-        |stage: usize| def.successors(stage).is_empty() && def.stages[stage].exit.is_empty();
+    step_matched(
+        shape,
+        pos,
+        &Matches::of(def, ev.name),
+        ev.ts_ms,
+        &ev.channel.to_string(),
+    )
+}
+
+/// [`step`] with the event's name already matched to stages: the whole state machine.
+pub fn step_matched<C: Channel>(
+    shape: &Shape,
+    pos: Option<&Position<C>>,
+    m: &Matches,
+    ts_ms: i64,
+    channel: &C,
+) -> Step<C> {
+    let rank = &shape.rank;
     let enter = |stage: usize, back: bool| {
-        let done = finishes(stage);
+        // a last stage with no exit event is finished on arrival: reaching it completes the journey
+        let done = shape.finishes[stage];
         Step {
             position: Some(Position {
                 stage,
-                entered_ms: ev.ts_ms,
+                entered_ms: ts_ms,
                 done,
-                last_contact_ms: ev.ts_ms,
-                last_channel: ev.channel.to_string(),
+                last_contact_ms: ts_ms,
+                last_channel: channel.clone(),
                 repeats: 0,
                 switches: 0,
             }),
             closed: if done {
                 vec![Visit {
                     stage,
-                    entered_ms: ev.ts_ms,
-                    left_ms: ev.ts_ms,
+                    entered_ms: ts_ms,
+                    left_ms: ts_ms,
                     outcome: Outcome::Completed,
                     to: None,
                     repeats: 0,
@@ -159,17 +289,14 @@ pub fn step(
             repeat: false,
         }
     };
-    let candidates: Vec<usize> = (0..def.stages.len())
-        .filter(|i| def.stages[*i].entry.iter().any(|e| e == ev.name))
-        .collect();
+    let candidates = &m.entry;
     let Some(p) = pos else {
         return match candidates.iter().min_by_key(|i| rank[**i]) {
             Some(&j) => enter(j, false),
             None => Step::default(),
         };
     };
-    let here = &def.stages[p.stage];
-    let successors = def.successors(p.stage);
+    let successors = &shape.successors[p.stage];
     let mine = rank[p.stage];
     let forward = candidates
         .iter()
@@ -184,14 +311,14 @@ pub fn step(
                 .min_by_key(|j| rank[*j])
         });
     // an event that is both this stage's exit and a later stage's entry moves the customer on
-    if !p.done && forward.is_none() && here.exit.iter().any(|e| e == ev.name) {
+    if !p.done && forward.is_none() && m.exit.contains(&p.stage) {
         let mut next = p.clone();
         next.done = true;
         return Step {
             closed: vec![Visit {
                 stage: p.stage,
                 entered_ms: p.entered_ms,
-                left_ms: ev.ts_ms,
+                left_ms: ts_ms,
                 outcome: Outcome::Completed,
                 to: None,
                 repeats: p.repeats,
@@ -211,18 +338,18 @@ pub fn step(
             return enter(p.stage, false);
         }
         let mut next = p.clone();
-        let repeat = ev.ts_ms - p.last_contact_ms <= REPEAT_WINDOW_MS;
+        let repeat = ts_ms - p.last_contact_ms <= REPEAT_WINDOW_MS;
         if repeat {
             next.repeats += 1;
-            if ev.channel != p.last_channel
-                && conversational(ev.channel)
-                && conversational(&p.last_channel)
+            if *channel != p.last_channel
+                && channel.conversational()
+                && p.last_channel.conversational()
             {
                 next.switches += 1;
             }
         }
-        next.last_contact_ms = ev.ts_ms;
-        next.last_channel = ev.channel.to_string();
+        next.last_contact_ms = ts_ms;
+        next.last_channel = channel.clone();
         return Step {
             position: Some(next),
             closed: vec![],
@@ -246,7 +373,7 @@ pub fn step(
             Visit {
                 stage: p.stage,
                 entered_ms: p.entered_ms,
-                left_ms: ev.ts_ms,
+                left_ms: ts_ms,
                 outcome: if back {
                     Outcome::Looped
                 } else {
@@ -356,6 +483,20 @@ impl FeedbackTally {
         }
     }
 
+    /// Adds another tally (a walk split over threads adds its parts).
+    pub fn absorb(&mut self, o: &FeedbackTally) {
+        self.positive += o.positive;
+        self.neutral += o.neutral;
+        self.negative += o.negative;
+        self.promoters += o.promoters;
+        self.passives += o.passives;
+        self.detractors += o.detractors;
+        self.csat_top2 += o.csat_top2;
+        self.csat_n += o.csat_n;
+        self.ces_sum += o.ces_sum;
+        self.ces_n += o.ces_n;
+    }
+
     pub fn answers(&self) -> u64 {
         self.positive + self.neutral + self.negative
     }
@@ -435,6 +576,28 @@ impl StageStats {
         }
     }
 
+    /// Adds another stage's tallies (a walk split over threads adds its parts).
+    pub fn absorb(&mut self, o: &StageStats) {
+        self.entries += o.entries;
+        self.came_back += o.came_back;
+        self.advanced += o.advanced;
+        self.completed += o.completed;
+        self.looped += o.looped;
+        self.repeat_visits += o.repeat_visits;
+        self.repeat_contacts += o.repeat_contacts;
+        self.channel_switches += o.channel_switches;
+        if self.time.len() < o.time.len() {
+            self.time.resize(o.time.len(), 0);
+        }
+        for (a, b) in self.time.iter_mut().zip(&o.time) {
+            *a += b;
+        }
+        self.time_sum_hours += o.time_sum_hours;
+        self.within_target += o.within_target;
+        self.over_sla += o.over_sla;
+        self.feedback.absorb(&o.feedback);
+    }
+
     pub fn converted(&self) -> u64 {
         self.advanced + self.completed
     }
@@ -498,13 +661,13 @@ mod tests {
         def: &JourneyDefinition,
         events: &[(&str, i64, &str)],
     ) -> (Vec<Step>, Option<Position>) {
-        let rank = ranks(def);
+        let shape = Shape::of(def);
         let mut pos = None;
         let mut steps = vec![];
         for (name, ts, channel) in events {
             let s = step(
                 def,
-                &rank,
+                &shape,
                 pos.as_ref(),
                 JourneyEvent {
                     name,
@@ -565,7 +728,7 @@ mod tests {
         // a new contact after the journey finished starts a new run: not a loop back
         let again = step(
             &def,
-            &ranks(&def),
+            &Shape::of(&def),
             Some(&pos),
             JourneyEvent {
                 name: "Chat Started",

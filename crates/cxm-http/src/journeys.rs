@@ -2,7 +2,7 @@
 //! [`save`]), the worker pass that walks new events and answers through each journey
 //! ([`advance`]), and the metrics read from the stage tallies ([`metrics`]).
 
-use std::collections::HashSet;
+use std::collections::{HashMap, HashSet};
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -162,8 +162,12 @@ pub fn advance(
     cache: &mut Positions,
 ) -> ApiResult<usize> {
     let def = definition_of(j)?;
-    let rank = progress::ranks(&def);
+    let shape = progress::Shape::of(&def);
     let names = def.event_names();
+    let matches: HashMap<&str, progress::Matches> = names
+        .iter()
+        .map(|n| (n.as_str(), progress::Matches::of(&def, n)))
+        .collect();
     let cursor = store.journey_cursor(tenant, &j.journey_id, j.version)?;
     let head = store.max_event_seq()?;
     let mut stats: Vec<StageStats> = vec![StageStats::default(); def.stages.len()];
@@ -206,16 +210,10 @@ pub fn advance(
         let mut moved: HashSet<String> = HashSet::new();
         for e in &events {
             let Some(p) = &e.profile_id else { continue };
-            let s = progress::step(
-                &def,
-                &rank,
-                positions.get(p),
-                progress::JourneyEvent {
-                    name: &e.name,
-                    ts_ms: e.ts_ms,
-                    channel: &e.channel,
-                },
-            );
+            let Some(m) = matches.get(e.name.as_str()) else {
+                continue;
+            };
+            let s = progress::step_matched(&shape, positions.get(p), m, e.ts_ms, &e.channel);
             for v in s.closed {
                 let stage = &def.stages[v.stage];
                 stats[v.stage].close(&v, stage.target_hours, stage.sla_hours);
@@ -289,7 +287,7 @@ pub fn advance(
     Ok(read)
 }
 
-fn stage_answer(a: &cxm_store::JourneyAnswer) -> Option<StageAnswer> {
+pub(crate) fn stage_answer(a: &cxm_store::JourneyAnswer) -> Option<StageAnswer> {
     Some(match (a.field_type.as_str(), a.score, a.sentiment) {
         ("nps", Some(s), _) => StageAnswer::Nps(s),
         ("csat", Some(s), _) => StageAnswer::Csat(s),
@@ -299,11 +297,94 @@ fn stage_answer(a: &cxm_store::JourneyAnswer) -> Option<StageAnswer> {
     })
 }
 
+/// Writes the tenant's full blocks of the columnar log; returns how many events went in.
+pub fn compact(store: &dyn Store, tenant: &str) -> ApiResult<usize> {
+    let mut n = 0;
+    loop {
+        let k = store.compact_events(tenant, cxm_store::columns::BLOCK_EVENTS)?;
+        if k == 0 {
+            return Ok(n);
+        }
+        n += k;
+    }
+}
+
+/// The first pass of journeys never walked: one scan of the columnar log for all of them,
+/// each saved as its first pass (positions, visits, tallies and cursor). Journeys it could
+/// not save (another server got there) are left to the row walk. Returns the events read.
+fn first_passes(
+    store: &dyn Store,
+    tenant: &str,
+    fresh: &[StoredJourney],
+    caches: &mut HashMap<(String, i64), Positions>,
+) -> ApiResult<usize> {
+    let defs: Vec<(String, JourneyDefinition)> = fresh
+        .iter()
+        .map(|j| Ok((j.journey_id.clone(), definition_of(j)?)))
+        .collect::<ApiResult<_>>()?;
+    let scan = crate::journey_scan::scan(store, tenant, &defs, true)?;
+    for ((j, w), (_, def)) in fresh.iter().zip(&scan.journeys).zip(&defs) {
+        let positions: Vec<(String, progress::Position)> = w
+            .positions
+            .iter()
+            .map(|(p, pos)| (scan.profiles[*p as usize].clone(), scan.named(pos)))
+            .collect();
+        let out = JourneyProgress {
+            from: JourneyCursor::default(),
+            to: JourneyCursor {
+                event_seq: scan.through_seq,
+                feedback_id: scan.answers_through,
+            },
+            visits: w
+                .visits
+                .iter()
+                .map(|(p, v)| (scan.profiles[*p as usize].clone(), v.clone()))
+                .collect(),
+            stats: (0..def.stages.len())
+                .map(|i| (i, w.stats[i].clone()))
+                .collect(),
+            positions: positions.clone(),
+        };
+        if store.save_journey_progress(tenant, &j.journey_id, j.version, &out)? {
+            caches.insert(
+                (j.journey_id.clone(), j.version),
+                Positions {
+                    known: positions.into_iter().collect(),
+                    loaded: HashSet::new(),
+                    complete: true,
+                },
+            );
+        }
+    }
+    Ok(scan.events_read.max(1))
+}
+
+/// Whether a scan reads mostly blocks: the log after the tenant's last block is short (or
+/// the whole log is), so the rows it reads one by one fit in memory and take little time.
+pub fn scan_ready(store: &dyn Store, tenant: &str) -> ApiResult<bool> {
+    const ROW_TAIL: i64 = 1_000_000;
+    let head = store.max_event_seq()?;
+    Ok(head <= ROW_TAIL || head - store.event_blocks_head(tenant)? <= ROW_TAIL)
+}
+
 /// Brings one tenant's journeys up to date, a bounded number of passes per call.
 pub fn catch_up(store: &dyn Store, tenant: &str, max_passes: usize) -> ApiResult<usize> {
     let mut read = 0;
-    for j in store.list_journeys(tenant)? {
-        let mut cache = Positions::default();
+    let journeys = store.list_journeys(tenant)?;
+    let mut caches: HashMap<(String, i64), Positions> = HashMap::new();
+    let mut fresh = vec![];
+    for j in &journeys {
+        if store.journey_cursor(tenant, &j.journey_id, j.version)? == JourneyCursor::default() {
+            fresh.push(j.clone());
+        }
+    }
+    if !fresh.is_empty() && store.max_event_seq()? > 0 && scan_ready(store, tenant)? {
+        read += first_passes(store, tenant, &fresh, &mut caches)?;
+    }
+    for j in journeys {
+        let mut cache = caches
+            .remove(&(j.journey_id.clone(), j.version))
+            .unwrap_or_default();
         for _ in 0..max_passes {
             let n = advance(store, tenant, &j, &mut cache)?;
             read += n;
@@ -315,12 +396,38 @@ pub fn catch_up(store: &dyn Store, tenant: &str, max_passes: usize) -> ApiResult
     Ok(read)
 }
 
-/// Walks every tenant's journeys every two seconds.
+/// Walks every tenant's journeys every two seconds, and writes the columnar log's new
+/// blocks first.
 pub async fn journey_worker(state: Arc<AppState>) {
+    // the log head and the blocks' head after each tenant's last compaction: finding the
+    // next full block reads the rows after the blocks, so it waits until half a block more
+    // has arrived, unless the blocks were dropped (an erasure or a purge) meanwhile
+    let tried: Arc<std::sync::Mutex<HashMap<String, (i64, i64)>>> = Arc::default();
     loop {
-        let r = blocking(&state, |s| {
+        let tried = tried.clone();
+        let r = blocking(&state, move |s| {
             let mut read = 0;
+            let head = s.max_event_seq()?;
             for t in s.list_tenants()? {
+                let last = tried.lock().ok().and_then(|m| m.get(&t.id).copied());
+                let blocks_head = s.event_blocks_head(&t.id)?;
+                let due = last.is_none_or(|(at, blocks)| {
+                    blocks != blocks_head
+                        || head - at >= cxm_store::columns::BLOCK_EVENTS as i64 / 2
+                });
+                if due {
+                    match compact(s, &t.id) {
+                        Ok(_) => {
+                            let now = s.event_blocks_head(&t.id)?;
+                            if let Ok(mut m) = tried.lock() {
+                                m.insert(t.id.clone(), (head, now));
+                            }
+                        }
+                        Err(e) => {
+                            tracing::warn!(tenant = %t.id, error = %e.detail, "event compaction failed")
+                        }
+                    }
+                }
                 match catch_up(s, &t.id, 50) {
                     Ok(n) => read += n,
                     Err(e) => {
@@ -425,6 +532,8 @@ pub struct JourneyMetrics {
     pub processed_seq: i64,
     pub head_seq: i64,
     pub answers_through: i64,
+    /// `tallies` (kept by the worker) or `scan` (the whole log walked for this answer).
+    pub source: Source,
     pub score: Score,
     pub formula: String,
     pub stages: Vec<StageMetrics>,
@@ -448,27 +557,91 @@ pub fn metrics(
     now: DateTime<Utc>,
 ) -> ApiResult<JourneyMetrics> {
     let def = definition_of(j)?;
-    let rank = progress::ranks(&def);
+    let stall_cut = stall_cuts(&def, now);
+    let cursor: JourneyCursor = store.journey_cursor(tenant, &j.journey_id, j.version)?;
+    let head = store.max_event_seq()?;
+    // never walked yet (a new journey or version): measured from the columnar log at once
+    // rather than shown empty until the worker's first pass is saved
+    if cursor == JourneyCursor::default() && head > 0 && scan_ready(store, tenant)? {
+        let scan = crate::journey_scan::scan(
+            store,
+            tenant,
+            &[(j.journey_id.clone(), def.clone())],
+            false,
+        )?;
+        let w = &scan.journeys[0];
+        let stalled = crate::journey_scan::stalled(w, &stall_cut);
+        let cursor = JourneyCursor {
+            event_seq: scan.through_seq,
+            feedback_id: scan.answers_through,
+        };
+        return Ok(metrics_from(
+            &def,
+            j,
+            w.stats.clone(),
+            &stalled,
+            cursor,
+            head,
+            now,
+            Source::Scan,
+        ));
+    }
     let mut stats: Vec<StageStats> = vec![StageStats::default(); def.stages.len()];
     for (i, st) in store.journey_stats(tenant, &j.journey_id, j.version)? {
         if i < stats.len() {
             stats[i] = st;
         }
     }
+    let stalled = store.journey_stalled(tenant, &j.journey_id, j.version, &stall_cut)?;
+    Ok(metrics_from(
+        &def,
+        j,
+        stats,
+        &stalled,
+        cursor,
+        head,
+        now,
+        Source::Tallies,
+    ))
+}
+
+/// Per stage, the entry time before which a customer still in it has dropped off (or, with
+/// an SLA, is breaching it).
+fn stall_cuts(def: &JourneyDefinition, now: DateTime<Utc>) -> Vec<(usize, i64)> {
     let now_ms = now.timestamp_millis();
     let hours = |h: f64| (h * 3_600_000.0) as i64;
-    let stall_cut: Vec<(usize, i64)> = def
-        .stages
+    def.stages
         .iter()
         .enumerate()
         .map(|(i, s)| {
             let h = s.sla_hours.unwrap_or(progress::DEFAULT_STALL_HOURS);
             (i, now_ms - hours(h))
         })
-        .collect();
-    let stalled = store.journey_stalled(tenant, &j.journey_id, j.version, &stall_cut)?;
-    let cursor: JourneyCursor = store.journey_cursor(tenant, &j.journey_id, j.version)?;
-    let head = store.max_event_seq()?;
+        .collect()
+}
+
+/// Where a journey's figures came from.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, utoipa::ToSchema)]
+#[serde(rename_all = "snake_case")]
+pub enum Source {
+    /// The tallies the journey worker keeps (no event read).
+    Tallies,
+    /// A walk of the whole log just now: the worker has not saved its first pass yet.
+    Scan,
+}
+
+#[allow(clippy::too_many_arguments)]
+fn metrics_from(
+    def: &JourneyDefinition,
+    j: &StoredJourney,
+    stats: Vec<StageStats>,
+    stalled: &[u64],
+    cursor: JourneyCursor,
+    head: i64,
+    now: DateTime<Utc>,
+    source: Source,
+) -> JourneyMetrics {
+    let rank = progress::ranks(def);
     let mut flags = vec![];
     let stages: Vec<StageMetrics> = def
         .stages
@@ -538,7 +711,7 @@ pub fn metrics(
                     csat: pct(f.csat_top2, f.csat_n),
                     ces: (f.ces_n > 0).then(|| round2(f.ces_sum / f.ces_n as f64)),
                 },
-                score: jps::stage(&def, i, st, dropped),
+                score: jps::stage(def, i, st, dropped),
             }
         })
         .collect();
@@ -560,7 +733,7 @@ pub fn metrics(
             },
         );
     }
-    Ok(JourneyMetrics {
+    JourneyMetrics {
         journey_id: j.journey_id.clone(),
         version: j.version,
         name: def.name.clone(),
@@ -568,12 +741,13 @@ pub fn metrics(
         processed_seq: cursor.event_seq,
         head_seq: head,
         answers_through: cursor.feedback_id,
-        score: jps::journey(&def, &rank, &stats),
+        source,
+        score: jps::journey(def, &rank, &stats),
         formula: jps::FORMULA.to_string(),
         stages,
         review,
         flags,
-    })
+    }
 }
 
 // ---------------------------------------------------------------- API

@@ -17,6 +17,7 @@ pub mod health;
 pub mod health_pages;
 pub mod ingest;
 pub mod journey_pages;
+pub mod journey_scan;
 pub mod journeys;
 pub mod mailer;
 pub mod maturity;

@@ -90,6 +90,11 @@ pub(crate) fn erase(
         let sql = format!("DELETE FROM events WHERE tenant_id = ?1 AND {col} = ?2");
         add("events", db.exec(&sql, &[t(tenant), t(v)])?);
     }
+    // the columnar copy names the customer too: the tenant's blocks go and are written again
+    db.exec(
+        "DELETE FROM event_blocks WHERE tenant_id = ?1",
+        &[t(tenant)],
+    )?;
 
     // answers, and the theme quotes taken from them
     let mut answer_ids = BTreeSet::new();

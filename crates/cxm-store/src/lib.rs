@@ -5,6 +5,7 @@
 //! the blocking pool. Ingest goes through [`committer::Committer`], which gathers concurrent
 //! requests into one transaction (group commit) and answers each only after the commit.
 
+pub mod columns;
 pub mod committer;
 pub mod decision_log;
 mod erase;
@@ -587,6 +588,19 @@ pub trait Store: Send + Sync + 'static {
     // survey triggers
     /// The highest event sequence number in the store (all tenants): reading up to it is safe.
     fn max_event_seq(&self) -> Result<i64>;
+
+    // the columnar copy of the log (columns.rs)
+    /// The last event seq the tenant's blocks cover (0 when it has none).
+    fn event_blocks_head(&self, tenant: &str) -> Result<i64>;
+    /// Writes the tenant's next block of `block` named events (the server uses
+    /// [`columns::BLOCK_EVENTS`]) when that many are waiting after its blocks; returns how
+    /// many went in, 0 when nothing was written.
+    fn compact_events(&self, tenant: &str, block: usize) -> Result<usize>;
+    /// The tenant's blocks in log order.
+    fn event_blocks(&self, tenant: &str) -> Result<Vec<columns::EventBlock>>;
+    /// Every user and anonymous id of the tenant with its profile, keyed as blocks key
+    /// them ([`columns::user_key`], [`columns::anon_key`]).
+    fn identity_keys(&self, tenant: &str) -> Result<Vec<(String, String)>>;
     fn trigger_cursor(&self, tenant: &str) -> Result<Option<i64>>;
     fn set_trigger_cursor(&self, tenant: &str, seq: i64) -> Result<()>;
     /// The tenant's events in `(after, upto]` named one of `names`, oldest first.

@@ -41,6 +41,10 @@ const MIGRATIONS: &[(i64, &str)] = &[
         16,
         include_str!("../migrations/postgres/0016_experiments.sql"),
     ),
+    (
+        17,
+        include_str!("../migrations/postgres/0017_event_blocks.sql"),
+    ),
 ];
 const POOL_SIZE: usize = 8;
 
@@ -1097,6 +1101,80 @@ impl Store for PgStore {
                     .map(|r| r.get(0))
                     .unwrap_or(0),
             )
+        })
+    }
+
+    fn event_blocks_head(&self, tenant: &str) -> Result<i64> {
+        self.tx(|g| {
+            Ok(g.opt(
+                "SELECT COALESCE(MAX(last_seq), 0)::bigint FROM event_blocks WHERE tenant_id = $1",
+                &[&tenant],
+            )?
+            .map(|r| r.get(0))
+            .unwrap_or(0))
+        })
+    }
+
+    fn compact_events(&self, tenant: &str, block: usize) -> Result<usize> {
+        let head = self.event_blocks_head(tenant)?;
+        let limit = block.max(1) as i64;
+        let rows: Vec<crate::columns::LogColumns> = self.tx(|g| {
+            Ok(g.all(
+                "SELECT seq, user_id, anonymous_id, name, channel, ts FROM events
+                 WHERE tenant_id = $1 AND seq > $2 AND name IS NOT NULL ORDER BY seq LIMIT $3",
+                &[&tenant, &head, &limit],
+            )?
+            .iter()
+            .map(|r| crate::columns::LogColumns {
+                seq: r.get(0),
+                user_id: r.get(1),
+                anonymous_id: r.get(2),
+                name: r.get(3),
+                channel: r.get(4),
+                ts_ms: r.get(5),
+            })
+            .collect())
+        })?;
+        let (Some(first), Some(last)) = (rows.first(), rows.last()) else {
+            return Ok(0);
+        };
+        if rows.len() < block.max(1) {
+            return Ok(0);
+        }
+        let body = crate::columns::encode(&rows);
+        let (first, last, n) = (first.seq, last.seq, rows.len() as i64);
+        self.tx(|g| {
+            // written only onto the head it was read after: a purge or another server in
+            // between and this block is not written
+            let put = g.exec(
+                "INSERT INTO event_blocks (tenant_id, first_seq, last_seq, events, body)
+                 SELECT $1, $2, $3, $4, $5 WHERE COALESCE((SELECT MAX(last_seq) FROM event_blocks WHERE tenant_id = $1), 0) = $6
+                 ON CONFLICT DO NOTHING",
+                &[&tenant, &first, &last, &n, &body, &head],
+            )?;
+            Ok(if put == 1 { n as usize } else { 0 })
+        })
+    }
+
+    fn event_blocks(&self, tenant: &str) -> Result<Vec<crate::columns::EventBlock>> {
+        self.tx(|g| {
+            Ok(g.all("SELECT first_seq, last_seq, body FROM event_blocks WHERE tenant_id = $1 ORDER BY first_seq", &[&tenant])?
+                .iter()
+                .map(|r| crate::columns::EventBlock { first_seq: r.get(0), last_seq: r.get(1), body: r.get(2) })
+                .collect())
+        })
+    }
+
+    fn identity_keys(&self, tenant: &str) -> Result<Vec<(String, String)>> {
+        self.tx(|g| {
+            Ok(g.all(
+                "SELECT CASE kind WHEN 'user_id' THEN 'u' ELSE 'a' END || value, profile_id FROM identifiers
+                 WHERE tenant_id = $1 AND kind IN ('user_id', 'anonymous_id')",
+                &[&tenant],
+            )?
+            .iter()
+            .map(|r| (r.get(0), r.get(1)))
+            .collect())
         })
     }
 
@@ -2251,6 +2329,9 @@ impl Store for PgStore {
             let mut out = Purged::default();
             if let Some(c) = cutoff("events") {
                 out.events = g.exec("DELETE FROM events WHERE tenant_id = $1 AND ts < $2", &[&tenant, &c])?;
+                if out.events > 0 {
+                    g.exec("DELETE FROM event_blocks WHERE tenant_id = $1", &[&tenant])?;
+                }
             }
             if let Some(c) = cutoff("feedback_text") {
                 out.feedback_texts = g.exec(

@@ -34,6 +34,10 @@ const MIGRATIONS: &[(i64, &str)] = &[
         16,
         include_str!("../migrations/sqlite/0016_experiments.sql"),
     ),
+    (
+        17,
+        include_str!("../migrations/sqlite/0017_event_blocks.sql"),
+    ),
 ];
 
 pub struct SqliteStore {
@@ -1200,6 +1204,77 @@ impl Store for SqliteStore {
         )
     }
 
+    fn event_blocks_head(&self, tenant: &str) -> Result<i64> {
+        self.read(|c| {
+            Ok(c.query_row(
+                "SELECT COALESCE(MAX(last_seq), 0) FROM event_blocks WHERE tenant_id = ?1",
+                [tenant],
+                |r| r.get(0),
+            )?)
+        })
+    }
+
+    fn compact_events(&self, tenant: &str, block: usize) -> Result<usize> {
+        let head = self.event_blocks_head(tenant)?;
+        let rows = self.read(|c| {
+            let mut st = c.prepare_cached(
+                "SELECT seq, user_id, anonymous_id, name, channel, ts FROM events
+                 WHERE tenant_id = ?1 AND seq > ?2 AND name IS NOT NULL ORDER BY seq LIMIT ?3",
+            )?;
+            let rows = st
+                .query_map(params![tenant, head, block.max(1) as i64], |r| {
+                    Ok(crate::columns::LogColumns {
+                        seq: r.get(0)?,
+                        user_id: r.get(1)?,
+                        anonymous_id: r.get(2)?,
+                        name: r.get(3)?,
+                        channel: r.get(4)?,
+                        ts_ms: r.get(5)?,
+                    })
+                })?
+                .collect::<Result<Vec<_>, _>>()?;
+            Ok(rows)
+        })?;
+        let (Some(first), Some(last)) = (rows.first(), rows.last()) else {
+            return Ok(0);
+        };
+        if rows.len() < block.max(1) {
+            return Ok(0);
+        }
+        let body = crate::columns::encode(&rows);
+        let (first, last, n) = (first.seq, last.seq, rows.len());
+        self.write(|tx| {
+            // written only onto the head it was read after: a purge in between starts again
+            let put = tx.execute(
+                "INSERT INTO event_blocks (tenant_id, first_seq, last_seq, events, body)
+                 SELECT ?1, ?2, ?3, ?4, ?5 WHERE COALESCE((SELECT MAX(last_seq) FROM event_blocks WHERE tenant_id = ?1), 0) = ?6",
+                params![tenant, first, last, n as i64, body, head],
+            )?;
+            Ok(if put == 1 { n } else { 0 })
+        })
+    }
+
+    fn event_blocks(&self, tenant: &str) -> Result<Vec<crate::columns::EventBlock>> {
+        self.read(|c| {
+            let mut st = c.prepare_cached("SELECT first_seq, last_seq, body FROM event_blocks WHERE tenant_id = ?1 ORDER BY first_seq")?;
+            let rows = st
+                .query_map([tenant], |r| Ok(crate::columns::EventBlock { first_seq: r.get(0)?, last_seq: r.get(1)?, body: r.get(2)? }))?
+                .collect::<Result<Vec<_>, _>>()?;
+            Ok(rows)
+        })
+    }
+
+    fn identity_keys(&self, tenant: &str) -> Result<Vec<(String, String)>> {
+        self.read(|c| {
+            let mut st = c.prepare_cached(
+                "SELECT CASE kind WHEN 'user_id' THEN 'u' ELSE 'a' END || value, profile_id FROM identifiers
+                 WHERE tenant_id = ?1 AND kind IN ('user_id', 'anonymous_id')",
+            )?;
+            let rows = st.query_map([tenant], |r| Ok((r.get(0)?, r.get(1)?)))?.collect::<Result<Vec<_>, _>>()?;
+            Ok(rows)
+        })
+    }
+
     fn save_journey(&self, tenant: &str, j: &StoredJourney, carry: bool) -> Result<i64> {
         self.write(|tx| {
             let v: i64 = tx.query_row("SELECT COALESCE(MAX(version), 0) + 1 FROM journeys WHERE tenant_id = ?1 AND journey_id = ?2", params![tenant, j.journey_id], |r| r.get(0))?;
@@ -1285,7 +1360,10 @@ impl Store for SqliteStore {
         let names = serde_json::to_string(names)?;
         self.read(|c| {
             let mut st = c.prepare_cached(
-                "SELECT e.seq, e.user_id, e.anonymous_id, e.name, e.channel, e.ts FROM events e
+                // by the seq range, not the name index: the index cannot seek on seq, so a
+                // short range (the worker's next events, the log after the columnar blocks)
+                // would read every index entry of the journey's names
+                "SELECT e.seq, e.user_id, e.anonymous_id, e.name, e.channel, e.ts FROM events e NOT INDEXED
                  WHERE e.tenant_id = ?3 AND e.name IN (SELECT value FROM json_each(?4)) AND e.seq > ?1 AND e.seq <= ?2
                  ORDER BY e.seq LIMIT ?5",
             )?;
@@ -2351,6 +2429,9 @@ impl Store for SqliteStore {
             let mut out = Purged::default();
             if let Some(c) = cutoff("events") {
                 out.events = tx.execute("DELETE FROM events WHERE tenant_id = ?1 AND ts < ?2", params![tenant, c])? as u64;
+                if out.events > 0 {
+                    tx.execute("DELETE FROM event_blocks WHERE tenant_id = ?1", [tenant])?;
+                }
             }
             if let Some(c) = cutoff("feedback_text") {
                 out.feedback_texts = tx.execute(

@@ -61,6 +61,7 @@ conformance!(
     journeys_are_versioned_and_progress_is_saved_once,
     decisions_chain_and_reviews_settle_once,
     signing_keys_messages_and_checkpoints,
+    event_blocks_copy_the_log_and_go_with_an_erasure,
 );
 
 fn base() -> chrono::DateTime<Utc> {
@@ -1205,4 +1206,82 @@ fn signing_keys_messages_and_checkpoints(s: &dyn Store) {
             "message.signed"
         ]
     );
+}
+
+/// The columnar copy of the log: full blocks only, in log order, per tenant, the same
+/// events the rows hold; an erasure drops them (they name the customer) and they are written
+/// again without the erased customer.
+fn event_blocks_copy_the_log_and_go_with_an_erasure(s: &dyn Store) {
+    let t = s.create_tenant("Acme").unwrap().id;
+    let other = s.create_tenant("Other").unwrap().id;
+    let msgs: Vec<Value> = (0..7)
+        .map(|i| {
+            let who = if i % 2 == 0 { json!({"userId": "u-ada"}) } else { json!({"anonymousId": "anon-bob"}) };
+            let mut m = json!({"type": "track", "event": format!("E{}", i % 3), "messageId": format!("m{i}"), "timestamp": at(i), "context": {"channel": "chat"}});
+            m.as_object_mut().unwrap().extend(who.as_object().unwrap().clone());
+            m
+        })
+        .collect();
+    s.append(&[req(&t, "k", &msgs[..3]), req(&other, "k", &msgs[..3])])
+        .unwrap();
+    // an identify has no name: it is not in a block
+    s.append(&[req(
+        &t,
+        "k",
+        &[json!({"type": "identify", "userId": "u-ada", "messageId": "id", "timestamp": at(8)})],
+    )])
+    .unwrap();
+    s.append(&[req(&t, "k", &msgs[3..])]).unwrap();
+    assert_eq!(s.event_blocks_head(&t).unwrap(), 0);
+    assert_eq!(s.compact_events(&t, 3).unwrap(), 3);
+    assert_eq!(s.compact_events(&t, 3).unwrap(), 3);
+    assert_eq!(
+        s.compact_events(&t, 3).unwrap(),
+        0,
+        "one event left: not a full block"
+    );
+    let blocks = s.event_blocks(&t).unwrap();
+    assert_eq!(blocks.len(), 2);
+    assert!(blocks[0].last_seq < blocks[1].first_seq);
+    assert_eq!(s.event_blocks_head(&t).unwrap(), blocks[1].last_seq);
+    assert!(
+        s.event_blocks(&other).unwrap().is_empty(),
+        "tenants are apart"
+    );
+    let mut names = vec![];
+    let mut users = vec![];
+    for b in &blocks {
+        let c = cxm_store::columns::decode(&b.body).unwrap();
+        for i in 0..c.len() {
+            names.push(c.names[c.name[i] as usize].to_string());
+            let u = c.user[i];
+            users.push((u != cxm_store::columns::NONE).then(|| c.ids[u as usize].to_string()));
+        }
+    }
+    assert_eq!(names, ["E0", "E1", "E2", "E0", "E1", "E2"]);
+    assert_eq!(users[0].as_deref(), Some("uu-ada"));
+    assert_eq!(users[1], None);
+    let keys = s.identity_keys(&t).unwrap();
+    let ada = profile_of(s, &t, "user_id:u-ada").id;
+    assert!(
+        keys.contains(&("uu-ada".to_string(), ada.clone())),
+        "{keys:?}"
+    );
+    assert!(keys.iter().any(|(k, _)| k == "aanon-bob"));
+
+    s.erase_customer(&t, &ada, "er_1", "dpo@acme.example")
+        .unwrap()
+        .unwrap();
+    assert!(
+        s.event_blocks(&t).unwrap().is_empty(),
+        "the erased customer's blocks are gone"
+    );
+    assert_eq!(
+        s.compact_events(&t, 3).unwrap(),
+        3,
+        "bob's events are written again"
+    );
+    let c = s.event_blocks(&t).unwrap();
+    let c = cxm_store::columns::decode(&c[0].body).unwrap();
+    assert!(c.ids.iter().all(|k| !k.contains("ada")), "{:?}", c.ids);
 }
