@@ -12,6 +12,7 @@ pub mod feedback;
 pub mod health;
 pub mod identity;
 pub mod journey;
+pub mod journey_check;
 pub mod journey_progress;
 pub mod jps;
 pub mod maturity;

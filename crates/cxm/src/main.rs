@@ -813,16 +813,29 @@ fn run(cli: Cli) -> anyhow::Result<()> {
         }
         Cmd::Survey(ref c) => survey(settings()?.open_store()?.as_ref(), c),
         Cmd::Journey(journey_cli::JourneyCmd::Check {
+            ref scripts,
             ref url,
             ref write_key,
             ref secret_key,
             ref name,
             ref ticket_owner,
         }) => {
-            if journey_cli::check(url, write_key, secret_key, name, ticket_owner.as_deref())? {
+            let mut failed = vec![];
+            for script in journey_cli::scripts(scripts, name)? {
+                if !journey_cli::check(
+                    url,
+                    write_key,
+                    secret_key,
+                    &script,
+                    ticket_owner.as_deref(),
+                )? {
+                    failed.push(script.name);
+                }
+            }
+            if failed.is_empty() {
                 Ok(())
             } else {
-                anyhow::bail!("journey check {name} failed")
+                anyhow::bail!("journey checks failed: {}", failed.join(", "))
             }
         }
         Cmd::Journey(ref c) => journey_cli::run(settings()?.open_store()?.as_ref(), c),

@@ -758,6 +758,107 @@ fn synthetic_journey_check_runs_against_a_live_server() {
     assert!(!bad.status.success());
 }
 
+/// Check scripts from files: a directory of them runs in name order, each judged against the
+/// real context; a failing one fails the command but not the others; a script with a
+/// mistake stops everything before anything is sent.
+#[test]
+fn journey_check_scripts_from_files() {
+    let dir = tempfile::tempdir().unwrap();
+    let t = run_json(cxm(dir.path()).args(["tenant", "create", "Acme", "--json"]));
+    let (wk, sk) = (
+        t["write_key"].as_str().unwrap().to_string(),
+        t["secret_key"].as_str().unwrap().to_string(),
+    );
+    let server = serve(dir.path());
+    let scripts = dir.path().join("checks");
+    std::fs::create_dir(&scripts).unwrap();
+    std::fs::write(
+        scripts.join("a-email-then-chat.yaml"),
+        "name: email-then-chat\nidentifier: email\nsteps:\n  - {event: Email Received, channel: email, minutes_ago: 30}\n  - {event: Chat Started, channel: chat, properties: {intent: refund}, minutes_ago: 2}\nexpect:\n  timeline: [Email Received, Chat Started]\n",
+    )
+    .unwrap();
+    std::fs::write(
+        scripts.join("b-wants-words.json"),
+        r#"{"name": "wants-words", "steps": [{"event": "Call Started", "channel": "phone"}], "expect": {"summary_mentions": ["teleportation"]}}"#,
+    )
+    .unwrap();
+    std::fs::write(scripts.join("notes.txt"), "not a script").unwrap();
+    let run = |extra: &[&std::path::Path]| {
+        let mut c = cxm(dir.path());
+        c.args([
+            "journey",
+            "check",
+            "--url",
+            &server.1,
+            "--write-key",
+            &wk,
+            "--secret-key",
+            &sk,
+        ]);
+        for p in extra {
+            c.arg("--script").arg(p);
+        }
+        c.output().unwrap()
+    };
+    let out = run(&[&scripts]);
+    assert!(!out.status.success(), "one check fails");
+    assert!(String::from_utf8_lossy(&out.stderr).contains("wants-words"));
+    let lines: Vec<Value> = String::from_utf8_lossy(&out.stdout)
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect();
+    assert_eq!(lines.len(), 2, "{lines:?}");
+    assert_eq!(
+        (lines[0]["name"].as_str(), lines[0]["passed"].as_bool()),
+        (Some("email-then-chat"), Some(true)),
+        "{}",
+        lines[0]
+    );
+    assert_eq!(lines[1]["passed"], false);
+    assert!(lines[1]["detail"]["failures"][0]
+        .as_str()
+        .unwrap()
+        .contains("teleportation"));
+
+    // a mistake: refused with the file and the field, nothing recorded
+    let bad = dir.path().join("bad.yaml");
+    std::fs::write(
+        &bad,
+        "name: bad\nsteps: [{event: A, channel: pigeon}]\nexpect: {timeline: [A]}\n",
+    )
+    .unwrap();
+    let out = run(&[&bad]);
+    assert!(!out.status.success());
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        err.contains("bad.yaml") && err.contains("steps[0].channel"),
+        "{err}"
+    );
+    let runs: Value = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap()
+        .block_on(async {
+            ::reqwest::Client::new()
+                .get(format!("{}/api/v1/journey-checks", server.1))
+                .bearer_auth(&sk)
+                .send()
+                .await
+                .unwrap()
+                .json()
+                .await
+                .unwrap()
+        });
+    let names: Vec<&str> = runs["runs"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter_map(|r| r["name"].as_str())
+        .collect();
+    assert_eq!(names.len(), 2, "{runs}");
+    assert!(names.contains(&"email-then-chat") && names.contains(&"wants-words"));
+}
+
 #[test]
 fn policies_agents_and_a_tamper_evident_audit_log_from_the_cli() {
     let dir = tempfile::tempdir().unwrap();
