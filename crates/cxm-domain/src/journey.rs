@@ -17,9 +17,35 @@ pub struct JourneyDefinition {
     pub name: String,
     /// Who answers for the journey as a whole.
     pub owner: String,
+    /// Whose path the stages measure: each customer's (default), or each account's, all its
+    /// people's events together (a B2B onboarding is the account's, whoever clicks).
+    #[serde(default, skip_serializing_if = "JourneyUnit::is_customer")]
+    pub unit: JourneyUnit,
     pub stages: Vec<Stage>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub review: Option<Review>,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize, utoipa::ToSchema)]
+#[serde(rename_all = "snake_case")]
+pub enum JourneyUnit {
+    #[default]
+    Customer,
+    Account,
+}
+
+impl JourneyUnit {
+    pub fn is_customer(&self) -> bool {
+        *self == JourneyUnit::Customer
+    }
+
+    /// The word for many of them, in flags and pages.
+    pub fn plural(self) -> &'static str {
+        match self {
+            JourneyUnit::Customer => "customers",
+            JourneyUnit::Account => "accounts",
+        }
+    }
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize, utoipa::ToSchema)]

@@ -15,7 +15,7 @@
 
 use rustc_hash::FxHashMap as HashMap;
 
-use cxm_domain::journey::JourneyDefinition;
+use cxm_domain::journey::{JourneyDefinition, JourneyUnit};
 use cxm_domain::journey_progress::{
     self as progress, ChannelId, Matches, Position, Shape, StageAnswer, StageStats, Visit,
 };
@@ -27,6 +27,8 @@ use crate::error::ApiResult;
 /// One journey measured by a scan.
 #[derive(Debug, Clone)]
 pub struct Walked {
+    /// Customers or accounts: what the ids of `positions` and `visits` name.
+    pub unit: JourneyUnit,
     pub stats: Vec<StageStats>,
     /// Where each customer who entered the journey stands at the end of the log.
     pub positions: Vec<(u32, Position<ChannelId>)>,
@@ -38,7 +40,8 @@ pub struct Walked {
 #[derive(Debug)]
 pub struct Scan {
     pub journeys: Vec<Walked>,
-    pub profiles: Vec<String>,
+    customers: Units,
+    accounts: Option<Units>,
     pub channels: Vec<String>,
     /// The last event seq and answer id the scan read.
     pub through_seq: i64,
@@ -48,6 +51,15 @@ pub struct Scan {
 }
 
 impl Scan {
+    /// The customer's profile id or the account's id behind a walked id.
+    pub fn unit_name(&self, w: &Walked, id: u32) -> &str {
+        let u = match (&w.unit, &self.accounts) {
+            (JourneyUnit::Account, Some(a)) => a,
+            _ => &self.customers,
+        };
+        &u.names[id as usize]
+    }
+
     /// A position with its channel named again, as the store keeps it.
     pub fn named(&self, p: &Position<ChannelId>) -> Position {
         p.clone()
@@ -152,6 +164,38 @@ fn decode_blocks(
     Ok(out)
 }
 
+/// What a journey walks (customers or accounts): their ids, the events grouped by them in
+/// log order, and the answers grouped by them in time order; the last answer group holds
+/// the answers from none of them.
+#[derive(Debug)]
+struct Units {
+    names: Vec<String>,
+    events: (Vec<u32>, Vec<u32>),
+    answers: (Vec<u32>, Vec<u32>),
+}
+
+impl Units {
+    /// `events` and `owners` hold each event's and answer's unit ([`NONE`]: none).
+    fn of(names: Vec<String>, events: &[u32], owners: &[u32], answers: &[JourneyAnswer]) -> Units {
+        let n = names.len();
+        let keep: Vec<u32> = events.iter().map(|k| (*k).min(n as u32)).collect();
+        let mut by_event = group(&keep, n + 1);
+        // events of no unit are not walked
+        by_event.0.truncate(n + 1);
+        let owners: Vec<u32> = owners.iter().map(|k| (*k).min(n as u32)).collect();
+        let mut by_answer = group(&owners, n + 1);
+        for p in 0..n {
+            let (a, b) = (by_answer.0[p] as usize, by_answer.0[p + 1] as usize);
+            by_answer.1[a..b].sort_by_key(|k| answers[*k as usize].collected_at_ms);
+        }
+        Units {
+            names,
+            events: by_event,
+            answers: by_answer,
+        }
+    }
+}
+
 /// Indices of `keys` grouped by key (a counting sort: stable, so log order stays within a key).
 /// Returns the offsets of each key's run and the order.
 fn group(keys: &[u32], n_keys: usize) -> (Vec<u32>, Vec<u32>) {
@@ -252,6 +296,7 @@ fn walk_range(
         }
     }
     Walked {
+        unit: def.unit,
         stats,
         positions,
         visits,
@@ -351,17 +396,33 @@ pub fn scan(
             a.profile_id
                 .as_ref()
                 .and_then(|p| profile_ids.get(p).copied())
-                .unwrap_or(profiles.len() as u32)
+                .unwrap_or(NONE)
         })
         .collect();
-    let n = profiles.len();
-    let by_customer = group(&ev.profile, n);
-    let mut by_answerer = group(&answer_owner, n + 1);
-    // answers in time order within a customer
-    for p in 0..n {
-        let (a, b) = (by_answerer.0[p] as usize, by_answerer.0[p + 1] as usize);
-        by_answerer.1[a..b].sort_by_key(|k| answers[*k as usize].collected_at_ms);
-    }
+    let customers = Units::of(profiles, &ev.profile, &answer_owner, &answers);
+    // an account journey walks each account's people's events together
+    let accounts = if journeys.iter().any(|(_, d)| d.unit == JourneyUnit::Account) {
+        let of = store.accounts_of(tenant, None)?;
+        let mut names: Vec<String> = vec![];
+        let mut ids: HashMap<&str, u32> = HashMap::default();
+        let account: Vec<u32> = customers
+            .names
+            .iter()
+            .map(|p| match of.get(p) {
+                Some(g) => *ids.entry(g.as_str()).or_insert_with(|| {
+                    names.push(g.clone());
+                    names.len() as u32 - 1
+                }),
+                None => NONE,
+            })
+            .collect();
+        let to = |p: &u32| account.get(*p as usize).copied().unwrap_or(NONE);
+        let events: Vec<u32> = ev.profile.iter().map(to).collect();
+        let owners: Vec<u32> = answer_owner.iter().map(to).collect();
+        Some(Units::of(names, &events, &owners, &answers))
+    } else {
+        None
+    };
     let mut chan: Vec<ChannelId> = ev
         .channels
         .iter()
@@ -377,6 +438,12 @@ pub fn scan(
     for (journey_id, def) in journeys {
         let shape = Shape::of(def);
         let matches: Vec<Matches> = names.iter().map(|n| Matches::of(def, n)).collect();
+        let u = match (&def.unit, &accounts) {
+            (JourneyUnit::Account, Some(a)) => a,
+            _ => &customers,
+        };
+        let n = u.names.len();
+        let (by_customer, by_answerer) = (&u.events, &u.answers);
         let cut = n.div_ceil(parts).max(1);
         let walked: Vec<Walked> = std::thread::scope(|s| {
             let handles: Vec<_> = (0..n)
@@ -384,7 +451,7 @@ pub fn scan(
                 .map(|from| {
                     let range = from..(from + cut).min(n);
                     let (shape, matches, ev, chan) = (&shape, &matches, &ev, &chan);
-                    let (bc, ba, answers) = (&by_customer, &by_answerer, &answers);
+                    let (bc, ba, answers) = (by_customer, by_answerer, &answers);
                     s.spawn(move || {
                         walk_range(
                             def,
@@ -405,6 +472,7 @@ pub fn scan(
             handles.into_iter().filter_map(|h| h.join().ok()).collect()
         });
         let mut all = Walked {
+            unit: def.unit,
             stats: vec![StageStats::default(); def.stages.len()],
             positions: vec![],
             visits: vec![],
@@ -443,7 +511,8 @@ pub fn scan(
     );
     Ok(Scan {
         journeys: out,
-        profiles,
+        customers,
+        accounts,
         channels: ev.channels,
         through_seq: head,
         answers_through,

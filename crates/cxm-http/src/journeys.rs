@@ -11,7 +11,7 @@ use axum::http::StatusCode;
 use axum::routing::{get, post};
 use axum::{Json, Router};
 use chrono::{DateTime, NaiveDate, Utc};
-use cxm_domain::journey::JourneyDefinition;
+use cxm_domain::journey::{JourneyDefinition, JourneyUnit};
 use cxm_domain::journey_progress::{self as progress, StageAnswer, StageStats};
 use cxm_domain::jps::{self, Score};
 use cxm_store::{JourneyCursor, JourneyProgress, Store, StoredJourney};
@@ -102,7 +102,7 @@ pub fn save(
             });
         }
         // a new name, owner or review date measures the same thing: keep the measurements
-        carry = old.is_some_and(|o| o.stages == def.stages);
+        carry = old.is_some_and(|o| o.stages == def.stages && o.unit == def.unit);
     }
     let definition = serde_json::to_string(&def)
         .map_err(|e| ApiError::new(ErrorCode::Internal, e.to_string()))?;
@@ -185,8 +185,14 @@ pub fn advance(
     let read;
     if cursor.event_seq < head {
         let upto = head.min(cursor.event_seq + LOG_WINDOW);
-        let events =
+        let mut events =
             store.journey_events(tenant, cursor.event_seq, upto, &names, EVENTS_PER_PASS)?;
+        if def.unit == JourneyUnit::Account {
+            let to = units(store, tenant, events.iter().map(|e| &e.profile_id))?;
+            for e in &mut events {
+                e.profile_id = e.profile_id.take().and_then(|p| to.get(&p).cloned());
+            }
+        }
         out.to.event_seq = match events.last() {
             Some(last) if events.len() == EVENTS_PER_PASS as usize => last.seq,
             _ => upto,
@@ -252,11 +258,26 @@ pub fn advance(
                     .flatten()
             })
             .collect();
+        let account_of = match def.unit {
+            JourneyUnit::Account => {
+                Some(units(store, tenant, answers.iter().map(|a| &a.profile_id))?)
+            }
+            JourneyUnit::Customer => None,
+        };
+        let unit = |p: &String| match &account_of {
+            Some(to) => to.get(p).cloned(),
+            None => Some(p.clone()),
+        };
         let ask: Vec<(usize, (String, i64))> = answers
             .iter()
             .enumerate()
             .filter(|(i, _)| stage_of[*i].is_none())
-            .filter_map(|(i, a)| a.profile_id.clone().map(|p| (i, (p, a.collected_at_ms))))
+            .filter_map(|(i, a)| {
+                a.profile_id
+                    .as_ref()
+                    .and_then(unit)
+                    .map(|p| (i, (p, a.collected_at_ms)))
+            })
             .collect();
         let found = store.journey_stage_at(
             tenant,
@@ -285,6 +306,21 @@ pub fn advance(
         return Ok(0);
     }
     Ok(read)
+}
+
+/// The accounts of the profiles named (an account journey walks accounts, not people).
+fn units<'a>(
+    store: &dyn Store,
+    tenant: &str,
+    profiles: impl Iterator<Item = &'a Option<String>>,
+) -> ApiResult<HashMap<String, String>> {
+    let ps: Vec<String> = profiles
+        .flatten()
+        .cloned()
+        .collect::<HashSet<_>>()
+        .into_iter()
+        .collect();
+    Ok(store.accounts_of(tenant, Some(&ps))?)
 }
 
 pub(crate) fn stage_answer(a: &cxm_store::JourneyAnswer) -> Option<StageAnswer> {
@@ -327,7 +363,7 @@ fn first_passes(
         let positions: Vec<(String, progress::Position)> = w
             .positions
             .iter()
-            .map(|(p, pos)| (scan.profiles[*p as usize].clone(), scan.named(pos)))
+            .map(|(p, pos)| (scan.unit_name(w, *p).to_string(), scan.named(pos)))
             .collect();
         let out = JourneyProgress {
             from: JourneyCursor::default(),
@@ -338,7 +374,7 @@ fn first_passes(
             visits: w
                 .visits
                 .iter()
-                .map(|(p, v)| (scan.profiles[*p as usize].clone(), v.clone()))
+                .map(|(p, v)| (scan.unit_name(w, *p).to_string(), v.clone()))
                 .collect(),
             stats: (0..def.stages.len())
                 .map(|i| (i, w.stats[i].clone()))
@@ -528,6 +564,8 @@ pub struct JourneyMetrics {
     pub version: i64,
     pub name: String,
     pub owner: String,
+    /// Whose paths are measured: each customer's, or each account's people together.
+    pub unit: JourneyUnit,
     /// Log position measured up to, and the log's head: equal when up to date.
     pub processed_seq: i64,
     pub head_seq: i64,
@@ -658,7 +696,8 @@ fn metrics_from(
                     kind: "sla_breach".into(),
                     stage: Some(s.id.clone()),
                     detail: format!(
-                        "{breaching_now} customers have been in {} longer than its {} h SLA (owner: {})",
+                        "{breaching_now} {} have been in {} longer than its {} h SLA (owner: {})",
+                        def.unit.plural(),
                         s.name,
                         s.sla_hours.unwrap_or_default(),
                         s.owner
@@ -704,8 +743,7 @@ fn metrics_from(
                 feedback: StageFeedback {
                     answers: f.answers(),
                     nps: (nps_n > 0).then(|| {
-                        (1000.0 * (f.promoters as f64 - f.detractors as f64) / nps_n as f64)
-                            .round()
+                        (1000.0 * (f.promoters as f64 - f.detractors as f64) / nps_n as f64).round()
                             / 10.0
                     }),
                     csat: pct(f.csat_top2, f.csat_n),
@@ -738,6 +776,7 @@ fn metrics_from(
         version: j.version,
         name: def.name.clone(),
         owner: def.owner.clone(),
+        unit: def.unit,
         processed_seq: cursor.event_seq,
         head_seq: head,
         answers_through: cursor.feedback_id,

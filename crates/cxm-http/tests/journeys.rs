@@ -384,9 +384,13 @@ async fn scan_and_row_walk_agree(backend: Backend) {
             ]
         })
     };
-    for id in ["rows", "scan"] {
+    for id in ["rows", "scan", "acct-rows", "acct-scan"] {
+        let mut def = support(id);
+        if id.starts_with("acct") {
+            def["unit"] = json!("account");
+        }
         let r = app
-            .send(reqwest::Method::POST, "/api/v1/journeys", &support(id))
+            .send(reqwest::Method::POST, "/api/v1/journeys", &def)
             .await;
         assert_eq!(r.status(), 201, "{:?}", r.text().await);
     }
@@ -442,6 +446,10 @@ async fn scan_and_row_walk_agree(backend: Backend) {
             }
         }
     };
+    // customers belong to twenty accounts; every seventh to none
+    for k in (0..150).filter(|k| k % 7 != 0) {
+        log.insert(0, json!({"type": "group", "userId": format!("c{k}"), "groupId": format!("acct-{}", k % 20), "messageId": format!("g{k}"), "timestamp": ago(24.0 * 41.0)}));
+    }
     let later = log.split_off(1_400);
     post(log).await;
     // most of the log in blocks (small ones, to have several), the rest read as rows
@@ -486,15 +494,25 @@ async fn scan_and_row_walk_agree(backend: Backend) {
     assert!(entries > 300, "{scanned}");
 
     // the worker's row walk of one journey, the scan-first pass of the other
+    let acct_scanned = app.get_json("/api/v1/journeys/acct-rows/metrics").await;
+    assert_eq!(acct_scanned["source"], "scan");
+    let acct_entries = acct_scanned["stages"][0]["entries"].as_u64().unwrap();
+    assert!(
+        acct_entries > 0 && acct_entries < scanned["stages"][0]["entries"].as_u64().unwrap(),
+        "an account's people enter together: {acct_scanned}"
+    );
     let walk_rows = || {
         let (store, tenant) = (app.store.clone(), app.tenant.clone());
         async move {
             tokio::task::spawn_blocking(move || {
-                let j = store.journey(&tenant, "rows", None).unwrap().unwrap();
-                let mut cache = cxm_http::journeys::Positions::default();
-                while cxm_http::journeys::advance(store.as_ref(), &tenant, &j, &mut cache).unwrap()
-                    > 0
-                {}
+                for id in ["rows", "acct-rows"] {
+                    let j = store.journey(&tenant, id, None).unwrap().unwrap();
+                    let mut cache = cxm_http::journeys::Positions::default();
+                    while cxm_http::journeys::advance(store.as_ref(), &tenant, &j, &mut cache)
+                        .unwrap()
+                        > 0
+                    {}
+                }
             })
             .await
             .unwrap()
@@ -513,6 +531,18 @@ async fn scan_and_row_walk_agree(backend: Backend) {
     );
     assert_eq!(stages(&scan), stages(&rows), "the saved first pass differs");
     assert_eq!(rows["score"], scanned["score"]);
+    let acct_rows = app.get_json("/api/v1/journeys/acct-rows/metrics").await;
+    let acct_scan = app.get_json("/api/v1/journeys/acct-scan/metrics").await;
+    assert_eq!(
+        stages(&acct_rows),
+        stages(&acct_scanned),
+        "accounts: scan and row walk disagree"
+    );
+    assert_eq!(
+        stages(&acct_scan),
+        stages(&acct_rows),
+        "accounts: the saved first pass differs"
+    );
 
     // new events: the scanned journey goes on from its saved positions
     let more: Vec<Value> = (0..300)
@@ -525,6 +555,11 @@ async fn scan_and_row_walk_agree(backend: Backend) {
     let rows = app.get_json("/api/v1/journeys/rows/metrics").await;
     let scan = app.get_json("/api/v1/journeys/scan/metrics").await;
     assert_eq!(stages(&scan), stages(&rows), "after new events");
+    assert_eq!(
+        stages(&app.get_json("/api/v1/journeys/acct-scan/metrics").await),
+        stages(&app.get_json("/api/v1/journeys/acct-rows/metrics").await),
+        "accounts, after new events"
+    );
     assert_eq!(scan["processed_seq"], scan["head_seq"]);
     app.stop().await;
 }

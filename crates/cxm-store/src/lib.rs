@@ -601,6 +601,13 @@ pub trait Store: Send + Sync + 'static {
     /// Every user and anonymous id of the tenant with its profile, keyed as blocks key
     /// them ([`columns::user_key`], [`columns::anon_key`]).
     fn identity_keys(&self, tenant: &str) -> Result<Vec<(String, String)>>;
+    /// Each profile's account (the first by id when it has several; none when it has none),
+    /// for the profiles given, or for every profile of the tenant when `profiles` is None.
+    fn accounts_of(
+        &self,
+        tenant: &str,
+        profiles: Option<&[String]>,
+    ) -> Result<std::collections::HashMap<String, String>>;
     fn trigger_cursor(&self, tenant: &str) -> Result<Option<i64>>;
     fn set_trigger_cursor(&self, tenant: &str, seq: i64) -> Result<()>;
     /// The tenant's events in `(after, upto]` named one of `names`, oldest first.

@@ -1165,6 +1165,23 @@ impl Store for PgStore {
         })
     }
 
+    fn accounts_of(
+        &self,
+        tenant: &str,
+        profiles: Option<&[String]>,
+    ) -> Result<std::collections::HashMap<String, String>> {
+        self.tx(|g| {
+            let rows = match profiles {
+                None => g.all("SELECT profile_id, MIN(group_id) FROM profile_accounts WHERE tenant_id = $1 GROUP BY profile_id", &[&tenant])?,
+                Some(list) => g.all(
+                    "SELECT profile_id, MIN(group_id) FROM profile_accounts WHERE tenant_id = $1 AND profile_id = ANY($2) GROUP BY profile_id",
+                    &[&tenant, &list],
+                )?,
+            };
+            Ok(rows.iter().map(|r| (r.get(0), r.get(1))).collect())
+        })
+    }
+
     fn identity_keys(&self, tenant: &str) -> Result<Vec<(String, String)>> {
         self.tx(|g| {
             Ok(g.all(

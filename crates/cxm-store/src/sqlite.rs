@@ -1264,6 +1264,34 @@ impl Store for SqliteStore {
         })
     }
 
+    fn accounts_of(
+        &self,
+        tenant: &str,
+        profiles: Option<&[String]>,
+    ) -> Result<std::collections::HashMap<String, String>> {
+        self.read(|c| {
+            let mut out = std::collections::HashMap::new();
+            match profiles {
+                None => {
+                    let mut st = c.prepare_cached("SELECT profile_id, MIN(group_id) FROM profile_accounts WHERE tenant_id = ?1 GROUP BY profile_id")?;
+                    for r in st.query_map([tenant], |r| Ok((r.get::<_, String>(0)?, r.get::<_, String>(1)?)))? {
+                        let (p, g) = r?;
+                        out.insert(p, g);
+                    }
+                }
+                Some(list) => {
+                    let mut st = c.prepare_cached("SELECT MIN(group_id) FROM profile_accounts WHERE tenant_id = ?1 AND profile_id = ?2")?;
+                    for p in list {
+                        if let Some(g) = st.query_row(params![tenant, p], |r| r.get::<_, Option<String>>(0))? {
+                            out.insert(p.clone(), g);
+                        }
+                    }
+                }
+            }
+            Ok(out)
+        })
+    }
+
     fn identity_keys(&self, tenant: &str) -> Result<Vec<(String, String)>> {
         self.read(|c| {
             let mut st = c.prepare_cached(
