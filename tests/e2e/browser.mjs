@@ -233,6 +233,38 @@ stages:
   assert.match(await page.getByTestId("jps").innerText(), /^\d+(\.\d)?$/);
   await page.screenshot({ path: `${shots}/journey.png`, fullPage: true });
 
+  // the visual editor: a stage added on a card, dragged to the front, the journey measured
+  // per account; the text follows every change and the journey saves in the new order
+  await page.goto(`${base}/journeys`);
+  const visual = page.getByTestId("journey-visual");
+  await visual.getByLabel("Journey id").fill("visual-journey");
+  await visual.getByLabel("Journey name").fill("Built visually");
+  await visual.getByRole("button", { name: "+ Add stage" }).click();
+  const added = visual.locator(".jv-stage").last();
+  await added.getByLabel("Id", { exact: true }).fill("trial");
+  await added.getByLabel("Name", { exact: true }).fill("Trial");
+  await added.getByLabel("Owner", { exact: true }).fill("growth");
+  await added.getByLabel("Entry events").fill("Trial Started");
+  // both cards on screen: a drag that has to scroll starts from whatever the scroll put
+  // under the pointer
+  const viewport = page.viewportSize();
+  await page.setViewportSize({ width: viewport.width, height: 2400 });
+  await visual.locator(".jv-stage").first().scrollIntoViewIfNeeded();
+  await added.locator(".jv-handle").dragTo(visual.locator(".jv-stage").first().locator("header"));
+  await page.setViewportSize(viewport);
+  const text = () => page.getByRole("textbox", { name: /Definition/ }).inputValue();
+  assert.match(await text(), /stages:\n  - id: trial\n    name: Trial\n    owner: growth\n    entry: \[Trial Started\]/, "the dragged stage leads");
+  assert.match(await page.locator(".jv-flow").getAttribute("aria-label"), /^Flow: Trial → Sign-up → Activation → First payment$/);
+  await visual.getByLabel("Measured per").selectOption("account");
+  assert.match(await text(), /unit: account/);
+  await visual.getByRole("button", { name: "Remove First payment" }).click();
+  assert.doesNotMatch(await text(), /First payment/);
+  await page.screenshot({ path: `${shots}/journey-editor.png`, fullPage: true });
+  await page.getByRole("button", { name: "Save journey" }).click();
+  await page.waitForURL(`${base}/journeys/visual-journey`);
+  assert.equal(await page.locator("[data-testid=stage-table] tbody tr").first().getAttribute("data-stage"), "trial");
+  assert.equal(await page.getByTestId("unit").innerText(), "account");
+
   // an account with a failed payment gets an alert within seconds; acknowledging it from the inbox
   const umbrella = await fetch(`${base}/v1/batch`, { method: "POST", headers: { authorization: `Basic ${Buffer.from(`${process.env.WRITE_KEY}:`).toString("base64")}` },
     body: JSON.stringify({ batch: [

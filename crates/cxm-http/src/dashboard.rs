@@ -22,6 +22,8 @@ const PICO: &[u8] = include_bytes!("../assets/vendor/pico.min.css");
 const HTMX: &[u8] = include_bytes!("../assets/vendor/htmx.min.js");
 const APP_CSS: &[u8] = include_bytes!("../assets/app.css");
 const WIDGET: &[u8] = include_bytes!("../assets/cxm-survey.js");
+const JS_YAML: &[u8] = include_bytes!("../assets/vendor/js-yaml.min.js");
+const JOURNEY_EDITOR: &[u8] = include_bytes!("../assets/journey-editor.js");
 
 pub struct Pages {
     env: Environment<'static>,
@@ -130,6 +132,14 @@ pub fn routes() -> Router<Arc<AppState>> {
         .route(
             "/assets/cxm-survey.js",
             get(|| async { asset(WIDGET, "text/javascript") }),
+        )
+        .route(
+            "/assets/js-yaml.min.js",
+            get(|| async { asset(JS_YAML, "text/javascript") }),
+        )
+        .route(
+            "/assets/journey-editor.js",
+            get(|| async { asset(JOURNEY_EDITOR, "text/javascript") }),
         )
         .route("/login", get(login_page).post(login))
         .route("/logout", post(logout))

@@ -50,6 +50,15 @@ review:
   next: 2027-01-04
 ";
 
+/// The standard event names, for the visual editor's suggestions (a JSON array).
+fn known_events() -> String {
+    let names: Vec<&str> = cxm_domain::taxonomy::KNOWN_EVENTS
+        .iter()
+        .map(|e| e.name)
+        .collect();
+    serde_json::to_string(&names).unwrap_or_else(|_| "[]".into())
+}
+
 async fn render_list(
     st: &Arc<AppState>,
     p: &Principal,
@@ -76,7 +85,8 @@ async fn render_list(
     let mut r = st.pages.render(
         "journeys.html",
         context! { title => "Journeys", page => "journeys", user => user_ctx(p), journeys => list, runs => runs,
-            can_edit => p.require_analyst().is_ok(), draft => draft.unwrap_or_else(|| EXAMPLE.to_string()), error => error },
+            can_edit => p.require_analyst().is_ok(), draft => draft.unwrap_or_else(|| EXAMPLE.to_string()), error => error,
+            known_events => known_events() },
     );
     *r.status_mut() = status;
     r
@@ -196,7 +206,8 @@ async fn render_journey(
     let mut r = st.pages.render(
         "journey.html",
         context! { title => m.name.clone(), page => "journeys", user => user_ctx(p), m => m, funnel => funnel,
-            history => history, yaml => yaml, error => error, can_edit => p.require_analyst().is_ok() },
+            history => history, yaml => yaml, error => error, can_edit => p.require_analyst().is_ok(),
+            known_events => known_events() },
     );
     *r.status_mut() = status;
     r
