@@ -48,4 +48,14 @@ grep -q "To: ada@example.com" "$work/mail.txt"
 link=$(grep -o "https://cx.acme.example/s/[A-Za-z0-9_-]*" "$work/mail.txt" | head -1)
 # the emailed link opens the survey
 curl -sf "http://127.0.0.1:$port${link#https://cx.acme.example}" | grep -q "How satisfied are you?"
+
+# a closed ticket tells the customer who raised it that it is fixed, by email
+api() { curl -sf -H "Authorization: Bearer $sk" -H "Content-Type: application/json" "http://127.0.0.1:$port$1" -d "$2"; }
+tid=$(api /api/v1/tickets '{"title": "Late deliveries", "owner": "ops@acme.example", "severity": "medium",
+  "impact": {"identifiers": ["user_id:u1"], "close_loop_message": "Deliveries are on time again. Thank you for telling us."},
+  "check": {"kind": "account_health_above", "account": "acme", "score": 75}}' | python3 -c "import json,sys; print(json.load(sys.stdin)['id'])")
+api "/api/v1/tickets/$tid/close" '{"override_reason": "the warehouse fixed its cut-off"}' > /dev/null
+for _ in $(seq 50); do grep -q "Subject: Fixed: Late deliveries" "$work/mail.txt" && break; sleep 0.2; done
+grep -q "Subject: Fixed: Late deliveries" "$work/mail.txt" || { echo "the loop was not closed by email"; cat "$work/serve.log"; exit 1; }
+grep -q "Deliveries are on time again." "$work/mail.txt"
 echo "mail e2e: ok"

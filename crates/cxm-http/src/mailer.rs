@@ -68,28 +68,16 @@ pub fn invitation_message(
     survey_name: &str,
     link: &str,
 ) -> Result<Message, String> {
-    let to = to
-        .parse::<lettre::message::Mailbox>()
-        .map_err(|e| format!("{to:?} is not an email address: {e}"))?;
-    let from = cfg
-        .from
-        .parse::<lettre::message::Mailbox>()
-        .map_err(|e| e.to_string())?;
     let body = format!(
         "Hello,\n\nwe would like to hear how it went. It takes a minute:\n\n{}{link}\n\n\
          The link is yours alone and works once. Thank you!\n",
         cfg.public_url
     );
-    Message::builder()
-        .from(from)
-        .to(to)
-        .subject(survey_name)
-        .header(ContentType::TEXT_PLAIN)
-        .body(body)
-        .map_err(|e| e.to_string())
+    plain_message(cfg, to, survey_name, body)
 }
 
-/// Sends pending email invitations of every tenant, 100 at a time, every two seconds.
+/// Sends pending email invitations and other queued emails of every tenant, 100 at a time,
+/// every two seconds.
 pub async fn mail_worker(state: Arc<AppState>, cfg: MailConfig) {
     let transport = SmtpTransport::builder_dangerous(&cfg.host)
         .port(cfg.port)
@@ -129,21 +117,10 @@ async fn send_pending(
             }
             let outcome = match (inv.identifier.strip_prefix("email:"), &inv.url) {
                 (Some(to), Some(link)) => {
-                    match invitation_message(cfg, to, &names[&key], link) {
-                        Ok(msg) => {
-                            let t = transport.clone();
-                            match tokio::task::spawn_blocking(move || t.send(&msg)).await {
-                                Ok(Ok(r)) => Ok(format!("smtp {}", r.code())),
-                                Ok(Err(e)) if e.is_transient() => {
-                                    // the relay is busy or down: leave it pending, try later
-                                    tracing::warn!(error = %e, invitation = inv.id, "smtp relay deferred");
-                                    return Ok(());
-                                }
-                                Ok(Err(e)) => Err(e.to_string()),
-                                Err(e) => Err(e.to_string()),
-                            }
-                        }
-                        Err(e) => Err(e),
+                    match deliver(transport, invitation_message(cfg, to, &names[&key], link)).await
+                    {
+                        Some(r) => r,
+                        None => return Ok(()),
                     }
                 }
                 (None, _) => Err("the customer has no email address".to_string()),
@@ -159,6 +136,86 @@ async fn send_pending(
                 .await?;
             tracing::info!(tenant = %tenant.id, invitation = id, status, "survey invitation emailed");
         }
+        send_outbound(st, cfg, transport, &tenant.id).await?;
+    }
+    Ok(())
+}
+
+/// Hands a message to the relay: the relay's answer, the reason it cannot be sent, or None
+/// when the relay is busy or down (the message stays pending and is tried again later).
+async fn deliver(
+    transport: &SmtpTransport,
+    msg: Result<Message, String>,
+) -> Option<Result<String, String>> {
+    let msg = match msg {
+        Ok(m) => m,
+        Err(e) => return Some(Err(e)),
+    };
+    let t = transport.clone();
+    match tokio::task::spawn_blocking(move || t.send(&msg)).await {
+        Ok(Ok(r)) => Some(Ok(format!("smtp {}", r.code()))),
+        Ok(Err(e)) if e.is_transient() => {
+            tracing::warn!(error = %e, "smtp relay deferred");
+            None
+        }
+        Ok(Err(e)) => Some(Err(e.to_string())),
+        Err(e) => Some(Err(e.to_string())),
+    }
+}
+
+/// A plain-text message from the configured sender.
+fn plain_message(
+    cfg: &MailConfig,
+    to: &str,
+    subject: &str,
+    body: String,
+) -> Result<Message, String> {
+    let to = to
+        .parse::<lettre::message::Mailbox>()
+        .map_err(|e| format!("{to:?} is not an email address: {e}"))?;
+    let from = cfg
+        .from
+        .parse::<lettre::message::Mailbox>()
+        .map_err(|e| e.to_string())?;
+    Message::builder()
+        .from(from)
+        .to(to)
+        .subject(subject)
+        .header(ContentType::TEXT_PLAIN)
+        .body(body)
+        .map_err(|e| e.to_string())
+}
+
+/// Sends a tenant's queued emails other than invitations (a closed ticket's "it is fixed").
+async fn send_outbound(
+    st: &AppState,
+    cfg: &MailConfig,
+    transport: &SmtpTransport,
+    tenant: &str,
+) -> crate::error::ApiResult<()> {
+    let t = tenant.to_string();
+    let pending = st
+        .store
+        .run(move |s| s.list_mail(&t, Some("pending"), None, 100))
+        .await?;
+    for m in pending {
+        let Some(outcome) = deliver(
+            transport,
+            plain_message(cfg, &m.to, &m.subject, m.body.clone()),
+        )
+        .await
+        else {
+            return Ok(());
+        };
+        let (status, detail) = match outcome {
+            Ok(d) => ("sent", d),
+            Err(e) => ("failed", e),
+        };
+        let (t, id) = (tenant.to_string(), m.id);
+        st.store
+            .run(move |s| s.mark_mail(&t, id, status, &detail))
+            .await?;
+        tracing::info!(tenant, mail = id, kind = %m.kind, status, "email sent");
     }
     Ok(())
 }

@@ -984,8 +984,9 @@ pub async fn from_alert(
 }
 
 /// Tells the customers behind a closed ticket that it is fixed: a `Loop Closed` event on each
-/// one's timeline and a `customer.loop_closed` webhook, and a note on the ticket saying who
-/// was reached (customers known only by email or phone have no id to send an event as).
+/// one's timeline, a `customer.loop_closed` webhook, an email to those whose address cxm
+/// knows (sent by the mail worker when an SMTP relay is configured), and a note on the
+/// ticket saying who was reached. Customers who declined service updates are skipped.
 fn close_the_loop(store: &dyn Store, tenant: &str, t: &Ticket, actor: &str) -> ApiResult<()> {
     let impact: Impact = serde_json::from_value(t.impact.clone()).unwrap_or_default();
     let Some(message) = impact.close_loop_message.clone() else {
@@ -1013,6 +1014,7 @@ fn close_the_loop(store: &dyn Store, tenant: &str, t: &Ticket, actor: &str) -> A
         batch_sent_at: None,
     };
     let mut declined = 0;
+    let mut mails = vec![];
     for pid in profiles {
         let Some(p) = store.profile(tenant, &pid)? else {
             continue;
@@ -1030,13 +1032,33 @@ fn close_the_loop(store: &dyn Store, tenant: &str, t: &Ticket, actor: &str) -> A
                 .find(|i| i.kind == kind)
                 .map(|i| i.value.clone())
         };
+        // by email too, when cxm knows their address (the mail worker sends it)
+        if let Some(to) = id_of("email") {
+            mails.push(cxm_store::OutboundMail {
+                id: 0,
+                kind: "loop_closed".into(),
+                reference: t.id.to_string(),
+                profile_id: p.id.clone(),
+                to,
+                subject: format!("Fixed: {}", t.title),
+                body: format!(
+                    "Hello,\n\n{message}\n\nYou are hearing from us because you told us about this. Thank you.\n"
+                ),
+                status: "pending".into(),
+                detail: String::new(),
+                created_at_ms: 0,
+            });
+        }
         let mut msg = json!({"type": "track", "event": "Loop Closed", "messageId": format!("loop-{}-{}", t.id, p.id),
             "timestamp": now.to_rfc3339(), "properties": {"ticket_id": t.id, "title": t.title, "message": message}});
         match (id_of("user_id"), id_of("anonymous_id")) {
             (Some(u), _) => msg["userId"] = u.into(),
             (None, Some(a)) => msg["anonymousId"] = a.into(),
             (None, None) => {
-                unreachable += 1;
+                // no id to put an event on their timeline; an email still reaches them
+                if mails.last().is_none_or(|m| m.profile_id != p.id) {
+                    unreachable += 1;
+                }
                 continue;
             }
         }
@@ -1062,12 +1084,13 @@ fn close_the_loop(store: &dyn Store, tenant: &str, t: &Ticket, actor: &str) -> A
             quarantined: vec![],
         }])?;
     }
+    let emailed = store.queue_mail(tenant, &mails)?;
     store.note_ticket(
         tenant,
         t.id,
         actor,
         "loop_closed",
-        &json!({"message": message, "customers": reached, "unreachable": unreachable, "declined": declined}),
+        &json!({"message": message, "customers": reached, "emailed": emailed, "unreachable": unreachable, "declined": declined}),
     )?;
     Ok(())
 }

@@ -230,6 +230,16 @@ async fn tickets_need_evidence(backend: Backend) {
         .unwrap()
         .contains("no data yet"));
     assert_eq!(close(id2, json!({})).await.status(), 409);
+    // cxm knows u1's address: the loop is closed by email too
+    let r = app
+        .client
+        .post(app.url("/v1/identify"))
+        .basic_auth(&app.write_key, Some(""))
+        .json(&json!({"userId": "u1", "traits": {"email": "u1@acme.example"}}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 200);
     let answers = json!({"answers": [
         {"response_id": "c1", "question": "csat", "type": "csat", "value": 5, "identifier": "user_id:u1"},
         {"response_id": "c2", "question": "csat", "type": "csat", "value": 4, "identifier": "user_id:u1"},
@@ -256,6 +266,21 @@ async fn tickets_need_evidence(backend: Backend) {
         ),
         (1, Some(0))
     );
+    assert_eq!(looped["detail"]["emailed"], 1);
+    let (store, tenant) = (app.store.clone(), app.tenant.clone());
+    let mail = tokio::task::spawn_blocking(move || {
+        store
+            .list_mail(&tenant, None, Some(("loop_closed", &id2.to_string())), 10)
+            .unwrap()
+    })
+    .await
+    .unwrap();
+    assert_eq!(mail.len(), 1);
+    assert_eq!(
+        (mail[0].to.as_str(), mail[0].subject.as_str(), mail[0].status.as_str()),
+        ("u1@acme.example", "Fixed: Billing errors after the plan change", "pending")
+    );
+    assert!(mail[0].body.contains("We fixed the billing errors"));
     let who = app
         .get_json("/api/v1/customers?identifier=user_id:u1")
         .await;

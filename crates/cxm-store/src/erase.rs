@@ -251,6 +251,13 @@ pub(crate) fn erase(
             )?,
         );
         add(
+            "outbound_mail",
+            db.exec(
+                "DELETE FROM outbound_mail WHERE tenant_id = ?1 AND profile_id = ?2",
+                &[t(tenant), t(p)],
+            )?,
+        );
+        add(
             "journey_positions",
             db.exec(
                 "DELETE FROM journey_positions WHERE tenant_id = ?1 AND profile_id = ?2",

@@ -642,6 +642,19 @@ pub trait Store: Send + Sync + 'static {
         status: &str,
         detail: &str,
     ) -> Result<Option<Invitation>>;
+    /// Queues emails (their ids are ignored); one per customer, kind and reference, so a
+    /// second queueing of the same is a no-op. Returns how many were new.
+    fn queue_mail(&self, tenant: &str, mails: &[OutboundMail]) -> Result<usize>;
+    /// Emails of a tenant, oldest first: by status, or every one of a kind and reference.
+    fn list_mail(
+        &self,
+        tenant: &str,
+        status: Option<&str>,
+        about: Option<(&str, &str)>,
+        limit: u32,
+    ) -> Result<Vec<OutboundMail>>;
+    /// Settles a pending email as `sent` or `failed` with the relay's answer.
+    fn mark_mail(&self, tenant: &str, id: i64, status: &str, detail: &str) -> Result<()>;
     /// Invitations per survey and status.
     fn invitation_counts(&self, tenant: &str) -> Result<Vec<(String, String, i64)>>;
     /// An account's traits.

@@ -45,6 +45,10 @@ const MIGRATIONS: &[(i64, &str)] = &[
         17,
         include_str!("../migrations/postgres/0017_event_blocks.sql"),
     ),
+    (
+        18,
+        include_str!("../migrations/postgres/0018_outbound_mail.sql"),
+    ),
 ];
 const POOL_SIZE: usize = 8;
 
@@ -2823,6 +2827,54 @@ impl Store for PgStore {
             .iter()
             .map(invitation)
             .collect())
+        })
+    }
+
+    fn queue_mail(&self, tenant: &str, mails: &[OutboundMail]) -> Result<usize> {
+        let now = now_ms();
+        self.tx(|g| {
+            let mut n = 0;
+            for m in mails {
+                n += g.exec(
+                    "INSERT INTO outbound_mail (tenant_id, kind, reference, profile_id, to_address, subject, body, created_at) VALUES ($1, $2, $3, $4, $5, $6, $7, $8)
+                     ON CONFLICT DO NOTHING",
+                    &[&tenant, &m.kind, &m.reference, &m.profile_id, &m.to, &m.subject, &m.body, &now],
+                )? as usize;
+            }
+            Ok(n)
+        })
+    }
+
+    fn list_mail(
+        &self,
+        tenant: &str,
+        status: Option<&str>,
+        about: Option<(&str, &str)>,
+        limit: u32,
+    ) -> Result<Vec<OutboundMail>> {
+        let (kind, reference) = about.unzip();
+        let limit = i64::from(limit);
+        self.tx(|g| {
+            Ok(g.all(
+                "SELECT id, kind, reference, profile_id, to_address, subject, body, status, detail, created_at FROM outbound_mail
+                 WHERE tenant_id = $1 AND ($2::text IS NULL OR status = $2) AND ($3::text IS NULL OR kind = $3) AND ($4::text IS NULL OR reference = $4)
+                 ORDER BY id LIMIT $5",
+                &[&tenant, &status, &kind, &reference, &limit],
+            )?
+            .iter()
+            .map(|r| OutboundMail { id: r.get(0), kind: r.get(1), reference: r.get(2), profile_id: r.get(3), to: r.get(4), subject: r.get(5), body: r.get(6), status: r.get(7), detail: r.get(8), created_at_ms: r.get(9) })
+            .collect())
+        })
+    }
+
+    fn mark_mail(&self, tenant: &str, id: i64, status: &str, detail: &str) -> Result<()> {
+        let now = now_ms();
+        self.tx(|g| {
+            g.exec(
+                "UPDATE outbound_mail SET status = $3, detail = $4, sent_at = $5 WHERE tenant_id = $1 AND id = $2 AND status = 'pending'",
+                &[&tenant, &id, &status, &detail, &now],
+            )?;
+            Ok(())
         })
     }
 

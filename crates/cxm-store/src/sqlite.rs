@@ -38,6 +38,10 @@ const MIGRATIONS: &[(i64, &str)] = &[
         17,
         include_str!("../migrations/sqlite/0017_event_blocks.sql"),
     ),
+    (
+        18,
+        include_str!("../migrations/sqlite/0018_outbound_mail.sql"),
+    ),
 ];
 
 pub struct SqliteStore {
@@ -2907,6 +2911,54 @@ impl Store for SqliteStore {
             )?;
             let rows = st.query_map(params![tenant, status, survey_id, limit], invitation)?.collect::<Result<Vec<_>, _>>()?;
             Ok(rows)
+        })
+    }
+
+    fn queue_mail(&self, tenant: &str, mails: &[OutboundMail]) -> Result<usize> {
+        let now = now_ms();
+        self.write(|tx| {
+            let mut put = tx.prepare_cached(
+                "INSERT OR IGNORE INTO outbound_mail (tenant_id, kind, reference, profile_id, to_address, subject, body, created_at) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8)",
+            )?;
+            let mut n = 0;
+            for m in mails {
+                n += put.execute(params![tenant, m.kind, m.reference, m.profile_id, m.to, m.subject, m.body, now])?;
+            }
+            Ok(n)
+        })
+    }
+
+    fn list_mail(
+        &self,
+        tenant: &str,
+        status: Option<&str>,
+        about: Option<(&str, &str)>,
+        limit: u32,
+    ) -> Result<Vec<OutboundMail>> {
+        let (kind, reference) = about.unzip();
+        self.read(|c| {
+            let mut st = c.prepare_cached(
+                "SELECT id, kind, reference, profile_id, to_address, subject, body, status, detail, created_at FROM outbound_mail
+                 WHERE tenant_id = ?1 AND (?2 IS NULL OR status = ?2) AND (?3 IS NULL OR kind = ?3) AND (?4 IS NULL OR reference = ?4)
+                 ORDER BY id LIMIT ?5",
+            )?;
+            let rows = st
+                .query_map(params![tenant, status, kind, reference, limit], |r| {
+                    Ok(OutboundMail { id: r.get(0)?, kind: r.get(1)?, reference: r.get(2)?, profile_id: r.get(3)?, to: r.get(4)?, subject: r.get(5)?, body: r.get(6)?, status: r.get(7)?, detail: r.get(8)?, created_at_ms: r.get(9)? })
+                })?
+                .collect::<Result<Vec<_>, _>>()?;
+            Ok(rows)
+        })
+    }
+
+    fn mark_mail(&self, tenant: &str, id: i64, status: &str, detail: &str) -> Result<()> {
+        let now = now_ms();
+        self.write(|tx| {
+            tx.execute(
+                "UPDATE outbound_mail SET status = ?3, detail = ?4, sent_at = ?5 WHERE tenant_id = ?1 AND id = ?2 AND status = 'pending'",
+                params![tenant, id, status, detail, now],
+            )?;
+            Ok(())
         })
     }
 

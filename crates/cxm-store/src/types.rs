@@ -1075,3 +1075,21 @@ pub struct ViewEvent {
     pub ts_ms: i64,
     pub variation: Option<String>,
 }
+
+/// An email to a customer that is not a survey invitation (see `Store::queue_mail`).
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct OutboundMail {
+    pub id: i64,
+    /// Why it is sent, e.g. `loop_closed`.
+    pub kind: String,
+    /// What it is about, e.g. the ticket id.
+    pub reference: String,
+    pub profile_id: String,
+    pub to: String,
+    pub subject: String,
+    pub body: String,
+    /// `pending`, `sent` or `failed`.
+    pub status: String,
+    pub detail: String,
+    pub created_at_ms: i64,
+}
