@@ -9,6 +9,11 @@ use crate::journey::JourneyDefinition;
 
 /// A contact on the same stage within this window is a repeat contact (FCR's window).
 pub const REPEAT_WINDOW_MS: i64 = 7 * 24 * 3_600_000;
+/// A switch of channel is a re-explanation unless someone on the new channel read the
+/// customer's context in cxm within this long of the contact (before or after it).
+pub const CONTEXT_WINDOW_MS: i64 = 30 * 60_000;
+/// The event the context API logs when it is read for a channel.
+pub const CONTEXT_VIEWED: &str = "Context Viewed";
 /// A stage without an SLA counts a customer as dropped off after this long without progress.
 pub const DEFAULT_STALL_HOURS: f64 = 30.0 * 24.0;
 
@@ -60,13 +65,25 @@ pub struct Position<C = String> {
     pub last_channel: C,
     /// Contacts on this stage's entry events again within [`REPEAT_WINDOW_MS`].
     pub repeats: u32,
-    /// Those repeats that came on another conversational channel than the contact before.
+    /// Those repeats that came on another conversational channel than the contact before and
+    /// found no context there (re-explanations).
     pub switches: u32,
+    /// A switch not yet counted: its time, waiting [`CONTEXT_WINDOW_MS`] for a context view.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub unseen_switch_ms: Option<i64>,
+    /// The last time the customer's context was read, and for which channel.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub context_seen: Option<(i64, C)>,
 }
 
 impl<C> Position<C> {
-    /// The same position with its channel named by `f`.
-    pub fn map_channel<D>(self, f: impl FnOnce(C) -> D) -> Position<D> {
+    /// Switches counted when the visit ends: a switch still waiting for a view counts.
+    fn switches_at_close(&self) -> u32 {
+        self.switches + u32::from(self.unseen_switch_ms.is_some())
+    }
+
+    /// The same position with its channels named by `f`.
+    pub fn map_channel<D>(self, f: impl Fn(C) -> D) -> Position<D> {
         Position {
             stage: self.stage,
             entered_ms: self.entered_ms,
@@ -75,6 +92,8 @@ impl<C> Position<C> {
             last_channel: f(self.last_channel),
             repeats: self.repeats,
             switches: self.switches,
+            unseen_switch_ms: self.unseen_switch_ms,
+            context_seen: self.context_seen.map(|(t, c)| (t, f(c))),
         }
     }
 }
@@ -259,6 +278,22 @@ pub fn step_matched<C: Channel>(
     channel: &C,
 ) -> Step<C> {
     let rank = &shape.rank;
+    // a switch that waited out its window without a context view is a re-explanation now
+    let settled;
+    let pos = match pos {
+        Some(p)
+            if p.unseen_switch_ms
+                .is_some_and(|t| ts_ms - t > CONTEXT_WINDOW_MS) =>
+        {
+            let mut q = p.clone();
+            q.switches += 1;
+            q.unseen_switch_ms = None;
+            settled = q;
+            Some(&settled)
+        }
+        other => other,
+    };
+    let seen = pos.and_then(|p| p.context_seen.clone());
     let enter = |stage: usize, back: bool| {
         // a last stage with no exit event is finished on arrival: reaching it completes the journey
         let done = shape.finishes[stage];
@@ -271,6 +306,8 @@ pub fn step_matched<C: Channel>(
                 last_channel: channel.clone(),
                 repeats: 0,
                 switches: 0,
+                unseen_switch_ms: None,
+                context_seen: seen.clone(),
             }),
             closed: if done {
                 vec![Visit {
@@ -322,7 +359,7 @@ pub fn step_matched<C: Channel>(
                 outcome: Outcome::Completed,
                 to: None,
                 repeats: p.repeats,
-                switches: p.switches,
+                switches: p.switches_at_close(),
             }],
             position: Some(next),
             entered: None,
@@ -345,7 +382,17 @@ pub fn step_matched<C: Channel>(
                 && channel.conversational()
                 && p.last_channel.conversational()
             {
-                next.switches += 1;
+                // context read for this channel around the contact: nothing to explain again
+                let carried = p
+                    .context_seen
+                    .as_ref()
+                    .is_some_and(|(t, c)| c == channel && (ts_ms - t).abs() <= CONTEXT_WINDOW_MS);
+                if !carried {
+                    if next.unseen_switch_ms.is_some() {
+                        next.switches += 1;
+                    }
+                    next.unseen_switch_ms = Some(ts_ms);
+                }
             }
         }
         next.last_contact_ms = ts_ms;
@@ -381,11 +428,37 @@ pub fn step_matched<C: Channel>(
                 },
                 to: Some(to),
                 repeats: p.repeats,
-                switches: p.switches,
+                switches: p.switches_at_close(),
             },
         );
     }
     s
+}
+
+/// A read of the customer's context for `channel` (the [`CONTEXT_VIEWED`] event): a switch
+/// to that channel waiting within [`CONTEXT_WINDOW_MS`] found its context and is no
+/// re-explanation; the read is remembered for a switch that comes just after it.
+pub fn context_viewed<C: Channel>(pos: &Position<C>, ts_ms: i64, channel: &C) -> Position<C> {
+    let mut next = pos.clone();
+    if let Some(t) = next.unseen_switch_ms {
+        if ts_ms - t > CONTEXT_WINDOW_MS {
+            next.switches += 1;
+            next.unseen_switch_ms = None;
+        } else if (ts_ms - t).abs() <= CONTEXT_WINDOW_MS && *channel == next.last_channel {
+            next.unseen_switch_ms = None;
+        }
+    }
+    next.context_seen = Some((ts_ms, channel.clone()));
+    next
+}
+
+/// The event names a walk of `def` reads: its stages' and the context views.
+pub fn walked_names(def: &JourneyDefinition) -> Vec<String> {
+    let mut names = def.event_names();
+    if !names.iter().any(|n| n == CONTEXT_VIEWED) {
+        names.push(CONTEXT_VIEWED.to_string());
+    }
+    names
 }
 
 /// Time-in-stage histogram: bucket 0 holds visits under a minute, bucket i ≥ 1 holds
@@ -738,6 +811,77 @@ mod tests {
         );
         assert_eq!(again.entered, Some((0, false)));
         assert!(again.closed.is_empty());
+    }
+
+    /// Walks events where `("view", ts, channel)` is a context view.
+    fn walk_with_views(def: &JourneyDefinition, events: &[(&str, i64, &str)]) -> Vec<Visit> {
+        let shape = Shape::of(def);
+        let mut pos: Option<Position> = None;
+        let mut closed = vec![];
+        for (name, ts, channel) in events {
+            if *name == "view" {
+                pos = pos.map(|p| context_viewed(&p, *ts, &channel.to_string()));
+                continue;
+            }
+            let s = step(
+                def,
+                &shape,
+                pos.as_ref(),
+                JourneyEvent {
+                    name,
+                    ts_ms: *ts,
+                    channel,
+                },
+            );
+            closed.extend(s.closed);
+            if s.position.is_some() {
+                pos = s.position;
+            }
+        }
+        closed
+    }
+
+    #[test]
+    fn a_switch_is_a_re_explanation_only_when_no_one_read_the_context() {
+        let def = support();
+        let m = 60_000;
+        let switches = |events: &[(&str, i64, &str)]| {
+            let mut all = events.to_vec();
+            all.push(("Ticket Escalated", 10 * H, "support"));
+            walk_with_views(&def, &all)[0].switches
+        };
+        let (chat, call) = (
+            ("Chat Started", 0, "chat"),
+            ("Call Started", 2 * H, "voice"),
+        );
+        assert_eq!(switches(&[chat, call]), 1, "nobody read the context");
+        assert_eq!(
+            switches(&[chat, call, ("view", 2 * H + 5 * m, "voice")]),
+            0,
+            "read on the call"
+        );
+        assert_eq!(
+            switches(&[chat, ("view", 2 * H - 10 * m, "voice"), call]),
+            0,
+            "read just before"
+        );
+        assert_eq!(
+            switches(&[chat, call, ("view", 2 * H + 5 * m, "chat")]),
+            1,
+            "read on another channel"
+        );
+        assert_eq!(
+            switches(&[chat, call, ("view", 2 * H + 45 * m, "voice")]),
+            1,
+            "read too late"
+        );
+        assert_eq!(
+            switches(&[chat, call, ("Chat Started", 3 * H, "chat")]),
+            2,
+            "back and forth, twice unexplained"
+        );
+        // a switch still waiting when the visit ends counts
+        assert_eq!(switches(&[chat, ("Call Started", 10 * H - m, "voice")]), 1);
     }
 
     #[test]

@@ -163,6 +163,7 @@ known! {
     "Email Sent", Conversation, Some(Channel::Email), "the company emailed the customer";
     "Email Received", Conversation, Some(Channel::Email), "the customer emailed the company";
     "Social Mention", Conversation, Some(Channel::Social), "the customer mentioned the company on social media";
+    "Context Viewed", Support, None, "someone serving the customer read their context in cxm (logged by the context API)";
     "Survey Shown", Feedback, Some(Channel::Survey), "a survey was displayed";
     "Survey Responded", Feedback, Some(Channel::Survey), "a survey was answered";
     "Review Posted", Feedback, None, "a public review was posted";

@@ -161,6 +161,10 @@ pub struct ContextQuery {
     pub limit: Option<u32>,
     /// `next_cursor` of the previous page.
     pub before: Option<String>,
+    /// The channel of whoever reads, e.g. `voice` for an agent taking a call: the read is
+    /// logged on the customer's timeline as a `Context Viewed` event, so a switch to that
+    /// channel counts as context carried over rather than a re-explanation.
+    pub channel: Option<String>,
 }
 
 #[derive(Serialize, utoipa::ToSchema)]
@@ -287,9 +291,72 @@ pub async fn customer_context(
         ));
     }
     let before = q.before.as_deref().map(parse_cursor).transpose()?;
-    Ok(Json(
-        build_context(&st, &p.tenant_id, &id, limit, before).await?,
-    ))
+    let channel = q
+        .channel
+        .as_deref()
+        .map(|c| {
+            cxm_domain::taxonomy::Channel::parse(c).ok_or_else(|| {
+                ApiError::new(
+                    ErrorCode::InvalidParameter,
+                    format!("channel {c:?} is not a channel cxm knows"),
+                )
+            })
+        })
+        .transpose()?;
+    let ctx = build_context(&st, &p.tenant_id, &id, limit, before).await?;
+    if let Some(channel) = channel {
+        log_context_view(&st, &p, &ctx.profile, channel).await?;
+    }
+    Ok(Json(ctx))
+}
+
+/// Puts a `Context Viewed` event on the customer's timeline: who read their context, for
+/// which channel. A customer known by neither a user nor an anonymous id has no timeline
+/// to put it on; the read is then not logged.
+async fn log_context_view(
+    st: &AppState,
+    p: &Principal,
+    profile: &Profile,
+    channel: cxm_domain::taxonomy::Channel,
+) -> ApiResult<()> {
+    let id_of = |kind: &str| {
+        profile
+            .identifiers
+            .iter()
+            .find(|i| i.kind == kind)
+            .map(|i| i.value.clone())
+    };
+    let now = chrono::Utc::now();
+    let mut msg = serde_json::json!({"type": "track", "event": cxm_domain::journey_progress::CONTEXT_VIEWED,
+        "messageId": format!("ctx-{}", uuid::Uuid::new_v4().simple()), "timestamp": now.to_rfc3339(),
+        "context": {"channel": channel.as_str()}, "properties": {"viewer": p.actor}});
+    match (id_of("user_id"), id_of("anonymous_id")) {
+        (Some(u), _) => msg["userId"] = u.into(),
+        (None, Some(a)) => msg["anonymousId"] = a.into(),
+        (None, None) => return Ok(()),
+    }
+    let clock = cxm_domain::Clock {
+        received_at: now,
+        batch_sent_at: None,
+    };
+    let opts = cxm_domain::IngestOptions {
+        trust_timestamps: true,
+        ..Default::default()
+    };
+    let event = cxm_domain::normalize(&msg, 0, &clock, &opts)
+        .map_err(|e| ApiError::new(ErrorCode::Internal, format!("context view: {e:?}")))?;
+    let tenant = p.tenant_id.clone();
+    st.store
+        .run(move |s| {
+            s.append(&[cxm_store::AppendRequest {
+                tenant_id: tenant,
+                write_key_id: "cxm-context".into(),
+                events: vec![event],
+                quarantined: vec![],
+            }])
+        })
+        .await?;
+    Ok(())
 }
 
 #[derive(Serialize, utoipa::ToSchema)]

@@ -7,7 +7,9 @@ use std::time::Instant;
 use axum::extract::State;
 use axum::routing::get;
 use axum::{Json, Router};
-use cxm_store::{Store, StoredDecision};
+use cxm_store::Store;
+
+use crate::error::ApiError;
 use serde::Serialize;
 use serde_json::Value;
 
@@ -33,19 +35,96 @@ pub struct AuditReport {
 
 const AUDIT_PAGE: u32 = 5_000;
 
+/// A logged decision row as verification needs it: its entry, id and canonical body.
+struct DecisionRow {
+    audit_seq: i64,
+    id: String,
+    body: String,
+}
+
 /// Walks the tenant's chain from the start: every link, and every decision row against the
 /// entry that logged it (an edited, deleted or inserted row is named).
+///
+/// Three threads share the work: one reads the chain, one reads the decision rows and
+/// writes each back to its canonical body, and this one hashes and compares, so reading and
+/// hashing overlap. Pages are bounded, so memory stays flat however long the chain.
 pub fn verify_chain(store: &dyn Store, tenant: &str) -> ApiResult<AuditReport> {
+    use std::sync::mpsc::sync_channel;
     let started = Instant::now();
+    let (entries_tx, entries_rx) = sync_channel::<ApiResult<Vec<cxm_domain::audit::AuditEntry>>>(4);
+    let (rows_tx, rows_rx) = sync_channel::<ApiResult<Vec<DecisionRow>>>(4);
+    std::thread::scope(|s| {
+        s.spawn(move || {
+            let mut after = 0;
+            loop {
+                let page = store
+                    .audit_entries(tenant, after, AUDIT_PAGE)
+                    .map_err(ApiError::from);
+                let last = page.as_ref().ok().and_then(|p| p.last().map(|e| e.seq));
+                let done = last.is_none();
+                // the checker stopped listening (it found a break): stop reading
+                if entries_tx.send(page).is_err() || done {
+                    return;
+                }
+                after = last.unwrap_or(after);
+            }
+        });
+        s.spawn(move || {
+            let mut after = 0;
+            loop {
+                let page = store
+                    .decisions_by_audit_seq(tenant, after, AUDIT_PAGE)
+                    .map_err(ApiError::from)
+                    .map(|p| {
+                        p.into_iter()
+                            .map(|d| DecisionRow {
+                                audit_seq: d.audit_seq,
+                                body: d.record.body(),
+                                id: d.record.id,
+                            })
+                            .collect::<Vec<_>>()
+                    });
+                let last = page
+                    .as_ref()
+                    .ok()
+                    .and_then(|p| p.last().map(|d| d.audit_seq));
+                let done = last.is_none();
+                if rows_tx.send(page).is_err() || done {
+                    return;
+                }
+                after = last.unwrap_or(after);
+            }
+        });
+        // the receivers go with the checker: when it stops, the readers stop too
+        check_streams(store, tenant, entries_rx, rows_rx, started)
+    })
+}
+
+fn check_streams(
+    store: &dyn Store,
+    tenant: &str,
+    entries: std::sync::mpsc::Receiver<ApiResult<Vec<cxm_domain::audit::AuditEntry>>>,
+    rows_in: std::sync::mpsc::Receiver<ApiResult<Vec<DecisionRow>>>,
+    started: Instant,
+) -> ApiResult<AuditReport> {
     let mut check = cxm_domain::audit::ChainCheck::default();
     let mut after = 0;
     let mut decisions = 0u64;
-    let mut rows: std::collections::VecDeque<StoredDecision> = Default::default();
-    let mut rows_after = 0;
+    let mut rows: std::collections::VecDeque<DecisionRow> = Default::default();
     let mut rows_done = false;
     let mut broken = None;
-    'outer: loop {
-        let page = store.audit_entries(tenant, after, AUDIT_PAGE)?;
+    let next_rows = |rows: &mut std::collections::VecDeque<DecisionRow>,
+                     rows_done: &mut bool|
+     -> ApiResult<()> {
+        if rows.is_empty() && !*rows_done {
+            let next = rows_in.recv().unwrap_or_else(|_| Ok(vec![]))?;
+            *rows_done = next.is_empty();
+            rows.extend(next);
+        }
+        Ok(())
+    };
+    'outer: while let Ok(page) = entries.recv() {
+        let page = page?;
         if page.is_empty() {
             break;
         }
@@ -65,21 +144,13 @@ pub fn verify_chain(store: &dyn Store, tenant: &str) -> ApiResult<AuditReport> {
                 }
                 continue;
             }
-            if rows.is_empty() && !rows_done {
-                let next = store.decisions_by_audit_seq(tenant, rows_after, AUDIT_PAGE)?;
-                rows_done = next.is_empty();
-                if let Some(last) = next.last() {
-                    rows_after = last.audit_seq;
-                }
-                rows.extend(next);
-            }
+            next_rows(&mut rows, &mut rows_done)?;
             let problem = match rows.front() {
                 Some(d) if d.audit_seq == e.seq => {
-                    let body = d.record.body();
-                    let p = (body != e.body || d.record.id != e.subject).then(|| {
+                    let p = (d.body != e.body || d.id != e.subject).then(|| {
                         format!(
                             "decision {} was altered after it was logged at entry {}",
-                            d.record.id, e.seq
+                            d.id, e.seq
                         )
                     });
                     rows.pop_front();
@@ -87,7 +158,7 @@ pub fn verify_chain(store: &dyn Store, tenant: &str) -> ApiResult<AuditReport> {
                 }
                 Some(d) if d.audit_seq < e.seq => Some(format!(
                     "decision {} claims entry {}, which logged something else",
-                    d.record.id, d.audit_seq
+                    d.id, d.audit_seq
                 )),
                 _ => Some(format!(
                     "decision {} logged at entry {} is missing from the decision table",
@@ -106,21 +177,19 @@ pub fn verify_chain(store: &dyn Store, tenant: &str) -> ApiResult<AuditReport> {
     }
     if broken.is_none() {
         // a decision row no entry logged (inserted behind the chain's back)
-        if let Some(d) = rows.front().cloned().or_else(|| {
-            store
-                .decisions_by_audit_seq(tenant, rows_after, 1)
-                .ok()
-                .and_then(|mut v| v.pop())
-        }) {
+        next_rows(&mut rows, &mut rows_done)?;
+        if let Some(d) = rows.front() {
             broken = Some(cxm_domain::audit::Broken {
                 seq: d.audit_seq,
                 problem: format!(
                     "decision {} names entry {}, which does not log it",
-                    d.record.id, d.audit_seq
+                    d.id, d.audit_seq
                 ),
             });
         }
     }
+    drop(entries);
+    drop(rows_in);
     if broken.is_none() {
         broken = crate::provenance::check_checkpoints(store, tenant, after)?;
     }

@@ -234,6 +234,7 @@ fn walk_range(
     answers: &[JourneyAnswer],
     range: std::ops::Range<usize>,
     keep_visits: bool,
+    context_name: u32,
 ) -> Walked {
     let mut stats = vec![StageStats::default(); def.stages.len()];
     let mut positions = vec![];
@@ -245,11 +246,17 @@ fn walk_range(
         mine.clear();
         for &i in &order[start[p] as usize..start[p + 1] as usize] {
             let i = i as usize;
+            let c = chan[usize::from(ev.channel[i]).min(chan.len() - 1)];
+            if ev.name[i] == context_name {
+                if let Some(q) = &pos {
+                    pos = Some(progress::context_viewed(q, ev.ts[i], &c));
+                }
+                continue;
+            }
             let m = &matches[ev.name[i] as usize];
             if m.is_empty() {
                 continue;
             }
-            let c = chan[usize::from(ev.channel[i]).min(chan.len() - 1)];
             let s = progress::step_matched(shape, pos.as_ref(), m, ev.ts[i], &c);
             for v in s.closed {
                 let st = &def.stages[v.stage];
@@ -317,7 +324,10 @@ pub fn scan(
     let read_ms = ms(started);
     let covered = blocks.last().map_or(0, |b| b.last_seq);
     // every name any of the journeys reads, numbered
-    let mut names: Vec<String> = journeys.iter().flat_map(|(_, d)| d.event_names()).collect();
+    let mut names: Vec<String> = journeys
+        .iter()
+        .flat_map(|(_, d)| progress::walked_names(d))
+        .collect();
     names.sort();
     names.dedup();
     let wanted: HashMap<&str, u32> = names
@@ -434,6 +444,10 @@ pub fn scan(
     }
 
     let group_ms = ms(started) - read_ms - graph_ms - decode_ms - tail_ms;
+    let context_name = wanted
+        .get(progress::CONTEXT_VIEWED)
+        .copied()
+        .unwrap_or(NONE);
     let mut out = vec![];
     for (journey_id, def) in journeys {
         let shape = Shape::of(def);
@@ -465,6 +479,7 @@ pub fn scan(
                             answers,
                             range,
                             keep_visits,
+                            context_name,
                         )
                     })
                 })

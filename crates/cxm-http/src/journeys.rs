@@ -163,7 +163,7 @@ pub fn advance(
 ) -> ApiResult<usize> {
     let def = definition_of(j)?;
     let shape = progress::Shape::of(&def);
-    let names = def.event_names();
+    let names = progress::walked_names(&def);
     let matches: HashMap<&str, progress::Matches> = names
         .iter()
         .map(|n| (n.as_str(), progress::Matches::of(&def, n)))
@@ -216,6 +216,14 @@ pub fn advance(
         let mut moved: HashSet<String> = HashSet::new();
         for e in &events {
             let Some(p) = &e.profile_id else { continue };
+            if e.name == progress::CONTEXT_VIEWED {
+                if let Some(pos) = positions.get(p) {
+                    let next = progress::context_viewed(pos, e.ts_ms, &e.channel);
+                    positions.insert(p.clone(), next);
+                    moved.insert(p.clone());
+                }
+                continue;
+            }
             let Some(m) = matches.get(e.name.as_str()) else {
                 continue;
             };

@@ -398,6 +398,21 @@ async fn agents_ask_before_acting(backend: Backend) {
         v["broken"]["problem"].as_str().unwrap().contains(mid_id),
         "{v}"
     );
+    // a decision row taken away is named too
+    let (sql, stmt) = (
+        app.sql.clone(),
+        format!("DELETE FROM decisions WHERE id = '{mid_id}'"),
+    );
+    tokio::task::spawn_blocking(move || cxm_store::testing::execute_sql(&sql, &stmt))
+        .await
+        .unwrap();
+    let v = app.get_json("/api/v1/audit/verify").await;
+    assert_eq!(v["ok"], false);
+    let said = v["broken"]["problem"].as_str().unwrap();
+    assert!(
+        said.contains(mid_id) && said.contains("missing from the decision table"),
+        "{v}"
+    );
     app.stop().await;
 }
 

@@ -409,13 +409,14 @@ async fn scan_and_row_walk_agree(backend: Backend) {
         "Ticket Escalated",
         "Ticket Resolved",
         "Page Viewed",
+        "Context Viewed",
     ];
     let channels = ["chat", "voice", "email", "web"];
     let mut log = vec![];
     for i in 0..1_800 {
         let c = next(150);
         let hours = 24.0 * 40.0 - i as f64 * 0.5 + next(6) as f64;
-        let mut m = json!({"type": "track", "event": names[next(6) as usize], "timestamp": ago(hours),
+        let mut m = json!({"type": "track", "event": names[next(7) as usize], "timestamp": ago(hours),
             "messageId": format!("m{i}"), "context": {"channel": channels[next(4) as usize]}});
         // a third of the customers browse anonymously before they are known
         if c % 3 == 0 && i < 600 {
@@ -572,4 +573,102 @@ async fn scan_agrees_with_rows_on_sqlite() {
 #[tokio::test]
 async fn scan_agrees_with_rows_on_postgres() {
     scan_and_row_walk_agree(Backend::Postgres).await;
+}
+
+/// A switch of channel is a re-explanation only when nobody on the new channel read the
+/// customer's context: the context API, asked with the reader's channel, logs the read.
+async fn context_read_on_the_new_channel_is_no_re_explanation(backend: Backend) {
+    let Some(app) = TestApp::spawn_with(backend, HttpConfig::default()).await else {
+        return;
+    };
+    let def = json!({"id": "support", "name": "Support", "owner": "ops@acme.example", "stages": [
+        {"id": "ask", "name": "Ask", "owner": "support", "entry": ["Chat Started", "Call Started"]},
+        {"id": "fix", "name": "Fix", "owner": "support", "entry": ["Ticket Escalated"]}]});
+    assert_eq!(
+        app.send(reqwest::Method::POST, "/api/v1/journeys", &def)
+            .await
+            .status(),
+        201
+    );
+    let track = |user: &str, event: &str, minutes_ago: i64, channel: &str| {
+        json!({"type": "track", "event": event, "userId": user,
+        "timestamp": (chrono::Utc::now() - chrono::Duration::minutes(minutes_ago)).to_rfc3339(), "context": {"channel": channel}})
+    };
+    let send = |batch: Vec<Value>| {
+        let app = &app;
+        async move {
+            let r = app
+                .client
+                .post(app.url("/v1/batch?historical=true"))
+                .basic_auth(&app.write_key, Some(""))
+                .json(&json!({ "batch": batch }))
+                .send()
+                .await
+                .unwrap();
+            assert_eq!(r.status(), 200);
+        }
+    };
+    send(vec![
+        track("c1", "Chat Started", 120, "chat"),
+        track("c1", "Call Started", 10, "voice"),
+        track("c2", "Chat Started", 120, "chat"),
+        track("c2", "Call Started", 10, "voice"),
+    ])
+    .await;
+    // c1's agent reads the context on the call; c2's does not
+    let c1 = app
+        .get_json("/api/v1/customers?identifier=user_id:c1")
+        .await["id"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    let r = app
+        .get(&format!("/api/v1/customers/{c1}/context?channel=pigeon"))
+        .await;
+    assert_eq!(r.status(), 400);
+    assert_eq!(
+        r.json::<Value>().await.unwrap()["code"],
+        "invalid_parameter"
+    );
+    let ctx = app
+        .get_json(&format!("/api/v1/customers/{c1}/context?channel=phone"))
+        .await;
+    assert_eq!(ctx["channel_switch"]["to"], "voice");
+    let timeline = app
+        .get_json(&format!("/api/v1/customers/{c1}/context"))
+        .await;
+    let read = &timeline["timeline"][0];
+    assert_eq!(
+        (read["name"].as_str(), read["channel"].as_str()),
+        (Some("Context Viewed"), Some("voice")),
+        "{read}"
+    );
+    assert!(read.to_string().contains("viewer"), "{read}");
+    send(vec![
+        track("c1", "Ticket Escalated", 0, "support"),
+        track("c2", "Ticket Escalated", 0, "support"),
+    ])
+    .await;
+    walk(&app).await;
+    let m = app.get_json("/api/v1/journeys/support/metrics").await;
+    let ask = &m["stages"][0];
+    assert_eq!(
+        (
+            ask["repeat_contacts"].as_u64(),
+            ask["re_explanations"].as_u64()
+        ),
+        (Some(2), Some(1)),
+        "both called again; only c2 had to explain again: {ask}"
+    );
+    app.stop().await;
+}
+
+#[tokio::test]
+async fn context_reads_on_sqlite() {
+    context_read_on_the_new_channel_is_no_re_explanation(Backend::Sqlite).await;
+}
+
+#[tokio::test]
+async fn context_reads_on_postgres() {
+    context_read_on_the_new_channel_is_no_re_explanation(Backend::Postgres).await;
 }

@@ -277,8 +277,16 @@ async fn tickets_need_evidence(backend: Backend) {
     .unwrap();
     assert_eq!(mail.len(), 1);
     assert_eq!(
-        (mail[0].to.as_str(), mail[0].subject.as_str(), mail[0].status.as_str()),
-        ("u1@acme.example", "Fixed: Billing errors after the plan change", "pending")
+        (
+            mail[0].to.as_str(),
+            mail[0].subject.as_str(),
+            mail[0].status.as_str()
+        ),
+        (
+            "u1@acme.example",
+            "Fixed: Billing errors after the plan change",
+            "pending"
+        )
     );
     assert!(mail[0].body.contains("We fixed the billing errors"));
     let who = app

@@ -826,6 +826,8 @@ fn journeys_are_versioned_and_progress_is_saved_once(s: &dyn Store) {
         last_channel: "web".into(),
         repeats: 0,
         switches: 0,
+        unseen_switch_ms: None,
+        context_seen: None,
     };
     let mut st = StageStats {
         entries: 1,
