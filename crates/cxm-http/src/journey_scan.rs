@@ -24,6 +24,9 @@ use cxm_store::{JourneyAnswer, Store};
 
 use crate::error::ApiResult;
 
+/// Blocks read at once: about 25 MB of bodies, enough to keep every core decoding.
+const BLOCKS_PER_READ: u32 = 16;
+
 /// One journey measured by a scan.
 #[derive(Debug, Clone)]
 pub struct Walked {
@@ -320,9 +323,6 @@ pub fn scan(
     let started = std::time::Instant::now();
     let ms = |t: std::time::Instant| t.elapsed().as_secs_f64() * 1000.0;
     let head = store.max_event_seq()?;
-    let blocks = store.event_blocks(tenant)?;
-    let read_ms = ms(started);
-    let covered = blocks.last().map_or(0, |b| b.last_seq);
     // every name any of the journeys reads, numbered
     let mut names: Vec<String> = journeys
         .iter()
@@ -351,34 +351,50 @@ pub fn scan(
         .map(|(k, p)| (k, intern(p, &mut profiles)))
         .collect();
 
-    let graph_ms = ms(started) - read_ms;
-    // decode on every core, in log order
+    let graph_ms = ms(started);
+    // blocks a page at a time (memory stays at one page of bodies), each page decoded on
+    // every core, in log order; a block written after `head` was read is left to the rows
     let parts = std::thread::available_parallelism()
         .map_or(1, |n| n.get())
         .clamp(1, 8);
-    let chunk = blocks.len().div_ceil(parts).max(1);
-    let decoded: Vec<ApiResult<Events>> = std::thread::scope(|s| {
-        let handles: Vec<_> = blocks
-            .chunks(chunk)
-            .map(|part| s.spawn(|| decode_blocks(part, &wanted, &who)))
-            .collect();
-        handles
-            .into_iter()
-            .map(|h| {
-                h.join().unwrap_or_else(|_| {
-                    Err(crate::error::ApiError::new(
-                        crate::error::ErrorCode::Internal,
-                        "journey scan thread failed",
-                    ))
-                })
-            })
-            .collect()
-    });
+    let (mut read_ms, mut covered, mut blocks) = (0.0, 0, 0);
     let mut ev = Events::default();
-    for part in decoded {
-        ev.append(part?);
+    loop {
+        let t = std::time::Instant::now();
+        let mut page = store.event_blocks(tenant, covered, BLOCKS_PER_READ)?;
+        read_ms += ms(t);
+        let full = page.len() == BLOCKS_PER_READ as usize;
+        page.retain(|b| b.last_seq <= head);
+        let Some(last) = page.last() else { break };
+        covered = last.last_seq;
+        blocks += page.len();
+        let chunk = page.len().div_ceil(parts).max(1);
+        let decoded: Vec<ApiResult<Events>> = std::thread::scope(|s| {
+            let handles: Vec<_> = page
+                .chunks(chunk)
+                .map(|part| s.spawn(|| decode_blocks(part, &wanted, &who)))
+                .collect();
+            handles
+                .into_iter()
+                .map(|h| {
+                    h.join().unwrap_or_else(|_| {
+                        Err(crate::error::ApiError::new(
+                            crate::error::ErrorCode::Internal,
+                            "journey scan thread failed",
+                        ))
+                    })
+                })
+                .collect()
+        });
+        for part in decoded {
+            ev.append(part?);
+        }
+        if !full {
+            break;
+        }
     }
     let decode_ms = ms(started) - read_ms - graph_ms;
+    let read_ms = read_ms;
     // the log after the last block, row by row (the compactor keeps it short)
     let tail = store.journey_events(tenant, covered, head, &names, u32::MAX)?;
     let mut seen_channels: HashMap<String, u16> = ev
@@ -514,7 +530,7 @@ pub fn scan(
     }
     tracing::debug!(
         tenant,
-        blocks = blocks.len(),
+        blocks,
         events = ev.ts.len(),
         read_ms,
         graph_ms,
@@ -532,7 +548,7 @@ pub fn scan(
         through_seq: head,
         answers_through,
         events_read: ev.ts.len(),
-        blocks: blocks.len(),
+        blocks,
     })
 }
 

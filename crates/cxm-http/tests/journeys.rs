@@ -457,14 +457,14 @@ async fn scan_and_row_walk_agree(backend: Backend) {
     let (store, tenant) = (app.store.clone(), app.tenant.clone());
     let blocks = tokio::task::spawn_blocking(move || {
         let mut n = 0;
-        while store.compact_events(&tenant, 300).unwrap() > 0 {
+        while store.compact_events(&tenant, 50).unwrap() > 0 {
             n += 1;
         }
         n
     })
     .await
     .unwrap();
-    assert!(blocks >= 4, "{blocks} blocks");
+    assert!(blocks > 16, "more blocks than one read holds: {blocks}");
     post(later).await;
     let answers: Vec<Value> = (0..40)
         .map(|k| json!({"response_id": format!("r{k}"), "question": "csat", "type": "csat", "value": 1 + k % 5,

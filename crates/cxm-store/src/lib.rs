@@ -596,8 +596,14 @@ pub trait Store: Send + Sync + 'static {
     /// [`columns::BLOCK_EVENTS`]) when that many are waiting after its blocks; returns how
     /// many went in, 0 when nothing was written.
     fn compact_events(&self, tenant: &str, block: usize) -> Result<usize>;
-    /// The tenant's blocks in log order.
-    fn event_blocks(&self, tenant: &str) -> Result<Vec<columns::EventBlock>>;
+    /// The tenant's blocks in log order, `limit` at a time, after the block that ends at
+    /// `after_seq` (0: from the first).
+    fn event_blocks(
+        &self,
+        tenant: &str,
+        after_seq: i64,
+        limit: u32,
+    ) -> Result<Vec<columns::EventBlock>>;
     /// Every user and anonymous id of the tenant with its profile, keyed as blocks key
     /// them ([`columns::user_key`], [`columns::anon_key`]).
     fn identity_keys(&self, tenant: &str) -> Result<Vec<(String, String)>>;

@@ -1160,9 +1160,18 @@ impl Store for PgStore {
         })
     }
 
-    fn event_blocks(&self, tenant: &str) -> Result<Vec<crate::columns::EventBlock>> {
+    fn event_blocks(
+        &self,
+        tenant: &str,
+        after_seq: i64,
+        limit: u32,
+    ) -> Result<Vec<crate::columns::EventBlock>> {
+        let limit = i64::from(limit);
         self.tx(|g| {
-            Ok(g.all("SELECT first_seq, last_seq, body FROM event_blocks WHERE tenant_id = $1 ORDER BY first_seq", &[&tenant])?
+            Ok(g.all(
+                "SELECT first_seq, last_seq, body FROM event_blocks WHERE tenant_id = $1 AND first_seq > $2 ORDER BY first_seq LIMIT $3",
+                &[&tenant, &after_seq, &limit],
+            )?
                 .iter()
                 .map(|r| crate::columns::EventBlock { first_seq: r.get(0), last_seq: r.get(1), body: r.get(2) })
                 .collect())

@@ -1258,11 +1258,16 @@ impl Store for SqliteStore {
         })
     }
 
-    fn event_blocks(&self, tenant: &str) -> Result<Vec<crate::columns::EventBlock>> {
+    fn event_blocks(
+        &self,
+        tenant: &str,
+        after_seq: i64,
+        limit: u32,
+    ) -> Result<Vec<crate::columns::EventBlock>> {
         self.read(|c| {
-            let mut st = c.prepare_cached("SELECT first_seq, last_seq, body FROM event_blocks WHERE tenant_id = ?1 ORDER BY first_seq")?;
+            let mut st = c.prepare_cached("SELECT first_seq, last_seq, body FROM event_blocks WHERE tenant_id = ?1 AND first_seq > ?2 ORDER BY first_seq LIMIT ?3")?;
             let rows = st
-                .query_map([tenant], |r| Ok(crate::columns::EventBlock { first_seq: r.get(0)?, last_seq: r.get(1)?, body: r.get(2)? }))?
+                .query_map(params![tenant, after_seq, limit], |r| Ok(crate::columns::EventBlock { first_seq: r.get(0)?, last_seq: r.get(1)?, body: r.get(2)? }))?
                 .collect::<Result<Vec<_>, _>>()?;
             Ok(rows)
         })

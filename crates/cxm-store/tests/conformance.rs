@@ -1242,12 +1242,15 @@ fn event_blocks_copy_the_log_and_go_with_an_erasure(s: &dyn Store) {
         0,
         "one event left: not a full block"
     );
-    let blocks = s.event_blocks(&t).unwrap();
+    let blocks = s.event_blocks(&t, 0, 100).unwrap();
     assert_eq!(blocks.len(), 2);
     assert!(blocks[0].last_seq < blocks[1].first_seq);
+    let second = s.event_blocks(&t, blocks[0].last_seq, 1).unwrap();
+    assert_eq!(second.len(), 1, "paged");
+    assert_eq!(second[0].first_seq, blocks[1].first_seq);
     assert_eq!(s.event_blocks_head(&t).unwrap(), blocks[1].last_seq);
     assert!(
-        s.event_blocks(&other).unwrap().is_empty(),
+        s.event_blocks(&other, 0, 100).unwrap().is_empty(),
         "tenants are apart"
     );
     let mut names = vec![];
@@ -1275,7 +1278,7 @@ fn event_blocks_copy_the_log_and_go_with_an_erasure(s: &dyn Store) {
         .unwrap()
         .unwrap();
     assert!(
-        s.event_blocks(&t).unwrap().is_empty(),
+        s.event_blocks(&t, 0, 100).unwrap().is_empty(),
         "the erased customer's blocks are gone"
     );
     assert_eq!(
@@ -1283,7 +1286,7 @@ fn event_blocks_copy_the_log_and_go_with_an_erasure(s: &dyn Store) {
         3,
         "bob's events are written again"
     );
-    let c = s.event_blocks(&t).unwrap();
+    let c = s.event_blocks(&t, 0, 100).unwrap();
     let c = cxm_store::columns::decode(&c[0].body).unwrap();
     assert!(c.ids.iter().all(|k| !k.contains("ada")), "{:?}", c.ids);
 }

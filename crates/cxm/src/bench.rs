@@ -309,7 +309,7 @@ fn journeys(a: JourneyArgs, store_args: &StoreArgs) -> anyhow::Result<Value> {
     let t = Instant::now();
     let compacted = j::compact(store.as_ref(), &tenant).map_err(api)?;
     let compact_secs = t.elapsed().as_secs_f64();
-    let blocks = store.event_blocks(&tenant)?.len();
+    let blocks = store.event_blocks(&tenant, 0, u32::MAX)?.len();
     let journeys: Vec<_> = ids
         .iter()
         .filter_map(|id| store.journey(&tenant, id, None).ok().flatten())
