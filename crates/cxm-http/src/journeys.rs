@@ -805,6 +805,8 @@ pub struct JourneySummary {
     pub version: i64,
     pub name: String,
     pub owner: String,
+    /// Whose paths are measured: each customer's or each account's.
+    pub unit: JourneyUnit,
     pub stages: usize,
     pub jps: Option<f64>,
     pub flags: Vec<Flag>,
@@ -831,6 +833,7 @@ pub fn summaries(
                 version: m.version,
                 name: m.name,
                 owner: m.owner,
+                unit: m.unit,
                 stages: m.stages.len(),
                 jps: m.score.jps,
                 flags: m.flags,

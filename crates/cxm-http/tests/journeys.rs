@@ -497,6 +497,23 @@ async fn scan_and_row_walk_agree(backend: Backend) {
     // the worker's row walk of one journey, the scan-first pass of the other
     let acct_scanned = app.get_json("/api/v1/journeys/acct-rows/metrics").await;
     assert_eq!(acct_scanned["source"], "scan");
+    assert_eq!(acct_scanned["unit"], "account");
+    let listed = app.get_json("/api/v1/journeys").await;
+    let units: Vec<(&str, &str)> = listed["journeys"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|j| {
+            (
+                j["journey_id"].as_str().unwrap(),
+                j["unit"].as_str().unwrap(),
+            )
+        })
+        .collect();
+    assert!(
+        units.contains(&("acct-scan", "account")) && units.contains(&("rows", "customer")),
+        "{units:?}"
+    );
     let acct_entries = acct_scanned["stages"][0]["entries"].as_u64().unwrap();
     assert!(
         acct_entries > 0 && acct_entries < scanned["stages"][0]["entries"].as_u64().unwrap(),
