@@ -423,7 +423,13 @@ pub fn catch_up(store: &dyn Store, tenant: &str, max_passes: usize) -> ApiResult
         }
     }
     if !fresh.is_empty() && store.max_event_seq()? > 0 && scan_ready(store, tenant)? {
-        read += first_passes(store, tenant, &fresh, &mut caches)?;
+        // a scan that cannot be made (a damaged block, say) leaves the walk to the rows
+        match first_passes(store, tenant, &fresh, &mut caches) {
+            Ok(n) => read += n,
+            Err(e) => {
+                tracing::warn!(tenant, error = %e.detail, "journey scan failed; walking rows")
+            }
+        }
     }
     for j in journeys {
         let mut cache = caches
@@ -608,13 +614,15 @@ pub fn metrics(
     let head = store.max_event_seq()?;
     // never walked yet (a new journey or version): measured from the columnar log at once
     // rather than shown empty until the worker's first pass is saved
-    if cursor == JourneyCursor::default() && head > 0 && scan_ready(store, tenant)? {
-        let scan = crate::journey_scan::scan(
-            store,
-            tenant,
-            &[(j.journey_id.clone(), def.clone())],
-            false,
-        )?;
+    let scan = if cursor == JourneyCursor::default() && head > 0 && scan_ready(store, tenant)? {
+        let one = [(j.journey_id.clone(), def.clone())];
+        crate::journey_scan::scan(store, tenant, &one, false)
+            .inspect_err(|e| tracing::warn!(tenant, error = %e.detail, "journey scan failed; showing the tallies"))
+            .ok()
+    } else {
+        None
+    };
+    if let Some(scan) = scan {
         let w = &scan.journeys[0];
         let stalled = crate::journey_scan::stalled(w, &stall_cut);
         let cursor = JourneyCursor {

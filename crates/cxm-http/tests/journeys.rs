@@ -689,3 +689,55 @@ async fn context_reads_on_sqlite() {
 async fn context_reads_on_postgres() {
     context_read_on_the_new_channel_is_no_re_explanation(Backend::Postgres).await;
 }
+
+/// A damaged block of the columnar log costs speed, not answers: the metrics fall back to the
+/// tallies and the worker walks the rows.
+async fn a_damaged_block_falls_back_to_the_rows(backend: Backend) {
+    let damage = match backend {
+        Backend::Sqlite => "UPDATE event_blocks SET body = X'01ff'",
+        Backend::Postgres => "UPDATE event_blocks SET body = '\\x01ff'::bytea",
+    };
+    let Some(app) = TestApp::spawn_with(backend, HttpConfig::default()).await else {
+        return;
+    };
+    let r = app
+        .send(reqwest::Method::POST, "/api/v1/journeys", &onboarding())
+        .await;
+    assert_eq!(r.status(), 201);
+    let batch: Vec<Value> = (0..6)
+        .map(|i| json!({"type": "track", "userId": format!("c{i}"), "event": "Signed Up", "timestamp": ago(10.0 - i as f64)}))
+        .collect();
+    let r = app
+        .client
+        .post(app.url("/v1/batch?historical=true"))
+        .basic_auth(&app.write_key, Some(""))
+        .json(&json!({ "batch": batch }))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 200);
+    let (store, tenant, sql) = (app.store.clone(), app.tenant.clone(), app.sql.clone());
+    tokio::task::spawn_blocking(move || {
+        while store.compact_events(&tenant, 2).unwrap() > 0 {}
+        cxm_store::testing::execute_sql(&sql, damage);
+    })
+    .await
+    .unwrap();
+    let m = app.get_json("/api/v1/journeys/onboarding/metrics").await;
+    assert_eq!(m["source"], "tallies", "{m}");
+    walk(&app).await;
+    let m = app.get_json("/api/v1/journeys/onboarding/metrics").await;
+    assert_eq!(m["stages"][0]["entries"], 6, "walked by rows: {m}");
+    assert_eq!(m["processed_seq"], m["head_seq"]);
+    app.stop().await;
+}
+
+#[tokio::test]
+async fn damaged_block_on_sqlite() {
+    a_damaged_block_falls_back_to_the_rows(Backend::Sqlite).await;
+}
+
+#[tokio::test]
+async fn damaged_block_on_postgres() {
+    a_damaged_block_falls_back_to_the_rows(Backend::Postgres).await;
+}
