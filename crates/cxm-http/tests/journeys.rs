@@ -36,6 +36,21 @@ async fn walk(app: &TestApp) {
     .unwrap();
 }
 
+/// Sends historical events through the Segment batch route, a hundred per request.
+async fn send_events(app: &TestApp, events: &[Value]) {
+    for chunk in events.chunks(100) {
+        let r = app
+            .client
+            .post(app.url("/v1/batch?historical=true"))
+            .basic_auth(&app.write_key, Some(""))
+            .json(&json!({ "batch": chunk }))
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(r.status(), 200);
+    }
+}
+
 async fn journeys_measure_real_events(backend: Backend) {
     let Some(app) = TestApp::spawn_with(backend, HttpConfig::default()).await else {
         return;
@@ -105,15 +120,7 @@ async fn journeys_measure_real_events(backend: Backend) {
         track("c3", "Signed Up", 240.0, "web"), track("c4", "Signed Up", 1.0, "web"),
         track("c5", "Signed Up", t0, "web"), track("c5", "Signed Up", t0 - 1.0, "chat"),
     ]});
-    let r = app
-        .client
-        .post(app.url("/v1/batch?historical=true"))
-        .basic_auth(&app.write_key, Some(""))
-        .json(&batch)
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(r.status(), 200);
+    send_events(&app, batch["batch"].as_array().unwrap()).await;
     // c1 loved activation, c2 did not; a third answer names its stage itself
     let answers = json!({"answers": [
         {"response_id": "a1", "question": "nps", "type": "nps", "value": 10, "identifier": "user_id:c1", "collected_at": ago(t0 - 3.0)},
@@ -431,28 +438,12 @@ async fn scan_and_row_walk_agree(backend: Backend) {
             }
         }
     }
-    let post = |part: Vec<Value>| {
-        let app = &app;
-        async move {
-            for chunk in part.chunks(100) {
-                let r = app
-                    .client
-                    .post(app.url("/v1/batch?historical=true"))
-                    .basic_auth(&app.write_key, Some(""))
-                    .json(&json!({ "batch": chunk }))
-                    .send()
-                    .await
-                    .unwrap();
-                assert_eq!(r.status(), 200);
-            }
-        }
-    };
     // customers belong to twenty accounts; every seventh to none
     for k in (0..150).filter(|k| k % 7 != 0) {
         log.insert(0, json!({"type": "group", "userId": format!("c{k}"), "groupId": format!("acct-{}", k % 20), "messageId": format!("g{k}"), "timestamp": ago(24.0 * 41.0)}));
     }
     let later = log.split_off(1_400);
-    post(log).await;
+    send_events(&app, &log).await;
     // most of the log in blocks (small ones, to have several), the rest read as rows
     let (store, tenant) = (app.store.clone(), app.tenant.clone());
     let blocks = tokio::task::spawn_blocking(move || {
@@ -465,7 +456,7 @@ async fn scan_and_row_walk_agree(backend: Backend) {
     .await
     .unwrap();
     assert!(blocks > 16, "more blocks than one read holds: {blocks}");
-    post(later).await;
+    send_events(&app, &later).await;
     let answers: Vec<Value> = (0..40)
         .map(|k| json!({"response_id": format!("r{k}"), "question": "csat", "type": "csat", "value": 1 + k % 5,
             "identifier": format!("user_id:c{}", k * 3 + 1), "collected_at": ago(24.0 * 20.0 - k as f64)}))
@@ -567,7 +558,7 @@ async fn scan_and_row_walk_agree(backend: Backend) {
         .map(|i| json!({"type": "track", "event": names[i % 5], "userId": format!("c{}", (i * 7) % 150),
             "timestamp": ago(10.0 - i as f64 * 0.01), "messageId": format!("more{i}"), "context": {"channel": channels[i % 4]}}))
         .collect();
-    post(more).await;
+    send_events(&app, &more).await;
     walk_rows().await;
     walk(&app).await;
     let rows = app.get_json("/api/v1/journeys/rows/metrics").await;
@@ -611,26 +602,15 @@ async fn context_read_on_the_new_channel_is_no_re_explanation(backend: Backend) 
         json!({"type": "track", "event": event, "userId": user,
         "timestamp": (chrono::Utc::now() - chrono::Duration::minutes(minutes_ago)).to_rfc3339(), "context": {"channel": channel}})
     };
-    let send = |batch: Vec<Value>| {
-        let app = &app;
-        async move {
-            let r = app
-                .client
-                .post(app.url("/v1/batch?historical=true"))
-                .basic_auth(&app.write_key, Some(""))
-                .json(&json!({ "batch": batch }))
-                .send()
-                .await
-                .unwrap();
-            assert_eq!(r.status(), 200);
-        }
-    };
-    send(vec![
-        track("c1", "Chat Started", 120, "chat"),
-        track("c1", "Call Started", 10, "voice"),
-        track("c2", "Chat Started", 120, "chat"),
-        track("c2", "Call Started", 10, "voice"),
-    ])
+    send_events(
+        &app,
+        &[
+            track("c1", "Chat Started", 120, "chat"),
+            track("c1", "Call Started", 10, "voice"),
+            track("c2", "Chat Started", 120, "chat"),
+            track("c2", "Call Started", 10, "voice"),
+        ],
+    )
     .await;
     // c1's agent reads the context on the call; c2's does not
     let c1 = app
@@ -661,10 +641,13 @@ async fn context_read_on_the_new_channel_is_no_re_explanation(backend: Backend) 
         "{read}"
     );
     assert!(read.to_string().contains("viewer"), "{read}");
-    send(vec![
-        track("c1", "Ticket Escalated", 0, "support"),
-        track("c2", "Ticket Escalated", 0, "support"),
-    ])
+    send_events(
+        &app,
+        &[
+            track("c1", "Ticket Escalated", 0, "support"),
+            track("c2", "Ticket Escalated", 0, "support"),
+        ],
+    )
     .await;
     walk(&app).await;
     let m = app.get_json("/api/v1/journeys/support/metrics").await;
@@ -707,15 +690,7 @@ async fn a_damaged_block_falls_back_to_the_rows(backend: Backend) {
     let batch: Vec<Value> = (0..6)
         .map(|i| json!({"type": "track", "userId": format!("c{i}"), "event": "Signed Up", "timestamp": ago(10.0 - i as f64)}))
         .collect();
-    let r = app
-        .client
-        .post(app.url("/v1/batch?historical=true"))
-        .basic_auth(&app.write_key, Some(""))
-        .json(&json!({ "batch": batch }))
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(r.status(), 200);
+    send_events(&app, &batch).await;
     let (store, tenant, sql) = (app.store.clone(), app.tenant.clone(), app.sql.clone());
     tokio::task::spawn_blocking(move || {
         while store.compact_events(&tenant, 2).unwrap() > 0 {}
