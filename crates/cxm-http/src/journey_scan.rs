@@ -394,7 +394,6 @@ pub fn scan(
         }
     }
     let decode_ms = ms(started) - read_ms - graph_ms;
-    let read_ms = read_ms;
     // the log after the last block, row by row (the compactor keeps it short)
     let tail = store.journey_events(tenant, covered, head, &names, u32::MAX)?;
     let mut seen_channels: HashMap<String, u16> = ev
