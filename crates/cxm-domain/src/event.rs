@@ -254,6 +254,44 @@ fn from_posthog(msg: &Value) -> Option<Value> {
     Some(Value::Object(out))
 }
 
+/// Where a NUL character sits in a message (a key or a string value), as a dotted path.
+/// PostgreSQL's text type cannot hold one, so both backends refuse such events at the door
+/// rather than letting one message fail the transaction it shares with others.
+fn nul_path(v: &Value, at: &mut String) -> Option<String> {
+    let here = |at: &str| {
+        if at.is_empty() {
+            "the event".to_string()
+        } else {
+            at.to_string()
+        }
+    };
+    match v {
+        Value::String(s) if s.contains('\0') => Some(here(at)),
+        Value::Array(items) => items.iter().enumerate().find_map(|(i, item)| {
+            let len = at.len();
+            at.push_str(&format!("[{i}]"));
+            let found = nul_path(item, at);
+            at.truncate(len);
+            found
+        }),
+        Value::Object(map) => map.iter().find_map(|(k, item)| {
+            let len = at.len();
+            if !at.is_empty() {
+                at.push('.');
+            }
+            at.push_str(&k.replace('\0', "\\u0000"));
+            let found = if k.contains('\0') {
+                Some(here(at))
+            } else {
+                nul_path(item, at)
+            };
+            at.truncate(len);
+            found
+        }),
+        _ => None,
+    }
+}
+
 /// Normalises one message. `raw_len` is its size as received, checked against the cap.
 pub fn normalize(
     msg: &Value,
@@ -284,6 +322,12 @@ pub fn normalize(
             "event must be a json object",
         ));
     };
+    if let Some(path) = nul_path(msg, &mut String::new()) {
+        return Err(QuarantineReason::new(
+            "invalid_field",
+            format!("{path} contains a NUL character (\\u0000), which no text column can hold"),
+        ));
+    }
     let type_str = match obj.get("type") {
         Some(Value::String(s)) => s.as_str(),
         Some(_) => {
@@ -428,6 +472,33 @@ mod tests {
             received_at: received.parse().unwrap(),
             batch_sent_at: batch_sent.map(|s| s.parse().unwrap()),
         }
+    }
+
+    #[test]
+    fn nul_characters_are_refused_wherever_they_are() {
+        let c = clock("2026-01-01T10:00:00Z", None);
+        let o = IngestOptions::default();
+        for (m, path) in [
+            (
+                json!({"type":"track","event":"X","userId":"a\0b"}),
+                "userId",
+            ),
+            (json!({"type":"track","event":"X\0","userId":"u"}), "event"),
+            (
+                json!({"type":"track","event":"X","userId":"u","properties":{"list":["ok","n\0"]}}),
+                "properties.list[1]",
+            ),
+            (
+                json!({"type":"track","event":"X","userId":"u","context":{"k\0":1}}),
+                "context.k\\u0000",
+            ),
+        ] {
+            let e = normalize(&m, 10, &c, &o).unwrap_err();
+            assert_eq!(e.code, "invalid_field");
+            assert!(e.detail.starts_with(path), "{path}: {}", e.detail);
+        }
+        let fine = json!({"type":"track","event":"X","userId":"u","properties":{"text":"a\\u0000 written out"}});
+        assert!(normalize(&fine, 10, &c, &o).is_ok());
     }
 
     #[test]

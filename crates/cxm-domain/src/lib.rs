@@ -16,6 +16,7 @@ pub mod journey_check;
 pub mod journey_progress;
 pub mod jps;
 pub mod maturity;
+pub mod quarantine;
 pub mod survey;
 pub mod taxonomy;
 pub mod ticket;
@@ -24,4 +25,5 @@ pub use event::{
     normalize, Clock, EventType, IngestOptions, NormalizedEvent, QuarantineReason, MAX_EVENT_BYTES,
 };
 pub use identity::{Identifier, IdentifierKind, IdentityRules};
+pub use quarantine::Quarantine;
 pub use taxonomy::{Channel, EventCategory};

@@ -352,7 +352,7 @@ async fn log_context_view(
                 tenant_id: tenant,
                 write_key_id: "cxm-context".into(),
                 events: vec![event],
-                quarantined: vec![],
+                quarantined: Default::default(),
             }])
         })
         .await?;
@@ -481,9 +481,29 @@ pub struct LimitQuery {
 #[derive(Serialize, utoipa::ToSchema)]
 pub struct QuarantineList {
     pub entries: Vec<QuarantineEntry>,
+    /// The last 14 days: events rejected and rows kept. A request keeps a sample of its
+    /// rejected events (and a summary row for the rest); a day keeps rows up to its caps.
+    pub days: Vec<cxm_store::QuarantineDay>,
 }
 
-/// Events set aside with the reason, newest first.
+/// Days of quarantine tallies the list and the page show.
+pub const QUARANTINE_DAYS_SHOWN: i64 = 14;
+
+pub fn quarantine_list(
+    store: &dyn cxm_store::Store,
+    tenant: &str,
+    limit: u32,
+) -> cxm_store::Result<QuarantineList> {
+    let since = (chrono::Utc::now() - chrono::Duration::days(QUARANTINE_DAYS_SHOWN - 1))
+        .format("%Y-%m-%d")
+        .to_string();
+    Ok(QuarantineList {
+        entries: store.quarantine(tenant, limit)?,
+        days: store.quarantine_days(tenant, &since)?,
+    })
+}
+
+/// Events set aside with the reason, newest first, and what each day took in.
 #[utoipa::path(get, path = "/api/v1/quarantine", tag = "ingest", params(LimitQuery),
     responses((status = 200, body = QuarantineList)), security(("bearer" = [])))]
 pub async fn quarantine(
@@ -493,9 +513,9 @@ pub async fn quarantine(
 ) -> ApiResult<Json<QuarantineList>> {
     let limit = q.limit.unwrap_or(100).clamp(1, 1000);
     let t = p.tenant_id;
-    Ok(Json(QuarantineList {
-        entries: st.store.run(move |s| s.quarantine(&t, limit)).await?,
-    }))
+    Ok(Json(
+        st.store.run(move |s| quarantine_list(s, &t, limit)).await?,
+    ))
 }
 
 #[derive(Deserialize, utoipa::IntoParams)]

@@ -733,12 +733,21 @@ async fn quarantine(State(st): State<Arc<AppState>>, headers: HeaderMap) -> Resp
         Err(r) => return r,
     };
     let t = p.tenant_id.clone();
-    let entries = match st.store.run(move |s| s.quarantine(&t, 200)).await {
+    let list = match st
+        .store
+        .run(move |s| crate::api::quarantine_list(s, &t, 200))
+        .await
+    {
         Ok(e) => e,
         Err(e) => return ApiError::from(e).into_response(),
     };
-    let entries: Vec<Value> = entries.iter().map(|q| serde_json::json!({"when": fmt_ms(q.received_at_ms), "code": q.code, "detail": q.detail, "payload": serde_json::to_string_pretty(&q.payload).unwrap_or_default()})).collect();
-    st.pages.render("quarantine.html", context! { title => "Quarantine", page => "quarantine", user => user_ctx(&p), entries => entries })
+    let entries: Vec<Value> = list.entries.iter().map(|q| serde_json::json!({"when": fmt_ms(q.received_at_ms), "code": q.code, "detail": q.detail, "payload": serde_json::to_string_pretty(&q.payload).unwrap_or_default()})).collect();
+    let days: Vec<Value> = list
+        .days
+        .iter()
+        .map(|d| serde_json::json!({"day": d.day, "events": d.events, "kept": d.rows_kept, "counted_only": (d.events - d.rows_kept).max(0)}))
+        .collect();
+    st.pages.render("quarantine.html", context! { title => "Quarantine", page => "quarantine", user => user_ctx(&p), entries => entries, days => days })
 }
 
 const EXAMPLE_SURVEY: &str = r#"{

@@ -12,8 +12,9 @@ use axum::body::{Body, Bytes};
 use axum::extract::{Query, State};
 use axum::http::{header, HeaderMap, HeaderValue, StatusCode};
 use axum::response::{IntoResponse, Response};
-use cxm_domain::{Clock, IngestOptions};
+use cxm_domain::{quarantine, Clock, IngestOptions, Quarantine};
 use cxm_store::{AppendRequest, KeyKind};
+use serde::de::{DeserializeSeed, Deserializer, IgnoredAny, MapAccess, SeqAccess, Visitor};
 use serde::Deserialize;
 use serde_json::value::RawValue;
 use serde_json::Value;
@@ -29,7 +30,8 @@ pub enum Route {
     Native,
 }
 
-/// Per-key token bucket (requests per second with a burst).
+/// Per-key token bucket: events per second with a burst. A request costs one token per
+/// event it carries (at least one), so a 2,500-event batch counts as 2,500, not as one.
 pub struct RateLimiter {
     rate: f64,
     burst: f64,
@@ -45,21 +47,24 @@ impl RateLimiter {
         }
     }
 
-    /// Ok, or the seconds until a request would be allowed.
-    pub fn check(&self, key: &str) -> Result<(), f64> {
+    /// Takes `cost` tokens, or says how many seconds until they would be there. A cost over
+    /// the burst is charged as the whole burst, so it waits for a full bucket instead of
+    /// never passing.
+    pub fn check(&self, key: &str, cost: usize) -> Result<(), f64> {
         if self.rate <= 0.0 {
             return Ok(());
         }
+        let cost = (cost.max(1) as f64).min(self.burst);
         let mut b = self.buckets.lock().unwrap_or_else(|p| p.into_inner());
         let now = Instant::now();
         let (tokens, last) = b.entry(key.to_string()).or_insert((self.burst, now));
         *tokens = (*tokens + now.duration_since(*last).as_secs_f64() * self.rate).min(self.burst);
         *last = now;
-        if *tokens >= 1.0 {
-            *tokens -= 1.0;
+        if *tokens >= cost {
+            *tokens -= cost;
             Ok(())
         } else {
-            Err((1.0 - *tokens) / self.rate)
+            Err((cost - *tokens) / self.rate)
         }
     }
 }
@@ -120,20 +125,93 @@ pub async fn read_body(headers: &HeaderMap, body: Body, limit: usize) -> ApiResu
     Ok(Bytes::from(out))
 }
 
-#[derive(Deserialize)]
+/// The messages of a batch as raw JSON, at most `cap` of them kept; `total` counts every
+/// element, so a request over the cap is refused without holding millions of them.
+struct Capped<'a> {
+    items: Vec<&'a RawValue>,
+    total: usize,
+}
+
+struct CappedSeed(usize);
+
+impl<'de> DeserializeSeed<'de> for CappedSeed {
+    type Value = Capped<'de>;
+    fn deserialize<D: Deserializer<'de>>(self, d: D) -> Result<Capped<'de>, D::Error> {
+        d.deserialize_seq(self)
+    }
+}
+
+impl<'de> Visitor<'de> for CappedSeed {
+    type Value = Capped<'de>;
+    fn expecting(&self, f: &mut std::fmt::Formatter) -> std::fmt::Result {
+        f.write_str("an array of messages")
+    }
+    fn visit_seq<A: SeqAccess<'de>>(self, mut seq: A) -> Result<Capped<'de>, A::Error> {
+        let mut out = Capped {
+            items: Vec::with_capacity(self.0.min(1024)),
+            total: 0,
+        };
+        while out.total < self.0 {
+            match seq.next_element::<&'de RawValue>()? {
+                Some(v) => {
+                    out.items.push(v);
+                    out.total += 1;
+                }
+                None => return Ok(out),
+            }
+        }
+        while seq.next_element::<IgnoredAny>()?.is_some() {
+            out.total += 1;
+        }
+        Ok(out)
+    }
+}
+
+/// `{"batch"|"events": [...], "writeKey"|"api_key"?, "sentAt"|"sent_at_ph"?}`; other keys are
+/// ignored, as Segment does.
+#[derive(Default)]
 struct Envelope<'a> {
-    #[serde(borrow, default)]
-    batch: Option<Vec<&'a RawValue>>,
-    #[serde(borrow, default)]
-    events: Option<Vec<&'a RawValue>>,
-    #[serde(rename = "writeKey", default)]
+    list: Option<Capped<'a>>,
     write_key: Option<Value>,
-    #[serde(default)]
     api_key: Option<Value>,
-    #[serde(rename = "sentAt", default)]
     sent_at: Option<Value>,
-    #[serde(default)]
     sent_at_ph: Option<Value>,
+}
+
+struct EnvelopeSeed(usize);
+
+impl<'de> DeserializeSeed<'de> for EnvelopeSeed {
+    type Value = Envelope<'de>;
+    fn deserialize<D: Deserializer<'de>>(self, d: D) -> Result<Envelope<'de>, D::Error> {
+        d.deserialize_map(self)
+    }
+}
+
+impl<'de> Visitor<'de> for EnvelopeSeed {
+    type Value = Envelope<'de>;
+    fn expecting(&self, f: &mut std::fmt::Formatter) -> std::fmt::Result {
+        f.write_str("a json object with a batch array")
+    }
+    fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<Envelope<'de>, A::Error> {
+        let mut env = Envelope::default();
+        while let Some(key) = map.next_key::<std::borrow::Cow<'de, str>>()? {
+            match key.as_ref() {
+                // "batch" wins over "events" when a body has both
+                "batch" => env.list = Some(map.next_value_seed(CappedSeed(self.0))?),
+                "events" if env.list.is_none() => {
+                    env.list = Some(map.next_value_seed(CappedSeed(self.0))?)
+                }
+                "writeKey" => env.write_key = Some(map.next_value()?),
+                "api_key" => env.api_key = Some(map.next_value()?),
+                "sentAt" => env.sent_at = Some(map.next_value()?),
+                "sent_at_ph" => env.sent_at_ph = Some(map.next_value()?),
+                _ => {
+                    map.next_value::<IgnoredAny>()?;
+                }
+            }
+        }
+        Ok(env)
+    }
 }
 
 fn json_error(e: &serde_json::Error) -> ApiError {
@@ -163,7 +241,24 @@ struct Parsed {
     batch_sent_at: Option<chrono::DateTime<chrono::Utc>>,
 }
 
-fn parse(route: Route, data: &[u8]) -> ApiResult<Parsed> {
+/// Runs a seed over the whole text, refusing trailing characters as `from_str` does.
+fn from_str_seed<'de, S: DeserializeSeed<'de>>(text: &'de str, seed: S) -> ApiResult<S::Value> {
+    let mut de = serde_json::Deserializer::from_str(text);
+    let v = seed.deserialize(&mut de).map_err(|e| json_error(&e))?;
+    de.end().map_err(|e| json_error(&e))?;
+    Ok(v)
+}
+
+fn too_many(total: usize, cap: usize) -> ApiError {
+    ApiError::new(
+        ErrorCode::TooManyEvents,
+        format!("the request holds {total} events; the limit is {cap} a request: send them in smaller batches"),
+    )
+}
+
+/// Parses a request body into its messages; a batch of more than `cap` messages is refused
+/// whole, before any of it is kept.
+fn parse(route: Route, data: &[u8], cap: usize) -> ApiResult<Parsed> {
     let text = std::str::from_utf8(data)
         .map_err(|e| ApiError::new(ErrorCode::InvalidJson, format!("body is not utf-8: {e}")))?;
     let key_of = |v: Option<&Value>| v.and_then(Value::as_str).map(str::to_string);
@@ -188,23 +283,29 @@ fn parse(route: Route, data: &[u8]) -> ApiResult<Parsed> {
             let trimmed = text.trim_start();
             // the native api also takes a bare array
             if matches!(route, Route::Native) && trimmed.starts_with('[') {
-                let arr: Vec<&RawValue> = serde_json::from_str(text).map_err(|e| json_error(&e))?;
+                let list = from_str_seed(text, CappedSeed(cap))?;
+                if list.total > cap {
+                    return Err(too_many(list.total, cap));
+                }
                 return Ok(Parsed {
-                    messages: to_values(arr)?,
+                    messages: to_values(list.items)?,
                     body_key: None,
                     batch_sent_at: None,
                 });
             }
-            let env: Envelope = serde_json::from_str(text).map_err(|e| json_error(&e))?;
-            let list = env.batch.or(env.events).ok_or_else(|| {
+            let env = from_str_seed(text, EnvelopeSeed(cap))?;
+            let list = env.list.ok_or_else(|| {
                 ApiError::new(ErrorCode::InvalidBatch, "the body must have a batch array")
             })?;
+            if list.total > cap {
+                return Err(too_many(list.total, cap));
+            }
             let sent = env.sent_at.or(env.sent_at_ph);
             let batch_sent_at = sent
                 .as_ref()
                 .and_then(|v| cxm_domain::event::parse_timestamp(v).ok().flatten());
             Ok(Parsed {
-                messages: to_values(list)?,
+                messages: to_values(list.items)?,
                 body_key: key_of(env.write_key.as_ref()).or_else(|| key_of(env.api_key.as_ref())),
                 batch_sent_at,
             })
@@ -245,7 +346,7 @@ pub async fn handle(
     }
     let received_at = chrono::Utc::now();
     let data = read_body(headers, body, st.config.max_request_bytes).await?;
-    let parsed = parse(route, &data)?;
+    let parsed = parse(route, &data, st.config.max_batch_events)?;
     let token = crate::auth::header_credential(headers)
         .or(parsed.body_key.clone())
         .ok_or_else(|| ApiError::new(ErrorCode::MissingCredentials, "send the write key as Basic auth username, a Bearer token, or writeKey in the body"))?;
@@ -257,14 +358,16 @@ pub async fn handle(
             "the tracking api takes write keys; secret keys stay on servers",
         ));
     }
-    if let Err(wait) = st.limiter.check(&key.id) {
+    if let Err(wait) = st.limiter.check(&key.id, parsed.messages.len()) {
         st.metrics.rate_limited.fetch_add(1, Ordering::Relaxed);
         let secs = wait.ceil().max(1.0) as u64;
         let mut e = ApiError::new(
             ErrorCode::RateLimited,
             format!(
-                "this write key is over {} requests per second",
-                st.config.rate_limit_per_sec
+                "this key is over its limit of {} events per second (burst {}); this request carries {}",
+                st.config.rate_limit_per_sec,
+                st.config.rate_limit_burst,
+                parsed.messages.len()
             ),
         );
         e.retry_after_secs = Some(secs);
@@ -283,19 +386,25 @@ pub async fn handle(
         tenant_id: key.tenant_id.clone(),
         write_key_id: key.id.clone(),
         events: Vec::with_capacity(parsed.messages.len()),
-        quarantined: vec![],
+        // what quarantine keeps of a big request never outgrows the request itself; a small
+        // one may keep a few rows more than its size, so its one bad event is still shown
+        quarantined: Quarantine::new(
+            quarantine::MAX_SAMPLES,
+            data.len().max(quarantine::MIN_BUDGET_BYTES),
+        ),
     };
     for (msg, len) in parsed.messages {
         match cxm_domain::normalize(&msg, len, &clock, &opts) {
             Ok(ev) => req.events.push(ev),
             Err(reason) => {
                 // keep what we can of an oversized event without storing it whole
-                let kept = if len > opts.max_event_bytes {
-                    serde_json::json!({"truncated": true, "bytes": len, "messageId": msg.get("messageId")})
+                let (kept, bytes) = if len > opts.max_event_bytes {
+                    let stub = serde_json::json!({"truncated": true, "bytes": len, "messageId": msg.get("messageId")});
+                    (stub, 64)
                 } else {
-                    msg
+                    (msg, len)
                 };
-                req.quarantined.push((kept, reason));
+                req.quarantined.push(kept, bytes, reason);
             }
         }
     }
@@ -391,37 +500,101 @@ mod tests {
     #[test]
     fn rate_limiter_refills() {
         let r = RateLimiter::new(1000.0, 2.0);
-        assert!(r.check("k").is_ok());
-        assert!(r.check("k").is_ok());
-        let wait = r.check("k").unwrap_err();
+        assert!(r.check("k", 1).is_ok());
+        assert!(r.check("k", 1).is_ok());
+        let wait = r.check("k", 1).unwrap_err();
         assert!(wait > 0.0 && wait <= 0.001);
-        assert!(r.check("other").is_ok());
+        assert!(r.check("other", 1).is_ok());
         std::thread::sleep(std::time::Duration::from_millis(3));
-        assert!(r.check("k").is_ok());
+        assert!(r.check("k", 1).is_ok());
+    }
+
+    #[test]
+    fn every_event_is_charged() {
+        let r = RateLimiter::new(100.0, 1000.0);
+        assert!(r.check("k", 600).is_ok());
+        let wait = r.check("k", 600).unwrap_err();
+        // 200 tokens short at 100 a second
+        assert!((wait - 2.0).abs() < 0.05, "{wait}");
+        assert!(
+            r.check("k", 0).is_ok(),
+            "an empty batch still costs one, and there is one"
+        );
+        // a cost over the burst waits for a full bucket rather than never passing
+        let r = RateLimiter::new(100.0, 10.0);
+        assert!(r.check("k", 50).is_ok());
+        assert!(RateLimiter::new(0.0, 1.0).check("k", 1_000_000).is_ok());
+    }
+
+    #[test]
+    fn a_batch_over_the_cap_is_refused_without_keeping_it() {
+        let body = format!(
+            "{{\"batch\":[{}0],\"writeKey\":\"wk\"}}",
+            "0,".repeat(9_999)
+        );
+        let e = parse(Route::Batch, body.as_bytes(), 2_500).err().unwrap();
+        assert_eq!(e.code, ErrorCode::TooManyEvents);
+        assert!(
+            e.detail.contains("10000 events") && e.detail.contains("2500"),
+            "{}",
+            e.detail
+        );
+        let bare = format!("[{}0]", "{},".repeat(2_500));
+        assert_eq!(
+            parse(Route::Native, bare.as_bytes(), 2_500)
+                .err()
+                .unwrap()
+                .code,
+            ErrorCode::TooManyEvents
+        );
+        let ok = format!("{{\"batch\":[{}0]}}", "0,".repeat(2_499));
+        assert_eq!(
+            parse(Route::Batch, ok.as_bytes(), 2_500)
+                .unwrap()
+                .messages
+                .len(),
+            2_500
+        );
+        // trailing garbage is still invalid json, and a later "events" does not replace "batch"
+        assert_eq!(
+            parse(Route::Batch, br#"{"batch":[]} x"#, 10)
+                .err()
+                .unwrap()
+                .code,
+            ErrorCode::InvalidJson
+        );
+        let both = parse(Route::Batch, br#"{"batch":[1],"events":[1,2]}"#, 10).unwrap();
+        assert_eq!(both.messages.len(), 1);
     }
 
     #[test]
     fn parse_shapes() {
-        let p = parse(Route::Batch, br#"{"batch":[{"type":"track"},{"a":1}],"writeKey":"wk","sentAt":"2026-01-01T00:00:00Z"}"#).unwrap();
+        let p = parse(Route::Batch, br#"{"batch":[{"type":"track"},{"a":1}],"writeKey":"wk","sentAt":"2026-01-01T00:00:00Z"}"#, 2500).unwrap();
         assert_eq!(p.messages.len(), 2);
         assert_eq!(p.body_key.as_deref(), Some("wk"));
         assert!(p.batch_sent_at.is_some());
         assert_eq!(
-            parse(Route::Batch, b"{").err().unwrap().code,
+            parse(Route::Batch, b"{", 2500).err().unwrap().code,
             ErrorCode::InvalidJson
         );
         assert_eq!(
-            parse(Route::Batch, br#"{"batch":{}}"#).err().unwrap().code,
+            parse(Route::Batch, br#"{"batch":{}}"#, 2500)
+                .err()
+                .unwrap()
+                .code,
             ErrorCode::InvalidBatch
         );
         assert_eq!(
-            parse(Route::Batch, br#"{"nobatch":1}"#).err().unwrap().code,
+            parse(Route::Batch, br#"{"nobatch":1}"#, 2500)
+                .err()
+                .unwrap()
+                .code,
             ErrorCode::InvalidBatch
         );
-        let s = parse(Route::Single("track"), br#"{"event":"X"}"#).unwrap();
+        let s = parse(Route::Single("track"), br#"{"event":"X"}"#, 2500).unwrap();
         assert_eq!(s.messages[0].0["type"], "track");
         assert_eq!(
-            parse(Route::Native, br#"[{"a":1}]"#)
+            parse(Route::Native, br#"[{"a":1}]"#, 2500)
                 .unwrap()
                 .messages
                 .len(),
@@ -429,7 +602,7 @@ mod tests {
         );
         let deep = "[".repeat(1000) + &"]".repeat(1000);
         assert_eq!(
-            parse(Route::Single("track"), deep.as_bytes())
+            parse(Route::Single("track"), deep.as_bytes(), 2500)
                 .err()
                 .unwrap()
                 .code,
@@ -477,7 +650,7 @@ mod tests {
             }
             for v in variants {
                 for route in [Route::Batch, Route::Native, Route::Single("track")] {
-                    if let Ok(p) = parse(route, &v) {
+                    if let Ok(p) = parse(route, &v, 2500) {
                         for (m, len) in &p.messages {
                             let _ = cxm_domain::normalize(m, *len, &clock, &opts);
                         }
@@ -493,7 +666,7 @@ mod tests {
         #[test]
         fn parse_never_panics(bytes in proptest::collection::vec(proptest::prelude::any::<u8>(), 0..512)) {
             for route in [Route::Batch, Route::Native, Route::Single("page")] {
-                let _ = parse(route, &bytes);
+                let _ = parse(route, &bytes, 2500);
             }
         }
     }

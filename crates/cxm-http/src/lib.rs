@@ -53,7 +53,9 @@ pub struct HttpConfig {
     /// Cap on a request body after decompression.
     pub max_request_bytes: usize,
     pub max_event_bytes: usize,
-    /// Requests per second per write key; 0 turns the limit off.
+    /// Events one ingest request may carry; a request over it is refused whole (413).
+    pub max_batch_events: usize,
+    /// Events per second per key, every event of a batch counted; 0 turns the limit off.
     pub rate_limit_per_sec: f64,
     pub rate_limit_burst: f64,
     /// Extra mount point for the tracking API, e.g. `/collect` serves `/collect/v1/batch`.
@@ -82,8 +84,9 @@ impl Default for HttpConfig {
         HttpConfig {
             max_request_bytes: 4 * 1024 * 1024,
             max_event_bytes: cxm_domain::MAX_EVENT_BYTES,
-            rate_limit_per_sec: 5000.0,
-            rate_limit_burst: 10000.0,
+            max_batch_events: 2_500,
+            rate_limit_per_sec: 100_000.0,
+            rate_limit_burst: 200_000.0,
             path_prefix: String::new(),
             trust_timestamps: false,
             session_ttl: Duration::from_secs(12 * 3600),

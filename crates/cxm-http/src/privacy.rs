@@ -348,15 +348,19 @@ pub async fn get_retention(
     p: Principal,
 ) -> ApiResult<Json<Retention>> {
     let t = p.tenant_id.clone();
-    let periods = blocking(&st, move |s| Ok(s.retention(&t)?)).await?;
+    let periods = blocking(&st, move |s| {
+        Ok(cxm_store::effective_retention(s.retention(&t)?))
+    })
+    .await?;
     Ok(Json(Retention {
         periods,
         classes: cxm_store::DATA_CLASSES.to_vec(),
     }))
 }
 
-/// Sets retention periods: `{"events": 365, "feedback_text": 730, "transcripts": 90}`; `null`
-/// keeps a class until erased. Each change is on the audit chain.
+/// Sets retention periods: `{"events": 365, "feedback_text": 730, "transcripts": 90,
+/// "quarantine": 14}`; `null` returns a class to its default (kept until erased; quarantine
+/// 30 days). Each change is on the audit chain.
 pub fn set_retention(
     store: &dyn Store,
     tenant: &str,
@@ -391,7 +395,7 @@ pub fn set_retention(
     for (class, days) in changes {
         store.set_retention(tenant, &class, days, actor)?;
     }
-    Ok(store.retention(tenant)?)
+    Ok(cxm_store::effective_retention(store.retention(tenant)?))
 }
 
 #[utoipa::path(put, path = "/api/v1/retention", tag = "customers", request_body = Object,
@@ -432,7 +436,7 @@ pub async fn retention_worker(state: Arc<AppState>) {
             for t in s.list_tenants()? {
                 let p = s.purge(&t.id, now)?;
                 if p != cxm_store::Purged::default() {
-                    tracing::info!(tenant = %t.id, events = p.events, feedback_texts = p.feedback_texts, transcripts = p.transcripts, "retention purge");
+                    tracing::info!(tenant = %t.id, events = p.events, feedback_texts = p.feedback_texts, transcripts = p.transcripts, quarantined = p.quarantined, "retention purge");
                 }
             }
             Ok(())

@@ -1081,7 +1081,7 @@ fn close_the_loop(store: &dyn Store, tenant: &str, t: &Ticket, actor: &str) -> A
             tenant_id: tenant.into(),
             write_key_id: "cxm-loop".into(),
             events,
-            quarantined: vec![],
+            quarantined: Default::default(),
         }])?;
     }
     let emailed = store.queue_mail(tenant, &mails)?;

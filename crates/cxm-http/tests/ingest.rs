@@ -417,3 +417,203 @@ async fn short_routes_prefix_and_native_api() {
     assert!(channels.contains("chat") && channels.contains("voice") && channels.contains("mobile"));
     app.stop().await;
 }
+
+/// A batch costs one token per event: with 100 events a second and a burst of 1,000, a
+/// 600-event batch passes and the next one waits about two seconds.
+#[tokio::test]
+async fn rate_limit_charges_every_event() {
+    let config = HttpConfig {
+        rate_limit_per_sec: 100.0,
+        rate_limit_burst: 1000.0,
+        ..Default::default()
+    };
+    let app = TestApp::spawn_with(Backend::Sqlite, config).await.unwrap();
+    let batch = |n: usize| json!({"batch": (0..n).map(|i| json!({"type": "track", "event": "X", "userId": format!("u{i}")})).collect::<Vec<_>>()});
+    assert_eq!(app.batch(batch(600)).await.status(), 200);
+    let r = app.batch(batch(600)).await;
+    assert_eq!(r.status(), 429);
+    let retry: u64 = r.headers()["retry-after"]
+        .to_str()
+        .unwrap()
+        .parse()
+        .unwrap();
+    assert!((2..=3).contains(&retry), "{retry}");
+    let (_, p) = problem(r).await;
+    assert!(p["detail"].as_str().unwrap().contains("carries 600"), "{p}");
+    // a refused batch costs nothing: 400 tokens are left for smaller ones
+    assert_eq!(app.batch(batch(300)).await.status(), 200);
+    assert_eq!(app.get_json("/api/v1/overview").await["total_events"], 900);
+    app.stop().await;
+}
+
+/// Hostile batches cannot make the store much bigger than what they sent: a batch over the
+/// event cap is refused whole, a batch of junk keeps a sample and one summary row, and a
+/// full batch of real events grows the store by less than three times its size.
+async fn hostile_batches_cannot_fill_the_store(backend: Backend) {
+    let Some(app) = TestApp::spawn_with(backend, HttpConfig::default()).await else {
+        return;
+    };
+    let post = |body: String| {
+        app.client
+            .post(app.url("/v1/batch"))
+            .basic_auth(&app.write_key, Some(""))
+            .body(body)
+            .send()
+    };
+    let sql = app.sql.clone();
+    let size = move || {
+        let sql = sql.clone();
+        async move {
+            tokio::task::spawn_blocking(move || cxm_store::testing::store_bytes(&sql))
+                .await
+                .unwrap()
+        }
+    };
+    let before = size().await;
+
+    // 4 MB of two million zeros: refused before anything is stored
+    let zeros = format!("{{\"batch\":[{}0]}}", "0,".repeat(2_097_000));
+    assert!(zeros.len() > 4_000_000 && zeros.len() <= 4 * 1024 * 1024);
+    let (s, p) = problem(post(zeros.clone()).await.unwrap()).await;
+    assert_eq!((s, p["code"].as_str().unwrap()), (413, "too_many_events"));
+    assert!(p["detail"].as_str().unwrap().contains("2500"), "{p}");
+    assert!(app.get_json("/api/v1/quarantine").await["entries"]
+        .as_array()
+        .unwrap()
+        .is_empty());
+
+    // 2,500 junk elements of 1.6 KB each (4 MB): a bounded sample and a summary
+    let junk_item = format!("\"{}\"", "j".repeat(1_600));
+    let junk = format!(
+        "{{\"batch\":[{}]}}",
+        vec![junk_item.as_str(); 2_500].join(",")
+    );
+    let r = post(junk.clone()).await.unwrap();
+    assert_eq!(r.status(), 200);
+    let q = app.get_json("/api/v1/quarantine?limit=1000").await;
+    let entries = q["entries"].as_array().unwrap();
+    assert!(entries.len() <= 101, "{} rows kept", entries.len());
+    let summary = entries
+        .iter()
+        .find(|e| e["code"] == "quarantine_summary")
+        .expect("a summary row");
+    assert_eq!(summary["payload"]["quarantined"], 2_500);
+    assert_eq!(summary["payload"]["by_reason"]["not_an_object"], 2_500);
+    assert_eq!(
+        summary["payload"]["left_out"].as_u64().unwrap() + entries.len() as u64 - 1,
+        2_500
+    );
+    assert_eq!(q["days"][0]["events"], 2_500);
+    assert_eq!(q["days"][0]["rows_kept"], entries.len() as u64);
+
+    // 2,500 real events of 1.6 KB each
+    let real: Vec<Value> = (0..2_500)
+        .map(|i| json!({"type": "track", "event": "Page Read", "userId": format!("reader-{}", i % 50), "messageId": format!("m-{i}"), "properties": {"text": "r".repeat(1_500)}}))
+        .collect();
+    let real = serde_json::to_string(&json!({ "batch": real })).unwrap();
+    assert!(real.len() > 3_900_000);
+    let mid = size().await;
+    assert_eq!(post(real.clone()).await.unwrap().status(), 200);
+    let after = size().await;
+    let junk_growth = mid.saturating_sub(before);
+    let real_growth = after.saturating_sub(mid);
+    eprintln!(
+        "store growth: junk {junk_growth} bytes for {} sent, real {real_growth} bytes for {} sent",
+        zeros.len() + junk.len(),
+        real.len()
+    );
+    assert!(
+        junk_growth <= 3 * (zeros.len() + junk.len()) as u64,
+        "the two hostile requests grew the store by {junk_growth} bytes"
+    );
+    assert!(
+        junk_growth < junk.len() as u64,
+        "a junk batch keeps less than it sent: {junk_growth} for {}",
+        junk.len()
+    );
+    assert!(
+        real_growth <= 3 * real.len() as u64,
+        "a full batch of events grew the store by {real_growth} bytes for {}",
+        real.len()
+    );
+    assert_eq!(
+        app.get_json("/api/v1/overview").await["total_events"],
+        2_500
+    );
+    app.stop().await;
+}
+
+#[tokio::test]
+async fn hostile_batches_on_sqlite() {
+    hostile_batches_cannot_fill_the_store(Backend::Sqlite).await;
+}
+
+#[tokio::test]
+async fn hostile_batches_on_postgres() {
+    hostile_batches_cannot_fill_the_store(Backend::Postgres).await;
+}
+
+/// A NUL character is quarantined at the door on both backends, so a tenant sending them
+/// while another tenant sends good events fails nobody.
+async fn nul_bytes_fail_no_other_request(backend: Backend) {
+    let Some(app) = TestApp::spawn_with(backend, HttpConfig::default()).await else {
+        return;
+    };
+    let (other_tenant, other_key, _) = TestApp::new_tenant(&app.store, "Other").await;
+    let mut sends = vec![];
+    for i in 0..200 {
+        let (client, url) = (app.client.clone(), app.url("/v1/batch"));
+        let (key, body) = if i % 2 == 0 {
+            (
+                app.write_key.clone(),
+                json!({"batch": [{"type": "track", "event": "X\u{0}", "userId": format!("bad\u{0}{i}")}]}),
+            )
+        } else {
+            (
+                other_key.clone(),
+                json!({"batch": [{"type": "track", "event": "Good", "userId": format!("good-{i}")}]}),
+            )
+        };
+        sends.push(tokio::spawn(async move {
+            client
+                .post(url)
+                .basic_auth(key, Some(""))
+                .json(&body)
+                .send()
+                .await
+                .unwrap()
+                .status()
+                .as_u16()
+        }));
+    }
+    for s in sends {
+        assert_eq!(s.await.unwrap(), 200);
+    }
+    let q = app.get_json("/api/v1/quarantine?limit=1000").await;
+    let entries = q["entries"].as_array().unwrap();
+    assert_eq!(entries.len(), 100);
+    for e in entries {
+        assert_eq!(e["code"], "invalid_field", "{e}");
+        assert!(e["detail"].as_str().unwrap().contains("NUL"), "{e}");
+    }
+    let store = app.store.clone();
+    let other = tokio::task::spawn_blocking(move || {
+        store
+            .overview(&other_tenant, 30, chrono::Utc::now().timestamp_millis())
+            .unwrap()
+    })
+    .await
+    .unwrap();
+    assert_eq!(other.total_events, 100);
+    app.stop().await;
+}
+
+#[tokio::test]
+async fn nul_bytes_on_sqlite() {
+    nul_bytes_fail_no_other_request(Backend::Sqlite).await;
+}
+
+#[tokio::test]
+async fn nul_bytes_on_postgres() {
+    nul_bytes_fail_no_other_request(Backend::Postgres).await;
+}

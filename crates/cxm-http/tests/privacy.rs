@@ -453,7 +453,7 @@ async fn retention_purges_what_is_past_its_period(backend: Backend) {
         .unwrap();
     assert_eq!(
         purged,
-        json!({"events": 1, "feedback_texts": 1, "transcripts": 1})
+        json!({"events": 1, "feedback_texts": 1, "transcripts": 1, "quarantined": 0})
     );
     let export = app.get_json("/api/v1/customers/user_id:cy/export").await;
     let events = export["events"].as_array().unwrap();
@@ -470,7 +470,7 @@ async fn retention_purges_what_is_past_its_period(backend: Backend) {
         .unwrap();
     assert_eq!(
         purged,
-        json!({"events": 0, "feedback_texts": 0, "transcripts": 0})
+        json!({"events": 0, "feedback_texts": 0, "transcripts": 0, "quarantined": 0})
     );
     let r = app
         .send(Method::PUT, "/api/v1/retention", &json!({"events": null}))

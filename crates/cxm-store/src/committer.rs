@@ -38,23 +38,15 @@ impl Committer {
                 }
                 let (reqs, replies): (Vec<_>, Vec<_>) = jobs.into_iter().unzip();
                 let store = store.clone();
-                let result = tokio::task::spawn_blocking(move || store.append(&reqs))
-                    .await
-                    .unwrap_or_else(|e| {
-                        Err(StoreError::Backend(format!("writer task failed: {e}")))
-                    });
-                match result {
-                    Ok(outcomes) => {
-                        for (reply, o) in replies.into_iter().zip(outcomes) {
-                            let _ = reply.send(Ok(o));
-                        }
-                    }
-                    Err(e) => {
-                        tracing::error!(error = %e, requests = replies.len(), "group commit failed");
-                        for reply in replies {
-                            let _ = reply.send(Err(StoreError::Backend(e.to_string())));
-                        }
-                    }
+                let results =
+                    tokio::task::spawn_blocking(move || commit_group(store.as_ref(), &reqs))
+                        .await
+                        .unwrap_or_else(|e| {
+                            let e = StoreError::Backend(format!("writer task failed: {e}"));
+                            replies.iter().map(|_| Err(e.clone())).collect()
+                        });
+                for (reply, r) in replies.into_iter().zip(results) {
+                    let _ = reply.send(r);
                 }
             }
         });
@@ -70,5 +62,30 @@ impl Committer {
             .map_err(|_| StoreError::Backend("ingest writer is shut down".into()))?;
         rx.await
             .map_err(|_| StoreError::Backend("ingest writer dropped the request".into()))?
+    }
+}
+
+/// Commits the requests together; if that fails and there was more than one, commits each
+/// on its own, so a request the store refuses fails alone and never takes the others of its
+/// group with it.
+fn commit_group(store: &dyn Store, reqs: &[AppendRequest]) -> Vec<Result<AppendOutcome>> {
+    match store.append(reqs) {
+        Ok(outcomes) => outcomes.into_iter().map(Ok).collect(),
+        Err(e) if reqs.len() == 1 => {
+            tracing::error!(error = %e, "ingest commit failed");
+            vec![Err(e)]
+        }
+        Err(e) => {
+            tracing::warn!(error = %e, requests = reqs.len(), "group commit failed; committing its requests one by one");
+            reqs.iter()
+                .map(|r| match store.append(std::slice::from_ref(r)) {
+                    Ok(mut o) => Ok(o.pop().unwrap_or_default()),
+                    Err(e) => {
+                        tracing::error!(error = %e, tenant = %r.tenant_id, "ingest commit failed");
+                        Err(e)
+                    }
+                })
+                .collect()
+        }
     }
 }

@@ -9,7 +9,7 @@ use cxm_domain::identity::{self, ProfileView, Target};
 use cxm_domain::{Clock, Identifier, IdentityRules, IngestOptions, NormalizedEvent};
 use serde_json::{Map, Value};
 
-use crate::{AppendOutcome, AppendRequest, RebuildStats, Result};
+use crate::{day_of, AppendOutcome, AppendRequest, RebuildStats, Result};
 
 /// Store-level settings chosen at start.
 #[derive(Debug, Clone)]
@@ -17,6 +17,10 @@ pub struct StoreSettings {
     pub identity: IdentityRules,
     /// How long a messageId is remembered for deduplication.
     pub dedup_window: std::time::Duration,
+    /// Quarantine rows kept per tenant and UTC day; rejected events past it are only counted.
+    pub quarantine_rows_per_day: i64,
+    /// Quarantine bytes (payload and detail) kept per tenant and UTC day.
+    pub quarantine_bytes_per_day: i64,
 }
 
 impl Default for StoreSettings {
@@ -24,6 +28,8 @@ impl Default for StoreSettings {
         StoreSettings {
             identity: IdentityRules::default(),
             dedup_window: std::time::Duration::from_secs(48 * 3600),
+            quarantine_rows_per_day: 10_000,
+            quarantine_bytes_per_day: 64 * 1024 * 1024,
         }
     }
 }
@@ -62,6 +68,17 @@ pub(crate) trait GraphTx {
         code: &str,
         detail: &str,
         received_ms: i64,
+    ) -> Result<()>;
+    /// What quarantine kept for the tenant on `day`: (rows, bytes).
+    fn quarantine_day(&mut self, tenant: &str, day: &str) -> Result<(i64, i64)>;
+    /// Adds to the tenant's quarantine tally for `day`.
+    fn bump_quarantine_day(
+        &mut self,
+        tenant: &str,
+        day: &str,
+        events: i64,
+        rows: i64,
+        bytes: i64,
     ) -> Result<()>;
     fn blocked(&mut self, tenant: &str) -> Result<BTreeSet<Identifier>>;
     fn owner(&mut self, tenant: &str, id: &Identifier) -> Result<Option<String>>;
@@ -308,13 +325,6 @@ impl<'a, T: GraphTx> Batched<'a, T> {
     }
 }
 
-fn day_of(ms: i64) -> String {
-    Utc.timestamp_millis_opt(ms)
-        .single()
-        .map(|t| t.format("%Y-%m-%d").to_string())
-        .unwrap_or_else(|| "1970-01-01".into())
-}
-
 /// Applies one appended event to the identity projection.
 fn apply_event<T: GraphTx>(
     b: &mut Batched<'_, T>,
@@ -416,6 +426,7 @@ pub(crate) fn append_all<T: GraphTx>(
     settings: &super::StoreSettings,
 ) -> Result<Vec<AppendOutcome>> {
     let mut blocked_by_tenant: HashMap<String, BTreeSet<Identifier>> = HashMap::new();
+    let mut quarantine_kept: HashMap<(String, String), QuarantineTally> = HashMap::new();
     let mut daily: BTreeMap<(String, String, &'static str), i64> = BTreeMap::new();
     let mut out = Vec::with_capacity(requests.len());
     let mut b = Batched::new(tx);
@@ -426,17 +437,41 @@ pub(crate) fn append_all<T: GraphTx>(
             blocked_by_tenant.insert(tenant.to_string(), blocked);
         }
         let mut o = AppendOutcome::default();
-        for (payload, reason) in &req.quarantined {
-            let raw = serde_json::to_string(payload)?;
-            b.tx.insert_quarantine(
-                tenant,
-                &req.write_key_id,
-                &raw,
-                reason.code,
-                &reason.detail,
-                crate::now_ms(),
-            )?;
-            o.quarantined += 1;
+        if !req.quarantined.is_empty() {
+            let today = day_of(crate::now_ms());
+            let kept = match quarantine_kept.entry((tenant.to_string(), today.clone())) {
+                std::collections::hash_map::Entry::Occupied(e) => e.into_mut(),
+                std::collections::hash_map::Entry::Vacant(e) => {
+                    let (rows, bytes) = b.tx.quarantine_day(tenant, &today)?;
+                    e.insert(QuarantineTally {
+                        rows_before: rows,
+                        bytes_before: bytes,
+                        ..Default::default()
+                    })
+                }
+            };
+            kept.events += req.quarantined.events as i64;
+            for (payload, reason) in req.quarantined.rows() {
+                let raw = serde_json::to_string(&payload)?;
+                let bytes = (raw.len() + reason.detail.len()) as i64;
+                if kept.rows_before + kept.rows >= settings.quarantine_rows_per_day
+                    || kept.bytes_before + kept.bytes + bytes > settings.quarantine_bytes_per_day
+                {
+                    // over the tenant's daily cap: counted in the tally, not kept
+                    break;
+                }
+                b.tx.insert_quarantine(
+                    tenant,
+                    &req.write_key_id,
+                    &raw,
+                    reason.code,
+                    &reason.detail,
+                    crate::now_ms(),
+                )?;
+                kept.rows += 1;
+                kept.bytes += bytes;
+            }
+            o.quarantined = u32::try_from(req.quarantined.events).unwrap_or(u32::MAX);
         }
         let fresh =
             b.tx.dedup_insert_many(tenant, &req.write_key_id, &req.events)?;
@@ -478,7 +513,21 @@ pub(crate) fn append_all<T: GraphTx>(
     for (tenant, rows) in by_tenant {
         tx.bump_daily_many(&tenant, &rows)?;
     }
+    for ((tenant, day), q) in quarantine_kept {
+        tx.bump_quarantine_day(&tenant, &day, q.events, q.rows, q.bytes)?;
+    }
     Ok(out)
+}
+
+/// A tenant's quarantine on one day within one transaction: what was there before it, and
+/// what it adds.
+#[derive(Default)]
+struct QuarantineTally {
+    rows_before: i64,
+    bytes_before: i64,
+    events: i64,
+    rows: i64,
+    bytes: i64,
 }
 
 /// Replays the tenant's log through the same code the incremental path runs.

@@ -100,6 +100,8 @@ pub trait Store: Send + Sync + 'static {
     /// Appends several requests in one transaction; the outcomes are in request order.
     fn append(&self, requests: &[AppendRequest]) -> Result<Vec<AppendOutcome>>;
     fn quarantine(&self, tenant: &str, limit: u32) -> Result<Vec<QuarantineEntry>>;
+    /// What quarantine took in per day from `since_day` (YYYY-MM-DD) on, newest first.
+    fn quarantine_days(&self, tenant: &str, since_day: &str) -> Result<Vec<QuarantineDay>>;
     fn prune_dedup(&self, older_than_ms: i64) -> Result<u64>;
 
     // customers
@@ -480,7 +482,8 @@ pub trait Store: Send + Sync + 'static {
         profile_id: &str,
     ) -> Result<Vec<cxm_domain::consent::ConsentRecord>>;
 
-    /// Retention periods in days by data class.
+    /// Retention periods in days by data class, as the tenant set them (see
+    /// [`effective_retention`] for the defaults of the classes it did not).
     fn retention(&self, tenant: &str) -> Result<std::collections::BTreeMap<String, i64>>;
     /// Sets (Some) or clears (None) a class's period.
     fn set_retention(
@@ -764,4 +767,22 @@ pub(crate) fn chain_after(
             entry
         })
         .collect()
+}
+
+/// A tenant's retention periods with the defaults filled in for classes it never set: what
+/// the purge applies.
+pub fn effective_retention(
+    mut set: std::collections::BTreeMap<String, i64>,
+) -> std::collections::BTreeMap<String, i64> {
+    for (class, days) in DEFAULT_RETENTION {
+        set.entry(class.to_string()).or_insert(*days);
+    }
+    set
+}
+
+/// The UTC day of a moment, as YYYY-MM-DD.
+pub(crate) fn day_of(ms: i64) -> String {
+    chrono::DateTime::from_timestamp_millis(ms)
+        .map(|t| t.format("%Y-%m-%d").to_string())
+        .unwrap_or_else(|| "1970-01-01".into())
 }

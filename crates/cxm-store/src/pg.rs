@@ -49,6 +49,10 @@ const MIGRATIONS: &[(i64, &str)] = &[
         18,
         include_str!("../migrations/postgres/0018_outbound_mail.sql"),
     ),
+    (
+        19,
+        include_str!("../migrations/postgres/0019_quarantine_days.sql"),
+    ),
 ];
 const POOL_SIZE: usize = 8;
 
@@ -241,6 +245,33 @@ impl GraphTx for PgTx<'_> {
         self.exec(
             "INSERT INTO quarantine (tenant_id, write_key_id, code, detail, payload, received_at) VALUES ($1, $2, $3, $4, $5, $6)",
             &[&tenant, &key_id, &code, &detail, &payload, &received_ms],
+        )?;
+        Ok(())
+    }
+
+    fn quarantine_day(&mut self, tenant: &str, day: &str) -> Result<(i64, i64)> {
+        Ok(self
+            .opt(
+                "SELECT rows_kept, bytes_kept FROM quarantine_days WHERE tenant_id = $1 AND day = $2",
+                &[&tenant, &day],
+            )?
+            .map(|r| (r.get(0), r.get(1)))
+            .unwrap_or((0, 0)))
+    }
+
+    fn bump_quarantine_day(
+        &mut self,
+        tenant: &str,
+        day: &str,
+        events: i64,
+        rows: i64,
+        bytes: i64,
+    ) -> Result<()> {
+        self.exec(
+            "INSERT INTO quarantine_days (tenant_id, day, events, rows_kept, bytes_kept) VALUES ($1, $2, $3, $4, $5)
+             ON CONFLICT (tenant_id, day) DO UPDATE SET events = quarantine_days.events + excluded.events,
+               rows_kept = quarantine_days.rows_kept + excluded.rows_kept, bytes_kept = quarantine_days.bytes_kept + excluded.bytes_kept",
+            &[&tenant, &day, &events, &rows, &bytes],
         )?;
         Ok(())
     }
@@ -2318,13 +2349,15 @@ impl Store for PgStore {
 
     fn retention(&self, tenant: &str) -> Result<std::collections::BTreeMap<String, i64>> {
         self.tx(|g| {
-            Ok(g.all(
-                "SELECT data_class, days FROM retention WHERE tenant_id = $1",
-                &[&tenant],
-            )?
-            .iter()
-            .map(|r| (r.get(0), r.get(1)))
-            .collect())
+            let set = g
+                .all(
+                    "SELECT data_class, days FROM retention WHERE tenant_id = $1",
+                    &[&tenant],
+                )?
+                .iter()
+                .map(|r| (r.get(0), r.get(1)))
+                .collect();
+            Ok(set)
         })
     }
 
@@ -2353,7 +2386,7 @@ impl Store for PgStore {
     }
 
     fn purge(&self, tenant: &str, now_ms: i64) -> Result<Purged> {
-        let periods = self.retention(tenant)?;
+        let periods = crate::effective_retention(self.retention(tenant)?);
         let cutoff = |class: &str| periods.get(class).map(|d| now_ms - d * 86_400_000);
         self.tx(|g| {
             let mut out = Purged::default();
@@ -2368,6 +2401,11 @@ impl Store for PgStore {
                     "UPDATE feedback SET text_value = NULL WHERE tenant_id = $1 AND collected_at < $2 AND text_value IS NOT NULL",
                     &[&tenant, &c],
                 )?;
+            }
+            if let Some(c) = cutoff("quarantine") {
+                out.quarantined = g.exec("DELETE FROM quarantine WHERE tenant_id = $1 AND received_at < $2", &[&tenant, &c])?;
+                let day = crate::day_of(c);
+                g.exec("DELETE FROM quarantine_days WHERE tenant_id = $1 AND day < $2", &[&tenant, &day])?;
             }
             if let Some(c) = cutoff("transcripts") {
                 out.transcripts = g.exec(
@@ -3061,6 +3099,15 @@ impl Store for PgStore {
                     payload: serde_json::from_str(r.get(3)).unwrap_or(Value::Null),
                     received_at_ms: r.get(4),
                 })
+                .collect())
+        })
+    }
+
+    fn quarantine_days(&self, tenant: &str, since_day: &str) -> Result<Vec<QuarantineDay>> {
+        self.tx(|g| {
+            Ok(g.all("SELECT day, events, rows_kept, bytes_kept FROM quarantine_days WHERE tenant_id = $1 AND day >= $2 ORDER BY day DESC", &[&tenant, &since_day])?
+                .iter()
+                .map(|r| QuarantineDay { day: r.get(0), events: r.get(1), rows_kept: r.get(2), bytes_kept: r.get(3) })
                 .collect())
         })
     }

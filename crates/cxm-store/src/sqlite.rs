@@ -42,6 +42,10 @@ const MIGRATIONS: &[(i64, &str)] = &[
         18,
         include_str!("../migrations/sqlite/0018_outbound_mail.sql"),
     ),
+    (
+        19,
+        include_str!("../migrations/sqlite/0019_quarantine_days.sql"),
+    ),
 ];
 
 pub struct SqliteStore {
@@ -437,6 +441,31 @@ impl GraphTx for SqlTx<'_, '_> {
     ) -> Result<()> {
         self.st("INSERT INTO quarantine (tenant_id, write_key_id, code, detail, payload, received_at) VALUES (?1, ?2, ?3, ?4, ?5, ?6)")?
             .execute(params![tenant, key_id, code, detail, payload, received_ms])?;
+        Ok(())
+    }
+
+    fn quarantine_day(&mut self, tenant: &str, day: &str) -> Result<(i64, i64)> {
+        Ok(self
+            .st("SELECT rows_kept, bytes_kept FROM quarantine_days WHERE tenant_id = ?1 AND day = ?2")?
+            .query_row(params![tenant, day], |r| Ok((r.get(0)?, r.get(1)?)))
+            .optional()?
+            .unwrap_or((0, 0)))
+    }
+
+    fn bump_quarantine_day(
+        &mut self,
+        tenant: &str,
+        day: &str,
+        events: i64,
+        rows: i64,
+        bytes: i64,
+    ) -> Result<()> {
+        self.st(
+            "INSERT INTO quarantine_days (tenant_id, day, events, rows_kept, bytes_kept) VALUES (?1, ?2, ?3, ?4, ?5)
+             ON CONFLICT (tenant_id, day) DO UPDATE SET events = events + excluded.events,
+               rows_kept = rows_kept + excluded.rows_kept, bytes_kept = bytes_kept + excluded.bytes_kept",
+        )?
+        .execute(params![tenant, day, events, rows, bytes])?;
         Ok(())
     }
 
@@ -2460,7 +2489,7 @@ impl Store for SqliteStore {
     }
 
     fn purge(&self, tenant: &str, now_ms: i64) -> Result<Purged> {
-        let periods = self.retention(tenant)?;
+        let periods = crate::effective_retention(self.retention(tenant)?);
         let cutoff = |class: &str| periods.get(class).map(|d| now_ms - d * 86_400_000);
         self.write(|tx| {
             let mut out = Purged::default();
@@ -2475,6 +2504,10 @@ impl Store for SqliteStore {
                     "UPDATE feedback SET text_value = NULL WHERE tenant_id = ?1 AND collected_at < ?2 AND text_value IS NOT NULL",
                     params![tenant, c],
                 )? as u64;
+            }
+            if let Some(c) = cutoff("quarantine") {
+                out.quarantined = tx.execute("DELETE FROM quarantine WHERE tenant_id = ?1 AND received_at < ?2", params![tenant, c])? as u64;
+                tx.execute("DELETE FROM quarantine_days WHERE tenant_id = ?1 AND day < ?2", params![tenant, crate::day_of(c)])?;
             }
             if let Some(c) = cutoff("transcripts") {
                 out.transcripts = tx.execute(
@@ -3135,6 +3168,16 @@ impl Store for SqliteStore {
                     let p: String = r.get(3)?;
                     Ok(QuarantineEntry { id: r.get(0)?, code: r.get(1)?, detail: r.get(2)?, payload: serde_json::from_str(&p).unwrap_or(Value::Null), received_at_ms: r.get(4)? })
                 })?
+                .collect::<Result<Vec<_>, _>>()?;
+            Ok(rows)
+        })
+    }
+
+    fn quarantine_days(&self, tenant: &str, since_day: &str) -> Result<Vec<QuarantineDay>> {
+        self.read(|c| {
+            let mut st = c.prepare_cached("SELECT day, events, rows_kept, bytes_kept FROM quarantine_days WHERE tenant_id = ?1 AND day >= ?2 ORDER BY day DESC")?;
+            let rows = st
+                .query_map(params![tenant, since_day], |r| Ok(QuarantineDay { day: r.get(0)?, events: r.get(1)?, rows_kept: r.get(2)?, bytes_kept: r.get(3)? }))?
                 .collect::<Result<Vec<_>, _>>()?;
             Ok(rows)
         })

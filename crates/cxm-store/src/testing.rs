@@ -151,3 +151,32 @@ pub fn find_text(target: &SqlTarget, needles: &[String]) -> Vec<String> {
     }
     hits
 }
+
+/// Bytes the store takes on disk: the SQLite file after its WAL is checkpointed into it
+/// (plus whatever the WAL still holds), or the PostgreSQL database's size.
+pub fn store_bytes(target: &SqlTarget) -> u64 {
+    match target {
+        SqlTarget::Sqlite(path) => {
+            let c = rusqlite::Connection::open(path).unwrap();
+            c.busy_timeout(std::time::Duration::from_secs(10)).unwrap();
+            let _ = c.query_row("PRAGMA wal_checkpoint(TRUNCATE)", [], |_| Ok(()));
+            let size = |p: &std::path::Path| std::fs::metadata(p).map(|m| m.len()).unwrap_or(0);
+            let wal = path.with_extension("db-wal");
+            size(path) + size(&wal)
+        }
+        SqlTarget::Postgres(url) => {
+            let url = url.clone();
+            std::thread::spawn(move || {
+                let mut c = postgres::Client::connect(&url, postgres::NoTls).unwrap();
+                let _ = c.batch_execute("CHECKPOINT");
+                let n: i64 = c
+                    .query_one("SELECT pg_database_size(current_database())", &[])
+                    .unwrap()
+                    .get(0);
+                n as u64
+            })
+            .join()
+            .unwrap()
+        }
+    }
+}

@@ -1,6 +1,6 @@
 //! Records the store reads and writes.
 
-use cxm_domain::{NormalizedEvent, QuarantineReason};
+use cxm_domain::NormalizedEvent;
 use serde::Serialize;
 use serde_json::Value;
 
@@ -131,7 +131,8 @@ pub struct AppendRequest {
     /// Dedup scope: the same messageId from another write key is another message.
     pub write_key_id: String,
     pub events: Vec<NormalizedEvent>,
-    pub quarantined: Vec<(Value, QuarantineReason)>,
+    /// The rejected events: counted by reason, a bounded sample kept whole.
+    pub quarantined: cxm_domain::Quarantine,
 }
 
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, utoipa::ToSchema)]
@@ -148,6 +149,18 @@ pub struct QuarantineEntry {
     pub detail: String,
     pub payload: Value,
     pub received_at_ms: i64,
+}
+
+/// A tenant's quarantine on one UTC day: every rejected event is counted; rows are kept
+/// only up to the day's caps (and a bounded sample per request).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, utoipa::ToSchema)]
+pub struct QuarantineDay {
+    pub day: String,
+    /// Events rejected.
+    pub events: i64,
+    /// Rows kept (samples and per-request summaries).
+    pub rows_kept: i64,
+    pub bytes_kept: i64,
 }
 
 #[derive(Debug, Clone, Serialize, utoipa::ToSchema)]
@@ -1003,7 +1016,10 @@ impl WebhookEndpoint {
 }
 
 /// Data classes with a retention period.
-pub const DATA_CLASSES: &[&str] = &["events", "feedback_text", "transcripts"];
+pub const DATA_CLASSES: &[&str] = &["events", "feedback_text", "transcripts", "quarantine"];
+/// Classes kept for a set period unless a tenant says otherwise: rejected events are for
+/// fixing an integration, not a second archive.
+pub const DEFAULT_RETENTION: &[(&str, i64)] = &[("quarantine", 30)];
 
 /// What a purge removed.
 #[derive(Debug, Clone, Default, PartialEq, Serialize, utoipa::ToSchema)]
@@ -1015,6 +1031,8 @@ pub struct Purged {
     /// Conversation events older than the `transcripts` period whose transcript or message
     /// properties were removed.
     pub transcripts: u64,
+    /// Quarantined events older than the `quarantine` period, deleted.
+    pub quarantined: u64,
 }
 
 /// An experiment as stored: its definition (JSON), where the rollout stands, and the steps

@@ -91,7 +91,7 @@ fn req(tenant: &str, key: &str, msgs: &[Value]) -> AppendRequest {
         tenant_id: tenant.into(),
         write_key_id: key.into(),
         events: events(msgs),
-        quarantined: vec![],
+        quarantined: Default::default(),
     }
 }
 
@@ -159,13 +159,14 @@ fn dedup_is_per_write_key_and_quarantine_is_listed(s: &dyn Store) {
     let t = s.create_tenant("Acme").unwrap().id;
     let m = json!({"type":"track","event":"Signed Up","userId":"u1","messageId":"m1","timestamp":at(0)});
     let mut r = req(&t, "k1", &[m.clone(), m.clone()]);
-    r.quarantined.push((
+    r.quarantined.push(
         json!({"bad":true}),
+        12,
         cxm_domain::QuarantineReason {
             code: "missing_type",
             detail: "type is required".into(),
         },
-    ));
+    );
     let out = s
         .append(&[
             r,
@@ -406,6 +407,77 @@ fn tenants_are_isolated(s: &dyn Store) {
         "a profile id from tenant A is unknown in tenant B"
     );
     assert!(s.quarantine(&b, 10).unwrap().is_empty());
+}
+
+/// A tenant's quarantine keeps rows up to the day's caps and only counts what comes after;
+/// another tenant's day is its own. Run on both backends with small caps.
+fn quarantine_is_capped_per_tenant_and_day(s: &dyn Store) {
+    let t = s.create_tenant("Acme").unwrap().id;
+    let other = s.create_tenant("Other").unwrap().id;
+    let bad = |tenant: &str, n: usize| {
+        let mut r = req(tenant, "k", &[]);
+        r.quarantined = cxm_domain::Quarantine::unbounded();
+        for i in 0..n {
+            r.quarantined.push(
+                json!({"n": i}),
+                10,
+                cxm_domain::QuarantineReason {
+                    code: "missing_type",
+                    detail: "type is required".into(),
+                },
+            );
+        }
+        r
+    };
+    let out = s.append(&[bad(&t, 3), bad(&t, 4), bad(&other, 2)]).unwrap();
+    assert_eq!(
+        out.iter().map(|o| o.quarantined).collect::<Vec<_>>(),
+        [3, 4, 2],
+        "every rejected event is counted"
+    );
+    s.append(&[bad(&t, 2)]).unwrap();
+    assert_eq!(
+        s.quarantine(&t, 100).unwrap().len(),
+        5,
+        "the day keeps five rows"
+    );
+    assert_eq!(s.quarantine(&other, 100).unwrap().len(), 2);
+    let days = s.quarantine_days(&t, "2000-01-01").unwrap();
+    assert_eq!(days.len(), 1);
+    assert_eq!((days[0].events, days[0].rows_kept), (9, 5));
+    assert!(days[0].bytes_kept > 0);
+    // the quarantine class has a period of its own by default, and is purged with it
+    assert_eq!(
+        effective_retention(s.retention(&t).unwrap()).get("quarantine"),
+        Some(&30)
+    );
+    let later = chrono::Utc::now().timestamp_millis() + 31 * 86_400_000;
+    assert_eq!(s.purge(&t, later).unwrap().quarantined, 5);
+    assert!(s.quarantine(&t, 100).unwrap().is_empty());
+    assert!(s.quarantine_days(&t, "2000-01-01").unwrap().is_empty());
+    assert_eq!(s.quarantine(&other, 100).unwrap().len(), 2);
+}
+
+fn capped() -> StoreSettings {
+    StoreSettings {
+        quarantine_rows_per_day: 5,
+        ..Default::default()
+    }
+}
+
+#[test]
+fn quarantine_caps_on_sqlite() {
+    let dir = tempfile::tempdir().unwrap();
+    quarantine_is_capped_per_tenant_and_day(&SqliteStore::open_dir(dir.path(), capped()).unwrap());
+}
+
+#[test]
+fn quarantine_caps_on_postgres() {
+    let Some(admin) = pg_admin_url() else {
+        return;
+    };
+    let db = TestDb::create(&admin);
+    quarantine_is_capped_per_tenant_and_day(&PgStore::connect(&db.url, capped()).unwrap());
 }
 
 /// SQLite keeps the dedup window in memory and rebuilds it from the log: a retry that arrives

@@ -111,7 +111,9 @@ pub fn retention(store: &dyn Store, cmd: &RetentionCmd) -> anyhow::Result<()> {
             tenant_exists(store, tenant)?;
             println!(
                 "{}",
-                serde_json::to_string_pretty(&store.retention(tenant)?)?
+                serde_json::to_string_pretty(&cxm_store::effective_retention(
+                    store.retention(tenant)?
+                ))?
             );
         }
         RetentionCmd::Set {

@@ -38,12 +38,23 @@ pub struct ServeArgs {
     /// Largest single event, in bytes (default 32768); bigger ones are quarantined.
     #[arg(long, env = "CXM_MAX_EVENT_BYTES")]
     pub max_event_bytes: Option<usize>,
-    /// Requests per second per write key; 0 disables the limit (default 5000).
+    /// Events one ingest request may carry; more is refused whole with 413 (default 2500).
+    #[arg(long, env = "CXM_MAX_BATCH_EVENTS")]
+    pub max_batch_events: Option<usize>,
+    /// Events per second per key, every event of a batch counted; 0 disables the limit
+    /// (default 100000).
     #[arg(long, env = "CXM_RATE_LIMIT")]
     pub rate_limit: Option<f64>,
-    /// Burst size of the per-key rate limit (default 10000).
+    /// Burst of the per-key rate limit, in events (default 200000).
     #[arg(long, env = "CXM_RATE_BURST")]
     pub rate_burst: Option<f64>,
+    /// Quarantine rows kept per tenant and UTC day; later rejected events are only counted
+    /// (default 10000).
+    #[arg(long, env = "CXM_QUARANTINE_ROWS_PER_DAY")]
+    pub quarantine_rows_per_day: Option<i64>,
+    /// Quarantine bytes kept per tenant and UTC day (default 67108864).
+    #[arg(long, env = "CXM_QUARANTINE_BYTES_PER_DAY")]
+    pub quarantine_bytes_per_day: Option<i64>,
     /// Take client timestamps as sent, without clock-skew correction (historical imports).
     #[arg(long, env = "CXM_TRUST_TIMESTAMPS", num_args = 0..=1, default_missing_value = "true")]
     pub trust_timestamps: Option<bool>,
@@ -83,8 +94,11 @@ pub struct FileConfig {
     pub path_prefix: Option<String>,
     pub max_request_bytes: Option<usize>,
     pub max_event_bytes: Option<usize>,
+    pub max_batch_events: Option<usize>,
     pub rate_limit: Option<f64>,
     pub rate_burst: Option<f64>,
+    pub quarantine_rows_per_day: Option<i64>,
+    pub quarantine_bytes_per_day: Option<i64>,
     pub trust_timestamps: Option<bool>,
     pub dedup_window_hours: Option<u64>,
     pub secure_cookies: Option<bool>,
@@ -125,6 +139,8 @@ pub struct Settings {
     pub http: cxm_http::HttpConfig,
     pub dedup_window: Duration,
     pub identity: IdentityRules,
+    pub quarantine_rows_per_day: i64,
+    pub quarantine_bytes_per_day: i64,
 }
 
 impl Settings {
@@ -146,6 +162,27 @@ impl Settings {
         anyhow::ensure!(
             max_request_bytes >= 1024,
             "max request bytes must be at least 1024"
+        );
+        let max_batch_events = serve
+            .max_batch_events
+            .or(file.max_batch_events)
+            .unwrap_or(d.max_batch_events);
+        anyhow::ensure!(
+            (1..=100_000).contains(&max_batch_events),
+            "max batch events must be from 1 to 100000 (got {max_batch_events})"
+        );
+        let store_defaults = cxm_store::StoreSettings::default();
+        let quarantine_rows_per_day = serve
+            .quarantine_rows_per_day
+            .or(file.quarantine_rows_per_day)
+            .unwrap_or(store_defaults.quarantine_rows_per_day);
+        let quarantine_bytes_per_day = serve
+            .quarantine_bytes_per_day
+            .or(file.quarantine_bytes_per_day)
+            .unwrap_or(store_defaults.quarantine_bytes_per_day);
+        anyhow::ensure!(
+            quarantine_rows_per_day >= 0 && quarantine_bytes_per_day >= 0,
+            "quarantine caps cannot be negative"
         );
         let path_prefix = serve
             .path_prefix
@@ -212,6 +249,7 @@ impl Settings {
                     .max_event_bytes
                     .or(file.max_event_bytes)
                     .unwrap_or(d.max_event_bytes),
+                max_batch_events,
                 rate_limit_per_sec: serve
                     .rate_limit
                     .or(file.rate_limit)
@@ -241,6 +279,8 @@ impl Settings {
             },
             dedup_window: Duration::from_secs(dedup_hours * 3600),
             identity: file.identity.unwrap_or_default(),
+            quarantine_rows_per_day,
+            quarantine_bytes_per_day,
         })
     }
 
@@ -248,6 +288,8 @@ impl Settings {
         let settings = cxm_store::StoreSettings {
             dedup_window: self.dedup_window,
             identity: self.identity.clone(),
+            quarantine_rows_per_day: self.quarantine_rows_per_day,
+            quarantine_bytes_per_day: self.quarantine_bytes_per_day,
         };
         cxm_store::open(self.database_url.as_deref(), &self.data_dir, settings)
             .map_err(|e| anyhow::anyhow!("cannot open the store: {e}"))

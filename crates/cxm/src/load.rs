@@ -48,13 +48,14 @@ pub fn load(
             tenant_id: tenant.into(),
             write_key_id: source.into(),
             events: vec![],
-            quarantined: vec![],
+            // operators' own files: every rejected row is kept, under the store's daily caps
+            quarantined: cxm_domain::Quarantine::unbounded(),
         };
         for m in chunk.drain(..) {
             let len = serde_json::to_string(&m).map(|s| s.len()).unwrap_or(0);
             match cxm_domain::normalize(&m, len, &clock, &opts) {
                 Ok(e) => req.events.push(e),
-                Err(r) => req.quarantined.push((m, r)),
+                Err(r) => req.quarantined.push(m, len, r),
             }
         }
         for o in store.append(&[req])? {

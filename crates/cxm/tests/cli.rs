@@ -1144,7 +1144,8 @@ fn retention_from_the_cli() {
     ]));
     assert!(kept.get("events").is_none());
     let shown = run_json(cxm(dir.path()).args(["retention", "show", "--tenant", tenant]));
-    assert_eq!(shown, json!({}));
+    // quarantine is the one class with a default period
+    assert_eq!(shown, json!({"quarantine": 30}));
 }
 
 #[test]
