@@ -23,6 +23,7 @@ pub mod mailer;
 pub mod maturity;
 pub mod openapi;
 pub mod ops;
+pub mod outbound;
 pub mod phrasing;
 pub mod policies;
 pub mod privacy;
@@ -77,6 +78,9 @@ pub struct HttpConfig {
     pub llm: Option<phrasing::LlmConfig>,
     /// First webhook retry delay; each later one is six times longer (capped at six hours).
     pub webhook_retry_base: Duration,
+    /// Private networks webhooks may reach anyway (`--webhook-allow-network`); by default
+    /// none: loopback, RFC 1918, link-local and the like are refused.
+    pub webhook_allow_networks: Vec<ipnet::IpNet>,
 }
 
 impl Default for HttpConfig {
@@ -97,6 +101,7 @@ impl Default for HttpConfig {
             mail: None,
             llm: None,
             webhook_retry_base: Duration::from_secs(5),
+            webhook_allow_networks: vec![],
         }
     }
 }
@@ -114,8 +119,12 @@ pub struct AppState {
     pub analyzer: cxm_analytics::Analyzer,
     /// Wakes the theme worker when text answers arrive.
     pub themes_wake: tokio::sync::Notify,
-    /// Outbound HTTP (the optional phrasing endpoint).
+    /// Outbound HTTP to operator-configured endpoints (the optional phrasing model).
     pub http_client: reqwest::Client,
+    /// Which addresses tenant-chosen URLs may reach, and the client that enforces it at
+    /// connect time (webhook deliveries).
+    pub outbound: outbound::OutboundPolicy,
+    pub webhook_client: reqwest::Client,
     /// Compiled agent policies per tenant.
     pub policies: policies::PolicyCache,
     /// Group commit for decisions: answered only once logged.
@@ -140,6 +149,13 @@ impl AppState {
             analyzer: cxm_analytics::Analyzer::new(),
             themes_wake: tokio::sync::Notify::new(),
             http_client: reqwest::Client::new(),
+            outbound: outbound::OutboundPolicy {
+                allow: config.webhook_allow_networks.clone(),
+            },
+            webhook_client: outbound::OutboundPolicy {
+                allow: config.webhook_allow_networks.clone(),
+            }
+            .client(),
             policies: policies::PolicyCache::default(),
             decision_log: cxm_store::decision_log::DecisionLog::spawn(store.clone()),
             equity: equity::EquityCache::default(),

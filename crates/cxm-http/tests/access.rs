@@ -5,7 +5,6 @@
 mod common;
 
 use common::{Backend, TestApp};
-use cxm_http::HttpConfig;
 use reqwest::Method;
 use serde_json::{json, Value};
 
@@ -21,7 +20,7 @@ const PUBLIC: &[&str] = &[
 ];
 
 async fn every_route_checks_who_calls(backend: Backend) {
-    let Some(app) = TestApp::spawn_with(backend, HttpConfig::default()).await else {
+    let Some(app) = TestApp::spawn_with(backend, common::loopback_webhooks()).await else {
         return;
     };
     let sk = app.secret_key.clone();

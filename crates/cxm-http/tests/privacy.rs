@@ -12,7 +12,7 @@ use reqwest::Method;
 use serde_json::{json, Value};
 
 async fn erasure_leaves_nothing(backend: Backend) {
-    let Some(app) = TestApp::spawn_with(backend, HttpConfig::default()).await else {
+    let Some(app) = TestApp::spawn_with(backend, common::loopback_webhooks()).await else {
         return;
     };
     let sk = app.secret_key.clone();

@@ -8,7 +8,6 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use common::{Backend, TestApp};
-use cxm_http::HttpConfig;
 use serde_json::{json, Value};
 
 async fn receiver() -> (String, Arc<Mutex<Vec<Value>>>) {
@@ -33,7 +32,7 @@ async fn receiver() -> (String, Arc<Mutex<Vec<Value>>>) {
 }
 
 async fn step_up_unlocks_a_contact_change(backend: Backend) {
-    let Some(app) = TestApp::spawn_with(backend, HttpConfig::default()).await else {
+    let Some(app) = TestApp::spawn_with(backend, common::loopback_webhooks()).await else {
         return;
     };
     let sk = app.secret_key.clone();

@@ -76,6 +76,16 @@ pub struct ServeArgs {
     /// Public base URL of this server, for links in emails (default http://LISTEN).
     #[arg(long, env = "CXM_PUBLIC_URL")]
     pub public_url: Option<String>,
+    /// A private network webhooks may reach although cxm refuses private addresses by
+    /// default (CIDR such as 10.0.0.0/8, or one address); repeat the flag, or separate with
+    /// commas in the variable.
+    #[arg(
+        long = "webhook-allow-network",
+        env = "CXM_WEBHOOK_ALLOW_NETWORK",
+        value_delimiter = ',',
+        value_name = "CIDR"
+    )]
+    pub webhook_allow_network: Vec<String>,
     /// OpenAI-compatible endpoint (up to /v1) that may word follow-up questions; the key, if
     /// needed, comes from CXM_LLM_API_KEY.
     #[arg(long, env = "CXM_LLM_BASE_URL")]
@@ -109,6 +119,7 @@ pub struct FileConfig {
     pub smtp_url: Option<String>,
     pub mail_from: Option<String>,
     pub public_url: Option<String>,
+    pub webhook_allow_networks: Option<Vec<String>>,
     pub llm_base_url: Option<String>,
     pub llm_model: Option<String>,
 }
@@ -216,6 +227,13 @@ impl Settings {
                 )
             }
         };
+        let allow = if serve.webhook_allow_network.is_empty() {
+            file.webhook_allow_networks.clone().unwrap_or_default()
+        } else {
+            serve.webhook_allow_network.clone()
+        };
+        let webhook_allow_networks =
+            cxm_http::outbound::parse_networks(&allow).map_err(|e| anyhow::anyhow!(e))?;
         let llm = match (
             serve.llm_base_url.clone().or(file.llm_base_url),
             serve.llm_model.clone().or(file.llm_model),
@@ -275,6 +293,7 @@ impl Settings {
                     .unwrap_or(d.theme_rediscovery),
                 mail,
                 llm,
+                webhook_allow_networks,
                 ..d
             },
             dedup_window: Duration::from_secs(dedup_hours * 3600),

@@ -28,6 +28,15 @@ pub enum Backend {
     Postgres,
 }
 
+/// Settings for tests whose webhook receivers listen on this machine: like an operator
+/// with an internal receiver, they allow the loopback network (cxm refuses it otherwise).
+pub fn loopback_webhooks() -> HttpConfig {
+    HttpConfig {
+        webhook_allow_networks: vec!["127.0.0.0/8".parse().unwrap()],
+        ..HttpConfig::default()
+    }
+}
+
 impl TestApp {
     pub async fn spawn() -> TestApp {
         Self::spawn_with(Backend::Sqlite, HttpConfig::default())
