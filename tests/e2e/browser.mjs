@@ -14,10 +14,22 @@ const browser = await chromium.launch({
          "--disable-background-networking", "--disable-component-update", "--disable-sync"],
 });
 const offsite = [];
+// the Content-Security-Policy allows nothing inline: any violation (or other console error)
+// on any page fails the run
+const consoleErrors = [];
+function watch(page) {
+  // a 4xx the test provokes on purpose is logged as "Failed to load resource"; anything else
+  // (a script error, a refused inline style or script) is a failure
+  page.on("console", (m) => {
+    if (m.type() === "error" && !m.text().startsWith("Failed to load resource")) consoleErrors.push(`${page.url()}: ${m.text()}`);
+  });
+  page.on("pageerror", (e) => consoleErrors.push(`${page.url()}: ${e.message}`));
+  return page;
+}
 
 async function signIn(email, password) {
   const context = await browser.newContext();
-  const page = await context.newPage();
+  const page = watch(await context.newPage());
   page.on("request", (r) => { if (!r.url().startsWith(base)) offsite.push(r.url()); });
   await page.goto(`${base}/customers`);
   assert.match(page.url(), /\/login\?next=%2Fcustomers|\/login\?next=\/customers/);
@@ -35,7 +47,7 @@ async function signIn(email, password) {
 try {
   // wrong password: an error, no session
   {
-    const page = await browser.newPage();
+    const page = watch(await browser.newPage());
     await page.goto(`${base}/login`);
     await page.fill("#email", "owner@example.com");
     await page.fill("#password", "not the password");
@@ -49,7 +61,7 @@ try {
   // follow-up because "fine" says little, and answers it
   {
     const context = await browser.newContext({ javaScriptEnabled: false });
-    const survey = await context.newPage();
+    const survey = watch(await context.newPage());
     await survey.goto(process.env.SURVEY_URL);
     await survey.getByRole("radio", { name: "10" }).check();
     await survey.getByRole("textbox", { name: "What is the main reason for your score?" }).fill("fine");
@@ -64,7 +76,7 @@ try {
 
   // the embeddable widget on a page of another origin: a 9 and a reason
   {
-    const shop = await browser.newPage();
+    const shop = watch(await browser.newPage());
     await shop.setContent(`<html><body><h1>Shop</h1><script src="${base}/assets/cxm-survey.js" data-key="${process.env.WRITE_KEY}" data-survey="website"></script></body></html>`);
     await shop.getByRole("button", { name: "Score 9 of 10" }).click();
     await shop.getByRole("textbox", { name: "Reason for your score" }).fill("Checkout was quick");
@@ -354,7 +366,7 @@ stages:
   const signedRes = await api("/api/v1/messages/sign", { agent: "billing-bot", text: message, customer: "user_id:grace-1", channel: "email" });
   assert.equal(signedRes.status, 200);
   const signedMsg = await signedRes.json();
-  const customer = await browser.newPage();
+  const customer = watch(await browser.newPage());
   customer.on("request", (r) => { if (!r.url().startsWith(base)) offsite.push(r.url()); });
   await customer.goto(`${base}${signedMsg.verify_url}`);
   assert.equal(await customer.getByTestId("verdict").getAttribute("data-status"), "valid");
@@ -423,6 +435,7 @@ stages:
   assert.equal(await viewer.getByRole("button", { name: "Create key" }).count(), 0);
 
   assert.deepEqual(offsite, [], "the dashboard must not load anything from another origin");
+  assert.deepEqual(consoleErrors, [], "no page logs an error or a Content-Security-Policy violation");
   console.log("dashboard: sign-in, overview chart, live search, context, unmerge, quarantine, journeys, alerts, tickets, agent review, signed message, experiments, maturity, equity, roles: ok");
 } finally {
   await browser.close();

@@ -22,6 +22,7 @@ use serde::{Deserialize, Serialize};
 
 use crate::auth::Principal;
 use crate::error::{ApiError, ApiResult, ErrorCode, Problem};
+use crate::logsafe::Field;
 use crate::AppState;
 
 /// `Query` whose rejection is problem+json.
@@ -449,7 +450,7 @@ pub async fn do_unmerge(
             Ok((stats, profile))
         })
         .await?;
-    tracing::info!(tenant = %p.tenant_id, actor = %p.actor, identifier, "identifier blocked and identity rebuilt");
+    tracing::info!(tenant = %p.tenant_id, actor = %Field(&p.actor), identifier = %Field(identifier), "identifier blocked and identity rebuilt");
     Ok(UnmergeResult {
         blocked: identifier.to_string(),
         events_replayed: stats.0.events,
@@ -606,7 +607,7 @@ pub async fn create_key(
             .map_err(|e| cxm_store::StoreError::Backend(e.detail))
         })
         .await?;
-    tracing::info!(tenant = %p.tenant_id, actor = %p.actor, key = %record.id, kind = kind.as_str(), "key created");
+    tracing::info!(tenant = %p.tenant_id, actor = %Field(&p.actor), key = %record.id, kind = kind.as_str(), "key created");
     Ok((StatusCode::CREATED, Json(CreatedKey { key: plain, record })))
 }
 
@@ -637,7 +638,7 @@ pub async fn revoke_key(
         ));
     }
     st.keys.invalidate_all();
-    tracing::info!(tenant = %p.tenant_id, actor = %p.actor, key = %id, "key revoked");
+    tracing::info!(tenant = %p.tenant_id, actor = %Field(&p.actor), key = %Field(&id), "key revoked");
     Ok(StatusCode::NO_CONTENT)
 }
 

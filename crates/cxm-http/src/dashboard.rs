@@ -16,6 +16,7 @@ use serde_json::Value;
 
 use crate::auth::{self, Principal, SESSION_COOKIE};
 use crate::error::{ApiError, ErrorCode};
+use crate::logsafe::Field;
 use crate::AppState;
 
 const PICO: &[u8] = include_bytes!("../assets/vendor/pico.min.css");
@@ -24,6 +25,7 @@ const APP_CSS: &[u8] = include_bytes!("../assets/app.css");
 const WIDGET: &[u8] = include_bytes!("../assets/cxm-survey.js");
 const JS_YAML: &[u8] = include_bytes!("../assets/vendor/js-yaml.min.js");
 const JOURNEY_EDITOR: &[u8] = include_bytes!("../assets/journey-editor.js");
+const FAVICON: &[u8] = include_bytes!("../assets/favicon.svg");
 
 pub struct Pages {
     env: Environment<'static>,
@@ -141,6 +143,15 @@ pub fn routes() -> Router<Arc<AppState>> {
             "/assets/journey-editor.js",
             get(|| async { asset(JOURNEY_EDITOR, "text/javascript") }),
         )
+        .route(
+            "/assets/favicon.svg",
+            get(|| async { asset(FAVICON, "image/svg+xml") }),
+        )
+        // browsers ask for it whatever the page says
+        .route(
+            "/favicon.ico",
+            get(|| async { asset(FAVICON, "image/svg+xml") }),
+        )
         .route("/login", get(login_page).post(login))
         .route("/logout", post(logout))
         .route("/", get(overview))
@@ -198,27 +209,6 @@ fn urlencode(s: &str) -> String {
         .collect()
 }
 
-/// Forms only come from our own pages: refuse a cross-site Origin (the session cookie is
-/// SameSite=Lax as well).
-#[allow(clippy::result_large_err)]
-fn same_origin(headers: &HeaderMap) -> Result<(), Response> {
-    let (Some(origin), Some(host)) = (
-        headers.get(header::ORIGIN).and_then(|v| v.to_str().ok()),
-        headers.get(header::HOST).and_then(|v| v.to_str().ok()),
-    ) else {
-        return Ok(());
-    };
-    let origin_host = origin.split("://").nth(1).unwrap_or(origin);
-    if origin_host == host {
-        Ok(())
-    } else {
-        Err(
-            ApiError::new(ErrorCode::Forbidden, "cross-site form submission refused")
-                .into_response(),
-        )
-    }
-}
-
 /// A post from our own pages by a signed-in user (an owner or admin when `admin`).
 #[allow(clippy::result_large_err)]
 pub(crate) async fn signed_post(
@@ -227,7 +217,7 @@ pub(crate) async fn signed_post(
     here: &str,
     admin: bool,
 ) -> Result<Principal, Response> {
-    same_origin(headers)?;
+    // that it came from our own pages was checked in front of every route (browser::guard)
     let p = session(st, headers, here).await?;
     if admin {
         p.require_admin().map_err(IntoResponse::into_response)?;
@@ -266,11 +256,48 @@ struct NextQuery {
     next: Option<String>,
 }
 
+/// Where to go after signing in: a path on this site, nothing else. Browsers strip tabs and
+/// newlines from URLs and read `\\` as `/`, so `/%09/evil.example` or `/\\evil.example` would
+/// leave the site; such a path, and anything with a control character, goes home instead.
 fn safe_next(next: Option<&str>) -> String {
-    match next {
-        Some(n) if n.starts_with('/') && !n.starts_with("//") && !n.contains('\\') => n.to_string(),
-        _ => "/".into(),
+    let Some(n) = next else { return "/".into() };
+    let decoded = percent_decode(n);
+    let leaves = |p: &str| {
+        let squeezed: String = p.chars().filter(|c| !c.is_control() && *c != ' ').collect();
+        !squeezed.starts_with('/')
+            || squeezed.starts_with("//")
+            || squeezed.starts_with("/\\")
+            || squeezed.contains('\\')
+    };
+    if n.len() > 2000
+        || n.chars().any(|c| c.is_control() || c.is_whitespace())
+        || decoded.chars().any(char::is_control)
+        || leaves(n)
+        || leaves(&decoded)
+    {
+        return "/".into();
     }
+    n.to_string()
+}
+
+/// `%XX` escapes decoded (as a browser may before reading the path); bad escapes stay.
+fn percent_decode(s: &str) -> String {
+    let hex = |c: u8| (c as char).to_digit(16).map(|d| d as u8);
+    let b = s.as_bytes();
+    let mut out = Vec::with_capacity(b.len());
+    let mut i = 0;
+    while i < b.len() {
+        if b[i] == b'%' && i + 2 < b.len() {
+            if let (Some(h), Some(l)) = (hex(b[i + 1]), hex(b[i + 2])) {
+                out.push(h * 16 + l);
+                i += 3;
+                continue;
+            }
+        }
+        out.push(b[i]);
+        i += 1;
+    }
+    String::from_utf8_lossy(&out).into_owned()
 }
 
 async fn login_page(State(st): State<Arc<AppState>>, Query(q): Query<NextQuery>) -> Response {
@@ -288,9 +315,6 @@ struct LoginForm {
 }
 
 async fn login(State(st): State<Arc<AppState>>, req: Request) -> Response {
-    if let Err(r) = same_origin(req.headers()) {
-        return r;
-    }
     let form = match Form::<LoginForm>::from_request(req, &()).await {
         Ok(Form(f)) => f,
         Err(e) => {
@@ -320,7 +344,7 @@ async fn login(State(st): State<Arc<AppState>>, req: Request) -> Response {
         None => None,
     };
     let Some(user) = verified else {
-        tracing::info!(email = %email, "failed sign-in");
+        tracing::info!(email = %Field(&email), "failed sign-in");
         let mut r = st.pages.render(
             "login.html",
             context! { next => next, email => email, error => Some("Wrong email or password.") },
@@ -338,7 +362,7 @@ async fn login(State(st): State<Arc<AppState>>, req: Request) -> Response {
     {
         return ApiError::from(e).into_response();
     }
-    tracing::info!(email = %user.email, "signed in");
+    tracing::info!(email = %Field(&user.email), "signed in");
     let secure = if st.config.secure_cookies {
         "; Secure"
     } else {
@@ -356,9 +380,6 @@ async fn login(State(st): State<Arc<AppState>>, req: Request) -> Response {
 }
 
 async fn logout(State(st): State<Arc<AppState>>, headers: HeaderMap) -> Response {
-    if let Err(r) = same_origin(&headers) {
-        return r;
-    }
     if let Some(token) = auth::cookie(&headers, SESSION_COOKIE) {
         let h = auth::sha256_hex(&token);
         let _ = st.store.run(move |s| s.delete_session(&h)).await;
@@ -1092,7 +1113,7 @@ async fn create_key(State(st): State<Arc<AppState>>, req: Request) -> Response {
     if let Err(e) = st.store.run(move |s| s.insert_key(&r)).await {
         return ApiError::from(e).into_response();
     }
-    tracing::info!(tenant = %p.tenant_id, actor = %p.actor, key = %record.id, "key created in the dashboard");
+    tracing::info!(tenant = %p.tenant_id, actor = %Field(&p.actor), key = %record.id, "key created in the dashboard");
     // shown once, on this response only; the page is not cached
     let mut r = render_keys(
         &st,
@@ -1119,7 +1140,7 @@ async fn revoke_key(
     match st.store.run(move |s| s.revoke_key(&t, &id2)).await {
         Ok(true) => {
             st.keys.invalidate_all();
-            tracing::info!(tenant = %p.tenant_id, actor = %p.actor, key = %id, "key revoked in the dashboard");
+            tracing::info!(tenant = %p.tenant_id, actor = %Field(&p.actor), key = %Field(&id), "key revoked in the dashboard");
             Redirect::to("/settings/keys").into_response()
         }
         Ok(false) => {
@@ -1146,12 +1167,61 @@ mod tests {
         }
     }
 
+    /// The Content-Security-Policy allows no inline script or style: no template may carry
+    /// one, or the browser would drop it.
+    #[test]
+    fn no_template_has_inline_script_or_style() {
+        let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("templates");
+        let attr = regex_lite_attr();
+        for f in std::fs::read_dir(dir).unwrap() {
+            let path = f.unwrap().path();
+            let text = std::fs::read_to_string(&path).unwrap();
+            let name = path.file_name().unwrap().to_string_lossy().to_string();
+            assert!(!text.contains("style="), "{name} has a style attribute");
+            assert!(!text.contains("<style"), "{name} has a style element");
+            for (i, _) in text.match_indices("<script") {
+                let tag = &text[i..text[i..].find('>').map_or(text.len(), |e| i + e)];
+                assert!(tag.contains(" src="), "{name} has an inline script");
+            }
+            for a in attr {
+                assert!(!text.contains(a), "{name} has an inline event handler {a}");
+            }
+        }
+    }
+
+    fn regex_lite_attr() -> &'static [&'static str] {
+        &[
+            " onclick=",
+            " onload=",
+            " onsubmit=",
+            " onchange=",
+            " oninput=",
+            " onerror=",
+            "javascript:",
+        ]
+    }
+
     #[test]
     fn next_must_stay_on_this_site() {
         assert_eq!(safe_next(Some("/customers/p_1")), "/customers/p_1");
         assert_eq!(safe_next(Some("//evil.example")), "/");
         assert_eq!(safe_next(Some("https://evil.example")), "/");
         assert_eq!(safe_next(None), "/");
+        for bad in [
+            "/\t/evil.example",
+            "/%09/evil.example",
+            "/\n/evil.example",
+            "/\\evil.example",
+            "\\\\evil.example",
+            "/%5Cevil.example",
+            "/%2F/evil.example",
+            " //evil.example",
+            "/\u{0}x",
+            "javascript:alert(1)",
+        ] {
+            assert_eq!(safe_next(Some(bad)), "/", "{bad:?}");
+        }
+        assert_eq!(safe_next(Some("/themes?days=30")), "/themes?days=30");
     }
 
     #[test]

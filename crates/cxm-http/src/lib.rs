@@ -6,6 +6,7 @@ pub mod agents;
 pub mod api;
 pub mod audit;
 pub mod auth;
+pub mod browser;
 pub mod builder;
 pub mod dashboard;
 pub mod decisions;
@@ -19,6 +20,7 @@ pub mod ingest;
 pub mod journey_pages;
 pub mod journey_scan;
 pub mod journeys;
+pub mod logsafe;
 pub mod mailer;
 pub mod maturity;
 pub mod openapi;
@@ -78,6 +80,9 @@ pub struct HttpConfig {
     pub llm: Option<phrasing::LlmConfig>,
     /// First webhook retry delay; each later one is six times longer (capped at six hours).
     pub webhook_retry_base: Duration,
+    /// The URL people and providers reach this server at (`--public-url`): links in email,
+    /// and the one name besides the listen address that the dashboard answers to.
+    pub public_url: Option<String>,
     /// Private networks webhooks may reach anyway (`--webhook-allow-network`); by default
     /// none: loopback, RFC 1918, link-local and the like are refused.
     pub webhook_allow_networks: Vec<ipnet::IpNet>,
@@ -102,6 +107,7 @@ impl Default for HttpConfig {
             llm: None,
             webhook_retry_base: Duration::from_secs(5),
             webhook_allow_networks: vec![],
+            public_url: None,
         }
     }
 }
@@ -133,6 +139,8 @@ pub struct AppState {
     pub equity: equity::EquityCache,
     /// Running policy rollouts per tenant.
     pub rollouts: policies::RolloutCache,
+    /// The names the dashboard answers to, known once the listener is bound.
+    hosts: std::sync::OnceLock<browser::Hosts>,
 }
 
 impl AppState {
@@ -160,8 +168,17 @@ impl AppState {
             decision_log: cxm_store::decision_log::DecisionLog::spawn(store.clone()),
             equity: equity::EquityCache::default(),
             rollouts: policies::RolloutCache::default(),
+            hosts: std::sync::OnceLock::new(),
             config,
         })
+    }
+
+    /// The names this server answers to: `--public-url` and the listen address.
+    pub fn hosts(&self) -> browser::Hosts {
+        self.hosts
+            .get()
+            .cloned()
+            .unwrap_or_else(|| browser::Hosts::new(self.config.public_url.as_deref(), None))
     }
 
     pub fn begin_shutdown(&self) {
@@ -225,6 +242,14 @@ pub fn router(state: Arc<AppState>) -> Router {
     // axum's own 2 MB default from answering first
     app.layer(DefaultBodyLimit::disable())
         .fallback(api::not_found)
+        .layer(axum::middleware::from_fn_with_state(
+            state.clone(),
+            browser::guard,
+        ))
+        .layer(axum::middleware::from_fn_with_state(
+            state.clone(),
+            browser::security_headers,
+        ))
         .with_state(state)
 }
 
@@ -235,6 +260,10 @@ pub async fn serve(
     state: Arc<AppState>,
     shutdown: impl std::future::Future<Output = ()> + Send + 'static,
 ) -> std::io::Result<()> {
+    let _ = state.hosts.set(browser::Hosts::new(
+        state.config.public_url.as_deref(),
+        listener.local_addr().ok(),
+    ));
     let app = router(state.clone());
     let st = state.clone();
     axum::serve(listener, app)

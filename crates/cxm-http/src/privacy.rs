@@ -17,6 +17,7 @@ use serde::{Deserialize, Serialize};
 use crate::api::ApiJson;
 use crate::auth::Principal;
 use crate::error::{ApiError, ApiResult, ErrorCode};
+use crate::logsafe::Field;
 use crate::voc::blocking;
 use crate::AppState;
 
@@ -66,7 +67,7 @@ pub fn erase_customer(store: &dyn Store, tenant: &str, id: &str, actor: &str) ->
                 format!("no customer {id:?} in this tenant"),
             )
         })?;
-    tracing::info!(tenant, erasure = %erasure_id, actor, "customer erased");
+    tracing::info!(tenant, erasure = %erasure_id, actor = %Field(actor), "customer erased");
     Ok(Erased {
         erasure_id,
         removed,

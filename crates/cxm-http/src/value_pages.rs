@@ -44,7 +44,7 @@ async fn equity_page(State(st): State<Arc<AppState>>, headers: HeaderMap) -> Res
             let cells: Vec<Value> = c
                 .retention
                 .iter()
-                .map(|v| serde_json::json!({"pct": format!("{:.0}", v * 100.0), "alpha": format!("{:.2}", v.clamp(0.0, 1.5) / 1.5)}))
+                .map(|v| serde_json::json!({"pct": format!("{:.0}", v * 100.0), "heat": (v.clamp(0.0, 1.5) / 1.5 * 10.0).round() as i64}))
                 .collect();
             serde_json::json!({"cohort": c.cohort, "members": c.members, "base": c.first_month_revenue, "cells": cells})
         })

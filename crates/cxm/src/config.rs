@@ -208,6 +208,13 @@ impl Settings {
             .listen
             .or(file.listen)
             .unwrap_or_else(|| "127.0.0.1:8080".parse().unwrap());
+        let public_url = serve.public_url.clone().or(file.public_url.clone());
+        if let Some(u) = &public_url {
+            anyhow::ensure!(
+                url_is_http(u),
+                "public url must be an http:// or https:// url with a host (got {u:?})"
+            );
+        }
         let mail = match serve.smtp_url.clone().or(file.smtp_url) {
             None => None,
             Some(url) => {
@@ -216,10 +223,8 @@ impl Settings {
                     .clone()
                     .or(file.mail_from)
                     .unwrap_or_else(|| "cxm <surveys@localhost>".into());
-                let public = serve
-                    .public_url
+                let public = public_url
                     .clone()
-                    .or(file.public_url)
                     .unwrap_or_else(|| format!("http://{listen}"));
                 Some(
                     cxm_http::mailer::MailConfig::parse(&url, &from, &public)
@@ -294,6 +299,7 @@ impl Settings {
                 mail,
                 llm,
                 webhook_allow_networks,
+                public_url,
                 ..d
             },
             dedup_window: Duration::from_secs(dedup_hours * 3600),
@@ -313,4 +319,11 @@ impl Settings {
         cxm_store::open(self.database_url.as_deref(), &self.data_dir, settings)
             .map_err(|e| anyhow::anyhow!("cannot open the store: {e}"))
     }
+}
+
+fn url_is_http(u: &str) -> bool {
+    (u.starts_with("http://") || u.starts_with("https://"))
+        && u.split("://").nth(1).is_some_and(|rest| {
+            !rest.is_empty() && !rest.starts_with('/') && !rest.starts_with(':')
+        })
 }

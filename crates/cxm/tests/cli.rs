@@ -187,11 +187,65 @@ fn serve_help_documents_every_option() {
         "--trust-timestamps",
         "--dedup-window-hours",
         "--secure-cookies",
+        "--max-batch-events",
+        "--quarantine-rows-per-day",
+        "--quarantine-bytes-per-day",
+        "--webhook-allow-network",
+        "--public-url",
+        "CXM_WEBHOOK_ALLOW_NETWORK",
         "CXM_LISTEN",
         "CXM_DATA_DIR",
     ] {
         assert!(help.contains(opt), "serve --help does not mention {opt}");
     }
+}
+
+/// What a client types never forges a log line or colours the operator's terminal: the
+/// email typed at sign-in is logged with its control characters escaped, and a log that is
+/// not a terminal gets no colour codes.
+#[tokio::test]
+async fn typed_values_cannot_forge_log_lines() {
+    let dir = tempfile::tempdir().unwrap();
+    let port = free_port();
+    let log_path = dir.path().join("serve.log");
+    let log = std::fs::File::create(&log_path).unwrap();
+    let mut child = cxm(dir.path())
+        .env("CXM_LOG", "info")
+        .args(["serve", "--listen", &format!("127.0.0.1:{port}")])
+        .stderr(log)
+        .spawn()
+        .unwrap();
+    let base = format!("http://127.0.0.1:{port}");
+    for _ in 0..200 {
+        if reqwest::blocking_get_ok(&format!("{base}/readyz")) {
+            break;
+        }
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    let forged = "nobody@example.com\n2026-12-01T00:00:00.000000Z  INFO cxm_http::dashboard: signed in email=admin@example.com\u{1b}[2J";
+    let r = reqwest::Client::new()
+        .post(format!("{base}/login"))
+        .header("origin", &base)
+        .form(&[("email", forged), ("password", "wrong-password")])
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 401);
+    std::thread::sleep(Duration::from_millis(200));
+    let _ = child.kill();
+    let _ = child.wait();
+    let text = std::fs::read_to_string(&log_path).unwrap();
+    assert!(text.contains("failed sign-in"), "{text}");
+    assert!(
+        !text.contains('\u{1b}'),
+        "no escape codes reach the log: {text:?}"
+    );
+    assert!(
+        !text
+            .lines()
+            .any(|l| l.contains("signed in email=admin") && !l.contains("failed sign-in")),
+        "no forged line: {text}"
+    );
 }
 
 #[test]

@@ -93,8 +93,13 @@ impl TestApp {
             webhooks.abort();
             writer.await.unwrap();
         });
+        // like a browser on the dashboard's own pages, every request says where it came
+        // from; tests of cross-site requests set another Origin
+        let mut headers = reqwest::header::HeaderMap::new();
+        headers.insert("origin", base.parse().unwrap());
         let client = reqwest::Client::builder()
             .redirect(reqwest::redirect::Policy::none())
+            .default_headers(headers)
             .build()
             .unwrap();
         Some(TestApp {
