@@ -280,7 +280,7 @@ pub async fn build_context(
     responses((status = 200, body = CustomerContext), (status = 404, body = Problem), (status = 400, body = Problem)), security(("bearer" = [])))]
 pub async fn customer_context(
     State(st): State<Arc<AppState>>,
-    p: Principal,
+    p: ContextReader,
     Path(id): Path<String>,
     ApiQuery(q): ApiQuery<ContextQuery>,
 ) -> ApiResult<Json<CustomerContext>> {
@@ -305,10 +305,57 @@ pub async fn customer_context(
         })
         .transpose()?;
     let ctx = build_context(&st, &p.tenant_id, &id, limit, before).await?;
-    if let Some(channel) = channel {
+    // a read counts as carried context only when someone who serves customers made it
+    if let (Some(channel), true) = (channel, p.serves) {
         log_context_view(&st, &p, &ctx.profile, channel).await?;
     }
     Ok(Json(ctx))
+}
+
+/// Who reads a customer's context: an agent's key (bound to it), a secret key (a support
+/// tool), or a signed-in user. `serves` says whether the read is someone serving the
+/// customer (agents, support tools, agent operators, owners and admins), which is what a
+/// `Context Viewed` event records; analysts and viewers read without leaving a trace on
+/// the customer's journey.
+pub struct ContextReader {
+    pub tenant_id: String,
+    pub actor: String,
+    pub serves: bool,
+}
+
+impl axum::extract::FromRequestParts<Arc<AppState>> for ContextReader {
+    type Rejection = ApiError;
+
+    async fn from_request_parts(
+        parts: &mut axum::http::request::Parts,
+        state: &Arc<AppState>,
+    ) -> Result<Self, Self::Rejection> {
+        if let Some(token) = crate::auth::header_credential(&parts.headers) {
+            let key = state.keys.lookup(state, &token).await?;
+            return match key.kind {
+                cxm_store::KeyKind::Agent => Ok(ContextReader {
+                    tenant_id: key.tenant_id,
+                    actor: format!("agent:{}", key.name),
+                    serves: true,
+                }),
+                cxm_store::KeyKind::Secret => Ok(ContextReader {
+                    tenant_id: key.tenant_id,
+                    actor: format!("key:{}", key.id),
+                    serves: true,
+                }),
+                cxm_store::KeyKind::Write => Err(ApiError::new(
+                    ErrorCode::WrongKeyKind,
+                    "write keys only ingest; read context with an agent key or a secret key",
+                )),
+            };
+        }
+        let p = Principal::from_request_parts(parts, state).await?;
+        Ok(ContextReader {
+            serves: p.role.can_administer() || p.role == cxm_store::Role::AgentOperator,
+            tenant_id: p.tenant_id,
+            actor: p.actor,
+        })
+    }
 }
 
 /// Puts a `Context Viewed` event on the customer's timeline: who read their context, for
@@ -316,7 +363,7 @@ pub async fn customer_context(
 /// to put it on; the read is then not logged.
 async fn log_context_view(
     st: &AppState,
-    p: &Principal,
+    p: &ContextReader,
     profile: &Profile,
     channel: cxm_domain::taxonomy::Channel,
 ) -> ApiResult<()> {

@@ -66,6 +66,8 @@ impl Pages {
                 include_str!("../templates/survey_builder.html"),
             ),
             ("keys.html", include_str!("../templates/keys.html")),
+            ("users.html", include_str!("../templates/users.html")),
+            ("account.html", include_str!("../templates/account.html")),
             ("journeys.html", include_str!("../templates/journeys.html")),
             ("journey.html", include_str!("../templates/journey.html")),
             ("accounts.html", include_str!("../templates/accounts.html")),
@@ -315,6 +317,7 @@ struct LoginForm {
 }
 
 async fn login(State(st): State<Arc<AppState>>, req: Request) -> Response {
+    let client = crate::listener::client_addr(req.extensions()).map(|a| a.ip());
     let form = match Form::<LoginForm>::from_request(req, &()).await {
         Ok(Form(f)) => f,
         Err(e) => {
@@ -327,30 +330,50 @@ async fn login(State(st): State<Arc<AppState>>, req: Request) -> Response {
     };
     let next = safe_next(form.next.as_deref());
     let email = form.email.trim().to_lowercase();
-    let e2 = email.clone();
-    let user = match st.store.run(move |s| s.user_by_email(&e2)).await {
-        Ok(u) => u,
-        Err(e) => return ApiError::from(e).into_response(),
-    };
-    let password = form.password;
-    // verify on the blocking pool: argon2 is deliberately slow
-    let verified = match user {
-        Some(u) => tokio::task::spawn_blocking(move || {
-            auth::verify_password(&password, &u.password_hash).then_some(u)
-        })
-        .await
-        .ok()
-        .flatten(),
-        None => None,
-    };
-    let Some(user) = verified else {
-        tracing::info!(email = %Field(&email), "failed sign-in");
+    let refused = |status: StatusCode, message: String, retry: Option<u64>| {
         let mut r = st.pages.render(
             "login.html",
-            context! { next => next, email => email, error => Some("Wrong email or password.") },
+            context! { next => next.clone(), email => email.clone(), error => Some(message) },
         );
-        *r.status_mut() = StatusCode::UNAUTHORIZED;
-        return r;
+        *r.status_mut() = status;
+        if let Some(secs) = retry {
+            r.headers_mut()
+                .insert(header::RETRY_AFTER, HeaderValue::from(secs));
+        }
+        r
+    };
+    let user = match crate::sign_in::attempt(&st, &email, form.password, client).await {
+        Ok(u) => u,
+        Err(crate::sign_in::Refused::Wrong) => {
+            return refused(
+                StatusCode::UNAUTHORIZED,
+                "Wrong email or password.".into(),
+                None,
+            )
+        }
+        Err(crate::sign_in::Refused::Throttled(wait)) => {
+            let secs = wait.as_secs().max(1);
+            return refused(
+                StatusCode::TOO_MANY_REQUESTS,
+                format!(
+                    "Too many failed sign-ins. Try again in {}.",
+                    if secs < 90 {
+                        format!("{secs} seconds")
+                    } else {
+                        format!("{} minutes", secs.div_ceil(60))
+                    }
+                ),
+                Some(secs),
+            );
+        }
+        Err(crate::sign_in::Refused::Busy) => {
+            return refused(
+                StatusCode::TOO_MANY_REQUESTS,
+                "Many people are signing in right now. Try again in a moment.".into(),
+                Some(1),
+            )
+        }
+        Err(crate::sign_in::Refused::Store(e)) => return ApiError::from(e).into_response(),
     };
     let (token, hash) = auth::new_session_token();
     let expires = chrono::Utc::now().timestamp_millis() + st.config.session_ttl.as_millis() as i64;

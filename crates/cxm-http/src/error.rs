@@ -32,6 +32,7 @@ codes! {
     InvalidParameter => ("invalid_parameter", BAD_REQUEST, "A parameter is invalid"),
     RefusedUrl => ("invalid_parameter", UNPROCESSABLE_ENTITY, "The URL names an address cxm may not reach"),
     PayloadTooLarge => ("payload_too_large", PAYLOAD_TOO_LARGE, "The request is too large"),
+    RequestTimeout => ("request_timeout", REQUEST_TIMEOUT, "The request body did not arrive in time"),
     TooManyEvents => ("too_many_events", PAYLOAD_TOO_LARGE, "The request carries more events than one request may"),
     RateLimited => ("rate_limited", TOO_MANY_REQUESTS, "Too many requests"),
     InvalidDefinition => ("invalid_definition", UNPROCESSABLE_ENTITY, "The definition is not valid"),

@@ -88,7 +88,12 @@ pub async fn read_body(headers: &HeaderMap, body: Body, limit: usize) -> ApiResu
         let too_large = std::error::Error::source(&e)
             .is_some_and(|s| s.is::<http_body_util::LengthLimitError>())
             || e.to_string().contains("length limit");
-        if too_large {
+        if crate::listener::is_body_timeout(&e) {
+            ApiError::new(
+                ErrorCode::RequestTimeout,
+                format!("{e}; send it faster or in smaller requests"),
+            )
+        } else if too_large {
             ApiError::new(
                 ErrorCode::PayloadTooLarge,
                 format!("request body is over the {limit} byte limit"),

@@ -20,6 +20,7 @@ pub mod ingest;
 pub mod journey_pages;
 pub mod journey_scan;
 pub mod journeys;
+pub mod listener;
 pub mod logsafe;
 pub mod mailer;
 pub mod maturity;
@@ -30,12 +31,15 @@ pub mod phrasing;
 pub mod policies;
 pub mod privacy;
 pub mod provenance;
+pub mod sign_in;
 pub mod step_up;
 pub mod surveys;
 pub mod themes;
 pub mod ticket_pages;
 pub mod tickets;
 pub mod triggers;
+pub mod user_pages;
+pub mod users;
 pub mod value_pages;
 pub mod voc;
 pub mod webhooks;
@@ -80,6 +84,13 @@ pub struct HttpConfig {
     pub llm: Option<phrasing::LlmConfig>,
     /// First webhook retry delay; each later one is six times longer (capped at six hours).
     pub webhook_retry_base: Duration,
+    /// How long a client has to send a request's headers, and how long a kept-alive
+    /// connection may sit idle waiting for the next request.
+    pub header_timeout: Duration,
+    /// How long a client has to send a request's body once its headers arrived.
+    pub body_timeout: Duration,
+    /// Connections served at once; more wait to be accepted.
+    pub max_connections: usize,
     /// The URL people and providers reach this server at (`--public-url`): links in email,
     /// and the one name besides the listen address that the dashboard answers to.
     pub public_url: Option<String>,
@@ -108,6 +119,9 @@ impl Default for HttpConfig {
             webhook_retry_base: Duration::from_secs(5),
             webhook_allow_networks: vec![],
             public_url: None,
+            header_timeout: Duration::from_secs(15),
+            body_timeout: Duration::from_secs(15),
+            max_connections: 1024,
         }
     }
 }
@@ -139,6 +153,9 @@ pub struct AppState {
     pub equity: equity::EquityCache,
     /// Running policy rollouts per tenant.
     pub rollouts: policies::RolloutCache,
+    /// Failed sign-ins per account and client, and the argon2 slots (about one per core).
+    pub sign_ins: sign_in::Throttle,
+    pub sign_in_slots: tokio::sync::Semaphore,
     /// The names the dashboard answers to, known once the listener is bound.
     hosts: std::sync::OnceLock<browser::Hosts>,
 }
@@ -169,6 +186,8 @@ impl AppState {
             equity: equity::EquityCache::default(),
             rollouts: policies::RolloutCache::default(),
             hosts: std::sync::OnceLock::new(),
+            sign_ins: sign_in::Throttle::default(),
+            sign_in_slots: sign_in::slots(),
             config,
         })
     }
@@ -230,6 +249,8 @@ pub fn router(state: Arc<AppState>) -> Router {
         .merge(equity::routes())
         .merge(maturity::routes())
         .merge(webhooks::routes())
+        .merge(users::routes())
+        .merge(user_pages::routes())
         .merge(dashboard::routes())
         .route("/healthz", get(ops::healthz))
         .route("/readyz", get(ops::readyz))
@@ -250,6 +271,10 @@ pub fn router(state: Arc<AppState>) -> Router {
             state.clone(),
             browser::security_headers,
         ))
+        .layer(axum::middleware::from_fn_with_state(
+            state.clone(),
+            listener::body_deadline,
+        ))
         .with_state(state)
 }
 
@@ -265,14 +290,7 @@ pub async fn serve(
         listener.local_addr().ok(),
     ));
     let app = router(state.clone());
-    let st = state.clone();
-    axum::serve(listener, app)
-        .with_graceful_shutdown(async move {
-            shutdown.await;
-            st.begin_shutdown();
-            tracing::info!("shutdown requested, draining in-flight requests");
-        })
-        .await
+    listener::run(listener, app, state, shutdown).await
 }
 
 /// Keeps themes current: places new text answers within seconds of their arrival (or when

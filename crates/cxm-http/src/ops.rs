@@ -23,6 +23,13 @@ pub struct Metrics {
     pub rate_limited: AtomicU64,
     /// Decisions answered (and logged) for agents.
     pub decisions: AtomicU64,
+    /// Sign-ins refused for a wrong email or password.
+    pub logins_failed: AtomicU64,
+    /// Sign-ins refused while backing off, or with every verification slot busy.
+    pub logins_throttled: AtomicU64,
+    /// Password verifications running now, and the most that ever ran at once.
+    pub password_checks: AtomicU64,
+    pub password_checks_peak: AtomicU64,
     latency_buckets: [AtomicU64; BUCKETS_MS.len()],
     latency_count: AtomicU64,
     latency_sum_us: AtomicU64,
@@ -61,6 +68,18 @@ impl Metrics {
             g(&self.rate_limited)
         );
         let _ = writeln!(s, "# HELP cxm_decisions_total agent decisions answered and logged\n# TYPE cxm_decisions_total counter\ncxm_decisions_total {}", g(&self.decisions));
+        let _ = writeln!(s, "# HELP cxm_sign_ins_refused_total dashboard sign-ins refused, by why\n# TYPE cxm_sign_ins_refused_total counter");
+        let _ = writeln!(
+            s,
+            "cxm_sign_ins_refused_total{{reason=\"wrong_credentials\"}} {}",
+            g(&self.logins_failed)
+        );
+        let _ = writeln!(
+            s,
+            "cxm_sign_ins_refused_total{{reason=\"throttled\"}} {}",
+            g(&self.logins_throttled)
+        );
+        let _ = writeln!(s, "# HELP cxm_password_checks_peak most password verifications that ran at once\n# TYPE cxm_password_checks_peak gauge\ncxm_password_checks_peak {}", g(&self.password_checks_peak));
         let _ = writeln!(s, "# HELP cxm_ingest_events_total events by what ingest did with them\n# TYPE cxm_ingest_events_total counter");
         let _ = writeln!(
             s,

@@ -751,12 +751,9 @@ pub async fn sign_asset(
     headers: axum::http::HeaderMap,
     body: axum::body::Body,
 ) -> ApiResult<Response> {
-    if p.role == cxm_store::Role::Viewer {
-        return Err(ApiError::new(
-            ErrorCode::Forbidden,
-            "the viewer role cannot sign",
-        ));
-    }
+    // the same people who may sign messages as the organisation: agent operators, owners,
+    // admins and secret keys
+    crate::decisions::require_operator(&p)?;
     let mime = mime_of(&headers)?;
     let bytes = asset_body(&st, body).await?;
     let title = q.title.unwrap_or_else(|| "asset".into());

@@ -302,3 +302,144 @@ async fn pages_carry_security_headers() {
     assert!(!survey.headers().contains_key("x-frame-options"));
     app.stop().await;
 }
+
+async fn sign_in(app: &TestApp, email: &str, password: &str) -> reqwest::Response {
+    app.client
+        .post(app.url("/login"))
+        .form(&[("email", email), ("password", password), ("next", "/")])
+        .send()
+        .await
+        .unwrap()
+}
+
+/// Five wrong passwords and the account backs off: a 429 with Retry-After, during which the
+/// right password does not get in either.
+#[tokio::test]
+async fn wrong_passwords_back_off() {
+    let app = TestApp::spawn().await;
+    app.add_user("ana@acme.io", "a-long-password-1", Role::Owner)
+        .await;
+    for _ in 0..5 {
+        assert_eq!(sign_in(&app, "ana@acme.io", "guess").await.status(), 401);
+    }
+    let r = sign_in(&app, "ana@acme.io", "guess").await;
+    assert_eq!(r.status(), 429);
+    let retry: u64 = r.headers()["retry-after"]
+        .to_str()
+        .unwrap()
+        .parse()
+        .unwrap();
+    assert!(retry >= 1);
+    assert!(r.text().await.unwrap().contains("Too many failed sign-ins"));
+    let r = sign_in(&app, "ana@acme.io", "a-long-password-1").await;
+    assert_eq!(r.status(), 429, "the right password waits too");
+    assert!(!r.headers().contains_key("set-cookie"));
+    // other accounts are not held back by ana's
+    app.add_user("bo@acme.io", "a-long-password-2", Role::Viewer)
+        .await;
+    assert_eq!(
+        sign_in(&app, "bo@acme.io", "a-long-password-2")
+            .await
+            .status(),
+        303
+    );
+    // after the backoff, the right password works and clears the failures
+    tokio::time::sleep(std::time::Duration::from_secs(retry + 1)).await;
+    assert_eq!(
+        sign_in(&app, "ana@acme.io", "a-long-password-1")
+            .await
+            .status(),
+        303
+    );
+    let metrics = app
+        .client
+        .get(app.url("/metrics"))
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    assert!(
+        metrics.contains("cxm_sign_ins_refused_total{reason=\"wrong_credentials\"} 5"),
+        "{metrics}"
+    );
+    assert!(
+        metrics.contains("cxm_sign_ins_refused_total{reason=\"throttled\"} 2"),
+        "{metrics}"
+    );
+    app.stop().await;
+}
+
+/// An unknown email costs a password verification too, so the answer's timing does not say
+/// which emails have accounts; and verifications run at most about one per core at once.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn sign_in_does_not_tell_who_exists_or_run_unbounded() {
+    let app = TestApp::spawn().await;
+    app.add_user("ana@acme.io", "a-long-password-1", Role::Owner)
+        .await;
+    let time = |email: String| {
+        let app = &app;
+        async move {
+            let t = std::time::Instant::now();
+            assert_eq!(sign_in(app, &email, "wrong-password").await.status(), 401);
+            t.elapsed()
+        }
+    };
+    // warm up (the dummy hash is made on first use)
+    time("nobody-0@acme.io".into()).await;
+    let (mut known, mut unknown) = (vec![], vec![]);
+    for i in 0..4 {
+        known.push(time("ana@acme.io".into()).await);
+        unknown.push(time(format!("nobody-{i}@acme.io")).await);
+    }
+    known.sort();
+    unknown.sort();
+    let (k, u) = (known[2].as_secs_f64(), unknown[2].as_secs_f64());
+    assert!(
+        u > k * 0.5,
+        "an unknown email answered in {u:.4} s, a known one in {k:.4} s"
+    );
+
+    let mut sends = vec![];
+    for i in 0..12 {
+        let (client, url) = (app.client.clone(), app.url("/login"));
+        sends.push(tokio::spawn(async move {
+            client
+                .post(url)
+                .form(&[
+                    ("email", format!("crowd-{i}@acme.io")),
+                    ("password", "x".into()),
+                ])
+                .send()
+                .await
+                .unwrap()
+                .status()
+                .as_u16()
+        }));
+    }
+    for s in sends {
+        assert!([401, 429].contains(&s.await.unwrap()));
+    }
+    let metrics = app
+        .client
+        .get(app.url("/metrics"))
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    let peak: usize = metrics
+        .lines()
+        .find_map(|l| l.strip_prefix("cxm_password_checks_peak "))
+        .unwrap()
+        .parse()
+        .unwrap();
+    let cores = std::thread::available_parallelism().map_or(2, |n| n.get());
+    assert!(
+        peak >= 1 && peak <= cores,
+        "{peak} checks ran at once on {cores} cores"
+    );
+    app.stop().await;
+}

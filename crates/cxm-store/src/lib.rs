@@ -95,6 +95,13 @@ pub trait Store: Send + Sync + 'static {
     fn insert_session(&self, token_hash: &str, user_id: &str, expires_at_ms: i64) -> Result<()>;
     fn session_user(&self, token_hash: &str, now_ms: i64) -> Result<Option<User>>;
     fn delete_session(&self, token_hash: &str) -> Result<()>;
+    /// Disables (Some) or re-enables (None) a user; disabling ends their sessions. False
+    /// when the tenant has no such user.
+    fn set_user_disabled(&self, tenant: &str, user_id: &str, at_ms: Option<i64>) -> Result<bool>;
+    /// Sets a user's password hash and ends their sessions.
+    fn set_user_password(&self, tenant: &str, user_id: &str, password_hash: &str) -> Result<bool>;
+    /// Ends every session of a user; None when the tenant has no such user.
+    fn revoke_sessions(&self, tenant: &str, user_id: &str) -> Result<Option<u64>>;
 
     // ingest
     /// Appends several requests in one transaction; the outcomes are in request order.

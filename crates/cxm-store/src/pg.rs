@@ -53,6 +53,10 @@ const MIGRATIONS: &[(i64, &str)] = &[
         19,
         include_str!("../migrations/postgres/0019_quarantine_days.sql"),
     ),
+    (
+        20,
+        include_str!("../migrations/postgres/0020_user_offboarding.sql"),
+    ),
 ];
 const POOL_SIZE: usize = 8;
 
@@ -659,6 +663,7 @@ fn row_to_user(r: &Row) -> User {
         password_hash: r.get(3),
         role: Role::parse(r.get(4)).unwrap_or(Role::Viewer),
         created_at_ms: r.get(5),
+        disabled_at_ms: r.get(6),
     }
 }
 
@@ -768,20 +773,20 @@ impl Store for PgStore {
     fn insert_user(&self, u: &User) -> Result<()> {
         self.tx(|g| {
             g.exec(
-                "INSERT INTO users (id, tenant_id, email, password_hash, role, created_at) VALUES ($1, $2, $3, $4, $5, $6)",
-                &[&u.id, &u.tenant_id, &u.email, &u.password_hash, &u.role.as_str(), &u.created_at_ms],
+                "INSERT INTO users (id, tenant_id, email, password_hash, role, created_at, disabled_at) VALUES ($1, $2, $3, $4, $5, $6, $7)",
+                &[&u.id, &u.tenant_id, &u.email, &u.password_hash, &u.role.as_str(), &u.created_at_ms, &u.disabled_at_ms],
             )
         })?;
         Ok(())
     }
 
     fn user_by_email(&self, email: &str) -> Result<Option<User>> {
-        self.tx(|g| Ok(g.opt("SELECT id, tenant_id, email, password_hash, role, created_at FROM users WHERE email = $1", &[&email])?.as_ref().map(row_to_user)))
+        self.tx(|g| Ok(g.opt("SELECT id, tenant_id, email, password_hash, role, created_at, disabled_at FROM users WHERE email = $1", &[&email])?.as_ref().map(row_to_user)))
     }
 
     fn list_users(&self, tenant: &str) -> Result<Vec<User>> {
         self.tx(|g| {
-            Ok(g.all("SELECT id, tenant_id, email, password_hash, role, created_at FROM users WHERE tenant_id = $1 ORDER BY created_at", &[&tenant])?
+            Ok(g.all("SELECT id, tenant_id, email, password_hash, role, created_at, disabled_at FROM users WHERE tenant_id = $1 ORDER BY created_at", &[&tenant])?
                 .iter()
                 .map(row_to_user)
                 .collect())
@@ -803,11 +808,54 @@ impl Store for PgStore {
     fn session_user(&self, token_hash: &str, now: i64) -> Result<Option<User>> {
         self.tx(|g| {
             Ok(g.opt(
-                "SELECT u.id, u.tenant_id, u.email, u.password_hash, u.role, u.created_at FROM users u JOIN sessions s ON s.user_id = u.id WHERE s.token_hash = $1 AND s.expires_at > $2",
+                "SELECT u.id, u.tenant_id, u.email, u.password_hash, u.role, u.created_at, u.disabled_at FROM users u JOIN sessions s ON s.user_id = u.id WHERE s.token_hash = $1 AND s.expires_at > $2 AND u.disabled_at IS NULL",
                 &[&token_hash, &now],
             )?
             .as_ref()
             .map(row_to_user))
+        })
+    }
+
+    fn set_user_disabled(&self, tenant: &str, user_id: &str, at_ms: Option<i64>) -> Result<bool> {
+        self.tx(|g| {
+            let n = g.exec(
+                "UPDATE users SET disabled_at = $3 WHERE tenant_id = $1 AND id = $2",
+                &[&tenant, &user_id, &at_ms],
+            )?;
+            if n > 0 && at_ms.is_some() {
+                g.exec("DELETE FROM sessions WHERE user_id = $1", &[&user_id])?;
+            }
+            Ok(n > 0)
+        })
+    }
+
+    fn set_user_password(&self, tenant: &str, user_id: &str, password_hash: &str) -> Result<bool> {
+        self.tx(|g| {
+            let n = g.exec(
+                "UPDATE users SET password_hash = $3 WHERE tenant_id = $1 AND id = $2",
+                &[&tenant, &user_id, &password_hash],
+            )?;
+            if n > 0 {
+                g.exec("DELETE FROM sessions WHERE user_id = $1", &[&user_id])?;
+            }
+            Ok(n > 0)
+        })
+    }
+
+    fn revoke_sessions(&self, tenant: &str, user_id: &str) -> Result<Option<u64>> {
+        self.tx(|g| {
+            if g.opt(
+                "SELECT id FROM users WHERE tenant_id = $1 AND id = $2",
+                &[&tenant, &user_id],
+            )?
+            .is_none()
+            {
+                return Ok(None);
+            }
+            Ok(Some(g.exec(
+                "DELETE FROM sessions WHERE user_id = $1",
+                &[&user_id],
+            )?))
         })
     }
 

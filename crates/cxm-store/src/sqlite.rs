@@ -46,6 +46,10 @@ const MIGRATIONS: &[(i64, &str)] = &[
         19,
         include_str!("../migrations/sqlite/0019_quarantine_days.sql"),
     ),
+    (
+        20,
+        include_str!("../migrations/sqlite/0020_user_offboarding.sql"),
+    ),
 ];
 
 pub struct SqliteStore {
@@ -680,6 +684,7 @@ fn row_to_user(r: &rusqlite::Row) -> rusqlite::Result<User> {
         password_hash: r.get(3)?,
         role: Role::parse(&role).unwrap_or(Role::Viewer),
         created_at_ms: r.get(5)?,
+        disabled_at_ms: r.get(6)?,
     })
 }
 
@@ -719,7 +724,7 @@ fn row_to_ledger(r: &rusqlite::Row) -> rusqlite::Result<LedgerEntry> {
 }
 
 const KEY_COLS: &str = "id, tenant_id, kind, name, prefix, hash, created_at, revoked_at";
-const USER_COLS: &str = "id, tenant_id, email, password_hash, role, created_at";
+const USER_COLS: &str = "id, tenant_id, email, password_hash, role, created_at, disabled_at";
 const EVENT_COLS: &str = "seq, message_id, type, name, channel, category, ts, received_at, user_id, anonymous_id, payload";
 
 impl Store for SqliteStore {
@@ -839,14 +844,15 @@ impl Store for SqliteStore {
     fn insert_user(&self, u: &User) -> Result<()> {
         self.write(|tx| {
             tx.execute(
-                &format!("INSERT INTO users ({USER_COLS}) VALUES (?1, ?2, ?3, ?4, ?5, ?6)"),
+                &format!("INSERT INTO users ({USER_COLS}) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)"),
                 params![
                     u.id,
                     u.tenant_id,
                     u.email,
                     u.password_hash,
                     u.role.as_str(),
-                    u.created_at_ms
+                    u.created_at_ms,
+                    u.disabled_at_ms
                 ],
             )?;
             Ok(())
@@ -890,12 +896,56 @@ impl Store for SqliteStore {
     fn session_user(&self, token_hash: &str, now: i64) -> Result<Option<User>> {
         self.read(|c| {
             Ok(c.query_row(
-                &format!("SELECT {} FROM users u JOIN sessions s ON s.user_id = u.id WHERE s.token_hash = ?1 AND s.expires_at > ?2",
+                &format!("SELECT {} FROM users u JOIN sessions s ON s.user_id = u.id WHERE s.token_hash = ?1 AND s.expires_at > ?2 AND u.disabled_at IS NULL",
                     USER_COLS.split(", ").map(|c| format!("u.{c}")).collect::<Vec<_>>().join(", ")),
                 params![token_hash, now],
                 row_to_user,
             )
             .optional()?)
+        })
+    }
+
+    fn set_user_disabled(&self, tenant: &str, user_id: &str, at_ms: Option<i64>) -> Result<bool> {
+        self.write(|tx| {
+            let n = tx.execute(
+                "UPDATE users SET disabled_at = ?3 WHERE tenant_id = ?1 AND id = ?2",
+                params![tenant, user_id, at_ms],
+            )?;
+            if n > 0 && at_ms.is_some() {
+                tx.execute("DELETE FROM sessions WHERE user_id = ?1", [user_id])?;
+            }
+            Ok(n > 0)
+        })
+    }
+
+    fn set_user_password(&self, tenant: &str, user_id: &str, password_hash: &str) -> Result<bool> {
+        self.write(|tx| {
+            let n = tx.execute(
+                "UPDATE users SET password_hash = ?3 WHERE tenant_id = ?1 AND id = ?2",
+                params![tenant, user_id, password_hash],
+            )?;
+            if n > 0 {
+                tx.execute("DELETE FROM sessions WHERE user_id = ?1", [user_id])?;
+            }
+            Ok(n > 0)
+        })
+    }
+
+    fn revoke_sessions(&self, tenant: &str, user_id: &str) -> Result<Option<u64>> {
+        self.write(|tx| {
+            let known: Option<String> = tx
+                .query_row(
+                    "SELECT id FROM users WHERE tenant_id = ?1 AND id = ?2",
+                    params![tenant, user_id],
+                    |r| r.get(0),
+                )
+                .optional()?;
+            if known.is_none() {
+                return Ok(None);
+            }
+            Ok(Some(
+                tx.execute("DELETE FROM sessions WHERE user_id = ?1", [user_id])? as u64,
+            ))
         })
     }
 

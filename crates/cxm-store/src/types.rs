@@ -112,6 +112,8 @@ pub struct User {
     pub password_hash: String,
     pub role: Role,
     pub created_at_ms: i64,
+    /// Set when the user was offboarded: they cannot sign in and have no sessions.
+    pub disabled_at_ms: Option<i64>,
 }
 
 impl std::fmt::Debug for User {

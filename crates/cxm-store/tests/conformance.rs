@@ -137,6 +137,7 @@ fn tenants_keys_and_users(s: &dyn Store) {
         password_hash: "x".into(),
         role: Role::Owner,
         created_at_ms: 1,
+        disabled_at_ms: None,
     };
     s.insert_user(&u).unwrap();
     assert!(matches!(
@@ -153,6 +154,42 @@ fn tenants_keys_and_users(s: &dyn Store) {
     );
     s.delete_session("tok").unwrap();
     assert!(s.session_user("tok", 5).unwrap().is_none());
+
+    // offboarding: disabling ends sessions and keeps new ones from working; a new password
+    // ends sessions too; another tenant cannot touch the user
+    let other = s.create_tenant("Other").unwrap().id;
+    s.insert_session("tok2", "usr_1", i64::MAX - 1).unwrap();
+    assert!(!s.set_user_disabled(&other, "usr_1", Some(7)).unwrap());
+    assert_eq!(s.revoke_sessions(&other, "usr_1").unwrap(), None);
+    assert!(s.set_user_disabled(&t.id, "usr_1", Some(7)).unwrap());
+    assert!(s.session_user("tok2", 5).unwrap().is_none());
+    s.insert_session("tok3", "usr_1", i64::MAX - 1).unwrap();
+    assert!(
+        s.session_user("tok3", 5).unwrap().is_none(),
+        "a disabled user has no session"
+    );
+    assert_eq!(
+        s.user_by_email("owner@acme.io")
+            .unwrap()
+            .unwrap()
+            .disabled_at_ms,
+        Some(7)
+    );
+    assert!(s.set_user_disabled(&t.id, "usr_1", None).unwrap());
+    assert!(s.session_user("tok3", 5).unwrap().is_some());
+    assert!(s.set_user_password(&t.id, "usr_1", "y").unwrap());
+    assert!(s.session_user("tok3", 5).unwrap().is_none());
+    assert_eq!(
+        s.user_by_email("owner@acme.io")
+            .unwrap()
+            .unwrap()
+            .password_hash,
+        "y"
+    );
+    s.insert_session("tok4", "usr_1", i64::MAX - 1).unwrap();
+    s.insert_session("tok5", "usr_1", i64::MAX - 1).unwrap();
+    assert_eq!(s.revoke_sessions(&t.id, "usr_1").unwrap(), Some(2));
+    assert!(s.session_user("tok4", 5).unwrap().is_none());
 }
 
 fn dedup_is_per_write_key_and_quarantine_is_listed(s: &dyn Store) {

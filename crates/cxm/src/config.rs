@@ -61,6 +61,16 @@ pub struct ServeArgs {
     /// How long a messageId is remembered for deduplication, in hours (default 48, minimum 24).
     #[arg(long, env = "CXM_DEDUP_WINDOW_HOURS")]
     pub dedup_window_hours: Option<u64>,
+    /// Seconds a client has to send a request's headers, and the longest a kept-alive
+    /// connection waits idle for the next request (default 15).
+    #[arg(long, env = "CXM_HEADER_TIMEOUT_SECS")]
+    pub header_timeout_secs: Option<u64>,
+    /// Seconds a client has to send a request's body once its headers arrived (default 15).
+    #[arg(long, env = "CXM_BODY_TIMEOUT_SECS")]
+    pub body_timeout_secs: Option<u64>,
+    /// Connections served at once; more wait to be accepted (default 1024).
+    #[arg(long, env = "CXM_MAX_CONNECTIONS")]
+    pub max_connections: Option<usize>,
     /// Mark the session cookie Secure (when serving behind TLS).
     #[arg(long, env = "CXM_SECURE_COOKIES", num_args = 0..=1, default_missing_value = "true")]
     pub secure_cookies: Option<bool>,
@@ -112,6 +122,9 @@ pub struct FileConfig {
     pub trust_timestamps: Option<bool>,
     pub dedup_window_hours: Option<u64>,
     pub secure_cookies: Option<bool>,
+    pub header_timeout_secs: Option<u64>,
+    pub body_timeout_secs: Option<u64>,
+    pub max_connections: Option<usize>,
     pub identity: Option<IdentityRules>,
     /// How often one customer may be invited to surveys.
     pub contact_rules: Option<cxm_domain::survey::ContactRules>,
@@ -208,6 +221,34 @@ impl Settings {
             .listen
             .or(file.listen)
             .unwrap_or_else(|| "127.0.0.1:8080".parse().unwrap());
+        let secs = |flag: Option<u64>, file: Option<u64>, default: Duration, what: &str| {
+            let v = flag.or(file).map(Duration::from_secs).unwrap_or(default);
+            anyhow::ensure!(
+                (1..=3600).contains(&v.as_secs()),
+                "{what} must be from 1 to 3600 seconds"
+            );
+            Ok(v)
+        };
+        let header_timeout = secs(
+            serve.header_timeout_secs,
+            file.header_timeout_secs,
+            d.header_timeout,
+            "header timeout",
+        )?;
+        let body_timeout = secs(
+            serve.body_timeout_secs,
+            file.body_timeout_secs,
+            d.body_timeout,
+            "body timeout",
+        )?;
+        let max_connections = serve
+            .max_connections
+            .or(file.max_connections)
+            .unwrap_or(d.max_connections);
+        anyhow::ensure!(
+            (1..=1_000_000).contains(&max_connections),
+            "max connections must be from 1 to 1000000"
+        );
         let public_url = serve.public_url.clone().or(file.public_url.clone());
         if let Some(u) = &public_url {
             anyhow::ensure!(
@@ -300,6 +341,9 @@ impl Settings {
                 llm,
                 webhook_allow_networks,
                 public_url,
+                header_timeout,
+                body_timeout,
+                max_connections,
                 ..d
             },
             dedup_window: Duration::from_secs(dedup_hours * 3600),

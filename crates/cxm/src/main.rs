@@ -214,6 +214,37 @@ enum UserCmd {
         #[arg(long)]
         json: bool,
     },
+    /// Offboard a user: they cannot sign in and every session they have ends (on the audit log).
+    Disable {
+        #[arg(long)]
+        tenant: String,
+        #[arg(long)]
+        email: String,
+    },
+    /// Let a disabled user sign in again.
+    Enable {
+        #[arg(long)]
+        tenant: String,
+        #[arg(long)]
+        email: String,
+    },
+    /// Set a user's password (from --password-stdin or CXM_PASSWORD, or generated and
+    /// printed); their sessions end.
+    Passwd {
+        #[arg(long)]
+        tenant: String,
+        #[arg(long)]
+        email: String,
+        #[arg(long)]
+        password_stdin: bool,
+    },
+    /// Sign a user out everywhere.
+    RevokeSessions {
+        #[arg(long)]
+        tenant: String,
+        #[arg(long)]
+        email: String,
+    },
 }
 
 #[derive(Subcommand, Debug)]
@@ -696,12 +727,30 @@ fn run(cli: Cli) -> anyhow::Result<()> {
             let us = store.list_users(tenant)?;
             print(json, json!(us), || {
                 us.iter()
-                    .map(|u| format!("{}\t{}\t{}", u.id, u.email, u.role.as_str()))
+                    .map(|u| {
+                        format!(
+                            "{}\t{}\t{}\t{}",
+                            u.id,
+                            u.email,
+                            u.role.as_str(),
+                            if u.disabled_at_ms.is_some() {
+                                "disabled"
+                            } else {
+                                "active"
+                            }
+                        )
+                    })
                     .collect::<Vec<_>>()
                     .join("\n")
             });
             Ok(())
         }
+        Cmd::User(
+            ref c @ (UserCmd::Disable { .. }
+            | UserCmd::Enable { .. }
+            | UserCmd::Passwd { .. }
+            | UserCmd::RevokeSessions { .. }),
+        ) => setup::manage_user(settings()?.open_store()?.as_ref(), c_to_action(c)?),
         Cmd::Key(KeyCmd::Create {
             ref tenant,
             ref kind,
@@ -1561,4 +1610,35 @@ fn survey(store: &dyn cxm_store::Store, cmd: &SurveyCmd) -> anyhow::Result<()> {
             Ok(())
         }
     }
+}
+
+fn c_to_action(c: &UserCmd) -> anyhow::Result<setup::UserAction> {
+    Ok(match c {
+        UserCmd::Disable { tenant, email } => {
+            setup::UserAction::Disable(tenant.clone(), email.clone())
+        }
+        UserCmd::Enable { tenant, email } => {
+            setup::UserAction::Enable(tenant.clone(), email.clone())
+        }
+        UserCmd::RevokeSessions { tenant, email } => {
+            setup::UserAction::RevokeSessions(tenant.clone(), email.clone())
+        }
+        UserCmd::Passwd {
+            tenant,
+            email,
+            password_stdin,
+        } => {
+            let (password, generated) = if *password_stdin {
+                let mut p = String::new();
+                std::io::stdin().read_to_string(&mut p)?;
+                (p.trim_end_matches(['\r', '\n']).to_string(), false)
+            } else if let Ok(p) = std::env::var("CXM_PASSWORD") {
+                (p, false)
+            } else {
+                (setup::random_password(), true)
+            };
+            setup::UserAction::Passwd(tenant.clone(), email.clone(), password, generated)
+        }
+        _ => anyhow::bail!("not a user change"),
+    })
 }

@@ -50,6 +50,7 @@ pub fn create_user(
         password_hash: cxm_http::auth::hash_password(password).map_err(anyhow::Error::msg)?,
         role,
         created_at_ms: chrono::Utc::now().timestamp_millis(),
+        disabled_at_ms: None,
     };
     store.insert_user(&user).map_err(|e| match e {
         cxm_store::StoreError::Conflict(_) => {
@@ -67,4 +68,57 @@ pub fn random_password() -> String {
     (0..16)
         .map(|_| ALPHABET[r.gen_range(0..ALPHABET.len())] as char)
         .collect()
+}
+
+/// What `cxm user disable|enable|passwd|revoke-sessions` asks: (tenant, email, ...).
+pub enum UserAction {
+    Disable(String, String),
+    Enable(String, String),
+    Passwd(String, String, String, bool),
+    RevokeSessions(String, String),
+}
+
+/// Runs a user change as the operator at the shell (an owner's authority, `cli` on the
+/// audit log), through the same functions as the API and the dashboard.
+pub fn manage_user(store: &dyn Store, action: UserAction) -> anyhow::Result<()> {
+    let (tenant, email) = match &action {
+        UserAction::Disable(t, e)
+        | UserAction::Enable(t, e)
+        | UserAction::Passwd(t, e, _, _)
+        | UserAction::RevokeSessions(t, e) => (t.clone(), e.trim().to_lowercase()),
+    };
+    let user = store
+        .list_users(&tenant)?
+        .into_iter()
+        .find(|u| u.email == email)
+        .ok_or_else(|| anyhow::anyhow!("no user {email} in tenant {tenant}"))?;
+    let by = cxm_http::auth::Principal {
+        tenant_id: tenant,
+        role: Role::Owner,
+        actor: "cli".into(),
+        user: None,
+    };
+    let api = |e: cxm_http::error::ApiError| anyhow::anyhow!(e.detail);
+    match action {
+        UserAction::Disable(..) => {
+            cxm_http::users::disable(store, &by, &user.id).map_err(api)?;
+            println!("{email} is disabled and signed out");
+        }
+        UserAction::Enable(..) => {
+            cxm_http::users::enable(store, &by, &user.id).map_err(api)?;
+            println!("{email} can sign in again");
+        }
+        UserAction::RevokeSessions(..) => {
+            let n = cxm_http::users::revoke_sessions(store, &by, &user.id).map_err(api)?;
+            println!("{n} sessions of {email} ended");
+        }
+        UserAction::Passwd(_, _, password, generated) => {
+            cxm_http::users::set_password(store, &by, &user.id, &password).map_err(api)?;
+            println!("{email} has a new password; their sessions ended");
+            if generated {
+                println!("password: {password}");
+            }
+        }
+    }
+    Ok(())
 }

@@ -165,6 +165,66 @@ fn tenant_key_and_user_setup_is_scriptable() {
     assert!(!bad.status.success());
     assert!(String::from_utf8_lossy(&bad.stderr)
         .contains("must be one of owner, admin, analyst, agent-operator, viewer"));
+
+    // offboarding from the shell: disable, enable, a new password, sign out everywhere;
+    // the last owner who can sign in cannot be disabled
+    let user = |args: &[&str]| {
+        let mut c = cxm(dir.path());
+        c.arg("user").args(args).args(["--tenant", tenant]);
+        c.output().unwrap()
+    };
+    let out = user(&["disable", "--email", "lead@acme.io"]);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let listed = run_json(cxm(dir.path()).args(["user", "list", "--tenant", tenant, "--json"]));
+    assert!(listed[0]["disabled_at_ms"].is_i64(), "{listed}");
+    assert!(user(&["enable", "--email", "lead@acme.io"])
+        .status
+        .success());
+    let out = cxm(dir.path())
+        .args([
+            "user",
+            "passwd",
+            "--tenant",
+            tenant,
+            "--email",
+            "lead@acme.io",
+        ])
+        .env("CXM_PASSWORD", "short")
+        .output()
+        .unwrap();
+    assert!(!out.status.success());
+    assert!(String::from_utf8_lossy(&out.stderr).contains("10 to 1024 characters"));
+    let out = user(&["passwd", "--email", "lead@acme.io"]);
+    assert!(
+        String::from_utf8_lossy(&out.stdout).contains("password: "),
+        "a generated one is shown"
+    );
+    let out = user(&["revoke-sessions", "--email", "lead@acme.io"]);
+    assert!(String::from_utf8_lossy(&out.stdout).contains("0 sessions"));
+    let owner = cxm(dir.path())
+        .args([
+            "user",
+            "create",
+            "--tenant",
+            tenant,
+            "--email",
+            "boss@acme.io",
+            "--role",
+            "owner",
+            "--json",
+        ])
+        .output()
+        .unwrap();
+    assert!(owner.status.success());
+    let out = user(&["disable", "--email", "boss@acme.io"]);
+    assert!(!out.status.success());
+    assert!(String::from_utf8_lossy(&out.stderr).contains("last owner"));
+    let out = user(&["disable", "--email", "nobody@acme.io"]);
+    assert!(String::from_utf8_lossy(&out.stderr).contains("no user nobody@acme.io"));
 }
 
 #[test]
@@ -192,6 +252,9 @@ fn serve_help_documents_every_option() {
         "--quarantine-bytes-per-day",
         "--webhook-allow-network",
         "--public-url",
+        "--header-timeout-secs",
+        "--body-timeout-secs",
+        "--max-connections",
         "CXM_WEBHOOK_ALLOW_NETWORK",
         "CXM_LISTEN",
         "CXM_DATA_DIR",

@@ -151,6 +151,7 @@ impl TestApp {
             password_hash: cxm_http::auth::hash_password(password).unwrap(),
             role,
             created_at_ms: 0,
+            disabled_at_ms: None,
         };
         tokio::task::spawn_blocking(move || store.insert_user(&u).unwrap())
             .await
@@ -173,6 +174,25 @@ impl TestApp {
             .await
             .unwrap();
         assert_eq!(r.status(), 303);
+        r.headers()["set-cookie"]
+            .to_str()
+            .unwrap()
+            .split(';')
+            .next()
+            .unwrap()
+            .to_string()
+    }
+
+    /// Signs in as an existing user; returns the session cookie.
+    pub async fn login_existing(&self, email: &str, password: &str) -> String {
+        let r = self
+            .client
+            .post(self.url("/login"))
+            .form(&[("email", email), ("password", password), ("next", "/")])
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(r.status(), 303, "sign-in as {email}");
         r.headers()["set-cookie"]
             .to_str()
             .unwrap()
