@@ -81,6 +81,7 @@ impl Pages {
             ),
             ("reviews.html", include_str!("../templates/reviews.html")),
             ("verify.html", include_str!("../templates/verify.html")),
+            ("step_up.html", include_str!("../templates/step_up.html")),
             ("equity.html", include_str!("../templates/equity.html")),
             ("maturity.html", include_str!("../templates/maturity.html")),
             (

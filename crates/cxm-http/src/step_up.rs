@@ -5,12 +5,14 @@
 
 use std::sync::Arc;
 
-use axum::extract::{Path, State};
+use axum::extract::{FromRequest, Path, State};
 use axum::http::StatusCode;
-use axum::routing::post;
+use axum::response::{IntoResponse, Response};
+use axum::routing::{get, post};
 use axum::{Json, Router};
 use cxm_domain::identity::{Identifier, IdentifierKind};
 use cxm_store::{StepUp, Store};
+use minijinja::context;
 use rand::Rng;
 use serde::{Deserialize, Serialize};
 use serde_json::json;
@@ -31,6 +33,35 @@ pub fn routes() -> Router<Arc<AppState>> {
     Router::new()
         .route("/api/v1/step-ups", post(start))
         .route("/api/v1/step-ups/{id}/verify", post(verify))
+        .route("/step-up/{tenant}/{id}", get(code_page).post(code_form))
+}
+
+/// Where the customer types the code themselves, so nobody in between sees it.
+pub fn verify_path(tenant: &str, id: &str) -> String {
+    format!("/step-up/{tenant}/{id}")
+}
+
+/// The outcome of one code attempt, whoever typed it.
+enum Attempt {
+    Verified(StepUp),
+    Wrong(i64),
+    Over,
+    Unknown,
+}
+
+fn attempt(store: &dyn Store, tenant: &str, id: &str, code: &str) -> ApiResult<Attempt> {
+    let now = chrono::Utc::now().timestamp_millis();
+    let hash = code_hash(tenant, id, code);
+    let Some(s) = store.attempt_step_up(tenant, id, &hash, now)? else {
+        return Ok(Attempt::Unknown);
+    };
+    Ok(if s.verified_at_ms.is_some() {
+        Attempt::Verified(s)
+    } else if s.expires_at_ms <= now || s.attempts_left <= 0 {
+        Attempt::Over
+    } else {
+        Attempt::Wrong(s.attempts_left)
+    })
 }
 
 fn code_hash(tenant: &str, id: &str, code: &str) -> String {
@@ -147,9 +178,18 @@ pub fn begin(
         created_at_ms: now,
     };
     store.save_step_up(tenant, &s)?;
+    // the code itself is kept sealed until it is sent and is gone once the delivery settles:
+    // no log, no delivery list and no database dump shows it
     let payload = json!({"type": "step_up.code", "timestamp": chrono::Utc::now().to_rfc3339(),
-        "data": {"step_up_id": id, "customer": req.customer, "channel": dest.kind, "to": dest.value, "code": code, "expires_at_ms": s.expires_at_ms}});
-    store.queue_webhook(tenant, "step_up.code", &payload, now)?;
+        "data": {"step_up_id": id, "customer": req.customer, "channel": dest.kind, "to": dest.value,
+            "verify_url": verify_path(tenant, &id), "expires_at_ms": s.expires_at_ms}});
+    store.queue_webhook(
+        tenant,
+        "step_up.code",
+        &payload,
+        Some(&json!({ "code": code })),
+        now,
+    )?;
     Ok(StartedStepUp {
         step_up_id: id,
         channel: s.channel,
@@ -203,30 +243,111 @@ pub async fn verify(
         ));
     }
     let t = caller.tenant_id.clone();
-    let now = chrono::Utc::now().timestamp_millis();
-    let s = blocking(&st, move |s| {
-        let hash = code_hash(&t, &id, &req.code);
-        s.attempt_step_up(&t, &id, &hash, now)?
-            .ok_or_else(|| ApiError::new(ErrorCode::NotFound, format!("no step-up {id:?}")))
+    let out = blocking(&st, move |s| {
+        // whoever asked for the code must not be the one who proves it arrived: an agent
+        // that could read or guess its own code would vouch for itself
+        match s.step_up(&t, &id)? {
+            None => Ok(Attempt::Unknown),
+            Some(started) if started.created_by == caller.actor => Err(ApiError::new(
+                ErrorCode::Forbidden,
+                "the code must be entered by someone other than who asked for it: the customer, at the link sent with the code, or another operator",
+            )),
+            Some(_) => attempt(s, &t, &id, &req.code),
+        }
     })
     .await?;
-    if s.verified_at_ms.is_some() {
-        return Ok(Json(StepUpState {
+    match out {
+        Attempt::Verified(s) => Ok(Json(StepUpState {
             step_up_id: s.id,
             verified: true,
             attempts_left: s.attempts_left,
-        }));
-    }
-    if s.expires_at_ms <= now || s.attempts_left <= 0 {
-        return Err(ApiError::new(
+        })),
+        Attempt::Over => Err(ApiError::new(
             ErrorCode::StepUpExpired,
             "this step-up is over (expired or too many wrong codes); start a new one",
-        ));
+        )),
+        Attempt::Wrong(left) => Err(ApiError::new(
+            ErrorCode::InvalidCode,
+            format!("wrong code; {left} attempts left"),
+        )),
+        Attempt::Unknown => Err(ApiError::new(
+            ErrorCode::NotFound,
+            "no such step-up".to_string(),
+        )),
     }
-    Err(ApiError::new(
-        ErrorCode::InvalidCode,
-        format!("wrong code; {} attempts left", s.attempts_left),
-    ))
+}
+
+// ------------------------------------------------------------------ the customer's page
+
+async fn code_page(
+    Path((tenant, id)): Path<(String, String)>,
+    State(st): State<Arc<AppState>>,
+) -> Response {
+    let known = blocking(&st, move |s| Ok(s.step_up(&tenant, &id)?)).await;
+    match known {
+        Ok(Some(s)) => st.pages.render(
+            "step_up.html",
+            context! { title => "Confirm it is you", sent_to => s.sent_to, done => s.verified_at_ms.is_some(), error => None::<String> },
+        ),
+        Ok(None) => not_found_page(&st),
+        Err(e) => e.into_response(),
+    }
+}
+
+#[derive(Deserialize)]
+struct CodeForm {
+    code: String,
+}
+
+async fn code_form(
+    Path((tenant, id)): Path<(String, String)>,
+    State(st): State<Arc<AppState>>,
+    req: axum::extract::Request,
+) -> Response {
+    let code = match axum::Form::<CodeForm>::from_request(req, &()).await {
+        Ok(axum::Form(f)) if f.code.len() <= 20 => f.code,
+        _ => String::new(),
+    };
+    let (t, i) = (tenant.clone(), id.clone());
+    let out = blocking(&st, move |s| {
+        let sent_to = s.step_up(&t, &i)?.map(|s| s.sent_to);
+        Ok((attempt(s, &t, &i, &code)?, sent_to))
+    })
+    .await;
+    let page = |done: bool, error: Option<String>, sent_to: String, status: StatusCode| {
+        let mut r = st.pages.render(
+            "step_up.html",
+            context! { title => "Confirm it is you", sent_to => sent_to, done => done, error => error },
+        );
+        *r.status_mut() = status;
+        r
+    };
+    match out {
+        Ok((Attempt::Verified(_), to)) => page(true, None, to.unwrap_or_default(), StatusCode::OK),
+        Ok((Attempt::Wrong(left), to)) => page(
+            false,
+            Some(format!("That code is not right. {left} tries left.")),
+            to.unwrap_or_default(),
+            StatusCode::UNPROCESSABLE_ENTITY,
+        ),
+        Ok((Attempt::Over, to)) => page(
+            false,
+            Some("This code has expired or was tried too often. Ask for a new one.".into()),
+            to.unwrap_or_default(),
+            StatusCode::CONFLICT,
+        ),
+        Ok((Attempt::Unknown, _)) => not_found_page(&st),
+        Err(e) => e.into_response(),
+    }
+}
+
+fn not_found_page(st: &AppState) -> Response {
+    let mut r = st.pages.render(
+        "step_up.html",
+        context! { title => "Confirm it is you", missing => true },
+    );
+    *r.status_mut() = StatusCode::NOT_FOUND;
+    r
 }
 
 /// Whether a decision may treat the customer as verified: the step-up exists, was

@@ -63,8 +63,13 @@ pub fn sign(secret: &str, msg_id: &str, timestamp: i64, body: &[u8]) -> Result<S
 /// the action it reports has already happened and must not be undone by its notification.
 pub fn emit(store: &dyn Store, tenant: &str, event_type: &str, data: &impl Serialize) {
     let payload = json!({"type": event_type, "timestamp": Utc::now().to_rfc3339(), "data": data});
-    if let Err(e) = store.queue_webhook(tenant, event_type, &payload, Utc::now().timestamp_millis())
-    {
+    if let Err(e) = store.queue_webhook(
+        tenant,
+        event_type,
+        &payload,
+        None,
+        Utc::now().timestamp_millis(),
+    ) {
         tracing::error!(tenant, event_type, error = %e, "webhook could not be queued");
     }
 }
@@ -82,7 +87,14 @@ async fn deliver(st: Arc<AppState>, d: WebhookDelivery) {
     let now = Utc::now();
     let outcome: Result<(), (Option<i64>, String)> = match endpoint {
         Ok(Some(e)) => {
-            let body = d.payload.to_string();
+            let mut payload = d.payload.clone();
+            if let (Some(serde_json::Value::Object(secret)), Some(data)) = (
+                &d.secret,
+                payload.get_mut("data").and_then(|v| v.as_object_mut()),
+            ) {
+                data.extend(secret.clone());
+            }
+            let body = payload.to_string();
             let ts = now.timestamp();
             match (
                 sign(&e.secret, &d.message_id, ts, body.as_bytes()),
@@ -320,6 +332,8 @@ pub async fn deliveries(
     p: Principal,
     Path(id): Path<String>,
 ) -> ApiResult<Json<DeliveryLog>> {
+    // what was sent to customers' channels is for the people who set the endpoints up
+    p.require_admin()?;
     let (t, i) = (p.tenant_id, id.clone());
     let log = st
         .store

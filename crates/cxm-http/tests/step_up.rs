@@ -125,15 +125,89 @@ async fn step_up_unlocks_a_contact_change(backend: Backend) {
         tokio::time::sleep(Duration::from_millis(100)).await;
     }
     let code = code.expect("the code was delivered");
-    assert_eq!(codes.lock().unwrap()[0]["data"]["to"], "ana@example.com");
-    let wrong = if code == "000000" { "111111" } else { "000000" };
+    let sent = codes.lock().unwrap()[0].clone();
+    assert_eq!(sent["data"]["to"], "ana@example.com");
+    let page = sent["data"]["verify_url"].as_str().unwrap().to_string();
+    assert!(page.starts_with("/step-up/"), "{sent}");
+
+    // the code is not kept: not in the delivery log (owners and admins only), not in the
+    // database once the delivery is settled
+    let hooks = app.get_json("/api/v1/webhooks").await;
+    let codes_hook = hooks["webhooks"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|h| h["events"] == json!(["step_up.code"]))
+        .unwrap()["id"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    let mut log = Value::Null;
+    for _ in 0..100 {
+        log = app
+            .get_json(&format!("/api/v1/webhooks/{codes_hook}/deliveries"))
+            .await;
+        if log["deliveries"][0]["status"] == "delivered" {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    assert_eq!(log["deliveries"][0]["status"], "delivered", "{log}");
+    assert!(
+        log["deliveries"][0]["payload"]["data"]
+            .get("code")
+            .is_none(),
+        "{log}"
+    );
+    assert!(!log.to_string().contains(&code));
+    let sql = app.sql.clone();
+    let needles = vec![format!("\"code\":\"{code}\""), "sealed:v1:".to_string()];
+    let hits = tokio::task::spawn_blocking(move || cxm_store::testing::find_text(&sql, &needles))
+        .await
+        .unwrap();
+    assert!(
+        hits.iter()
+            .all(|h| !h.starts_with("webhook_deliveries") && !h.contains("\"code\"")),
+        "{hits:?}"
+    );
+    let viewer = app.login("viewer@acme.io", cxm_store::Role::Viewer).await;
+    let operator = app
+        .login("ops@acme.io", cxm_store::Role::AgentOperator)
+        .await;
+    for cookie in [&viewer, &operator] {
+        let r = app
+            .client
+            .get(app.url(&format!("/api/v1/webhooks/{codes_hook}/deliveries")))
+            .header("cookie", cookie)
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(r.status(), 403, "delivery logs are for owners and admins");
+    }
+
+    // whoever started the step-up cannot verify it
     let r = app
         .post(
             &format!("/api/v1/step-ups/{id}/verify"),
             &sk,
-            &json!({"code": wrong}),
+            &json!({"code": code}),
         )
         .await;
+    assert_eq!(r.status(), 403);
+    assert!(r.json::<Value>().await.unwrap()["detail"]
+        .as_str()
+        .unwrap()
+        .contains("someone other than who asked"));
+    // another operator can, and wrong codes still count
+    let wrong = if code == "000000" { "111111" } else { "000000" };
+    let r = app
+        .client
+        .post(app.url(&format!("/api/v1/step-ups/{id}/verify")))
+        .header("cookie", &operator)
+        .json(&json!({"code": wrong}))
+        .send()
+        .await
+        .unwrap();
     assert_eq!(r.status(), 422);
     let b: Value = r.json().await.unwrap();
     assert_eq!(b["code"], "invalid_code");
@@ -150,15 +224,35 @@ async fn step_up_unlocks_a_contact_change(backend: Backend) {
         .as_str()
         .unwrap()
         .contains("not completed"));
+    // the customer types the code on the page the link names
+    let html = app.client.get(app.url(&page)).send().await.unwrap();
+    assert_eq!(html.status(), 200);
+    assert!(html.text().await.unwrap().contains("a***@example.com"));
     let r = app
-        .post(
-            &format!("/api/v1/step-ups/{id}/verify"),
-            &sk,
-            &json!({"code": code}),
-        )
-        .await;
+        .client
+        .post(app.url(&page))
+        .form(&[("code", wrong)])
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 422);
+    assert!(r.text().await.unwrap().contains("3 tries left"));
+    let r = app
+        .client
+        .post(app.url(&page))
+        .form(&[("code", code.as_str())])
+        .send()
+        .await
+        .unwrap();
     assert_eq!(r.status(), 200);
-    assert_eq!(r.json::<Value>().await.unwrap()["verified"], true);
+    assert!(r.text().await.unwrap().contains("you are confirmed"));
+    let r = app
+        .client
+        .get(app.url(&format!("/step-up/{}/stp_forged", app.tenant)))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 404);
 
     let d: Value = app
         .post("/api/v1/decisions", &sk, &ask("user_id:ana", Some(&id)))

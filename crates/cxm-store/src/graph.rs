@@ -21,6 +21,9 @@ pub struct StoreSettings {
     pub quarantine_rows_per_day: i64,
     /// Quarantine bytes (payload and detail) kept per tenant and UTC day.
     pub quarantine_bytes_per_day: i64,
+    /// Seals secrets at rest. None: the embedded store keeps `master.key` in its data
+    /// directory; PostgreSQL uses a key that lives only as long as the process (tests).
+    pub master_key: Option<crate::sealed::MasterKey>,
 }
 
 impl Default for StoreSettings {
@@ -30,6 +33,7 @@ impl Default for StoreSettings {
             dedup_window: std::time::Duration::from_secs(48 * 3600),
             quarantine_rows_per_day: 10_000,
             quarantine_bytes_per_day: 64 * 1024 * 1024,
+            master_key: None,
         }
     }
 }

@@ -12,6 +12,7 @@ mod erase;
 pub use erase::Counts as ErasureCounts;
 mod graph;
 mod pg;
+pub mod sealed;
 mod sqlite;
 pub mod testing;
 pub mod types;
@@ -569,11 +570,14 @@ pub trait Store: Send + Sync + 'static {
     fn remove_webhook(&self, tenant: &str, id: &str) -> Result<bool>;
     /// Queues one event for every active endpoint of the tenant that wants its type; returns
     /// how many deliveries were queued.
+    /// `secret` is merged into the payload's `data` when it is sent, and is kept sealed
+    /// until then and dropped once the delivery is settled (a one-time code).
     fn queue_webhook(
         &self,
         tenant: &str,
         event_type: &str,
         payload: &serde_json::Value,
+        secret: Option<&serde_json::Value>,
         now_ms: i64,
     ) -> Result<usize>;
     /// Pending deliveries due by `now_ms`, oldest first, across tenants.

@@ -10,6 +10,7 @@ use postgres::{Client, NoTls, Row, Statement, Transaction};
 use serde_json::{Map, Value};
 
 use crate::graph::{self, GraphTx, LogRow, StoreSettings};
+use crate::sealed;
 use crate::*;
 
 const MIGRATIONS: &[(i64, &str)] = &[
@@ -57,6 +58,10 @@ const MIGRATIONS: &[(i64, &str)] = &[
         20,
         include_str!("../migrations/postgres/0020_user_offboarding.sql"),
     ),
+    (
+        21,
+        include_str!("../migrations/postgres/0021_sealed_secrets.sql"),
+    ),
 ];
 const POOL_SIZE: usize = 8;
 
@@ -69,17 +74,44 @@ pub struct PgStore {
     url: String,
     pool: Mutex<Vec<Conn>>,
     settings: StoreSettings,
+    key: sealed::MasterKey,
 }
 
 impl PgStore {
     pub fn connect(url: &str, settings: StoreSettings) -> Result<PgStore> {
+        let key = match &settings.master_key {
+            Some(k) => k.clone(),
+            None => {
+                tracing::warn!("no master key given: secrets are sealed with a key that lives only as long as this process");
+                sealed::MasterKey::generate()
+            }
+        };
         let s = PgStore {
             url: url.to_string(),
             pool: Mutex::new(vec![]),
             settings,
+            key,
         };
         s.with(|c| migrate(&mut c.client))?;
+        s.tx(|g| sealed::bind(&mut PgSql(g), &s.key))?;
         Ok(s)
+    }
+
+    fn open_delivery(
+        &self,
+        mut d: WebhookDelivery,
+        sealed: Option<String>,
+    ) -> Result<WebhookDelivery> {
+        d.secret = sealed
+            .map(|s| self.key.open(sealed::DELIVERY_SECRET, &s))
+            .transpose()?
+            .and_then(|s| serde_json::from_str(&s).ok());
+        Ok(d)
+    }
+
+    fn open_endpoint(&self, mut e: WebhookEndpoint) -> Result<WebhookEndpoint> {
+        e.secret = self.key.open(sealed::WEBHOOK_SECRET, &e.secret)?;
+        Ok(e)
     }
 
     fn with<T>(&self, f: impl FnOnce(&mut Conn) -> Result<T>) -> Result<T> {
@@ -2521,7 +2553,7 @@ impl Store for PgStore {
             g.exec("UPDATE signing_keys SET retired_at = $2 WHERE tenant_id = $1 AND retired_at IS NULL", &[&tenant, &now])?;
             g.exec(
                 "INSERT INTO signing_keys (tenant_id, kid, public_key, secret_key, created_at) VALUES ($1, $2, $3, $4, $5)",
-                &[&tenant, &k.kid, &k.public_key, &k.secret_key, &k.created_at_ms],
+                &[&tenant, &k.kid, &k.public_key, &self.key.seal(sealed::SIGNING_KEY, &k.secret_key), &k.created_at_ms],
             )?;
             let body = serde_json::json!({"kid": k.kid, "public_key": k.public_key}).to_string();
             pg_chain(g, tenant, vec![cxm_domain::audit::NewAuditEntry { actor: actor.into(), kind: "signing_key.added".into(), subject: format!("key:{}", k.kid), body }], now)?;
@@ -2531,10 +2563,13 @@ impl Store for PgStore {
 
     fn signing_keys(&self, tenant: &str) -> Result<Vec<SigningKeyRow>> {
         self.tx(|g| {
-            Ok(g.all("SELECT kid, public_key, secret_key, created_at, retired_at, revoked_at, revoke_reason FROM signing_keys WHERE tenant_id = $1 ORDER BY created_at DESC, kid", &[&tenant])?
+            g.all("SELECT kid, public_key, secret_key, created_at, retired_at, revoked_at, revoke_reason FROM signing_keys WHERE tenant_id = $1 ORDER BY created_at DESC, kid", &[&tenant])?
                 .iter()
-                .map(|r| SigningKeyRow { kid: r.get(0), public_key: r.get(1), secret_key: r.get(2), created_at_ms: r.get(3), retired_at_ms: r.get(4), revoked_at_ms: r.get(5), revoke_reason: r.get(6) })
-                .collect())
+                .map(|r| {
+                    let secret: String = r.get(2);
+                    Ok(SigningKeyRow { kid: r.get(0), public_key: r.get(1), secret_key: self.key.open(sealed::SIGNING_KEY, &secret)?, created_at_ms: r.get(3), retired_at_ms: r.get(4), revoked_at_ms: r.get(5), revoke_reason: r.get(6) })
+                })
+                .collect::<Result<Vec<_>>>()
         })
     }
 
@@ -2585,18 +2620,22 @@ impl Store for PgStore {
 
     fn content_key(&self, tenant: &str) -> Result<Option<(String, String)>> {
         self.tx(|g| {
-            Ok(g.opt(
+            g.opt(
                 "SELECT cert_chain_pem, key_pem FROM content_keys WHERE tenant_id = $1",
                 &[&tenant],
             )?
-            .map(|r| (r.get(0), r.get(1))))
+            .map(|r| {
+                let key: String = r.get(1);
+                Ok::<_, StoreError>((r.get(0), self.key.open(sealed::CONTENT_KEY, &key)?))
+            })
+            .transpose()
         })
     }
 
     fn save_content_key(&self, tenant: &str, chain_pem: &str, key_pem: &str) -> Result<()> {
         let now = now_ms();
         self.tx(|g| {
-            g.exec("INSERT INTO content_keys (tenant_id, cert_chain_pem, key_pem, created_at) VALUES ($1, $2, $3, $4) ON CONFLICT DO NOTHING", &[&tenant, &chain_pem, &key_pem, &now])?;
+            g.exec("INSERT INTO content_keys (tenant_id, cert_chain_pem, key_pem, created_at) VALUES ($1, $2, $3, $4) ON CONFLICT DO NOTHING", &[&tenant, &chain_pem, &self.key.seal(sealed::CONTENT_KEY, key_pem), &now])?;
             Ok(())
         })
     }
@@ -2683,7 +2722,7 @@ impl Store for PgStore {
         self.tx(|g| {
             g.exec(
                 "INSERT INTO webhook_endpoints (id, tenant_id, url, secret, events, active, created_at) VALUES ($1, $2, $3, $4, $5, $6, $7)",
-                &[&e.id, &tenant, &e.url, &e.secret, &events, &active, &e.created_at_ms],
+                &[&e.id, &tenant, &e.url, &self.key.seal(sealed::WEBHOOK_SECRET, &e.secret), &events, &active, &e.created_at_ms],
             )?;
             Ok(())
         })
@@ -2691,17 +2730,18 @@ impl Store for PgStore {
 
     fn webhooks(&self, tenant: &str) -> Result<Vec<WebhookEndpoint>> {
         self.tx(|g| {
-            Ok(g.all("SELECT id, url, secret, events, active, created_at FROM webhook_endpoints WHERE tenant_id = $1 ORDER BY created_at, id", &[&tenant])?
+            g.all("SELECT id, url, secret, events, active, created_at FROM webhook_endpoints WHERE tenant_id = $1 ORDER BY created_at, id", &[&tenant])?
                 .iter()
-                .map(pg_endpoint_row)
-                .collect())
+                .map(|r| self.open_endpoint(pg_endpoint_row(r)))
+                .collect::<Result<Vec<_>>>()
         })
     }
 
     fn webhook(&self, tenant: &str, id: &str) -> Result<Option<WebhookEndpoint>> {
         self.tx(|g| {
-            Ok(g.opt("SELECT id, url, secret, events, active, created_at FROM webhook_endpoints WHERE tenant_id = $1 AND id = $2", &[&tenant, &id])?
-                .map(|r| pg_endpoint_row(&r)))
+            g.opt("SELECT id, url, secret, events, active, created_at FROM webhook_endpoints WHERE tenant_id = $1 AND id = $2", &[&tenant, &id])?
+                .map(|r| self.open_endpoint(pg_endpoint_row(&r)))
+                .transpose()
         })
     }
 
@@ -2721,6 +2761,7 @@ impl Store for PgStore {
         tenant: &str,
         event_type: &str,
         payload: &Value,
+        secret: Option<&Value>,
         now_ms: i64,
     ) -> Result<usize> {
         let endpoints = self.webhooks(tenant)?;
@@ -2729,10 +2770,11 @@ impl Store for PgStore {
             let mut n = 0;
             for e in endpoints.iter().filter(|e| e.active && e.wants(event_type)) {
                 let msg = format!("msg_{}", uuid::Uuid::now_v7().simple());
+                let sealed = secret.map(|v| self.key.seal(sealed::DELIVERY_SECRET, &v.to_string()));
                 g.exec(
-                    "INSERT INTO webhook_deliveries (tenant_id, endpoint_id, message_id, event_type, payload, status, attempts, next_attempt_at, created_at)
-                     VALUES ($1, $2, $3, $4, $5, 'pending', 0, $6, $6)",
-                    &[&tenant, &e.id, &msg, &event_type, &body, &now_ms],
+                    "INSERT INTO webhook_deliveries (tenant_id, endpoint_id, message_id, event_type, payload, status, attempts, next_attempt_at, created_at, sealed)
+                     VALUES ($1, $2, $3, $4, $5, 'pending', 0, $6, $6, $7)",
+                    &[&tenant, &e.id, &msg, &event_type, &body, &now_ms, &sealed],
                 )?;
                 n += 1;
             }
@@ -2743,14 +2785,14 @@ impl Store for PgStore {
     fn due_webhooks(&self, now_ms: i64, limit: u32) -> Result<Vec<WebhookDelivery>> {
         let limit = i64::from(limit);
         self.tx(|g| {
-            Ok(g.all(
-                "SELECT id, endpoint_id, message_id, event_type, payload, status, attempts, next_attempt_at, last_status, last_error, created_at, delivered_at, tenant_id
+            g.all(
+                "SELECT id, endpoint_id, message_id, event_type, payload, status, attempts, next_attempt_at, last_status, last_error, created_at, delivered_at, tenant_id, sealed
                  FROM webhook_deliveries WHERE status = 'pending' AND next_attempt_at <= $1 ORDER BY next_attempt_at, id LIMIT $2",
                 &[&now_ms, &limit],
             )?
             .iter()
-            .map(pg_delivery_row)
-            .collect())
+            .map(|r| self.open_delivery(pg_delivery_row(r), r.get(13)))
+            .collect::<Result<Vec<_>>>()
         })
     }
 
@@ -2766,7 +2808,8 @@ impl Store for PgStore {
         self.tx(|g| {
             g.exec(
                 "UPDATE webhook_deliveries SET status = $2, attempts = attempts + 1, next_attempt_at = $3, last_status = $4, last_error = $5,
-                   delivered_at = CASE WHEN $2 = 'delivered' THEN $6 ELSE delivered_at END WHERE id = $1",
+                   delivered_at = CASE WHEN $2 = 'delivered' THEN $6 ELSE delivered_at END,
+                   sealed = CASE WHEN $2 = 'pending' THEN sealed ELSE NULL END WHERE id = $1",
                 &[&id, &status, &next_attempt_at_ms, &code, &error, &now_ms],
             )?;
             Ok(())
@@ -3484,6 +3527,7 @@ fn pg_delivery_row(r: &Row) -> WebhookDelivery {
         created_at_ms: r.get(10),
         delivered_at_ms: r.get(11),
         tenant_id: r.get(12),
+        secret: None,
     }
 }
 impl PgStore {

@@ -12,6 +12,7 @@ use rusqlite::{params, Connection, OptionalExtension, Transaction};
 use serde_json::{Map, Value};
 
 use crate::graph::{self, GraphTx, LogRow, StoreSettings};
+use crate::sealed;
 use crate::*;
 
 const MIGRATIONS: &[(i64, &str)] = &[
@@ -50,6 +51,10 @@ const MIGRATIONS: &[(i64, &str)] = &[
         20,
         include_str!("../migrations/sqlite/0020_user_offboarding.sql"),
     ),
+    (
+        21,
+        include_str!("../migrations/sqlite/0021_sealed_secrets.sql"),
+    ),
 ];
 
 pub struct SqliteStore {
@@ -62,6 +67,7 @@ pub struct SqliteStore {
     reader_free: std::sync::Condvar,
     path: std::path::PathBuf,
     settings: StoreSettings,
+    key: sealed::MasterKey,
 }
 
 fn configure(conn: &Connection) -> Result<()> {
@@ -76,17 +82,36 @@ fn configure(conn: &Connection) -> Result<()> {
 
 impl SqliteStore {
     /// Opens (creating if needed) `cxm.db` under the data directory and migrates it.
+    /// Opens (or creates) the store in `dir`: the directory is made owner-only (0700) and
+    /// the database file, its WAL and the master key file owner-only (0600).
     pub fn open_dir(dir: &Path, settings: StoreSettings) -> Result<SqliteStore> {
-        std::fs::create_dir_all(dir).map_err(|e| {
-            StoreError::Invalid(format!("cannot create data dir {}: {e}", dir.display()))
-        })?;
-        Self::open_file(&dir.join("cxm.db"), settings)
+        sealed::private_dir(dir)?;
+        let key = match &settings.master_key {
+            Some(k) => k.clone(),
+            None => sealed::MasterKey::load_or_create(dir, None)?,
+        };
+        let path = dir.join("cxm.db");
+        // SQLite gives the WAL and shared-memory files the database file's permissions
+        drop(sealed::private_file(&path)?);
+        for extra in ["cxm.db-wal", "cxm.db-shm"] {
+            sealed::restrict(&dir.join(extra))?;
+        }
+        Self::open_file(&path, settings, key)
     }
 
-    pub fn open_file(path: &Path, settings: StoreSettings) -> Result<SqliteStore> {
+    fn open_file(
+        path: &Path,
+        settings: StoreSettings,
+        key: sealed::MasterKey,
+    ) -> Result<SqliteStore> {
         let conn = Connection::open(path)?;
         configure(&conn)?;
         migrate(&conn)?;
+        {
+            let tx = conn.unchecked_transaction()?;
+            sealed::bind(&mut SqliteSql(&tx), &key)?;
+            tx.commit()?;
+        }
         // checkpoints copy the WAL into the database file; run them beside the writer instead
         // of inside whichever commit crosses the threshold
         conn.execute_batch("PRAGMA wal_autocheckpoint=0; PRAGMA journal_size_limit=268435456;")?;
@@ -105,7 +130,25 @@ impl SqliteStore {
             reader_free: std::sync::Condvar::new(),
             path: path.to_path_buf(),
             settings,
+            key,
         })
+    }
+
+    fn open_delivery(
+        &self,
+        mut d: WebhookDelivery,
+        sealed: Option<String>,
+    ) -> Result<WebhookDelivery> {
+        d.secret = sealed
+            .map(|s| self.key.open(sealed::DELIVERY_SECRET, &s))
+            .transpose()?
+            .and_then(|s| serde_json::from_str(&s).ok());
+        Ok(d)
+    }
+
+    fn open_endpoint(&self, mut e: WebhookEndpoint) -> Result<WebhookEndpoint> {
+        e.secret = self.key.open(sealed::WEBHOOK_SECRET, &e.secret)?;
+        Ok(e)
     }
 
     fn read<T>(&self, f: impl FnOnce(&Connection) -> Result<T>) -> Result<T> {
@@ -2621,7 +2664,7 @@ impl Store for SqliteStore {
             tx.execute("UPDATE signing_keys SET retired_at = ?2 WHERE tenant_id = ?1 AND retired_at IS NULL", params![tenant, now])?;
             tx.execute(
                 "INSERT INTO signing_keys (tenant_id, kid, public_key, secret_key, created_at) VALUES (?1, ?2, ?3, ?4, ?5)",
-                params![tenant, k.kid, k.public_key, k.secret_key, k.created_at_ms],
+                params![tenant, k.kid, k.public_key, self.key.seal(sealed::SIGNING_KEY, &k.secret_key), k.created_at_ms],
             )?;
             let body = serde_json::json!({"kid": k.kid, "public_key": k.public_key}).to_string();
             sqlite_chain(tx, tenant, vec![cxm_domain::audit::NewAuditEntry { actor: actor.into(), kind: "signing_key.added".into(), subject: format!("key:{}", k.kid), body }], now)?;
@@ -2637,7 +2680,12 @@ impl Store for SqliteStore {
                     Ok(SigningKeyRow { kid: r.get(0)?, public_key: r.get(1)?, secret_key: r.get(2)?, created_at_ms: r.get(3)?, retired_at_ms: r.get(4)?, revoked_at_ms: r.get(5)?, revoke_reason: r.get(6)? })
                 })?
                 .collect::<Result<Vec<_>, _>>()?;
-            Ok(rows)
+            rows.into_iter()
+                .map(|mut k| {
+                    k.secret_key = self.key.open(sealed::SIGNING_KEY, &k.secret_key)?;
+                    Ok(k)
+                })
+                .collect()
         })
     }
 
@@ -2687,18 +2735,22 @@ impl Store for SqliteStore {
 
     fn content_key(&self, tenant: &str) -> Result<Option<(String, String)>> {
         self.read(|c| {
-            Ok(c.query_row(
+            c.query_row(
                 "SELECT cert_chain_pem, key_pem FROM content_keys WHERE tenant_id = ?1",
                 [tenant],
-                |r| Ok((r.get(0)?, r.get(1)?)),
+                |r| Ok((r.get::<_, String>(0)?, r.get::<_, String>(1)?)),
             )
-            .optional()?)
+            .optional()?
+            .map(|(chain, key)| {
+                Ok::<_, StoreError>((chain, self.key.open(sealed::CONTENT_KEY, &key)?))
+            })
+            .transpose()
         })
     }
 
     fn save_content_key(&self, tenant: &str, chain_pem: &str, key_pem: &str) -> Result<()> {
         self.write(|tx| {
-            tx.execute("INSERT OR IGNORE INTO content_keys (tenant_id, cert_chain_pem, key_pem, created_at) VALUES (?1, ?2, ?3, ?4)", params![tenant, chain_pem, key_pem, now_ms()])?;
+            tx.execute("INSERT OR IGNORE INTO content_keys (tenant_id, cert_chain_pem, key_pem, created_at) VALUES (?1, ?2, ?3, ?4)", params![tenant, chain_pem, self.key.seal(sealed::CONTENT_KEY, key_pem), now_ms()])?;
             Ok(())
         })
     }
@@ -2778,7 +2830,7 @@ impl Store for SqliteStore {
         self.write(|tx| {
             tx.execute(
                 "INSERT INTO webhook_endpoints (id, tenant_id, url, secret, events, active, created_at) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)",
-                params![e.id, tenant, e.url, e.secret, serde_json::to_string(&e.events)?, e.active, e.created_at_ms],
+                params![e.id, tenant, e.url, self.key.seal(sealed::WEBHOOK_SECRET, &e.secret), serde_json::to_string(&e.events)?, e.active, e.created_at_ms],
             )?;
             Ok(())
         })
@@ -2788,14 +2840,16 @@ impl Store for SqliteStore {
         self.read(|c| {
             let mut st = c.prepare_cached("SELECT id, url, secret, events, active, created_at FROM webhook_endpoints WHERE tenant_id = ?1 ORDER BY created_at, id")?;
             let rows = st.query_map([tenant], endpoint_row)?.collect::<Result<Vec<_>, _>>()?;
-            Ok(rows)
+            rows.into_iter().map(|e| self.open_endpoint(e)).collect()
         })
     }
 
     fn webhook(&self, tenant: &str, id: &str) -> Result<Option<WebhookEndpoint>> {
         self.read(|c| {
-            Ok(c.query_row("SELECT id, url, secret, events, active, created_at FROM webhook_endpoints WHERE tenant_id = ?1 AND id = ?2", params![tenant, id], endpoint_row)
-                .optional()?)
+            c.query_row("SELECT id, url, secret, events, active, created_at FROM webhook_endpoints WHERE tenant_id = ?1 AND id = ?2", params![tenant, id], endpoint_row)
+                .optional()?
+                .map(|e| self.open_endpoint(e))
+                .transpose()
         })
     }
 
@@ -2813,6 +2867,7 @@ impl Store for SqliteStore {
         tenant: &str,
         event_type: &str,
         payload: &Value,
+        secret: Option<&Value>,
         now_ms: i64,
     ) -> Result<usize> {
         let endpoints = self.webhooks(tenant)?;
@@ -2820,12 +2875,13 @@ impl Store for SqliteStore {
         self.write(|tx| {
             let mut n = 0;
             let mut ins = tx.prepare_cached(
-                "INSERT INTO webhook_deliveries (tenant_id, endpoint_id, message_id, event_type, payload, status, attempts, next_attempt_at, created_at)
-                 VALUES (?1, ?2, ?3, ?4, ?5, 'pending', 0, ?6, ?6)",
+                "INSERT INTO webhook_deliveries (tenant_id, endpoint_id, message_id, event_type, payload, status, attempts, next_attempt_at, created_at, sealed)
+                 VALUES (?1, ?2, ?3, ?4, ?5, 'pending', 0, ?6, ?6, ?7)",
             )?;
             for e in endpoints.iter().filter(|e| e.active && e.wants(event_type)) {
                 let msg = format!("msg_{}", uuid::Uuid::now_v7().simple());
-                ins.execute(params![tenant, e.id, msg, event_type, body, now_ms])?;
+                let sealed = secret.map(|v| self.key.seal(sealed::DELIVERY_SECRET, &v.to_string()));
+                ins.execute(params![tenant, e.id, msg, event_type, body, now_ms, sealed])?;
                 n += 1;
             }
             Ok(n)
@@ -2834,9 +2890,14 @@ impl Store for SqliteStore {
 
     fn due_webhooks(&self, now_ms: i64, limit: u32) -> Result<Vec<WebhookDelivery>> {
         self.read(|c| {
-            let mut st = c.prepare_cached(&format!("{DELIVERY_COLUMNS} WHERE status = 'pending' AND next_attempt_at <= ?1 ORDER BY next_attempt_at, id LIMIT ?2"))?;
-            let rows = st.query_map(params![now_ms, limit], delivery_row)?.collect::<Result<Vec<_>, _>>()?;
-            Ok(rows)
+            let mut st = c.prepare_cached(
+                "SELECT id, endpoint_id, message_id, event_type, payload, status, attempts, next_attempt_at, last_status, last_error, created_at, delivered_at, tenant_id, sealed
+                 FROM webhook_deliveries WHERE status = 'pending' AND next_attempt_at <= ?1 ORDER BY next_attempt_at, id LIMIT ?2",
+            )?;
+            let rows = st
+                .query_map(params![now_ms, limit], |r| Ok((delivery_row(r)?, r.get::<_, Option<String>>(13)?)))?
+                .collect::<Result<Vec<_>, _>>()?;
+            rows.into_iter().map(|(d, sealed)| self.open_delivery(d, sealed)).collect()
         })
     }
 
@@ -2852,7 +2913,8 @@ impl Store for SqliteStore {
         self.write(|tx| {
             tx.execute(
                 "UPDATE webhook_deliveries SET status = ?2, attempts = attempts + 1, next_attempt_at = ?3, last_status = ?4, last_error = ?5,
-                   delivered_at = CASE WHEN ?2 = 'delivered' THEN ?6 ELSE delivered_at END WHERE id = ?1",
+                   delivered_at = CASE WHEN ?2 = 'delivered' THEN ?6 ELSE delivered_at END,
+                   sealed = CASE WHEN ?2 = 'pending' THEN sealed ELSE NULL END WHERE id = ?1",
                 params![id, status, next_attempt_at_ms, code, error, now_ms],
             )?;
             Ok(())
@@ -3537,6 +3599,7 @@ fn delivery_row(r: &rusqlite::Row<'_>) -> rusqlite::Result<WebhookDelivery> {
         created_at_ms: r.get(10)?,
         delivered_at_ms: r.get(11)?,
         tenant_id: r.get(12)?,
+        secret: None,
     })
 }
 

@@ -838,6 +838,10 @@ pub struct WebhookDelivery {
     /// Not serialised: the worker needs the tenant and the endpoint to send.
     #[serde(skip)]
     pub tenant_id: String,
+    /// What is merged into `data` when sending (a one-time code); never serialised, and
+    /// only read for deliveries that are due.
+    #[serde(skip)]
+    pub secret: Option<serde_json::Value>,
 }
 
 /// One run of a synthetic journey check.

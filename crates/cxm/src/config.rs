@@ -353,8 +353,18 @@ impl Settings {
         })
     }
 
+    /// The master key that seals secrets at rest: `CXM_MASTER_KEY`, or `master.key` in the
+    /// data directory (created on first start). Servers sharing one PostgreSQL need the
+    /// same key: set the variable on each.
+    pub fn master_key(&self) -> anyhow::Result<cxm_store::sealed::MasterKey> {
+        let env = std::env::var("CXM_MASTER_KEY").ok();
+        cxm_store::sealed::MasterKey::load_or_create(&self.data_dir, env.as_deref())
+            .map_err(|e| anyhow::anyhow!("master key: {e}"))
+    }
+
     pub fn open_store(&self) -> anyhow::Result<std::sync::Arc<dyn cxm_store::Store>> {
         let settings = cxm_store::StoreSettings {
+            master_key: Some(self.master_key()?),
             dedup_window: self.dedup_window,
             identity: self.identity.clone(),
             quarantine_rows_per_day: self.quarantine_rows_per_day,
