@@ -98,6 +98,12 @@ pub struct Export {
     pub events: Vec<StoredEvent>,
     pub answers: Vec<RecentAnswer>,
     pub decisions: Vec<StoredDecision>,
+    /// Every row cxm holds that names or describes them, as stored, under the kinds an
+    /// erasure counts (events, answers, consents, step-ups, tickets and notes naming them,
+    /// survey links and invitations, ledger entries, quarantined events, webhook
+    /// deliveries, ...): exactly what an erasure would remove.
+    #[schema(value_type = Object)]
+    pub held: BTreeMap<String, Vec<serde_json::Value>>,
     pub exported_at: String,
 }
 
@@ -140,11 +146,15 @@ pub fn export_customer(store: &dyn Store, tenant: &str, id: &str) -> ApiResult<E
     }
     decisions.sort_by_key(|d| (std::cmp::Reverse(d.record.at_ms), d.record.id.clone()));
     decisions.dedup_by(|a, b| a.record.id == b.record.id);
+    let (held, _) = store
+        .customer_holdings(tenant, &profile.id)?
+        .unwrap_or_default();
     Ok(Export {
         profile,
         events,
         answers,
         decisions,
+        held,
         exported_at: chrono::Utc::now().to_rfc3339(),
     })
 }

@@ -108,6 +108,53 @@ async fn erasure_leaves_nothing(backend: Backend) {
         .unwrap();
     assert_eq!(a["enrolled"], true, "{a}");
 
+    // more that names her: a consent record, a step-up, a quarantined event, a ticket note,
+    // and an identifier unmerged from her profile before the erasure (its event stays in
+    // the log, and the block's reason names her)
+    let r = app
+        .post(
+            "/api/v1/customers/user_id:ana-erase-7f3/consent",
+            &sk,
+            &json!({"purpose": "surveys", "status": "denied", "source": "support call"}),
+        )
+        .await;
+    assert_eq!(r.status(), 201);
+    let hook = app
+        .post(
+            "/api/v1/webhooks",
+            &sk,
+            &json!({"url": "http://127.0.0.1:9/codes", "events": ["step_up.code"]}),
+        )
+        .await;
+    assert_eq!(hook.status(), 201);
+    let r = app
+        .post(
+            "/api/v1/step-ups",
+            &sk,
+            &json!({"customer": "user_id:ana-erase-7f3"}),
+        )
+        .await;
+    assert_eq!(r.status(), 201);
+    let r = app.batch(json!({"batch": [{"type": "track", "userId": "ana-erase-7f3", "properties": {"note": "no event name"}}]})).await;
+    assert_eq!(r.status(), 200);
+    let r = app.batch(json!({"batch": [{"type": "identify", "userId": "ana-erase-7f3", "anonymousId": "ana-old-laptop-7f3", "traits": {"name": "Ana Erasmus"}}]})).await;
+    assert_eq!(r.status(), 200);
+    let before_unmerge = app
+        .get_json("/api/v1/customers/email:ana.erasmus@example.com/export")
+        .await;
+    let pid = before_unmerge["profile"]["id"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    let r = app
+        .post(
+            &format!("/api/v1/customers/{pid}/unmerge"),
+            &sk,
+            &json!({"identifier": "anonymous_id:ana-old-laptop-7f3", "reason": "Ana Erasmus says this laptop is not hers"}),
+        )
+        .await;
+    assert_eq!(r.status(), 200, "{}", r.text().await.unwrap());
+
     // access: the export holds it all
     let export = app
         .get_json("/api/v1/customers/email:ana.erasmus@example.com/export")
@@ -149,7 +196,47 @@ async fn erasure_leaves_nothing(backend: Backend) {
         "{erased}"
     );
     assert_eq!(erased["removed"]["decisions"], 1);
+    // the export held exactly what the erasure removed, kind by kind
+    let held = export["held"].as_object().unwrap();
+    let removed = erased["removed"].as_object().unwrap();
+    for kind in [
+        "events",
+        "answers",
+        "consents",
+        "step_ups",
+        "survey_links",
+        "ledger",
+        "quarantined",
+        "webhook_deliveries",
+        "ticket_impacts",
+        "identifiers",
+        "profiles",
+        "blocked_identifiers",
+    ] {
+        assert!(
+            removed.get(kind).and_then(Value::as_u64).unwrap_or(0) > 0,
+            "the erasure removed no {kind}: {erased}"
+        );
+    }
+    for (kind, n) in removed {
+        assert_eq!(
+            held.get(kind)
+                .map_or(0, |v| v.as_array().unwrap().len() as u64),
+            n.as_u64().unwrap(),
+            "{kind}: the export and the erasure disagree"
+        );
+    }
+    assert_eq!(
+        held.len(),
+        removed.len(),
+        "{:?}",
+        held.keys().collect::<Vec<_>>()
+    );
 
+    let needles: Vec<String> = needles
+        .into_iter()
+        .chain(["ana-old-laptop-7f3".to_string()])
+        .collect();
     let (sql, n2) = (app.sql.clone(), needles.clone());
     let after = tokio::task::spawn_blocking(move || cxm_store::testing::find_text(&sql, &n2))
         .await
@@ -158,6 +245,27 @@ async fn erasure_leaves_nothing(backend: Backend) {
         after.is_empty(),
         "still identifying after erasure: {after:#?}"
     );
+    // and no byte of any file of the embedded store holds her email, phone or name: freed
+    // pages are zeroed and the WAL was cut
+    if let cxm_store::testing::SqlTarget::Sqlite(db) = &app.sql {
+        let dir = db.parent().unwrap();
+        for f in std::fs::read_dir(dir).unwrap() {
+            let path = f.unwrap().path();
+            let bytes = std::fs::read(&path).unwrap();
+            for needle in [
+                "ana.erasmus@example.com",
+                "5550001234",
+                "Ana Erasmus",
+                "Erasmus",
+            ] {
+                assert!(
+                    !bytes.windows(needle.len()).any(|w| w == needle.as_bytes()),
+                    "{needle} is still in {}",
+                    path.display()
+                );
+            }
+        }
+    }
 
     // the chain holds (decisions keep their hashes), the erasure is on it; others untouched
     let v = app.get_json("/api/v1/audit/verify").await;

@@ -1,7 +1,9 @@
-//! The right to erasure, written once for both backends: every row that names or describes
-//! a person goes, the texts that quoted them are redacted, the audit entries of their
-//! decisions keep only their hashes, and what remains is a tombstone with counts and no
-//! identifier. Runs inside the caller's transaction, so an erasure is all or nothing.
+//! The right to erasure, and the right of access, written once for both backends and from
+//! one list: every row that names or describes a person goes, the texts that quoted them are
+//! redacted, the audit entries of their decisions keep only their hashes, and what remains
+//! is a tombstone with counts and no identifier. The access export runs the very same steps
+//! in a transaction it rolls back, keeping each row before it would go, so it holds exactly
+//! what an erasure would remove, kind by kind.
 
 use std::collections::{BTreeMap, BTreeSet};
 
@@ -22,10 +24,14 @@ pub(crate) trait Sql {
     fn exec(&mut self, sql: &str, params: &[P]) -> Result<u64>;
     /// Rows of text (select `CAST(x AS TEXT)` for numbers).
     fn texts(&mut self, sql: &str, params: &[P]) -> Result<Vec<Vec<Option<String>>>>;
+    /// `SELECT * FROM <table> WHERE <filter>` as one JSON object per row, keyed by column.
+    fn rows(&mut self, table: &str, filter: &str, params: &[P]) -> Result<Vec<Value>>;
 }
 
 /// What was removed, by kind; the tombstone keeps only this.
 pub type Counts = BTreeMap<String, u64>;
+/// What an erasure would remove, by the same kinds: the rows as they are.
+pub type Held = BTreeMap<String, Vec<Value>>;
 
 fn t(s: &str) -> P {
     P::T(s.to_string())
@@ -35,6 +41,72 @@ fn col(rows: Vec<Vec<Option<String>>>) -> Vec<String> {
     rows.into_iter()
         .filter_map(|r| r.into_iter().next().flatten())
         .collect()
+}
+
+/// Runs the steps, counting, and (when collecting) keeping each row before it changes.
+struct Run<'a> {
+    db: &'a mut dyn Sql,
+    tenant: String,
+    counts: Counts,
+    held: Option<Held>,
+}
+
+impl Run<'_> {
+    fn add(&mut self, kind: &str, n: u64) {
+        if n > 0 {
+            *self.counts.entry(kind.to_string()).or_default() += n;
+        }
+    }
+
+    fn keep(&mut self, kind: &str, rows: Vec<Value>) {
+        if let Some(h) = &mut self.held {
+            if !rows.is_empty() {
+                h.entry(kind.to_string()).or_default().extend(rows);
+            }
+        }
+    }
+
+    /// Deletes the tenant's rows of `table` matching `filter` (`?1` is the tenant; the
+    /// others follow).
+    fn delete(&mut self, kind: &str, table: &str, filter: &str, params: Vec<P>) -> Result<u64> {
+        let mut p = vec![t(&self.tenant)];
+        p.extend(params);
+        let filter = format!("tenant_id = ?1 AND ({filter})");
+        if self.held.is_some() {
+            let rows = self.db.rows(table, &filter, &p)?;
+            self.keep(kind, rows);
+        }
+        let n = self
+            .db
+            .exec(&format!("DELETE FROM {table} WHERE {filter}"), &p)?;
+        self.add(kind, n);
+        Ok(n)
+    }
+
+    /// Sets `set` on the tenant's rows of `table` matching `filter` (a redaction).
+    fn redact(
+        &mut self,
+        kind: &str,
+        table: &str,
+        set: &str,
+        filter: &str,
+        params: Vec<P>,
+    ) -> Result<u64> {
+        let mut p = vec![t(&self.tenant)];
+        p.extend(params);
+        let filter = format!("tenant_id = ?1 AND ({filter})");
+        if self.held.is_some() {
+            // the new value may be a parameter of its own, which the select does not take
+            let used = highest_placeholder(&filter).min(p.len());
+            let rows = self.db.rows(table, &filter, &p[..used])?;
+            self.keep(kind, rows);
+        }
+        let n = self
+            .db
+            .exec(&format!("UPDATE {table} SET {set} WHERE {filter}"), &p)?;
+        self.add(kind, n);
+        Ok(n)
+    }
 }
 
 /// Erases the profile `root` and every profile merged into it. Returns the counts, or None
@@ -47,26 +119,84 @@ pub(crate) fn erase(
     actor: &str,
     at_ms: i64,
 ) -> Result<Option<Counts>> {
-    let mut profiles = col(db.texts(
-        "SELECT id FROM profiles WHERE tenant_id = ?1 AND (id = ?2 OR merged_into = ?2)",
-        &[t(tenant), t(root)],
-    )?);
-    if profiles.is_empty() {
+    let mut run = Run {
+        db,
+        tenant: tenant.to_string(),
+        counts: Counts::new(),
+        held: None,
+    };
+    if !steps(&mut run, root)? {
         return Ok(None);
     }
-    profiles.sort();
-    let mut counts = Counts::new();
-    let mut add = |k: &str, n: u64| *counts.entry(k.to_string()).or_default() += n;
+    let counts = run.counts;
+    run.db.exec(
+        "INSERT INTO erasures (tenant_id, id, counts, actor, at) VALUES (?1, ?2, ?3, ?4, ?5)",
+        &[
+            t(tenant),
+            t(erasure_id),
+            t(&serde_json::to_string(&counts)?),
+            t(actor),
+            P::I(at_ms),
+        ],
+    )?;
+    Ok(Some(counts))
+}
 
-    // who they are: every identifier of every profile, and the typed forms answers use
-    let mut ids: Vec<(String, String)> = vec![];
+/// Everything an erasure of `root` would remove, kind by kind, and the counts it would
+/// report. The caller runs this in a transaction it rolls back.
+pub(crate) fn collect(
+    db: &mut dyn Sql,
+    tenant: &str,
+    root: &str,
+) -> Result<Option<(Held, Counts)>> {
+    let mut run = Run {
+        db,
+        tenant: tenant.to_string(),
+        counts: Counts::new(),
+        held: Some(Held::new()),
+    };
+    if !steps(&mut run, root)? {
+        return Ok(None);
+    }
+    Ok(Some((run.held.unwrap_or_default(), run.counts)))
+}
+
+/// The erasure, step by step; false when there is no such profile.
+fn steps(run: &mut Run, root: &str) -> Result<bool> {
+    let tenant = run.tenant.clone();
+    let mut profiles = col(run.db.texts(
+        "SELECT id FROM profiles WHERE tenant_id = ?1 AND (id = ?2 OR merged_into = ?2)",
+        &[t(&tenant), t(root)],
+    )?);
+    if profiles.is_empty() {
+        return Ok(false);
+    }
+    profiles.sort();
+
+    // who they are: every identifier of every profile, and every identifier the ledger ever
+    // linked to one of them that nobody holds now (one unmerged before the erasure is blocked
+    // and held by no one: it goes with its events; a link the rules refused is not theirs)
+    let mut ids: BTreeSet<(String, String)> = BTreeSet::new();
     for p in &profiles {
-        for r in db.texts(
+        for r in run.db.texts(
             "SELECT kind, value FROM identifiers WHERE tenant_id = ?1 AND profile_id = ?2",
-            &[t(tenant), t(p)],
+            &[t(&tenant), t(p)],
         )? {
             if let [Some(k), Some(v)] = r.as_slice() {
-                ids.push((k.clone(), v.clone()));
+                ids.insert((k.clone(), v.clone()));
+            }
+        }
+    }
+    for p in &profiles {
+        for r in run.db.texts(
+            "SELECT l.identifier_kind, l.identifier_value FROM identity_ledger l
+             LEFT JOIN identifiers i ON i.tenant_id = l.tenant_id AND i.kind = l.identifier_kind AND i.value = l.identifier_value
+             WHERE l.tenant_id = ?1 AND (l.profile_id = ?2 OR l.other_profile_id = ?2) AND l.action <> 'drop'
+               AND l.identifier_value IS NOT NULL AND i.profile_id IS NULL",
+            &[t(&tenant), t(p)],
+        )? {
+            if let [Some(k), Some(v)] = r.as_slice() {
+                ids.insert((k.clone(), v.clone()));
             }
         }
     }
@@ -82,56 +212,52 @@ pub(crate) fn erase(
 
     // the event log
     for (k, v) in &ids {
-        let col = match k.as_str() {
+        let column = match k.as_str() {
             "user_id" => "user_id",
             "anonymous_id" => "anonymous_id",
             _ => continue,
         };
-        let sql = format!("DELETE FROM events WHERE tenant_id = ?1 AND {col} = ?2");
-        add("events", db.exec(&sql, &[t(tenant), t(v)])?);
+        run.delete("events", "events", &format!("{column} = ?2"), vec![t(v)])?;
     }
     // the columnar copy names the customer too: the tenant's blocks go and are written again
-    db.exec(
+    // (it is a copy of rows above, so neither counted nor exported)
+    run.db.exec(
         "DELETE FROM event_blocks WHERE tenant_id = ?1",
-        &[t(tenant)],
+        &[t(&tenant)],
     )?;
 
-    // answers, and the theme quotes taken from them
+    // answers, and the theme assignments and quotes taken from them
     let mut answer_ids = BTreeSet::new();
     let mut texts = BTreeSet::new();
     for p in &profiles {
-        for r in db.texts(
+        for r in run.db.texts(
             "SELECT CAST(id AS TEXT), text_value FROM feedback WHERE tenant_id = ?1 AND profile_id = ?2",
-            &[t(tenant), t(p)],
+            &[t(&tenant), t(p)],
         )? {
             collect_answer(r, &mut answer_ids, &mut texts);
         }
     }
     for n in &typed {
-        for r in db.texts(
+        for r in run.db.texts(
             "SELECT CAST(id AS TEXT), text_value FROM feedback WHERE tenant_id = ?1 AND identifier = ?2",
-            &[t(tenant), t(n)],
+            &[t(&tenant), t(n)],
         )? {
             collect_answer(r, &mut answer_ids, &mut texts);
         }
     }
     for id in &answer_ids {
-        db.exec(
-            "DELETE FROM feedback_themes WHERE tenant_id = ?1 AND feedback_id = ?2",
-            &[t(tenant), P::I(*id)],
+        run.delete(
+            "theme_assignments",
+            "feedback_themes",
+            "feedback_id = ?2",
+            vec![P::I(*id)],
         )?;
-        add(
-            "answers",
-            db.exec(
-                "DELETE FROM feedback WHERE tenant_id = ?1 AND id = ?2",
-                &[t(tenant), P::I(*id)],
-            )?,
-        );
+        run.delete("answers", "feedback", "id = ?2", vec![P::I(*id)])?;
     }
     if !texts.is_empty() {
-        for r in db.texts(
+        for r in run.db.texts(
             "SELECT theme_id, doc FROM themes WHERE tenant_id = ?1",
-            &[t(tenant)],
+            &[t(&tenant)],
         )? {
             let [Some(theme), Some(doc)] = r.as_slice() else {
                 continue;
@@ -142,13 +268,21 @@ pub(crate) fn erase(
             let Some(quotes) = v.get_mut("quotes").and_then(Value::as_array_mut) else {
                 continue;
             };
-            let before = quotes.len();
-            quotes.retain(|q| !q.as_str().is_some_and(|q| texts.contains(q)));
-            if quotes.len() != before {
-                add("theme_quotes", (before - quotes.len()) as u64);
-                db.exec(
+            let (gone, kept): (Vec<Value>, Vec<Value>) = quotes
+                .drain(..)
+                .partition(|q| q.as_str().is_some_and(|q| texts.contains(q)));
+            *quotes = kept;
+            if !gone.is_empty() {
+                run.add("theme_quotes", gone.len() as u64);
+                run.keep(
+                    "theme_quotes",
+                    gone.into_iter()
+                        .map(|q| serde_json::json!({"theme_id": theme, "quote": q}))
+                        .collect(),
+                );
+                run.db.exec(
                     "UPDATE themes SET doc = ?3 WHERE tenant_id = ?1 AND theme_id = ?2",
-                    &[t(tenant), t(theme), t(&v.to_string())],
+                    &[t(&tenant), t(theme), t(&v.to_string())],
                 )?;
             }
         }
@@ -156,201 +290,143 @@ pub(crate) fn erase(
 
     // surveys sent to them
     for n in &typed {
-        add(
+        run.delete(
             "survey_links",
-            db.exec(
-                "DELETE FROM survey_links WHERE tenant_id = ?1 AND identifier = ?2",
-                &[t(tenant), t(n)],
-            )?,
-        );
-        add(
+            "survey_links",
+            "identifier = ?2",
+            vec![t(n)],
+        )?;
+        run.delete(
             "survey_invitations",
-            db.exec(
-                "DELETE FROM survey_invitations WHERE tenant_id = ?1 AND identifier = ?2",
-                &[t(tenant), t(n)],
-            )?,
-        );
+            "survey_invitations",
+            "identifier = ?2",
+            vec![t(n)],
+        )?;
     }
 
     // decisions about them: rows go, their audit entries (and reviews) keep only the hash
     let mut decisions: BTreeMap<String, String> = BTreeMap::new();
     for n in &names {
-        for r in db.texts(
+        for r in run.db.texts(
             "SELECT id, CAST(audit_seq AS TEXT) FROM decisions WHERE tenant_id = ?1 AND customer = ?2",
-            &[t(tenant), t(n)],
+            &[t(&tenant), t(n)],
         )? {
             if let [Some(id), Some(seq)] = r.as_slice() {
                 decisions.insert(id.clone(), seq.clone());
             }
         }
     }
+    let erased = t(cxm_domain::audit::ERASED);
     for (id, seq) in &decisions {
-        db.exec(
-            "DELETE FROM decisions WHERE tenant_id = ?1 AND id = ?2",
-            &[t(tenant), t(id)],
-        )?;
+        run.delete("decisions", "decisions", "id = ?2", vec![t(id)])?;
         let seq: i64 = seq.parse().unwrap_or(0);
-        db.exec(
-            "UPDATE audit_log SET body = ?3 WHERE tenant_id = ?1 AND seq = ?2",
-            &[t(tenant), P::I(seq), t(cxm_domain::audit::ERASED)],
+        run.redact(
+            "audit_bodies",
+            "audit_log",
+            "body = ?3",
+            "seq = ?2 AND body <> ?3",
+            vec![P::I(seq), erased.clone()],
         )?;
-        db.exec(
-            "UPDATE audit_log SET body = ?3 WHERE tenant_id = ?1 AND subject = ?2 AND kind IN ('decision.reviewed', 'decision.outcome')",
-            &[t(tenant), t(id), t(cxm_domain::audit::ERASED)],
+        run.redact(
+            "audit_bodies",
+            "audit_log",
+            "body = ?3",
+            "subject = ?2 AND kind IN ('decision.reviewed', 'decision.outcome') AND body <> ?3",
+            vec![t(id), erased.clone()],
         )?;
     }
-    add("decisions", decisions.len() as u64);
     for n in &names {
-        add(
+        run.delete(
             "signed_messages",
-            db.exec(
-                "DELETE FROM signed_messages WHERE tenant_id = ?1 AND customer = ?2",
-                &[t(tenant), t(n)],
-            )?,
-        );
-        add(
-            "step_ups",
-            db.exec(
-                "DELETE FROM step_ups WHERE tenant_id = ?1 AND customer = ?2",
-                &[t(tenant), t(n)],
-            )?,
-        );
-    }
-
-    for n in &names {
-        add(
+            "signed_messages",
+            "customer = ?2",
+            vec![t(n)],
+        )?;
+        run.delete("step_ups", "step_ups", "customer = ?2", vec![t(n)])?;
+        run.delete(
             "experiment_exposures",
-            db.exec(
-                "DELETE FROM experiment_exposures WHERE tenant_id = ?1 AND customer = ?2",
-                &[t(tenant), t(n)],
-            )?,
-        );
+            "experiment_exposures",
+            "customer = ?2",
+            vec![t(n)],
+        )?;
     }
 
     // the identity graph and everything keyed by the profile
     for p in &profiles {
-        add(
-            "experiment_exposures",
-            db.exec(
-                "DELETE FROM experiment_exposures WHERE tenant_id = ?1 AND profile_id = ?2",
-                &[t(tenant), t(p)],
-            )?,
-        );
-        add(
-            "step_ups",
-            db.exec(
-                "DELETE FROM step_ups WHERE tenant_id = ?1 AND profile_id = ?2",
-                &[t(tenant), t(p)],
-            )?,
-        );
-        add(
-            "consents",
-            db.exec(
-                "DELETE FROM consents WHERE tenant_id = ?1 AND profile_id = ?2",
-                &[t(tenant), t(p)],
-            )?,
-        );
-        add(
-            "outbound_mail",
-            db.exec(
-                "DELETE FROM outbound_mail WHERE tenant_id = ?1 AND profile_id = ?2",
-                &[t(tenant), t(p)],
-            )?,
-        );
-        add(
-            "journey_positions",
-            db.exec(
-                "DELETE FROM journey_positions WHERE tenant_id = ?1 AND profile_id = ?2",
-                &[t(tenant), t(p)],
-            )?,
-        );
-        add(
-            "journey_visits",
-            db.exec(
-                "DELETE FROM journey_visits WHERE tenant_id = ?1 AND profile_id = ?2",
-                &[t(tenant), t(p)],
-            )?,
-        );
-        db.exec(
-            "DELETE FROM profile_accounts WHERE tenant_id = ?1 AND profile_id = ?2",
-            &[t(tenant), t(p)],
-        )?;
-        add(
+        for (kind, table) in [
+            ("experiment_exposures", "experiment_exposures"),
+            ("step_ups", "step_ups"),
+            ("consents", "consents"),
+            ("outbound_mail", "outbound_mail"),
+            ("journey_positions", "journey_positions"),
+            ("journey_visits", "journey_visits"),
+            ("account_links", "profile_accounts"),
+        ] {
+            run.delete(kind, table, "profile_id = ?2", vec![t(p)])?;
+        }
+        run.delete(
             "ledger",
-            db.exec(
-                "DELETE FROM identity_ledger WHERE tenant_id = ?1 AND (profile_id = ?2 OR other_profile_id = ?2)",
-                &[t(tenant), t(p)],
-            )?,
-        );
-        add(
-            "identifiers",
-            db.exec(
-                "DELETE FROM identifiers WHERE tenant_id = ?1 AND profile_id = ?2",
-                &[t(tenant), t(p)],
-            )?,
-        );
-        add(
-            "profiles",
-            db.exec(
-                "DELETE FROM profiles WHERE tenant_id = ?1 AND id = ?2",
-                &[t(tenant), t(p)],
-            )?,
-        );
+            "identity_ledger",
+            "profile_id = ?2 OR other_profile_id = ?2",
+            vec![t(p)],
+        )?;
+        run.delete("identifiers", "identifiers", "profile_id = ?2", vec![t(p)])?;
+        run.delete("profiles", "profiles", "id = ?2", vec![t(p)])?;
     }
     for (k, v) in &ids {
-        add(
+        run.delete(
             "ledger",
-            db.exec(
-                "DELETE FROM identity_ledger WHERE tenant_id = ?1 AND identifier_kind = ?2 AND identifier_value = ?3",
-                &[t(tenant), t(k), t(v)],
-            )?,
-        );
-        db.exec(
-            "DELETE FROM blocked_identifiers WHERE tenant_id = ?1 AND kind = ?2 AND value = ?3",
-            &[t(tenant), t(k), t(v)],
+            "identity_ledger",
+            "identifier_kind = ?2 AND identifier_value = ?3",
+            vec![t(k), t(v)],
+        )?;
+        run.delete(
+            "blocked_identifiers",
+            "blocked_identifiers",
+            "kind = ?2 AND value = ?3",
+            vec![t(k), t(v)],
         )?;
     }
 
     // audit bodies that name them (unmerges, ...): redacted; the chain keeps their hashes
     for v in &names {
         let like = format!("%{}%", like_escape(v));
-        add(
+        run.redact(
             "audit_bodies",
-            db.exec(
-                "UPDATE audit_log SET body = ?3 WHERE tenant_id = ?1 AND body LIKE ?2 ESCAPE '\\' AND body <> ?3",
-                &[t(tenant), t(&like), t(cxm_domain::audit::ERASED)],
-            )?,
-        );
+            "audit_log",
+            "body = ?3",
+            "body LIKE ?2 ESCAPE '\\' AND body <> ?3",
+            vec![t(&like), erased.clone()],
+        )?;
     }
 
-    // free text that may quote them: rejected events, outbound webhooks, ticket impacts
+    // free text that may quote them: rejected events, outbound webhooks and mail, ticket
+    // notes and impacts
     for v in &names {
         let like = format!("%{}%", like_escape(v));
-        add(
+        run.delete(
             "quarantined",
-            db.exec(
-                "DELETE FROM quarantine WHERE tenant_id = ?1 AND payload LIKE ?2 ESCAPE '\\'",
-                &[t(tenant), t(&like)],
-            )?,
-        );
-        add(
+            "quarantine",
+            "payload LIKE ?2 ESCAPE '\\'",
+            vec![t(&like)],
+        )?;
+        run.delete(
             "webhook_deliveries",
-            db.exec(
-                "DELETE FROM webhook_deliveries WHERE tenant_id = ?1 AND payload LIKE ?2 ESCAPE '\\'",
-                &[t(tenant), t(&like)],
-            )?,
-        );
-        add(
+            "webhook_deliveries",
+            "payload LIKE ?2 ESCAPE '\\'",
+            vec![t(&like)],
+        )?;
+        run.redact(
             "ticket_notes",
-            db.exec(
-                "UPDATE ticket_events SET detail = ?3 WHERE tenant_id = ?1 AND detail LIKE ?2 ESCAPE '\\'",
-                &[t(tenant), t(&like), t(cxm_domain::audit::ERASED)],
-            )?,
-        );
+            "ticket_events",
+            "detail = ?3",
+            "detail LIKE ?2 ESCAPE '\\' AND detail <> ?3",
+            vec![t(&like), erased.clone()],
+        )?;
     }
-    for r in db.texts(
+    for r in run.db.texts(
         "SELECT CAST(id AS TEXT), impact FROM tickets WHERE tenant_id = ?1",
-        &[t(tenant)],
+        &[t(&tenant)],
     )? {
         let [Some(id), Some(impact)] = r.as_slice() else {
             continue;
@@ -364,24 +440,28 @@ pub(crate) fn erase(
         if let Some(list) = v.get_mut("identifiers").and_then(Value::as_array_mut) {
             list.retain(|i| !i.as_str().is_some_and(|i| names.contains(i)));
         }
-        add("ticket_impacts", 1);
-        db.exec(
-            "UPDATE tickets SET impact = ?3 WHERE tenant_id = ?1 AND id = ?2",
-            &[t(tenant), P::I(id.parse().unwrap_or(0)), t(&v.to_string())],
+        let id: i64 = id.parse().unwrap_or(0);
+        run.redact(
+            "ticket_impacts",
+            "tickets",
+            "impact = ?3",
+            "id = ?2",
+            vec![P::I(id), t(&v.to_string())],
         )?;
     }
+    Ok(true)
+}
 
-    db.exec(
-        "INSERT INTO erasures (tenant_id, id, counts, actor, at) VALUES (?1, ?2, ?3, ?4, ?5)",
-        &[
-            t(tenant),
-            t(erasure_id),
-            t(&serde_json::to_string(&counts)?),
-            t(actor),
-            P::I(at_ms),
-        ],
-    )?;
-    Ok(Some(counts))
+/// The highest `?N` in a statement.
+fn highest_placeholder(sql: &str) -> usize {
+    sql.split('?')
+        .skip(1)
+        .filter_map(|rest| {
+            let digits: String = rest.chars().take_while(char::is_ascii_digit).collect();
+            digits.parse().ok()
+        })
+        .max()
+        .unwrap_or(0)
 }
 
 fn collect_answer(r: Vec<Option<String>>, ids: &mut BTreeSet<i64>, texts: &mut BTreeSet<String>) {

@@ -9,7 +9,7 @@ pub mod columns;
 pub mod committer;
 pub mod decision_log;
 mod erase;
-pub use erase::Counts as ErasureCounts;
+pub use erase::{Counts as ErasureCounts, Held as ErasureHeld};
 mod graph;
 mod pg;
 pub mod sealed;
@@ -475,6 +475,13 @@ pub trait Store: Send + Sync + 'static {
         erasure_id: &str,
         actor: &str,
     ) -> Result<Option<ErasureCounts>>;
+    /// Everything an erasure of the customer would remove, row by row under the kinds the
+    /// erasure counts, and those counts; nothing changes. None when there is no such profile.
+    fn customer_holdings(
+        &self,
+        tenant: &str,
+        profile_id: &str,
+    ) -> Result<Option<(ErasureHeld, ErasureCounts)>>;
 
     /// Adds a consent record to the customer's history.
     fn add_consent(

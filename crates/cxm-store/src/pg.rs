@@ -143,6 +143,20 @@ impl PgStore {
             Ok(r)
         })
     }
+
+    /// Runs `f` in a transaction that is always rolled back (a dry run).
+    fn rolled_back<T>(&self, f: impl FnOnce(&mut PgTx) -> Result<T>) -> Result<T> {
+        self.with(|c| {
+            let tx = c.client.transaction()?;
+            let mut g = PgTx {
+                tx,
+                stmts: &mut c.stmts,
+            };
+            let r = f(&mut g);
+            g.tx.rollback()?;
+            r
+        })
+    }
 }
 
 impl Drop for PgStore {
@@ -2358,6 +2372,14 @@ impl Store for PgStore {
         })
     }
 
+    fn customer_holdings(
+        &self,
+        tenant: &str,
+        profile_id: &str,
+    ) -> Result<Option<(crate::erase::Held, crate::erase::Counts)>> {
+        self.rolled_back(|g| crate::erase::collect(&mut PgSql(g), tenant, profile_id))
+    }
+
     fn erase_customer(
         &self,
         tenant: &str,
@@ -3706,6 +3728,26 @@ fn pg_placeholders(sql: &str) -> String {
 }
 
 impl crate::erase::Sql for PgSql<'_, '_> {
+    fn rows(
+        &mut self,
+        table: &str,
+        filter: &str,
+        params: &[crate::erase::P],
+    ) -> Result<Vec<Value>> {
+        let p = pg_erase_params(params);
+        let refs: Vec<&(dyn postgres::types::ToSql + Sync)> =
+            p.iter().map(|b| b.as_ref()).collect();
+        let sql = pg_placeholders(&format!(
+            "SELECT row_to_json(x)::text FROM (SELECT * FROM {table} WHERE {filter}) x"
+        ));
+        self.0
+            .tx
+            .query(sql.as_str(), &refs)?
+            .iter()
+            .map(|r| Ok(serde_json::from_str(r.get::<_, &str>(0))?))
+            .collect()
+    }
+
     fn exec(&mut self, sql: &str, params: &[crate::erase::P]) -> Result<u64> {
         let p = pg_erase_params(params);
         let refs: Vec<&(dyn postgres::types::ToSql + Sync)> =

@@ -72,10 +72,12 @@ pub struct SqliteStore {
 
 fn configure(conn: &Connection) -> Result<()> {
     // FULL: a commit is on disk before we acknowledge it, which is the ingest contract;
-    // group commit keeps the fsync count low.
+    // group commit keeps the fsync count low. secure_delete: what is deleted (an erased
+    // customer) is overwritten with zeros, not left in free pages for a file reader to find.
     conn.execute_batch(
         "PRAGMA page_size=16384; PRAGMA journal_mode=WAL; PRAGMA synchronous=FULL; PRAGMA foreign_keys=ON;
-         PRAGMA busy_timeout=10000; PRAGMA cache_size=-65536; PRAGMA temp_store=MEMORY; PRAGMA mmap_size=1073741824;",
+         PRAGMA busy_timeout=10000; PRAGMA cache_size=-65536; PRAGMA temp_store=MEMORY; PRAGMA mmap_size=1073741824;
+         PRAGMA secure_delete=ON;",
     )?;
     Ok(())
 }
@@ -202,6 +204,39 @@ impl SqliteStore {
         tx.commit()?;
         restart_if_asked(&w.conn, &self.wal_full);
         Ok(r)
+    }
+
+    /// Runs `f` in a write transaction that is always rolled back (a dry run).
+    fn rolled_back<T>(&self, f: impl FnOnce(&Transaction) -> Result<T>) -> Result<T> {
+        let mut w = self.writer.lock().unwrap_or_else(|p| p.into_inner());
+        let tx = w
+            .conn
+            .transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)?;
+        let r = f(&tx);
+        tx.rollback()?;
+        r
+    }
+
+    /// Copies the WAL into the database and cuts it to nothing, so page images from before
+    /// an erasure leave no file. Readers holding an old snapshot can keep it from finishing;
+    /// it is tried a few times.
+    fn truncate_wal(&self) {
+        let w = self.writer.lock().unwrap_or_else(|p| p.into_inner());
+        for _ in 0..50 {
+            match w
+                .conn
+                .query_row("PRAGMA wal_checkpoint(TRUNCATE)", [], |r| {
+                    r.get::<_, i64>(0)
+                }) {
+                Ok(0) => return,
+                Ok(_) => std::thread::sleep(std::time::Duration::from_millis(20)),
+                Err(e) => {
+                    tracing::warn!(error = %e, "wal truncation after an erasure failed");
+                    return;
+                }
+            }
+        }
+        tracing::warn!("the wal could not be truncated after an erasure: readers held it");
     }
 }
 
@@ -2477,6 +2512,14 @@ impl Store for SqliteStore {
         })
     }
 
+    fn customer_holdings(
+        &self,
+        tenant: &str,
+        profile_id: &str,
+    ) -> Result<Option<(crate::erase::Held, crate::erase::Counts)>> {
+        self.rolled_back(|tx| crate::erase::collect(&mut SqliteSql(tx), tenant, profile_id))
+    }
+
     fn erase_customer(
         &self,
         tenant: &str,
@@ -2485,7 +2528,7 @@ impl Store for SqliteStore {
         actor: &str,
     ) -> Result<Option<crate::erase::Counts>> {
         let now = now_ms();
-        self.write(|tx| {
+        let out = self.write(|tx| {
             let mut db = SqliteSql(tx);
             let Some(counts) =
                 crate::erase::erase(&mut db, tenant, profile_id, erasure_id, actor, now)?
@@ -2505,7 +2548,13 @@ impl Store for SqliteStore {
                 now,
             )?;
             Ok(Some(counts))
-        })
+        })?;
+        if out.is_some() {
+            // deleted rows were zeroed in their pages (secure_delete); the WAL still holds the
+            // pages as they were before, so it is checkpointed and cut to nothing
+            self.truncate_wal();
+        }
+        Ok(out)
     }
 
     fn add_consent(
@@ -3801,6 +3850,37 @@ fn sqlite_params(params: &[crate::erase::P]) -> Vec<rusqlite::types::Value> {
 }
 
 impl crate::erase::Sql for SqliteSql<'_, '_> {
+    fn rows(
+        &mut self,
+        table: &str,
+        filter: &str,
+        params: &[crate::erase::P],
+    ) -> Result<Vec<Value>> {
+        let mut st = self
+            .0
+            .prepare(&format!("SELECT * FROM {table} WHERE {filter}"))?;
+        let names: Vec<String> = st.column_names().iter().map(|c| c.to_string()).collect();
+        let mut rows = st.query(rusqlite::params_from_iter(sqlite_params(params)))?;
+        let mut out = vec![];
+        while let Some(r) = rows.next()? {
+            let mut obj = serde_json::Map::new();
+            for (i, name) in names.iter().enumerate() {
+                let v = match r.get_ref(i)? {
+                    rusqlite::types::ValueRef::Null => Value::Null,
+                    rusqlite::types::ValueRef::Integer(x) => Value::from(x),
+                    rusqlite::types::ValueRef::Real(x) => Value::from(x),
+                    rusqlite::types::ValueRef::Text(t) => {
+                        Value::from(String::from_utf8_lossy(t).into_owned())
+                    }
+                    rusqlite::types::ValueRef::Blob(b) => Value::from(format!("{} bytes", b.len())),
+                };
+                obj.insert(name.clone(), v);
+            }
+            out.push(Value::Object(obj));
+        }
+        Ok(out)
+    }
+
     fn exec(&mut self, sql: &str, params: &[crate::erase::P]) -> Result<u64> {
         Ok(self
             .0
