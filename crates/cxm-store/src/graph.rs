@@ -84,6 +84,9 @@ pub(crate) trait GraphTx {
         rows: i64,
         bytes: i64,
     ) -> Result<()>;
+    /// The tenant's secret for profile ids, and the last sequence whose profiles keep the
+    /// old `p_<seq>` form.
+    fn id_salt(&mut self, tenant: &str) -> Result<(String, i64)>;
     fn blocked(&mut self, tenant: &str) -> Result<BTreeSet<Identifier>>;
     fn owner(&mut self, tenant: &str, id: &Identifier) -> Result<Option<String>>;
     fn profile_view(&mut self, tenant: &str, profile: &str) -> Result<ProfileView>;
@@ -199,6 +202,7 @@ pub(crate) struct Touch {
 /// can go stale across writers or survive a rollback.
 pub(crate) struct Batched<'a, T: GraphTx> {
     pub tx: &'a mut T,
+    salts: HashMap<String, (String, i64)>,
     owners: HashMap<(String, Identifier), Option<String>>,
     pending: HashMap<(String, String), Touch>,
     /// (tenant, profile, account) links written in this transaction.
@@ -209,10 +213,21 @@ impl<'a, T: GraphTx> Batched<'a, T> {
     pub fn new(tx: &'a mut T) -> Self {
         Batched {
             tx,
+            salts: HashMap::new(),
             owners: HashMap::new(),
             pending: HashMap::new(),
             linked: Default::default(),
         }
+    }
+
+    /// The id of the profile the event at `seq` creates.
+    fn new_profile_id(&mut self, tenant: &str, seq: i64) -> Result<String> {
+        if !self.salts.contains_key(tenant) {
+            let s = self.tx.id_salt(tenant)?;
+            self.salts.insert(tenant.to_string(), s);
+        }
+        let (salt, legacy_upto) = &self.salts[tenant];
+        Ok(profile_id(salt, *legacy_upto, seq))
     }
 
     fn owner(&mut self, tenant: &str, id: &Identifier) -> Result<Option<String>> {
@@ -329,6 +344,24 @@ impl<'a, T: GraphTx> Batched<'a, T> {
     }
 }
 
+/// A profile's id from the sequence number of the event that created it: a keyed hash
+/// under the tenant's secret, so it says nothing about how many events anyone sent, yet a
+/// rebuild gives the same id. Profiles created up to `legacy_upto` keep `p_<seq>`.
+pub(crate) fn profile_id(salt: &str, legacy_upto: i64, seq: i64) -> String {
+    use sha2::{Digest, Sha256};
+    if seq <= legacy_upto {
+        return format!("p_{seq}");
+    }
+    let mut h = Sha256::new();
+    h.update(b"cxm profile id\n");
+    h.update(salt.as_bytes());
+    h.update(b"\n");
+    h.update(seq.to_be_bytes());
+    let d = h.finalize();
+    // 80 bits: unguessable, and short enough for a URL
+    format!("p_{}", hex::encode(&d[..10]))
+}
+
 /// Applies one appended event to the identity projection.
 fn apply_event<T: GraphTx>(
     b: &mut Batched<'_, T>,
@@ -378,7 +411,7 @@ fn apply_event<T: GraphTx>(
                         return Ok(());
                     }
                     // deterministic ids make a rebuild reproduce the incremental projection exactly
-                    let p = format!("p_{seq}");
+                    let p = b.new_profile_id(tenant, seq)?;
                     b.tx.create_profile(tenant, &p, ts)?;
                     p
                 }

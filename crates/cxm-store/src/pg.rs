@@ -62,6 +62,10 @@ const MIGRATIONS: &[(i64, &str)] = &[
         21,
         include_str!("../migrations/postgres/0021_sealed_secrets.sql"),
     ),
+    (
+        22,
+        include_str!("../migrations/postgres/0022_opaque_ids.sql"),
+    ),
 ];
 const POOL_SIZE: usize = 8;
 
@@ -297,6 +301,19 @@ impl GraphTx for PgTx<'_> {
             &[&tenant, &key_id, &code, &detail, &payload, &received_ms],
         )?;
         Ok(())
+    }
+
+    fn id_salt(&mut self, tenant: &str) -> Result<(String, i64)> {
+        let row = self.opt(
+            "SELECT id_salt, legacy_profile_seq FROM tenants WHERE id = $1",
+            &[&tenant],
+        )?;
+        match row.map(|r| (r.get::<_, Option<String>>(0), r.get::<_, i64>(1))) {
+            Some((Some(salt), legacy)) => Ok((salt, legacy)),
+            // a tenant the store does not know (tests append to made-up tenants): its ids
+            // are still opaque, keyed by its name alone
+            _ => Ok((format!("unknown:{tenant}"), 0)),
+        }
     }
 
     fn quarantine_day(&mut self, tenant: &str, day: &str) -> Result<(i64, i64)> {
@@ -754,8 +771,8 @@ impl Store for PgStore {
         };
         self.tx(|g| {
             g.exec(
-                "INSERT INTO tenants (id, name, created_at) VALUES ($1, $2, $3)",
-                &[&t.id, &t.name, &t.created_at_ms],
+                "INSERT INTO tenants (id, name, created_at, id_salt, legacy_profile_seq) VALUES ($1, $2, $3, $4, 0)",
+                &[&t.id, &t.name, &t.created_at_ms, &crate::new_salt()],
             )
         })?;
         Ok(t)
@@ -1834,14 +1851,14 @@ impl Store for PgStore {
             let mut ids = vec![];
             for a in open {
                 let detail = a.detail.to_string();
-                if let Some(r) = g.opt(
-                    "INSERT INTO alerts (tenant_id, group_id, kind, signal, status, title, detail, arr, created_at, updated_at, updated_by, owner)
-                     VALUES ($1, $2, $3, $4, 'open', $5, $6, $7, $8, $8, 'cxm', $9)
-                     ON CONFLICT (tenant_id, group_id, kind, signal) WHERE status <> 'resolved' DO NOTHING RETURNING id",
-                    &[&tenant, &a.group_id, &a.kind, &a.signal, &a.title, &detail, &a.arr, &now, &a.owner],
-                )? {
-                    ids.push(r.get(0));
-                }
+                let id = with_public_id(g, "alerts", |g, id| {
+                    g.exec(
+                        "INSERT INTO alerts (id, tenant_id, group_id, kind, signal, status, title, detail, arr, created_at, updated_at, updated_by, owner)
+                         VALUES ($10, $1, $2, $3, $4, 'open', $5, $6, $7, $8, $8, 'cxm', $9) ON CONFLICT DO NOTHING",
+                        &[&tenant, &a.group_id, &a.kind, &a.signal, &a.title, &detail, &a.arr, &now, &a.owner, &id],
+                    )
+                })?;
+                ids.extend(id);
             }
             let mut resolved = 0;
             for (grp, k, s) in clear {
@@ -2793,11 +2810,13 @@ impl Store for PgStore {
             for e in endpoints.iter().filter(|e| e.active && e.wants(event_type)) {
                 let msg = format!("msg_{}", uuid::Uuid::now_v7().simple());
                 let sealed = secret.map(|v| self.key.seal(sealed::DELIVERY_SECRET, &v.to_string()));
-                g.exec(
-                    "INSERT INTO webhook_deliveries (tenant_id, endpoint_id, message_id, event_type, payload, status, attempts, next_attempt_at, created_at, sealed)
-                     VALUES ($1, $2, $3, $4, $5, 'pending', 0, $6, $6, $7)",
-                    &[&tenant, &e.id, &msg, &event_type, &body, &now_ms, &sealed],
-                )?;
+                with_public_id(g, "webhook_deliveries", |g, id| {
+                    g.exec(
+                        "INSERT INTO webhook_deliveries (id, tenant_id, endpoint_id, message_id, event_type, payload, status, attempts, next_attempt_at, created_at, sealed)
+                         VALUES ($8, $1, $2, $3, $4, $5, 'pending', 0, $6, $6, $7) ON CONFLICT DO NOTHING",
+                        &[&tenant, &e.id, &msg, &event_type, &body, &now_ms, &sealed, &id],
+                    )
+                })?;
                 n += 1;
             }
             Ok(n)
@@ -2953,11 +2972,14 @@ impl Store for PgStore {
     ) -> Result<bool> {
         let now = now_ms();
         self.tx(|g| {
-            let n = g.exec(
-                "INSERT INTO survey_invitations (tenant_id, survey_id, version, identifier, channel, trigger_event, trigger_message_id, status, detail, url, created_at)
-                 VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11) ON CONFLICT DO NOTHING",
-                &[&tenant, &inv.survey_id, &inv.version, &inv.identifier, &inv.channel, &inv.trigger_event, &inv.trigger_message_id, &inv.status, &inv.detail, &inv.url, &now],
-            )?;
+            let inserted = with_public_id(g, "survey_invitations", |g, id| {
+                g.exec(
+                    "INSERT INTO survey_invitations (id, tenant_id, survey_id, version, identifier, channel, trigger_event, trigger_message_id, status, detail, url, created_at)
+                     VALUES ($12, $1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11) ON CONFLICT DO NOTHING",
+                    &[&tenant, &inv.survey_id, &inv.version, &inv.identifier, &inv.channel, &inv.trigger_event, &inv.trigger_message_id, &inv.status, &inv.detail, &inv.url, &now, &id],
+                )
+            })?;
+            let n = u64::from(inserted.is_some());
             if n == 1 {
                 if let Some((hash, l)) = link {
                     g.exec(
@@ -3570,14 +3592,13 @@ impl PgStore {
         let verdict = t.verdict.as_ref().map(|v| v.to_string());
         let created = serde_json::json!({"state": t.state, "source": t.source, "check": t.check, "rule": rule_key}).to_string();
         self.tx(|g| {
-            let id: Option<i64> = g
-                .opt(
-                    "INSERT INTO tickets (tenant_id, title, description, owner, severity, state, source, check_def, impact, sla_hours, due_at, verdict, created_by, created_at, updated_at, rule_key)
-                     VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $14, $15)
-                     ON CONFLICT (tenant_id, rule_key) WHERE rule_key IS NOT NULL AND state <> 'closed' DO NOTHING RETURNING id",
-                    &[&tenant, &t.title, &t.description, &t.owner, &t.severity, &t.state, &source, &check, &impact, &t.sla_hours, &t.due_at_ms, &verdict, &t.created_by, &now, &rule_key],
-                )?
-                .map(|r| r.get(0));
+            let id = with_public_id(g, "tickets", |g, id| {
+                g.exec(
+                    "INSERT INTO tickets (id, tenant_id, title, description, owner, severity, state, source, check_def, impact, sla_hours, due_at, verdict, created_by, created_at, updated_at, rule_key)
+                     VALUES ($16, $1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $14, $15) ON CONFLICT DO NOTHING",
+                    &[&tenant, &t.title, &t.description, &t.owner, &t.severity, &t.state, &source, &check, &impact, &t.sla_hours, &t.due_at_ms, &verdict, &t.created_by, &now, &rule_key, &id],
+                )
+            })?;
             if let Some(id) = id {
                 g.exec(
                     "INSERT INTO ticket_events (tenant_id, ticket_id, at, actor, kind, detail) VALUES ($1, $2, $3, $4, 'created', $5)",
@@ -3781,4 +3802,29 @@ fn pg_erase_params(params: &[crate::erase::P]) -> Vec<Box<dyn postgres::types::T
             }
         })
         .collect()
+}
+
+/// Inserts a row under a fresh public id (see [`crate::public_id`]). `insert` runs an
+/// `ON CONFLICT DO NOTHING` insert and returns the rows it inserted; when none, the id tells
+/// why: taken (a clash of ids, tried again) or free (a duplicate by the table's own rule).
+fn with_public_id(
+    g: &mut PgTx,
+    table: &'static str,
+    mut insert: impl FnMut(&mut PgTx, i64) -> Result<u64>,
+) -> Result<Option<i64>> {
+    for _ in 0..crate::PUBLIC_ID_TRIES {
+        let id = crate::public_id();
+        if insert(g, id)? == 1 {
+            return Ok(Some(id));
+        }
+        let taken =
+            g.tx.query_opt(&format!("SELECT 1 FROM {table} WHERE id = $1"), &[&id])?
+                .is_some();
+        if !taken {
+            return Ok(None);
+        }
+    }
+    Err(StoreError::Backend(format!(
+        "no free id for a new row of {table}"
+    )))
 }

@@ -55,6 +55,7 @@ const MIGRATIONS: &[(i64, &str)] = &[
         21,
         include_str!("../migrations/sqlite/0021_sealed_secrets.sql"),
     ),
+    (22, include_str!("../migrations/sqlite/0022_opaque_ids.sql")),
 ];
 
 pub struct SqliteStore {
@@ -526,6 +527,19 @@ impl GraphTx for SqlTx<'_, '_> {
         Ok(())
     }
 
+    fn id_salt(&mut self, tenant: &str) -> Result<(String, i64)> {
+        let row: Option<(Option<String>, i64)> = self
+            .st("SELECT id_salt, legacy_profile_seq FROM tenants WHERE id = ?1")?
+            .query_row([tenant], |r| Ok((r.get(0)?, r.get(1)?)))
+            .optional()?;
+        match row {
+            Some((Some(salt), legacy)) => Ok((salt, legacy)),
+            // a tenant the store does not know (tests append to made-up tenants): its ids
+            // are still opaque, keyed by its name alone
+            _ => Ok((format!("unknown:{tenant}"), 0)),
+        }
+    }
+
     fn quarantine_day(&mut self, tenant: &str, day: &str) -> Result<(i64, i64)> {
         Ok(self
             .st("SELECT rows_kept, bytes_kept FROM quarantine_days WHERE tenant_id = ?1 AND day = ?2")?
@@ -825,8 +839,8 @@ impl Store for SqliteStore {
         };
         self.write(|tx| {
             tx.execute(
-                "INSERT INTO tenants (id, name, created_at) VALUES (?1, ?2, ?3)",
-                params![t.id, t.name, t.created_at_ms],
+                "INSERT INTO tenants (id, name, created_at, id_salt, legacy_profile_seq) VALUES (?1, ?2, ?3, ?4, 0)",
+                params![t.id, t.name, t.created_at_ms, crate::new_salt()],
             )?;
             Ok(())
         })?;
@@ -1989,13 +2003,14 @@ impl Store for SqliteStore {
         self.write(|tx| {
             let mut ids = vec![];
             let mut ins = tx.prepare_cached(
-                "INSERT OR IGNORE INTO alerts (tenant_id, group_id, kind, signal, status, title, detail, arr, created_at, updated_at, updated_by, owner)
-                 VALUES (?1, ?2, ?3, ?4, 'open', ?5, ?6, ?7, ?8, ?8, 'cxm', ?9)",
+                "INSERT OR IGNORE INTO alerts (id, tenant_id, group_id, kind, signal, status, title, detail, arr, created_at, updated_at, updated_by, owner)
+                 VALUES (?10, ?1, ?2, ?3, ?4, 'open', ?5, ?6, ?7, ?8, ?8, 'cxm', ?9)",
             )?;
             for a in open {
-                if ins.execute(params![tenant, a.group_id, a.kind, a.signal, a.title, a.detail.to_string(), a.arr, now, a.owner])? == 1 {
-                    ids.push(tx.last_insert_rowid());
-                }
+                let id = with_public_id(tx, "alerts", |id| {
+                    Ok(ins.execute(params![tenant, a.group_id, a.kind, a.signal, a.title, a.detail.to_string(), a.arr, now, a.owner, id])?)
+                })?;
+                ids.extend(id);
             }
             let mut res = tx.prepare_cached(
                 "UPDATE alerts SET status = 'resolved', updated_at = ?5, updated_by = ?6 WHERE tenant_id = ?1 AND group_id = ?2 AND kind = ?3 AND signal = ?4 AND status <> 'resolved'",
@@ -2924,13 +2939,15 @@ impl Store for SqliteStore {
         self.write(|tx| {
             let mut n = 0;
             let mut ins = tx.prepare_cached(
-                "INSERT INTO webhook_deliveries (tenant_id, endpoint_id, message_id, event_type, payload, status, attempts, next_attempt_at, created_at, sealed)
-                 VALUES (?1, ?2, ?3, ?4, ?5, 'pending', 0, ?6, ?6, ?7)",
+                "INSERT OR IGNORE INTO webhook_deliveries (id, tenant_id, endpoint_id, message_id, event_type, payload, status, attempts, next_attempt_at, created_at, sealed)
+                 VALUES (?8, ?1, ?2, ?3, ?4, ?5, 'pending', 0, ?6, ?6, ?7)",
             )?;
             for e in endpoints.iter().filter(|e| e.active && e.wants(event_type)) {
                 let msg = format!("msg_{}", uuid::Uuid::now_v7().simple());
                 let sealed = secret.map(|v| self.key.seal(sealed::DELIVERY_SECRET, &v.to_string()));
-                ins.execute(params![tenant, e.id, msg, event_type, body, now_ms, sealed])?;
+                with_public_id(tx, "webhook_deliveries", |id| {
+                    Ok(ins.execute(params![tenant, e.id, msg, event_type, body, now_ms, sealed, id])?)
+                })?;
                 n += 1;
             }
             Ok(n)
@@ -3079,11 +3096,14 @@ impl Store for SqliteStore {
     ) -> Result<bool> {
         let now = now_ms();
         self.write(|tx| {
-            let n = tx.execute(
-                "INSERT OR IGNORE INTO survey_invitations (tenant_id, survey_id, version, identifier, channel, trigger_event, trigger_message_id, status, detail, url, created_at)
-                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11)",
-                params![tenant, inv.survey_id, inv.version, inv.identifier, inv.channel, inv.trigger_event, inv.trigger_message_id, inv.status, inv.detail, inv.url, now],
-            )?;
+            let inserted = with_public_id(tx, "survey_invitations", |id| {
+                Ok(tx.execute(
+                    "INSERT OR IGNORE INTO survey_invitations (id, tenant_id, survey_id, version, identifier, channel, trigger_event, trigger_message_id, status, detail, url, created_at)
+                     VALUES (?12, ?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11)",
+                    params![tenant, inv.survey_id, inv.version, inv.identifier, inv.channel, inv.trigger_event, inv.trigger_message_id, inv.status, inv.detail, inv.url, now, id],
+                )?)
+            })?;
+            let n = usize::from(inserted.is_some());
             if n == 1 {
                 if let Some((hash, l)) = link {
                     tx.execute(
@@ -3674,15 +3694,16 @@ impl SqliteStore {
     ) -> Result<Option<i64>> {
         let now = now_ms();
         self.write(|tx| {
-            let n = tx.execute(
-                "INSERT OR IGNORE INTO tickets (tenant_id, title, description, owner, severity, state, source, check_def, impact, sla_hours, due_at, verdict, created_by, created_at, updated_at, rule_key)
-                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?14, ?15)",
-                params![tenant, t.title, t.description, t.owner, t.severity, t.state, t.source.to_string(), t.check.to_string(), t.impact.to_string(), t.sla_hours, t.due_at_ms, t.verdict.as_ref().map(|v| v.to_string()), t.created_by, now, rule_key],
-            )?;
-            if n == 0 {
+            let inserted = with_public_id(tx, "tickets", |id| {
+                Ok(tx.execute(
+                    "INSERT OR IGNORE INTO tickets (id, tenant_id, title, description, owner, severity, state, source, check_def, impact, sla_hours, due_at, verdict, created_by, created_at, updated_at, rule_key)
+                     VALUES (?16, ?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?14, ?15)",
+                    params![tenant, t.title, t.description, t.owner, t.severity, t.state, t.source.to_string(), t.check.to_string(), t.impact.to_string(), t.sla_hours, t.due_at_ms, t.verdict.as_ref().map(|v| v.to_string()), t.created_by, now, rule_key, id],
+                )?)
+            })?;
+            let Some(id) = inserted else {
                 return Ok(None);
-            }
-            let id = tx.last_insert_rowid();
+            };
             tx.execute(
                 "INSERT INTO ticket_events (tenant_id, ticket_id, at, actor, kind, detail) VALUES (?1, ?2, ?3, ?4, 'created', ?5)",
                 params![tenant, id, now, t.created_by, serde_json::json!({"state": t.state, "source": t.source, "check": t.check, "rule": rule_key}).to_string()],
@@ -3908,4 +3929,31 @@ impl crate::erase::Sql for SqliteSql<'_, '_> {
         }
         Ok(out)
     }
+}
+
+/// Inserts a row under a fresh public id (see [`crate::public_id`]). `insert` returns the
+/// rows it inserted; when a constraint held the row back, the id tells why: taken (a clash
+/// of ids, tried again) or free (the row was a duplicate by the table's own rule: None).
+fn with_public_id(
+    tx: &Transaction,
+    table: &str,
+    mut insert: impl FnMut(i64) -> Result<usize>,
+) -> Result<Option<i64>> {
+    for _ in 0..crate::PUBLIC_ID_TRIES {
+        let id = crate::public_id();
+        if insert(id)? == 1 {
+            return Ok(Some(id));
+        }
+        let taken: bool = tx.query_row(
+            &format!("SELECT EXISTS(SELECT 1 FROM {table} WHERE id = ?1)"),
+            [id],
+            |r| r.get(0),
+        )?;
+        if !taken {
+            return Ok(None);
+        }
+    }
+    Err(StoreError::Backend(format!(
+        "no free id for a new row of {table}"
+    )))
 }

@@ -146,6 +146,8 @@ pub struct AppendOutcome {
 
 #[derive(Debug, Clone, Serialize, utoipa::ToSchema)]
 pub struct QuarantineEntry {
+    /// The row's place in the store: not shown, as it counts every tenant's rows.
+    #[serde(skip)]
     pub id: i64,
     pub code: String,
     pub detail: String,
@@ -227,6 +229,8 @@ pub struct StoredEvent {
 
 #[derive(Debug, Clone, Serialize, utoipa::ToSchema)]
 pub struct LedgerEntry {
+    /// The row's place in the store: not shown, as it counts every tenant's rows.
+    #[serde(skip)]
     pub id: i64,
     /// merge, drop, block
     pub action: String,
@@ -781,6 +785,8 @@ pub struct Ticket {
 /// One entry of a ticket's timeline.
 #[derive(Debug, Clone, PartialEq, Serialize, utoipa::ToSchema)]
 pub struct TicketEvent {
+    /// The row's place in the store: not shown, as it counts every tenant's rows.
+    #[serde(skip)]
     pub id: i64,
     pub at_ms: i64,
     pub actor: String,
@@ -847,6 +853,8 @@ pub struct WebhookDelivery {
 /// One run of a synthetic journey check.
 #[derive(Debug, Clone, PartialEq, Serialize, utoipa::ToSchema)]
 pub struct JourneyCheckRun {
+    /// The row's place in the store: not shown, as it counts every tenant's rows.
+    #[serde(skip)]
     pub id: i64,
     pub name: String,
     pub passed: bool,
