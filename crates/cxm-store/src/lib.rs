@@ -814,15 +814,26 @@ pub(crate) fn new_salt() -> String {
 }
 
 /// An id for a new row whose id people see (tickets, alerts, invitations, deliveries):
-/// milliseconds since 2024 and twelve random bits. It orders by creation as a counter did
-/// but says nothing about how many rows any tenant has; it stays below 2^53, so it is exact
-/// as a JSON number. A clash is possible within one millisecond, so inserts retry
-/// ([`sqlite`] and [`pg`] check whether the id was taken).
+/// milliseconds since 2024 and twelve random bits, raised past the last one this process
+/// gave so rows made in one millisecond keep their order. It orders by creation as a counter
+/// did but says nothing about how many rows any tenant has; it stays below 2^53, so it is
+/// exact as a JSON number. Servers sharing a database can clash, so inserts retry (the
+/// backends check whether the id was taken).
 pub(crate) fn public_id() -> i64 {
     use rand::Rng;
+    use std::sync::atomic::{AtomicI64, Ordering};
     const EPOCH_2024_MS: i64 = 1_704_067_200_000;
+    static LAST: AtomicI64 = AtomicI64::new(0);
     let ms = (now_ms() - EPOCH_2024_MS).max(0) & ((1 << 41) - 1);
-    (ms << 12) | rand::rngs::OsRng.gen_range(0..4096)
+    let candidate = (ms << 12) | rand::rngs::OsRng.gen_range(0..4096);
+    let mut last = LAST.load(Ordering::Relaxed);
+    loop {
+        let next = candidate.max(last + 1);
+        match LAST.compare_exchange_weak(last, next, Ordering::Relaxed, Ordering::Relaxed) {
+            Ok(_) => return next,
+            Err(seen) => last = seen,
+        }
+    }
 }
 
 /// How many times an insert tries fresh public ids before giving up.
