@@ -19,6 +19,7 @@ use cxm_store::{
 };
 use serde::de::DeserializeOwned;
 use serde::{Deserialize, Serialize};
+use serde_json::Value;
 
 use crate::auth::Principal;
 use crate::error::{ApiError, ApiResult, ErrorCode, Problem};
@@ -47,6 +48,19 @@ fn serde_urlencoded_from<T: DeserializeOwned>(q: &str) -> ApiResult<T> {
     .map_err(|e| ApiError::new(ErrorCode::InvalidParameter, e.body_text()))
 }
 
+/// `Path` whose rejection is problem+json (`/tickets/abc` where an integer id belongs).
+pub struct ApiPath<T>(pub T);
+
+impl<T: DeserializeOwned + Send, S: Send + Sync> FromRequestParts<S> for ApiPath<T> {
+    type Rejection = ApiError;
+    async fn from_request_parts(parts: &mut Parts, state: &S) -> Result<Self, ApiError> {
+        axum::extract::Path::<T>::from_request_parts(parts, state)
+            .await
+            .map(|axum::extract::Path(t)| ApiPath(t))
+            .map_err(|e| ApiError::new(ErrorCode::InvalidParameter, e.body_text()))
+    }
+}
+
 /// `Json` whose rejection is problem+json.
 pub struct ApiJson<T>(pub T);
 
@@ -56,6 +70,25 @@ impl<T: DeserializeOwned, S: Send + Sync> FromRequest<S> for ApiJson<T> {
         let headers = req.headers().clone();
         let body = crate::ingest::read_body(&headers, req.into_body(), 1024 * 1024).await?;
         let _ = state;
+        // every body of this API is an object; serde would also fill a struct from an array
+        if body.iter().find(|b| !b.is_ascii_whitespace()) != Some(&b'{') {
+            return Err(ApiError::new(
+                ErrorCode::InvalidJson,
+                "invalid request body: it must be a JSON object",
+            ));
+        }
+        // no text column can hold a NUL character; say so instead of failing in the store
+        if body.windows(6).any(|w| w == b"\\u0000") {
+            let v: Value = serde_json::from_slice(&body).map_err(|e| {
+                ApiError::new(ErrorCode::InvalidJson, format!("invalid request body: {e}"))
+            })?;
+            if has_nul(&v) {
+                return Err(ApiError::new(
+                    ErrorCode::InvalidParameter,
+                    "invalid request body: a string holds a NUL character (\\u0000)",
+                ));
+            }
+        }
         serde_json::from_slice(&body).map(ApiJson).map_err(|e| {
             let code = if e.is_data() {
                 ErrorCode::InvalidParameter
@@ -64,6 +97,15 @@ impl<T: DeserializeOwned, S: Send + Sync> FromRequest<S> for ApiJson<T> {
             };
             ApiError::new(code, format!("invalid request body: {e}"))
         })
+    }
+}
+
+fn has_nul(v: &Value) -> bool {
+    match v {
+        Value::String(s) => s.contains('\0'),
+        Value::Array(a) => a.iter().any(has_nul),
+        Value::Object(o) => o.iter().any(|(k, v)| k.contains('\0') || has_nul(v)),
+        _ => false,
     }
 }
 
@@ -87,6 +129,7 @@ pub async fn not_found(uri: Uri) -> ApiError {
 }
 
 #[derive(Deserialize, utoipa::IntoParams)]
+#[into_params(parameter_in = Query)]
 pub struct FindQuery {
     /// `type:value`, e.g. `email:ada@example.com`, `user_id:42`, `phone:+4420...`, `zendesk_id:981`.
     pub identifier: Option<String>,
@@ -106,9 +149,17 @@ fn parse_identifier(s: &str) -> ApiResult<Identifier> {
     })
 }
 
+/// What a customer lookup answers: the profile, for `identifier=`, or a list, for `q=`.
+#[derive(Serialize, utoipa::ToSchema)]
+#[serde(untagged)]
+pub enum CustomerLookup {
+    One(Profile),
+    Many(CustomerList),
+}
+
 /// Find a customer by identifier (returns the profile) or search (returns a list).
 #[utoipa::path(get, path = "/api/v1/customers", tag = "customers", params(FindQuery),
-    responses((status = 200, description = "the profile (with identifier=) or a list (with q=)", body = Profile),
+    responses((status = 200, description = "the profile (with identifier=) or a list (with q=)", body = CustomerLookup),
               (status = 404, body = Problem), (status = 400, body = Problem)), security(("bearer" = [])))]
 pub async fn find_customers(
     State(st): State<Arc<AppState>>,
@@ -157,6 +208,7 @@ pub async fn get_customer(
 }
 
 #[derive(Deserialize, utoipa::IntoParams)]
+#[into_params(parameter_in = Query)]
 pub struct ContextQuery {
     /// Page size, 1–500 (default 50).
     pub limit: Option<u32>,
@@ -522,6 +574,7 @@ pub async fn unmerge(
 }
 
 #[derive(Deserialize, utoipa::IntoParams)]
+#[into_params(parameter_in = Query)]
 pub struct LimitQuery {
     pub limit: Option<u32>,
 }
@@ -567,6 +620,7 @@ pub async fn quarantine(
 }
 
 #[derive(Deserialize, utoipa::IntoParams)]
+#[into_params(parameter_in = Query)]
 pub struct DaysQuery {
     /// Days of history, 1–365 (default 30).
     pub days: Option<u32>,

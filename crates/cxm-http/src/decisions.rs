@@ -560,6 +560,7 @@ pub fn decide(
 // the log and the review queue
 
 #[derive(Debug, Deserialize, utoipa::IntoParams)]
+#[into_params(parameter_in = Query)]
 #[serde(deny_unknown_fields)]
 pub struct DecisionFilter {
     pub agent: Option<String>,

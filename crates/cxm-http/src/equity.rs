@@ -214,9 +214,9 @@ pub struct EquityReport {
     pub refunds_left_out: usize,
     pub missing_amounts: usize,
     pub unattributed: usize,
-    #[schema(value_type = Object)]
+    #[schema(value_type = Option<Object>)]
     pub purchases: Option<Fitted>,
-    #[schema(value_type = Object)]
+    #[schema(value_type = Option<Object>)]
     pub spend: Option<GammaGamma>,
     pub customers: usize,
     pub total_clv: f64,

@@ -1126,6 +1126,7 @@ pub async fn ab_calculator(_p: Principal, ApiJson(r): ApiJson<AbInput>) -> ApiRe
 }
 
 #[derive(Debug, Deserialize, utoipa::IntoParams)]
+#[into_params(parameter_in = Query)]
 #[serde(deny_unknown_fields)]
 pub struct SizeQuery {
     pub baseline: f64,

@@ -6,7 +6,7 @@ use std::collections::{BTreeMap, HashMap, HashSet};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use axum::extract::{Path, Query, State};
+use axum::extract::{Path, State};
 use axum::http::StatusCode;
 use axum::routing::{get, post};
 use axum::{Json, Router};
@@ -15,7 +15,7 @@ use cxm_domain::health::{self, AccountDay, AccountFacts, Band, SignalSet};
 use cxm_store::{AccountHealthRow, Alert, BandCount, NewAlert, Store};
 use serde::{Deserialize, Serialize};
 
-use crate::api::ApiJson;
+use crate::api::{ApiJson, ApiPath, ApiQuery};
 use crate::auth::Principal;
 use crate::error::{ApiError, ApiResult, ErrorCode};
 use crate::voc::blocking;
@@ -363,6 +363,7 @@ pub async fn health_worker(state: Arc<AppState>) {
 // ---------------------------------------------------------------- API
 
 #[derive(Deserialize, utoipa::IntoParams)]
+#[into_params(parameter_in = Query)]
 pub struct AccountQuery {
     /// healthy, concerning or at_risk
     pub band: Option<String>,
@@ -422,7 +423,7 @@ pub fn account_list(store: &dyn Store, tenant: &str, q: &AccountQuery) -> ApiRes
 pub async fn list_accounts(
     State(st): State<Arc<AppState>>,
     p: Principal,
-    Query(q): Query<AccountQuery>,
+    ApiQuery(q): ApiQuery<AccountQuery>,
 ) -> ApiResult<Json<AccountList>> {
     let t = p.tenant_id;
     Ok(Json(blocking(&st, move |s| account_list(s, &t, &q)).await?))
@@ -546,6 +547,7 @@ pub async fn run_backtest(
 }
 
 #[derive(Deserialize, utoipa::IntoParams)]
+#[into_params(parameter_in = Query)]
 pub struct AlertQuery {
     /// open, acknowledged or resolved
     pub status: Option<String>,
@@ -578,7 +580,7 @@ fn valid_status(s: &str) -> ApiResult<()> {
 pub async fn list_alerts(
     State(st): State<Arc<AppState>>,
     p: Principal,
-    Query(q): Query<AlertQuery>,
+    ApiQuery(q): ApiQuery<AlertQuery>,
 ) -> ApiResult<Json<AlertList>> {
     if let Some(s) = q.status.as_deref() {
         valid_status(s)?;
@@ -623,7 +625,7 @@ pub async fn list_alerts(
 pub async fn get_alert(
     State(st): State<Arc<AppState>>,
     p: Principal,
-    Path(id): Path<i64>,
+    ApiPath(id): ApiPath<i64>,
 ) -> ApiResult<Json<Alert>> {
     let t = p.tenant_id;
     st.store
@@ -644,7 +646,7 @@ pub struct AlertUpdate {
 pub async fn update_alert(
     State(st): State<Arc<AppState>>,
     p: Principal,
-    Path(id): Path<i64>,
+    ApiPath(id): ApiPath<i64>,
     ApiJson(u): ApiJson<AlertUpdate>,
 ) -> ApiResult<(StatusCode, Json<Alert>)> {
     valid_status(&u.status)?;

@@ -9,7 +9,7 @@ use std::sync::{Arc, Mutex};
 use std::time::Instant;
 
 use axum::body::{Body, Bytes};
-use axum::extract::{Query, State};
+use axum::extract::State;
 use axum::http::{header, HeaderMap, HeaderValue, StatusCode};
 use axum::response::{IntoResponse, Response};
 use cxm_domain::{quarantine, Clock, IngestOptions, Quarantine};
@@ -19,6 +19,7 @@ use serde::Deserialize;
 use serde_json::value::RawValue;
 use serde_json::Value;
 
+use crate::api::ApiQuery;
 use crate::error::{ApiError, ApiResult, ErrorCode};
 use crate::AppState;
 
@@ -351,7 +352,24 @@ pub async fn handle(
     }
     let received_at = chrono::Utc::now();
     let data = read_body(headers, body, st.config.max_request_bytes).await?;
-    let parsed = parse(route, &data, st.config.max_batch_events)?;
+    let parsed = match parse(route, &data, st.config.max_batch_events) {
+        Ok(p) => p,
+        // a body that cannot be read cannot carry the key either: without a key in the
+        // header, the missing credential is the first thing to fix
+        Err(e)
+            if e.code != ErrorCode::TooManyEvents
+                && crate::auth::header_credential(headers).is_none() =>
+        {
+            return Err(ApiError::new(
+                ErrorCode::MissingCredentials,
+                format!(
+                    "send the write key as Basic auth username, a Bearer token, or writeKey in the body (the body is not readable either: {})",
+                    e.detail
+                ),
+            ))
+        }
+        Err(e) => return Err(e),
+    };
     let token = crate::auth::header_credential(headers)
         .or(parsed.body_key.clone())
         .ok_or_else(|| ApiError::new(ErrorCode::MissingCredentials, "send the write key as Basic auth username, a Bearer token, or writeKey in the body"))?;
@@ -464,18 +482,55 @@ macro_rules! single {
 }
 single!(identify => "identify", track => "track", page => "page", screen => "screen", group => "group", alias => "alias");
 
+/// A batch of Segment-spec messages (identify, track, page, screen, group, alias), as the
+/// SDKs send it. Messages that cannot be accepted are quarantined; the rest are kept.
+#[derive(utoipa::ToSchema)]
+#[allow(dead_code)] // documents the body; `parse` reads it without allocating the messages
+pub struct BatchBody {
+    /// At most 2,500 messages (--max-batch-events).
+    #[schema(value_type = Vec<Object>, max_items = 2500)]
+    batch: Vec<Value>,
+    /// The write key, for SDKs that send it in the body.
+    #[serde(rename = "writeKey")]
+    write_key: Option<String>,
+    /// When the SDK sent the batch, for clock-skew correction.
+    #[serde(rename = "sentAt")]
+    #[schema(format = DateTime)]
+    sent_at: Option<String>,
+}
+
+/// The native events API's body: `{"events": [...]}`, a Segment batch, or a bare array.
+#[derive(utoipa::ToSchema)]
+#[serde(untagged)]
+#[allow(dead_code)]
+pub enum NativeBody {
+    Events {
+        #[schema(value_type = Vec<Object>, max_items = 2500)]
+        events: Vec<Value>,
+    },
+    Batch(BatchBody),
+    #[schema(value_type = Vec<Object>)]
+    Messages(Vec<Value>),
+}
+
+/// The one answer ingest gives when it stored a request: exactly `{"success": true}`.
+#[derive(serde::Serialize, utoipa::ToSchema)]
+pub struct Success {
+    pub success: bool,
+}
+
 /// Native events API: `{"events": [...]}`, `{"batch": [...]}` or a bare array; takes a write
 /// or secret key; `?historical=true` trusts timestamps for imports.
 #[utoipa::path(post, path = "/api/v1/events", tag = "ingest",
     params(("historical" = Option<bool>, Query, description = "trust timestamps as sent (imports)")),
-    request_body(content = Object, description = "{\"events\": [segment-spec messages]}"),
-    responses((status = 200, description = "committed", body = Object, example = json!({"success": true})),
+    request_body(content = NativeBody),
+    responses((status = 200, description = "committed", body = Success, example = json!({"success": true})),
               (status = 400, body = crate::error::Problem), (status = 401, body = crate::error::Problem),
               (status = 413, body = crate::error::Problem), (status = 429, body = crate::error::Problem)),
-    security(("bearer" = [])))]
+    security(("bearer" = []), ("basic_write_key" = [])))]
 pub async fn native(
     State(st): State<Arc<AppState>>,
-    Query(q): Query<IngestQuery>,
+    ApiQuery(q): ApiQuery<IngestQuery>,
     headers: HeaderMap,
     body: Body,
 ) -> Response {
@@ -491,11 +546,12 @@ pub async fn native(
 
 /// Segment batch. Also mounted at `/v1/b`, and under the configured path prefix.
 #[utoipa::path(post, path = "/v1/batch", tag = "ingest",
-    request_body(content = Object, description = "{\"batch\": [...], \"writeKey\"?, \"sentAt\"?}; gzip accepted"),
-    responses((status = 200, description = "committed: exactly {\"success\":true}", body = Object),
+    request_body(content = BatchBody, description = "gzip accepted (by Content-Encoding or its magic bytes)"),
+    responses((status = 200, description = "committed: exactly {\"success\":true}", body = Success),
               (status = 400, body = crate::error::Problem), (status = 401, body = crate::error::Problem),
+              (status = 403, body = crate::error::Problem, description = "a secret or agent key: the tracking API takes write keys"),
               (status = 413, body = crate::error::Problem), (status = 429, body = crate::error::Problem)),
-    security(("basic_write_key" = [])))]
+    security(("basic_write_key" = []), ("bearer" = [])))]
 pub async fn batch_doc() {}
 
 #[cfg(test)]

@@ -49,7 +49,7 @@ pub struct MaturityView {
     #[schema(value_type = Vec<Object>)]
     pub questions: Vec<maturity::Question>,
     /// The latest self-assessment, when there is one.
-    #[schema(value_type = Object)]
+    #[schema(value_type = Option<Object>)]
     pub assessment: Option<Assessment>,
     pub assessed_by: Option<String>,
     pub assessed_at_ms: Option<i64>,

@@ -5,7 +5,7 @@ use std::collections::{BTreeMap, HashMap};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
-use axum::extract::{Path, State};
+use axum::extract::State;
 use axum::routing::{get, post};
 use axum::{Json, Router};
 use cxm_policy::{Ask, CustomerFacts, Facts, Policies, PolicyError};
@@ -13,7 +13,7 @@ use cxm_store::{DecisionQuery, PolicySetRow, Store};
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
 
-use crate::api::ApiJson;
+use crate::api::{ApiJson, ApiPath};
 use crate::auth::Principal;
 use crate::error::{ApiError, ApiResult, ErrorCode};
 use crate::voc::blocking;
@@ -369,7 +369,7 @@ pub async fn put_policies(
 pub async fn activate(
     State(st): State<Arc<AppState>>,
     p: Principal,
-    Path(version): Path<i64>,
+    ApiPath(version): ApiPath<i64>,
 ) -> ApiResult<Json<SavedPolicies>> {
     p.require_admin()?;
     let tenant = p.tenant_id.clone();

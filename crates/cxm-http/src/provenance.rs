@@ -16,7 +16,7 @@ use minijinja::context;
 use serde::{Deserialize, Serialize};
 use serde_json::{json, Value};
 
-use crate::api::ApiJson;
+use crate::api::{ApiJson, ApiQuery};
 use crate::auth::Principal;
 use crate::decisions::Asker;
 use crate::error::{ApiError, ApiResult, ErrorCode};
@@ -70,7 +70,7 @@ pub fn active_key(store: &dyn Store, tenant: &str) -> ApiResult<SigningKeyRow> {
 }
 
 #[derive(Debug, Serialize, utoipa::ToSchema)]
-pub struct KeyList {
+pub struct SigningKeyList {
     pub keys: Vec<SigningKeyRow>,
     /// Where verifiers fetch the public keys.
     pub jwks_url: String,
@@ -78,8 +78,11 @@ pub struct KeyList {
 
 /// The tenant's signing keys (public halves and their state).
 #[utoipa::path(get, path = "/api/v1/signing-keys", tag = "provenance",
-    responses((status = 200, body = KeyList)), security(("bearer" = [])))]
-pub async fn list_keys(State(st): State<Arc<AppState>>, p: Principal) -> ApiResult<Json<KeyList>> {
+    responses((status = 200, body = SigningKeyList)), security(("bearer" = [])))]
+pub async fn list_keys(
+    State(st): State<Arc<AppState>>,
+    p: Principal,
+) -> ApiResult<Json<SigningKeyList>> {
     p.require_admin()?;
     let t = p.tenant_id.clone();
     let keys = blocking(&st, move |s| {
@@ -87,7 +90,7 @@ pub async fn list_keys(State(st): State<Arc<AppState>>, p: Principal) -> ApiResu
         Ok(s.signing_keys(&t)?)
     })
     .await?;
-    Ok(Json(KeyList {
+    Ok(Json(SigningKeyList {
         keys,
         jwks_url: format!("/.well-known/cxm/{}/jwks.json", p.tenant_id),
     }))
@@ -119,13 +122,13 @@ pub struct RevokeKey {
 
 /// Revokes a key: messages it signed no longer verify (say why: it leaked, ...).
 #[utoipa::path(post, path = "/api/v1/signing-keys/{kid}/revoke", tag = "provenance", params(("kid" = String, Path)), request_body = RevokeKey,
-    responses((status = 200, body = KeyList), (status = 404, body = crate::error::Problem)), security(("bearer" = [])))]
+    responses((status = 200, body = SigningKeyList), (status = 404, body = crate::error::Problem)), security(("bearer" = [])))]
 pub async fn revoke(
     State(st): State<Arc<AppState>>,
     p: Principal,
     Path(kid): Path<String>,
     ApiJson(req): ApiJson<RevokeKey>,
-) -> ApiResult<Json<KeyList>> {
+) -> ApiResult<Json<SigningKeyList>> {
     p.require_admin()?;
     let reason = req.reason.trim().to_string();
     if reason.is_empty() || reason.len() > 500 {
@@ -145,7 +148,7 @@ pub async fn revoke(
         Ok(s.signing_keys(&t)?)
     })
     .await?;
-    Ok(Json(KeyList {
+    Ok(Json(SigningKeyList {
         keys,
         jwks_url: format!("/.well-known/cxm/{}/jwks.json", p.tenant_id),
     }))
@@ -732,6 +735,7 @@ async fn asset_body(st: &AppState, body: axum::body::Body) -> ApiResult<Vec<u8>>
 }
 
 #[derive(Debug, Deserialize, utoipa::IntoParams)]
+#[into_params(parameter_in = Query)]
 pub struct AssetQuery {
     /// The asset's title in its credentials (default: "asset").
     pub title: Option<String>,
@@ -747,7 +751,7 @@ pub struct AssetQuery {
 pub async fn sign_asset(
     State(st): State<Arc<AppState>>,
     p: Principal,
-    axum::extract::Query(q): axum::extract::Query<AssetQuery>,
+    ApiQuery(q): ApiQuery<AssetQuery>,
     headers: axum::http::HeaderMap,
     body: axum::body::Body,
 ) -> ApiResult<Response> {

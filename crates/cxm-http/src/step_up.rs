@@ -201,7 +201,8 @@ pub fn begin(
 /// Sends a one-time code to a channel the customer is known by (through the webhook
 /// endpoints that take `step_up.code`).
 #[utoipa::path(post, path = "/api/v1/step-ups", tag = "agents", request_body = StartStepUp,
-    responses((status = 201, body = StartedStepUp), (status = 422, body = crate::error::Problem, description = "no_known_channel")),
+    responses((status = 201, body = StartedStepUp), (status = 422, body = crate::error::Problem, description = "no_known_channel"),
+        (status = 404, body = crate::error::Problem, description = "cxm knows no such customer")),
     security(("bearer" = [])))]
 pub async fn start(
     State(st): State<Arc<AppState>>,

@@ -363,6 +363,7 @@ pub async fn new_link(
 }
 
 #[derive(Deserialize, utoipa::IntoParams)]
+#[into_params(parameter_in = Query)]
 pub struct InvitationQuery {
     /// pending, delivered, held or failed (default: all).
     pub status: Option<String>,

@@ -5,7 +5,7 @@
 
 use std::sync::Arc;
 
-use axum::extract::{Path, Query, State};
+use axum::extract::State;
 use axum::http::StatusCode;
 use axum::routing::{get, post};
 use axum::{Json, Router};
@@ -15,7 +15,7 @@ use cxm_store::{Store, Ticket, TicketChange, TicketEvent};
 use serde::{Deserialize, Serialize};
 use serde_json::json;
 
-use crate::api::ApiJson;
+use crate::api::{ApiJson, ApiPath, ApiQuery};
 use crate::auth::Principal;
 use crate::error::{ApiError, ApiResult, ErrorCode};
 use crate::voc::blocking;
@@ -351,6 +351,7 @@ fn not_viewer(p: &Principal) -> ApiResult<()> {
 }
 
 #[derive(Deserialize, utoipa::IntoParams)]
+#[into_params(parameter_in = Query)]
 pub struct TicketQuery {
     pub state: Option<String>,
     pub limit: Option<u32>,
@@ -397,7 +398,7 @@ pub fn obstacle_removal(tickets: &[Ticket], now_ms: i64) -> ObstacleRemoval {
 pub async fn list(
     State(st): State<Arc<AppState>>,
     p: Principal,
-    Query(q): Query<TicketQuery>,
+    ApiQuery(q): ApiQuery<TicketQuery>,
 ) -> ApiResult<Json<TicketList>> {
     if let Some(s) = q.state.as_deref() {
         TicketState::parse(s).ok_or_else(|| {
@@ -450,7 +451,7 @@ pub fn detail(store: &dyn Store, tenant: &str, id: i64) -> ApiResult<TicketDetai
 pub async fn get_one(
     State(st): State<Arc<AppState>>,
     p: Principal,
-    Path(id): Path<i64>,
+    ApiPath(id): ApiPath<i64>,
 ) -> ApiResult<Json<TicketDetail>> {
     let t = p.tenant_id;
     Ok(Json(blocking(&st, move |s| detail(s, &t, id)).await?))
@@ -525,7 +526,7 @@ pub fn change_state(
 pub async fn move_state(
     State(st): State<Arc<AppState>>,
     p: Principal,
-    Path(id): Path<i64>,
+    ApiPath(id): ApiPath<i64>,
     ApiJson(body): ApiJson<StateChange>,
 ) -> ApiResult<Json<TicketDetail>> {
     not_viewer(&p)?;
@@ -587,7 +588,7 @@ pub fn verify_now(
 pub async fn verify(
     State(st): State<Arc<AppState>>,
     p: Principal,
-    Path(id): Path<i64>,
+    ApiPath(id): ApiPath<i64>,
 ) -> ApiResult<Json<TicketDetail>> {
     not_viewer(&p)?;
     let (t, actor) = (p.tenant_id, p.actor);
@@ -710,7 +711,7 @@ pub fn close_ticket(
 pub async fn close(
     State(st): State<Arc<AppState>>,
     p: Principal,
-    Path(id): Path<i64>,
+    ApiPath(id): ApiPath<i64>,
     body: axum::body::Bytes,
 ) -> ApiResult<Json<TicketDetail>> {
     not_viewer(&p)?;
@@ -947,7 +948,9 @@ pub async fn get_rules(
 /// Replaces the rules; they apply from the next rescoring (within seconds of new events,
 /// at most ten minutes).
 #[utoipa::path(put, path = "/api/v1/ticket-rules", tag = "tickets", request_body = TicketRules,
-    responses((status = 200, body = TicketRules), (status = 400, body = crate::error::Problem)), security(("bearer" = [])))]
+    responses((status = 200, body = TicketRules), (status = 400, body = crate::error::Problem),
+        (status = 422, body = crate::error::Problem, description = "invalid_definition: a rule without an owner, or out of range")),
+    security(("bearer" = [])))]
 pub async fn put_rules(
     State(st): State<Arc<AppState>>,
     p: Principal,
@@ -970,7 +973,7 @@ pub async fn put_rules(
 pub async fn from_alert(
     State(st): State<Arc<AppState>>,
     p: Principal,
-    Path(id): Path<i64>,
+    ApiPath(id): ApiPath<i64>,
     ApiJson(body): ApiJson<FromAlert>,
 ) -> ApiResult<(StatusCode, Json<TicketView>)> {
     not_viewer(&p)?;

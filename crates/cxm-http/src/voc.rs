@@ -247,6 +247,7 @@ async fn unknown_versions(
 }
 
 #[derive(Deserialize, utoipa::IntoParams)]
+#[into_params(parameter_in = Query)]
 pub struct MetricQuery {
     /// First day, YYYY-MM-DD (default: 90 days ago).
     pub from: Option<String>,
@@ -465,6 +466,7 @@ pub async fn metric(
 }
 
 #[derive(Deserialize, utoipa::IntoParams)]
+#[into_params(parameter_in = Query)]
 pub struct ThemeQuery {
     /// Days of answers the figures cover, 1-730 (default 90).
     pub days: Option<u32>,

@@ -242,7 +242,9 @@ pub struct CreatedEndpoint {
 }
 
 #[utoipa::path(post, path = "/api/v1/webhooks", tag = "webhooks", request_body = NewEndpoint,
-    responses((status = 201, body = CreatedEndpoint), (status = 400, body = crate::error::Problem)), security(("bearer" = [])))]
+    responses((status = 201, body = CreatedEndpoint), (status = 400, body = crate::error::Problem),
+        (status = 422, body = crate::error::Problem, description = "the url is not one cxm may call: not http(s), no host, or an address on a private network")),
+    security(("bearer" = [])))]
 pub async fn create(
     State(st): State<Arc<AppState>>,
     p: Principal,

@@ -666,7 +666,7 @@ pub struct AccountHealthRow {
     pub score: f64,
     pub band: String,
     /// Each signal's reading (value, fired, points, detail).
-    #[schema(value_type = Object)]
+    #[schema(value_type = Vec<Object>)]
     pub readings: serde_json::Value,
     pub arr: f64,
     pub computed_at_ms: i64,
@@ -858,7 +858,8 @@ pub struct JourneyCheckRun {
     pub id: i64,
     pub name: String,
     pub passed: bool,
-    #[schema(value_type = Object)]
+    /// What the check reported, when it said more than pass or fail.
+    #[schema(value_type = Option<Object>)]
     pub detail: serde_json::Value,
     pub ran_at_ms: i64,
 }

@@ -515,7 +515,8 @@ enum ImportCmd {
 
 fn init_logs(format: LogFormat) {
     let filter = tracing_subscriber::EnvFilter::try_from_env("CXM_LOG")
-        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
+        // c2pa reports every step of reading a manifest at info
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info,c2pa=warn"));
     // colours only for a person at a terminal: escape codes in a log file or a collector are
     // noise at best
     let ansi = std::io::IsTerminal::is_terminal(&std::io::stderr());
