@@ -110,7 +110,7 @@ try {
   assert.match(await page.getByTestId("channel-switch").innerText(), /Switched from chat to voice/);
   const rows = await page.getByTestId("timeline").locator("tbody tr").count();
   assert.equal(rows, 7);
-  assert.match(await page.getByTestId("ledger").innerText(), /merged p_\d+ into this profile/);
+  assert.match(await page.getByTestId("ledger").innerText(), /merged p_[0-9a-f]+ into this profile/);
   await page.screenshot({ path: `${shots}/customer.png`, fullPage: true });
 
   // unmerge the anonymous browser id: it leaves Grace's profile

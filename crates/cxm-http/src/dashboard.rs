@@ -42,6 +42,7 @@ impl Pages {
         let mut env = Environment::new();
         for (name, src) in [
             ("base.html", include_str!("../templates/base.html")),
+            ("public.html", include_str!("../templates/public.html")),
             ("login.html", include_str!("../templates/login.html")),
             ("overview.html", include_str!("../templates/overview.html")),
             (

@@ -101,23 +101,6 @@ impl PgStore {
         Ok(s)
     }
 
-    fn open_delivery(
-        &self,
-        mut d: WebhookDelivery,
-        sealed: Option<String>,
-    ) -> Result<WebhookDelivery> {
-        d.secret = sealed
-            .map(|s| self.key.open(sealed::DELIVERY_SECRET, &s))
-            .transpose()?
-            .and_then(|s| serde_json::from_str(&s).ok());
-        Ok(d)
-    }
-
-    fn open_endpoint(&self, mut e: WebhookEndpoint) -> Result<WebhookEndpoint> {
-        e.secret = self.key.open(sealed::WEBHOOK_SECRET, &e.secret)?;
-        Ok(e)
-    }
-
     fn with<T>(&self, f: impl FnOnce(&mut Conn) -> Result<T>) -> Result<T> {
         let conn = self.pool.lock().unwrap_or_else(|p| p.into_inner()).pop();
         let mut conn = match conn {
@@ -2771,7 +2754,7 @@ impl Store for PgStore {
         self.tx(|g| {
             g.all("SELECT id, url, secret, events, active, created_at FROM webhook_endpoints WHERE tenant_id = $1 ORDER BY created_at, id", &[&tenant])?
                 .iter()
-                .map(|r| self.open_endpoint(pg_endpoint_row(r)))
+                .map(|r| sealed::open_endpoint(&self.key, pg_endpoint_row(r)))
                 .collect::<Result<Vec<_>>>()
         })
     }
@@ -2779,7 +2762,7 @@ impl Store for PgStore {
     fn webhook(&self, tenant: &str, id: &str) -> Result<Option<WebhookEndpoint>> {
         self.tx(|g| {
             g.opt("SELECT id, url, secret, events, active, created_at FROM webhook_endpoints WHERE tenant_id = $1 AND id = $2", &[&tenant, &id])?
-                .map(|r| self.open_endpoint(pg_endpoint_row(&r)))
+                .map(|r| sealed::open_endpoint(&self.key, pg_endpoint_row(&r)))
                 .transpose()
         })
     }
@@ -2832,7 +2815,7 @@ impl Store for PgStore {
                 &[&now_ms, &limit],
             )?
             .iter()
-            .map(|r| self.open_delivery(pg_delivery_row(r), r.get(13)))
+            .map(|r| sealed::open_delivery(&self.key, pg_delivery_row(r), r.get(13)))
             .collect::<Result<Vec<_>>>()
         })
     }

@@ -209,6 +209,28 @@ impl MasterKey {
     }
 }
 
+/// A delivery as it is sent: its sealed part, if any, opened.
+pub(crate) fn open_delivery(
+    key: &MasterKey,
+    mut d: crate::WebhookDelivery,
+    sealed: Option<String>,
+) -> Result<crate::WebhookDelivery> {
+    d.secret = sealed
+        .map(|s| key.open(DELIVERY_SECRET, &s))
+        .transpose()?
+        .and_then(|s| serde_json::from_str(&s).ok());
+    Ok(d)
+}
+
+/// An endpoint with its signing secret opened.
+pub(crate) fn open_endpoint(
+    key: &MasterKey,
+    mut e: crate::WebhookEndpoint,
+) -> Result<crate::WebhookEndpoint> {
+    e.secret = key.open(WEBHOOK_SECRET, &e.secret)?;
+    Ok(e)
+}
+
 pub fn is_sealed(v: &str) -> bool {
     v.starts_with(PREFIX)
 }

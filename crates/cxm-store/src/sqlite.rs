@@ -137,23 +137,6 @@ impl SqliteStore {
         })
     }
 
-    fn open_delivery(
-        &self,
-        mut d: WebhookDelivery,
-        sealed: Option<String>,
-    ) -> Result<WebhookDelivery> {
-        d.secret = sealed
-            .map(|s| self.key.open(sealed::DELIVERY_SECRET, &s))
-            .transpose()?
-            .and_then(|s| serde_json::from_str(&s).ok());
-        Ok(d)
-    }
-
-    fn open_endpoint(&self, mut e: WebhookEndpoint) -> Result<WebhookEndpoint> {
-        e.secret = self.key.open(sealed::WEBHOOK_SECRET, &e.secret)?;
-        Ok(e)
-    }
-
     fn read<T>(&self, f: impl FnOnce(&Connection) -> Result<T>) -> Result<T> {
         let conn = {
             let mut pool = self.readers.lock().unwrap_or_else(|p| p.into_inner());
@@ -2904,7 +2887,7 @@ impl Store for SqliteStore {
         self.read(|c| {
             let mut st = c.prepare_cached("SELECT id, url, secret, events, active, created_at FROM webhook_endpoints WHERE tenant_id = ?1 ORDER BY created_at, id")?;
             let rows = st.query_map([tenant], endpoint_row)?.collect::<Result<Vec<_>, _>>()?;
-            rows.into_iter().map(|e| self.open_endpoint(e)).collect()
+            rows.into_iter().map(|e| sealed::open_endpoint(&self.key, e)).collect()
         })
     }
 
@@ -2912,7 +2895,7 @@ impl Store for SqliteStore {
         self.read(|c| {
             c.query_row("SELECT id, url, secret, events, active, created_at FROM webhook_endpoints WHERE tenant_id = ?1 AND id = ?2", params![tenant, id], endpoint_row)
                 .optional()?
-                .map(|e| self.open_endpoint(e))
+                .map(|e| sealed::open_endpoint(&self.key, e))
                 .transpose()
         })
     }
@@ -2963,7 +2946,7 @@ impl Store for SqliteStore {
             let rows = st
                 .query_map(params![now_ms, limit], |r| Ok((delivery_row(r)?, r.get::<_, Option<String>>(13)?)))?
                 .collect::<Result<Vec<_>, _>>()?;
-            rows.into_iter().map(|(d, sealed)| self.open_delivery(d, sealed)).collect()
+            rows.into_iter().map(|(d, sealed)| sealed::open_delivery(&self.key, d, sealed)).collect()
         })
     }
 
