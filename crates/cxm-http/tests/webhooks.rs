@@ -82,6 +82,15 @@ async fn webhooks_are_signed_and_retried(backend: Backend) {
     let hook: Value = r.json().await.unwrap();
     let secret = hook["secret"].as_str().unwrap().to_string();
     assert!(secret.starts_with("whsec_"));
+    // the secret is sealed at rest: no cell of the database holds it
+    let (sql, needle) = (
+        app.sql.clone(),
+        vec![secret.trim_start_matches("whsec_").to_string()],
+    );
+    let hits = tokio::task::spawn_blocking(move || cxm_store::testing::find_text(&sql, &needle))
+        .await
+        .unwrap();
+    assert!(hits.is_empty(), "{hits:?}");
     let id = hook["id"].as_str().unwrap().to_string();
     assert!(
         app.get_json("/api/v1/webhooks").await["webhooks"][0]
