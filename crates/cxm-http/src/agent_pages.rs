@@ -14,6 +14,7 @@ use serde::Deserialize;
 use crate::agents;
 use crate::dashboard::{fmt_ms, form_post, session, user_ctx};
 use crate::decisions::{self, DecisionFilter, ReviewRequest};
+use crate::error::ProblemResponse as _;
 use crate::error::{ApiError, ErrorCode};
 use crate::policies::{self, SavePolicies};
 use crate::voc::blocking;

@@ -15,6 +15,7 @@ use serde_json::json;
 use crate::auth::Principal;
 use crate::dashboard::{form_post, session, user_ctx};
 use crate::error::ApiError;
+use crate::error::ProblemResponse as _;
 use crate::AppState;
 
 /// Question rows the form offers; a survey with more is edited as JSON.

@@ -15,6 +15,7 @@ use serde::{Deserialize, Serialize};
 use serde_json::Value;
 
 use crate::auth::{self, Principal, SESSION_COOKIE};
+use crate::error::ProblemResponse as _;
 use crate::error::{ApiError, ErrorCode};
 use crate::logsafe::Field;
 use crate::AppState;
@@ -224,7 +225,8 @@ pub(crate) async fn signed_post(
     // that it came from our own pages was checked in front of every route (browser::guard)
     let p = session(st, headers, here).await?;
     if admin {
-        p.require_admin().map_err(IntoResponse::into_response)?;
+        p.require_admin()
+            .map_err(|e| ApiError::from(e).into_response())?;
     }
     Ok(p)
 }
@@ -1359,7 +1361,7 @@ async fn themes_discover(State(st): State<Arc<AppState>>, headers: HeaderMap) ->
                 d.noise
             )
         });
-    theme_outcome(&st, &p, outcome).await
+    theme_outcome(&st, &p, outcome.map_err(Into::into)).await
 }
 
 /// The themes page after an analyst's action: its message, or the problem with the request.
@@ -1453,7 +1455,7 @@ async fn theme_edit(
             format!("Split out {label}; {} answers moved.", o.moved)
         }
     });
-    theme_outcome(&st, &p, outcome).await
+    theme_outcome(&st, &p, outcome.map_err(Into::into)).await
 }
 
 #[derive(Deserialize)]

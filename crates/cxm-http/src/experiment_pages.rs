@@ -14,6 +14,7 @@ use serde::Deserialize;
 use serde_json::{json, Value};
 
 use crate::dashboard::{fmt_ms, form_post, session, user_ctx};
+use crate::error::ProblemResponse as _;
 use crate::error::{ApiError, ErrorCode};
 use crate::experiments::{self, ExperimentResults, RolloutChange, StatusChange};
 use crate::voc::blocking;

@@ -11,6 +11,7 @@ use axum::Router;
 use minijinja::context;
 
 use crate::dashboard::{fmt_ms, session, signed_post, user_ctx};
+use crate::error::ProblemResponse as _;
 use crate::error::{ApiError, ErrorCode};
 use crate::health::{self, AccountQuery};
 use crate::voc::blocking;

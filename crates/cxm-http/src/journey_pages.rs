@@ -13,6 +13,7 @@ use serde::Deserialize;
 
 use crate::auth::Principal;
 use crate::dashboard::{fmt_ms, form_post, session, signed_post, user_ctx};
+use crate::error::ProblemResponse as _;
 use crate::error::{ApiError, ErrorCode};
 use crate::journeys;
 use crate::voc::blocking;

@@ -18,31 +18,26 @@ pub mod health;
 pub mod health_pages;
 pub mod ingest;
 pub mod journey_pages;
-pub mod journey_scan;
 pub mod journeys;
 pub mod listener;
-pub mod logsafe;
-pub mod mailer;
 pub mod maturity;
 pub mod openapi;
 pub mod ops;
-pub mod outbound;
-pub mod phrasing;
 pub mod policies;
 pub mod privacy;
 pub mod provenance;
-pub mod sign_in;
 pub mod step_up;
 pub mod surveys;
-pub mod themes;
 pub mod ticket_pages;
 pub mod tickets;
-pub mod triggers;
 pub mod user_pages;
 pub mod users;
 pub mod value_pages;
 pub mod voc;
 pub mod webhooks;
+
+// moved to the application layer; kept reachable under their old paths inside this crate
+pub(crate) use cxm_app::{logsafe, mailer, phrasing, sign_in, themes};
 
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
@@ -51,8 +46,9 @@ use std::time::{Duration, Instant};
 use axum::extract::DefaultBodyLimit;
 use axum::routing::{get, post};
 use axum::Router;
+use cxm_app::App;
 use cxm_store::committer::Committer;
-use cxm_store::{Store, StoreHandle};
+use cxm_store::Store;
 
 /// Settings of the HTTP layer (the CLI fills them from flags, env and the config file).
 #[derive(Debug, Clone)]
@@ -126,68 +122,62 @@ impl Default for HttpConfig {
     }
 }
 
+/// What the handlers share: the application (every use case's state) and what only HTTP
+/// needs. Handlers read the application's fields through it (`st.store`, `st.policies`).
 pub struct AppState {
-    pub store: StoreHandle,
-    pub committer: Committer,
+    pub app: Arc<App>,
     pub config: HttpConfig,
-    pub keys: auth::KeyCache,
-    pub limiter: ingest::RateLimiter,
-    pub metrics: ops::Metrics,
     pub shutting_down: AtomicBool,
     pub started: Instant,
     pub pages: dashboard::Pages,
-    pub analyzer: cxm_analytics::Analyzer,
-    /// Wakes the theme worker when text answers arrive.
-    pub themes_wake: tokio::sync::Notify,
-    /// Outbound HTTP to operator-configured endpoints (the optional phrasing model).
-    pub http_client: reqwest::Client,
-    /// Which addresses tenant-chosen URLs may reach, and the client that enforces it at
-    /// connect time (webhook deliveries).
-    pub outbound: outbound::OutboundPolicy,
-    pub webhook_client: reqwest::Client,
-    /// Compiled agent policies per tenant.
-    pub policies: policies::PolicyCache,
-    /// Group commit for decisions: answered only once logged.
-    pub decision_log: cxm_store::decision_log::DecisionLog,
-    /// Computed customer equity per tenant.
-    pub equity: equity::EquityCache,
-    /// Running policy rollouts per tenant.
-    pub rollouts: policies::RolloutCache,
-    /// Failed sign-ins per account and client, and the argon2 slots (about one per core).
-    pub sign_ins: sign_in::Throttle,
-    pub sign_in_slots: tokio::sync::Semaphore,
+    /// The workers' figures for `/readyz` and `/metrics`, once they run.
+    pub workers: std::sync::OnceLock<Arc<cxm_app::supervisor::Roster>>,
     /// The names the dashboard answers to, known once the listener is bound.
     hosts: std::sync::OnceLock<browser::Hosts>,
 }
 
+impl std::ops::Deref for AppState {
+    type Target = App;
+    fn deref(&self) -> &App {
+        &self.app
+    }
+}
+
+impl HttpConfig {
+    /// The settings the use cases need.
+    pub fn app_config(&self) -> cxm_app::Config {
+        cxm_app::Config {
+            max_event_bytes: self.max_event_bytes,
+            max_batch_events: self.max_batch_events,
+            rate_limit_per_sec: self.rate_limit_per_sec,
+            rate_limit_burst: self.rate_limit_burst,
+            trust_timestamps: self.trust_timestamps,
+            key_cache_ttl: self.key_cache_ttl,
+            contact_rules: self.contact_rules,
+            theme_rediscovery: self.theme_rediscovery,
+            mail: self.mail.clone(),
+            llm: self.llm.clone(),
+            webhook_retry_base: self.webhook_retry_base,
+            public_url: self.public_url.clone(),
+            webhook_allow_networks: self.webhook_allow_networks.clone(),
+            ..cxm_app::Config::default()
+        }
+    }
+}
+
 impl AppState {
     pub fn new(store: Arc<dyn Store>, committer: Committer, config: HttpConfig) -> Arc<AppState> {
+        AppState::with_app(App::new(store, committer, config.app_config()), config)
+    }
+
+    pub fn with_app(app: Arc<App>, config: HttpConfig) -> Arc<AppState> {
         Arc::new(AppState {
-            store: StoreHandle(store.clone()),
-            committer,
-            keys: auth::KeyCache::new(config.key_cache_ttl),
-            limiter: ingest::RateLimiter::new(config.rate_limit_per_sec, config.rate_limit_burst),
-            metrics: ops::Metrics::default(),
+            app,
             shutting_down: AtomicBool::new(false),
             started: Instant::now(),
             pages: dashboard::Pages::new(),
-            analyzer: cxm_analytics::Analyzer::new(),
-            themes_wake: tokio::sync::Notify::new(),
-            http_client: reqwest::Client::new(),
-            outbound: outbound::OutboundPolicy {
-                allow: config.webhook_allow_networks.clone(),
-            },
-            webhook_client: outbound::OutboundPolicy {
-                allow: config.webhook_allow_networks.clone(),
-            }
-            .client(),
-            policies: policies::PolicyCache::default(),
-            decision_log: cxm_store::decision_log::DecisionLog::spawn(store.clone()),
-            equity: equity::EquityCache::default(),
-            rollouts: policies::RolloutCache::default(),
+            workers: std::sync::OnceLock::new(),
             hosts: std::sync::OnceLock::new(),
-            sign_ins: sign_in::Throttle::default(),
-            sign_in_slots: sign_in::slots(),
             config,
         })
     }
@@ -291,44 +281,4 @@ pub async fn serve(
     ));
     let app = router(state.clone());
     listener::run(listener, app, state, shutdown).await
-}
-
-/// Keeps themes current: places new text answers within seconds of their arrival (or when
-/// woken), and hourly re-discovers any tenant whose last discovery is older than
-/// `theme_rediscovery` (a tenant's first discovery runs once it has enough text).
-pub async fn theme_worker(state: Arc<AppState>) {
-    let every = state.config.theme_rediscovery;
-    let mut last_upkeep: Option<Instant> = None;
-    loop {
-        let due = !every.is_zero()
-            && last_upkeep.is_none_or(|t| t.elapsed() >= Duration::from_secs(3600));
-        let store = state.store.0.clone();
-        let r = tokio::task::spawn_blocking(move || -> Result<(), error::ApiError> {
-            if due {
-                for t in store.list_tenants()? {
-                    if let Err(e) = themes::upkeep(store.as_ref(), &t.id, every) {
-                        tracing::warn!(tenant = %t.id, error = %e.detail, "theme upkeep failed");
-                    }
-                }
-            } else {
-                for t in store.themed_tenants()? {
-                    themes::place_new(store.as_ref(), &t)?;
-                }
-            }
-            Ok(())
-        })
-        .await;
-        if due {
-            last_upkeep = Some(Instant::now());
-        }
-        match r {
-            Ok(Err(e)) => tracing::warn!(error = %e.detail, "placing answers in themes failed"),
-            Err(e) => tracing::warn!(error = %e, "theme worker task failed"),
-            Ok(Ok(())) => {}
-        }
-        tokio::select! {
-            _ = state.themes_wake.notified() => {}
-            _ = tokio::time::sleep(Duration::from_secs(5)) => {}
-        }
-    }
 }

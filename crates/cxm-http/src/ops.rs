@@ -1,8 +1,6 @@
-//! Health, readiness and Prometheus metrics. Counters are plain atomics: a dozen numbers do
-//! not need a metrics framework.
-
+//! Health, readiness and Prometheus metrics over HTTP.
 use std::fmt::Write;
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::Ordering;
 use std::sync::Arc;
 
 use axum::extract::State;
@@ -10,119 +8,6 @@ use axum::http::{header, StatusCode};
 use axum::response::IntoResponse;
 
 use crate::AppState;
-
-const BUCKETS_MS: [u64; 10] = [1, 2, 5, 10, 25, 50, 100, 250, 1000, 5000];
-
-#[derive(Default)]
-pub struct Metrics {
-    pub ingest_requests_ok: AtomicU64,
-    pub ingest_requests_rejected: AtomicU64,
-    pub events_accepted: AtomicU64,
-    pub events_duplicate: AtomicU64,
-    pub events_quarantined: AtomicU64,
-    pub rate_limited: AtomicU64,
-    /// Decisions answered (and logged) for agents.
-    pub decisions: AtomicU64,
-    /// Sign-ins refused for a wrong email or password.
-    pub logins_failed: AtomicU64,
-    /// Sign-ins refused while backing off, or with every verification slot busy.
-    pub logins_throttled: AtomicU64,
-    /// Password verifications running now, and the most that ever ran at once.
-    pub password_checks: AtomicU64,
-    pub password_checks_peak: AtomicU64,
-    latency_buckets: [AtomicU64; BUCKETS_MS.len()],
-    latency_count: AtomicU64,
-    latency_sum_us: AtomicU64,
-}
-
-impl Metrics {
-    pub fn observe_ingest(&self, elapsed: std::time::Duration) {
-        let ms = elapsed.as_millis() as u64;
-        for (i, b) in BUCKETS_MS.iter().enumerate() {
-            if ms <= *b {
-                self.latency_buckets[i].fetch_add(1, Ordering::Relaxed);
-            }
-        }
-        self.latency_count.fetch_add(1, Ordering::Relaxed);
-        self.latency_sum_us
-            .fetch_add(elapsed.as_micros() as u64, Ordering::Relaxed);
-    }
-
-    pub fn render(&self) -> String {
-        let g = |a: &AtomicU64| a.load(Ordering::Relaxed);
-        let mut s = String::new();
-        let _ = writeln!(s, "# HELP cxm_ingest_requests_total ingest http requests by outcome\n# TYPE cxm_ingest_requests_total counter");
-        let _ = writeln!(
-            s,
-            "cxm_ingest_requests_total{{outcome=\"ok\"}} {}",
-            g(&self.ingest_requests_ok)
-        );
-        let _ = writeln!(
-            s,
-            "cxm_ingest_requests_total{{outcome=\"rejected\"}} {}",
-            g(&self.ingest_requests_rejected)
-        );
-        let _ = writeln!(
-            s,
-            "cxm_ingest_requests_total{{outcome=\"rate_limited\"}} {}",
-            g(&self.rate_limited)
-        );
-        let _ = writeln!(s, "# HELP cxm_decisions_total agent decisions answered and logged\n# TYPE cxm_decisions_total counter\ncxm_decisions_total {}", g(&self.decisions));
-        let _ = writeln!(s, "# HELP cxm_sign_ins_refused_total dashboard sign-ins refused, by why\n# TYPE cxm_sign_ins_refused_total counter");
-        let _ = writeln!(
-            s,
-            "cxm_sign_ins_refused_total{{reason=\"wrong_credentials\"}} {}",
-            g(&self.logins_failed)
-        );
-        let _ = writeln!(
-            s,
-            "cxm_sign_ins_refused_total{{reason=\"throttled\"}} {}",
-            g(&self.logins_throttled)
-        );
-        let _ = writeln!(s, "# HELP cxm_password_checks_peak most password verifications that ran at once\n# TYPE cxm_password_checks_peak gauge\ncxm_password_checks_peak {}", g(&self.password_checks_peak));
-        let _ = writeln!(s, "# HELP cxm_ingest_events_total events by what ingest did with them\n# TYPE cxm_ingest_events_total counter");
-        let _ = writeln!(
-            s,
-            "cxm_ingest_events_total{{outcome=\"accepted\"}} {}",
-            g(&self.events_accepted)
-        );
-        let _ = writeln!(
-            s,
-            "cxm_ingest_events_total{{outcome=\"duplicate\"}} {}",
-            g(&self.events_duplicate)
-        );
-        let _ = writeln!(
-            s,
-            "cxm_ingest_events_total{{outcome=\"quarantined\"}} {}",
-            g(&self.events_quarantined)
-        );
-        let _ = writeln!(s, "# HELP cxm_ingest_request_duration_seconds time from request to durable acknowledgement\n# TYPE cxm_ingest_request_duration_seconds histogram");
-        for (i, b) in BUCKETS_MS.iter().enumerate() {
-            let _ = writeln!(
-                s,
-                "cxm_ingest_request_duration_seconds_bucket{{le=\"{}\"}} {}",
-                *b as f64 / 1000.0,
-                g(&self.latency_buckets[i])
-            );
-        }
-        let _ = writeln!(
-            s,
-            "cxm_ingest_request_duration_seconds_bucket{{le=\"+Inf\"}} {}",
-            g(&self.latency_count)
-        );
-        let _ = writeln!(
-            s,
-            "cxm_ingest_request_duration_seconds_sum {}",
-            g(&self.latency_sum_us) as f64 / 1e6
-        );
-        let _ = writeln!(
-            s,
-            "cxm_ingest_request_duration_seconds_count {}",
-            g(&self.latency_count)
-        );
-        s
-    }
-}
 
 pub async fn healthz() -> impl IntoResponse {
     axum::Json(serde_json::json!({"status": "ok"}))
@@ -139,7 +24,11 @@ pub async fn readyz(State(st): State<Arc<AppState>>) -> impl IntoResponse {
     match st.store.run(|s| s.ping()).await {
         Ok(()) => (
             StatusCode::OK,
-            axum::Json(serde_json::json!({"status": "ready", "store": st.store.0.backend()})),
+            axum::Json(serde_json::json!({
+                "status": "ready",
+                "store": st.store.0.backend(),
+                "workers": st.workers.get().map(|w| w.status()).unwrap_or_default(),
+            })),
         ),
         Err(e) => (
             StatusCode::SERVICE_UNAVAILABLE,
@@ -150,6 +39,9 @@ pub async fn readyz(State(st): State<Arc<AppState>>) -> impl IntoResponse {
 
 pub async fn metrics(State(st): State<Arc<AppState>>) -> impl IntoResponse {
     let mut body = st.metrics.render();
+    if let Some(w) = st.workers.get() {
+        body.push_str(&w.render_metrics());
+    }
     let _ = writeln!(body, "# HELP cxm_uptime_seconds seconds since start\n# TYPE cxm_uptime_seconds gauge\ncxm_uptime_seconds {}", st.started.elapsed().as_secs());
     ([(header::CONTENT_TYPE, "text/plain; version=0.0.4")], body)
 }

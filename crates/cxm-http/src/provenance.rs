@@ -1,24 +1,21 @@
-//! Signed communications over HTTP: tenants' Ed25519 keys (rotation, revocation, the public
-//! key set at a well-known URL), signing a message (an agent's only with its disclosure),
-//! the public verification API and page, and signed checkpoints of the audit chain.
-
+pub(crate) use cxm_app::provenance::*;
+use cxm_app::AppError;
 use std::sync::Arc;
-use std::time::Duration;
 
 use axum::extract::{Path, State};
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
 use axum::{Form, Json, Router};
-use cxm_provenance::{self as prov, Check, Statement};
-use cxm_store::{AuditCheckpoint, SignedMessage, SigningKeyRow, Store};
+use cxm_provenance::{self as prov, Statement};
+use cxm_store::{AuditCheckpoint, SignedMessage, SigningKeyRow};
 use minijinja::context;
-use serde::{Deserialize, Serialize};
 use serde_json::{json, Value};
 
 use crate::api::{ApiJson, ApiQuery};
 use crate::auth::Principal;
 use crate::decisions::Asker;
+use crate::error::ProblemResponse as _;
 use crate::error::{ApiError, ApiResult, ErrorCode};
 use crate::voc::blocking;
 use crate::AppState;
@@ -36,44 +33,6 @@ pub fn routes() -> Router<Arc<AppState>> {
         .route("/verify/{tenant}/{id}", get(verify_link))
         .route("/api/v1/assets/sign", post(sign_asset))
         .route("/api/v1/assets/verify", post(verify_asset))
-}
-
-// ---------------------------------------------------------------------------------------
-// keys
-
-/// A fresh Ed25519 signing key for a tenant.
-pub fn new_key() -> SigningKeyRow {
-    let (secret, public) = prov::generate_key();
-    SigningKeyRow {
-        kid: prov::key_id(&public),
-        public_key: prov::encode_key(&public),
-        secret_key: prov::encode_key(&secret),
-        created_at_ms: chrono::Utc::now().timestamp_millis(),
-        retired_at_ms: None,
-        revoked_at_ms: None,
-        revoke_reason: None,
-    }
-}
-
-/// The key that signs now; a tenant gets its first on first use.
-pub fn active_key(store: &dyn Store, tenant: &str) -> ApiResult<SigningKeyRow> {
-    if let Some(k) = store
-        .signing_keys(tenant)?
-        .into_iter()
-        .find(|k| k.retired_at_ms.is_none() && k.revoked_at_ms.is_none())
-    {
-        return Ok(k);
-    }
-    let k = new_key();
-    store.add_signing_key(tenant, &k, "cxm")?;
-    Ok(k)
-}
-
-#[derive(Debug, Serialize, utoipa::ToSchema)]
-pub struct SigningKeyList {
-    pub keys: Vec<SigningKeyRow>,
-    /// Where verifiers fetch the public keys.
-    pub jwks_url: String,
 }
 
 /// The tenant's signing keys (public halves and their state).
@@ -114,12 +73,6 @@ pub async fn rotate(
     Ok((StatusCode::CREATED, Json(k)))
 }
 
-#[derive(Debug, Deserialize, utoipa::ToSchema)]
-#[serde(deny_unknown_fields)]
-pub struct RevokeKey {
-    pub reason: String,
-}
-
 /// Revokes a key: messages it signed no longer verify (say why: it leaked, ...).
 #[utoipa::path(post, path = "/api/v1/signing-keys/{kid}/revoke", tag = "provenance", params(("kid" = String, Path)), request_body = RevokeKey,
     responses((status = 200, body = SigningKeyList), (status = 404, body = crate::error::Problem)), security(("bearer" = [])))]
@@ -137,10 +90,10 @@ pub async fn revoke(
             "say why the key is revoked (reason, up to 500 bytes)",
         ));
     }
-    let t = p.tenant_id.clone();
+    let (t, actor) = (p.tenant_id.clone(), p.actor.clone());
     let keys = blocking(&st, move |s| {
-        if !s.revoke_signing_key(&t, &kid, &reason, &p.actor)? {
-            return Err(ApiError::new(
+        if !s.revoke_signing_key(&t, &kid, &reason, &actor)? {
+            return Err(AppError::new(
                 ErrorCode::NotFound,
                 format!("no unrevoked signing key {kid:?}"),
             ));
@@ -159,7 +112,7 @@ pub async fn jwks(State(st): State<Arc<AppState>>, Path(tenant): Path<String>) -
     let t = tenant.clone();
     let keys = blocking(&st, move |s| {
         if s.tenant(&t)?.is_none() {
-            return Err(ApiError::new(ErrorCode::NotFound, "no such issuer"));
+            return Err(AppError::new(ErrorCode::NotFound, "no such issuer"));
         }
         Ok(s.signing_keys(&t)?)
     })
@@ -183,45 +136,6 @@ pub async fn jwks(State(st): State<Arc<AppState>>, Path(tenant): Path<String>) -
         }
         Err(e) => e.into_response(),
     }
-}
-
-// ---------------------------------------------------------------------------------------
-// signing
-
-#[derive(Debug, Deserialize, utoipa::ToSchema)]
-#[serde(deny_unknown_fields)]
-pub struct SignRequest {
-    /// The message exactly as it will be sent.
-    pub text: String,
-    /// The agent sending it (implied by an agent key); its disclosure must be in the text.
-    pub agent: Option<String>,
-    /// The customer it goes to.
-    pub customer: Option<String>,
-    pub channel: Option<String>,
-}
-
-#[derive(Debug, Serialize, utoipa::ToSchema)]
-pub struct SignedOut {
-    pub message_id: String,
-    pub text: String,
-    /// JWS compact (EdDSA) over the message's statement; the text is detached.
-    pub signature: String,
-    pub kid: String,
-    /// Where the customer can check it.
-    pub verify_url: String,
-    pub disclosure_shown: Option<String>,
-}
-
-const MAX_MESSAGE: usize = 64 * 1024;
-
-fn has_disclosure(text: &str, disclosure: &str) -> bool {
-    let norm = |s: &str| {
-        s.split_whitespace()
-            .collect::<Vec<_>>()
-            .join(" ")
-            .to_lowercase()
-    };
-    norm(text).contains(&norm(disclosure))
 }
 
 /// Signs a message the company is about to send. An agent's message must carry the agent's
@@ -264,13 +178,13 @@ pub async fn sign(
         let (sender, sender_kind, disclosure) = match &agent_name {
             Some(name) => {
                 let Some(agent) = s.agent(&t, name)?.filter(|a| a.disabled_at_ms.is_none()) else {
-                    return Err(ApiError::new(
+                    return Err(AppError::new(
                         ErrorCode::UnknownAgent,
                         format!("no active agent {name:?}"),
                     ));
                 };
                 if !has_disclosure(&req.text, &agent.disclosure) {
-                    return Err(ApiError::new(
+                    return Err(AppError::new(
                         ErrorCode::DisclosureMissing,
                         format!(
                             "messages from agent {name} must tell the customer they are automated: include {:?}",
@@ -331,143 +245,6 @@ pub async fn sign(
     Ok(Json(out))
 }
 
-// ---------------------------------------------------------------------------------------
-// verifying
-
-#[derive(Debug, Deserialize, utoipa::ToSchema)]
-#[serde(deny_unknown_fields)]
-pub struct VerifyRequest {
-    pub signature: String,
-    /// The message as received; without it only the signature is checked.
-    pub text: Option<String>,
-}
-
-#[derive(Debug, Clone, Serialize, utoipa::ToSchema)]
-pub struct Verification {
-    /// True only when the signature is genuine, its key not revoked, and the text (when
-    /// given) is exactly what was signed.
-    pub valid: bool,
-    /// `valid`, `altered`, `bad_signature`, `revoked_key`, `unknown_key`, `unknown_issuer`,
-    /// `malformed`.
-    pub status: String,
-    pub detail: String,
-    pub org: Option<String>,
-    pub sender: Option<String>,
-    pub sender_kind: Option<String>,
-    pub customer: Option<String>,
-    pub channel: Option<String>,
-    pub sent_at: Option<String>,
-    pub disclosure: Option<String>,
-    pub message_id: Option<String>,
-    pub kid: Option<String>,
-    /// Whether the text was compared.
-    pub text_checked: bool,
-}
-
-fn verdict(status: &str, detail: impl Into<String>) -> Verification {
-    Verification {
-        valid: false,
-        status: status.into(),
-        detail: detail.into(),
-        org: None,
-        sender: None,
-        sender_kind: None,
-        customer: None,
-        channel: None,
-        sent_at: None,
-        disclosure: None,
-        message_id: None,
-        kid: None,
-        text_checked: false,
-    }
-}
-
-/// Checks a signature (and the text) against the issuer's keys.
-pub fn verify_message(
-    store: &dyn Store,
-    signature: &str,
-    text: Option<&str>,
-) -> ApiResult<Verification> {
-    let parsed = match prov::parse(signature) {
-        Ok(p) => p,
-        Err(e) => return Ok(verdict("malformed", e.to_string())),
-    };
-    let s = &parsed.statement;
-    let mut v = verdict("", "");
-    v.org = Some(s.org.clone());
-    v.sender = Some(s.sender.clone());
-    v.sender_kind = Some(s.sender_kind.clone());
-    v.customer = s.sub.clone();
-    v.channel = s.channel.clone();
-    v.sent_at = chrono::DateTime::from_timestamp(s.iat, 0).map(|d| d.to_rfc3339());
-    v.disclosure = s.disclosure.clone();
-    v.message_id = Some(s.jti.clone());
-    v.kid = Some(parsed.header.kid.clone());
-    v.text_checked = text.is_some();
-    let say = |mut v: Verification, status: &str, detail: String| {
-        v.status = status.into();
-        v.detail = detail;
-        v.valid = status == "valid";
-        v
-    };
-    if store.tenant(&s.iss)?.is_none() {
-        return Ok(say(
-            v,
-            "unknown_issuer",
-            "no organisation here issued this signature".into(),
-        ));
-    }
-    let Some(key) = store
-        .signing_keys(&s.iss)?
-        .into_iter()
-        .find(|k| k.kid == parsed.header.kid)
-    else {
-        return Ok(say(
-            v,
-            "unknown_key",
-            format!("{} never had key {}", s.org, parsed.header.kid),
-        ));
-    };
-    let public = prov::decode_key(&key.public_key)
-        .map_err(|e| ApiError::new(ErrorCode::Internal, e.to_string()))?;
-    let check = parsed
-        .check(&public, text)
-        .map_err(|e| ApiError::new(ErrorCode::Internal, e.to_string()))?;
-    Ok(match (check, key.revoked_at_ms) {
-        (Check::BadSignature, _) => say(
-            v,
-            "bad_signature",
-            "the signature does not match its contents: it was forged or edited".into(),
-        ),
-        (_, Some(_)) => say(
-            v,
-            "revoked_key",
-            format!(
-                "{} revoked the key that signed this ({}); do not trust it",
-                s.org,
-                key.revoke_reason.unwrap_or_default()
-            ),
-        ),
-        (Check::Altered, None) => say(
-            v,
-            "altered",
-            "the signature is genuine but the text is not the one that was sent".into(),
-        ),
-        (Check::Valid, None) => {
-            let what = if text.is_some() {
-                "and the text is exactly what was sent"
-            } else {
-                "(paste the text to check it was not altered)"
-            };
-            let detail = format!(
-                "sent by {} ({}) for {} {what}",
-                s.sender, s.sender_kind, s.org
-            );
-            say(v, "valid", detail)
-        }
-    })
-}
-
 /// Verifies a signed message. Public: customers (and their tools) call it without a key.
 #[utoipa::path(post, path = "/api/v1/messages/verify", tag = "provenance", request_body = VerifyRequest,
     responses((status = 200, body = Verification)))]
@@ -492,13 +269,6 @@ pub async fn verify_api(
 async fn verify_page(State(st): State<Arc<AppState>>) -> Response {
     st.pages
         .render("verify.html", context! { title => "Verify a message" })
-}
-
-#[derive(Deserialize)]
-struct VerifyForm {
-    signature: String,
-    #[serde(default)]
-    text: String,
 }
 
 async fn verify_form(State(st): State<Arc<AppState>>, Form(f): Form<VerifyForm>) -> Response {
@@ -548,102 +318,6 @@ async fn verify_link(
     }
 }
 
-// ---------------------------------------------------------------------------------------
-// audit checkpoints
-
-/// Signs the audit chain's head (a no-op when it has not moved since the last checkpoint).
-pub fn checkpoint_now(store: &dyn Store, tenant: &str) -> ApiResult<Option<AuditCheckpoint>> {
-    let last = store
-        .checkpoints(tenant)?
-        .last()
-        .map(|c| c.seq)
-        .unwrap_or(0);
-    let mut head = None;
-    let mut after = last;
-    loop {
-        let page = store.audit_entries(tenant, after, 10_000)?;
-        match page.last() {
-            Some(e) => {
-                after = e.seq;
-                head = Some(e.clone());
-            }
-            None => break,
-        }
-    }
-    let Some(head) = head else { return Ok(None) };
-    let key = active_key(store, tenant)?;
-    let secret = prov::decode_key(&key.secret_key)
-        .map_err(|e| ApiError::new(ErrorCode::Internal, e.to_string()))?;
-    let cp = AuditCheckpoint {
-        seq: head.seq,
-        hash: head.hash.clone(),
-        kid: key.kid,
-        signature: prov::sign_bytes(
-            &secret,
-            checkpoint_bytes(tenant, head.seq, &head.hash).as_bytes(),
-        ),
-        at_ms: chrono::Utc::now().timestamp_millis(),
-    };
-    store.save_checkpoint(tenant, &cp)?;
-    Ok(Some(cp))
-}
-
-pub fn checkpoint_bytes(tenant: &str, seq: i64, hash: &str) -> String {
-    format!("cxm-audit-checkpoint\n{tenant}\n{seq}\n{hash}")
-}
-
-/// Checks the signed checkpoints against the chain that was walked: each must be signed by
-/// the tenant's key and name an entry the chain still has, with the same hash.
-pub fn check_checkpoints(
-    store: &dyn Store,
-    tenant: &str,
-    last_seq: i64,
-) -> ApiResult<Option<cxm_domain::audit::Broken>> {
-    let keys = store.signing_keys(tenant)?;
-    for cp in store.checkpoints(tenant)? {
-        let broken = |problem: String| {
-            Ok(Some(cxm_domain::audit::Broken {
-                seq: cp.seq,
-                problem,
-            }))
-        };
-        let Some(k) = keys.iter().find(|k| k.kid == cp.kid) else {
-            return broken(format!(
-                "checkpoint at entry {} names an unknown key {}",
-                cp.seq, cp.kid
-            ));
-        };
-        let public = prov::decode_key(&k.public_key)
-            .map_err(|e| ApiError::new(ErrorCode::Internal, e.to_string()))?;
-        if !prov::verify_bytes(
-            &public,
-            checkpoint_bytes(tenant, cp.seq, &cp.hash).as_bytes(),
-            &cp.signature,
-        ) {
-            return broken(format!(
-                "checkpoint at entry {} is not signed by key {}",
-                cp.seq, cp.kid
-            ));
-        }
-        if cp.seq > last_seq {
-            return broken(format!(
-                "the chain was cut short: entry {} was signed at a checkpoint, the chain now ends at {}",
-                cp.seq, last_seq
-            ));
-        }
-        match store.audit_entries(tenant, cp.seq - 1, 1)?.first() {
-            Some(e) if e.seq == cp.seq && e.hash == cp.hash => {}
-            _ => {
-                return broken(format!(
-                    "entry {} is not the one signed at its checkpoint: the chain was rewritten",
-                    cp.seq
-                ))
-            }
-        }
-    }
-    Ok(None)
-}
-
 #[utoipa::path(post, path = "/api/v1/audit/checkpoint", tag = "provenance",
     responses((status = 200, body = Option<AuditCheckpoint>)), security(("bearer" = [])))]
 pub async fn checkpoint(
@@ -653,47 +327,6 @@ pub async fn checkpoint(
     p.require_admin()?;
     let t = p.tenant_id.clone();
     Ok(Json(blocking(&st, move |s| checkpoint_now(s, &t)).await?))
-}
-
-/// Signs every tenant's chain head every ten minutes (when it moved), so cutting the tail
-/// off the log or rewriting it wholesale no longer goes unnoticed.
-pub async fn checkpoint_worker(state: Arc<AppState>) {
-    loop {
-        tokio::time::sleep(Duration::from_secs(600)).await;
-        let r = blocking(&state, |s| {
-            for t in s.list_tenants()? {
-                checkpoint_now(s, &t.id)?;
-            }
-            Ok(())
-        })
-        .await;
-        if let Err(e) = r {
-            tracing::warn!(error = %e.detail, "audit checkpoint failed");
-        }
-    }
-}
-
-// ---------------------------------------------------------------------------------------
-// content credentials (C2PA) for images and PDFs
-
-/// The tenant's C2PA credentials; made on first use.
-fn content_key(store: &dyn Store, tenant: &str) -> ApiResult<prov::content::ContentKey> {
-    if store.content_key(tenant)?.is_none() {
-        let org = store
-            .tenant(tenant)?
-            .map(|t| t.name)
-            .unwrap_or_else(|| tenant.to_string());
-        let k = prov::content::new_content_key(&org)
-            .map_err(|e| ApiError::new(ErrorCode::Internal, e.to_string()))?;
-        store.save_content_key(tenant, &k.cert_chain_pem, &k.key_pem)?;
-    }
-    let (chain, key) = store
-        .content_key(tenant)?
-        .ok_or_else(|| ApiError::new(ErrorCode::Internal, "the content key was not saved"))?;
-    Ok(prov::content::ContentKey {
-        cert_chain_pem: chain,
-        key_pem: key,
-    })
 }
 
 fn mime_of(headers: &axum::http::HeaderMap) -> ApiResult<String> {
@@ -732,13 +365,6 @@ async fn asset_body(st: &AppState, body: axum::body::Body) -> ApiResult<Vec<u8>>
         ));
     }
     Ok(b.to_vec())
-}
-
-#[derive(Debug, Deserialize, utoipa::IntoParams)]
-#[into_params(parameter_in = Query)]
-pub struct AssetQuery {
-    /// The asset's title in its credentials (default: "asset").
-    pub title: Option<String>,
 }
 
 /// Adds C2PA content credentials naming the organisation. Images (JPEG, PNG, WebP, GIF, TIFF)
@@ -803,11 +429,6 @@ pub async fn sign_asset(
         bytes,
     )
         .into_response())
-}
-
-fn hex_sha256(b: &[u8]) -> String {
-    use sha2::Digest;
-    hex::encode(sha2::Sha256::digest(b))
 }
 
 /// Reads an asset's content credentials as any C2PA reader would. Public.

@@ -1,201 +1,26 @@
-//! Step-up verification before high-stakes actions: cxm sends a one-time code to a channel the
-//! customer is already known by (never one the agent names), and a decision whose ask names
-//! a verified step-up for the same customer sees `step_up_verified`; until then contact and
-//! payment changes stay at review.
-
+pub(crate) use cxm_app::step_up::*;
+use cxm_app::AppError;
 use std::sync::Arc;
 
 use axum::extract::{FromRequest, Path, State};
 use axum::http::StatusCode;
-use axum::response::{IntoResponse, Response};
+use axum::response::Response;
 use axum::routing::{get, post};
 use axum::{Json, Router};
-use cxm_domain::identity::{Identifier, IdentifierKind};
-use cxm_store::{StepUp, Store};
 use minijinja::context;
-use rand::Rng;
-use serde::{Deserialize, Serialize};
-use serde_json::json;
 
 use crate::api::ApiJson;
 use crate::decisions::Asker;
+use crate::error::ProblemResponse as _;
 use crate::error::{ApiError, ApiResult, ErrorCode};
 use crate::voc::blocking;
 use crate::AppState;
-
-/// How long a code may be used, and how many wrong codes end it.
-pub const CODE_TTL_MS: i64 = 10 * 60 * 1000;
-pub const ATTEMPTS: i64 = 5;
-/// How long a verification counts for a decision after it was completed.
-pub const VERIFIED_FOR_MS: i64 = 15 * 60 * 1000;
 
 pub fn routes() -> Router<Arc<AppState>> {
     Router::new()
         .route("/api/v1/step-ups", post(start))
         .route("/api/v1/step-ups/{id}/verify", post(verify))
         .route("/step-up/{tenant}/{id}", get(code_page).post(code_form))
-}
-
-/// Where the customer types the code themselves, so nobody in between sees it.
-pub fn verify_path(tenant: &str, id: &str) -> String {
-    format!("/step-up/{tenant}/{id}")
-}
-
-/// The outcome of one code attempt, whoever typed it.
-enum Attempt {
-    Verified(StepUp),
-    Wrong(i64),
-    Over,
-    Unknown,
-}
-
-fn attempt(store: &dyn Store, tenant: &str, id: &str, code: &str) -> ApiResult<Attempt> {
-    let now = chrono::Utc::now().timestamp_millis();
-    let hash = code_hash(tenant, id, code);
-    let Some(s) = store.attempt_step_up(tenant, id, &hash, now)? else {
-        return Ok(Attempt::Unknown);
-    };
-    Ok(if s.verified_at_ms.is_some() {
-        Attempt::Verified(s)
-    } else if s.expires_at_ms <= now || s.attempts_left <= 0 {
-        Attempt::Over
-    } else {
-        Attempt::Wrong(s.attempts_left)
-    })
-}
-
-fn code_hash(tenant: &str, id: &str, code: &str) -> String {
-    cxm_provenance::sha256_hex(&format!("{tenant}\n{id}\n{}", code.trim()))
-}
-
-fn mask(kind: &str, value: &str) -> String {
-    match (kind, value.split_once('@')) {
-        ("email", Some((user, domain))) => {
-            format!("{}***@{domain}", user.chars().next().unwrap_or('*'))
-        }
-        _ => {
-            let tail: String = value
-                .chars()
-                .rev()
-                .take(2)
-                .collect::<Vec<_>>()
-                .into_iter()
-                .rev()
-                .collect();
-            format!("***{tail}")
-        }
-    }
-}
-
-#[derive(Debug, Deserialize, utoipa::ToSchema)]
-#[serde(deny_unknown_fields)]
-pub struct StartStepUp {
-    /// The customer, as a typed identifier or a user id.
-    pub customer: String,
-    /// `email` or `phone` (default: whichever the customer has, email first).
-    pub channel: Option<String>,
-}
-
-#[derive(Debug, Serialize, utoipa::ToSchema)]
-pub struct StartedStepUp {
-    pub step_up_id: String,
-    pub channel: String,
-    pub sent_to: String,
-    pub expires_at_ms: i64,
-}
-
-pub fn begin(
-    store: &dyn Store,
-    tenant: &str,
-    actor: &str,
-    req: &StartStepUp,
-) -> ApiResult<StartedStepUp> {
-    let channel = req.channel.as_deref();
-    if channel.is_some_and(|c| c != "email" && c != "phone") {
-        return Err(ApiError::new(
-            ErrorCode::InvalidParameter,
-            "channel must be email or phone",
-        ));
-    }
-    let identifier = Identifier::parse_typed(&req.customer)
-        .or_else(|| Identifier::parse(IdentifierKind::UserId, &req.customer));
-    let profile = match identifier {
-        Some(i) => match store.profile_for(tenant, &i)? {
-            Some(pid) => store.profile(tenant, &pid)?,
-            None => None,
-        },
-        None => None,
-    };
-    let Some(profile) = profile else {
-        return Err(ApiError::new(
-            ErrorCode::NotFound,
-            format!(
-                "no customer {:?}; a code can only go to a customer cxm knows",
-                req.customer
-            ),
-        ));
-    };
-    let wanted: Vec<&str> = match channel {
-        Some(c) => vec![c],
-        None => vec!["email", "phone"],
-    };
-    let Some(dest) = wanted
-        .iter()
-        .find_map(|k| profile.identifiers.iter().find(|i| i.kind == *k))
-    else {
-        return Err(ApiError::new(
-            ErrorCode::NoKnownChannel,
-            format!(
-                "the customer has no {} on file to send a code to",
-                wanted.join(" or ")
-            ),
-        ));
-    };
-    if !store
-        .webhooks(tenant)?
-        .iter()
-        .any(|e| e.active && e.events.iter().any(|t| t == "step_up.code"))
-    {
-        return Err(ApiError::new(
-            ErrorCode::NoKnownChannel,
-            "no webhook endpoint takes step_up.code events: register one that delivers the codes (it must name the event)",
-        ));
-    }
-    let now = chrono::Utc::now().timestamp_millis();
-    let id = format!("stp_{}", uuid::Uuid::now_v7().simple());
-    let code = format!("{:06}", rand::rngs::OsRng.gen_range(0..1_000_000));
-    let s = StepUp {
-        id: id.clone(),
-        customer: req.customer.clone(),
-        profile_id: profile.id.clone(),
-        channel: dest.kind.clone(),
-        sent_to: mask(&dest.kind, &dest.value),
-        code_hash: code_hash(tenant, &id, &code),
-        attempts_left: ATTEMPTS,
-        expires_at_ms: now + CODE_TTL_MS,
-        verified_at_ms: None,
-        created_by: actor.to_string(),
-        created_at_ms: now,
-    };
-    store.save_step_up(tenant, &s)?;
-    // the code itself is kept sealed until it is sent and is gone once the delivery settles:
-    // no log, no delivery list and no database dump shows it
-    let payload = json!({"type": "step_up.code", "timestamp": chrono::Utc::now().to_rfc3339(),
-        "data": {"step_up_id": id, "customer": req.customer, "channel": dest.kind, "to": dest.value,
-            "verify_url": verify_path(tenant, &id), "expires_at_ms": s.expires_at_ms}});
-    store.queue_webhook(
-        tenant,
-        "step_up.code",
-        &payload,
-        Some(&json!({ "code": code })),
-        now,
-    )?;
-    Ok(StartedStepUp {
-        step_up_id: id,
-        channel: s.channel,
-        sent_to: s.sent_to,
-        expires_at_ms: s.expires_at_ms,
-    })
 }
 
 /// Sends a one-time code to a channel the customer is known by (through the webhook
@@ -212,19 +37,6 @@ pub async fn start(
     let t = caller.tenant_id.clone();
     let out = blocking(&st, move |s| begin(s, &t, &caller.actor, &req)).await?;
     Ok((StatusCode::CREATED, Json(out)))
-}
-
-#[derive(Debug, Deserialize, utoipa::ToSchema)]
-#[serde(deny_unknown_fields)]
-pub struct CodeAttempt {
-    pub code: String,
-}
-
-#[derive(Debug, Serialize, utoipa::ToSchema)]
-pub struct StepUpState {
-    pub step_up_id: String,
-    pub verified: bool,
-    pub attempts_left: i64,
 }
 
 /// Checks the code the customer gave. Five wrong codes, or ten minutes, end the step-up.
@@ -249,7 +61,7 @@ pub async fn verify(
         // that could read or guess its own code would vouch for itself
         match s.step_up(&t, &id)? {
             None => Ok(Attempt::Unknown),
-            Some(started) if started.created_by == caller.actor => Err(ApiError::new(
+            Some(started) if started.created_by == caller.actor => Err(AppError::new(
                 ErrorCode::Forbidden,
                 "the code must be entered by someone other than who asked for it: the customer, at the link sent with the code, or another operator",
             )),
@@ -278,8 +90,6 @@ pub async fn verify(
     }
 }
 
-// ------------------------------------------------------------------ the customer's page
-
 async fn code_page(
     Path((tenant, id)): Path<(String, String)>,
     State(st): State<Arc<AppState>>,
@@ -293,11 +103,6 @@ async fn code_page(
         Ok(None) => not_found_page(&st),
         Err(e) => e.into_response(),
     }
-}
-
-#[derive(Deserialize)]
-struct CodeForm {
-    code: String,
 }
 
 async fn code_form(
@@ -349,26 +154,4 @@ fn not_found_page(st: &AppState) -> Response {
     );
     *r.status_mut() = StatusCode::NOT_FOUND;
     r
-}
-
-/// Whether a decision may treat the customer as verified: the step-up exists, was
-/// completed for this same customer, and not too long ago.
-pub fn verified_for(
-    store: &dyn Store,
-    tenant: &str,
-    id: &str,
-    customer: &str,
-    now_ms: i64,
-) -> ApiResult<Result<i64, String>> {
-    Ok(match store.step_up(tenant, id)? {
-        None => Err(format!("no step-up {id}")),
-        Some(s) if s.customer != customer => Err(format!("step-up {id} verified another customer")),
-        Some(s) => match s.verified_at_ms {
-            None => Err(format!("step-up {id} is not completed")),
-            Some(at) if now_ms - at > VERIFIED_FOR_MS => Err(format!(
-                "step-up {id} was completed more than 15 minutes ago"
-            )),
-            Some(at) => Ok(at),
-        },
-    })
 }

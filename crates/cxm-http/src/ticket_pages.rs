@@ -15,6 +15,7 @@ use serde::Deserialize;
 
 use crate::auth::Principal;
 use crate::dashboard::{fmt_ms, form_post, session, user_ctx};
+use crate::error::ProblemResponse as _;
 use crate::error::{ApiError, ErrorCode};
 use crate::tickets::{self, CloseRequest, FromAlert};
 use crate::voc::blocking;
@@ -150,7 +151,7 @@ async fn action(State(st): State<Arc<AppState>>, Path(id): Path<i64>, req: Reque
                     | ErrorCode::Forbidden
             ) =>
         {
-            let status = e.code.status();
+            let status = crate::error::status_of(e.code);
             render_ticket(&st, &p, id, Some(format!("Not done: {}", e.detail)), status).await
         }
         Err(e) => e.into_response(),

@@ -1,6 +1,7 @@
 //! The users page (owners and admins offboard people, reset passwords, sign them out) and
 //! the account page (everyone changes their own password).
 
+use cxm_app::AppError;
 use std::sync::Arc;
 
 use axum::extract::{Path, Request, State};
@@ -14,6 +15,7 @@ use serde_json::{json, Value};
 
 use crate::auth::Principal;
 use crate::dashboard::{fmt_ms, form_post, session, user_ctx};
+use crate::error::ProblemResponse as _;
 use crate::error::{ApiError, ErrorCode};
 use crate::voc::blocking;
 use crate::AppState;
@@ -95,7 +97,7 @@ async fn user_action(
             })
             .await
         }
-        other => Err(ApiError::new(
+        other => Err(AppError::new(
             ErrorCode::NotFound,
             format!("no user action {other:?}"),
         )),
@@ -103,7 +105,7 @@ async fn user_action(
     match done {
         Ok(msg) => render_users(&st, &p, Some(msg), StatusCode::OK).await,
         Err(e) => {
-            let status = e.code.status();
+            let status = crate::error::status_of(e.code);
             render_users(&st, &p, Some(e.detail), status).await
         }
     }
@@ -142,7 +144,7 @@ async fn set_password(
             .await
         }
         Err(e) => {
-            let status = e.code.status();
+            let status = crate::error::status_of(e.code);
             render_users(&st, &p, Some(e.detail), status).await
         }
     }
@@ -197,7 +199,7 @@ async fn change_password(State(st): State<Arc<AppState>>, req: Request) -> Respo
         // every session ended with the change, this one too: sign in with the new password
         Ok(()) => Redirect::to("/login?next=/settings/account").into_response(),
         Err(e) => {
-            let status = e.code.status();
+            let status = crate::error::status_of(e.code);
             fail(e.detail, status)
         }
     }

@@ -14,6 +14,7 @@ use serde_json::Value;
 
 use crate::dashboard::{fmt_ms, form_post, session, user_ctx};
 use crate::equity::{self, EquitySettings};
+use crate::error::ProblemResponse as _;
 use crate::error::{ApiError, ErrorCode};
 use crate::maturity::{self, AssessmentInput};
 use crate::voc::blocking;
@@ -32,7 +33,7 @@ async fn equity_page(State(st): State<Arc<AppState>>, headers: HeaderMap) -> Res
         Ok(p) => p,
         Err(r) => return r,
     };
-    let c = match equity::current(&st, &p.tenant_id).await {
+    let c = match equity::current(&st.app, &p.tenant_id).await {
         Ok(c) => c,
         Err(e) => return e.into_response(),
     };
@@ -91,7 +92,7 @@ async fn save_settings(State(st): State<Arc<AppState>>, req: Request) -> Respons
             .into_response()
         }
     };
-    match equity::save_settings(&st, &p, body).await {
+    match equity::save_settings(&st.app, &p, body).await {
         Ok(_) => Redirect::to("/equity").into_response(),
         Err(e) => e.into_response(),
     }
@@ -117,7 +118,7 @@ async fn maturity_page(State(st): State<Arc<AppState>>, headers: HeaderMap) -> R
         Ok(p) => p,
         Err(r) => return r,
     };
-    if let Err(e) = equity::current(&st, &p.tenant_id).await {
+    if let Err(e) = equity::current(&st.app, &p.tenant_id).await {
         return e.into_response();
     }
     let t = p.tenant_id.clone();
@@ -177,7 +178,7 @@ async fn save_assessment(State(st): State<Arc<AppState>>, req: Request) -> Respo
             }
         }
     }
-    match maturity::save_assessment(&st, &p, AssessmentInput { answers }).await {
+    match maturity::save_assessment(&st.app, &p, AssessmentInput { answers }).await {
         Ok(_) => Redirect::to("/maturity").into_response(),
         Err(e) => e.into_response(),
     }
@@ -190,7 +191,7 @@ async fn save_roi(State(st): State<Arc<AppState>>, req: Request) -> Response {
             Ok(x) => x,
             Err(r) => return r,
         };
-    match maturity::save_roi(&st, &p, form).await {
+    match maturity::save_roi(&st.app, &p, form).await {
         Ok(_) => Redirect::to("/maturity#roi").into_response(),
         Err(e) => e.into_response(),
     }

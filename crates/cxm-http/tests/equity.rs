@@ -246,8 +246,8 @@ async fn equity_from_orders(backend: Backend) {
     let (store, tenant) = (app.store.clone(), app.tenant.clone());
     tokio::task::spawn_blocking(move || {
         let now = chrono::Utc::now().timestamp_millis();
-        let value = cxm_http::equity::compute(store.as_ref(), &tenant, now).unwrap();
-        cxm_http::health::upkeep_with(store.as_ref(), &tenant, true, Some(&value)).unwrap()
+        let value = cxm_app::equity::compute(store.as_ref(), &tenant, now).unwrap();
+        cxm_app::health::upkeep_with(store.as_ref(), &tenant, true, Some(&value)).unwrap()
     })
     .await
     .unwrap();

@@ -999,7 +999,7 @@ async fn follow_up_prompt(reply: &'static str) -> (String, Vec<Value>) {
     let (url, seen) = chat_endpoint(reply).await;
     let config = cxm_http::HttpConfig {
         llm: Some(
-            cxm_http::phrasing::LlmConfig::parse(&url, "small-model", Some("sk-test".into()))
+            cxm_app::phrasing::LlmConfig::parse(&url, "small-model", Some("sk-test".into()))
                 .unwrap(),
         ),
         ..Default::default()

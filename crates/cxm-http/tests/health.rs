@@ -14,7 +14,7 @@ fn days_ago(d: f64) -> String {
 async fn upkeep(app: &TestApp) -> Value {
     let (store, tenant) = (app.store.clone(), app.tenant.clone());
     let r = tokio::task::spawn_blocking(move || {
-        cxm_http::health::upkeep(store.as_ref(), &tenant, true).unwrap()
+        cxm_app::health::upkeep(store.as_ref(), &tenant, true).unwrap()
     })
     .await
     .unwrap();

@@ -30,7 +30,7 @@ fn onboarding() -> Value {
 async fn walk(app: &TestApp) {
     let (store, tenant) = (app.store.clone(), app.tenant.clone());
     tokio::task::spawn_blocking(move || {
-        cxm_http::journeys::catch_up(store.as_ref(), &tenant, 100).unwrap()
+        cxm_app::journeys::catch_up(store.as_ref(), &tenant, 100).unwrap()
     })
     .await
     .unwrap();
@@ -516,8 +516,8 @@ async fn scan_and_row_walk_agree(backend: Backend) {
             tokio::task::spawn_blocking(move || {
                 for id in ["rows", "acct-rows"] {
                     let j = store.journey(&tenant, id, None).unwrap().unwrap();
-                    let mut cache = cxm_http::journeys::Positions::default();
-                    while cxm_http::journeys::advance(store.as_ref(), &tenant, &j, &mut cache)
+                    let mut cache = cxm_app::journeys::Positions::default();
+                    while cxm_app::journeys::advance(store.as_ref(), &tenant, &j, &mut cache)
                         .unwrap()
                         > 0
                     {}

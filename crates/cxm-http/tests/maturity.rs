@@ -119,7 +119,7 @@ async fn maturity_and_roi(backend: Backend) {
     let store = app.store.clone();
     let tenant = app.tenant.clone();
     tokio::task::spawn_blocking(move || {
-        cxm_http::health::upkeep(store.as_ref(), &tenant, true).unwrap()
+        cxm_app::health::upkeep(store.as_ref(), &tenant, true).unwrap()
     })
     .await
     .unwrap();

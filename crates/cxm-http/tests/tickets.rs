@@ -42,7 +42,7 @@ async fn tickets_need_evidence(backend: Backend) {
     );
     let (store, tenant) = (app.store.clone(), app.tenant.clone());
     tokio::task::spawn_blocking(move || {
-        cxm_http::health::upkeep(store.as_ref(), &tenant, true).unwrap()
+        cxm_app::health::upkeep(store.as_ref(), &tenant, true).unwrap()
     })
     .await
     .unwrap();
@@ -361,7 +361,7 @@ async fn tickets_need_evidence(backend: Backend) {
         let (store, tenant) = (store.clone(), tenant.clone());
         tokio::task::spawn_blocking(move || {
             let later = chrono::Utc::now().timestamp_millis() + hours * 3_600_000;
-            cxm_http::tickets::sweep_sla(store.as_ref(), &tenant, later).unwrap()
+            cxm_app::tickets::sweep_sla(store.as_ref(), &tenant, later).unwrap()
         })
     };
     assert_eq!(escalate(1).await.unwrap(), 0, "plenty of time left");
@@ -490,7 +490,7 @@ async fn rules_open_tickets_by_themselves(backend: Backend) {
     let upkeep = || {
         let (store, tenant) = (app.store.clone(), app.tenant.clone());
         tokio::task::spawn_blocking(move || {
-            cxm_http::health::upkeep(store.as_ref(), &tenant, true).unwrap()
+            cxm_app::health::upkeep(store.as_ref(), &tenant, true).unwrap()
         })
     };
     upkeep().await.unwrap();

@@ -5,7 +5,7 @@ use std::path::PathBuf;
 
 use anyhow::Context;
 use clap::Subcommand;
-use cxm_http::{agents, audit, policies};
+use cxm_app::{agents, audit, policies};
 use cxm_store::Store;
 
 #[derive(Subcommand, Debug)]
@@ -105,7 +105,7 @@ pub enum RetentionCmd {
 }
 
 pub fn retention(store: &dyn Store, cmd: &RetentionCmd) -> anyhow::Result<()> {
-    let api = |e: cxm_http::error::ApiError| anyhow::anyhow!("{}: {}", e.code.code(), e.detail);
+    let api = |e: cxm_app::AppError| anyhow::anyhow!("{}: {}", e.code.code(), e.detail);
     match cmd {
         RetentionCmd::Show { tenant } => {
             tenant_exists(store, tenant)?;
@@ -129,8 +129,7 @@ pub fn retention(store: &dyn Store, cmd: &RetentionCmd) -> anyhow::Result<()> {
                 class.clone(),
                 days.map_or(serde_json::Value::Null, serde_json::Value::from),
             );
-            let periods =
-                cxm_http::privacy::set_retention(store, tenant, "cli", &m).map_err(api)?;
+            let periods = cxm_app::privacy::set_retention(store, tenant, "cli", &m).map_err(api)?;
             println!("{}", serde_json::to_string_pretty(&periods)?);
         }
         RetentionCmd::Purge { tenant } => {
@@ -154,7 +153,7 @@ pub enum AuditCmd {
     },
 }
 
-fn api(e: cxm_http::error::ApiError) -> anyhow::Error {
+fn api(e: cxm_app::AppError) -> anyhow::Error {
     anyhow::anyhow!("{}: {}", e.code.code(), e.detail)
 }
 
@@ -336,7 +335,7 @@ pub fn agent(store: &dyn Store, cmd: &AgentCmd) -> anyhow::Result<()> {
             tenant_exists(store, tenant)?;
             anyhow::ensure!(store.agent(tenant, name)?.is_some(), "no agent {name}");
             let (plain, record) =
-                cxm_http::auth::generate_key(tenant, cxm_store::KeyKind::Agent, name);
+                cxm_app::auth::generate_key(tenant, cxm_store::KeyKind::Agent, name);
             store.insert_key(&record)?;
             store.append_audit(
                 tenant,

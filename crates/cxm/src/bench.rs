@@ -256,10 +256,10 @@ fn bench_store(
 
 /// Blocking, against the store directly.
 fn health(a: JourneyArgs, store_args: &StoreArgs) -> anyhow::Result<Value> {
-    use cxm_http::health as h;
+    use cxm_app::health as h;
     let tmp = tempfile::tempdir()?;
     let (store, tenant, load_secs) = bench_store(&a, store_args, tmp.path())?;
-    let api = |e: cxm_http::error::ApiError| anyhow::anyhow!("{}: {}", e.code.code(), e.detail);
+    let api = |e: cxm_app::AppError| anyhow::anyhow!("{}: {}", e.code.code(), e.detail);
     let head = store.max_event_seq()?;
     let cold = Instant::now();
     let mut walked = 0;
@@ -297,10 +297,10 @@ fn health(a: JourneyArgs, store_args: &StoreArgs) -> anyhow::Result<Value> {
 
 /// Blocking: the store directly, no server (its journey worker would race the measured walk).
 fn journeys(a: JourneyArgs, store_args: &StoreArgs) -> anyhow::Result<Value> {
-    use cxm_http::journeys as j;
+    use cxm_app::journeys as j;
     let tmp = tempfile::tempdir()?;
     let (store, tenant, load_secs) = bench_store(&a, store_args, tmp.path())?;
-    let api = |e: cxm_http::error::ApiError| anyhow::anyhow!("{}: {}", e.code.code(), e.detail);
+    let api = |e: cxm_app::AppError| anyhow::anyhow!("{}: {}", e.code.code(), e.detail);
     let end = chrono::Utc::now();
     // a fresh version of each journey: measured from the start of the log
     let mut ids = vec![];
@@ -350,7 +350,7 @@ fn journeys(a: JourneyArgs, store_args: &StoreArgs) -> anyhow::Result<Value> {
         })
         .collect::<anyhow::Result<_>>()?;
     let t = Instant::now();
-    let both = cxm_http::journey_scan::scan(store.as_ref(), &tenant, &defs, false).map_err(api)?;
+    let both = cxm_app::journey_scan::scan(store.as_ref(), &tenant, &defs, false).map_err(api)?;
     let both_ms = t.elapsed().as_secs_f64() * 1000.0;
     // the worker's first pass: the same scan, then every position, visit and tally saved
     let cold = Instant::now();
@@ -946,11 +946,11 @@ async fn decisions(a: DecisionArgs, store_args: &StoreArgs) -> anyhow::Result<Va
             Generator::new(11, chrono::Utc::now()).events(events),
             true,
         )?;
-        cxm_http::agents::register(
+        cxm_app::agents::register(
             store.as_ref(),
             &tenant,
             "bench",
-            &cxm_http::agents::NewAgent {
+            &cxm_app::agents::NewAgent {
                 name: "bench-bot".into(),
                 kind: None,
                 description: String::new(),
@@ -1026,7 +1026,7 @@ async fn decisions(a: DecisionArgs, store_args: &StoreArgs) -> anyhow::Result<Va
             n += batch.len();
             store.record_decisions(&batch)?;
         }
-        let report = cxm_http::audit::verify_chain(store.as_ref(), &tenant).map_err(|e| anyhow::anyhow!("{}", e.detail))?;
+        let report = cxm_app::audit::verify_chain(store.as_ref(), &tenant).map_err(|e| anyhow::anyhow!("{}", e.detail))?;
         Ok(json!({"entries": report.entries, "decisions": report.decisions, "ok": report.ok, "verify_seconds": report.millis as f64 / 1000.0}))
     })
     .await??;

@@ -168,6 +168,13 @@ pub struct Settings {
 }
 
 impl Settings {
+    /// The use cases' settings.
+    pub fn app_config(&self) -> cxm_app::Config {
+        cxm_app::Config {
+            dedup_window: self.dedup_window,
+            ..self.http.app_config()
+        }
+    }
     pub fn resolve(store: &StoreArgs, serve: &ServeArgs) -> anyhow::Result<Settings> {
         let file = FileConfig::load(store.config.as_deref())?;
         let d = cxm_http::HttpConfig::default();
@@ -268,7 +275,7 @@ impl Settings {
                     .clone()
                     .unwrap_or_else(|| format!("http://{listen}"));
                 Some(
-                    cxm_http::mailer::MailConfig::parse(&url, &from, &public)
+                    cxm_app::mailer::MailConfig::parse(&url, &from, &public)
                         .map_err(|e| anyhow::anyhow!(e))?,
                 )
             }
@@ -279,14 +286,14 @@ impl Settings {
             serve.webhook_allow_network.clone()
         };
         let webhook_allow_networks =
-            cxm_http::outbound::parse_networks(&allow).map_err(|e| anyhow::anyhow!(e))?;
+            cxm_app::outbound::parse_networks(&allow).map_err(|e| anyhow::anyhow!(e))?;
         let llm = match (
             serve.llm_base_url.clone().or(file.llm_base_url),
             serve.llm_model.clone().or(file.llm_model),
         ) {
             (None, None) => None,
             (Some(url), Some(model)) => Some(
-                cxm_http::phrasing::LlmConfig::parse(
+                cxm_app::phrasing::LlmConfig::parse(
                     &url,
                     &model,
                     std::env::var("CXM_LLM_API_KEY").ok(),

@@ -520,7 +520,7 @@ mod tests {
             .filter_map(|e| e["event"].as_str().map(String::from))
             .collect();
         for yaml in journeys(Utc::now().date_naive()) {
-            let def = cxm_http::journeys::parse_definition(&yaml).unwrap();
+            let def = cxm_app::journeys::parse_definition(&yaml).unwrap();
             assert_eq!(def.validate(|e| sent.contains(e)), Ok(()), "{}", def.name);
         }
     }

@@ -5,7 +5,7 @@ use std::path::PathBuf;
 
 use anyhow::Context;
 use clap::Subcommand;
-use cxm_http::health;
+use cxm_app::health;
 use cxm_store::Store;
 
 #[derive(Subcommand, Debug)]
@@ -55,7 +55,7 @@ pub enum AccountsCmd {
     },
 }
 
-fn api(e: cxm_http::error::ApiError) -> anyhow::Error {
+fn api(e: cxm_app::AppError) -> anyhow::Error {
     anyhow::anyhow!("{}: {}", e.code.code(), e.detail)
 }
 

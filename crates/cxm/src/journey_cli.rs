@@ -4,8 +4,8 @@ use std::path::PathBuf;
 
 use anyhow::Context;
 use clap::Subcommand;
+use cxm_app::journeys;
 use cxm_domain::journey_check::Script;
-use cxm_http::journeys;
 use cxm_store::Store;
 
 #[derive(Subcommand, Debug)]
@@ -57,7 +57,7 @@ pub enum JourneyCmd {
     },
 }
 
-fn api(e: cxm_http::error::ApiError) -> anyhow::Error {
+fn api(e: cxm_app::AppError) -> anyhow::Error {
     anyhow::anyhow!("{}: {}", e.code.code(), e.detail)
 }
 

@@ -628,18 +628,17 @@ fn run(cli: Cli) -> anyhow::Result<()> {
                 generate::feedback(seed, (events / 40).clamp(50, 5000), now)
                     .iter()
                     .filter_map(|a| cxm_domain::feedback::parse_answer(a, now).ok())
-                    .map(|a| cxm_http::voc::enrich(&analyzer, a).0)
+                    .map(|a| cxm_app::feedback::enrich(&analyzer, a).0)
                     .collect();
             let answers = store.insert_feedback(&t.tenant_id, &rows)?;
             for yaml in generate::journeys(now.date_naive()) {
-                let def =
-                    cxm_http::journeys::parse_definition(&yaml).map_err(anyhow::Error::msg)?;
-                cxm_http::journeys::save(store.as_ref(), &t.tenant_id, &def, "demo")
+                let def = cxm_app::journeys::parse_definition(&yaml).map_err(anyhow::Error::msg)?;
+                cxm_app::journeys::save(store.as_ref(), &t.tenant_id, &def, "demo")
                     .map_err(|e| anyhow::anyhow!("demo journey: {}", e.detail))?;
             }
-            cxm_http::journeys::catch_up(store.as_ref(), &t.tenant_id, usize::MAX)
+            cxm_app::journeys::catch_up(store.as_ref(), &t.tenant_id, usize::MAX)
                 .map_err(|e| anyhow::anyhow!("demo journeys: {}", e.detail))?;
-            cxm_http::health::upkeep(store.as_ref(), &t.tenant_id, true)
+            cxm_app::health::upkeep(store.as_ref(), &t.tenant_id, true)
                 .map_err(|e| anyhow::anyhow!("demo health: {}", e.detail))?;
             demo_tickets(store.as_ref(), &t.tenant_id)?;
             demo_agents(store.as_ref(), &t.tenant_id)?;
@@ -763,11 +762,8 @@ fn run(cli: Cli) -> anyhow::Result<()> {
                 .context("--kind must be write or secret (agent keys: cxm agent key NAME)")?;
             let store = settings()?.open_store()?;
             anyhow::ensure!(store.tenant(tenant)?.is_some(), "no tenant {tenant}");
-            let (plain, rec) = cxm_http::auth::generate_key(
-                tenant,
-                kind,
-                name.as_deref().unwrap_or(kind.as_str()),
-            );
+            let (plain, rec) =
+                cxm_app::auth::generate_key(tenant, kind, name.as_deref().unwrap_or(kind.as_str()));
             store.insert_key(&rec)?;
             print(
                 json,
@@ -830,14 +826,14 @@ fn run(cli: Cli) -> anyhow::Result<()> {
         } => {
             let store = settings()?.open_store()?;
             anyhow::ensure!(store.tenant(tenant)?.is_some(), "no tenant {tenant}");
-            let q = cxm_http::voc::MetricQuery {
+            let q = cxm_app::feedback::MetricQuery {
                 from: from.clone(),
                 to: to.clone(),
                 interval: interval.clone(),
                 by: by.clone(),
             };
             let r = runtime()?
-                .block_on(cxm_http::voc::report(
+                .block_on(cxm_app::feedback::report(
                     &cxm_store::StoreHandle(store),
                     tenant,
                     metric,
@@ -957,7 +953,7 @@ fn run(cli: Cli) -> anyhow::Result<()> {
             for (i, a) in raw.iter().enumerate() {
                 let answer = cxm_domain::feedback::parse_answer(a, now)
                     .map_err(|e| anyhow::anyhow!("answer {} ({}): {e}", i + 1, a["response_id"]))?;
-                rows.push(cxm_http::voc::enrich(&analyzer, answer).0);
+                rows.push(cxm_app::feedback::enrich(&analyzer, answer).0);
             }
             let out = store.insert_feedback(tenant, &rows)?;
             println!("{}", json!(out));
@@ -1208,14 +1204,14 @@ fn customer(store: &dyn cxm_store::Store, cmd: &CustomerCmd) -> anyhow::Result<(
                 "cli:{}",
                 std::env::var("USER").unwrap_or_else(|_| "operator".into())
             );
-            let erased = cxm_http::privacy::erase_customer(store, tenant, identifier, &actor)
+            let erased = cxm_app::privacy::erase_customer(store, tenant, identifier, &actor)
                 .map_err(|e| anyhow::anyhow!("{}: {}", e.code.code(), e.detail))?;
             println!("{}", serde_json::to_string_pretty(&erased)?);
             Ok(())
         }
         CustomerCmd::Export { tenant, identifier } => {
             parse_identifier(identifier)?;
-            let export = cxm_http::privacy::export_customer(store, tenant, identifier)
+            let export = cxm_app::privacy::export_customer(store, tenant, identifier)
                 .map_err(|e| anyhow::anyhow!("{}: {}", e.code.code(), e.detail))?;
             println!("{}", serde_json::to_string_pretty(&export)?);
             Ok(())
@@ -1243,8 +1239,8 @@ fn customer(store: &dyn cxm_store::Store, cmd: &CustomerCmd) -> anyhow::Result<(
 
 /// The tenant's stored themes, through the same code the API uses.
 fn stored_themes(store: &dyn cxm_store::Store, cmd: &ThemesCmd) -> anyhow::Result<()> {
-    use cxm_http::themes::{self, EditRequest};
-    let api = |e: cxm_http::error::ApiError| anyhow::anyhow!("{}: {}", e.code.code(), e.detail);
+    use cxm_app::themes::{self, EditRequest};
+    let api = |e: cxm_app::AppError| anyhow::anyhow!("{}: {}", e.code.code(), e.detail);
     let (tenant, edit) = match cmd {
         ThemesCmd::Rediscover { tenant, days, k } => {
             anyhow::ensure!((1..=730).contains(days), "--days must be between 1 and 730");
@@ -1332,11 +1328,11 @@ fn stored_themes(store: &dyn cxm_store::Store, cmd: &ThemesCmd) -> anyhow::Resul
 /// The demo's remediation: tickets opened from the first at-risk alerts, one of them with
 /// its fix shipped and a close refused because the account has not recovered yet.
 fn demo_tickets(store: &dyn cxm_store::Store, tenant: &str) -> anyhow::Result<()> {
-    use cxm_http::tickets;
-    let api = |e: cxm_http::error::ApiError| anyhow::anyhow!("demo tickets: {}", e.detail);
+    use cxm_app::tickets;
+    let api = |e: cxm_app::AppError| anyhow::anyhow!("demo tickets: {}", e.detail);
     let alerts = store.list_alerts(tenant, Some("open"), 1000)?;
     let at_risk = alerts.iter().filter(|a| a.kind == "at_risk").take(3);
-    let owner = cxm_http::tickets::FromAlert {
+    let owner = cxm_app::tickets::FromAlert {
         owner: "success-lead@demo.cxm".into(),
         severity: None,
         target_score: None,
@@ -1348,7 +1344,7 @@ fn demo_tickets(store: &dyn cxm_store::Store, tenant: &str) -> anyhow::Result<()
             for s in ["in_progress", "fix_shipped"] {
                 tickets::change_state(store, tenant, t.id, s, Some("demo"), "demo").map_err(api)?;
             }
-            let owner = cxm_http::auth::Principal {
+            let owner = cxm_app::auth::Principal {
                 tenant_id: tenant.into(),
                 role: Role::Analyst,
                 actor: "demo".into(),
@@ -1370,8 +1366,8 @@ fn demo_experiments(
     tenant: &str,
     signups: &[(String, i64)],
 ) -> anyhow::Result<()> {
-    use cxm_http::experiments::{self, StatusChange};
-    let api = |e: cxm_http::error::ApiError| anyhow::anyhow!("demo experiments: {}", e.detail);
+    use cxm_app::experiments::{self, StatusChange};
+    let api = |e: cxm_app::AppError| anyhow::anyhow!("demo experiments: {}", e.detail);
     let running = experiments::create_experiment(
         store,
         tenant,
@@ -1427,10 +1423,10 @@ fn demo_experiments(
 }
 
 fn demo_agents(store: &dyn cxm_store::Store, tenant: &str) -> anyhow::Result<()> {
-    use cxm_http::agents::{self, NewAgent};
-    use cxm_http::decisions::{self, AskRequest};
-    use cxm_http::policies;
-    let api = |e: cxm_http::error::ApiError| anyhow::anyhow!("demo agents: {}", e.detail);
+    use cxm_app::agents::{self, NewAgent};
+    use cxm_app::decisions::{self, AskRequest};
+    use cxm_app::policies;
+    let api = |e: cxm_app::AppError| anyhow::anyhow!("demo agents: {}", e.detail);
     for (name, kind) in [("billing-bot", "bot"), ("voice-line", "voice")] {
         let a = NewAgent {
             name: name.into(),

@@ -1,5 +1,6 @@
-//! Starting and stopping the server: the committer, the HTTP listener, background upkeep and
-//! a shutdown that drains in-flight ingestion before the process exits.
+//! Starting and stopping the server: the committer, the application and its supervised
+//! workers, the HTTP listener, and a shutdown that drains in-flight ingestion before the
+//! process exits.
 
 use std::sync::Arc;
 
@@ -36,54 +37,21 @@ pub async fn run(
     shutdown: impl std::future::Future<Output = ()> + Send + 'static,
 ) -> anyhow::Result<()> {
     let (committer, writer) = Committer::spawn(store.clone());
-    let state = cxm_http::AppState::new(store.clone(), committer, settings.http.clone());
-    let upkeep = tokio::spawn(upkeep(store.clone(), settings.dedup_window));
-    let themes = tokio::spawn(cxm_http::theme_worker(state.clone()));
-    let triggers = tokio::spawn(cxm_http::triggers::trigger_worker(state.clone()));
-    let journeys = tokio::spawn(cxm_http::journeys::journey_worker(state.clone()));
-    let health = tokio::spawn(cxm_http::health::health_worker(state.clone()));
-    let webhooks = tokio::spawn(cxm_http::webhooks::webhook_worker(state.clone()));
-    let checkpoints = tokio::spawn(cxm_http::provenance::checkpoint_worker(state.clone()));
-    let retention = tokio::spawn(cxm_http::privacy::retention_worker(state.clone()));
-    let guardrails = tokio::spawn(cxm_http::experiments::guardrail_worker(state.clone()));
-    let equity = tokio::spawn(cxm_http::equity::equity_worker(state.clone()));
-    let mail = settings
-        .http
-        .mail
-        .clone()
-        .map(|cfg| tokio::spawn(cxm_http::mailer::mail_worker(state.clone(), cfg)));
-    tracing::info!(addr = %listener.local_addr()?, store = store.backend(), "serving");
+    let app = cxm_app::App::new(store.clone(), committer, settings.app_config());
+    let state = cxm_http::AppState::with_app(app.clone(), settings.http.clone());
+    let supervisor = cxm_app::supervisor::Supervisor::start(
+        app.clone(),
+        cxm_app::workers::all(&app),
+        Arc::new(cxm_app::supervisor::Everything),
+    );
+    let _ = state.workers.set(supervisor.roster());
+    drop(app);
+    tracing::info!(addr = %listener.local_addr()?, store = store.backend(), workers = ?supervisor.roster().names(), "serving");
     cxm_http::serve(listener, state, shutdown).await?;
-    upkeep.abort();
-    themes.abort();
-    triggers.abort();
-    journeys.abort();
-    health.abort();
-    webhooks.abort();
-    checkpoints.abort();
-    retention.abort();
-    guardrails.abort();
-    equity.abort();
-    if let Some(m) = mail {
-        m.abort();
-    }
+    // a pass in progress finishes (its writes reach the committer) before the writer drains
+    supervisor.stop(std::time::Duration::from_secs(10)).await;
     // the router (and with it the last committer handle) is gone: the writer finishes its queue
     writer.await.ok();
     tracing::info!("stopped; every acknowledged event is committed");
     Ok(())
-}
-
-/// Forgets message ids older than the dedup window, hourly.
-async fn upkeep(store: Arc<dyn Store>, window: std::time::Duration) {
-    let mut tick = tokio::time::interval(std::time::Duration::from_secs(3600));
-    loop {
-        tick.tick().await;
-        let cutoff = chrono::Utc::now().timestamp_millis() - window.as_millis() as i64;
-        let s = store.clone();
-        match tokio::task::spawn_blocking(move || s.prune_dedup(cutoff)).await {
-            Ok(Ok(n)) if n > 0 => tracing::info!(removed = n, "pruned dedup window"),
-            Ok(Err(e)) => tracing::warn!(error = %e, "dedup prune failed"),
-            _ => {}
-        }
-    }
 }

@@ -14,9 +14,9 @@ pub fn create_tenant(store: &dyn Store, name: &str) -> anyhow::Result<NewTenant>
         "tenant name must be 1 to 200 characters"
     );
     let t = store.create_tenant(name.trim())?;
-    let (write_key, wk) = cxm_http::auth::generate_key(&t.id, KeyKind::Write, "default write key");
+    let (write_key, wk) = cxm_app::auth::generate_key(&t.id, KeyKind::Write, "default write key");
     let (secret_key, sk) =
-        cxm_http::auth::generate_key(&t.id, KeyKind::Secret, "default secret key");
+        cxm_app::auth::generate_key(&t.id, KeyKind::Secret, "default secret key");
     store.insert_key(&wk)?;
     store.insert_key(&sk)?;
     Ok(NewTenant {
@@ -47,7 +47,7 @@ pub fn create_user(
         id: format!("usr_{}", uuid::Uuid::now_v7().simple()),
         tenant_id: tenant.to_string(),
         email,
-        password_hash: cxm_http::auth::hash_password(password).map_err(anyhow::Error::msg)?,
+        password_hash: cxm_app::auth::hash_password(password).map_err(anyhow::Error::msg)?,
         role,
         created_at_ms: chrono::Utc::now().timestamp_millis(),
         disabled_at_ms: None,
@@ -92,28 +92,28 @@ pub fn manage_user(store: &dyn Store, action: UserAction) -> anyhow::Result<()> 
         .into_iter()
         .find(|u| u.email == email)
         .ok_or_else(|| anyhow::anyhow!("no user {email} in tenant {tenant}"))?;
-    let by = cxm_http::auth::Principal {
+    let by = cxm_app::auth::Principal {
         tenant_id: tenant,
         role: Role::Owner,
         actor: "cli".into(),
         user: None,
     };
-    let api = |e: cxm_http::error::ApiError| anyhow::anyhow!(e.detail);
+    let api = |e: cxm_app::AppError| anyhow::anyhow!(e.detail);
     match action {
         UserAction::Disable(..) => {
-            cxm_http::users::disable(store, &by, &user.id).map_err(api)?;
+            cxm_app::users::disable(store, &by, &user.id).map_err(api)?;
             println!("{email} is disabled and signed out");
         }
         UserAction::Enable(..) => {
-            cxm_http::users::enable(store, &by, &user.id).map_err(api)?;
+            cxm_app::users::enable(store, &by, &user.id).map_err(api)?;
             println!("{email} can sign in again");
         }
         UserAction::RevokeSessions(..) => {
-            let n = cxm_http::users::revoke_sessions(store, &by, &user.id).map_err(api)?;
+            let n = cxm_app::users::revoke_sessions(store, &by, &user.id).map_err(api)?;
             println!("{n} sessions of {email} ended");
         }
         UserAction::Passwd(_, _, password, generated) => {
-            cxm_http::users::set_password(store, &by, &user.id, &password).map_err(api)?;
+            cxm_app::users::set_password(store, &by, &user.id, &password).map_err(api)?;
             println!("{email} has a new password; their sessions ended");
             if generated {
                 println!("password: {password}");

@@ -5,7 +5,7 @@ use std::path::PathBuf;
 
 use anyhow::Context;
 use clap::Subcommand;
-use cxm_http::experiments::{self, RolloutChange, StatusChange};
+use cxm_app::experiments::{self, RolloutChange, StatusChange};
 use cxm_store::Store;
 
 #[derive(Subcommand, Debug)]
@@ -65,7 +65,7 @@ pub enum EquityCmd {
     },
 }
 
-fn api(e: cxm_http::error::ApiError) -> anyhow::Error {
+fn api(e: cxm_app::AppError) -> anyhow::Error {
     anyhow::anyhow!("{}: {}", e.code.code(), e.detail)
 }
 
@@ -187,7 +187,7 @@ pub fn experiment(store: &dyn Store, cmd: &ExperimentCmd) -> anyhow::Result<()> 
 pub fn equity(store: &dyn Store, cmd: &EquityCmd) -> anyhow::Result<()> {
     let EquityCmd::Show { tenant, json } = cmd;
     let now = chrono::Utc::now().timestamp_millis();
-    let c = cxm_http::equity::compute(store, tenant, now).map_err(api)?;
+    let c = cxm_app::equity::compute(store, tenant, now).map_err(api)?;
     let r = &c.report;
     if *json {
         println!("{}", serde_json::to_string_pretty(r)?);

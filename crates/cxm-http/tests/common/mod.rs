@@ -79,18 +79,25 @@ impl TestApp {
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
         let base = format!("http://{}", listener.local_addr().unwrap());
         let (tx, rx) = tokio::sync::oneshot::channel::<()>();
-        let worker = tokio::spawn(cxm_http::theme_worker(state.clone()));
-        let triggers = tokio::spawn(cxm_http::triggers::trigger_worker(state.clone()));
-        let webhooks = tokio::spawn(cxm_http::webhooks::webhook_worker(state.clone()));
+        // the workers the tests lean on; the rest run on a schedule too slow for a test
+        let workers: Vec<Box<dyn cxm_app::supervisor::Worker>> = vec![
+            Box::new(cxm_app::workers::Themes::default()),
+            Box::new(cxm_app::workers::Triggers),
+            Box::new(cxm_app::workers::Webhooks),
+        ];
+        let supervisor = cxm_app::supervisor::Supervisor::start(
+            state.app.clone(),
+            workers,
+            Arc::new(cxm_app::supervisor::Everything),
+        );
+        let _ = state.workers.set(supervisor.roster());
         let server = tokio::spawn(async move {
             cxm_http::serve(listener, state, async {
                 rx.await.ok();
             })
             .await
             .unwrap();
-            worker.abort();
-            triggers.abort();
-            webhooks.abort();
+            supervisor.stop(std::time::Duration::from_secs(10)).await;
             writer.await.unwrap();
         });
         // like a browser on the dashboard's own pages, every request says where it came
@@ -120,8 +127,8 @@ impl TestApp {
         let (store, name) = (store.clone(), name.to_string());
         tokio::task::spawn_blocking(move || {
             let t = store.create_tenant(&name).unwrap();
-            let (wk, w) = cxm_http::auth::generate_key(&t.id, KeyKind::Write, "w");
-            let (sk, s) = cxm_http::auth::generate_key(&t.id, KeyKind::Secret, "s");
+            let (wk, w) = cxm_app::auth::generate_key(&t.id, KeyKind::Write, "w");
+            let (sk, s) = cxm_app::auth::generate_key(&t.id, KeyKind::Secret, "s");
             store.insert_key(&w).unwrap();
             store.insert_key(&s).unwrap();
             (t.id, wk, sk)
@@ -134,8 +141,8 @@ impl TestApp {
     pub async fn add_key(&self, plain: &str, kind: KeyKind) {
         let (store, tenant, plain) = (self.store.clone(), self.tenant.clone(), plain.to_string());
         tokio::task::spawn_blocking(move || {
-            let (_, mut k) = cxm_http::auth::generate_key(&tenant, kind, "fixture");
-            k.hash = cxm_http::auth::sha256_hex(&plain);
+            let (_, mut k) = cxm_app::auth::generate_key(&tenant, kind, "fixture");
+            k.hash = cxm_app::auth::sha256_hex(&plain);
             store.insert_key(&k).unwrap();
         })
         .await
@@ -148,7 +155,7 @@ impl TestApp {
             id: format!("usr_{}", uuid_like(email)),
             tenant_id: tenant,
             email: email.into(),
-            password_hash: cxm_http::auth::hash_password(password).unwrap(),
+            password_hash: cxm_app::auth::hash_password(password).unwrap(),
             role,
             created_at_ms: 0,
             disabled_at_ms: None,
@@ -274,7 +281,7 @@ impl TestApp {
 }
 
 fn uuid_like(s: &str) -> String {
-    cxm_http::auth::sha256_hex(s)[..16].to_string()
+    cxm_app::auth::sha256_hex(s)[..16].to_string()
 }
 
 pub fn gzip(data: &[u8]) -> Vec<u8> {

@@ -22,7 +22,7 @@ use cxm_domain::journey_progress::{
 use cxm_store::columns::{self, NONE};
 use cxm_store::{JourneyAnswer, Store};
 
-use crate::error::ApiResult;
+use crate::error::AppResult;
 
 /// Blocks read at once: about 25 MB of bodies, enough to keep every core decoding.
 const BLOCKS_PER_READ: u32 = 16;
@@ -124,7 +124,7 @@ fn decode_blocks(
     blocks: &[columns::EventBlock],
     wanted: &HashMap<&str, u32>,
     who: &HashMap<String, u32>,
-) -> ApiResult<Events> {
+) -> AppResult<Events> {
     let mut out = Events::default();
     let mut seen_channels: HashMap<String, u16> = HashMap::default();
     for b in blocks {
@@ -319,7 +319,7 @@ pub fn scan(
     tenant: &str,
     journeys: &[(String, JourneyDefinition)],
     keep_visits: bool,
-) -> ApiResult<Scan> {
+) -> AppResult<Scan> {
     let started = std::time::Instant::now();
     let ms = |t: std::time::Instant| t.elapsed().as_secs_f64() * 1000.0;
     let head = store.max_event_seq()?;
@@ -369,7 +369,7 @@ pub fn scan(
         covered = last.last_seq;
         blocks += page.len();
         let chunk = page.len().div_ceil(parts).max(1);
-        let decoded: Vec<ApiResult<Events>> = std::thread::scope(|s| {
+        let decoded: Vec<AppResult<Events>> = std::thread::scope(|s| {
             let handles: Vec<_> = page
                 .chunks(chunk)
                 .map(|part| s.spawn(|| decode_blocks(part, &wanted, &who)))
@@ -378,7 +378,7 @@ pub fn scan(
                 .into_iter()
                 .map(|h| {
                     h.join().unwrap_or_else(|_| {
-                        Err(crate::error::ApiError::new(
+                        Err(crate::error::AppError::new(
                             crate::error::ErrorCode::Internal,
                             "journey scan thread failed",
                         ))

@@ -16,7 +16,7 @@ use cxm_analytics::themes::{EditError, Options, Registry, Status, Theme, Vocabul
 use cxm_store::{arr_of, Store, TextAnswer, ThemeAssignment, ThemeEdit, ThemeSave, ThemeState};
 use serde::{Deserialize, Serialize};
 
-use crate::error::{ApiError, ApiResult, ErrorCode};
+use crate::error::{AppError, AppResult, ErrorCode};
 
 /// Text answers one discovery clusters: the newest in the window (k-means on 20,000 short
 /// texts takes a few seconds on one core). Every other text answer is then placed in the
@@ -32,12 +32,12 @@ fn lock() -> std::sync::MutexGuard<'static, ()> {
     REGISTRY.lock().unwrap_or_else(|p| p.into_inner())
 }
 
-fn corrupt(e: serde_json::Error) -> ApiError {
+fn corrupt(e: serde_json::Error) -> AppError {
     tracing::error!(error = %e, "theme registry does not parse");
-    ApiError::new(ErrorCode::Internal, "the theme registry is unreadable")
+    AppError::new(ErrorCode::Internal, "the theme registry is unreadable")
 }
 
-fn load(store: &dyn Store, tenant: &str) -> ApiResult<(ThemeState, Registry)> {
+fn load(store: &dyn Store, tenant: &str) -> AppResult<(ThemeState, Registry)> {
     let state = store.load_themes(tenant)?;
     let mut reg = Registry::default();
     if state.version > 0 {
@@ -51,7 +51,7 @@ fn load(store: &dyn Store, tenant: &str) -> ApiResult<(ThemeState, Registry)> {
     Ok((state, reg))
 }
 
-fn docs(reg: &Registry) -> ApiResult<Vec<(String, String)>> {
+fn docs(reg: &Registry) -> AppResult<Vec<(String, String)>> {
     reg.themes
         .iter()
         .map(|t| Ok((t.id.clone(), serde_json::to_string(t).map_err(corrupt)?)))
@@ -104,12 +104,12 @@ pub fn discover(
     tenant: &str,
     days: u32,
     k: Option<usize>,
-) -> ApiResult<DiscoverySummary> {
+) -> AppResult<DiscoverySummary> {
     let to = Utc::now().timestamp_millis() + 1;
     let from = to - i64::from(days) * 86_400_000;
     let texts = store.text_answers(tenant, from, to, DISCOVERY_SAMPLE)?;
     if texts.len() < MIN_TEXTS {
-        return Err(ApiError::new(
+        return Err(AppError::new(
             ErrorCode::InvalidParameter,
             format!(
                 "{} text answers in the last {days} days; a discovery needs at least {MIN_TEXTS}",
@@ -189,7 +189,7 @@ pub fn discover(
 
 /// Gives text answers that arrived since the last placement their theme. Nothing happens
 /// before a tenant's first discovery.
-pub fn place_new(store: &dyn Store, tenant: &str) -> ApiResult<usize> {
+pub fn place_new(store: &dyn Store, tenant: &str) -> AppResult<usize> {
     let _guard = lock();
     let (state, reg) = load(store, tenant)?;
     if state.version == 0 {
@@ -198,7 +198,7 @@ pub fn place_new(store: &dyn Store, tenant: &str) -> ApiResult<usize> {
     place_with(store, tenant, &reg)
 }
 
-fn place_with(store: &dyn Store, tenant: &str, reg: &Registry) -> ApiResult<usize> {
+fn place_with(store: &dyn Store, tenant: &str, reg: &Registry) -> AppResult<usize> {
     const BATCH: u32 = 2000;
     let tok = Tokenizer::default();
     let placer = reg.placer();
@@ -242,18 +242,18 @@ pub fn edit(
     theme_id: &str,
     req: &EditRequest,
     actor: &str,
-) -> ApiResult<EditOutcome> {
+) -> AppResult<EditOutcome> {
     let _guard = lock();
     let (state, mut reg) = load(store, tenant)?;
     if state.version == 0 {
-        return Err(ApiError::new(
+        return Err(AppError::new(
             ErrorCode::NotFound,
             "no themes yet: run a discovery first",
         ));
     }
     let to_api = |e: EditError| match e {
-        EditError::NotFound(m) => ApiError::new(ErrorCode::NotFound, m),
-        EditError::Invalid(m) => ApiError::new(ErrorCode::InvalidParameter, m),
+        EditError::NotFound(m) => AppError::new(ErrorCode::NotFound, m),
+        EditError::Invalid(m) => AppError::new(ErrorCode::InvalidParameter, m),
     };
     let (kind, detail, result_id, affected) = match req {
         EditRequest::Rename { label } => {
@@ -401,7 +401,7 @@ fn monday(day: &str) -> String {
 
 /// Every theme with its figures over the last `days` days. `all` includes merged and
 /// retired themes; the noise bucket is listed last when it holds answers.
-pub fn list(store: &dyn Store, tenant: &str, days: u32, all: bool) -> ApiResult<ThemeList> {
+pub fn list(store: &dyn Store, tenant: &str, days: u32, all: bool) -> AppResult<ThemeList> {
     let (state, reg) = load(store, tenant)?;
     let today = Utc::now().date_naive();
     let from_date = today - Duration::days(i64::from(days) - 1);
@@ -562,7 +562,7 @@ pub fn list(store: &dyn Store, tenant: &str, days: u32, all: bool) -> ApiResult<
 /// Whether a text fits none of the tenant's themes (it would land in the noise bucket):
 /// something the company has not heard about yet, worth a follow-up. False before the first
 /// discovery.
-pub fn is_new_topic(store: &dyn Store, tenant: &str, text: &str) -> ApiResult<bool> {
+pub fn is_new_topic(store: &dyn Store, tenant: &str, text: &str) -> AppResult<bool> {
     if text.trim().is_empty() {
         return Ok(false);
     }
@@ -572,7 +572,7 @@ pub fn is_new_topic(store: &dyn Store, tenant: &str, text: &str) -> ApiResult<bo
 
 /// What the hourly job does for one tenant: discover when the last discovery is older than
 /// `every` (or there was none and there is enough text), then place new answers.
-pub fn upkeep(store: &dyn Store, tenant: &str, every: std::time::Duration) -> ApiResult<()> {
+pub fn upkeep(store: &dyn Store, tenant: &str, every: std::time::Duration) -> AppResult<()> {
     let state = store.load_themes(tenant)?;
     let age_ms = Utc::now().timestamp_millis() - state.discovered_at_ms;
     if state.version == 0 || age_ms >= every.as_millis() as i64 {

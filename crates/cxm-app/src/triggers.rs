@@ -8,15 +8,12 @@
 //! The cursor starts at the end of the log the first time a tenant is seen, and events older
 //! than [`MAX_AGE_MS`] never invite: importing last year's tickets must not survey anyone.
 
-use std::sync::Arc;
-use std::time::Duration;
-
 use cxm_domain::survey::SurveyDefinition;
 use cxm_domain::Identifier;
 use cxm_store::{tier_of, Invitation, SurveyLink, TriggerEvent};
 
-use crate::error::{ApiError, ApiResult, ErrorCode};
-use crate::AppState;
+use crate::error::{AppError, AppResult, ErrorCode};
+use crate::App;
 
 /// Events older than this when read never trigger an invitation.
 pub const MAX_AGE_MS: i64 = 2 * 86_400_000;
@@ -29,7 +26,7 @@ struct Targeted {
     def: SurveyDefinition,
 }
 
-async fn targeted(st: &AppState, tenant: &str) -> ApiResult<Vec<Targeted>> {
+async fn targeted(st: &App, tenant: &str) -> AppResult<Vec<Targeted>> {
     let t = tenant.to_string();
     let all = st
         .store
@@ -57,10 +54,10 @@ async fn targeted(st: &AppState, tenant: &str) -> ApiResult<Vec<Targeted>> {
 /// user id), the tier (or plan) of their account or profile, and their value tier when the
 /// value model has been computed.
 async fn customer_of(
-    st: &AppState,
+    st: &App,
     tenant: &str,
     e: &TriggerEvent,
-) -> ApiResult<Option<(String, Option<String>, Option<String>)>> {
+) -> AppResult<Option<(String, Option<String>, Option<String>)>> {
     let typed = match (&e.user_id, &e.anonymous_id) {
         (Some(u), _) => format!("user_id:{u}"),
         (None, Some(a)) => format!("anonymous_id:{a}"),
@@ -97,7 +94,7 @@ async fn customer_of(
             Ok(Some((who, tier.or_else(|| tier_of(&p.traits)), pid)))
         })
         .await
-        .map_err(ApiError::from)
+        .map_err(AppError::from)
         .map(|found: Option<(String, Option<String>, String)>| {
             found.map(|(who, tier, pid)| {
                 let value_tier = st
@@ -112,7 +109,7 @@ async fn customer_of(
 
 /// Reads the tenant's new events and records the invitations they trigger. Returns how many
 /// invitations were recorded (held ones included).
-pub async fn process_tenant(st: &AppState, tenant: &str) -> ApiResult<usize> {
+pub async fn process_tenant(st: &App, tenant: &str) -> AppResult<usize> {
     let t = tenant.to_string();
     let (cursor, upto) = st
         .store
@@ -183,12 +180,12 @@ pub async fn process_tenant(st: &AppState, tenant: &str) -> ApiResult<usize> {
 }
 
 async fn invite(
-    st: &AppState,
+    st: &App,
     tenant: &str,
     s: &Targeted,
     e: &TriggerEvent,
     who: &str,
-) -> ApiResult<bool> {
+) -> AppResult<bool> {
     let channel = s
         .def
         .targeting
@@ -239,28 +236,4 @@ async fn invite(
         .run(move |s| s.create_invitation(&t, &inv, link.as_ref().map(|(h, l)| (h.as_str(), l))))
         .await?;
     Ok(made)
-}
-
-/// Runs [`process_tenant`] for every tenant every two seconds.
-pub async fn trigger_worker(state: Arc<AppState>) {
-    loop {
-        let tenants = state.store.run(|s| s.list_tenants()).await;
-        match tenants {
-            Ok(ts) => {
-                for t in ts {
-                    match process_tenant(&state, &t.id).await {
-                        Ok(n) if n > 0 => {
-                            tracing::info!(tenant = %t.id, invitations = n, "survey invitations triggered")
-                        }
-                        Ok(_) => {}
-                        Err(e) => {
-                            tracing::warn!(tenant = %t.id, error = %e.detail, "survey triggers failed")
-                        }
-                    }
-                }
-            }
-            Err(e) => tracing::warn!(error = %e, "survey triggers could not list tenants"),
-        }
-        tokio::time::sleep(Duration::from_secs(2)).await;
-    }
 }

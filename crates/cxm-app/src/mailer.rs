@@ -7,14 +7,12 @@
 //! network); TLS and authentication to the outside world are the relay's job.
 
 use std::collections::HashMap;
-use std::sync::Arc;
-use std::time::Duration;
 
 use cxm_domain::survey::SurveyDefinition;
 use lettre::message::header::ContentType;
 use lettre::{Message, SmtpTransport, Transport};
 
-use crate::AppState;
+use crate::App;
 
 /// Where and how to send mail.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -76,26 +74,11 @@ pub fn invitation_message(
     plain_message(cfg, to, survey_name, body)
 }
 
-/// Sends pending email invitations and other queued emails of every tenant, 100 at a time,
-/// every two seconds.
-pub async fn mail_worker(state: Arc<AppState>, cfg: MailConfig) {
-    let transport = SmtpTransport::builder_dangerous(&cfg.host)
-        .port(cfg.port)
-        .timeout(Some(Duration::from_secs(20)))
-        .build();
-    loop {
-        if let Err(e) = send_pending(&state, &cfg, &transport).await {
-            tracing::warn!(error = %e.detail, "sending survey invitations failed");
-        }
-        tokio::time::sleep(Duration::from_secs(2)).await;
-    }
-}
-
-async fn send_pending(
-    st: &AppState,
+pub async fn send_pending(
+    st: &App,
     cfg: &MailConfig,
     transport: &SmtpTransport,
-) -> crate::error::ApiResult<()> {
+) -> crate::error::AppResult<()> {
     for tenant in st.store.run(|s| s.list_tenants()).await? {
         let t = tenant.id.clone();
         let pending = st
@@ -188,11 +171,11 @@ fn plain_message(
 
 /// Sends a tenant's queued emails other than invitations (a closed ticket's "it is fixed").
 async fn send_outbound(
-    st: &AppState,
+    st: &App,
     cfg: &MailConfig,
     transport: &SmtpTransport,
     tenant: &str,
-) -> crate::error::ApiResult<()> {
+) -> crate::error::AppResult<()> {
     let t = tenant.to_string();
     let pending = st
         .store

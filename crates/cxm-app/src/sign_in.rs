@@ -13,7 +13,7 @@ use std::time::{Duration, Instant};
 use cxm_store::User;
 
 use crate::logsafe::Field;
-use crate::AppState;
+use crate::App;
 
 /// Failures allowed before an account backs off.
 pub const ACCOUNT_FREE_FAILURES: u32 = 5;
@@ -140,7 +140,7 @@ pub fn slots() -> tokio::sync::Semaphore {
 
 /// Checks an email and password; `client` is the caller's address when known.
 pub async fn attempt(
-    st: &AppState,
+    st: &App,
     email: &str,
     password: String,
     client: Option<IpAddr>,
