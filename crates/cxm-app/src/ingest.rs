@@ -3,6 +3,7 @@
 //! Basic/Bearer/body, and success is exactly `200 {"success":true}`.
 
 use std::collections::HashMap;
+use std::sync::atomic::Ordering;
 use std::sync::Mutex;
 use std::time::Instant;
 
@@ -11,7 +12,11 @@ use serde::Deserialize;
 use serde_json::value::RawValue;
 use serde_json::Value;
 
+use cxm_domain::{quarantine, Clock, IngestOptions, Quarantine};
+use cxm_store::{AppendRequest, KeyKind};
+
 use crate::error::{AppError, AppResult, ErrorCode};
+use crate::App;
 
 /// Which route a message came in on; single-message routes imply the type.
 #[derive(Debug, Clone, Copy)]
@@ -301,10 +306,127 @@ pub struct Success {
     pub success: bool,
 }
 
+/// One ingest request as a protocol received it: the body (read and decompressed), the key
+/// the headers carried if any, and when it arrived.
+pub struct Incoming<'a> {
+    pub route: Route,
+    pub body: &'a [u8],
+    pub header_key: Option<String>,
+    /// Trust client timestamps (`?historical=true`).
+    pub historical: bool,
+    pub received_at: chrono::DateTime<chrono::Utc>,
+    pub started: Instant,
+}
+
+/// The ingest pipeline: parse under the event cap, find the key (header, else body), charge
+/// every event against the key's rate, normalise (what cannot be kept is quarantined,
+/// bounded), and return only once the committer has made the events durable.
+pub async fn accept(st: &App, inc: Incoming<'_>) -> AppResult<()> {
+    let parsed = match parse(inc.route, inc.body, st.config.max_batch_events) {
+        Ok(p) => p,
+        // a body that cannot be read cannot carry the key either: without a key in the
+        // header, the missing credential is the first thing to fix
+        Err(e)
+            if e.code != ErrorCode::TooManyEvents
+                && inc.header_key.is_none() =>
+        {
+            return Err(AppError::new(
+                ErrorCode::MissingCredentials,
+                format!(
+                    "send the write key as Basic auth username, a Bearer token, or writeKey in the body (the body is not readable either: {})",
+                    e.detail
+                ),
+            ))
+        }
+        Err(e) => return Err(e),
+    };
+    let token = inc
+        .header_key
+        .clone()
+        .or(parsed.body_key.clone())
+        .ok_or_else(|| AppError::new(ErrorCode::MissingCredentials, "send the write key as Basic auth username, a Bearer token, or writeKey in the body"))?;
+    let key = st.keys.lookup(st, &token).await?;
+    if key.kind == KeyKind::Agent
+        || (key.kind != KeyKind::Write && !matches!(inc.route, Route::Native))
+    {
+        return Err(AppError::new(
+            ErrorCode::WrongKeyKind,
+            "the tracking api takes write keys; secret keys stay on servers",
+        ));
+    }
+    if let Err(wait) = st.limiter.check(&key.id, parsed.messages.len()) {
+        st.metrics.rate_limited.fetch_add(1, Ordering::Relaxed);
+        let secs = wait.ceil().max(1.0) as u64;
+        let mut e = AppError::new(
+            ErrorCode::RateLimited,
+            format!(
+                "this key is over its limit of {} events per second (burst {}); this request carries {}",
+                st.config.rate_limit_per_sec,
+                st.config.rate_limit_burst,
+                parsed.messages.len()
+            ),
+        );
+        e.retry_after_secs = Some(secs);
+        e.reset_epoch_secs = Some(inc.received_at.timestamp() as u64 + secs);
+        return Err(e);
+    }
+    let opts = IngestOptions {
+        trust_timestamps: inc.historical || st.config.trust_timestamps,
+        max_event_bytes: st.config.max_event_bytes,
+    };
+    let clock = Clock {
+        received_at: inc.received_at,
+        batch_sent_at: parsed.batch_sent_at,
+    };
+    let mut req = AppendRequest {
+        tenant_id: key.tenant_id.clone(),
+        write_key_id: key.id.clone(),
+        events: Vec::with_capacity(parsed.messages.len()),
+        // what quarantine keeps of a big request never outgrows the request itself; a small
+        // one may keep a few rows more than its size, so its one bad event is still shown
+        quarantined: Quarantine::new(
+            quarantine::MAX_SAMPLES,
+            inc.body.len().max(quarantine::MIN_BUDGET_BYTES),
+        ),
+    };
+    for (msg, len) in parsed.messages {
+        match cxm_domain::normalize(&msg, len, &clock, &opts) {
+            Ok(ev) => req.events.push(ev),
+            Err(reason) => {
+                // keep what we can of an oversized event without storing it whole
+                let (kept, bytes) = if len > opts.max_event_bytes {
+                    let stub = serde_json::json!({"truncated": true, "bytes": len, "messageId": msg.get("messageId")});
+                    (stub, 64)
+                } else {
+                    (msg, len)
+                };
+                req.quarantined.push(kept, bytes, reason);
+            }
+        }
+    }
+    let outcome = st.committer.submit(req).await?;
+    st.metrics
+        .ingest_requests_ok
+        .fetch_add(1, Ordering::Relaxed);
+    st.metrics
+        .events_accepted
+        .fetch_add(u64::from(outcome.accepted), Ordering::Relaxed);
+    st.metrics
+        .events_duplicate
+        .fetch_add(u64::from(outcome.duplicates), Ordering::Relaxed);
+    st.metrics
+        .events_quarantined
+        .fetch_add(u64::from(outcome.quarantined), Ordering::Relaxed);
+    st.metrics.observe_ingest(inc.started.elapsed());
+    if outcome.quarantined > 0 {
+        tracing::debug!(tenant = %key.tenant_id, quarantined = outcome.quarantined, "events quarantined");
+    }
+    Ok(())
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
-    use cxm_domain::{Clock, IngestOptions};
 
     #[test]
     fn rate_limiter_refills() {

@@ -365,3 +365,11 @@ pub fn hex_sha256(b: &[u8]) -> String {
     use sha2::Digest;
     hex::encode(sha2::Sha256::digest(b))
 }
+
+/// Reads an asset's content credentials as any C2PA reader would, off the async workers
+/// (parsing and hashing a 20 MB file is CPU work).
+pub async fn read_asset(mime: String, bytes: Vec<u8>) -> AppResult<prov::content::AssetReport> {
+    tokio::task::spawn_blocking(move || prov::content::read_asset(&mime, &bytes, None))
+        .await
+        .map_err(|e| AppError::new(ErrorCode::Internal, e.to_string()))
+}

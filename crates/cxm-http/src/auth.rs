@@ -1,5 +1,5 @@
 use cxm_app::auth::Principal as AppPrincipal;
-pub(crate) use cxm_app::auth::*;
+use cxm_app::auth::*;
 
 use axum::extract::FromRequestParts;
 use axum::http::request::Parts;

@@ -15,9 +15,9 @@ use axum::http::{header, HeaderMap, HeaderValue, Method};
 use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
 
-use crate::auth::SESSION_COOKIE;
 use crate::error::{ApiError, ErrorCode};
 use crate::AppState;
+use cxm_app::auth::SESSION_COOKIE;
 
 /// The names (`host[:port]`) this server answers to in the `Host` header.
 #[derive(Debug, Clone, Default)]
@@ -165,7 +165,7 @@ pub async fn guard(State(st): State<Arc<AppState>>, req: Request, next: Next) ->
         .unwrap_or("");
     let hosts = st.hosts();
     if !hosts.allows(host) {
-        tracing::warn!(host = %crate::logsafe::Field(host), "request for a host this server does not answer to");
+        tracing::warn!(host = %cxm_app::logsafe::Field(host), "request for a host this server does not answer to");
         return forbidden(format!(
             "this server answers as {}, not {host:?}; if that is its address, start it with --public-url",
             hosts.describe()

@@ -1,50 +1,19 @@
 //! The HTTP surface of cxm: ingest, the management API, problem+json errors, OpenAPI and
 //! the dashboard. The only crate that knows HTTP and JSON shapes.
 
-pub mod agent_pages;
-pub mod agents;
 pub mod api;
-pub mod audit;
 pub mod auth;
 pub mod browser;
-pub mod builder;
-pub mod dashboard;
-pub mod decisions;
-pub mod equity;
 pub mod error;
-pub mod experiment_pages;
-pub mod experiments;
-pub mod health;
-pub mod health_pages;
-pub mod ingest;
-pub mod journey_pages;
-pub mod journeys;
 pub mod listener;
-pub mod maturity;
 pub mod openapi;
-pub mod ops;
-pub mod policies;
-pub mod privacy;
-pub mod provenance;
-pub mod step_up;
-pub mod surveys;
-pub mod ticket_pages;
-pub mod tickets;
-pub mod user_pages;
-pub mod users;
-pub mod value_pages;
-pub mod voc;
-pub mod webhooks;
-
-// moved to the application layer; kept reachable under their old paths inside this crate
-pub(crate) use cxm_app::{logsafe, mailer, phrasing, sign_in, themes};
+pub mod pages;
 
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use axum::extract::DefaultBodyLimit;
-use axum::routing::{get, post};
 use axum::Router;
 use cxm_app::App;
 use cxm_store::committer::Committer;
@@ -75,9 +44,9 @@ pub struct HttpConfig {
     /// How often each tenant's themes are re-discovered; zero: only on demand.
     pub theme_rediscovery: Duration,
     /// SMTP relay for survey invitations; None leaves them in the outbox.
-    pub mail: Option<mailer::MailConfig>,
+    pub mail: Option<cxm_app::mailer::MailConfig>,
     /// OpenAI-compatible chat endpoint that may word follow-up questions.
-    pub llm: Option<phrasing::LlmConfig>,
+    pub llm: Option<cxm_app::phrasing::LlmConfig>,
     /// First webhook retry delay; each later one is six times longer (capped at six hours).
     pub webhook_retry_base: Duration,
     /// How long a client has to send a request's headers, and how long a kept-alive
@@ -129,7 +98,7 @@ pub struct AppState {
     pub config: HttpConfig,
     pub shutting_down: AtomicBool,
     pub started: Instant,
-    pub pages: dashboard::Pages,
+    pub pages: pages::Pages,
     /// The workers' figures for `/readyz` and `/metrics`, once they run.
     pub workers: std::sync::OnceLock<Arc<cxm_app::supervisor::Roster>>,
     /// The names the dashboard answers to, known once the listener is bound.
@@ -175,7 +144,7 @@ impl AppState {
             app,
             shutting_down: AtomicBool::new(false),
             started: Instant::now(),
-            pages: dashboard::Pages::new(),
+            pages: pages::Pages::new(),
             workers: std::sync::OnceLock::new(),
             hosts: std::sync::OnceLock::new(),
             config,
@@ -195,60 +164,12 @@ impl AppState {
     }
 }
 
-fn tracking_routes() -> Router<Arc<AppState>> {
-    use ingest::*;
-    Router::new()
-        .route("/v1/batch", post(batch))
-        .route("/v1/b", post(batch))
-        .route("/v1/identify", post(identify))
-        .route("/v1/i", post(identify))
-        .route("/v1/track", post(track))
-        .route("/v1/t", post(track))
-        .route("/v1/page", post(page))
-        .route("/v1/p", post(page))
-        .route("/v1/screen", post(screen))
-        .route("/v1/s", post(screen))
-        .route("/v1/group", post(group))
-        .route("/v1/g", post(group))
-        .route("/v1/alias", post(alias))
-        .route("/v1/a", post(alias))
-        // PostHog's batch endpoint, so its SDKs can send here too
-        .route("/batch", post(batch))
-        .route("/batch/", post(batch))
-}
-
 /// The whole application.
 pub fn router(state: Arc<AppState>) -> Router {
     let prefix = state.config.path_prefix.trim_end_matches('/').to_string();
-    let mut app = Router::new()
-        .merge(tracking_routes())
-        .merge(api::routes())
-        .merge(voc::routes())
-        .merge(surveys::routes())
-        .merge(journeys::routes())
-        .merge(health::routes())
-        .merge(tickets::routes())
-        .merge(decisions::routes())
-        .merge(policies::routes())
-        .merge(agents::routes())
-        .merge(audit::routes())
-        .merge(provenance::routes())
-        .merge(step_up::routes())
-        .merge(privacy::routes())
-        .merge(experiments::routes())
-        .merge(equity::routes())
-        .merge(maturity::routes())
-        .merge(webhooks::routes())
-        .merge(users::routes())
-        .merge(user_pages::routes())
-        .merge(dashboard::routes())
-        .route("/healthz", get(ops::healthz))
-        .route("/readyz", get(ops::readyz))
-        .route("/metrics", get(ops::metrics))
-        .route("/api/openapi.json", get(openapi::serve));
-    if !prefix.is_empty() && prefix.starts_with('/') {
-        app = app.nest(&prefix, tracking_routes());
-    }
+    let app = Router::new()
+        .merge(api::routes(&prefix))
+        .merge(pages::routes());
     // bodies are capped inside the handlers, with a problem+json answer; this only stops
     // axum's own 2 MB default from answering first
     app.layer(DefaultBodyLimit::disable())

@@ -1,0 +1,228 @@
+//! Dashboard pages for governed agents: agents with their KPIs and the authority matrix
+//! (with the policy editor), the decision log, and the review queue.
+
+use std::sync::Arc;
+
+use axum::extract::{Path, Query, Request, State};
+use axum::http::HeaderMap;
+use axum::response::{IntoResponse, Redirect, Response};
+use axum::routing::{get, post};
+use axum::Router;
+use minijinja::context;
+use serde::Deserialize;
+
+use crate::error::ProblemResponse as _;
+use crate::error::{ApiError, ErrorCode};
+use crate::pages::fmt_ms;
+use crate::pages::form_post;
+use crate::pages::session;
+use crate::pages::user_ctx;
+use crate::AppState;
+use cxm_app::blocking;
+use cxm_app::decisions::DecisionFilter;
+use cxm_app::decisions::ReviewRequest;
+use cxm_app::policies::SavePolicies;
+
+pub fn routes() -> Router<Arc<AppState>> {
+    Router::new()
+        .route("/agents", get(agents_page))
+        .route("/agents/policies", post(save_policies))
+        .route("/decisions", get(decisions_page))
+        .route("/reviews", get(reviews_page))
+        .route("/reviews/{id}", post(settle))
+}
+
+async fn agents_page(State(st): State<Arc<AppState>>, headers: HeaderMap) -> Response {
+    let p = match session(&st, &headers, "/agents").await {
+        Ok(p) => p,
+        Err(r) => return r,
+    };
+    let t = p.tenant_id.clone();
+    let data = blocking(&st, move |s| {
+        Ok((
+            cxm_app::agents::agent_stats(s, &t)?,
+            cxm_app::policies::policy_view(s, &t)?,
+        ))
+    })
+    .await;
+    let (agents, policies) = match data {
+        Ok(x) => x,
+        Err(e) => return e.into_response(),
+    };
+    let levels: Vec<(&str, &str, Vec<&cxm_policy::Rule>)> = [
+        ("L1", "the agent acts on its own"),
+        ("L2", "the agent acts; a human reviews afterwards"),
+        ("L3", "a human decides first"),
+    ]
+    .into_iter()
+    .map(|(l, what)| {
+        (
+            l,
+            what,
+            policies
+                .rules
+                .iter()
+                .filter(|r| r.level.map(|x| x.as_str()) == Some(l))
+                .collect(),
+        )
+    })
+    .collect();
+    let forbids: Vec<&cxm_policy::Rule> = policies
+        .rules
+        .iter()
+        .filter(|r| r.effect == "forbid")
+        .collect();
+    let versions: Vec<serde_json::Value> = policies
+        .versions
+        .iter()
+        .map(|v| {
+            let mut j = serde_json::to_value(v).unwrap_or_default();
+            j["activated"] = v.activated_at_ms.map(fmt_ms).into();
+            j["created"] = fmt_ms(v.created_at_ms).into();
+            j
+        })
+        .collect();
+    st.pages.render(
+        "agents.html",
+        context! { title => "Agents", page => "agents", user => user_ctx(&p), agents => agents, policies => policies,
+            levels => levels, forbids => forbids, versions => versions, can_edit => p.role.can_administer() },
+    )
+}
+
+#[derive(Deserialize)]
+struct PolicyForm {
+    text: String,
+    #[serde(default)]
+    note: String,
+    #[serde(default)]
+    activate: Option<String>,
+}
+
+async fn save_policies(State(st): State<Arc<AppState>>, req: Request) -> Response {
+    let (p, form) = match form_post::<PolicyForm>(&st, req, "/agents", true).await {
+        Ok(x) => x,
+        Err(r) => return r,
+    };
+    let tenant = p.tenant_id.clone();
+    let t = tenant.clone();
+    let req = SavePolicies {
+        text: form.text,
+        note: form.note,
+        activate: form.activate.is_some(),
+    };
+    match blocking(&st, move |s| {
+        cxm_app::policies::save_policies(s, &t, &p.actor, &req)
+    })
+    .await
+    {
+        Ok(_) => {
+            st.policies.invalidate(&tenant);
+            Redirect::to("/agents").into_response()
+        }
+        Err(e) => e.into_response(),
+    }
+}
+
+async fn decisions_page(
+    State(st): State<Arc<AppState>>,
+    headers: HeaderMap,
+    Query(f): Query<DecisionFilter>,
+) -> Response {
+    let p = match session(&st, &headers, "/decisions").await {
+        Ok(p) => p,
+        Err(r) => return r,
+    };
+    let q = match f.query() {
+        Ok(q) => q,
+        Err(e) => return e.into_response(),
+    };
+    let t = p.tenant_id.clone();
+    let list = match blocking(&st, move |s| Ok(s.decisions(&t, &q)?)).await {
+        Ok(l) => l,
+        Err(e) => return e.into_response(),
+    };
+    let rows: Vec<serde_json::Value> = list
+        .iter()
+        .map(|d| {
+            let mut v = serde_json::to_value(d).unwrap_or_default();
+            v["when"] = fmt_ms(d.record.at_ms).into();
+            v["summary"] = cxm_app::decisions::summary(d).into();
+            v
+        })
+        .collect();
+    st.pages.render(
+        "decisions.html",
+        context! { title => "Decision log", page => "decisions", user => user_ctx(&p), decisions => rows,
+            outcome => f.outcome, agent => f.agent },
+    )
+}
+
+async fn reviews_page(State(st): State<Arc<AppState>>, headers: HeaderMap) -> Response {
+    let p = match session(&st, &headers, "/reviews").await {
+        Ok(p) => p,
+        Err(r) => return r,
+    };
+    let t = p.tenant_id.clone();
+    let now = chrono::Utc::now().timestamp_millis();
+    let q = match blocking(&st, move |s| cxm_app::decisions::review_queue(s, &t, now)).await {
+        Ok(q) => q,
+        Err(e) => return e.into_response(),
+    };
+    let items: Vec<serde_json::Value> = q
+        .items
+        .iter()
+        .map(|i| {
+            let mut v = serde_json::to_value(i).unwrap_or_default();
+            v["when"] = fmt_ms(i.decision.record.at_ms).into();
+            v["due"] = i.decision.review_due_at_ms.map(fmt_ms).into();
+            v
+        })
+        .collect();
+    let can_review = p.role.can_administer() || p.role == cxm_store::Role::AgentOperator;
+    st.pages.render(
+        "reviews.html",
+        context! { title => "Review queue", page => "reviews", user => user_ctx(&p), items => items, overdue => q.overdue,
+            can_review => can_review },
+    )
+}
+
+#[derive(Deserialize)]
+struct ReviewForm {
+    verdict: String,
+    #[serde(default)]
+    reason: String,
+}
+
+async fn settle(State(st): State<Arc<AppState>>, Path(id): Path<String>, req: Request) -> Response {
+    let (p, form) = match form_post::<ReviewForm>(&st, req, "/reviews", false).await {
+        Ok(x) => x,
+        Err(r) => return r,
+    };
+    if !(p.role.can_administer() || p.role == cxm_store::Role::AgentOperator) {
+        return ApiError::new(
+            ErrorCode::Forbidden,
+            "only agent operators, owners and admins review decisions",
+        )
+        .into_response();
+    }
+    let Some(verdict) = cxm_domain::decision::ReviewVerdict::parse(&form.verdict) else {
+        return ApiError::new(
+            ErrorCode::InvalidParameter,
+            "verdict must be approved or reversed",
+        )
+        .into_response();
+    };
+    let t = p.tenant_id.clone();
+    let req = ReviewRequest {
+        verdict,
+        reason: form.reason,
+    };
+    match blocking(&st, move |s| {
+        cxm_app::decisions::settle(s, &t, &id, &p.actor, &req)
+    })
+    .await
+    {
+        Ok(_) => Redirect::to("/reviews").into_response(),
+        Err(e) => e.into_response(),
+    }
+}

@@ -1,0 +1,145 @@
+//! Dashboard pages for account health: accounts by band with each signal's contribution, and
+//! the alerts inbox.
+
+use std::sync::Arc;
+
+use axum::extract::{Path, Query, State};
+use axum::http::HeaderMap;
+use axum::response::{IntoResponse, Redirect, Response};
+use axum::routing::{get, post};
+use axum::Router;
+use minijinja::context;
+
+use crate::error::ProblemResponse as _;
+use crate::error::{ApiError, ErrorCode};
+use crate::pages::fmt_ms;
+use crate::pages::session;
+use crate::pages::signed_post;
+use crate::pages::user_ctx;
+use crate::AppState;
+use cxm_app::blocking;
+use cxm_app::health::AccountQuery;
+
+pub fn routes() -> Router<Arc<AppState>> {
+    Router::new()
+        .route("/accounts", get(accounts_page))
+        .route("/alerts", get(alerts_page))
+        .route("/alerts/{id}/{status}", post(set_status))
+}
+
+async fn accounts_page(
+    State(st): State<Arc<AppState>>,
+    headers: HeaderMap,
+    Query(q): Query<AccountQuery>,
+) -> Response {
+    let p = match session(&st, &headers, "/accounts").await {
+        Ok(p) => p,
+        Err(r) => return r,
+    };
+    let (t, band) = (p.tenant_id.clone(), q.band.clone());
+    let data = blocking(&st, move |s| {
+        let list = cxm_app::health::account_list(
+            s,
+            &t,
+            &AccountQuery {
+                band: q.band,
+                limit: Some(q.limit.unwrap_or(200)),
+                offset: q.offset,
+            },
+        )?;
+        let (version, set) = cxm_app::health::signal_set(s, &t)?;
+        Ok((list, version, set))
+    })
+    .await;
+    let (list, version, set) = match data {
+        Ok(x) => x,
+        Err(e) => return e.into_response(),
+    };
+    st.pages.render(
+        "accounts.html",
+        context! { title => "Accounts", page => "accounts", user => user_ctx(&p), list => list, band => band,
+            signals => set, signals_version => version },
+    )
+}
+
+async fn alerts_page(
+    State(st): State<Arc<AppState>>,
+    headers: HeaderMap,
+    Query(q): Query<cxm_app::health::AlertQuery>,
+) -> Response {
+    let p = match session(&st, &headers, "/alerts").await {
+        Ok(p) => p,
+        Err(r) => return r,
+    };
+    let status = q.status.clone().unwrap_or_else(|| "open".into());
+    if !["open", "acknowledged", "resolved"].contains(&status.as_str()) {
+        return ApiError::new(
+            ErrorCode::InvalidParameter,
+            "status must be open, acknowledged or resolved",
+        )
+        .into_response();
+    }
+    let (t, s2) = (p.tenant_id.clone(), status.clone());
+    let mine = q.owner.as_deref() == Some("me");
+    let me = p.actor.clone();
+    let data = blocking(&st, move |s| {
+        let alerts: Vec<cxm_store::Alert> = s
+            .list_alerts(&t, Some(&s2), if mine { 10_000 } else { 500 })?
+            .into_iter()
+            .filter(|a| !mine || a.owner == me)
+            .take(500)
+            .collect();
+        let (arr, accounts) = cxm_app::health::revenue_at_risk(s, &t)?;
+        Ok((alerts, arr, accounts))
+    })
+    .await;
+    let (alerts, arr, accounts) = match data {
+        Ok(x) => x,
+        Err(e) => return e.into_response(),
+    };
+    let alerts: Vec<serde_json::Value> = alerts
+        .into_iter()
+        .map(|a| {
+            let mut v = serde_json::to_value(&a).unwrap_or_default();
+            v["when"] = fmt_ms(a.created_at_ms).into();
+            v
+        })
+        .collect();
+    st.pages.render(
+        "alerts.html",
+        context! { title => "Alerts", page => "alerts", user => user_ctx(&p), alerts => alerts, status => status,
+            revenue_at_risk => arr, accounts_with_alerts => accounts, can_act => p.role != cxm_store::Role::Viewer, mine => mine },
+    )
+}
+
+async fn set_status(
+    State(st): State<Arc<AppState>>,
+    Path((id, status)): Path<(i64, String)>,
+    headers: HeaderMap,
+) -> Response {
+    let p = match signed_post(&st, &headers, "/alerts", false).await {
+        Ok(p) => p,
+        Err(r) => return r,
+    };
+    if p.role == cxm_store::Role::Viewer {
+        return ApiError::new(ErrorCode::Forbidden, "the viewer role cannot do this")
+            .into_response();
+    }
+    if !["open", "acknowledged", "resolved"].contains(&status.as_str()) {
+        return ApiError::new(
+            ErrorCode::InvalidParameter,
+            "status must be open, acknowledged or resolved",
+        )
+        .into_response();
+    }
+    let (t, actor) = (p.tenant_id.clone(), p.actor.clone());
+    match st
+        .store
+        .run(move |s| s.set_alert_status(&t, id, &status, &actor))
+        .await
+    {
+        Ok(true) => Redirect::to("/alerts").into_response(),
+        Ok(false) => ApiError::new(ErrorCode::NotFound, format!("no alert {id}")).into_response(),
+        Err(e) => ApiError::from(e).into_response(),
+    }
+}
