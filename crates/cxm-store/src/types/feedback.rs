@@ -1,0 +1,91 @@
+//! The records the store keeps for feedback.
+
+use super::*;
+
+/// An answer ready to store, with its enrichment.
+#[derive(Debug, Clone)]
+pub struct FeedbackRow {
+    pub answer: cxm_domain::feedback::Answer,
+    /// VADER compound of the text, when there is English text.
+    pub sentiment: Option<f64>,
+    /// Cue flags as JSON.
+    pub cues: Option<String>,
+}
+
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, utoipa::ToSchema)]
+pub struct FeedbackOutcome {
+    pub accepted: u32,
+    pub duplicates: u32,
+}
+
+/// A dimension metrics can be sliced by.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Slice {
+    Channel,
+    Survey,
+    Journey,
+    Stage,
+    Agent,
+    /// The tier (or plan) of the answer's account.
+    Tier,
+}
+
+impl Slice {
+    pub fn parse(s: &str) -> Option<Slice> {
+        Some(match s {
+            "channel" => Slice::Channel,
+            "survey" => Slice::Survey,
+            "journey" => Slice::Journey,
+            "stage" => Slice::Stage,
+            "agent" => Slice::Agent,
+            "tier" => Slice::Tier,
+            _ => return None,
+        })
+    }
+    /// The rollup's name for the dimension.
+    pub(crate) fn dim(self) -> &'static str {
+        match self {
+            Slice::Channel => "channel",
+            Slice::Survey => "survey",
+            Slice::Journey => "journey",
+            Slice::Stage => "stage",
+            Slice::Agent => "agent",
+            Slice::Tier => "tier",
+        }
+    }
+}
+
+/// Answers counted per day, slice value and score.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct HistogramRow {
+    pub day: String,
+    /// The slice value ('' when not sliced or not set).
+    pub group: String,
+    pub score: i64,
+    pub answers: u64,
+}
+
+/// A free-text answer with what its response scored, for theme analysis.
+#[derive(Debug, Clone, Serialize)]
+pub struct TextAnswer {
+    /// The feedback row.
+    pub id: i64,
+    pub account: Option<String>,
+    pub response_id: String,
+    pub text: String,
+    pub sentiment: Option<f64>,
+    /// The NPS answer of the same response, if it has one.
+    pub nps: Option<i64>,
+    pub collected_at_ms: i64,
+}
+
+/// An answer a customer gave lately, as a decision's enrichment reads it.
+#[derive(Debug, Clone, PartialEq, Serialize, utoipa::ToSchema)]
+pub struct RecentAnswer {
+    pub field_type: String,
+    pub score: Option<i64>,
+    pub sentiment: Option<f64>,
+    /// The text cues stored with the answer (churn intent, legal threat, rage, ...).
+    pub cues: Option<serde_json::Value>,
+    pub at_ms: i64,
+}
