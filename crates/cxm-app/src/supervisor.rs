@@ -35,16 +35,39 @@ pub enum Pass {
     More,
 }
 
+/// What the supervisor needs to know of a worker before it runs it.
+#[derive(Debug, Clone, Copy)]
+pub struct Spec {
+    pub name: &'static str,
+    pub scope: Scope,
+    /// The pause after a pass with nothing more to do.
+    pub every: Duration,
+    /// How long after the start the first pass waits (an hourly purge need not run at boot).
+    pub first_after: Duration,
+}
+
+impl Spec {
+    pub const fn new(name: &'static str, scope: Scope, every: Duration) -> Spec {
+        Spec {
+            name,
+            scope,
+            every,
+            first_after: Duration::ZERO,
+        }
+    }
+
+    /// The first pass waits one pause.
+    pub const fn after_a_pause(self) -> Spec {
+        Spec {
+            first_after: self.every,
+            ..self
+        }
+    }
+}
+
 /// A background job. Its state between passes lives in the value itself.
 pub trait Worker: Send + Sync + 'static {
-    fn name(&self) -> &'static str;
-    fn scope(&self) -> Scope;
-    /// The pause after a pass with nothing more to do.
-    fn every(&self) -> Duration;
-    /// How long after the start the first pass waits (an hourly purge need not run at boot).
-    fn first_after(&self) -> Duration {
-        Duration::ZERO
-    }
+    fn spec(&self) -> Spec;
     /// Something that, when notified, cuts the pause short.
     fn wake<'a>(&self, _app: &'a App) -> Option<&'a tokio::sync::Notify> {
         None
@@ -129,10 +152,11 @@ impl Supervisor {
         let mut handles = vec![];
         for w in workers {
             let stats = Arc::new(WorkerStats::default());
+            let spec = w.spec();
             entries.push(Entry {
-                name: w.name(),
-                scope: w.scope(),
-                every: w.every(),
+                name: spec.name,
+                scope: spec.scope,
+                every: spec.every,
                 stats: stats.clone(),
             });
             let (app, placement, rx) = (app.clone(), placement.clone(), stop.subscribe());
@@ -272,8 +296,9 @@ async fn run(
     stats: Arc<WorkerStats>,
     mut stop: tokio::sync::watch::Receiver<bool>,
 ) {
-    let name = w.name();
-    if !w.first_after().is_zero() && !pause(w.first_after(), None, &mut stop).await {
+    let spec = w.spec();
+    let name = spec.name;
+    if !spec.first_after.is_zero() && !pause(spec.first_after, None, &mut stop).await {
         return;
     }
     loop {
@@ -294,7 +319,7 @@ async fn run(
             tokio::task::yield_now().await;
             continue;
         }
-        if !pause(w.every(), w.wake(&app), &mut stop).await {
+        if !pause(spec.every, w.wake(&app), &mut stop).await {
             tracing::debug!(worker = name, "worker stopped");
             return;
         }
@@ -309,10 +334,10 @@ async fn one_round(
     placement: &dyn Placement,
     stats: &WorkerStats,
 ) -> (bool, bool) {
-    let name = w.name();
+    let name = w.spec().name;
     let mut failed = false;
     let mut more = false;
-    match w.scope() {
+    match w.spec().scope {
         Scope::Once => {
             if placement.runs(name, None) {
                 match w.pass(app, None).await {
@@ -350,4 +375,138 @@ async fn one_round(
         }
     }
     (more, failed)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::{AppError, ErrorCode};
+    use std::sync::Mutex;
+
+    /// Records every tenant it is handed; fails for the `broken` one; a pass takes `slow`
+    /// and says so when it finished.
+    struct Probe {
+        seen: Arc<Mutex<Vec<String>>>,
+        finished: Arc<AtomicU64>,
+        slow: Duration,
+        broken: Option<String>,
+    }
+
+    impl Worker for Probe {
+        fn spec(&self) -> Spec {
+            Spec::new("probe", Scope::PerTenant, Duration::from_millis(10))
+        }
+        fn pass<'a>(&'a self, _app: &'a Arc<App>, tenant: Option<&'a str>) -> PassFuture<'a> {
+            Box::pin(async move {
+                let t = tenant.unwrap_or_default().to_string();
+                tokio::time::sleep(self.slow).await;
+                self.seen.lock().unwrap().push(t.clone());
+                self.finished.fetch_add(1, Ordering::SeqCst);
+                if self.broken.as_deref() == Some(t.as_str()) {
+                    return Err(AppError::new(ErrorCode::Internal, "this tenant fails"));
+                }
+                Ok(Pass::Idle)
+            })
+        }
+    }
+
+    /// Runs the probe for every tenant but the one named "elsewhere".
+    struct NotElsewhere(Arc<Mutex<BTreeMap<String, String>>>);
+
+    impl Placement for NotElsewhere {
+        fn runs(&self, _worker: &str, tenant: Option<&str>) -> bool {
+            let names = self.0.lock().unwrap();
+            tenant.is_some_and(|t| names.get(t).map(String::as_str) != Some("elsewhere"))
+        }
+    }
+
+    async fn app() -> (Arc<App>, tempfile::TempDir) {
+        let dir = tempfile::tempdir().unwrap();
+        let store = cxm_store::open(None, dir.path(), cxm_store::StoreSettings::default()).unwrap();
+        let (committer, _writer) = cxm_store::committer::Committer::spawn(store.clone());
+        (App::new(store, committer, crate::Config::default()), dir)
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn workers_run_per_tenant_where_placed_and_a_failure_stays_with_its_tenant() {
+        let (app, _dir) = app().await;
+        let mut names = BTreeMap::new();
+        for n in ["acme", "broken", "elsewhere"] {
+            let t = app.store.0.create_tenant(n).unwrap();
+            names.insert(t.id, n.to_string());
+        }
+        let broken = names
+            .iter()
+            .find(|(_, n)| *n == "broken")
+            .map(|(id, _)| id.clone());
+        let names = Arc::new(Mutex::new(names));
+        let seen = Arc::new(Mutex::new(vec![]));
+        let probe = Probe {
+            seen: seen.clone(),
+            finished: Arc::default(),
+            slow: Duration::ZERO,
+            broken,
+        };
+        let sup = Supervisor::start(
+            app.clone(),
+            vec![Box::new(probe)],
+            Arc::new(NotElsewhere(names.clone())),
+        );
+        let roster = sup.roster();
+        let deadline = std::time::Instant::now() + Duration::from_secs(10);
+        while roster.status()["probe"].passes < 3 && std::time::Instant::now() < deadline {
+            tokio::time::sleep(Duration::from_millis(10)).await;
+        }
+        sup.stop(Duration::from_secs(5)).await;
+        let status = roster.status()["probe"].clone();
+        assert!(status.passes >= 3, "{status:?}");
+        let names = names.lock().unwrap();
+        let seen: Vec<String> = seen
+            .lock()
+            .unwrap()
+            .iter()
+            .map(|id| names[id].clone())
+            .collect();
+        assert!(seen.iter().any(|n| n == "acme"), "{seen:?}");
+        assert!(
+            !seen.iter().any(|n| n == "elsewhere"),
+            "placement ignored: {seen:?}"
+        );
+        // the broken tenant fails every round and is counted; acme still runs in each
+        assert!(status.errors >= 3, "{status:?}");
+        let acme = seen.iter().filter(|n| *n == "acme").count() as u64;
+        assert!(acme >= status.errors, "{seen:?} {status:?}");
+        assert_eq!(status.scope, "tenant");
+        assert!(status.last_run_ms.is_some());
+        let metrics = roster.render_metrics();
+        assert!(
+            metrics.contains("cxm_worker_errors_total{worker=\"probe\"}"),
+            "{metrics}"
+        );
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn stop_lets_the_pass_in_progress_finish() {
+        let (app, _dir) = app().await;
+        app.store.0.create_tenant("acme").unwrap();
+        let finished = Arc::new(AtomicU64::new(0));
+        let probe = Probe {
+            seen: Arc::default(),
+            finished: finished.clone(),
+            slow: Duration::from_millis(300),
+            broken: None,
+        };
+        let sup = Supervisor::start(app, vec![Box::new(probe)], Arc::new(Everything));
+        let roster = sup.roster();
+        let deadline = std::time::Instant::now() + Duration::from_secs(10);
+        while !roster.status()["probe"].running && std::time::Instant::now() < deadline {
+            tokio::time::sleep(Duration::from_millis(5)).await;
+        }
+        assert!(roster.status()["probe"].running);
+        let before = finished.load(Ordering::SeqCst);
+        sup.stop(Duration::from_secs(5)).await;
+        // the pass that was running when the stop came ended, and no other began
+        assert_eq!(finished.load(Ordering::SeqCst), before + 1);
+        assert!(!roster.status()["probe"].running);
+    }
 }

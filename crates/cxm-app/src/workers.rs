@@ -8,7 +8,7 @@ use std::time::{Duration, Instant};
 
 use chrono::Utc;
 
-use crate::supervisor::{Pass, PassFuture, Scope, Worker};
+use crate::supervisor::{Pass, PassFuture, Scope, Spec, Worker};
 use crate::{blocking, App};
 
 /// The workers a server runs, in the order they start.
@@ -44,14 +44,8 @@ pub struct Themes {
 }
 
 impl Worker for Themes {
-    fn name(&self) -> &'static str {
-        "themes"
-    }
-    fn scope(&self) -> Scope {
-        Scope::PerTenant
-    }
-    fn every(&self) -> Duration {
-        Duration::from_secs(5)
+    fn spec(&self) -> Spec {
+        Spec::new("themes", Scope::PerTenant, Duration::from_secs(5))
     }
     fn wake<'a>(&self, app: &'a App) -> Option<&'a tokio::sync::Notify> {
         Some(&app.themes_wake)
@@ -85,14 +79,8 @@ impl Worker for Themes {
 pub struct Triggers;
 
 impl Worker for Triggers {
-    fn name(&self) -> &'static str {
-        "survey_triggers"
-    }
-    fn scope(&self) -> Scope {
-        Scope::PerTenant
-    }
-    fn every(&self) -> Duration {
-        Duration::from_secs(2)
+    fn spec(&self) -> Spec {
+        Spec::new("survey_triggers", Scope::PerTenant, Duration::from_secs(2))
     }
     fn pass<'a>(&'a self, app: &'a Arc<App>, tenant: Option<&'a str>) -> PassFuture<'a> {
         Box::pin(async move {
@@ -116,14 +104,8 @@ pub struct Journeys {
 }
 
 impl Worker for Journeys {
-    fn name(&self) -> &'static str {
-        "journeys"
-    }
-    fn scope(&self) -> Scope {
-        Scope::PerTenant
-    }
-    fn every(&self) -> Duration {
-        Duration::from_secs(2)
+    fn spec(&self) -> Spec {
+        Spec::new("journeys", Scope::PerTenant, Duration::from_secs(2))
     }
     fn pass<'a>(&'a self, app: &'a Arc<App>, tenant: Option<&'a str>) -> PassFuture<'a> {
         Box::pin(async move {
@@ -164,14 +146,8 @@ pub struct Health {
 }
 
 impl Worker for Health {
-    fn name(&self) -> &'static str {
-        "health"
-    }
-    fn scope(&self) -> Scope {
-        Scope::PerTenant
-    }
-    fn every(&self) -> Duration {
-        Duration::from_secs(3)
+    fn spec(&self) -> Spec {
+        Spec::new("health", Scope::PerTenant, Duration::from_secs(3))
     }
     fn pass<'a>(&'a self, app: &'a Arc<App>, tenant: Option<&'a str>) -> PassFuture<'a> {
         Box::pin(async move {
@@ -200,14 +176,8 @@ impl Worker for Health {
 pub struct Webhooks;
 
 impl Worker for Webhooks {
-    fn name(&self) -> &'static str {
-        "webhooks"
-    }
-    fn scope(&self) -> Scope {
-        Scope::Once
-    }
-    fn every(&self) -> Duration {
-        Duration::from_secs(1)
+    fn spec(&self) -> Spec {
+        Spec::new("webhooks", Scope::Once, Duration::from_secs(1))
     }
     fn pass<'a>(&'a self, app: &'a Arc<App>, _: Option<&'a str>) -> PassFuture<'a> {
         Box::pin(async move {
@@ -216,13 +186,13 @@ impl Worker for Webhooks {
             if due.is_empty() {
                 return Ok(Pass::Idle);
             }
-            let sends: Vec<_> = due
-                .into_iter()
-                .map(|d| crate::webhooks::deliver(app.clone(), d))
-                .collect();
-            for s in sends {
-                s.await;
-            }
+            // the deliveries of one pass go out together; a slow receiver holds up only
+            // the pass, never another tenant's next one for long (each send has a timeout)
+            futures_util::future::join_all(
+                due.into_iter()
+                    .map(|d| crate::webhooks::deliver(app.clone(), d)),
+            )
+            .await;
             Ok(Pass::More)
         })
     }
@@ -232,17 +202,13 @@ impl Worker for Webhooks {
 pub struct Checkpoints;
 
 impl Worker for Checkpoints {
-    fn name(&self) -> &'static str {
-        "audit_checkpoints"
-    }
-    fn scope(&self) -> Scope {
-        Scope::PerTenant
-    }
-    fn every(&self) -> Duration {
-        Duration::from_secs(600)
-    }
-    fn first_after(&self) -> Duration {
-        self.every()
+    fn spec(&self) -> Spec {
+        Spec::new(
+            "audit_checkpoints",
+            Scope::PerTenant,
+            Duration::from_secs(600),
+        )
+        .after_a_pause()
     }
     fn pass<'a>(&'a self, app: &'a Arc<App>, tenant: Option<&'a str>) -> PassFuture<'a> {
         Box::pin(async move {
@@ -257,17 +223,8 @@ impl Worker for Checkpoints {
 pub struct Retention;
 
 impl Worker for Retention {
-    fn name(&self) -> &'static str {
-        "retention"
-    }
-    fn scope(&self) -> Scope {
-        Scope::PerTenant
-    }
-    fn every(&self) -> Duration {
-        Duration::from_secs(3600)
-    }
-    fn first_after(&self) -> Duration {
-        self.every()
+    fn spec(&self) -> Spec {
+        Spec::new("retention", Scope::PerTenant, Duration::from_secs(3600)).after_a_pause()
     }
     fn pass<'a>(&'a self, app: &'a Arc<App>, tenant: Option<&'a str>) -> PassFuture<'a> {
         Box::pin(async move {
@@ -290,17 +247,8 @@ impl Worker for Retention {
 pub struct Guardrails;
 
 impl Worker for Guardrails {
-    fn name(&self) -> &'static str {
-        "guardrails"
-    }
-    fn scope(&self) -> Scope {
-        Scope::PerTenant
-    }
-    fn every(&self) -> Duration {
-        Duration::from_secs(300)
-    }
-    fn first_after(&self) -> Duration {
-        self.every()
+    fn spec(&self) -> Spec {
+        Spec::new("guardrails", Scope::PerTenant, Duration::from_secs(300)).after_a_pause()
     }
     fn pass<'a>(&'a self, app: &'a Arc<App>, tenant: Option<&'a str>) -> PassFuture<'a> {
         Box::pin(async move {
@@ -327,14 +275,8 @@ impl Worker for Guardrails {
 pub struct Equity;
 
 impl Worker for Equity {
-    fn name(&self) -> &'static str {
-        "equity"
-    }
-    fn scope(&self) -> Scope {
-        Scope::PerTenant
-    }
-    fn every(&self) -> Duration {
-        crate::equity::FRESH / 2
+    fn spec(&self) -> Spec {
+        Spec::new("equity", Scope::PerTenant, crate::equity::FRESH / 2)
     }
     fn pass<'a>(&'a self, app: &'a Arc<App>, tenant: Option<&'a str>) -> PassFuture<'a> {
         Box::pin(async move {
@@ -350,14 +292,8 @@ impl Worker for Equity {
 pub struct Dedup;
 
 impl Worker for Dedup {
-    fn name(&self) -> &'static str {
-        "dedup_window"
-    }
-    fn scope(&self) -> Scope {
-        Scope::Once
-    }
-    fn every(&self) -> Duration {
-        Duration::from_secs(3600)
+    fn spec(&self) -> Spec {
+        Spec::new("dedup_window", Scope::Once, Duration::from_secs(3600))
     }
     fn pass<'a>(&'a self, app: &'a Arc<App>, _: Option<&'a str>) -> PassFuture<'a> {
         Box::pin(async move {
@@ -388,14 +324,8 @@ impl Mail {
 }
 
 impl Worker for Mail {
-    fn name(&self) -> &'static str {
-        "mail"
-    }
-    fn scope(&self) -> Scope {
-        Scope::Once
-    }
-    fn every(&self) -> Duration {
-        Duration::from_secs(2)
+    fn spec(&self) -> Spec {
+        Spec::new("mail", Scope::Once, Duration::from_secs(2))
     }
     fn pass<'a>(&'a self, app: &'a Arc<App>, _: Option<&'a str>) -> PassFuture<'a> {
         Box::pin(async move {

@@ -127,7 +127,7 @@ pub struct KnownEvent {
 
 macro_rules! known {
     ($($name:literal, $cat:ident, $chan:expr, $desc:literal;)*) => {
-        /// The standard cx event names, in the order documented in the README.
+        /// The standard cx event names, in the order `docs/ingest.md` documents them.
         pub const KNOWN_EVENTS: &[KnownEvent] = &[
             $(KnownEvent { name: $name, category: EventCategory::$cat, implied_channel: $chan, description: $desc },)*
         ];

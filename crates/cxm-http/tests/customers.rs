@@ -438,3 +438,54 @@ async fn ops_endpoints_and_openapi() {
     assert!(doc["components"]["schemas"]["Problem"].is_object());
     app.stop().await;
 }
+
+/// Readiness and metrics say how each background worker is doing: the harness runs the
+/// theme, trigger and webhook workers.
+#[tokio::test]
+async fn readiness_and_metrics_report_every_worker() {
+    let app = TestApp::spawn().await;
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
+    let ready = loop {
+        let ready: Value = app
+            .client
+            .get(app.url("/readyz"))
+            .send()
+            .await
+            .unwrap()
+            .json()
+            .await
+            .unwrap();
+        // the webhook worker runs once a second over the whole store
+        if ready["workers"]["webhooks"]["passes"].as_u64() > Some(0)
+            || std::time::Instant::now() > deadline
+        {
+            break ready;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+    };
+    for w in ["themes", "survey_triggers", "webhooks"] {
+        assert!(ready["workers"][w].is_object(), "{w}: {ready}");
+    }
+    assert_eq!(ready["workers"]["themes"]["scope"], "tenant");
+    assert_eq!(ready["workers"]["webhooks"]["scope"], "once");
+    assert!(
+        ready["workers"]["webhooks"]["passes"].as_u64() > Some(0),
+        "{ready}"
+    );
+    assert_eq!(ready["workers"]["webhooks"]["errors"], 0);
+    let metrics = app
+        .client
+        .get(app.url("/metrics"))
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    assert!(
+        metrics.contains("cxm_worker_passes_total{worker=\"webhooks\"}"),
+        "{metrics}"
+    );
+    assert!(metrics.contains("cxm_worker_lag_seconds{worker=\"themes\"}"));
+    app.stop().await;
+}
