@@ -167,3 +167,27 @@ impl Principal {
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn keys_are_random_and_hashed() {
+        let (p1, k1) = generate_key("t", KeyKind::Write, "a");
+        let (p2, _) = generate_key("t", KeyKind::Write, "a");
+        assert_ne!(p1, p2);
+        assert!(p1.starts_with("cxm_wk_"));
+        assert_eq!(k1.hash, sha256_hex(&p1));
+        assert!(!format!("{k1:?}").contains(&k1.hash));
+    }
+
+    #[test]
+    fn passwords_round_trip() {
+        let h = hash_password("correct horse").unwrap();
+        assert!(h.starts_with("$argon2id$"));
+        assert!(verify_password("correct horse", &h));
+        assert!(!verify_password("wrong", &h));
+        assert!(!verify_password("x", "not a hash"));
+    }
+}

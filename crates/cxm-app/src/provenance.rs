@@ -228,13 +228,6 @@ pub fn verify_message(
     })
 }
 
-#[derive(Deserialize)]
-pub struct VerifyForm {
-    pub signature: String,
-    #[serde(default)]
-    pub text: String,
-}
-
 // ---------------------------------------------------------------------------------------
 // audit checkpoints
 

@@ -194,11 +194,6 @@ pub struct StepUpState {
 
 // ------------------------------------------------------------------ the customer's page
 
-#[derive(Deserialize)]
-pub struct CodeForm {
-    pub code: String,
-}
-
 /// Whether a decision may treat the customer as verified: the step-up exists, was
 /// completed for this same customer, and not too long ago.
 pub fn verified_for(

@@ -271,9 +271,3 @@ pub async fn worded_follow_up(
     }
     Some(f)
 }
-
-#[derive(Deserialize)]
-pub struct MoreForm {
-    pub answer: String,
-    pub n: u8,
-}

@@ -1,6 +1,6 @@
 //! The agents API: registering agents, issuing their keys, their KPIs and resolution rate.
 
-use cxm_app::agents::*;
+use cxm_app::agents::{agent_stats, register, AgentKey, AgentList, AgentStats, NewAgent};
 use cxm_app::AppError;
 use std::sync::Arc;
 

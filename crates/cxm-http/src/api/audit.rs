@@ -1,6 +1,6 @@
 //! The audit API: verifying the tenant's chain end to end.
 
-use cxm_app::audit::*;
+use cxm_app::audit::{verify_chain, AuditReport};
 use std::sync::Arc;
 
 use axum::extract::State;

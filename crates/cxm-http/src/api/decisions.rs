@@ -1,7 +1,11 @@
 //! The decision API: agents ask before acting (who may ask is learnt here), the review
 //! queue, outcomes and redemption.
 
-use cxm_app::decisions::*;
+use cxm_app::decisions::{
+    check_name, decide, find_for, require_operator, review_queue, settle, AskRequest,
+    DecisionAnswer, DecisionFilter, DecisionList, OutcomeReport, Redeem, Redeemed, ReviewQueue,
+    ReviewRequest, DECISION_TTL_MS,
+};
 use std::sync::Arc;
 
 use axum::extract::{FromRequestParts, Path, State};

@@ -1,6 +1,8 @@
 //! The customer equity API: the value model's settings, tiers, cohorts and accounts.
 
-use cxm_app::equity::*;
+use cxm_app::equity::{
+    current, save_settings, settings, value_of, EquityReport, EquitySettings, ValueView,
+};
 use std::sync::Arc;
 
 use axum::extract::{Path, State};

@@ -1,7 +1,11 @@
 //! The experiments API: definitions, status moves, assignment and exposures, results,
 //! rollouts and the A/B and sample-size calculators.
 
-use cxm_app::experiments::*;
+use cxm_app::experiments::{
+    assign_unit, change_rollout, change_status, check_target, compute_results, create_experiment,
+    list_rows, load, parse_definition, record, stats_error, AbInput, AssignRequest, Assignment,
+    ExperimentResults, ExperimentRow, ExperimentView, RolloutChange, SizeQuery, StatusChange,
+};
 use cxm_app::AppError;
 use std::sync::Arc;
 

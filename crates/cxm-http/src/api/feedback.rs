@@ -1,7 +1,10 @@
 //! The feedback API: answers in (with the widget's CORS), NPS/CSAT/CES out, and the themes
 //! API (list, discover, rename, merge, split).
 
-use cxm_app::feedback::*;
+use cxm_app::feedback::{
+    blocking, enrich, expand_choices, report, theme_days, unknown_versions, DiscoverRequest,
+    MergeRequest, MetricQuery, MetricReport, RenameRequest, SplitRequest, ThemeQuery, MAX_ANSWERS,
+};
 use std::sync::Arc;
 
 use axum::body::Body;

@@ -1,6 +1,10 @@
 //! The account health API: accounts, signals, the backtest and alerts.
 
-use cxm_app::health::*;
+use cxm_app::health::{
+    account_detail, account_list, backtest, recompute, save_signals, signal_set, valid_status,
+    AccountDetail, AccountList, AccountQuery, AlertList, AlertQuery, AlertUpdate, BacktestRequest,
+    SignalsDoc,
+};
 use cxm_app::AppError;
 use std::sync::Arc;
 

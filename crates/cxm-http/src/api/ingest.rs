@@ -2,7 +2,7 @@
 //! read under the cap and gunzipped, keys checked, then the ingest use case; a 200 leaves
 //! only after the commit that holds the events.
 
-use cxm_app::ingest::*;
+use cxm_app::ingest::{accept, BatchBody, Incoming, IngestQuery, NativeBody, Route, Success};
 use std::io::Read;
 use std::sync::atomic::Ordering;
 use std::sync::Arc;

@@ -1,6 +1,9 @@
 //! The journeys API: definitions, metrics, reviews and synthetic check runs.
 
-use cxm_app::journeys::*;
+use cxm_app::journeys::{
+    definition_of, find, mark_reviewed, metrics, save, summaries, CheckReport, CheckRuns,
+    JourneyDetail, JourneyList, JourneyMetrics, Saved,
+};
 use std::sync::Arc;
 
 use axum::extract::{Path, State};

@@ -1,6 +1,8 @@
 //! The maturity and ROI API: the assessment, its evidence and the ROI calculator.
 
-use cxm_app::maturity::*;
+use cxm_app::maturity::{
+    roi_view, save_assessment, save_roi, view, AssessmentInput, MaturityView, RoiView,
+};
 use std::sync::Arc;
 
 use axum::extract::State;

@@ -22,7 +22,12 @@ pub mod surveys;
 pub mod tickets;
 pub mod users;
 pub mod webhooks;
-use cxm_app::customers::*;
+use cxm_app::customers::{
+    build_context, do_unmerge, has_nul, load_profile, log_context_view, parse_cursor,
+    parse_identifier, quarantine_list, ContextQuery, CreatedKey, CustomerContext, CustomerList,
+    CustomerLookup, DaysQuery, FindQuery, KeyList, LimitQuery, MergeHistory, NewKey,
+    QuarantineList, Taxonomy, UnmergeRequest, UnmergeResult,
+};
 use std::sync::Arc;
 
 use axum::extract::{FromRequest, FromRequestParts, Path, Request, State};

@@ -1,6 +1,9 @@
 //! The agent policies API: versions, activation, the replay test and canary rollouts.
 
-use cxm_app::policies::*;
+use cxm_app::policies::{
+    policy_error, policy_view, replay, save_policies, PolicyTest, PolicyView, SavePolicies,
+    SavedPolicies, TestPolicies,
+};
 use cxm_app::AppError;
 use std::sync::Arc;
 

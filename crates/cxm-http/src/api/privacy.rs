@@ -1,6 +1,9 @@
 //! The privacy API: erasure, the access export, consent and retention.
 
-use cxm_app::privacy::*;
+use cxm_app::privacy::{
+    consent_view, erase_customer, export_customer, resolve, set_retention, ConsentView, Erased,
+    Export, NewConsent, Retention,
+};
 use std::sync::Arc;
 
 use axum::extract::{Path, State};

@@ -1,7 +1,11 @@
 //! The provenance API: signing keys, the JWK set, signing messages and assets, and the
 //! public verification API and page.
 
-use cxm_app::provenance::*;
+use cxm_app::provenance::{
+    active_key, checkpoint_now, content_key, has_disclosure, hex_sha256, new_key, verify_message,
+    AssetQuery, RevokeKey, SignRequest, SignedOut, SigningKeyList, Verification, VerifyRequest,
+    MAX_MESSAGE,
+};
 use cxm_app::AppError;
 use std::sync::Arc;
 
@@ -448,4 +452,11 @@ pub async fn verify_asset(
     let bytes = asset_body(&st, body).await?;
     let report = cxm_app::provenance::read_asset(mime, bytes).await?;
     Ok(Json(serde_json::to_value(report).unwrap_or_default()))
+}
+
+#[derive(serde::Deserialize)]
+struct VerifyForm {
+    signature: String,
+    #[serde(default)]
+    text: String,
 }

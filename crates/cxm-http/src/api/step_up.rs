@@ -1,7 +1,9 @@
 //! The step-up API and the customer's page: one-time codes sent to a known channel and their
 //! verification.
 
-use cxm_app::step_up::*;
+use cxm_app::step_up::{
+    attempt, begin, Attempt, CodeAttempt, StartStepUp, StartedStepUp, StepUpState,
+};
 use cxm_app::AppError;
 use std::sync::Arc;
 
@@ -157,4 +159,9 @@ fn not_found_page(st: &AppState) -> Response {
     );
     *r.status_mut() = StatusCode::NOT_FOUND;
     r
+}
+
+#[derive(serde::Deserialize)]
+struct CodeForm {
+    code: String,
 }

@@ -1,7 +1,11 @@
 //! The surveys API and the hosted survey page: definitions, links, invitations and the
 //! next-step API for bots.
 
-use cxm_app::surveys::*;
+use cxm_app::surveys::{
+    answered_text_prompt, base_answer, new_link, new_topic, scale_of, valid_id, worded_follow_up,
+    CreatedLink, InvitationList, InvitationQuery, InvitationUpdate, NewLink, NextRequest, NextStep,
+    SaveSurvey, SavedSurvey, SurveyList, SurveyStats, INVITATION_STATUSES,
+};
 use std::collections::HashMap;
 use std::sync::Arc;
 
@@ -667,4 +671,10 @@ async fn done(State(st): State<Arc<AppState>>, Path(token): Path<String>) -> Res
         ),
         Err(r) => r,
     }
+}
+
+#[derive(serde::Deserialize)]
+struct MoreForm {
+    answer: String,
+    n: u8,
 }

@@ -1,6 +1,10 @@
 //! The remediation tickets API: opening, moves, checks, notes and rules.
 
-use cxm_app::tickets::*;
+use cxm_app::tickets::{
+    change_state, close_ticket, detail, not_viewer, obstacle_removal, open, raise_for_value, rules,
+    ticket_from_alert, verify_now, view, CloseRequest, FromAlert, NewTicket, StateChange,
+    TicketDetail, TicketList, TicketQuery, TicketView,
+};
 use std::sync::Arc;
 
 use axum::extract::State;

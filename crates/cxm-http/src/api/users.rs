@@ -1,6 +1,9 @@
 //! The users API: offboarding (disable, enable, new password, sign out everywhere).
 
-use cxm_app::users::*;
+use cxm_app::users::{
+    disable, enable, list_users, revoke_sessions, set_password, NewPassword, Revoked, UserList,
+    UserView,
+};
 use std::sync::Arc;
 
 use axum::extract::{Path, State};

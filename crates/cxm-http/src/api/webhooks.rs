@@ -1,6 +1,6 @@
 //! The webhook endpoints API and the delivery log (owners and admins).
 
-use cxm_app::webhooks::*;
+use cxm_app::webhooks::{CreatedEndpoint, DeliveryLog, EndpointList, NewEndpoint, EVENT_TYPES};
 use std::sync::Arc;
 
 use axum::extract::{Path, State};
