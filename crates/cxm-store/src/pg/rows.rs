@@ -2,39 +2,6 @@
 
 use super::*;
 
-pub(super) fn row_to_key(r: &Row) -> ApiKey {
-    ApiKey {
-        id: r.get(0),
-        tenant_id: r.get(1),
-        kind: KeyKind::parse(r.get(2)).unwrap_or(KeyKind::Write),
-        name: r.get(3),
-        prefix: r.get(4),
-        hash: r.get(5),
-        created_at_ms: r.get(6),
-        revoked_at_ms: r.get(7),
-    }
-}
-
-pub(super) fn row_to_user(r: &Row) -> User {
-    User {
-        id: r.get(0),
-        tenant_id: r.get(1),
-        email: r.get(2),
-        password_hash: r.get(3),
-        role: Role::parse(r.get(4)).unwrap_or(Role::Viewer),
-        created_at_ms: r.get(5),
-        disabled_at_ms: r.get(6),
-    }
-}
-
-pub(super) fn row_to_tenant(r: &Row) -> Tenant {
-    Tenant {
-        id: r.get(0),
-        name: r.get(1),
-        created_at_ms: r.get(2),
-    }
-}
-
 pub(super) fn row_to_event(r: &Row) -> StoredEvent {
     StoredEvent {
         seq: r.get(0),

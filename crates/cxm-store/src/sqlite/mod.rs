@@ -627,7 +627,7 @@ mod journeys;
 mod outbox;
 mod privacy;
 mod provenance;
+mod sql;
 mod surveys;
-mod tenants;
 mod themes;
 mod tickets;

@@ -2,33 +2,6 @@
 
 use super::*;
 
-pub(super) fn row_to_key(r: &rusqlite::Row) -> rusqlite::Result<ApiKey> {
-    let kind: String = r.get(2)?;
-    Ok(ApiKey {
-        id: r.get(0)?,
-        tenant_id: r.get(1)?,
-        kind: KeyKind::parse(&kind).unwrap_or(KeyKind::Write),
-        name: r.get(3)?,
-        prefix: r.get(4)?,
-        hash: r.get(5)?,
-        created_at_ms: r.get(6)?,
-        revoked_at_ms: r.get(7)?,
-    })
-}
-
-pub(super) fn row_to_user(r: &rusqlite::Row) -> rusqlite::Result<User> {
-    let role: String = r.get(4)?;
-    Ok(User {
-        id: r.get(0)?,
-        tenant_id: r.get(1)?,
-        email: r.get(2)?,
-        password_hash: r.get(3)?,
-        role: Role::parse(&role).unwrap_or(Role::Viewer),
-        created_at_ms: r.get(5)?,
-        disabled_at_ms: r.get(6)?,
-    })
-}
-
 pub(super) fn row_to_event(r: &rusqlite::Row) -> rusqlite::Result<StoredEvent> {
     let payload: String = r.get(10)?;
     Ok(StoredEvent {
@@ -64,9 +37,6 @@ pub(super) fn row_to_ledger(r: &rusqlite::Row) -> rusqlite::Result<LedgerEntry> 
     })
 }
 
-pub(super) const KEY_COLS: &str = "id, tenant_id, kind, name, prefix, hash, created_at, revoked_at";
-pub(super) const USER_COLS: &str =
-    "id, tenant_id, email, password_hash, role, created_at, disabled_at";
 pub(super) const EVENT_COLS: &str = "seq, message_id, type, name, channel, category, ts, received_at, user_id, anonymous_id, payload";
 
 pub(super) fn text_answer(r: &rusqlite::Row) -> rusqlite::Result<TextAnswer> {
