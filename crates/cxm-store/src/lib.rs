@@ -9,6 +9,7 @@ pub mod columns;
 pub mod committer;
 pub mod decision_log;
 mod erase;
+mod experiments;
 pub use erase::{Counts as ErasureCounts, Held as ErasureHeld};
 mod graph;
 mod pg;

@@ -13,6 +13,7 @@ pub(crate) enum Arg<'a> {
     OptText(Option<&'a str>),
     Int(i64),
     OptInt(Option<i64>),
+    Real(f64),
 }
 
 impl<'a> From<&'a str> for Arg<'a> {
@@ -33,6 +34,12 @@ impl From<i64> for Arg<'_> {
     }
 }
 
+impl From<f64> for Arg<'_> {
+    fn from(x: f64) -> Self {
+        Arg::Real(x)
+    }
+}
+
 impl From<Option<i64>> for Arg<'_> {
     fn from(i: Option<i64>) -> Self {
         Arg::OptInt(i)
@@ -45,12 +52,26 @@ impl<'a> From<Option<&'a str>> for Arg<'a> {
     }
 }
 
+impl<'a> From<&'a Option<String>> for Arg<'a> {
+    fn from(s: &'a Option<String>) -> Self {
+        Arg::OptText(s.as_deref())
+    }
+}
+
 /// One value read back.
 #[derive(Debug, Clone, PartialEq)]
 pub(crate) enum Cell {
     Null,
     Int(i64),
+    Real(f64),
     Text(String),
+}
+
+/// Which SQL a statement has to be written in, for the few that differ (JSON access).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Dialect {
+    Sqlite,
+    Postgres,
 }
 
 /// A row read back, by column position.
@@ -73,7 +94,7 @@ impl Row {
         match self.cell(i)? {
             Cell::Null => Ok(None),
             Cell::Text(s) => Ok(Some(s.clone())),
-            Cell::Int(_) => Err(StoreError::Backend(format!("column {i} is not text"))),
+            _ => Err(StoreError::Backend(format!("column {i} is not text"))),
         }
     }
 
@@ -86,13 +107,23 @@ impl Row {
         match self.cell(i)? {
             Cell::Null => Ok(None),
             Cell::Int(n) => Ok(Some(*n)),
-            Cell::Text(_) => Err(StoreError::Backend(format!("column {i} is not an integer"))),
+            _ => Err(StoreError::Backend(format!("column {i} is not an integer"))),
+        }
+    }
+
+    pub(crate) fn real(&self, i: usize) -> Result<f64> {
+        match self.cell(i)? {
+            Cell::Real(x) => Ok(*x),
+            // SQLite keeps a REAL that is a whole number as one
+            Cell::Int(n) => Ok(*n as f64),
+            _ => Err(StoreError::Backend(format!("column {i} is not a number"))),
         }
     }
 }
 
 /// A connection or transaction a shared room runs its statements on.
 pub(crate) trait Db {
+    fn dialect(&self) -> Dialect;
     fn exec(&mut self, sql: &str, args: &[Arg]) -> Result<u64>;
     fn rows(&mut self, sql: &str, args: &[Arg]) -> Result<Vec<Row>>;
     fn row(&mut self, sql: &str, args: &[Arg]) -> Result<Option<Row>> {
@@ -130,7 +161,15 @@ mod tests {
 
     #[test]
     fn cells_read_back_by_type() {
-        let r = Row(vec![Cell::Text("x".into()), Cell::Int(3), Cell::Null]);
+        let r = Row(vec![
+            Cell::Text("x".into()),
+            Cell::Int(3),
+            Cell::Null,
+            Cell::Real(0.5),
+        ]);
+        assert_eq!(r.real(3).unwrap(), 0.5);
+        assert_eq!(r.real(1).unwrap(), 3.0);
+        assert!(r.real(0).is_err());
         assert_eq!(r.text(0).unwrap(), "x");
         assert_eq!(r.int(1).unwrap(), 3);
         assert_eq!(r.opt_int(2).unwrap(), None);

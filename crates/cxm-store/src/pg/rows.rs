@@ -172,24 +172,6 @@ pub(super) fn pg_decision_row(r: &Row) -> StoredDecision {
     }
 }
 
-pub(super) const PG_EXPERIMENT_ONE: &str = "SELECT id, definition, status, rollout_percent, shipped_arm, history, created_by, created_at, updated_at, started_at FROM experiments WHERE tenant_id = $1 AND id = $2";
-pub(super) const PG_EXPERIMENT_ALL: &str = "SELECT id, definition, status, rollout_percent, shipped_arm, history, created_by, created_at, updated_at, started_at FROM experiments WHERE tenant_id = $1 ORDER BY created_at DESC, id";
-
-pub(super) fn pg_experiment_row(r: &Row) -> StoredExperiment {
-    StoredExperiment {
-        id: r.get(0),
-        definition: r.get(1),
-        status: r.get(2),
-        rollout_percent: r.get(3),
-        shipped_arm: r.get(4),
-        history: r.get(5),
-        created_by: r.get(6),
-        created_at_ms: r.get(7),
-        updated_at_ms: r.get(8),
-        started_at_ms: r.get(9),
-    }
-}
-
 pub(super) fn pg_agent_row(r: &Row) -> Agent {
     Agent {
         name: r.get(0),

@@ -1,7 +1,7 @@
 //! How a shared room's statement runs on PostgreSQL: in one transaction of the pool's.
 
 use super::*;
-use crate::sql::{dollar_placeholders, Arg, Cell, Db, Row, SqlBackend};
+use crate::sql::{dollar_placeholders, Arg, Cell, Db, Dialect, Row, SqlBackend};
 
 struct Pg<'a, 'b>(&'a mut PgTx<'b>);
 
@@ -11,10 +11,15 @@ fn boxed(a: &Arg) -> Box<dyn postgres::types::ToSql + Sync> {
         Arg::OptText(s) => Box::new(s.map(str::to_string)),
         Arg::Int(i) => Box::new(i),
         Arg::OptInt(i) => Box::new(i),
+        Arg::Real(x) => Box::new(x),
     }
 }
 
 impl Db for Pg<'_, '_> {
+    fn dialect(&self) -> Dialect {
+        Dialect::Postgres
+    }
+
     fn exec(&mut self, sql: &str, args: &[Arg]) -> Result<u64> {
         let p: Vec<_> = args.iter().map(boxed).collect();
         let refs: Vec<&(dyn postgres::types::ToSql + Sync)> =
@@ -44,6 +49,8 @@ impl Db for Pg<'_, '_> {
                         } else if *t == Type::INT4 {
                             r.get::<_, Option<i32>>(i)
                                 .map_or(Cell::Null, |v| Cell::Int(i64::from(v)))
+                        } else if *t == Type::FLOAT8 {
+                            r.get::<_, Option<f64>>(i).map_or(Cell::Null, Cell::Real)
                         } else if *t == Type::TEXT || *t == Type::VARCHAR {
                             r.get::<_, Option<String>>(i).map_or(Cell::Null, Cell::Text)
                         } else {

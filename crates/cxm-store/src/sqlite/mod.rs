@@ -619,7 +619,6 @@ use rows::*;
 mod agents;
 mod equity;
 mod events;
-mod experiments;
 mod feedback;
 mod health;
 mod identity;

@@ -210,23 +210,6 @@ pub(super) fn decision_row(r: &rusqlite::Row) -> rusqlite::Result<StoredDecision
     })
 }
 
-pub(super) const EXPERIMENT_COLUMNS: &str = "SELECT id, definition, status, rollout_percent, shipped_arm, history, created_by, created_at, updated_at, started_at FROM experiments";
-
-pub(super) fn experiment_row(r: &rusqlite::Row) -> rusqlite::Result<StoredExperiment> {
-    Ok(StoredExperiment {
-        id: r.get(0)?,
-        definition: r.get(1)?,
-        status: r.get(2)?,
-        rollout_percent: r.get(3)?,
-        shipped_arm: r.get(4)?,
-        history: r.get(5)?,
-        created_by: r.get(6)?,
-        created_at_ms: r.get(7)?,
-        updated_at_ms: r.get(8)?,
-        started_at_ms: r.get(9)?,
-    })
-}
-
 pub(super) fn agent_row(r: &rusqlite::Row) -> rusqlite::Result<Agent> {
     Ok(Agent {
         name: r.get(0)?,

@@ -2,7 +2,7 @@
 //! writer's immediate transaction.
 
 use super::*;
-use crate::sql::{Arg, Cell, Db, Row, SqlBackend};
+use crate::sql::{Arg, Cell, Db, Dialect, Row, SqlBackend};
 
 struct Lite<'a>(&'a Connection);
 
@@ -13,10 +13,15 @@ fn value(a: &Arg) -> rusqlite::types::Value {
         Arg::OptText(s) => s.map_or(V::Null, |s| V::Text(s.to_string())),
         Arg::Int(i) => V::Integer(i),
         Arg::OptInt(i) => i.map_or(V::Null, V::Integer),
+        Arg::Real(x) => V::Real(x),
     }
 }
 
 impl Db for Lite<'_> {
+    fn dialect(&self) -> Dialect {
+        Dialect::Sqlite
+    }
+
     fn exec(&mut self, sql: &str, args: &[Arg]) -> Result<u64> {
         let params: Vec<_> = args.iter().map(value).collect();
         let mut st = self.0.prepare_cached(sql)?;
@@ -34,6 +39,7 @@ impl Db for Lite<'_> {
                         Ok(match r.get_ref(i)? {
                             rusqlite::types::ValueRef::Null => Cell::Null,
                             rusqlite::types::ValueRef::Integer(v) => Cell::Int(v),
+                            rusqlite::types::ValueRef::Real(v) => Cell::Real(v),
                             rusqlite::types::ValueRef::Text(t) => {
                                 Cell::Text(String::from_utf8_lossy(t).into_owned())
                             }
