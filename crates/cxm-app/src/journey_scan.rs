@@ -219,8 +219,15 @@ fn group(keys: &[u32], n_keys: usize) -> (Vec<u32>, Vec<u32>) {
     (start, order)
 }
 
-fn stage_answer(a: &JourneyAnswer) -> Option<StageAnswer> {
-    crate::journeys::stage_answer(a)
+/// What an answer adds to a stage (its score, or a text's sentiment); None for the rest.
+pub fn stage_answer(a: &JourneyAnswer) -> Option<StageAnswer> {
+    Some(match (a.field_type.as_str(), a.score, a.sentiment) {
+        ("nps", Some(s), _) => StageAnswer::Nps(s),
+        ("csat", Some(s), _) => StageAnswer::Csat(s),
+        ("ces", Some(s), _) => StageAnswer::Ces(s),
+        ("text", _, Some(c)) => StageAnswer::Sentiment(c),
+        _ => return None,
+    })
 }
 
 /// Walks the customers in `range` through one journey.

@@ -6,7 +6,7 @@ use std::collections::{HashMap, HashSet};
 
 use chrono::{DateTime, NaiveDate, Utc};
 use cxm_domain::journey::{JourneyDefinition, JourneyUnit};
-use cxm_domain::journey_progress::{self as progress, StageAnswer, StageStats};
+use cxm_domain::journey_progress::{self as progress, StageStats};
 use cxm_domain::jps::{self, Score};
 use cxm_store::{JourneyCursor, JourneyProgress, Store, StoredJourney};
 use serde::{Deserialize, Serialize};
@@ -276,7 +276,7 @@ pub fn advance(
             stage_of[*i] = stage;
         }
         for (a, stage) in answers.iter().zip(stage_of) {
-            let (Some(stage), Some(answer)) = (stage, stage_answer(a)) else {
+            let (Some(stage), Some(answer)) = (stage, crate::journey_scan::stage_answer(a)) else {
                 continue;
             };
             if stage < stats.len() {
@@ -308,16 +308,6 @@ pub fn units<'a>(
         .into_iter()
         .collect();
     Ok(store.accounts_of(tenant, Some(&ps))?)
-}
-
-pub fn stage_answer(a: &cxm_store::JourneyAnswer) -> Option<StageAnswer> {
-    Some(match (a.field_type.as_str(), a.score, a.sentiment) {
-        ("nps", Some(s), _) => StageAnswer::Nps(s),
-        ("csat", Some(s), _) => StageAnswer::Csat(s),
-        ("ces", Some(s), _) => StageAnswer::Ces(s),
-        ("text", _, Some(c)) => StageAnswer::Sentiment(c),
-        _ => return None,
-    })
 }
 
 /// Writes the tenant's full blocks of the columnar log; returns how many events went in.

@@ -169,7 +169,9 @@ pub fn router(state: Arc<AppState>) -> Router {
     let prefix = state.config.path_prefix.trim_end_matches('/').to_string();
     let app = Router::new()
         .merge(api::routes(&prefix))
-        .merge(pages::routes());
+        .merge(pages::routes())
+        // the document describes the API, so it is served beside it, not from inside it
+        .route("/api/openapi.json", axum::routing::get(openapi::serve));
     // bodies are capped inside the handlers, with a problem+json answer; this only stops
     // axum's own 2 MB default from answering first
     app.layer(DefaultBodyLimit::disable())

@@ -122,7 +122,7 @@ impl<T: DeserializeOwned, S: Send + Sync> FromRequest<S> for ApiJson<T> {
 }
 
 /// Every API route: the tracking API (and its copy under the path prefix), the management
-/// API of each capability, health, readiness, metrics and the OpenAPI document.
+/// API of each capability, health, readiness and metrics.
 pub fn routes(prefix: &str) -> Router<Arc<AppState>> {
     let mut app = Router::new()
         .merge(ingest::tracking_routes())
@@ -146,8 +146,7 @@ pub fn routes(prefix: &str) -> Router<Arc<AppState>> {
         .merge(users::routes())
         .route("/healthz", get(ops::healthz))
         .route("/readyz", get(ops::readyz))
-        .route("/metrics", get(ops::metrics))
-        .route("/api/openapi.json", get(crate::openapi::serve));
+        .route("/metrics", get(ops::metrics));
     if !prefix.is_empty() && prefix.starts_with('/') {
         app = app.nest(prefix, ingest::tracking_routes());
     }
