@@ -2,7 +2,8 @@
 //! same in SQLite and PostgreSQL: those are written once, as a blanket impl over
 //! [`SqlBackend`], and each backend only says how to run a statement (`sqlite/sql.rs`,
 //! `pg/sql.rs`). Statements number their placeholders (`?1`, `?2`); PostgreSQL gets `$1`.
-//! Integers are 64-bit on both sides (BIGINT columns).
+//! Integers are 64-bit on both sides (BIGINT columns). Each connection prepares a statement
+//! once and keeps it by its text, so a statement's text comes from constants, never from values.
 
 use crate::{Result, StoreError};
 
@@ -14,6 +15,7 @@ pub(crate) enum Arg<'a> {
     Int(i64),
     OptInt(Option<i64>),
     Real(f64),
+    OptReal(Option<f64>),
 }
 
 impl<'a> From<&'a str> for Arg<'a> {
@@ -37,6 +39,12 @@ impl From<i64> for Arg<'_> {
 impl From<f64> for Arg<'_> {
     fn from(x: f64) -> Self {
         Arg::Real(x)
+    }
+}
+
+impl From<Option<f64>> for Arg<'_> {
+    fn from(x: Option<f64>) -> Self {
+        Arg::OptReal(x)
     }
 }
 
@@ -112,10 +120,16 @@ impl Row {
     }
 
     pub(crate) fn real(&self, i: usize) -> Result<f64> {
+        self.opt_real(i)?
+            .ok_or_else(|| StoreError::Backend(format!("column {i} is null")))
+    }
+
+    pub(crate) fn opt_real(&self, i: usize) -> Result<Option<f64>> {
         match self.cell(i)? {
-            Cell::Real(x) => Ok(*x),
+            Cell::Null => Ok(None),
+            Cell::Real(x) => Ok(Some(*x)),
             // SQLite keeps a REAL that is a whole number as one
-            Cell::Int(n) => Ok(*n as f64),
+            Cell::Int(n) => Ok(Some(*n as f64)),
             _ => Err(StoreError::Backend(format!("column {i} is not a number"))),
         }
     }
@@ -136,6 +150,26 @@ pub(crate) trait SqlBackend {
     fn read_sql<T>(&self, f: impl FnOnce(&mut dyn Db) -> Result<T>) -> Result<T>;
     /// One transaction: committed when `f` returns Ok, rolled back otherwise.
     fn write_sql<T>(&self, f: impl FnOnce(&mut dyn Db) -> Result<T>) -> Result<T>;
+}
+
+/// Every row of a statement, each read by `f`.
+pub(crate) fn all<T>(
+    db: &mut dyn Db,
+    sql: &str,
+    args: &[Arg],
+    f: fn(&Row) -> Result<T>,
+) -> Result<Vec<T>> {
+    db.rows(sql, args)?.iter().map(f).collect()
+}
+
+/// The first row of a statement, read by `f`, if there is one.
+pub(crate) fn one<T>(
+    db: &mut dyn Db,
+    sql: &str,
+    args: &[Arg],
+    f: fn(&Row) -> Result<T>,
+) -> Result<Option<T>> {
+    db.row(sql, args)?.as_ref().map(f).transpose()
 }
 
 /// `?1`.. `?N` as PostgreSQL's `$1`.. `$N` (highest first, so `?12` is not read as `?1`).

@@ -1,7 +1,7 @@
 //! Tenants, their keys, users and sessions, and the documents a tenant keeps: one SQL for
 //! both backends, over [`SqlBackend`].
 
-use crate::sql::{Arg, Db, Row, SqlBackend};
+use crate::sql::{all, one, Db, Row, SqlBackend};
 use crate::{
     new_id, now_ms, ApiKey, KeyKind, Result, Role, Tenant, TenantDocument, TenantStore, User,
 };
@@ -42,14 +42,6 @@ fn user(r: &Row) -> Result<User> {
         created_at_ms: r.int(5)?,
         disabled_at_ms: r.opt_int(6)?,
     })
-}
-
-fn all<T>(db: &mut dyn Db, sql: &str, args: &[Arg], f: fn(&Row) -> Result<T>) -> Result<Vec<T>> {
-    db.rows(sql, args)?.iter().map(f).collect()
-}
-
-fn one<T>(db: &mut dyn Db, sql: &str, args: &[Arg], f: fn(&Row) -> Result<T>) -> Result<Option<T>> {
-    db.row(sql, args)?.as_ref().map(f).transpose()
 }
 
 /// Ends every session of a user.

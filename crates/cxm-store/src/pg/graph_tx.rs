@@ -5,7 +5,7 @@ use super::*;
 
 pub(super) struct PgTx<'a> {
     pub(super) tx: Transaction<'a>,
-    pub(super) stmts: &'a mut HashMap<&'static str, Statement>,
+    pub(super) stmts: &'a mut HashMap<String, Statement>,
 }
 
 impl PgTx<'_> {
@@ -14,7 +14,19 @@ impl PgTx<'_> {
             return Ok(s.clone());
         }
         let s = self.tx.prepare(sql)?;
-        self.stmts.insert(sql, s.clone());
+        self.stmts.insert(sql.to_string(), s.clone());
+        Ok(s)
+    }
+    /// A shared room's statement (`?N` placeholders), prepared once per connection and kept
+    /// under its own text.
+    pub(super) fn st_shared(&mut self, sql: &str, args: usize) -> Result<Statement> {
+        if let Some(s) = self.stmts.get(sql) {
+            return Ok(s.clone());
+        }
+        let s = self
+            .tx
+            .prepare(crate::sql::dollar_placeholders(sql, args).as_str())?;
+        self.stmts.insert(sql.to_string(), s.clone());
         Ok(s)
     }
     pub(super) fn exec(

@@ -98,7 +98,7 @@ const POOL_SIZE: usize = 8;
 
 struct Conn {
     client: Client,
-    stmts: HashMap<&'static str, Statement>,
+    stmts: HashMap<String, Statement>,
 }
 
 pub struct PgStore {
@@ -404,7 +404,6 @@ use rows::*;
 mod agents;
 mod equity;
 mod events;
-mod feedback;
 mod health;
 mod identity;
 mod journeys;
@@ -412,6 +411,5 @@ mod outbox;
 mod privacy;
 mod provenance;
 mod sql;
-mod surveys;
 mod themes;
 mod tickets;

@@ -1,7 +1,7 @@
 //! How a shared room's statement runs on PostgreSQL: in one transaction of the pool's.
 
 use super::*;
-use crate::sql::{dollar_placeholders, Arg, Cell, Db, Dialect, Row, SqlBackend};
+use crate::sql::{Arg, Cell, Db, Dialect, Row, SqlBackend};
 
 struct Pg<'a, 'b>(&'a mut PgTx<'b>);
 
@@ -12,6 +12,7 @@ fn boxed(a: &Arg) -> Box<dyn postgres::types::ToSql + Sync> {
         Arg::Int(i) => Box::new(i),
         Arg::OptInt(i) => Box::new(i),
         Arg::Real(x) => Box::new(x),
+        Arg::OptReal(x) => Box::new(x),
     }
 }
 
@@ -24,10 +25,8 @@ impl Db for Pg<'_, '_> {
         let p: Vec<_> = args.iter().map(boxed).collect();
         let refs: Vec<&(dyn postgres::types::ToSql + Sync)> =
             p.iter().map(|b| b.as_ref()).collect();
-        Ok(self
-            .0
-            .tx
-            .execute(dollar_placeholders(sql, args.len()).as_str(), &refs)?)
+        let st = self.0.st_shared(sql, args.len())?;
+        Ok(self.0.tx.execute(&st, &refs)?)
     }
 
     fn rows(&mut self, sql: &str, args: &[Arg]) -> Result<Vec<Row>> {
@@ -35,10 +34,8 @@ impl Db for Pg<'_, '_> {
         let p: Vec<_> = args.iter().map(boxed).collect();
         let refs: Vec<&(dyn postgres::types::ToSql + Sync)> =
             p.iter().map(|b| b.as_ref()).collect();
-        let rows = self
-            .0
-            .tx
-            .query(dollar_placeholders(sql, args.len()).as_str(), &refs)?;
+        let st = self.0.st_shared(sql, args.len())?;
+        let rows = self.0.tx.query(&st, &refs)?;
         rows.iter()
             .map(|r| {
                 (0..r.len())

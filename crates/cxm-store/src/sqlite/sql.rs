@@ -14,6 +14,7 @@ fn value(a: &Arg) -> rusqlite::types::Value {
         Arg::Int(i) => V::Integer(i),
         Arg::OptInt(i) => i.map_or(V::Null, V::Integer),
         Arg::Real(x) => V::Real(x),
+        Arg::OptReal(x) => x.map_or(V::Null, V::Real),
     }
 }
 
