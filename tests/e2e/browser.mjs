@@ -87,15 +87,23 @@ try {
 
   const page = await signIn("owner@example.com", "owner-password-1");
 
-  // overview: totals and a chart with bars and tooltips
-  await page.getByRole("link", { name: "Overview" }).click();
+  // home opens on money and what to do; a tenant that has not set up everything sees where to start
+  await page.getByRole("link", { name: "Home" }).click();
+  assert.match(await page.getByTestId("revenue-at-risk").innerText(), /Revenue at risk\s+\$0\b/);
+  assert.match(await page.getByTestId("growth-potential").innerText(), /Growth potential\s+\$/);
+  assert.match(await page.getByTestId("start-here").innerText(), /Map a journey/);
+  assert.match(await page.getByTestId("score-nps").innerText(), /answers/);
+  await page.screenshot({ path: `${shots}/home.png`, fullPage: true });
+
+  // data coming in (under Settings): totals and a chart with bars and tooltips
+  await page.getByRole("link", { name: "Data coming in" }).click();
   assert.equal(await page.getByTestId("total-events").innerText(), "8");
   assert.equal(await page.getByTestId("profiles").innerText(), "2");
   assert.equal(await page.getByTestId("quarantined").innerText(), "1");
   const bars = await page.locator(".chart svg rect").count();
   assert.ok(bars >= 3, `expected stacked bars, got ${bars}`);
   assert.match(await page.locator(".chart svg rect title").first().textContent(), /events/);
-  await page.screenshot({ path: `${shots}/overview.png`, fullPage: true });
+  await page.screenshot({ path: `${shots}/data.png`, fullPage: true });
 
   // live search (htmx) finds Grace by email fragment
   await page.getByRole("link", { name: "Customers" }).click();
@@ -296,6 +304,16 @@ stages:
   await page.goto(`${base}/accounts`);
   assert.match(await page.locator('[data-account="umbrella"]').innerText(), /Umbrella Corp[\s\S]*1 failed payment in 14 days/);
   await page.screenshot({ path: `${shots}/accounts.png`, fullPage: false });
+  // the account has a page of its own, and the alert is on it
+  await page.locator('[data-account="umbrella"]').getByRole("link", { name: "Umbrella Corp" }).click();
+  await page.waitForURL(/\/accounts\/umbrella$/);
+  assert.match(await page.getByTestId("account-arr").innerText(), /\$90,000/);
+  assert.match(await page.getByTestId("account-alerts").innerText(), /1 failed payment in 14 days/);
+  assert.match(await page.getByTestId("account-people").innerText(), /ops-1/);
+  await page.screenshot({ path: `${shots}/account.png`, fullPage: true });
+  // and home counts its ARR as revenue at risk, in the tenant's currency
+  await page.getByRole("link", { name: "Home" }).click();
+  assert.match(await page.getByTestId("revenue-at-risk").innerText(), /\$90,000[\s\S]*1 account with an open alert/);
 
   // the alert becomes a ticket whose check is the account's health; it refuses to close until
   // the data says the account recovered
@@ -436,7 +454,7 @@ stages:
 
   assert.deepEqual(offsite, [], "the dashboard must not load anything from another origin");
   assert.deepEqual(consoleErrors, [], "no page logs an error or a Content-Security-Policy violation");
-  console.log("dashboard: sign-in, overview chart, live search, context, unmerge, quarantine, journeys, alerts, tickets, agent review, signed message, experiments, maturity, equity, roles: ok");
+  console.log("dashboard: sign-in, home brief, data chart, account page, live search, context, unmerge, quarantine, journeys, alerts, tickets, agent review, signed message, experiments, maturity, equity, roles: ok");
 } finally {
   await browser.close();
 }

@@ -122,6 +122,28 @@ pub fn ces(h: &[(i64, u64)]) -> Option<Score> {
     })
 }
 
+/// Fewer answers than this in either period make a change between them no evidence: the
+/// z test's normal approximation does not hold, and one answer moves NPS by several points.
+pub const MIN_ANSWERS_TO_COMPARE: u64 = 30;
+
+/// Why two periods' scores cannot be compared, or None when they can.
+pub fn not_comparable(before: &Score, after: &Score) -> Option<String> {
+    let few = |n: u64, which: &str| {
+        (n < MIN_ANSWERS_TO_COMPARE).then(|| {
+            format!(
+                "the {which} period has {n} answer{}; a change is only tested with at least {MIN_ANSWERS_TO_COMPARE} in each",
+                if n == 1 { "" } else { "s" }
+            )
+        })
+    };
+    few(before.n, "previous")
+        .or_else(|| few(after.n, "current"))
+        .or_else(|| {
+            (before.variance + after.variance <= 0.0)
+                .then(|| "every answer in both periods is the same score, so there is no spread to test against".to_string())
+        })
+}
+
 /// Two-sided p-value of a difference between two independent estimates (z test).
 pub fn change_p_value(before: &Score, after: &Score) -> Option<f64> {
     let se = (before.variance + after.variance).sqrt();
@@ -151,6 +173,19 @@ pub fn normal_cdf(x: f64) -> f64 {
 mod tests {
     use super::*;
     use proptest::prelude::*;
+
+    #[test]
+    fn small_periods_are_never_compared() {
+        let few = nps(&[(10, 2)]).unwrap();
+        let many = nps(&[(10, 20), (3, 20)]).unwrap();
+        assert!(not_comparable(&few, &many)
+            .unwrap()
+            .contains("previous period has 2 answers"));
+        assert!(not_comparable(&many, &few)
+            .unwrap()
+            .contains("current period has 2 answers"));
+        assert_eq!(not_comparable(&many, &many), None);
+    }
 
     #[test]
     fn nps_definition() {

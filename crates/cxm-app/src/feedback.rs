@@ -142,7 +142,10 @@ pub struct Change {
     pub delta: Option<f64>,
     /// Two-sided z test of the difference.
     pub p_value: Option<f64>,
+    /// Never true when either period has fewer than 30 answers or the test cannot apply.
     pub significant: bool,
+    /// Why the change was not tested, when it was not.
+    pub note: Option<String>,
 }
 
 #[derive(Serialize, utoipa::ToSchema)]
@@ -288,8 +291,13 @@ pub async fn report(
             compute(metric, &histogram(&rs)).map(|s| point(period, by.map(|_| group), s))
         })
         .collect();
+    let note = match (&prev_score, &overall_score) {
+        (Some(a), Some(b)) => scores::not_comparable(a, b),
+        (None, _) => Some("the previous period has no answers".to_string()),
+        (_, None) => Some("the current period has no answers".to_string()),
+    };
     let p_value = match (&prev_score, &overall_score) {
-        (Some(a), Some(b)) => scores::change_p_value(a, b),
+        (Some(a), Some(b)) if note.is_none() => scores::change_p_value(a, b),
         _ => None,
     };
     Ok(MetricReport {
@@ -308,6 +316,7 @@ pub async fn report(
             previous: prev_score.map(|s| point(String::new(), None, s)),
             significant: p_value.is_some_and(|p| p < 0.05),
             p_value,
+            note,
         },
         overall: overall_score.map(|s| point(format!("{f}..{tt}"), None, s)),
         series,

@@ -7,6 +7,7 @@
 //! directly; async callers go through [`blocking`]). Use cases that talk to the outside world
 //! (webhooks, mail, the phrasing model) are async and take the [`App`].
 
+pub mod accounts;
 pub mod agents;
 pub mod audit;
 pub mod auth;
@@ -17,9 +18,11 @@ pub mod error;
 pub mod experiments;
 pub mod feedback;
 pub mod health;
+pub mod home;
 pub mod ingest;
 pub mod journey_scan;
 pub mod journeys;
+pub mod locale;
 pub mod logsafe;
 pub mod mailer;
 pub mod maturity;

@@ -178,6 +178,10 @@ pub fn router(state: Arc<AppState>) -> Router {
         .fallback(api::not_found)
         .layer(axum::middleware::from_fn_with_state(
             state.clone(),
+            pages::errors::html_errors,
+        ))
+        .layer(axum::middleware::from_fn_with_state(
+            state.clone(),
             browser::guard,
         ))
         .layer(axum::middleware::from_fn_with_state(

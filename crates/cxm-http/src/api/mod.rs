@@ -10,6 +10,7 @@ pub mod equity;
 pub mod experiments;
 pub mod feedback;
 pub mod health;
+pub mod home;
 pub mod ingest;
 pub mod journeys;
 pub mod maturity;
@@ -141,6 +142,7 @@ pub fn routes(prefix: &str) -> Router<Arc<AppState>> {
         .merge(privacy::routes())
         .merge(experiments::routes())
         .merge(equity::routes())
+        .merge(home::routes())
         .merge(maturity::routes())
         .merge(webhooks::routes())
         .merge(users::routes())

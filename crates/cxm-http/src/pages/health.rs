@@ -23,6 +23,7 @@ use cxm_app::health::AccountQuery;
 pub fn routes() -> Router<Arc<AppState>> {
     Router::new()
         .route("/accounts", get(accounts_page))
+        .route("/accounts/{id}", get(account_page))
         .route("/alerts", get(alerts_page))
         .route("/alerts/{id}/{status}", post(set_status))
 }
@@ -140,6 +141,94 @@ async fn set_status(
     {
         Ok(true) => Redirect::to("/alerts").into_response(),
         Ok(false) => ApiError::new(ErrorCode::NotFound, format!("no alert {id}")).into_response(),
+        Err(e) => ApiError::from(e).into_response(),
+    }
+}
+
+#[derive(serde::Serialize)]
+struct TrendChart {
+    width: f64,
+    height: f64,
+    left: f64,
+    points: Vec<serde_json::Value>,
+    line: String,
+    ticks: Vec<serde_json::Value>,
+    first: String,
+    last: String,
+}
+
+/// The 0-100 health score per day as a line, laid out here so the page needs no script.
+fn trend_chart(trend: &[cxm_app::health::TrendPoint]) -> TrendChart {
+    let (width, height, left, top, bottom) = (600.0, 200.0, 36.0, 8.0, 20.0);
+    let plot = height - top - bottom;
+    let y = |s: f64| top + (100.0 - s.clamp(0.0, 100.0)) / 100.0 * plot;
+    let n = trend.len();
+    let x = |i: usize| {
+        if n <= 1 {
+            left
+        } else {
+            left + i as f64 * (width - left - 4.0) / (n - 1) as f64
+        }
+    };
+    let points: Vec<serde_json::Value> = if n < 2 {
+        vec![]
+    } else {
+        trend
+            .iter()
+            .enumerate()
+            .map(|(i, p)| serde_json::json!({"x": x(i), "y": y(p.score), "day": p.day.format("%-d %b").to_string(), "score": p.score}))
+            .collect()
+    };
+    let line = points
+        .iter()
+        .map(|p| {
+            format!(
+                "{:.1},{:.1}",
+                p["x"].as_f64().unwrap_or(0.0),
+                p["y"].as_f64().unwrap_or(0.0)
+            )
+        })
+        .collect::<Vec<_>>()
+        .join(" ");
+    let label = |i: usize| {
+        trend
+            .get(i)
+            .map(|p| p.day.format("%-d %b").to_string())
+            .unwrap_or_default()
+    };
+    TrendChart {
+        width,
+        height,
+        left,
+        ticks: [0.0, 50.0, 100.0]
+            .iter()
+            .map(|v| serde_json::json!({"y": y(*v), "label": format!("{v:.0}")}))
+            .collect(),
+        first: label(0),
+        last: label(n.saturating_sub(1)),
+        points,
+        line,
+    }
+}
+
+async fn account_page(
+    State(st): State<Arc<AppState>>,
+    Path(id): Path<String>,
+    headers: HeaderMap,
+) -> Response {
+    let here = format!("/accounts/{}", crate::pages::format::segment(&id));
+    let p = match session(&st, &headers, &here).await {
+        Ok(p) => p,
+        Err(r) => return r,
+    };
+    match cxm_app::accounts::account_360(&st.app, &p.tenant_id, &id).await {
+        Ok(a) => {
+            let chart = trend_chart(&a.detail.trend);
+            st.pages.render(
+                "account_360.html",
+                context! { title => a.detail.health.name.clone(), page => "accounts", user => user_ctx(&p), a => a, chart => chart },
+            )
+        }
         Err(e) => ApiError::from(e).into_response(),
     }
 }

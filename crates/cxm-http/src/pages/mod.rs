@@ -5,8 +5,11 @@
 pub mod agents;
 pub mod builder;
 mod customers;
+mod data;
+pub(crate) mod errors;
 pub mod experiments;
 mod feedback;
+pub mod format;
 pub mod health;
 mod home;
 pub mod journeys;
@@ -15,6 +18,7 @@ mod sign_in;
 pub mod tickets;
 pub mod users;
 pub mod value;
+mod workspace;
 
 use std::collections::BTreeMap;
 use std::sync::Arc;
@@ -34,14 +38,17 @@ use crate::error::ProblemResponse as _;
 use crate::error::{ApiError, ErrorCode};
 use crate::AppState;
 use cxm_app::auth::SESSION_COOKIE;
+use cxm_app::locale::Locale;
 use cxm_app::logsafe::Field;
 
 // the route table below names every page's handlers
 use customers::*;
+use data::*;
 use feedback::*;
 use home::*;
 use settings::*;
 use sign_in::*;
+use workspace::*;
 
 const PICO: &[u8] = include_bytes!("../../assets/vendor/pico.min.css");
 const HTMX: &[u8] = include_bytes!("../../assets/vendor/htmx.min.js");
@@ -53,7 +60,13 @@ const FAVICON: &[u8] = include_bytes!("../../assets/favicon.svg");
 
 pub struct Pages {
     env: Environment<'static>,
+    /// Each tenant's currency and time zone, read once a minute at most: every page formats
+    /// with them.
+    locales: std::sync::Mutex<std::collections::HashMap<String, (std::time::Instant, Locale)>>,
 }
+
+/// How long a tenant's locale is trusted before it is read again (another node may change it).
+const LOCALE_FRESH: std::time::Duration = std::time::Duration::from_secs(60);
 
 impl Default for Pages {
     fn default() -> Self {
@@ -68,9 +81,16 @@ impl Pages {
             ("base.html", include_str!("../../templates/base.html")),
             ("public.html", include_str!("../../templates/public.html")),
             ("login.html", include_str!("../../templates/login.html")),
+            ("home.html", include_str!("../../templates/home.html")),
+            ("data.html", include_str!("../../templates/data.html")),
             (
-                "overview.html",
-                include_str!("../../templates/overview.html"),
+                "account_360.html",
+                include_str!("../../templates/account_360.html"),
+            ),
+            ("error.html", include_str!("../../templates/error.html")),
+            (
+                "workspace.html",
+                include_str!("../../templates/workspace.html"),
             ),
             (
                 "customers.html",
@@ -135,10 +155,47 @@ impl Pages {
         ] {
             env.add_template(name, src).expect("templates compile");
         }
-        Pages { env }
+        format::register(&mut env);
+        Pages {
+            env,
+            locales: Default::default(),
+        }
     }
 
+    fn cached_locale(&self, tenant: &str) -> Option<Locale> {
+        let m = self.locales.lock().unwrap_or_else(|p| p.into_inner());
+        m.get(tenant)
+            .filter(|(at, _)| at.elapsed() < LOCALE_FRESH)
+            .map(|(_, l)| l.clone())
+    }
+
+    /// Forgets a tenant's locale, so the next page reads the one just saved.
+    pub(crate) fn forget_locale(&self, tenant: &str) {
+        self.locales
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .remove(tenant);
+    }
+
+    fn keep_locale(&self, tenant: &str, l: Locale) {
+        self.locales
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .insert(tenant.to_string(), (std::time::Instant::now(), l));
+    }
+
+    /// Renders a page with the signed-in tenant's locale (`user.tenant` in the context) for
+    /// the formatting filters.
     pub fn render(&self, name: &str, ctx: minijinja::Value) -> Response {
+        let tenant = ctx
+            .get_attr("user")
+            .ok()
+            .and_then(|u| u.get_attr("tenant").ok())
+            .and_then(|t| t.as_str().map(str::to_string));
+        let locale = tenant
+            .and_then(|t| self.cached_locale(&t))
+            .unwrap_or_default();
+        let ctx = context! { locale => locale, ..ctx };
         match self.env.get_template(name).and_then(|t| t.render(ctx)) {
             Ok(html) => Html(html).into_response(),
             Err(e) => {
@@ -197,7 +254,12 @@ pub fn routes() -> Router<Arc<AppState>> {
         )
         .route("/login", get(login_page).post(login))
         .route("/logout", post(logout))
-        .route("/", get(overview))
+        .route("/", get(home))
+        .route("/settings/data", get(data_page))
+        .route(
+            "/settings/workspace",
+            get(workspace_page).post(save_workspace),
+        )
         .route("/customers", get(customers))
         .route("/customers/{id}", get(customer))
         .route("/customers/{id}/unmerge", post(unmerge))
@@ -236,7 +298,16 @@ pub(crate) async fn session(
     here: &str,
 ) -> Result<Principal, Response> {
     match auth::session_principal(st, headers).await {
-        Ok(Some(p)) => Ok(p),
+        Ok(Some(p)) => {
+            if st.pages.cached_locale(&p.tenant_id).is_none() {
+                let t = p.tenant_id.clone();
+                let l = cxm_app::blocking(st, move |s| cxm_app::locale::locale(s, &t))
+                    .await
+                    .map_err(|e| ApiError::from(e).into_response())?;
+                st.pages.keep_locale(&p.tenant_id, l);
+            }
+            Ok(p)
+        }
         Ok(None) => Err(Redirect::to(&format!("/login?next={}", urlencode(here))).into_response()),
         Err(e) => Err(e.into_response()),
     }
@@ -293,7 +364,7 @@ pub(crate) fn fmt_ms(ms: i64) -> String {
 }
 
 pub(crate) fn user_ctx(p: &Principal) -> Value {
-    serde_json::json!({"email": p.actor, "role": p.role.as_str()})
+    serde_json::json!({"email": p.actor, "role": p.role.as_str(), "tenant": p.tenant_id})
 }
 
 #[cfg(test)]
