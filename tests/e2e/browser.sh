@@ -62,4 +62,6 @@ curl -sf -H "Authorization: Bearer $sk" "http://127.0.0.1:$port/api/v1/surveys" 
 survey_url=$(curl -sf -H "Authorization: Bearer $sk" "http://127.0.0.1:$port/api/v1/surveys/post-ticket/links" -d '{"identifier": "user_id:grace-1"}' | python3 -c "import json,sys; print(json.load(sys.stdin)['url'])")
 
 SECRET_KEY="$sk" WRITE_KEY="$wk" SURVEY_URL="http://127.0.0.1:$port$survey_url" CXM_URL="http://127.0.0.1:$port" SHOTS="$here/../../target/e2e" node "$here/browser.mjs"
+# then every page at two widths, over the data the walk above left behind
+SECRET_KEY="$sk" CXM_URL="http://127.0.0.1:$port" SHOTS="$here/../../target/e2e" node "$here/pages.mjs"
 echo "browser e2e: ok"
