@@ -116,8 +116,13 @@ try {
   const summary = await page.getByTestId("summary").innerText();
   assert.match(summary, /Billing: payment failed twice since \w{3}; chatted 2h ago; now calling/);
   assert.match(await page.getByTestId("channel-switch").innerText(), /Switched from chat to voice/);
-  const rows = await page.getByTestId("timeline").locator("tbody tr").count();
-  assert.equal(rows, 7);
+  // events across channels, the identify call folded away, and the survey she just answered
+  // inline with its score and her words
+  assert.equal(await page.getByTestId("timeline").locator("tbody tr.event").count(), 6);
+  assert.match(await page.getByTestId("timeline").innerText(), /NPS 10/);
+  assert.match(await page.getByTestId("timeline").innerText(), /The agent fixed my billing problem on the first call/);
+  assert.match(await page.getByTestId("latest-answer").innerText(), /NPS 10/);
+  assert.match(await page.getByText(/1 profile update .* folded away/).innerText(), /show them/);
   assert.match(await page.getByTestId("ledger").innerText(), /merged p_[0-9a-f]+ into this profile/);
   await page.screenshot({ path: `${shots}/customer.png`, fullPage: true });
 

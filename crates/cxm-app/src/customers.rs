@@ -384,3 +384,92 @@ pub struct Taxonomy {
     pub events: Vec<KnownEvent>,
     pub channels: Vec<Channel>,
 }
+
+/// One customer whole, beside their timeline: what they are worth, their accounts' health,
+/// what they said (each score with its comment), and the alerts and tickets about them.
+#[derive(Serialize, utoipa::ToSchema)]
+pub struct Customer360 {
+    #[schema(value_type = Option<Object>)]
+    pub value: Option<crate::equity::ValueView>,
+    #[schema(value_type = Vec<Object>)]
+    pub accounts: Vec<cxm_store::AccountHealthRow>,
+    /// Their answers, newest first (at most 100).
+    #[schema(value_type = Vec<Object>)]
+    pub answers: Vec<cxm_store::ProfileAnswer>,
+    /// The latest NPS and CSAT answers, with the text given in the same response.
+    #[schema(value_type = Option<Object>)]
+    pub latest_nps: Option<cxm_store::ProfileAnswer>,
+    #[schema(value_type = Option<Object>)]
+    pub latest_csat: Option<cxm_store::ProfileAnswer>,
+    pub comment: Option<String>,
+    /// Unresolved alerts on their accounts.
+    #[schema(value_type = Vec<Object>)]
+    pub alerts: Vec<cxm_store::Alert>,
+    /// Open tickets that name them or one of their accounts.
+    #[schema(value_type = Vec<Object>)]
+    pub tickets: Vec<cxm_store::Ticket>,
+}
+
+pub async fn customer_360(
+    st: &std::sync::Arc<App>,
+    tenant: &str,
+    profile: &Profile,
+) -> AppResult<Customer360> {
+    let (t, p) = (tenant.to_string(), profile.clone());
+    let (accounts, answers, alerts, tickets) = crate::blocking(st, move |s| {
+        let mut accounts = vec![];
+        for g in &p.accounts {
+            if let Some(h) = s.account_health_one(&t, g)? {
+                accounts.push(h);
+            }
+        }
+        let answers = s.profile_answers(&t, &p.id, 100)?;
+        let mut alerts = s.list_alerts(&t, Some("open"), 10_000)?;
+        alerts.extend(s.list_alerts(&t, Some("acknowledged"), 10_000)?);
+        alerts.retain(|a| p.accounts.contains(&a.group_id));
+        let typed: Vec<String> = p
+            .identifiers
+            .iter()
+            .map(|i| format!("{}:{}", i.kind, i.value))
+            .collect();
+        let names = |k: &cxm_store::Ticket, key: &str, any: &[String]| {
+            k.impact[key].as_array().is_some_and(|xs| {
+                xs.iter()
+                    .any(|x| x.as_str().is_some_and(|x| any.iter().any(|a| a == x)))
+            })
+        };
+        let tickets = s
+            .list_tickets(&t, None, 1000)?
+            .into_iter()
+            .filter(|k| k.closed_at_ms.is_none())
+            .filter(|k| names(k, "identifiers", &typed) || names(k, "accounts", &p.accounts))
+            .collect();
+        Ok((accounts, answers, alerts, tickets))
+    })
+    .await?;
+    let value = crate::equity::current(st, tenant)
+        .await
+        .ok()
+        .and_then(|c| crate::equity::value_of(&c, &profile.id));
+    let latest = |ty: &str| answers.iter().find(|a| a.field_type == ty).cloned();
+    let (latest_nps, latest_csat) = (latest("nps"), latest("csat"));
+    let comment = latest_nps
+        .as_ref()
+        .or(latest_csat.as_ref())
+        .and_then(|scored| {
+            answers
+                .iter()
+                .find(|a| a.response_id == scored.response_id && a.field_type == "text")
+        })
+        .and_then(|a| a.text.clone());
+    Ok(Customer360 {
+        value,
+        accounts,
+        answers,
+        latest_nps,
+        latest_csat,
+        comment,
+        alerts,
+        tickets,
+    })
+}

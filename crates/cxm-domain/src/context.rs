@@ -139,7 +139,16 @@ pub fn summary(events_newest_first: &[RecentEvent], now: DateTime<Utc>) -> Strin
     match channel_switch(events_newest_first) {
         Some(sw) => {
             parts.push(format!("{} {}", verb(sw.from), ago(now, sw.previous_at)));
-            parts.push(now_verb(sw.to).into());
+            // "now" only while the contact is live; an old switch says when it happened
+            if now - latest.timestamp <= Duration::hours(1) {
+                parts.push(now_verb(sw.to).into());
+            } else {
+                parts.push(format!(
+                    "then {} {}",
+                    verb(sw.to),
+                    ago(now, latest.timestamp)
+                ));
+            }
         }
         None => parts.push(format!(
             "last seen {} via {}",
@@ -162,6 +171,28 @@ mod tests {
             channel: ch,
             timestamp: t.parse().unwrap(),
         }
+    }
+
+    #[test]
+    fn an_old_switch_is_not_now() {
+        let now: DateTime<Utc> = "2026-11-25T12:00:00Z".parse().unwrap();
+        let evs = vec![
+            ev(
+                "Ticket Opened",
+                EventCategory::Support,
+                Channel::Support,
+                "2026-10-30T10:00:00Z",
+            ),
+            ev(
+                "Chat Started",
+                EventCategory::Conversation,
+                Channel::Chat,
+                "2026-10-30T09:00:00Z",
+            ),
+        ];
+        let s = summary(&evs, now);
+        assert!(!s.contains("now with support"), "{s}");
+        assert!(s.contains("then contacted support 26d ago"), "{s}");
     }
 
     #[test]

@@ -2,8 +2,8 @@
 
 use crate::sql::{all, Dialect, Row, SqlBackend};
 use crate::{
-    now_ms, tier_of, FeedbackOutcome, FeedbackRow, FeedbackStore, HistogramRow, RecentAnswer,
-    Result, Slice, TextAnswer,
+    now_ms, tier_of, FeedbackOutcome, FeedbackRow, FeedbackStore, HistogramRow, ProfileAnswer,
+    RecentAnswer, Result, Slice, TextAnswer,
 };
 use cxm_domain::Identifier;
 use serde_json::Value;
@@ -30,7 +30,39 @@ fn recent_answer(r: &Row) -> Result<RecentAnswer> {
     })
 }
 
+fn profile_answer(r: &Row) -> Result<ProfileAnswer> {
+    Ok(ProfileAnswer {
+        response_id: r.text(0)?,
+        question: r.text(1)?,
+        field_type: r.text(2)?,
+        score: r.opt_int(3)?,
+        text: r.opt_text(4)?,
+        survey_id: r.text(5)?,
+        channel: r.text(6)?,
+        sentiment: r.opt_real(7)?,
+        at_ms: r.int(8)?,
+    })
+}
+
 impl<B: SqlBackend> FeedbackStore for B {
+    fn profile_answers(
+        &self,
+        tenant: &str,
+        profile_id: &str,
+        limit: u32,
+    ) -> Result<Vec<ProfileAnswer>> {
+        self.read_sql(|db| {
+            all(
+                db,
+                "SELECT response_id, question, field_type, score, text_value, survey_id, channel, sentiment, collected_at FROM feedback
+                 WHERE tenant_id = ?1 AND profile_id IN (SELECT id FROM profiles WHERE tenant_id = ?1 AND (id = ?2 OR merged_into = ?2))
+                 ORDER BY collected_at DESC, id DESC LIMIT ?3",
+                &[tenant.into(), profile_id.into(), i64::from(limit).into()],
+                profile_answer,
+            )
+        })
+    }
+
     fn insert_feedback(&self, tenant: &str, rows: &[FeedbackRow]) -> Result<FeedbackOutcome> {
         self.write_sql(|db| {
             let mut out = FeedbackOutcome::default();

@@ -176,6 +176,14 @@ pub trait FeedbackStore {
     ) -> Result<Vec<TextAnswer>>;
     /// NPS answers per response in `[from_ms, to_ms)` (for mentioners vs others).
     fn nps_answers(&self, tenant: &str, from_ms: i64, to_ms: i64) -> Result<Vec<(String, i64)>>;
+    /// A customer's answers with their text, newest first, including those given under a
+    /// profile since merged into this one.
+    fn profile_answers(
+        &self,
+        tenant: &str,
+        profile_id: &str,
+        limit: u32,
+    ) -> Result<Vec<ProfileAnswer>>;
     /// Scored answers of one type between two days (inclusive, `YYYY-MM-DD`), from the rollup.
     fn feedback_histogram(
         &self,

@@ -38,6 +38,10 @@ pub(crate) async fn customers(
 pub(crate) struct CustomerQuery {
     before: Option<String>,
     flash: Option<String>,
+    /// Only this channel's rows.
+    channel: Option<String>,
+    /// `events`, `answers`, or `all` (also the identify and group calls, folded by default).
+    show: Option<String>,
 }
 
 pub(crate) fn event_details(e: &cxm_store::StoredEvent) -> String {
@@ -126,10 +130,46 @@ pub(crate) async fn customer(
     } else {
         name
     };
-    let timeline: Vec<Value> = ctx
+    let c360 = match cxm_app::customers::customer_360(&st.app, &p.tenant_id, &ctx.profile).await {
+        Ok(c) => c,
+        Err(e) => return e.into_response(),
+    };
+    let show = q.show.clone().unwrap_or_default();
+    let channel = q.channel.clone().filter(|c| !c.is_empty());
+    let profile_call = |t: &str| t == "identify" || t == "group" || t == "alias";
+    let folded = ctx
         .timeline
         .iter()
-        .map(|e| serde_json::json!({"when": fmt_ms(e.timestamp_ms), "channel": e.channel, "name": e.name.clone().unwrap_or_else(|| e.event_type.clone()), "details": event_details(e)}))
+        .filter(|e| profile_call(&e.event_type))
+        .count();
+    // answers sit among the events they happened between: those since the oldest event shown
+    let oldest = if ctx.next_cursor.is_some() {
+        ctx.timeline.last().map_or(i64::MIN, |e| e.timestamp_ms)
+    } else {
+        i64::MIN
+    };
+    let mut rows: Vec<(i64, Value)> = vec![];
+    if show != "answers" {
+        for e in &ctx.timeline {
+            if profile_call(&e.event_type) && show != "all" {
+                continue;
+            }
+            rows.push((e.timestamp_ms, serde_json::json!({"at_ms": e.timestamp_ms, "channel": e.channel, "kind": "event",
+                "name": e.name.clone().unwrap_or_else(|| e.event_type.clone()), "details": event_details(e)})));
+        }
+    }
+    if show != "events" && q.before.is_none() {
+        for a in c360.answers.iter().filter(|a| a.at_ms >= oldest) {
+            rows.push((a.at_ms, serde_json::json!({"at_ms": a.at_ms, "channel": a.channel, "kind": "answer",
+                "name": a.question, "field_type": a.field_type, "score": a.score, "text": a.text, "survey": a.survey_id})));
+        }
+    }
+    rows.retain(|(_, r)| channel.as_deref().is_none_or(|c| r["channel"] == c));
+    rows.sort_by_key(|(at, _)| std::cmp::Reverse(*at));
+    let timeline: Vec<Value> = rows.into_iter().map(|(_, r)| r).collect();
+    let channels: Vec<&str> = cxm_domain::Channel::ALL
+        .iter()
+        .map(|c| c.as_str())
         .collect();
     let switch_events: Vec<Value> = ctx
         .channel_switch
@@ -179,7 +219,8 @@ pub(crate) async fn customer(
             timeline => timeline, switch_events => switch_events, ledger => ledger, traits => traits,
             can_admin => p.role.can_administer(), can_edit => p.role != cxm_store::Role::Viewer,
             consent => consent, purposes => cxm_domain::consent::PURPOSES, channels => cxm_domain::consent::CHANNELS,
-            flash => q.flash, ctx => ctx,
+            flash => q.flash, ctx => ctx, c360 => c360, show => show, channel => channel,
+            timeline_channels => channels, folded => folded,
         },
     )
 }

@@ -79,6 +79,20 @@ pub struct TextAnswer {
     pub collected_at_ms: i64,
 }
 
+/// One answer of a customer's, as their page shows it.
+#[derive(Debug, Clone, PartialEq, Serialize, utoipa::ToSchema)]
+pub struct ProfileAnswer {
+    pub response_id: String,
+    pub question: String,
+    pub field_type: String,
+    pub score: Option<i64>,
+    pub text: Option<String>,
+    pub survey_id: String,
+    pub channel: String,
+    pub sentiment: Option<f64>,
+    pub at_ms: i64,
+}
+
 /// An answer a customer gave lately, as a decision's enrichment reads it.
 #[derive(Debug, Clone, PartialEq, Serialize, utoipa::ToSchema)]
 pub struct RecentAnswer {

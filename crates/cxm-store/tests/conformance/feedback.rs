@@ -158,6 +158,20 @@ pub(crate) fn answers_link_to_accounts_and_slice_by_tier(s: &dyn Store) {
         [("enterprise", 3)],
         "answers without an account have no tier"
     );
+    // the customer's page reads her answers with their text, newest first, and none of
+    // anyone else's
+    let ada = profile_of(s, &t, "email:ada@example.com").id;
+    let mine = s.profile_answers(&t, &ada, 10).unwrap();
+    let got: Vec<(&str, Option<i64>, Option<&str>)> = mine
+        .iter()
+        .map(|a| (a.field_type.as_str(), a.score, a.text.as_deref()))
+        .collect();
+    assert_eq!(got.len(), 2, "{got:?}");
+    assert!(
+        got.contains(&("nps", Some(3), None)) && got.contains(&("text", None, Some("slow"))),
+        "{got:?}"
+    );
+    assert!(s.profile_answers(&t, "p_nobody", 10).unwrap().is_empty());
     s.rebuild(Some(&t)).unwrap();
     assert_eq!(
         s.feedback_histogram(&t, "nps", "2026-11-01", "2026-11-30", Some(Slice::Tier))
