@@ -335,23 +335,29 @@ stages:
   await page.goto(`${base}/alerts?status=acknowledged`);
   const ackRow = page.locator("tr", { hasText: "Umbrella Corp: 1 failed payment in 14 days" });
   await ackRow.getByText("Open a ticket").click();
-  await ackRow.getByRole("textbox", { name: /Owner of the ticket/ }).fill("billing-lead@example.com");
+  // the owner is picked from the tenant's people
+  await ackRow.getByRole("combobox", { name: /Owner of the ticket/ }).selectOption("owner@example.com");
   await ackRow.getByRole("button", { name: "Open ticket" }).click();
   await page.waitForURL(/\/tickets\/\d+$/);
   assert.equal(await page.getByTestId("ticket-state").innerText(), "open");
   assert.match(await page.getByTestId("check").innerText(), /umbrella recovers to health ≥ 75/);
   await page.getByRole("button", { name: "in progress" }).click();
   await page.getByRole("button", { name: "fix shipped" }).click();
-  await page.getByRole("button", { name: "Close", exact: true }).click();
-  assert.match(await page.getByRole("alert").first().innerText(), /Not done: the verification check fails: health [\d.]+; needs at least 75/);
-  assert.equal(await page.getByTestId("ticket-state").innerText(), "fix shipped", "still open for business");
-  assert.match(await page.getByTestId("timeline").innerText(), /close refused/);
+  // Close stays disabled until the check passes, and says why
+  assert.ok(await page.getByRole("button", { name: "Close", exact: true }).isDisabled(), "Close is disabled before a passing check");
+  await page.getByRole("button", { name: "Check now" }).click();
+  assert.match(await page.getByTestId("verdict").innerText(), /Not passing: health [\d.]+; needs at least 75/);
+  assert.match(await page.getByTestId("close-why").innerText(), /Close needs the check to pass: the last check said “health [\d.]+; needs at least 75”/);
+  assert.ok(await page.getByRole("button", { name: "Close", exact: true }).isDisabled());
+  assert.equal(await page.getByTestId("ticket-state").innerText(), "verifying", "still open for business");
   // the signal set changes (a second failed payment and a second unhappy answer are needed now): the account recovers
   const signals = await (await fetch(`${base}/api/v1/signals`, { headers: { authorization: `Bearer ${process.env.SECRET_KEY}` } })).json();
   delete signals.version;
   for (const s of signals.signals) if (s.kind === "payment_failed" || s.kind === "low_score") s.threshold = 2;
   const put = await fetch(`${base}/api/v1/signals`, { method: "PUT", headers: { authorization: `Bearer ${process.env.SECRET_KEY}` }, body: JSON.stringify(signals) });
   assert.equal(put.status, 200);
+  await page.getByRole("button", { name: "Check now" }).click();
+  assert.match(await page.getByTestId("verdict").innerText(), /^Passing/);
   await page.getByRole("button", { name: "Close", exact: true }).click();
   await page.waitForURL(/\/tickets\/\d+$/);
   assert.equal(await page.getByTestId("ticket-state").innerText(), "closed");
@@ -371,10 +377,14 @@ stages:
   await page.getByRole("link", { name: "Review queue" }).click();
   const item = page.locator(`tr[data-decision="${decision.decision_id}"]`);
   assert.match(await item.innerText(), /billing-bot wants to refund 120\.00 USD for user_id:grace-1/);
+  // the customer is a link to her page, and the row says why a person must look
+  assert.equal(await item.getByRole("link", { name: "user_id:grace-1" }).count(), 1);
+  assert.match(await item.innerText(), /The agent acted already; check it was right/);
   await item.locator("summary", { hasText: "Reverse" }).click();
   await item.getByRole("textbox", { name: /Why reverse/ }).fill("the second charge was already refunded");
   await item.getByRole("button", { name: "Reverse" }).click();
-  await page.waitForURL(/\/reviews$/);
+  await page.waitForURL(/\/reviews\?done=reversed/);
+  assert.match(await page.getByTestId("review-done").innerText(), /Reversed: billing-bot wants to refund 120\.00 USD for user_id:grace-1/);
   assert.equal(await page.locator(`tr[data-decision="${decision.decision_id}"]`).count(), 0);
   await page.getByRole("link", { name: "Decision log" }).click();
   assert.match(await page.locator(`tr[data-decision="${decision.decision_id}"]`).innerText(), /reversed by owner@example.com: the second charge was already refunded/);

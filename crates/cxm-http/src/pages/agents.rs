@@ -157,32 +157,76 @@ async fn decisions_page(
     )
 }
 
-async fn reviews_page(State(st): State<Arc<AppState>>, headers: HeaderMap) -> Response {
+#[derive(Deserialize)]
+struct ReviewsQuery {
+    /// What was just settled, to confirm it: `approved` or `reversed`, and its summary.
+    done: Option<String>,
+    what: Option<String>,
+}
+
+async fn reviews_page(
+    State(st): State<Arc<AppState>>,
+    headers: HeaderMap,
+    axum::extract::Query(rq): axum::extract::Query<ReviewsQuery>,
+) -> Response {
     let p = match session(&st, &headers, "/reviews").await {
         Ok(p) => p,
         Err(r) => return r,
     };
     let t = p.tenant_id.clone();
     let now = chrono::Utc::now().timestamp_millis();
-    let q = match blocking(&st, move |s| cxm_app::decisions::review_queue(s, &t, now)).await {
+    let q = match blocking(&st, move |s| {
+        let q = cxm_app::decisions::review_queue(s, &t, now)?;
+        // the customer each ask is about, so the reviewer can open their page
+        let profiles: Vec<Option<String>> = q
+            .items
+            .iter()
+            .map(|i| {
+                cxm_domain::Identifier::parse_typed(&i.decision.record.customer)
+                    .map(|id| s.profile_for(&t, &id))
+                    .transpose()
+                    .map(Option::flatten)
+            })
+            .collect::<Result<_, _>>()?;
+        Ok((q, profiles))
+    })
+    .await
+    {
         Ok(q) => q,
         Err(e) => return e.into_response(),
     };
+    let (q, profiles) = q;
     let items: Vec<serde_json::Value> = q
         .items
         .iter()
-        .map(|i| {
+        .zip(profiles)
+        .map(|(i, profile)| {
             let mut v = serde_json::to_value(i).unwrap_or_default();
             v["when"] = fmt_ms(i.decision.record.at_ms).into();
             v["due"] = i.decision.review_due_at_ms.map(fmt_ms).into();
+            v["profile"] = profile.into();
             v
         })
         .collect();
+    let done = rq
+        .done
+        .filter(|d| d == "approved" || d == "reversed")
+        .map(|d| {
+            format!(
+                "{}: {}",
+                if d == "approved" {
+                    "Approved"
+                } else {
+                    "Reversed"
+                },
+                rq.what.unwrap_or_default()
+            )
+        });
     let can_review = p.role.can_administer() || p.role == cxm_store::Role::AgentOperator;
     st.pages.render(
         "reviews.html",
         context! { title => "Review queue", page => "reviews", user => user_ctx(&p), items => items, overdue => q.overdue,
-            can_review => can_review },
+            can_review => can_review, done => done },
     )
 }
 
@@ -217,12 +261,23 @@ async fn settle(State(st): State<Arc<AppState>>, Path(id): Path<String>, req: Re
         verdict,
         reason: form.reason,
     };
+    let verdict = form.verdict.clone();
     match blocking(&st, move |s| {
-        cxm_app::decisions::settle(s, &t, &id, &p.actor, &req)
+        let settled = cxm_app::decisions::settle(s, &t, &id, &p.actor, &req)?;
+        let summary = s
+            .decision(&t, &id)?
+            .map(|d| cxm_app::decisions::summary(&d))
+            .unwrap_or_default();
+        Ok((settled, summary))
     })
     .await
     {
-        Ok(_) => Redirect::to("/reviews").into_response(),
+        // say what was done, on the queue the reviewer returns to
+        Ok((_, summary)) => Redirect::to(&format!(
+            "/reviews?done={verdict}&what={}",
+            crate::pages::format::segment(&summary)
+        ))
+        .into_response(),
         Err(e) => e.into_response(),
     }
 }

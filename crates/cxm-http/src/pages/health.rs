@@ -91,10 +91,17 @@ async fn alerts_page(
             .take(500)
             .collect();
         let (arr, accounts) = cxm_app::health::revenue_at_risk(s, &t)?;
-        Ok((alerts, arr, accounts))
+        // a ticket's owner is one of the tenant's people, picked, not typed
+        let owners: Vec<String> = s
+            .list_users(&t)?
+            .into_iter()
+            .filter(|u| u.disabled_at_ms.is_none())
+            .map(|u| u.email)
+            .collect();
+        Ok((alerts, arr, accounts, owners))
     })
     .await;
-    let (alerts, arr, accounts) = match data {
+    let (alerts, arr, accounts, owners) = match data {
         Ok(x) => x,
         Err(e) => return e.into_response(),
     };
@@ -109,7 +116,8 @@ async fn alerts_page(
     st.pages.render(
         "alerts.html",
         context! { title => "Alerts", page => "alerts", user => user_ctx(&p), alerts => alerts, status => status,
-            revenue_at_risk => arr, accounts_with_alerts => accounts, can_act => p.role != cxm_store::Role::Viewer, mine => mine },
+            revenue_at_risk => arr, accounts_with_alerts => accounts, can_act => p.role != cxm_store::Role::Viewer, mine => mine,
+            owners => owners },
     )
 }
 

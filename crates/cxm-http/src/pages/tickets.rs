@@ -90,10 +90,18 @@ async fn render_ticket(
         .map(|e| serde_json::json!({"when": fmt_ms(e.at_ms), "actor": e.actor, "kind": e.kind, "detail": e.detail}))
         .collect();
     let due = fmt_ms(d.ticket.ticket.due_at_ms);
+    let verdict_at = d
+        .timeline
+        .iter()
+        .rev()
+        .find(|e| {
+            e.kind.contains("verif") || e.kind.contains("check") || e.kind.contains("refused")
+        })
+        .map(|e| fmt_ms(e.at_ms));
     let mut r = st.pages.render(
         "ticket.html",
         context! { title => d.ticket.ticket.title.clone(), page => "tickets", user => user_ctx(p), t => d.ticket, timeline => timeline,
-            due => due, error => error, can_act => p.role != cxm_store::Role::Viewer, is_admin => p.role.can_administer() },
+            due => due, verdict_at => verdict_at, error => error, can_act => p.role != cxm_store::Role::Viewer, is_admin => p.role.can_administer() },
     );
     *r.status_mut() = status;
     r
