@@ -379,7 +379,7 @@ stages:
   assert.match(await item.innerText(), /billing-bot wants to refund 120\.00 USD for user_id:grace-1/);
   // the customer is a link to her page, and the row says why a person must look
   assert.equal(await item.getByRole("link", { name: "user_id:grace-1" }).count(), 1);
-  assert.match(await item.innerText(), /The agent acted already; check it was right/);
+  assert.match(await item.innerText(), /A review: the agent acted already; check it was right/);
   await item.locator("summary", { hasText: "Reverse" }).click();
   await item.getByRole("textbox", { name: /Why reverse/ }).fill("the second charge was already refunded");
   await item.getByRole("button", { name: "Reverse" }).click();
