@@ -12,35 +12,47 @@ use cxm_store::Store;
 pub enum PolicyCmd {
     /// The active policies as an authority matrix (or their Cedar text with --text).
     Show {
+        /// The tenant's id or name.
         #[arg(long)]
         tenant: String,
+        /// Print the policies' Cedar text instead of the authority matrix.
         #[arg(long)]
         text: bool,
+        /// Print JSON instead of text.
         #[arg(long)]
         json: bool,
     },
     /// Save a Cedar file as the next version and activate it (--draft saves without).
     Apply {
+        /// The tenant's id or name.
         #[arg(long)]
         tenant: String,
+        /// The Cedar file of policies to apply.
         file: PathBuf,
+        /// A note kept with the new version (why it changed).
         #[arg(long, default_value = "")]
         note: String,
+        /// Save the version without making it active.
         #[arg(long)]
         draft: bool,
     },
     /// Replay recorded decisions through a Cedar file: which would change, and how.
     Test {
+        /// The tenant's id or name.
         #[arg(long)]
         tenant: String,
+        /// The Cedar file of policies to try.
         file: PathBuf,
+        /// At most this many rows.
         #[arg(long, default_value_t = 1000)]
         limit: u32,
+        /// Print JSON instead of text.
         #[arg(long)]
         json: bool,
     },
     /// Make a saved version the active one.
     Activate {
+        /// The tenant's id or name.
         #[arg(long)]
         tenant: String,
         version: i64,
@@ -51,8 +63,10 @@ pub enum PolicyCmd {
 pub enum AgentCmd {
     /// Register an agent (or change it).
     Add {
+        /// The tenant's id or name.
         #[arg(long)]
         tenant: String,
+        /// The agent's name, as its decisions are logged.
         name: String,
         /// bot, voice, automation, ...
         #[arg(long, default_value = "bot")]
@@ -60,45 +74,58 @@ pub enum AgentCmd {
         /// What its messages must say about it.
         #[arg(long)]
         disclosure: Option<String>,
+        /// What the agent does, as people reading the decision log should see it.
         #[arg(long, default_value = "")]
         description: String,
     },
     /// Agents with their KPIs.
     List {
+        /// The tenant's id or name.
         #[arg(long)]
         tenant: String,
+        /// Print JSON instead of text.
         #[arg(long)]
         json: bool,
     },
     /// A key bound to the agent (printed once).
     Key {
+        /// The tenant's id or name.
         #[arg(long)]
         tenant: String,
+        /// The agent's name.
         name: String,
     },
 }
 
 #[derive(Subcommand, Debug)]
 pub enum RetentionCmd {
-    /// Days kept per data class (events, feedback_text, transcripts).
+    /// Days kept per data class (events, feedback_text, transcripts, quarantine), as a table.
     Show {
+        /// The tenant's id or name.
         #[arg(long)]
         tenant: String,
+        /// Print JSON instead of a table.
+        #[arg(long)]
+        json: bool,
     },
     /// Set a class's period in days, or --keep to keep it until erased (on the audit chain).
     Set {
+        /// The tenant's id or name.
         #[arg(long)]
         tenant: String,
         /// events, feedback_text or transcripts
         #[arg(long)]
         class: String,
+        /// Keep the class this many days.
         #[arg(long, conflicts_with = "keep")]
         days: Option<i64>,
+        /// Keep the class until a customer is erased.
         #[arg(long)]
         keep: bool,
     },
     /// Purge what is past its period now and print how much went.
     Purge {
+        /// The tenant's id or name.
         #[arg(long)]
         tenant: String,
     },
@@ -107,14 +134,20 @@ pub enum RetentionCmd {
 pub fn retention(store: &dyn Store, cmd: &RetentionCmd) -> anyhow::Result<()> {
     let api = |e: cxm_app::AppError| anyhow::anyhow!("{}: {}", e.code.code(), e.detail);
     match cmd {
-        RetentionCmd::Show { tenant } => {
+        RetentionCmd::Show { tenant, json } => {
             tenant_exists(store, tenant)?;
-            println!(
-                "{}",
-                serde_json::to_string_pretty(&cxm_store::effective_retention(
-                    store.retention(tenant)?
-                ))?
-            );
+            let set = cxm_store::effective_retention(store.retention(tenant)?);
+            if *json {
+                println!("{}", serde_json::to_string_pretty(&set)?);
+            } else {
+                println!("{:<15} kept for", "data class");
+                for class in ["events", "feedback_text", "transcripts", "quarantine"] {
+                    let kept = set
+                        .get(class)
+                        .map_or("until erased".to_string(), |d| format!("{d} days"));
+                    println!("{class:<15} {kept}");
+                }
+            }
         }
         RetentionCmd::Set {
             tenant,
@@ -146,8 +179,10 @@ pub enum AuditCmd {
     /// Walk every tenant's audit chain (or one with --tenant); exits non-zero and names the
     /// first bad entry after any edit, insertion or deletion.
     Verify {
+        /// The tenant's id or name.
         #[arg(long)]
         tenant: Option<String>,
+        /// Print JSON instead of text.
         #[arg(long)]
         json: bool,
     },

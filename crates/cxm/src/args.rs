@@ -35,6 +35,7 @@ pub(crate) enum Cmd {
         /// Events to generate.
         #[arg(long, default_value_t = 20_000)]
         events: u64,
+        /// Seed of the random generator: the same seed gives the same data.
         #[arg(long, default_value_t = 42)]
         seed: u64,
     },
@@ -54,6 +55,7 @@ pub(crate) enum Cmd {
     Metrics {
         /// nps, csat or ces
         metric: String,
+        /// The tenant's id or name.
         #[arg(long)]
         tenant: String,
         /// First day, YYYY-MM-DD (default: 90 days ago).
@@ -68,6 +70,7 @@ pub(crate) enum Cmd {
         /// channel, survey, journey, stage, agent or tier.
         #[arg(long)]
         by: Option<String>,
+        /// Print JSON instead of text.
         #[arg(long)]
         json: bool,
     },
@@ -109,10 +112,13 @@ pub(crate) enum Cmd {
     Audit(agent_cli::AuditCmd),
     /// Events set aside at ingest, with the reason.
     Quarantine {
+        /// The tenant's id or name.
         #[arg(long)]
         tenant: String,
+        /// At most this many rows.
         #[arg(long, default_value_t = 50)]
         limit: u32,
+        /// Print JSON instead of text.
         #[arg(long)]
         json: bool,
     },
@@ -121,8 +127,10 @@ pub(crate) enum Cmd {
     Import(ImportCmd),
     /// Generate a reproducible synthetic dataset into a tenant (or as NDJSON with --out).
     Generate {
+        /// How many events to generate.
         #[arg(long, default_value_t = 10_000)]
         events: u64,
+        /// Seed of the random generator: the same seed gives the same data.
         #[arg(long, default_value_t = 42)]
         seed: u64,
         /// Tenant to load into (omit with --out).
@@ -134,6 +142,7 @@ pub(crate) enum Cmd {
     },
     /// Recompute every projection (profiles, identity, daily counts) from the event log.
     Rebuild {
+        /// The tenant's id or name.
         #[arg(long)]
         tenant: Option<String>,
     },
@@ -155,11 +164,14 @@ pub(crate) enum Cmd {
 pub(crate) enum TenantCmd {
     /// Create a tenant with a write key and a secret key (shown once).
     Create {
+        /// The tenant's name, as people know the business.
         name: String,
+        /// Print JSON instead of text.
         #[arg(long)]
         json: bool,
     },
     List {
+        /// Print JSON instead of text.
         #[arg(long)]
         json: bool,
     },
@@ -169,52 +181,67 @@ pub(crate) enum TenantCmd {
 pub(crate) enum UserCmd {
     /// Create a dashboard user. The password comes from --password-stdin or CXM_PASSWORD, or is generated and printed.
     Create {
+        /// The tenant's id or name.
         #[arg(long)]
         tenant: String,
+        /// The person's email address (their sign-in).
         #[arg(long)]
         email: String,
         /// owner, admin, analyst, agent-operator or viewer.
         #[arg(long, default_value = "analyst")]
         role: String,
+        /// Read the password from standard input instead of CXM_PASSWORD.
         #[arg(long)]
         password_stdin: bool,
+        /// Print JSON instead of text.
         #[arg(long)]
         json: bool,
     },
     List {
+        /// The tenant's id or name.
         #[arg(long)]
         tenant: String,
+        /// Print JSON instead of text.
         #[arg(long)]
         json: bool,
     },
     /// Offboard a user: they cannot sign in and every session they have ends (on the audit log).
     Disable {
+        /// The tenant's id or name.
         #[arg(long)]
         tenant: String,
+        /// The person's email address (their sign-in).
         #[arg(long)]
         email: String,
     },
     /// Let a disabled user sign in again.
     Enable {
+        /// The tenant's id or name.
         #[arg(long)]
         tenant: String,
+        /// The person's email address (their sign-in).
         #[arg(long)]
         email: String,
     },
     /// Set a user's password (from --password-stdin or CXM_PASSWORD, or generated and
     /// printed); their sessions end.
     Passwd {
+        /// The tenant's id or name.
         #[arg(long)]
         tenant: String,
+        /// The person's email address (their sign-in).
         #[arg(long)]
         email: String,
+        /// Read the password from standard input instead of CXM_PASSWORD.
         #[arg(long)]
         password_stdin: bool,
     },
     /// Sign a user out everywhere.
     RevokeSessions {
+        /// The tenant's id or name.
         #[arg(long)]
         tenant: String,
+        /// The person's email address (their sign-in).
         #[arg(long)]
         email: String,
     },
@@ -224,25 +251,32 @@ pub(crate) enum UserCmd {
 pub(crate) enum KeyCmd {
     /// Create a key; the key is printed once and only its hash is kept.
     Create {
+        /// The tenant's id or name.
         #[arg(long)]
         tenant: String,
         /// write (ingest only) or secret (management API).
         #[arg(long)]
         kind: String,
+        /// A name to tell the key by.
         #[arg(long)]
         name: Option<String>,
+        /// Print JSON instead of text.
         #[arg(long)]
         json: bool,
     },
     List {
+        /// The tenant's id or name.
         #[arg(long)]
         tenant: String,
+        /// Print JSON instead of text.
         #[arg(long)]
         json: bool,
     },
     Revoke {
+        /// The tenant's id or name.
         #[arg(long)]
         tenant: String,
+        /// The key's id (`cxm key list` shows it).
         key_id: String,
     },
 }
@@ -261,6 +295,7 @@ pub(crate) enum AnalyzeCmd {
 pub(crate) enum ThemesCmd {
     /// Cluster texts (one per line, or a TSV's first column) into themes.
     Discover {
+        /// A file of texts, one per line.
         #[arg(long)]
         input: PathBuf,
         /// Number of themes (default: about sqrt(n/2)).
@@ -269,54 +304,69 @@ pub(crate) enum ThemesCmd {
         /// jsonl: {"line","theme","label"} per input line; json: themes with terms and quotes.
         #[arg(long, default_value = "jsonl")]
         format: String,
+        /// Seed of the random generator: the same seed gives the same data.
         #[arg(long, default_value_t = 42)]
         seed: u64,
     },
     /// Re-discover a tenant's stored themes now (the server also does it daily); names,
     /// merges and splits are kept.
     Rediscover {
+        /// The tenant's id or name.
         #[arg(long)]
         tenant: String,
         /// Days of text answers to cluster (default 90).
         #[arg(long, default_value_t = 90)]
         days: u32,
+        /// Number of themes (default: about sqrt(n/2)).
         #[arg(long)]
         k: Option<usize>,
     },
     /// A tenant's themes with volume, sentiment, NPS impact and ARR.
     List {
+        /// The tenant's id or name.
         #[arg(long)]
         tenant: String,
+        /// Days of answers the figures cover.
         #[arg(long, default_value_t = 90)]
         days: u32,
         /// Include merged and retired themes.
         #[arg(long)]
         all: bool,
+        /// Print JSON instead of text.
         #[arg(long)]
         json: bool,
     },
     /// Give a theme a name that survives re-discovery.
     Rename {
+        /// The tenant's id or name.
         #[arg(long)]
         tenant: String,
+        /// The theme's id (`cxm themes list` shows it).
         theme: String,
+        /// The name people will see.
         label: String,
     },
     /// Merge a theme into another.
     Merge {
+        /// The tenant's id or name.
         #[arg(long)]
         tenant: String,
+        /// The theme's id (`cxm themes list` shows it).
         theme: String,
+        /// The id of the theme it joins.
         into: String,
     },
     /// Split the answers of a theme that use any of the words into a new theme.
     Split {
+        /// The tenant's id or name.
         #[arg(long)]
         tenant: String,
+        /// The theme's id (`cxm themes list` shows it).
         theme: String,
         /// Comma-separated words.
         #[arg(long)]
         terms: String,
+        /// The new theme's name.
         #[arg(long)]
         label: String,
     },
@@ -326,27 +376,35 @@ pub(crate) enum ThemesCmd {
 pub(crate) enum SurveyCmd {
     /// Save a definition (a JSON file, as the API takes it) as the survey's next version.
     Save {
+        /// The tenant's id or name.
         #[arg(long)]
         tenant: String,
+        /// The survey's id (a new one, or the next version of one).
         survey_id: String,
+        /// The survey definition, as JSON.
         file: PathBuf,
     },
     /// Surveys with links, displays, responses and response rate.
     List {
+        /// The tenant's id or name.
         #[arg(long)]
         tenant: String,
+        /// Print JSON instead of text.
         #[arg(long)]
         json: bool,
     },
     /// Invitations made by targeting (pending ones carry their link).
     Invitations {
+        /// The tenant's id or name.
         #[arg(long)]
         tenant: String,
         /// pending, delivered, held or failed
         #[arg(long)]
         status: Option<String>,
+        /// At most this many rows.
         #[arg(long, default_value_t = 100)]
         limit: u32,
+        /// Print JSON instead of text.
         #[arg(long)]
         json: bool,
     },
@@ -402,6 +460,7 @@ pub(crate) enum ClvCmd {
         /// monetary_value column).
         #[arg(long, default_value = "bgnbd")]
         model: String,
+        /// The transactions file to fit on.
         #[arg(long)]
         input: PathBuf,
         /// Print JSON instead of a line per parameter.
@@ -414,25 +473,31 @@ pub(crate) enum ClvCmd {
 pub(crate) enum CustomerCmd {
     /// The profile an identifier belongs to, with the escalation summary.
     Show {
+        /// The tenant's id or name.
         #[arg(long)]
         tenant: String,
         /// type:value, e.g. email:ada@example.com
         #[arg(long)]
         identifier: String,
+        /// Print JSON instead of text.
         #[arg(long)]
         json: bool,
     },
     /// The merge ledger of the customer an identifier belongs to.
     Merges {
+        /// The tenant's id or name.
         #[arg(long)]
         tenant: String,
+        /// The customer, as a typed identifier such as user_id:42 or email:ada@example.com.
         #[arg(long)]
         identifier: String,
+        /// Print JSON instead of text.
         #[arg(long)]
         json: bool,
     },
     /// Erase a customer everywhere (right to erasure); prints the tombstone and the counts.
     Erase {
+        /// The tenant's id or name.
         #[arg(long)]
         tenant: String,
         /// type:value, e.g. email:ada@example.com
@@ -441,17 +506,22 @@ pub(crate) enum CustomerCmd {
     },
     /// Everything cxm holds about a customer, as JSON (a data subject access request).
     Export {
+        /// The tenant's id or name.
         #[arg(long)]
         tenant: String,
+        /// The customer, as a typed identifier such as user_id:42 or email:ada@example.com.
         #[arg(long)]
         identifier: String,
     },
     /// Block an identifier and rebuild identities without it (stored events are untouched).
     Unmerge {
+        /// The tenant's id or name.
         #[arg(long)]
         tenant: String,
+        /// The identifier to take out of the profile, such as anonymous_id:abc.
         #[arg(long)]
         identifier: String,
+        /// Why (kept in the merge ledger).
         #[arg(long, default_value = "unmerged from the cli")]
         reason: String,
     },
@@ -461,9 +531,12 @@ pub(crate) enum CustomerCmd {
 pub(crate) enum ImportCmd {
     /// Import events from CSV with a column mapping, e.g. --map userId=user,event=name,timestamp=ts.
     Events {
+        /// The file of events to import.
         file: PathBuf,
+        /// The tenant's id or name.
         #[arg(long)]
         tenant: String,
+        /// How the file's columns map to event fields.
         #[arg(long)]
         map: String,
         /// Apply clock-skew correction instead of trusting the file's timestamps.
@@ -472,12 +545,15 @@ pub(crate) enum ImportCmd {
     },
     /// Import survey answers from CSV (Qualtrics exports included), e.g. --map nps:nps=Q1,why:text=Q2.
     Feedback {
+        /// The file of answers to import.
         file: PathBuf,
+        /// The tenant's id or name.
         #[arg(long)]
         tenant: String,
         /// question:type=column pairs.
         #[arg(long)]
         map: String,
+        /// The survey the answers belong to.
         #[arg(long)]
         survey_id: Option<String>,
         /// Channel the answers came through.

@@ -380,6 +380,19 @@ impl Settings {
         cxm_store::open(self.database_url.as_deref(), &self.data_dir, settings)
             .map_err(|e| anyhow::anyhow!("cannot open the store: {e}"))
     }
+
+    /// Opens the store a command works on. Only `serve`, `demo` and `tenant create` make a
+    /// new one: anything else pointed at an empty directory (a forgotten `--data-dir`, say)
+    /// says so instead of creating a store and then finding no tenant in it.
+    pub fn open_existing_store(&self) -> anyhow::Result<std::sync::Arc<dyn cxm_store::Store>> {
+        if self.database_url.is_none() && !self.data_dir.join("cxm.db").exists() {
+            anyhow::bail!(
+                "no store in {}: pass --data-dir (or set CXM_DATA_DIR) to the directory `cxm serve` uses; `cxm tenant create` or `cxm demo` makes a new one",
+                self.data_dir.display()
+            );
+        }
+        self.open_store()
+    }
 }
 
 fn url_is_http(u: &str) -> bool {

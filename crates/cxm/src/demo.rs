@@ -205,3 +205,32 @@ pub(crate) fn demo_agents(store: &dyn cxm_store::Store, tenant: &str) -> anyhow:
     }
     Ok(())
 }
+
+/// The demo's live NPS survey with an open link anyone can answer: `cxm demo` prints it, so
+/// the first thing a visitor can do is answer and watch the answer arrive on the dashboard.
+pub(crate) fn demo_survey(store: &dyn cxm_store::Store, tenant: &str) -> anyhow::Result<String> {
+    let def: cxm_domain::survey::SurveyDefinition = serde_json::from_value(serde_json::json!({
+        "name": "How are we doing?",
+        "questions": [
+            {"id": "nps", "type": "nps", "prompt": "How likely are you to recommend Demo Co to a friend or colleague?", "required": true},
+            {"id": "why", "type": "text", "prompt": "What is the main reason for your score?"}
+        ]
+    }))?;
+    def.validate().map_err(anyhow::Error::msg)?;
+    let version = store.save_survey(tenant, "nps", &def.name, &serde_json::to_string(&def)?)?;
+    let (token, hash) = cxm_app::auth::new_session_token();
+    store.create_link(
+        &hash,
+        &cxm_store::SurveyLink {
+            tenant_id: tenant.to_string(),
+            survey_id: "nps".into(),
+            version,
+            identifier: None,
+            channel: "web".into(),
+            displayed_at_ms: None,
+            responded_at_ms: None,
+            follow_ups: 0,
+        },
+    )?;
+    Ok(format!("/s/{token}"))
+}

@@ -12,18 +12,22 @@ use cxm_store::Store;
 pub enum SignalsCmd {
     /// The tenant's signal set (the defaults until one is applied), as JSON.
     Show {
+        /// The tenant's id or name.
         #[arg(long)]
         tenant: String,
     },
     /// Replace the signal set from a YAML or JSON file (a new version); accounts are rescored.
     Apply {
+        /// The tenant's id or name.
         #[arg(long)]
         tenant: String,
+        /// The signal set, as JSON.
         file: PathBuf,
     },
     /// Replay history weekly and compare each signal and the at-risk band with actual churn
     /// (Churn Notice within the horizon): precision, recall, lift, lead time, suggested thresholds.
     Backtest {
+        /// The tenant's id or name.
         #[arg(long)]
         tenant: String,
         /// First checkpoint, YYYY-MM-DD.
@@ -32,8 +36,10 @@ pub enum SignalsCmd {
         /// Last checkpoint, YYYY-MM-DD.
         #[arg(long)]
         to: chrono::NaiveDate,
+        /// Days after each scored day in which a churn counts.
         #[arg(long, default_value_t = 90)]
         horizon_days: u32,
+        /// Print JSON instead of text.
         #[arg(long)]
         json: bool,
     },
@@ -43,13 +49,16 @@ pub enum SignalsCmd {
 pub enum AccountsCmd {
     /// Accounts by health, lowest first, after bringing the facts up to date.
     List {
+        /// The tenant's id or name.
         #[arg(long)]
         tenant: String,
         /// healthy, concerning or at_risk
         #[arg(long)]
         band: Option<String>,
+        /// At most this many rows.
         #[arg(long, default_value_t = 50)]
         limit: u32,
+        /// Print JSON instead of text.
         #[arg(long)]
         json: bool,
     },

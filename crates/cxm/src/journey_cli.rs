@@ -12,14 +12,18 @@ use cxm_store::Store;
 pub enum JourneyCmd {
     /// Create or update a journey from a YAML or JSON file (a new version when it changed).
     Apply {
+        /// The tenant's id or name.
         #[arg(long)]
         tenant: String,
+        /// The journey definition, as YAML or JSON.
         file: PathBuf,
     },
     /// Journeys with their JPS and flags (overdue reviews, SLA breaches).
     List {
+        /// The tenant's id or name.
         #[arg(long)]
         tenant: String,
+        /// Print JSON instead of text.
         #[arg(long)]
         json: bool,
     },
@@ -35,8 +39,10 @@ pub enum JourneyCmd {
         /// The running server.
         #[arg(long, default_value = "http://127.0.0.1:8080")]
         url: String,
+        /// A write key of the tenant: the check sends its events with it.
         #[arg(long, env = "CXM_WRITE_KEY")]
         write_key: String,
+        /// A secret key of the tenant: the check reads its results with it.
         #[arg(long, env = "CXM_SECRET_KEY")]
         secret_key: String,
         /// The name the built-in check is recorded under.
@@ -49,9 +55,12 @@ pub enum JourneyCmd {
     /// A journey's stages (entries, conversion, drop-off, time in stage) and JPS with its terms;
     /// brings the measurements up to date with the event log first.
     Metrics {
+        /// The tenant's id or name.
         #[arg(long)]
         tenant: String,
+        /// The journey's id.
         journey_id: String,
+        /// Print JSON instead of text.
         #[arg(long)]
         json: bool,
     },

@@ -67,10 +67,71 @@ fn print(json_out: bool, value: serde_json::Value, text: impl FnOnce() -> String
 fn main() {
     let cli = Cli::parse();
     init_logs(cli.log_format);
+    let cli = match tenant_by_name(cli) {
+        Ok(cli) => cli,
+        Err(e) => {
+            eprintln!("error: {e:#}");
+            std::process::exit(1);
+        }
+    };
     if let Err(e) = run(cli) {
         eprintln!("error: {e:#}");
         std::process::exit(1);
     }
+}
+
+/// `--tenant` takes a tenant's name as well as its id: a value that is not an id is looked
+/// up by name (case-insensitive) and the command line read again with the id in its place.
+fn tenant_by_name(cli: Cli) -> anyhow::Result<Cli> {
+    let args: Vec<String> = std::env::args().collect();
+    let at = args
+        .iter()
+        .position(|a| a == "--tenant")
+        .map(|i| (i + 1, None))
+        .or_else(|| {
+            args.iter()
+                .position(|a| a.starts_with("--tenant="))
+                .map(|i| (i, Some("--tenant=")))
+        });
+    let Some((i, prefix)) = at else {
+        return Ok(cli);
+    };
+    let Some(value) = args
+        .get(i)
+        .map(|a| prefix.map_or(a.as_str(), |p| &a[p.len()..]))
+    else {
+        return Ok(cli);
+    };
+    if value.starts_with("ten_") {
+        return Ok(cli);
+    }
+    let store = Settings::resolve(&cli.store, &ServeArgs::default())?.open_existing_store()?;
+    if store.tenant(value)?.is_some() {
+        return Ok(cli);
+    }
+    let named: Vec<cxm_store::Tenant> = store
+        .list_tenants()?
+        .into_iter()
+        .filter(|t| t.name.eq_ignore_ascii_case(value))
+        .collect();
+    let id = match named.as_slice() {
+        [one] => one.id.clone(),
+        [] => {
+            anyhow::bail!("no tenant named or with the id {value:?}; `cxm tenant list` shows them")
+        }
+        many => anyhow::bail!(
+            "{} tenants are named {value:?}; pass one's id: {}",
+            many.len(),
+            many.iter()
+                .map(|t| t.id.as_str())
+                .collect::<Vec<_>>()
+                .join(", ")
+        ),
+    };
+    drop(store);
+    let mut args = args;
+    args[i] = prefix.map_or(id.clone(), |p| format!("{p}{id}"));
+    Ok(Cli::parse_from(args))
 }
 
 fn runtime() -> anyhow::Result<tokio::runtime::Runtime> {
@@ -169,6 +230,7 @@ fn run(cli: Cli) -> anyhow::Result<()> {
             demo_tickets(store.as_ref(), &t.tenant_id)?;
             demo_agents(store.as_ref(), &t.tenant_id)?;
             demo_experiments(store.as_ref(), &t.tenant_id, &signups)?;
+            let survey = demo::demo_survey(store.as_ref(), &t.tenant_id)?;
             runtime()?.block_on(async {
                 let listener = tokio::net::TcpListener::bind(s.listen)
                     .await
@@ -179,6 +241,8 @@ fn run(cli: Cli) -> anyhow::Result<()> {
                     stats.accepted, stats.quarantined, answers.accepted
                 );
                 println!("  dashboard:  http://{addr}/");
+                println!("  tenant:     Demo Co ({})", t.tenant_id);
+                println!("  survey:     http://{addr}{survey}  (answer it, then open Home)");
                 println!("  login:      {email}");
                 println!("  password:   {password}");
                 println!("  write key:  {}", t.write_key);
@@ -200,7 +264,7 @@ fn run(cli: Cli) -> anyhow::Result<()> {
             Ok(())
         }
         Cmd::Tenant(TenantCmd::List { json }) => {
-            let store = settings()?.open_store()?;
+            let store = settings()?.open_existing_store()?;
             let ts = store.list_tenants()?;
             print(json, json!(ts), || {
                 ts.iter()
@@ -231,7 +295,7 @@ fn run(cli: Cli) -> anyhow::Result<()> {
             } else {
                 (setup::random_password(), true)
             };
-            let store = settings()?.open_store()?;
+            let store = settings()?.open_existing_store()?;
             let u = setup::create_user(store.as_ref(), tenant, email, &password, role)?;
             let shown = generated.then_some(password.clone());
             print(
@@ -249,7 +313,7 @@ fn run(cli: Cli) -> anyhow::Result<()> {
             Ok(())
         }
         Cmd::User(UserCmd::List { ref tenant, json }) => {
-            let store = settings()?.open_store()?;
+            let store = settings()?.open_existing_store()?;
             let us = store.list_users(tenant)?;
             print(json, json!(us), || {
                 us.iter()
@@ -276,7 +340,7 @@ fn run(cli: Cli) -> anyhow::Result<()> {
             | UserCmd::Enable { .. }
             | UserCmd::Passwd { .. }
             | UserCmd::RevokeSessions { .. }),
-        ) => setup::manage_user(settings()?.open_store()?.as_ref(), c_to_action(c)?),
+        ) => setup::manage_user(settings()?.open_existing_store()?.as_ref(), c_to_action(c)?),
         Cmd::Key(KeyCmd::Create {
             ref tenant,
             ref kind,
@@ -286,7 +350,7 @@ fn run(cli: Cli) -> anyhow::Result<()> {
             let kind = KeyKind::parse(kind)
                 .filter(|k| *k != KeyKind::Agent)
                 .context("--kind must be write or secret (agent keys: cxm agent key NAME)")?;
-            let store = settings()?.open_store()?;
+            let store = settings()?.open_existing_store()?;
             anyhow::ensure!(store.tenant(tenant)?.is_some(), "no tenant {tenant}");
             let (plain, rec) =
                 cxm_app::auth::generate_key(tenant, kind, name.as_deref().unwrap_or(kind.as_str()));
@@ -305,7 +369,7 @@ fn run(cli: Cli) -> anyhow::Result<()> {
             Ok(())
         }
         Cmd::Key(KeyCmd::List { ref tenant, json }) => {
-            let store = settings()?.open_store()?;
+            let store = settings()?.open_existing_store()?;
             let ks = store.list_keys(tenant)?;
             print(json, json!(ks), || {
                 ks.iter()
@@ -332,7 +396,7 @@ fn run(cli: Cli) -> anyhow::Result<()> {
             ref tenant,
             ref key_id,
         }) => {
-            let store = settings()?.open_store()?;
+            let store = settings()?.open_existing_store()?;
             anyhow::ensure!(
                 store.revoke_key(tenant, key_id)?,
                 "no active key {key_id} in tenant {tenant}"
@@ -340,7 +404,7 @@ fn run(cli: Cli) -> anyhow::Result<()> {
             println!("revoked {key_id} (servers stop accepting it within 5 seconds)");
             Ok(())
         }
-        Cmd::Customer(ref c) => customer(settings()?.open_store()?.as_ref(), c),
+        Cmd::Customer(ref c) => customer(settings()?.open_existing_store()?.as_ref(), c),
         Cmd::Metrics {
             ref metric,
             ref tenant,
@@ -350,7 +414,7 @@ fn run(cli: Cli) -> anyhow::Result<()> {
             ref by,
             json,
         } => {
-            let store = settings()?.open_store()?;
+            let store = settings()?.open_existing_store()?;
             anyhow::ensure!(store.tenant(tenant)?.is_some(), "no tenant {tenant}");
             let q = cxm_app::feedback::MetricQuery {
                 from: from.clone(),
@@ -387,7 +451,7 @@ fn run(cli: Cli) -> anyhow::Result<()> {
             });
             Ok(())
         }
-        Cmd::Survey(ref c) => survey(settings()?.open_store()?.as_ref(), c),
+        Cmd::Survey(ref c) => survey(settings()?.open_existing_store()?.as_ref(), c),
         Cmd::Journey(journey_cli::JourneyCmd::Check {
             ref scripts,
             ref url,
@@ -414,14 +478,18 @@ fn run(cli: Cli) -> anyhow::Result<()> {
                 anyhow::bail!("journey checks failed: {}", failed.join(", "))
             }
         }
-        Cmd::Journey(ref c) => journey_cli::run(settings()?.open_store()?.as_ref(), c),
-        Cmd::Signals(ref c) => health_cli::signals(settings()?.open_store()?.as_ref(), c),
-        Cmd::Accounts(ref c) => health_cli::accounts(settings()?.open_store()?.as_ref(), c),
-        Cmd::Policy(ref c) => agent_cli::policy(settings()?.open_store()?.as_ref(), c),
-        Cmd::Retention(ref c) => agent_cli::retention(settings()?.open_store()?.as_ref(), c),
-        Cmd::Agent(ref c) => agent_cli::agent(settings()?.open_store()?.as_ref(), c),
+        Cmd::Journey(ref c) => journey_cli::run(settings()?.open_existing_store()?.as_ref(), c),
+        Cmd::Signals(ref c) => health_cli::signals(settings()?.open_existing_store()?.as_ref(), c),
+        Cmd::Accounts(ref c) => {
+            health_cli::accounts(settings()?.open_existing_store()?.as_ref(), c)
+        }
+        Cmd::Policy(ref c) => agent_cli::policy(settings()?.open_existing_store()?.as_ref(), c),
+        Cmd::Retention(ref c) => {
+            agent_cli::retention(settings()?.open_existing_store()?.as_ref(), c)
+        }
+        Cmd::Agent(ref c) => agent_cli::agent(settings()?.open_existing_store()?.as_ref(), c),
         Cmd::Audit(ref c) => {
-            if agent_cli::audit(settings()?.open_store()?.as_ref(), c)? {
+            if agent_cli::audit(settings()?.open_existing_store()?.as_ref(), c)? {
                 Ok(())
             } else {
                 anyhow::bail!("the audit log was tampered with (see above)")
@@ -432,7 +500,7 @@ fn run(cli: Cli) -> anyhow::Result<()> {
             limit,
             json,
         } => {
-            let store = settings()?.open_store()?;
+            let store = settings()?.open_existing_store()?;
             let q = store.quarantine(tenant, limit)?;
             print(json, json!(q), || {
                 q.iter()
@@ -450,7 +518,7 @@ fn run(cli: Cli) -> anyhow::Result<()> {
         }) => {
             let map = import::parse_map(map)?;
             let msgs = import::read(file, &map)?;
-            let store = settings()?.open_store()?;
+            let store = settings()?.open_existing_store()?;
             anyhow::ensure!(store.tenant(tenant)?.is_some(), "no tenant {tenant}");
             let stats = load::load(
                 store.as_ref(),
@@ -471,7 +539,7 @@ fn run(cli: Cli) -> anyhow::Result<()> {
         }) => {
             let map = import::parse_feedback_map(map)?;
             let raw = import::read_feedback(file, &map, survey_id.as_deref(), channel)?;
-            let store = settings()?.open_store()?;
+            let store = settings()?.open_existing_store()?;
             anyhow::ensure!(store.tenant(tenant)?.is_some(), "no tenant {tenant}");
             let now = chrono::Utc::now();
             let analyzer = cxm_analytics::Analyzer::new();
@@ -507,7 +575,7 @@ fn run(cli: Cli) -> anyhow::Result<()> {
                     Ok(())
                 }
                 (Some(t), None) => {
-                    let store = settings()?.open_store()?;
+                    let store = settings()?.open_existing_store()?;
                     anyhow::ensure!(store.tenant(t)?.is_some(), "no tenant {t}");
                     let started = std::time::Instant::now();
                     let stats =
@@ -524,7 +592,7 @@ fn run(cli: Cli) -> anyhow::Result<()> {
             }
         }
         Cmd::Rebuild { ref tenant } => {
-            let store = settings()?.open_store()?;
+            let store = settings()?.open_existing_store()?;
             let started = std::time::Instant::now();
             let stats = store.rebuild(tenant.as_deref())?;
             println!(
@@ -553,7 +621,7 @@ fn run(cli: Cli) -> anyhow::Result<()> {
             | ThemesCmd::Rename { .. }
             | ThemesCmd::Merge { .. }
             | ThemesCmd::Split { .. }),
-        ) => stored_themes(settings()?.open_store()?.as_ref(), t),
+        ) => stored_themes(settings()?.open_existing_store()?.as_ref(), t),
         Cmd::Themes(ThemesCmd::Discover {
             ref input,
             k,
@@ -606,8 +674,10 @@ fn run(cli: Cli) -> anyhow::Result<()> {
             Ok(())
         }
         Cmd::Stats(ref cmd) => stats_cli::run(cmd),
-        Cmd::Experiment(ref c) => value_cli::experiment(settings()?.open_store()?.as_ref(), c),
-        Cmd::Equity(ref c) => value_cli::equity(settings()?.open_store()?.as_ref(), c),
+        Cmd::Experiment(ref c) => {
+            value_cli::experiment(settings()?.open_existing_store()?.as_ref(), c)
+        }
+        Cmd::Equity(ref c) => value_cli::equity(settings()?.open_existing_store()?.as_ref(), c),
         Cmd::Eval(EvalCmd::Ab { ref data, assert }) => {
             let dir = data.clone().unwrap_or_else(analyze::default_data_dir);
             println!(
@@ -661,4 +731,32 @@ fn c_to_action(c: &UserCmd) -> anyhow::Result<setup::UserAction> {
         }
         _ => anyhow::bail!("not a user change"),
     })
+}
+
+#[cfg(test)]
+mod help_tests {
+    use clap::CommandFactory;
+
+    fn missing(cmd: &clap::Command, path: &str, out: &mut Vec<String>) {
+        for a in cmd.get_arguments() {
+            let id = a.get_id().as_str();
+            if id == "help" || id == "version" || a.is_hide_set() {
+                continue;
+            }
+            if a.get_help().is_none() && a.get_long_help().is_none() {
+                out.push(format!("{path} --{id}"));
+            }
+        }
+        for sub in cmd.get_subcommands() {
+            missing(sub, &format!("{path} {}", sub.get_name()), out);
+        }
+    }
+
+    /// `cxm <command> --help` explains every flag it lists.
+    #[test]
+    fn every_flag_has_help() {
+        let mut out = vec![];
+        missing(&super::Cli::command(), "cxm", &mut out);
+        assert!(out.is_empty(), "flags without help:\n{}", out.join("\n"));
+    }
 }

@@ -19,11 +19,13 @@ pub enum StatsCmd {
         /// Treatment as EXPOSURES/CONVERSIONS.
         #[arg(long)]
         b: String,
+        /// Significance level, e.g. 0.05.
         #[arg(long, default_value_t = 0.05)]
         alpha: f64,
         /// Total sample size the sequential interval is tuned for.
         #[arg(long, default_value_t = 5000.0)]
         tuning: f64,
+        /// Print JSON instead of text.
         #[arg(long)]
         json: bool,
     },
@@ -35,10 +37,13 @@ pub enum StatsCmd {
         /// Smallest relative lift worth detecting, e.g. 0.2 for +20 %.
         #[arg(long)]
         mde: f64,
+        /// Significance level, e.g. 0.05.
         #[arg(long, default_value_t = 0.05)]
         alpha: f64,
+        /// Power wanted, e.g. 0.8.
         #[arg(long, default_value_t = 0.8)]
         power: f64,
+        /// Print JSON instead of text.
         #[arg(long)]
         json: bool,
     },

@@ -12,43 +12,58 @@ use cxm_store::Store;
 pub enum ExperimentCmd {
     /// Experiments, newest first, with status, rollout and exposures.
     List {
+        /// The tenant's id or name.
         #[arg(long)]
         tenant: String,
+        /// Print JSON instead of text.
         #[arg(long)]
         json: bool,
     },
     /// Create a draft from a JSON definition file.
     Create {
+        /// The tenant's id or name.
         #[arg(long)]
         tenant: String,
+        /// The experiment definition, as JSON.
         file: PathBuf,
     },
     /// Start, pause, ship (with --arm) or roll back.
     Status {
+        /// The tenant's id or name.
         #[arg(long)]
         tenant: String,
+        /// The experiment's id.
         id: String,
         /// running, paused, shipped or rolled_back
         status: String,
+        /// The arm that ships, when the status is shipped.
         #[arg(long)]
         arm: Option<String>,
+        /// Why (kept on the experiment's history).
         #[arg(long, default_value = "")]
         reason: String,
     },
     /// Move the rollout to a percentage (0 to 100).
     Rollout {
+        /// The tenant's id or name.
         #[arg(long)]
         tenant: String,
+        /// The experiment's id.
         id: String,
+        /// The share of traffic that gets the change, 0 to 100.
         percent: f64,
+        /// Why (kept on the experiment's history).
         #[arg(long, default_value = "")]
         reason: String,
     },
     /// Results from the event log (a breached guardrail rolls it back, as in the API).
     Results {
+        /// The tenant's id or name.
         #[arg(long)]
         tenant: String,
+        /// The experiment's id.
         id: String,
+        /// Print JSON instead of text.
         #[arg(long)]
         json: bool,
     },
@@ -58,8 +73,10 @@ pub enum ExperimentCmd {
 pub enum EquityCmd {
     /// Fit the value model on the tenant's purchases: CLV, tiers, top customers and accounts.
     Show {
+        /// The tenant's id or name.
         #[arg(long)]
         tenant: String,
+        /// Print JSON instead of text.
         #[arg(long)]
         json: bool,
     },

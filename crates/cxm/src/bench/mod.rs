@@ -57,6 +57,7 @@ pub struct DecisionArgs {
     /// Asks sent over HTTP.
     #[arg(long, default_value_t = 50_000)]
     pub requests: usize,
+    /// How many requests are in flight at once.
     #[arg(long, default_value_t = 64)]
     pub concurrency: usize,
     /// Events generated first, so asks name real customers with timelines and answers.
@@ -69,11 +70,13 @@ pub struct DecisionArgs {
 
 #[derive(Args, Debug)]
 pub struct JourneyArgs {
+    /// Events to load before measuring.
     #[arg(long, default_value_t = 1_000_000)]
     pub events: u64,
     /// Events added after the cold walk, walked incrementally.
     #[arg(long, default_value_t = 10_000)]
     pub increment: u64,
+    /// Metric reads to time.
     #[arg(long, default_value_t = 200)]
     pub reads: usize,
     /// Keep this data directory instead of a temporary one (a second run skips loading).
@@ -83,32 +86,42 @@ pub struct JourneyArgs {
 
 #[derive(Args, Debug)]
 pub struct FeedbackArgs {
+    /// Answers to load.
     #[arg(long, default_value_t = 1_000_000)]
     pub answers: u64,
+    /// Answers per request.
     #[arg(long, default_value_t = 1000)]
     pub batch: usize,
+    /// How many requests are in flight at once.
     #[arg(long, default_value_t = 8)]
     pub concurrency: usize,
+    /// Metric queries to time.
     #[arg(long, default_value_t = 200)]
     pub queries: usize,
 }
 
 #[derive(Args, Debug)]
 pub struct IngestArgs {
+    /// Events to load before measuring.
     #[arg(long, default_value_t = 200_000)]
     pub events: u64,
+    /// Events per request.
     #[arg(long, default_value_t = 100)]
     pub batch: usize,
+    /// How many requests are in flight at once.
     #[arg(long, default_value_t = 16)]
     pub concurrency: usize,
+    /// Seed of the random generator: the same seed gives the same data.
     #[arg(long, default_value_t = 42)]
     pub seed: u64,
 }
 
 #[derive(Args, Debug)]
 pub struct LatencyArgs {
+    /// Requests per second to hold.
     #[arg(long, default_value_t = 1000)]
     pub rps: u64,
+    /// How long to hold it, in seconds.
     #[arg(long, default_value_t = 10)]
     pub seconds: u64,
 }
@@ -118,8 +131,10 @@ pub struct ContextArgs {
     /// Events in the store besides the measured customer's.
     #[arg(long, default_value_t = 1_000_000)]
     pub background: u64,
+    /// Events of the measured customer.
     #[arg(long, default_value_t = 10_000)]
     pub customer_events: u64,
+    /// Context requests to time.
     #[arg(long, default_value_t = 200)]
     pub requests: usize,
 }

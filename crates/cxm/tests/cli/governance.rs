@@ -145,7 +145,17 @@ pub(crate) fn retention_from_the_cli() {
         "--keep",
     ]));
     assert!(kept.get("events").is_none());
-    let shown = run_json(cxm(dir.path()).args(["retention", "show", "--tenant", tenant]));
+    let shown = run_json(cxm(dir.path()).args(["retention", "show", "--tenant", tenant, "--json"]));
     // quarantine is the one class with a default period
     assert_eq!(shown, json!({"quarantine": 30}));
+    // people read a table
+    let table = cxm(dir.path())
+        .args(["retention", "show", "--tenant", tenant])
+        .output()
+        .unwrap();
+    let text = String::from_utf8_lossy(&table.stdout);
+    assert!(
+        text.contains("events          until erased") && text.contains("quarantine      30 days"),
+        "{text}"
+    );
 }

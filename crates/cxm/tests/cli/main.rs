@@ -747,3 +747,40 @@ fn account_health_and_backtest_from_the_cli() {
     );
     assert_eq!(ok["version"], 1);
 }
+
+#[test]
+fn a_tenant_is_named_by_name_or_id_and_an_empty_data_dir_is_said_so() {
+    let dir = tempfile::tempdir().unwrap();
+    // a command pointed at a directory with no store says so, and leaves it empty
+    let empty = dir.path().join("not-here");
+    let out = cxm(&empty).args(["tenant", "list"]).output().unwrap();
+    assert!(!out.status.success());
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        err.contains("no store in") && err.contains("--data-dir"),
+        "{err}"
+    );
+    assert!(!empty.join("cxm.db").exists(), "nothing was created");
+
+    let t = run_json(cxm(dir.path()).args(["tenant", "create", "Acme Retail", "--json"]));
+    let id = t["tenant_id"].as_str().unwrap();
+    let by_id = run_json(cxm(dir.path()).args(["retention", "show", "--tenant", id, "--json"]));
+    let by_name =
+        run_json(cxm(dir.path()).args(["retention", "show", "--tenant", "acme retail", "--json"]));
+    assert_eq!(by_id, by_name);
+    let out = cxm(dir.path())
+        .args(["retention", "show", "--tenant=Nobody"])
+        .output()
+        .unwrap();
+    assert!(!out.status.success());
+    assert!(
+        String::from_utf8_lossy(&out.stderr).contains("no tenant named or with the id \"Nobody\"")
+    );
+    // two tenants of one name: the id is needed, and the message lists them
+    run_json(cxm(dir.path()).args(["tenant", "create", "Acme Retail", "--json"]));
+    let out = cxm(dir.path())
+        .args(["retention", "show", "--tenant", "Acme Retail"])
+        .output()
+        .unwrap();
+    assert!(String::from_utf8_lossy(&out.stderr).contains("2 tenants are named"));
+}
