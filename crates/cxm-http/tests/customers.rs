@@ -489,3 +489,59 @@ async fn readiness_and_metrics_report_every_worker() {
     assert!(metrics.contains("cxm_worker_lag_seconds{worker=\"themes\"}"));
     app.stop().await;
 }
+
+#[tokio::test]
+async fn customer_lists_count_page_sort_and_export() {
+    let app = TestApp::spawn().await;
+    // 60 customers; the busiest has 3 events; one calls itself a spreadsheet formula
+    let mut batch = vec![];
+    for i in 0..60 {
+        let name = if i == 7 {
+            "=HYPERLINK(\"http://x\")".to_string()
+        } else {
+            format!("Customer {i:02}")
+        };
+        batch.push(json!({"type": "identify", "userId": format!("u{i}"), "traits": {"name": name}, "messageId": format!("m{i}")}));
+    }
+    for k in 0..2 {
+        batch.push(json!({"type": "track", "userId": "u42", "event": "Order Completed", "messageId": format!("o{k}")}));
+    }
+    assert_eq!(app.batch(json!({ "batch": batch })).await.status(), 200);
+    let cookie = app.login("lead@acme.io", Role::Owner).await;
+    let page = |path: String| {
+        let (c, url, cookie) = (app.client.clone(), app.url(&path), cookie.clone());
+        async move {
+            let r = c.get(url).header("cookie", cookie).send().await.unwrap();
+            assert_eq!(r.status(), 200, "{path}");
+            let ty = r.headers()["content-type"].to_str().unwrap().to_string();
+            (ty, r.text().await.unwrap())
+        }
+    };
+    let (_, first) = page("/customers".into()).await;
+    assert!(first.contains("1–50 of 60 customers"), "{first}");
+    assert!(first.contains("page 1 of 2"));
+    let (_, second) = page("/customers?page=2".into()).await;
+    assert!(second.contains("51–60 of 60 customers"), "{second}");
+    let (_, busiest) = page("/customers?sort=events".into()).await;
+    let first_row = busiest.split("<tbody>").nth(1).unwrap();
+    assert!(
+        first_row
+            .trim_start()
+            .starts_with("<tr><td><a href=\"/customers/")
+            && first_row.find("Customer 42") < first_row.find("Customer 00"),
+        "the busiest customer comes first"
+    );
+    let (ty, csv) = page("/customers.csv".into()).await;
+    assert!(ty.starts_with("text/csv"));
+    let lines: Vec<&str> = csv.lines().collect();
+    assert_eq!(lines[0], "profile_id,name,events,last_seen_utc");
+    assert_eq!(lines.len(), 61, "a header and every customer, not one page");
+    assert!(
+        csv.contains("\"'=HYPERLINK(\"\"http://x\"\")\""),
+        "a formula is exported as text: {csv}"
+    );
+    let (ty, alerts) = page("/alerts.csv?status=open".into()).await;
+    assert!(ty.starts_with("text/csv") && alerts.starts_with("id,opened_utc,account_id"));
+    let (_, accounts) = page("/accounts.csv".into()).await;
+    assert!(accounts.starts_with("account_id,name,health,band,arr,signals_fired"));
+}

@@ -7,6 +7,45 @@ use super::*;
 pub(crate) struct SearchQuery {
     q: Option<String>,
     flash: Option<String>,
+    /// `last_seen` (default), `events` or `name`.
+    sort: Option<String>,
+    /// 1-based page of 50.
+    page: Option<usize>,
+}
+
+const PER_PAGE: usize = 50;
+/// A list is sorted and paged over at most this many matches; the page says so beyond it.
+const LIST_CAP: u32 = 5000;
+
+/// The matching customers, sorted as asked; the second value is whether the cap was hit.
+async fn matching(
+    st: &AppState,
+    tenant: &str,
+    query: &str,
+    sort: &str,
+) -> Result<(Vec<cxm_store::ProfileSummary>, bool), Response> {
+    let (t, q2) = (tenant.to_string(), query.to_string());
+    let mut found = st
+        .store
+        .run(move |s| s.search_profiles(&t, &q2, LIST_CAP + 1))
+        .await
+        .map_err(|e| ApiError::from(e).into_response())?;
+    let capped = found.len() > LIST_CAP as usize;
+    found.truncate(LIST_CAP as usize);
+    match sort {
+        "events" => found.sort_by_key(|c| std::cmp::Reverse(c.event_count)),
+        "name" => found.sort_by_key(|c| (c.display.is_empty(), c.display.to_lowercase())),
+        _ => {}
+    }
+    Ok((found, capped))
+}
+
+fn sort_of(s: Option<&str>) -> &'static str {
+    match s {
+        Some("events") => "events",
+        Some("name") => "name",
+        _ => "last_seen",
+    }
 }
 
 pub(crate) async fn customers(
@@ -19,19 +58,61 @@ pub(crate) async fn customers(
         Err(r) => return r,
     };
     let query = q.q.unwrap_or_default();
-    let (t, q2) = (p.tenant_id.clone(), query.clone());
-    let found = match st.store.run(move |s| s.search_profiles(&t, &q2, 50)).await {
+    let sort = sort_of(q.sort.as_deref());
+    let (found, capped) = match matching(&st, &p.tenant_id, &query, sort).await {
         Ok(f) => f,
-        Err(e) => return ApiError::from(e).into_response(),
+        Err(r) => return r,
     };
-    let customers: Vec<Value> = found.iter().map(|c| serde_json::json!({"id": c.id, "display": c.display, "event_count": c.event_count, "last_seen": fmt_ms(c.last_seen_ms)})).collect();
+    let total = found.len();
+    let pages = total.div_ceil(PER_PAGE).max(1);
+    let page = q.page.unwrap_or(1).clamp(1, pages);
+    let customers: Vec<Value> = found
+        .iter()
+        .skip((page - 1) * PER_PAGE)
+        .take(PER_PAGE)
+        .map(|c| serde_json::json!({"id": c.id, "display": c.display, "event_count": c.event_count, "last_seen_ms": c.last_seen_ms}))
+        .collect();
     // htmx asks for the results only; a plain GET (no JS) gets the whole page
     let template = if headers.contains_key("hx-request") {
         "customer_results.html"
     } else {
         "customers.html"
     };
-    st.pages.render(template, context! { title => "Customers", page => "customers", user => user_ctx(&p), customers => customers, q => query, flash => q.flash })
+    st.pages.render(template, context! { title => "Customers", page => "customers", user => user_ctx(&p), customers => customers, q => query, flash => q.flash,
+        total => total, capped => capped, cap => LIST_CAP, sort => sort, page_no => page, pages => pages, first => (page - 1) * PER_PAGE + 1 })
+}
+
+/// The customers the list shows (all pages), as CSV.
+pub(crate) async fn customers_csv(
+    State(st): State<Arc<AppState>>,
+    headers: HeaderMap,
+    Query(q): Query<SearchQuery>,
+) -> Response {
+    let p = match session(&st, &headers, "/customers").await {
+        Ok(p) => p,
+        Err(r) => return r,
+    };
+    let query = q.q.unwrap_or_default();
+    let (found, _) = match matching(&st, &p.tenant_id, &query, sort_of(q.sort.as_deref())).await {
+        Ok(f) => f,
+        Err(r) => return r,
+    };
+    let rows: Vec<Vec<String>> = found
+        .iter()
+        .map(|c| {
+            vec![
+                c.id.clone(),
+                c.display.clone(),
+                c.event_count.to_string(),
+                fmt_ms(c.last_seen_ms),
+            ]
+        })
+        .collect();
+    super::csv::download(
+        "customers",
+        &["profile_id", "name", "events", "last_seen_utc"],
+        &rows,
+    )
 }
 
 #[derive(Deserialize)]

@@ -24,6 +24,8 @@ pub fn routes() -> Router<Arc<AppState>> {
     Router::new()
         .route("/accounts", get(accounts_page))
         .route("/accounts/{id}", get(account_page))
+        .route("/accounts.csv", get(accounts_csv))
+        .route("/alerts.csv", get(alerts_csv))
         .route("/alerts", get(alerts_page))
         .route("/alerts/{id}/{status}", post(set_status))
 }
@@ -239,4 +241,138 @@ async fn account_page(
         }
         Err(e) => ApiError::from(e).into_response(),
     }
+}
+
+/// Every account with its health, as CSV (the list page's columns, all pages).
+async fn accounts_csv(
+    State(st): State<Arc<AppState>>,
+    headers: HeaderMap,
+    Query(q): Query<AccountQuery>,
+) -> Response {
+    let p = match session(&st, &headers, "/accounts").await {
+        Ok(p) => p,
+        Err(r) => return r,
+    };
+    let t = p.tenant_id.clone();
+    let band = q.band.clone();
+    let all = blocking(&st, move |s| {
+        let mut out = vec![];
+        loop {
+            let page = cxm_app::health::account_list(
+                s,
+                &t,
+                &AccountQuery {
+                    band: band.clone(),
+                    limit: Some(1000),
+                    offset: Some(out.len() as u32),
+                },
+            )?
+            .accounts;
+            let n = page.len();
+            out.extend(page);
+            if n < 1000 {
+                return Ok(out);
+            }
+        }
+    })
+    .await;
+    let accounts = match all {
+        Ok(a) => a,
+        Err(e) => return e.into_response(),
+    };
+    let rows: Vec<Vec<String>> = accounts
+        .iter()
+        .map(|a| {
+            let fired: Vec<String> = a
+                .readings
+                .as_array()
+                .map(|rs| {
+                    rs.iter()
+                        .filter(|r| r["fired"].as_bool() == Some(true))
+                        .filter_map(|r| r["detail"].as_str().map(str::to_string))
+                        .collect()
+                })
+                .unwrap_or_default();
+            vec![
+                a.group_id.clone(),
+                a.name.clone(),
+                format!("{:.0}", a.score),
+                a.band.clone(),
+                format!("{:.2}", a.arr),
+                fired.join("; "),
+            ]
+        })
+        .collect();
+    crate::pages::csv::download(
+        "accounts",
+        &[
+            "account_id",
+            "name",
+            "health",
+            "band",
+            "arr",
+            "signals_fired",
+        ],
+        &rows,
+    )
+}
+
+/// Alerts of one status (open by default), as CSV.
+async fn alerts_csv(
+    State(st): State<Arc<AppState>>,
+    headers: HeaderMap,
+    Query(q): Query<cxm_app::health::AlertQuery>,
+) -> Response {
+    let p = match session(&st, &headers, "/alerts").await {
+        Ok(p) => p,
+        Err(r) => return r,
+    };
+    let status = q.status.clone().unwrap_or_else(|| "open".into());
+    if cxm_app::health::valid_status(&status).is_err() {
+        return ApiError::new(
+            ErrorCode::InvalidParameter,
+            "status must be open, acknowledged or resolved",
+        )
+        .into_response();
+    }
+    let t = p.tenant_id.clone();
+    let alerts = match blocking(&st, move |s| {
+        Ok(s.list_alerts(&t, Some(&status), 100_000)?)
+    })
+    .await
+    {
+        Ok(a) => a,
+        Err(e) => return e.into_response(),
+    };
+    let rows: Vec<Vec<String>> = alerts
+        .iter()
+        .map(|a| {
+            vec![
+                a.id.to_string(),
+                fmt_ms(a.created_at_ms),
+                a.group_id.clone(),
+                a.title.clone(),
+                a.kind.clone(),
+                a.signal.clone(),
+                a.status.clone(),
+                a.owner.clone(),
+                format!("{:.2}", a.arr),
+            ]
+        })
+        .collect();
+    crate::pages::csv::download(
+        "alerts",
+        &[
+            "id",
+            "opened_utc",
+            "account_id",
+            "title",
+            "kind",
+            "signal",
+            "status",
+            "owner",
+            "arr",
+        ],
+        &rows,
+    )
 }

@@ -4,6 +4,7 @@
 
 pub mod agents;
 pub mod builder;
+mod csv;
 mod customers;
 mod data;
 pub(crate) mod errors;
@@ -261,6 +262,7 @@ pub fn routes() -> Router<Arc<AppState>> {
             get(workspace_page).post(save_workspace),
         )
         .route("/customers", get(customers))
+        .route("/customers.csv", get(customers_csv))
         .route("/customers/{id}", get(customer))
         .route("/customers/{id}/unmerge", post(unmerge))
         .route("/customers/{id}/consent", post(record_consent))
