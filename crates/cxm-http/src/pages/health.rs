@@ -75,12 +75,8 @@ async fn alerts_page(
         Err(r) => return r,
     };
     let status = q.status.clone().unwrap_or_else(|| "open".into());
-    if !["open", "acknowledged", "resolved"].contains(&status.as_str()) {
-        return ApiError::new(
-            ErrorCode::InvalidParameter,
-            "status must be open, acknowledged or resolved",
-        )
-        .into_response();
+    if let Err(e) = cxm_app::health::valid_status(&status) {
+        return e.into_response();
     }
     let (t, s2) = (p.tenant_id.clone(), status.clone());
     let mine = q.owner.as_deref() == Some("me");
@@ -136,12 +132,8 @@ async fn set_status(
         return ApiError::new(ErrorCode::Forbidden, "the viewer role cannot do this")
             .into_response();
     }
-    if !["open", "acknowledged", "resolved"].contains(&status.as_str()) {
-        return ApiError::new(
-            ErrorCode::InvalidParameter,
-            "status must be open, acknowledged or resolved",
-        )
-        .into_response();
+    if let Err(e) = cxm_app::health::valid_status(&status) {
+        return e.into_response();
     }
     let (t, actor) = (p.tenant_id.clone(), p.actor.clone());
     match st
@@ -328,12 +320,8 @@ async fn alerts_csv(
         Err(r) => return r,
     };
     let status = q.status.clone().unwrap_or_else(|| "open".into());
-    if cxm_app::health::valid_status(&status).is_err() {
-        return ApiError::new(
-            ErrorCode::InvalidParameter,
-            "status must be open, acknowledged or resolved",
-        )
-        .into_response();
+    if let Err(e) = cxm_app::health::valid_status(&status) {
+        return e.into_response();
     }
     let t = p.tenant_id.clone();
     let alerts = match blocking(&st, move |s| {
