@@ -72,7 +72,7 @@ pub async fn brief(st: &Arc<App>, p: &Principal) -> AppResult<Brief> {
     let t = p.tenant_id.clone();
     let me = p.actor.clone();
     let now = chrono::Utc::now().timestamp_millis();
-    let local = blocking(st, move |s| {
+    let mut brief = blocking(st, move |s| {
         let (revenue_at_risk, accounts_at_risk) = crate::health::revenue_at_risk(s, &t)?;
         let mut open: Vec<Alert> = s.list_alerts(&t, Some("open"), 10_000)?;
         open.extend(s.list_alerts(&t, Some("acknowledged"), 10_000)?);
@@ -130,38 +130,29 @@ pub async fn brief(st: &Arc<App>, p: &Principal) -> AppResult<Brief> {
                 write_key_prefix,
             })
         };
-        Ok((
+        // the figures that need the equity fit and the metric reports are filled in below
+        Ok(Brief {
             revenue_at_risk,
             accounts_at_risk,
-            open,
+            growth_potential: 0.0,
+            expanding_accounts: 0,
+            expansion: vec![],
+            scores: vec![],
+            alerts: open,
             open_alerts,
             my_alerts,
-            due,
+            tickets_due: due,
             tickets_overdue,
             open_tickets,
-            queue,
+            reviews_waiting: queue.items.len(),
+            reviews_overdue: queue.overdue,
             oldest_review_ms,
-            themes,
+            growing_themes: themes,
             agent_resolution_rate,
             start,
-        ))
+        })
     })
     .await?;
-    let (
-        revenue_at_risk,
-        accounts_at_risk,
-        alerts,
-        open_alerts,
-        my_alerts,
-        tickets_due,
-        tickets_overdue,
-        open_tickets,
-        queue,
-        oldest_review_ms,
-        growing_themes,
-        agent_resolution_rate,
-        start,
-    ) = local;
     let equity = crate::equity::current(st, &p.tenant_id).await?;
     let mut expansion: Vec<ExpansionSignal> = equity.report.expansion.clone();
     let growth_potential: f64 = expansion
@@ -184,24 +175,9 @@ pub async fn brief(st: &Arc<App>, p: &Principal) -> AppResult<Brief> {
         };
         scores.push(crate::feedback::report(&st.store, &p.tenant_id, metric, &q).await?);
     }
-    Ok(Brief {
-        revenue_at_risk,
-        accounts_at_risk,
-        growth_potential,
-        expanding_accounts,
-        expansion,
-        scores,
-        alerts,
-        open_alerts,
-        my_alerts,
-        tickets_due,
-        tickets_overdue,
-        open_tickets,
-        reviews_waiting: queue.items.len(),
-        reviews_overdue: queue.overdue,
-        oldest_review_ms,
-        growing_themes,
-        agent_resolution_rate,
-        start,
-    })
+    brief.growth_potential = growth_potential;
+    brief.expanding_accounts = expanding_accounts;
+    brief.expansion = expansion;
+    brief.scores = scores;
+    Ok(brief)
 }
