@@ -345,14 +345,18 @@ pub fn discover(texts: &[&str], k: usize, seed: u64) -> Discovery {
         kmeans: r,
     } = fit(texts, k, seed);
     let mut themes = vec![];
+    let class_of: Vec<Option<usize>> = r.labels.iter().map(|c| Some(*c)).collect();
+    let anchors: Vec<Vec<String>> = r.centers.iter().map(|c| top_terms(&model, c, 3)).collect();
+    let phrases = crate::keyphrase::class_labels(texts, &class_of, r.centers.len(), &anchors);
     for (ci, c) in r.centers.iter().enumerate() {
         let members: Vec<usize> = (0..texts.len()).filter(|j| r.labels[*j] == ci).collect();
         let top_terms = top_terms(&model, c, 5);
+        let label = phrases[ci].clone().unwrap_or_else(|| label_of(&top_terms));
         let mut reps: Vec<(usize, f32)> = members.iter().map(|j| (*j, dot(&rows[*j], c))).collect();
         reps.sort_by(|a, b| b.1.total_cmp(&a.1).then(a.0.cmp(&b.0)));
         themes.push(Theme {
             id: ci,
-            label: label_of(&top_terms),
+            label,
             top_terms,
             size: members.len(),
             representatives: reps.iter().take(3).map(|(j, _)| *j).collect(),

@@ -4,8 +4,10 @@
 pub mod abtest;
 pub mod cluster;
 pub mod clv;
+pub mod cx_lexicon;
 pub mod dist;
 pub mod equity;
+pub mod keyphrase;
 pub mod metrics;
 pub mod scores;
 pub mod sentiment;

@@ -28,8 +28,15 @@ pub struct Cues {
 
 #[derive(Debug, Clone, PartialEq, Serialize)]
 pub struct Sentiment {
-    /// VADER compound in [-1, 1]; `None` when the language is not English.
+    /// VADER compound in [-1, 1], exactly as vaderSentiment computes it; `None` when the
+    /// language is not English.
     pub compound: Option<f64>,
+    /// The compound corrected for what customers say about service (waiting, repeat
+    /// contact, transfers, unresolved issues, sarcasm): see [`crate::cx_lexicon`]. This is
+    /// the score the product stores and shows.
+    pub cx_compound: Option<f64>,
+    /// The CX phrases that moved `cx_compound`, with what each added.
+    pub cx_phrases: Vec<crate::cx_lexicon::CxHit>,
     pub pos: Option<f64>,
     pub neu: Option<f64>,
     pub neg: Option<f64>,
@@ -41,6 +48,7 @@ pub struct Sentiment {
 pub struct Analyzer {
     vader: vader_parity::SentimentIntensityAnalyzer,
     phrases: CuePhrases,
+    cx: crate::cx_lexicon::CxLexicon,
 }
 
 #[derive(Clone, Copy, PartialEq, Eq)]
@@ -271,7 +279,20 @@ impl Analyzer {
         Analyzer {
             vader: vader_parity::SentimentIntensityAnalyzer::new(),
             phrases: CuePhrases::new(),
+            cx: crate::cx_lexicon::CxLexicon::new(),
         }
+    }
+
+    /// VADER's compound and the CX-corrected one, with the phrases that corrected it, for
+    /// any text whatever its language (the evaluations use this).
+    pub fn cx(&self, text: &str) -> (f64, f64, Vec<crate::cx_lexicon::CxHit>) {
+        let compound = self.vader.polarity_scores(text).compound;
+        let hits = self.cx.hits(text);
+        (
+            compound,
+            crate::cx_lexicon::cx_compound(compound, &hits),
+            hits,
+        )
     }
 
     /// VADER's four scores for any text, whatever its language (the evaluations use this).
@@ -288,8 +309,15 @@ impl Analyzer {
         let language = detect_language(text);
         let scores = (language == Language::En).then(|| self.vader(text));
         let compound = scores.map(|s| s.0);
+        let cx_phrases = match compound {
+            Some(_) => self.cx.hits(text),
+            None => vec![],
+        };
+        let cx_compound = compound.map(|c| crate::cx_lexicon::cx_compound(c, &cx_phrases));
         Sentiment {
             compound,
+            cx_compound,
+            cx_phrases,
             pos: scores.map(|s| s.1),
             neu: scores.map(|s| s.2),
             neg: scores.map(|s| s.3),
@@ -350,6 +378,8 @@ mod tests {
         fn any_text_is_safe(text in "\\PC{0,200}") {
             let s = Analyzer::new().analyze(&text);
             if let Some(c) = s.compound { proptest::prop_assert!((-1.0..=1.0).contains(&c)); }
+            if let Some(c) = s.cx_compound { proptest::prop_assert!((-1.0..=1.0).contains(&c)); }
+            proptest::prop_assert_eq!(s.compound.is_some(), s.cx_compound.is_some());
             proptest::prop_assert!((0.0..=1.0).contains(&s.cues.rage));
         }
     }

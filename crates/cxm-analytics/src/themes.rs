@@ -18,8 +18,8 @@ use std::collections::{BTreeSet, HashMap};
 
 use serde::{Deserialize, Serialize};
 
-use crate::cluster;
 use crate::text::Tokenizer;
+use crate::{cluster, keyphrase};
 
 /// The theme id of answers that belong to no theme.
 pub const NOISE: &str = "noise";
@@ -40,7 +40,8 @@ pub enum Status {
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct Theme {
     pub id: String,
-    /// The label discovery gave it (its top terms).
+    /// The label discovery gave it: the key phrase its texts share (class-based TF-IDF over
+    /// 1–3-word phrases), else its top terms.
     pub label: String,
     /// The name an analyst gave it; wins over `label`.
     #[serde(default)]
@@ -370,9 +371,16 @@ impl Registry {
             ..Outcome::default()
         };
         let known = self.themes.len();
+        let anchors: Vec<Vec<String>> = (0..centers.len())
+            .map(|c| cluster::top_terms(model, &centers[c], 3))
+            .collect();
+        let phrases = keyphrase::class_labels(texts, &cluster_of, centers.len(), &anchors);
         for c in &live {
             let top_terms = cluster::top_terms(model, &centers[*c], 5);
-            let label = cluster::label_of(&top_terms);
+            // the key phrase the cluster's texts share; the stems' triple when there is none
+            let label = phrases[*c]
+                .clone()
+                .unwrap_or_else(|| cluster::label_of(&top_terms));
             let centroid = new_centroids[c].clone();
             match theme_of_cluster.get(c) {
                 Some(ti) => {
@@ -440,7 +448,17 @@ impl Registry {
                 Some(m) => {
                     m.sort_by(|a, b| affinity[*b].total_cmp(&affinity[*a]).then(a.cmp(b)));
                     t.size = m.len();
-                    t.quotes = m.iter().take(3).map(|j| texts[*j].to_string()).collect();
+                    // three different voices: an answer given twice is quoted once
+                    let mut quotes: Vec<String> = vec![];
+                    for j in m.iter() {
+                        if quotes.len() == 3 {
+                            break;
+                        }
+                        if !quotes.iter().any(|q| q == texts[*j]) {
+                            quotes.push(texts[*j].to_string());
+                        }
+                    }
+                    t.quotes = quotes;
                 }
                 None => {
                     t.size = 0;

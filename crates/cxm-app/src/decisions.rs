@@ -223,13 +223,14 @@ pub fn enrich(
         f.legal_threat |= cues.legal_threat;
         f.churn_intent |= cues.churn_intent;
         f.rage |= cues.rage >= 0.5;
-        if let Some(c) = s.compound {
+        // the CX-corrected score: "third time I'm asking" is not a neutral ask
+        if let Some(c) = s.cx_compound {
             let compound = (c * 100.0).round() as i64;
             f.sentiment = Some(f.sentiment.map_or(compound, |x| x.min(compound)));
         }
         used.insert(
             "text".into(),
-            json!({"compound": s.compound, "legal_threat": cues.legal_threat, "churn_intent": cues.churn_intent, "rage": cues.rage, "matched": cues.matched, "human_requested": wants_human}),
+            json!({"compound": s.compound, "cx_compound": s.cx_compound, "legal_threat": cues.legal_threat, "churn_intent": cues.churn_intent, "rage": cues.rage, "matched": cues.matched, "human_requested": wants_human}),
         );
     }
     let identifier = Identifier::parse_typed(customer)

@@ -32,11 +32,30 @@ pub fn enrich(
 ) -> (FeedbackRow, Option<cxm_analytics::Sentiment>) {
     let s = answer.text.as_deref().map(|t| analyzer.analyze(t));
     let row = FeedbackRow {
-        sentiment: s.as_ref().and_then(|s| s.compound),
-        cues: s.as_ref().and_then(|s| serde_json::to_string(&s.cues).ok()),
+        // the CX-corrected score is the one every figure uses; VADER's own compound stays
+        // beside the cues for anyone comparing the two
+        sentiment: s.as_ref().and_then(|s| s.cx_compound),
+        cues: s.as_ref().and_then(|s| {
+            serde_json::to_string(&StoredCues {
+                cues: &s.cues,
+                vader_compound: s.compound,
+                cx_phrases: s.cx_phrases.iter().map(|h| h.phrase).collect(),
+            })
+            .ok()
+        }),
         answer,
     };
     (row, s)
+}
+
+/// What is kept with an answer besides its score: the cues, VADER's uncorrected compound
+/// and the CX phrases that corrected it.
+#[derive(serde::Serialize)]
+struct StoredCues<'a> {
+    #[serde(flatten)]
+    cues: &'a cxm_analytics::Cues,
+    vader_compound: Option<f64>,
+    cx_phrases: Vec<&'static str>,
 }
 
 pub const MAX_ANSWERS: usize = 1000;

@@ -42,7 +42,13 @@ fn find<'a>(list: &'a serde_json::Value, name: &str) -> &'a serde_json::Value {
         .as_array()
         .unwrap()
         .iter()
-        .find(|t| t["name"].as_str().unwrap().contains(name))
+        .find(|t| {
+            t["name"]
+                .as_str()
+                .unwrap()
+                .to_lowercase()
+                .contains(&name.to_lowercase())
+        })
         .unwrap_or_else(|| panic!("no theme named like {name}: {list:#}"))
 }
 

@@ -70,7 +70,11 @@ pub fn eval_sentiment(data: &Path, assert_floors: bool) -> anyhow::Result<Value>
             "skipping sentiment evaluation: {} not found (pass --data)",
             dir.display()
         );
-        return Ok(json!({"skipped": true}));
+        let mut out = json!({"skipped": true});
+        for (name, set) in cxm_analytics::cx_lexicon::CX_SETS {
+            out[name] = cx_set_report(&Analyzer::new(), set);
+        }
+        return Ok(out);
     }
     let reference: Value = std::fs::read_to_string(dir.join("reference_values.json"))
         .ok()
@@ -85,7 +89,15 @@ pub fn eval_sentiment(data: &Path, assert_floors: bool) -> anyhow::Result<Value>
             continue;
         }
         let rows = read_corpus(&path)?;
-        let compounds: Vec<f64> = rows.iter().map(|(_, t)| a.vader(t).0).collect();
+        let scored: Vec<(f64, f64)> = rows
+            .iter()
+            .map(|(_, t)| {
+                let (c, cx, _) = a.cx(t);
+                (c, cx)
+            })
+            .collect();
+        let compounds: Vec<f64> = scored.iter().map(|s| s.0).collect();
+        let cx: Vec<f64> = scored.iter().map(|s| s.1).collect();
         let ratings: Vec<f64> = rows.iter().map(|(r, _)| *r).collect();
         let truth: Vec<i8> = ratings
             .iter()
@@ -101,13 +113,18 @@ pub fn eval_sentiment(data: &Path, assert_floors: bool) -> anyhow::Result<Value>
             .collect();
         let predicted: Vec<i8> = compounds.iter().map(|c| vader_class(*c)).collect();
         let (p, r, f1) = weighted_prf(&truth, &predicted);
-        let round = |x: f64| (x * 1000.0).round() / 1000.0;
+        let cx_predicted: Vec<i8> = cx.iter().map(|c| vader_class(*c)).collect();
+        let (_, _, cx_f1) = weighted_prf(&truth, &cx_predicted);
         report.insert(
             name.to_string(),
-            json!({"n": rows.len(), "r": round(pearson(&compounds, &ratings).unwrap_or(0.0)), "P": round(p), "R": round(r), "F1": round(f1),
+            json!({"n": rows.len(), "r": round3(pearson(&compounds, &ratings).unwrap_or(0.0)), "P": round3(p), "R": round3(r), "F1": round3(f1),
+                   "cx_r": round3(pearson(&cx, &ratings).unwrap_or(0.0)), "cx_F1": round3(cx_f1),
                    "published": reference["published"][name]["vader"]}),
         );
         all_texts.extend(rows.into_iter().map(|(_, t)| t));
+    }
+    for (name, set) in cxm_analytics::cx_lexicon::CX_SETS {
+        report.insert(name.to_string(), cx_set_report(&a, set));
     }
     // throughput on one core: the whole corpus, scored with cues as the product does
     let started = Instant::now();
@@ -137,8 +154,49 @@ pub fn eval_sentiment(data: &Path, assert_floors: bool) -> anyhow::Result<Value>
             r >= 0.87 && f1 >= 0.94,
             "sentiment below the floor on tweets: r {r} (>= 0.87), F1 {f1} (>= 0.94)"
         );
+        // the CX correction must not cost general text more than a point
+        let cx_f1 = t["cx_F1"].as_f64().unwrap_or(0.0);
+        anyhow::ensure!(
+            cx_f1 >= f1 - 0.01,
+            "cx_compound costs too much on tweets: F1 {cx_f1} against VADER's {f1}"
+        );
     }
     Ok(out)
+}
+
+fn round3(x: f64) -> f64 {
+    (x * 1000.0).round() / 1000.0
+}
+
+/// One of our labelled CX sets (`label<TAB>text`): VADER's compound and `cx_compound` side by
+/// side, classes at ±0.05 as VADER's authors use, with accuracy, weighted F1 and the
+/// confusion counts (truth → predicted).
+pub fn cx_set_report(a: &Analyzer, set: &str) -> Value {
+    let rows = cxm_analytics::cx_lexicon::labelled(set);
+    let truth: Vec<i8> = rows.iter().map(|(l, _)| *l).collect();
+    let (mut vader, mut cx) = (vec![], vec![]);
+    for (_, t) in &rows {
+        let (c, x, _) = a.cx(t);
+        vader.push(vader_class(c));
+        cx.push(vader_class(x));
+    }
+    let score = |predicted: &[i8]| {
+        let (_, _, f1) = weighted_prf(&truth, predicted);
+        let right = truth.iter().zip(predicted).filter(|(t, p)| t == p).count();
+        let mut confusion = serde_json::Map::new();
+        for t in [-1i8, 0, 1] {
+            for p in [-1i8, 0, 1] {
+                let n = truth
+                    .iter()
+                    .zip(predicted)
+                    .filter(|(a, b)| **a == t && **b == p)
+                    .count();
+                confusion.insert(format!("{t}->{p}"), json!(n));
+            }
+        }
+        json!({"accuracy": round3(right as f64 / truth.len().max(1) as f64), "F1": round3(f1), "confusion": confusion})
+    };
+    json!({"n": rows.len(), "vader": score(&vader), "cx": score(&cx)})
 }
 
 pub fn default_data_dir() -> PathBuf {
@@ -252,7 +310,11 @@ pub fn eval_themes(data: &Path, assert_floors: bool) -> anyhow::Result<Value> {
             "skipping theme evaluation: {} not found (pass --data)",
             path.display()
         );
-        return Ok(json!({"skipped": true}));
+        let mut out = json!({"skipped": true});
+        for (name, set) in cxm_analytics::cx_lexicon::CX_SETS {
+            out[name] = cx_set_report(&Analyzer::new(), set);
+        }
+        return Ok(out);
     }
     let raw = std::fs::read_to_string(&path)?;
     let mut texts = vec![];

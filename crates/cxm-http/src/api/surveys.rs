@@ -207,7 +207,7 @@ pub async fn next_step(
     let signal = AnswerSignal {
         score,
         text: &text,
-        sentiment: analysed.as_ref().and_then(|a| a.compound),
+        sentiment: analysed.as_ref().and_then(|a| a.cx_compound),
         churn_intent: analysed.as_ref().is_some_and(|a| a.cues.churn_intent),
         new_topic: new_topic(&st, &tenant, &text).await,
     };
@@ -569,7 +569,7 @@ async fn submit(
         .store
         .run(move |s| s.mark_link(&h, LinkEvent::Responded))
         .await;
-    let sentiment = analysed.iter().flatten().find_map(|s| s.compound);
+    let sentiment = analysed.iter().flatten().find_map(|s| s.cx_compound);
     let churn = analysed.iter().flatten().any(|s| s.cues.churn_intent);
     let signal = AnswerSignal {
         score,
@@ -654,7 +654,7 @@ async fn more(
     let signal = AnswerSignal {
         score: None,
         text: &text,
-        sentiment: s.as_ref().and_then(|s| s.compound),
+        sentiment: s.as_ref().and_then(|s| s.cx_compound),
         churn_intent: s.is_some_and(|s| s.cues.churn_intent),
         new_topic: new_topic(&st, &link.tenant_id, &text).await,
     };

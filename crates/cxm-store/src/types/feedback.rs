@@ -6,9 +6,9 @@ use super::*;
 #[derive(Debug, Clone)]
 pub struct FeedbackRow {
     pub answer: cxm_domain::feedback::Answer,
-    /// VADER compound of the text, when there is English text.
+    /// The CX-corrected sentiment (`cx_compound`) of the text, when there is English text.
     pub sentiment: Option<f64>,
-    /// Cue flags as JSON.
+    /// Cue flags as JSON, with VADER's uncorrected compound.
     pub cues: Option<String>,
 }
 
