@@ -2,6 +2,13 @@
 //! several identifiers (shared devices and junk ids included), journeys from signup through
 //! activation, use and support to renewal or churn, with channel switches. The same seed
 //! always gives the same events.
+//!
+//! Churn is an account's fate, drawn once per account ([`account_fate`]): about one account
+//! in five churns on a day in the last ten weeks. In the seven weeks before it, its people
+//! use the product less, open more tickets, miss payments and answer surveys as
+//! detractors, and for the last three they go quiet, so the default health signals have a
+//! real pattern to find (and the backtest a lift to show). Healthy accounts keep using the
+//! product to the end.
 
 use chrono::{DateTime, Duration, Utc};
 use rand::rngs::StdRng;
@@ -14,7 +21,22 @@ pub struct Generator {
     customer: u64,
     accounts: u64,
     seed: u64,
+    /// The current account's churn day, when it churns.
+    fate: Option<DateTime<Utc>>,
 }
+
+/// Whether account `n` (1-based) churns, and when: its own random stream, so the events and
+/// the survey answers agree without sharing state.
+pub fn account_fate(seed: u64, account: u64, end: DateTime<Utc>) -> Option<DateTime<Utc>> {
+    let mut rng = StdRng::seed_from_u64(seed ^ account.wrapping_mul(0x9e37_79b9_7f4a_7c15));
+    rng.gen_bool(0.22)
+        .then(|| end - Duration::days(3) - Duration::minutes(rng.gen_range(0..60 * 24 * 67)))
+}
+
+/// How long before its churn day an account shows the pattern.
+const PRE_CHURN_DAYS: i64 = 50;
+/// How long before its churn day an account stops using the product altogether.
+const DARK_DAYS: i64 = 21;
 
 const FIRST: &[&str] = &[
     "Ada",
@@ -80,6 +102,7 @@ impl Generator {
             customer: 0,
             accounts: 0,
             seed,
+            fate: None,
         }
     }
 
@@ -98,7 +121,11 @@ impl Generator {
         let account_every = 4;
         if n % account_every == 1 {
             self.accounts += 1;
+            self.fate = account_fate(self.seed, self.accounts, self.end);
         }
+        let fate = self.fate;
+        // the first person of an account gives the notice for it
+        let gives_notice = n % account_every == 1;
         let acct = format!("acct-{:05}", self.accounts);
         let plan = PLANS[(self.accounts as usize * 7 + 3) % PLANS.len()];
         let first = *self.pick(FIRST);
@@ -112,8 +139,14 @@ impl Generator {
         );
         let phone = format!("+1415555{:04}", n % 10_000);
         let device = format!("dev-{n:06}-{}", self.rng.gen_range(100..999));
-        let start = self.end - Duration::days(120)
+        let mut start = self.end - Duration::days(120)
             + Duration::minutes(self.rng.gen_range(0..60 * 24 * 100));
+        if let Some(day) = fate {
+            // everyone at a churning account was there well before the end
+            start = start.min(day - Duration::days(PRE_CHURN_DAYS + 20));
+        }
+        // a leaving account goes quiet three weeks before its notice
+        let stop = fate.map_or(self.end, |d| d - Duration::days(DARK_DAYS));
         let mut t = start;
         let mut out = vec![];
         let ctx_web = json!({"userAgent": "Mozilla/5.0", "page": {"path": "/"}});
@@ -169,17 +202,25 @@ impl Generator {
                 json!({"type": "track", "event": "Activated", "userId": user, "groupId": acct}),
             );
         }
-        let churner = self.rng.gen_bool(if activated { 0.12 } else { 0.45 });
+        let pre_churn =
+            |t: DateTime<Utc>| fate.is_some_and(|d| t >= d - Duration::days(PRE_CHURN_DAYS));
+        // people who activated use the product to the end (or until their account leaves);
+        // the others look a few times and stop
         let sessions = if activated {
-            self.rng.gen_range(3..40)
+            u32::MAX
         } else {
             self.rng.gen_range(0..4)
         };
         for _ in 0..sessions {
-            t += Duration::hours(self.rng.gen_range(6..96));
-            if t > self.end {
+            t += if pre_churn(t) {
+                Duration::hours(self.rng.gen_range(96..400))
+            } else {
+                Duration::hours(self.rng.gen_range(24..168))
+            };
+            if t > stop {
                 break;
             }
+            let worn = pre_churn(t);
             let mobile = self.rng.gen_bool(0.3);
             for _ in 0..self.rng.gen_range(1..4) {
                 let f = *self.pick(FEATURES);
@@ -196,10 +237,12 @@ impl Generator {
                 t += Duration::minutes(self.rng.gen_range(1..20));
             }
             // support episodes: a chat, sometimes followed by a call about the same thing
-            if self.rng.gen_bool(0.12) {
+            if self.rng.gen_bool(if worn { 0.5 } else { 0.07 }) {
                 let intent = *self.pick(INTENTS);
                 let ticket = format!("T-{n}-{}", self.rng.gen_range(1000..9999));
-                if intent == "billing" && self.rng.gen_bool(0.6) {
+                if (intent == "billing" && self.rng.gen_bool(0.6))
+                    || (worn && self.rng.gen_bool(0.25))
+                {
                     push(
                         self,
                         t,
@@ -245,10 +288,10 @@ impl Generator {
                     json!({"type": "track", "event": "Ticket Resolved", "userId": user, "groupId": acct, "properties": {"ticket_id": ticket, "intent": intent}}),
                 );
                 if self.rng.gen_bool(0.4) {
-                    let score = if churner {
+                    let score = if worn {
                         self.rng.gen_range(0..7)
                     } else {
-                        self.rng.gen_range(5..11)
+                        self.rng.gen_range(6..11)
                     };
                     push(
                         self,
@@ -258,14 +301,30 @@ impl Generator {
                 }
             }
         }
-        t += Duration::days(self.rng.gen_range(1..20));
-        if t <= self.end {
-            let m = if churner {
-                json!({"type": "track", "event": "Churn Notice", "userId": user, "groupId": acct, "properties": {"reason": *self.pick(&["price", "missing feature", "support", "switching to competitor"])}})
-            } else {
-                json!({"type": "track", "event": "Subscription Renewed", "userId": user, "groupId": acct, "properties": {"arr": plan.1}})
-            };
-            push(self, t, m);
+        match fate {
+            Some(day) if gives_notice => {
+                let reason = *self.pick(&[
+                    "price",
+                    "missing feature",
+                    "support",
+                    "switching to competitor",
+                ]);
+                push(
+                    self,
+                    day,
+                    json!({"type": "track", "event": "Churn Notice", "userId": user, "groupId": acct, "properties": {"reason": reason}}),
+                );
+            }
+            Some(_) => {}
+            None if gives_notice => {
+                t = self.end - Duration::days(self.rng.gen_range(1..20));
+                push(
+                    self,
+                    t,
+                    json!({"type": "track", "event": "Subscription Renewed", "userId": user, "groupId": acct, "properties": {"arr": plan.1}}),
+                );
+            }
+            None => {}
         }
         out.retain(|m| {
             m["timestamp"]
@@ -295,29 +354,32 @@ impl Generator {
     }
 }
 
-const DETRACTOR_COMMENTS: &[&str] = &[
-    "I was charged twice this month and nobody explains why",
-    "The invoice shows the wrong amount again",
-    "Billing took three calls to sort out",
-    "The app crashes every time I open reports",
-    "Exports fail on large files since the last update",
-    "Waited forty minutes on hold for support",
-    "Support closed my ticket without fixing anything",
-    "Thinking of switching to another provider after this",
+/// The demo's comments: `topic<TAB>band<TAB>text`, hundreds of distinct ones over twenty
+/// topics, each written for the NPS band (detractor, passive, promoter) that would give it.
+const COMMENTS: &str = include_str!("demo_comments.tsv");
+
+/// Topics people at an account about to leave complain about most.
+const CHURN_TOPICS: &[&str] = &[
+    "billing",
+    "outages",
+    "slowness",
+    "support_quality",
+    "wait_times",
+    "pricing",
+    "missing_features",
+    "data_accuracy",
 ];
-const PASSIVE_COMMENTS: &[&str] = &[
-    "fine",
-    "It works but the dashboard is slow to load",
-    "Good product, the pricing page is confusing",
-    "Setup of integrations took longer than expected",
-];
-const PROMOTER_COMMENTS: &[&str] = &[
-    "The agent on chat solved my billing question in minutes",
-    "Automations save my team hours every week",
-    "Reports are clear and the exports just work",
-    "Friendly support and a fast fix",
-    "The integrations with our tools work out of the box",
-];
+
+fn comments(band: &str) -> Vec<(&'static str, &'static str)> {
+    COMMENTS
+        .lines()
+        .filter_map(|l| {
+            let mut p = l.splitn(3, '\t');
+            let (topic, b, text) = (p.next()?, p.next()?, p.next()?);
+            (b == band).then_some((topic, text))
+        })
+        .collect()
+}
 
 /// Survey answers for the demo: an NPS score and a comment from `customers` of the generated
 /// customers (their `user_id`s, so answers link to profiles and accounts), spread over the 90
@@ -395,19 +457,53 @@ fn gamma(rng: &mut StdRng, shape: f64) -> f64 {
 pub fn feedback(seed: u64, customers: u64, end: DateTime<Utc>) -> Vec<Value> {
     let mut rng = StdRng::seed_from_u64(seed ^ 0x5eed_f00d);
     let channels = ["email", "chat", "web", "voice"];
+    // each band's comments in a shuffled order, dealt out in turn so answers repeat a
+    // comment only once the band's pool is used up
+    let mut pools = [
+        comments("detractor"),
+        comments("passive"),
+        comments("promoter"),
+    ];
+    for p in pools.iter_mut() {
+        for i in (1..p.len()).rev() {
+            p.swap(i, rng.gen_range(0..=i));
+        }
+    }
+    let mut dealt = [0usize; 3];
     let mut out = vec![];
     for n in 1..=customers {
-        let score: i64 = match rng.gen_range(0..100) {
-            0..=24 => rng.gen_range(0..=6),
-            25..=49 => rng.gen_range(7..=8),
+        // the generator gives every four customers an account, in order
+        let fate = account_fate(seed, (n - 1) / 4 + 1, end);
+        let roll = rng.gen_range(0..100);
+        let band = match fate {
+            Some(_) if roll < 70 => 0,
+            Some(_) if roll < 93 => 1,
+            None if roll < 14 => 0,
+            None if roll < 42 => 1,
+            _ => 2,
+        };
+        let score: i64 = match band {
+            0 => rng.gen_range(0..=6),
+            1 => rng.gen_range(7..=8),
             _ => rng.gen_range(9..=10),
         };
-        let pool = match score {
-            0..=6 => DETRACTOR_COMMENTS,
-            7 | 8 => PASSIVE_COMMENTS,
-            _ => PROMOTER_COMMENTS,
+        // people at a leaving account answer in its last weeks, about what drives them away
+        let at = match fate {
+            Some(day) => {
+                day - Duration::days(DARK_DAYS)
+                    - Duration::minutes(rng.gen_range(60..60 * 24 * (PRE_CHURN_DAYS - DARK_DAYS)))
+            }
+            None => end - Duration::minutes(rng.gen_range(0..60 * 24 * 90)),
         };
-        let at = end - Duration::minutes(rng.gen_range(0..60 * 24 * 90));
+        // people at a leaving account complain about what drives them away
+        let pool = &pools[band];
+        let comment = loop {
+            let c = pool[dealt[band] % pool.len()];
+            dealt[band] += 1;
+            if fate.is_none() || band != 0 || CHURN_TOPICS.contains(&c.0) {
+                break c.1;
+            }
+        };
         let (response, user) = (format!("demo-{seed}-{n}"), format!("user_id:user-{n:06}"));
         let channel = channels[rng.gen_range(0..channels.len())];
         let common = json!({"response_id": response, "channel": channel, "survey_id": "relationship",
@@ -420,7 +516,7 @@ pub fn feedback(seed: u64, customers: u64, end: DateTime<Utc>) -> Vec<Value> {
         let mut why = common;
         why["question"] = "why".into();
         why["type"] = "text".into();
-        why["value"] = pool[rng.gen_range(0..pool.len())].into();
+        why["value"] = comment.into();
         out.push(why);
     }
     out
@@ -511,6 +607,14 @@ mod tests {
             (20..80).contains(&detractors),
             "about a quarter detract: {detractors}"
         );
+        let distinct: std::collections::HashSet<&str> =
+            a.iter().filter_map(|x| x["value"].as_str()).collect();
+        assert!(distinct.len() > 150, "varied comments: {}", distinct.len());
+        let topics: std::collections::HashSet<&str> = COMMENTS
+            .lines()
+            .filter_map(|l| l.split('\t').next())
+            .collect();
+        assert!((15..=25).contains(&topics.len()), "{topics:?}");
     }
 
     #[test]

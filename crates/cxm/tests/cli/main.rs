@@ -717,6 +717,21 @@ fn account_health_and_backtest_from_the_cli() {
         "the generator sends churn notices: {bt}"
     );
     assert_eq!(bt["rows"].as_array().unwrap().len(), 6);
+    // leaving accounts show a pattern before they go, so the defaults beat chance on them
+    // (the band needs survey answers too, which `generate` does not send; the demo does)
+    let lift = |signal: &str| {
+        bt["rows"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|r| r["signal"] == signal)
+            .unwrap()["lift"]
+            .as_f64()
+            .unwrap_or(0.0)
+    };
+    for signal in ["payment_failed", "tickets_up", "inactive"] {
+        assert!(lift(signal) > 1.5, "{signal} lift {}: {bt}", lift(signal));
+    }
     let text = cxm(dir.path())
         .args([
             "signals", "backtest", "--tenant", tenant, "--from", &from, "--to", &to,
