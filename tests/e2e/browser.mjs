@@ -149,7 +149,21 @@ try {
 
   // voice of the customer: NPS from the api answers, the survey and the widget (4 promoters, 1 detractor of 5)
   await page.getByRole("link", { name: "Voice of the customer" }).click();
-  assert.match(await page.getByTestId("metric-nps").innerText(), /60\.0[\s\S]*n 5/);
+  // a whole-point NPS with its n; no period before, so no change is claimed
+  const nps = await page.getByTestId("metric-nps").innerText();
+  assert.match(nps, /^NPS\s+60\s/);
+  assert.match(nps, /5 answers · none before/);
+  assert.match(await page.getByTestId("change-nps").innerText(), /previous period has no answers/);
+  assert.doesNotMatch(nps, /significant/);
+  assert.match(await page.getByTestId("nps-legend").innerText(), /95% interval/);
+  // the shared date range: one click narrows the page and the themes link keeps it
+  await page.getByTestId("range-picker").getByRole("button", { name: "30 days" }).click();
+  await page.waitForURL(/\/voc\?days=30/);
+  assert.match(await page.getByTestId("metric-nps").innerText(), /5 answers/);
+  assert.match(await page.getByTestId("themes").locator("a").first().getAttribute("href"), /\/themes\?days=30/);
+  await page.goto(`${base}/voc?from=2026-02-30`);
+  assert.match(await page.locator("main").innerText(), /From must be a day as YYYY-MM-DD/);
+  await page.goto(`${base}/voc`);
   assert.match(await page.getByTestId("metric-csat").innerText(), /100/);
   assert.ok((await page.locator(".chart svg rect").count()) >= 1, "an NPS bar for this week");
   assert.match(await page.getByTestId("themes").innerText(), /Billing fixes/);
@@ -369,7 +383,7 @@ stages:
   // an agent asks for a 120 refund: allowed with review (L2); the lead reverses it in the queue
   const api = (path, body) => fetch(`${base}${path}`, { method: "POST", headers: { authorization: `Bearer ${process.env.SECRET_KEY}` }, body: JSON.stringify(body) });
   assert.equal((await api("/api/v1/agents", { name: "billing-bot", kind: "bot" })).status, 201);
-  const asked = await api("/api/v1/decisions", { agent: "billing-bot", action: "refund", customer: "user_id:grace-1", resource: "order-77", context: { amount: 120, currency: "USD", reason: "charged twice" } });
+  const asked = await api("/api/v1/decisions", { agent: "billing-bot", action: "refund", customer: "user_id:grace-1", resource: "order-77", context: { amount: 120, currency: "USD", reason: "duplicate charge on the card" } });
   assert.equal(asked.status, 200);
   const decision = await asked.json();
   assert.equal(decision.decision, "review");

@@ -1,6 +1,7 @@
-// Every dashboard page at a desktop (1440 px) and a phone (390 px) width: nothing wider than
-// the window, and axe-core finds no serious or critical accessibility violation. One
-// screenshot per page type and width is kept as the visual reference.
+// Every dashboard page at a desktop (1440 px) and a phone (390 px) width, and at 1440 px in
+// the dark colour scheme: nothing wider than the window, and axe-core finds no serious or
+// critical accessibility violation (contrast included). One screenshot per page type and
+// pass is kept as the visual reference.
 import { chromium } from "playwright-core";
 import { mkdirSync, readFileSync } from "node:fs";
 import { createRequire } from "node:module";
@@ -26,7 +27,7 @@ const journeys = await api("/api/v1/journeys");
 const experiments = await api("/api/v1/experiments");
 const pages = [
   ["home", "/"], ["customers", "/customers"], ["accounts", "/accounts"], ["alerts", "/alerts"],
-  ["voc", "/voc"], ["themes", "/themes"], ["surveys", "/surveys"], ["survey-builder", "/surveys/build"],
+  ["voc", "/voc"], ["themes", "/themes"], ["responses", "/responses"], ["voc-30-days", "/voc?days=30"], ["surveys", "/surveys"], ["survey-builder", "/surveys/build"],
   ["journeys", "/journeys"], ["tickets", "/tickets"], ["reviews", "/reviews"], ["agents", "/agents"],
   ["decisions", "/decisions"], ["equity", "/equity"], ["experiments", "/experiments"], ["maturity", "/maturity"],
   ["workspace", "/settings/workspace"], ["data", "/settings/data"], ["quarantine", "/quarantine"],
@@ -47,9 +48,10 @@ if (experiment) pages.push(["experiment", `/experiments/${experiment.id}`]);
 const failures = [];
 const counts = {};
 try {
-  for (const width of [1440, 390]) {
+  for (const [width, colorScheme] of [[1440, "light"], [390, "light"], [1440, "dark"]]) {
+    const pass = colorScheme === "dark" ? `${width}-dark` : `${width}`;
     // axe is injected as a script of its own, which the pages' Content-Security-Policy refuses
-    const context = await browser.newContext({ viewport: { width, height: 900 }, bypassCSP: true });
+    const context = await browser.newContext({ viewport: { width, height: 900 }, bypassCSP: true, colorScheme });
     const page = await context.newPage();
     await page.goto(`${base}/login`);
     await page.fill("#email", "owner@example.com");
@@ -59,23 +61,23 @@ try {
     for (const [name, path] of pages) {
       const res = await page.goto(`${base}${path}`);
       const expected = name === "not-found" ? 404 : 200;
-      if (res.status() !== expected) failures.push(`${path} at ${width}px: HTTP ${res.status()}`);
+      if (res.status() !== expected) failures.push(`${path} at ${pass}: HTTP ${res.status()}`);
       const overflow = await page.evaluate(() => document.documentElement.scrollWidth - window.innerWidth);
-      if (overflow > 0) failures.push(`${path} at ${width}px: ${overflow}px wider than the window`);
+      if (overflow > 0) failures.push(`${path} at ${pass}: ${overflow}px wider than the window`);
       await page.addScriptTag({ content: axeSource });
       const result = await page.evaluate(async () => await window.axe.run(document, { resultTypes: ["violations"] }));
       const bad = result.violations.filter((v) => v.impact === "serious" || v.impact === "critical");
-      counts[`${width}`] = (counts[`${width}`] ?? 0) + bad.length;
+      counts[pass] = (counts[pass] ?? 0) + bad.length;
       for (const v of bad) {
-        failures.push(`${path} at ${width}px: axe ${v.impact} ${v.id}: ${v.help} (${v.nodes.slice(0, 3).map((n) => n.target.join(" ")).join(", ")})`);
+        failures.push(`${path} at ${pass}: axe ${v.impact} ${v.id}: ${v.help} (${v.nodes.slice(0, 3).map((n) => n.target.join(" ")).join(", ")})`);
       }
-      await page.screenshot({ path: `${shots}/${name}-${width}.png`, fullPage: width === 1440 });
+      await page.screenshot({ path: `${shots}/${name}-${pass}.png`, fullPage: pass === "1440" });
     }
     await context.close();
   }
 } finally {
   await browser.close();
 }
-console.log(`pages: ${pages.length} pages at 1440 and 390 px; serious or critical axe violations: 1440 px ${counts["1440"] ?? 0}, 390 px ${counts["390"] ?? 0}`);
+console.log(`pages: ${pages.length} pages at 1440 and 390 px and 1440 px dark; serious or critical axe violations: 1440 px ${counts["1440"] ?? 0}, 390 px ${counts["390"] ?? 0}, 1440 px dark ${counts["1440-dark"] ?? 0}`);
 assert.deepEqual(failures, [], failures.join("\n"));
 console.log("pages: ok");

@@ -402,9 +402,22 @@ fn monday(day: &str) -> String {
 /// Every theme with its figures over the last `days` days. `all` includes merged and
 /// retired themes; the noise bucket is listed last when it holds answers.
 pub fn list(store: &dyn Store, tenant: &str, days: u32, all: bool) -> AppResult<ThemeList> {
-    let (state, reg) = load(store, tenant)?;
     let today = Utc::now().date_naive();
-    let from_date = today - Duration::days(i64::from(days) - 1);
+    let from_date = today - Duration::days(i64::from(days.max(1)) - 1);
+    list_between(store, tenant, from_date, today, all)
+}
+
+/// Every theme with its figures from `from_date` to `today` (both included; the dashboard's
+/// date range). "This week" is the seven days ending on `today`.
+pub fn list_between(
+    store: &dyn Store,
+    tenant: &str,
+    from_date: chrono::NaiveDate,
+    today: chrono::NaiveDate,
+    all: bool,
+) -> AppResult<ThemeList> {
+    let days = ((today - from_date).num_days() + 1).max(1) as u32;
+    let (state, reg) = load(store, tenant)?;
     let (from, to) = (
         from_date.format("%Y-%m-%d").to_string(),
         today.format("%Y-%m-%d").to_string(),

@@ -557,3 +557,133 @@ async fn customer_lists_count_page_sort_and_export() {
     let (_, accounts) = page("/accounts.csv".into()).await;
     assert!(accounts.starts_with("account_id,name,health,band,arr,signals_fired"));
 }
+
+#[tokio::test]
+async fn responses_tickets_and_decisions_lists_filter_page_and_export() {
+    let app = TestApp::spawn().await;
+    // 60 NPS answers and 3 comments, one of them a formula
+    let mut answers: Vec<serde_json::Value> = (0..60)
+        .map(|i| json!({"response_id": format!("r{i}"), "question": "nps", "type": "nps", "value": i % 11, "channel": if i % 2 == 0 { "email" } else { "chat" }}))
+        .collect();
+    answers.push(json!({"response_id": "r1", "question": "why", "type": "text", "value": "Waited forty minutes on hold"}));
+    answers.push(
+        json!({"response_id": "r2", "question": "why", "type": "text", "value": "100% happy"}),
+    );
+    answers.push(json!({"response_id": "r3", "question": "why", "type": "text", "value": "=1+1 is what I pay"}));
+    let r = app
+        .post(
+            "/api/v1/feedback",
+            &app.write_key,
+            &json!({"answers": answers}),
+        )
+        .await;
+    assert_eq!(r.status(), 200);
+    let cookie = app.login("lead@acme.io", Role::Owner).await;
+    let get = |path: &str| {
+        let (c, url, cookie) = (app.client.clone(), app.url(path), cookie.clone());
+        async move {
+            let r = c
+                .get(url)
+                .header("cookie", cookie)
+                .header("accept", "text/html")
+                .send()
+                .await
+                .unwrap();
+            (r.status().as_u16(), r.text().await.unwrap())
+        }
+    };
+    let rows = |html: &str| html.matches("data-response=").count();
+
+    // responses: a page of 50, the rest behind "Older", filters that combine
+    let (s, first) = get("/responses").await;
+    assert_eq!(s, 200);
+    assert_eq!(rows(&first), 50);
+    let older = first
+        .split("before=")
+        .nth(1)
+        .and_then(|x| x.split('"').next())
+        .expect("an Older link");
+    let (_, rest) = get(&format!("/responses?days=90&before={older}")).await;
+    assert_eq!(rows(&rest), 13, "63 answers in all");
+    let (_, hold) = get("/responses?q=ON+HOLD").await;
+    assert_eq!(rows(&hold), 1);
+    assert!(hold.contains("Waited forty minutes on hold"));
+    let (_, pct) = get("/responses?q=100%25").await;
+    assert_eq!(rows(&pct), 1, "% is a character, not a wildcard");
+    let (_, email) = get("/responses?type=nps&channel=email").await;
+    assert_eq!(rows(&email), 30);
+    for (bad, says) in [
+        ("/responses?type=essay", "Type must be one of"),
+        ("/responses?before=x", "Before must be an answer id"),
+        ("/responses?from=2026-02-30", "From must be a day"),
+        ("/responses?days=0", "Days must be a whole number"),
+    ] {
+        let (s, html) = get(bad).await;
+        assert_eq!(s, 400, "{bad}");
+        assert!(html.contains(says), "{bad}: {html}");
+    }
+    let (_, csv) = get("/responses.csv?type=text").await;
+    let lines: Vec<&str> = csv.lines().collect();
+    assert!(lines[0].starts_with(
+        "response_id,collected_utc,survey,channel,question,type,score,text,cx_sentiment"
+    ));
+    assert_eq!(lines.len(), 4, "{csv}");
+    assert!(
+        csv.contains(",'=1+1 is what I pay,"),
+        "a formula is text: {csv}"
+    );
+    // the comment about waiting carries the CX sentiment, which is negative
+    let hold_row = lines.iter().find(|l| l.contains("on hold")).unwrap();
+    let sentiment: f64 = hold_row.split(',').nth(8).unwrap().parse().unwrap();
+    assert!(sentiment < -0.05, "{hold_row}");
+    let (_, all) = get("/responses.csv").await;
+    assert_eq!(all.lines().count(), 64, "every answer, not one page");
+
+    // tickets: filters and a CSV of what the board shows
+    for (title, owner, severity) in [
+        ("Refund delays", "ana@acme.io", "high"),
+        ("Slow exports", "bo@acme.io", "low"),
+    ] {
+        let r = app
+            .send(
+                reqwest::Method::POST,
+                "/api/v1/tickets",
+                &json!({"title": title, "owner": owner, "severity": severity, "check": {"kind": "account_health_above", "account": "acme", "score": 75}}),
+            )
+            .await;
+        assert_eq!(r.status(), 201, "{title}");
+    }
+    let (_, board) = get("/tickets?owner=bo%40acme.io").await;
+    assert!(board.contains("Slow exports") && !board.contains("Refund delays"));
+    let (_, board) = get("/tickets?q=refund&severity=high").await;
+    assert!(board.contains("Refund delays") && !board.contains("Slow exports"));
+    assert!(
+        board.contains("/tickets.csv?q=refund&amp;severity=high")
+            || board.contains("/tickets.csv?q=refund&severity=high"),
+        "the CSV keeps the filter"
+    );
+    let (_, csv) = get("/tickets.csv?severity=low").await;
+    assert!(csv.starts_with("ticket_id,title,state,owner,severity,sla,due_utc"));
+    assert_eq!(csv.lines().count(), 2, "{csv}");
+    assert!(csv.contains("Slow exports"));
+
+    // decisions: the filter form's empty fields are no filter, and the CSV has a header
+    let (s, log) = get("/decisions?customer=&agent=&status=").await;
+    assert_eq!(s, 200, "{log}");
+    let (s, _) = get("/decisions?status=maybe").await;
+    assert_eq!(s, 400);
+    let (_, csv) = get("/decisions.csv").await;
+    assert!(csv.starts_with("decision_id,at_utc,agent,action,customer,outcome"));
+
+    // themes and the voice of the customer take the shared range
+    let (s, voc) = get("/voc?days=30").await;
+    assert_eq!(s, 200);
+    assert!(
+        voc.contains("aria-current=\"true\">30 days"),
+        "the preset is marked"
+    );
+    let (s, _) = get("/themes?from=2026-01-01&to=2026-01-31").await;
+    assert_eq!(s, 200);
+    let (s, _) = get("/themes?from=2026-02-01&to=2026-01-01").await;
+    assert_eq!(s, 400);
+}

@@ -2,8 +2,8 @@
 
 use crate::sql::{all, Dialect, Row, SqlBackend};
 use crate::{
-    now_ms, tier_of, FeedbackOutcome, FeedbackRow, FeedbackStore, HistogramRow, ProfileAnswer,
-    RecentAnswer, Result, Slice, TextAnswer,
+    now_ms, tier_of, AnswerQuery, FeedbackOutcome, FeedbackRow, FeedbackStore, HistogramRow,
+    ListedAnswer, ProfileAnswer, RecentAnswer, Result, Slice, TextAnswer,
 };
 use cxm_domain::Identifier;
 use serde_json::Value;
@@ -44,7 +44,64 @@ fn profile_answer(r: &Row) -> Result<ProfileAnswer> {
     })
 }
 
+fn listed_answer(r: &Row) -> Result<ListedAnswer> {
+    Ok(ListedAnswer {
+        id: r.int(0)?,
+        response_id: r.text(1)?,
+        question: r.text(2)?,
+        field_type: r.text(3)?,
+        score: r.opt_int(4)?,
+        text: r.opt_text(5)?,
+        survey_id: r.text(6)?,
+        channel: r.text(7)?,
+        sentiment: r.opt_real(8)?,
+        at_ms: r.int(9)?,
+        profile_id: r.opt_text(10)?,
+        account: r.opt_text(11)?,
+    })
+}
+
+/// `%text%` for LIKE with the pattern characters in `text` taken literally.
+fn contains_pattern(text: &str) -> String {
+    let escaped = text
+        .to_lowercase()
+        .replace('\\', "\\\\")
+        .replace('%', "\\%")
+        .replace('_', "\\_");
+    format!("%{escaped}%")
+}
+
 impl<B: SqlBackend> FeedbackStore for B {
+    fn list_answers(&self, tenant: &str, q: &AnswerQuery) -> Result<Vec<ListedAnswer>> {
+        let opt = |v: &Option<String>| v.clone().unwrap_or_default();
+        let (field_type, survey, channel) =
+            (opt(&q.field_type), opt(&q.survey_id), opt(&q.channel));
+        let text = q.text.as_deref().map(contains_pattern).unwrap_or_default();
+        self.read_sql(|db| {
+            // an empty parameter is no filter, so one statement serves every combination
+            all(
+                db,
+                "SELECT id, response_id, question, field_type, score, text_value, survey_id, channel, sentiment, collected_at, profile_id, account FROM feedback
+                 WHERE tenant_id = ?1 AND collected_at >= ?2 AND collected_at < ?3
+                   AND (?4 = '' OR field_type = ?4) AND (?5 = '' OR survey_id = ?5) AND (?6 = '' OR channel = ?6)
+                   AND (?7 = '' OR LOWER(text_value) LIKE ?7 ESCAPE '\\') AND id < ?8
+                 ORDER BY id DESC LIMIT ?9",
+                &[
+                    tenant.into(),
+                    q.from_ms.into(),
+                    q.to_ms.into(),
+                    (&field_type).into(),
+                    (&survey).into(),
+                    (&channel).into(),
+                    (&text).into(),
+                    q.before_id.unwrap_or(i64::MAX).into(),
+                    i64::from(q.limit).into(),
+                ],
+                listed_answer,
+            )
+        })
+    }
+
     fn profile_answers(
         &self,
         tenant: &str,

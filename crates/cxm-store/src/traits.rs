@@ -193,6 +193,8 @@ pub trait FeedbackStore {
         to_day: &str,
         by: Option<Slice>,
     ) -> Result<Vec<HistogramRow>>;
+    /// Answers collected in `[from_ms, to_ms)` that pass the filters, newest first.
+    fn list_answers(&self, tenant: &str, q: &AnswerQuery) -> Result<Vec<ListedAnswer>>;
     /// A customer's answers since `since_ms`, newest first.
     fn recent_answers(
         &self,

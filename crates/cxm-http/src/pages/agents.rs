@@ -28,6 +28,7 @@ pub fn routes() -> Router<Arc<AppState>> {
         .route("/agents", get(agents_page))
         .route("/agents/policies", post(save_policies))
         .route("/decisions", get(decisions_page))
+        .route("/decisions.csv", get(decisions_csv))
         .route("/reviews", get(reviews_page))
         .route("/reviews/{id}", post(settle))
 }
@@ -123,15 +124,67 @@ async fn save_policies(State(st): State<Arc<AppState>>, req: Request) -> Respons
     }
 }
 
+/// The decision log's filters as a form sends them: empty fields are no filter.
+#[derive(Deserialize, Default)]
+struct LogQuery {
+    agent: Option<String>,
+    outcome: Option<String>,
+    status: Option<String>,
+    customer: Option<String>,
+    before: Option<i64>,
+}
+
+impl LogQuery {
+    fn filter(&self, limit: u32) -> DecisionFilter {
+        let set = |v: &Option<String>| {
+            v.as_deref()
+                .map(str::trim)
+                .filter(|s| !s.is_empty())
+                .map(String::from)
+        };
+        DecisionFilter {
+            agent: set(&self.agent),
+            outcome: set(&self.outcome),
+            status: set(&self.status),
+            customer: set(&self.customer),
+            before: self.before,
+            limit: Some(limit),
+        }
+    }
+
+    /// The filter (not the page) as a query string, for links that keep it.
+    fn query(&self) -> String {
+        let f = self.filter(1);
+        [
+            ("agent", &f.agent),
+            ("outcome", &f.outcome),
+            ("status", &f.status),
+            ("customer", &f.customer),
+        ]
+        .iter()
+        .filter_map(|(k, v)| {
+            v.as_deref()
+                .map(|v| format!("{k}={}", crate::pages::format::segment(v)))
+        })
+        .collect::<Vec<_>>()
+        .join("&")
+    }
+}
+
+const LOG_PAGE: u32 = 50;
+/// A CSV of the log holds at most this many decisions, newest first.
+const LOG_CSV_CAP: usize = 5000;
+
 async fn decisions_page(
     State(st): State<Arc<AppState>>,
     headers: HeaderMap,
-    Query(f): Query<DecisionFilter>,
+    Query(lq): Query<LogQuery>,
 ) -> Response {
     let p = match session(&st, &headers, "/decisions").await {
         Ok(p) => p,
         Err(r) => return r,
     };
+    let f = lq.filter(LOG_PAGE);
     let q = match f.query() {
         Ok(q) => q,
         Err(e) => return e.into_response(),
@@ -145,15 +198,93 @@ async fn decisions_page(
         .iter()
         .map(|d| {
             let mut v = serde_json::to_value(d).unwrap_or_default();
-            v["when"] = fmt_ms(d.record.at_ms).into();
             v["summary"] = cxm_app::decisions::summary(d).into();
             v
         })
         .collect();
+    // keyset paging: the next page is what came before the oldest row shown
+    let older = (list.len() == LOG_PAGE as usize)
+        .then(|| list.last().map(|d| d.record.at_ms))
+        .flatten();
     st.pages.render(
         "decisions.html",
         context! { title => "Decision log", page => "decisions", user => user_ctx(&p), decisions => rows,
-            outcome => f.outcome, agent => f.agent },
+            outcome => f.outcome, agent => f.agent, status => f.status, customer => f.customer,
+            query => lq.query(), older => older, paged => lq.before.is_some() },
+    )
+}
+
+/// The decisions the log's filter shows, newest first, as CSV.
+async fn decisions_csv(
+    State(st): State<Arc<AppState>>,
+    headers: HeaderMap,
+    Query(lq): Query<LogQuery>,
+) -> Response {
+    let p = match session(&st, &headers, "/decisions").await {
+        Ok(p) => p,
+        Err(r) => return r,
+    };
+    let mut f = lq.filter(500);
+    f.before = None;
+    if let Err(e) = f.query() {
+        return e.into_response();
+    }
+    let t = p.tenant_id.clone();
+    let all = match blocking(&st, move |s| {
+        let mut all: Vec<cxm_store::StoredDecision> = vec![];
+        loop {
+            let page = s.decisions(&t, &f.query()?)?;
+            let full = page.len() == 500;
+            f.before = page.last().map(|d| d.record.at_ms);
+            all.extend(page);
+            if !full || all.len() >= LOG_CSV_CAP {
+                break;
+            }
+        }
+        all.truncate(LOG_CSV_CAP);
+        Ok(all)
+    })
+    .await
+    {
+        Ok(a) => a,
+        Err(e) => return e.into_response(),
+    };
+    let rows: Vec<Vec<String>> = all
+        .iter()
+        .map(|d| {
+            vec![
+                d.record.id.clone(),
+                fmt_ms(d.record.at_ms),
+                d.record.agent.clone(),
+                d.record.action.clone(),
+                d.record.customer.clone(),
+                d.record.outcome.clone(),
+                d.record.level.clone(),
+                d.record.policy_version.to_string(),
+                d.record.policy_ids.join(" "),
+                d.review_status.clone().unwrap_or_default(),
+                d.reviewed_by.clone().unwrap_or_default(),
+                d.resolved.map_or(String::new(), |r| r.to_string()),
+            ]
+        })
+        .collect();
+    crate::pages::csv::download(
+        "decisions",
+        &[
+            "decision_id",
+            "at_utc",
+            "agent",
+            "action",
+            "customer",
+            "outcome",
+            "level",
+            "policy_version",
+            "policies",
+            "review",
+            "reviewed_by",
+            "resolved",
+        ],
+        &rows,
     )
 }
 

@@ -209,15 +209,25 @@ pub(crate) async fn survey_link(
     }
 }
 
-pub(crate) async fn voc_page(State(st): State<Arc<AppState>>, headers: HeaderMap) -> Response {
+pub(crate) async fn voc_page(
+    State(st): State<Arc<AppState>>,
+    headers: HeaderMap,
+    Query(rq): Query<super::range::RangeQuery>,
+) -> Response {
     let p = match session(&st, &headers, "/voc").await {
         Ok(p) => p,
         Err(r) => return r,
     };
+    let range = match rq.range(90) {
+        Ok(r) => r,
+        Err(e) => return e.into_response(),
+    };
     let mut metrics = vec![];
+    // weeks, unless the window is long enough that weeks would crowd the chart
+    let interval = if range.days() > 200 { "month" } else { "week" };
     let q = |interval: &str| cxm_app::feedback::MetricQuery {
-        from: None,
-        to: None,
+        from: Some(range.first_day()),
+        to: Some(range.last_day()),
         interval: Some(interval.into()),
         by: None,
     };
@@ -226,7 +236,7 @@ pub(crate) async fn voc_page(State(st): State<Arc<AppState>>, headers: HeaderMap
         ("csat", "CSAT (% satisfied)"),
         ("ces", "CES (1-7, higher is easier)"),
     ] {
-        match cxm_app::feedback::report(&st.store, &p.tenant_id, metric, &q("week")).await {
+        match cxm_app::feedback::report(&st.store, &p.tenant_id, metric, &q(interval)).await {
             Ok(r) => {
                 let mut v = serde_json::to_value(&r).unwrap_or_default();
                 v["title"] = title.into();
@@ -237,15 +247,20 @@ pub(crate) async fn voc_page(State(st): State<Arc<AppState>>, headers: HeaderMap
     }
     let trend = nps_chart(&metrics[0]["series"]);
     let t = p.tenant_id.clone();
-    let themes =
-        match cxm_app::blocking(&st, move |s| cxm_app::themes::list(s, &t, 90, false)).await {
-            Ok(mut t) => {
-                t.themes.truncate(6);
-                serde_json::to_value(&t).unwrap_or_default()
-            }
-            Err(e) => return e.into_response(),
-        };
-    st.pages.render("voc.html", context! { title => "Voice of the customer", page => "voc", user => user_ctx(&p), metrics => metrics, trend => trend, themes => themes })
+    let (from, to) = (range.from, range.to);
+    let themes = match cxm_app::blocking(&st, move |s| {
+        cxm_app::themes::list_between(s, &t, from, to, false)
+    })
+    .await
+    {
+        Ok(mut t) => {
+            t.themes.truncate(6);
+            serde_json::to_value(&t).unwrap_or_default()
+        }
+        Err(e) => return e.into_response(),
+    };
+    st.pages.render("voc.html", context! { title => "Voice of the customer", page => "voc", user => user_ctx(&p), metrics => metrics, trend => trend, themes => themes,
+        range => range.ctx(), interval => interval })
 }
 
 /// Bars from zero to each week's NPS on a -100..100 axis, with the interval as a whisker.
@@ -305,8 +320,27 @@ pub(crate) async fn render_themes(
     error: Option<String>,
     status: StatusCode,
 ) -> Response {
+    match super::range::RangeQuery::default().range(90) {
+        Ok(range) => render_themes_in(st, p, range, flash, error, status).await,
+        Err(e) => e.into_response(),
+    }
+}
+
+pub(crate) async fn render_themes_in(
+    st: &Arc<AppState>,
+    p: &Principal,
+    range: super::range::Range,
+    flash: Option<String>,
+    error: Option<String>,
+    status: StatusCode,
+) -> Response {
     let t = p.tenant_id.clone();
-    let list = match cxm_app::blocking(st, move |s| cxm_app::themes::list(s, &t, 90, false)).await {
+    let (from, to) = (range.from, range.to);
+    let list = match cxm_app::blocking(st, move |s| {
+        cxm_app::themes::list_between(s, &t, from, to, false)
+    })
+    .await
+    {
         Ok(l) => l,
         Err(e) => return e.into_response(),
     };
@@ -316,24 +350,33 @@ pub(crate) async fn render_themes(
         .map(|t| (t.id.clone(), sparkline(&t.trend)))
         .collect();
     let mut themes = serde_json::to_value(&list).unwrap_or_default();
-    if let Some(edits) = themes["edits"].as_array_mut() {
-        for e in edits {
-            e["when"] = fmt_ms(e["created_at_ms"].as_i64().unwrap_or(0)).into();
-        }
-    }
+    themes["discovered_ms"] = themes["discovered_at"]
+        .as_str()
+        .and_then(|s| chrono::DateTime::parse_from_rfc3339(s).ok())
+        .map(|t| t.timestamp_millis())
+        .into();
     let can_edit = p.require_analyst().is_ok();
     let mut r = st.pages.render(
         "themes.html",
-        context! { title => "Themes", page => "themes", user => user_ctx(p), themes => themes, sparks => sparks, spark => context! { width => SPARK.0, height => SPARK.1 }, can_edit => can_edit, flash => flash, error => error },
+        context! { title => "Themes", page => "themes", user => user_ctx(p), themes => themes, sparks => sparks, spark => context! { width => SPARK.0, height => SPARK.1 }, can_edit => can_edit, flash => flash, error => error,
+            range => range.ctx() },
     );
     *r.status_mut() = status;
     r
 }
 
-pub(crate) async fn themes_page(State(st): State<Arc<AppState>>, headers: HeaderMap) -> Response {
-    match session(&st, &headers, "/themes").await {
-        Ok(p) => render_themes(&st, &p, None, None, StatusCode::OK).await,
-        Err(r) => r,
+pub(crate) async fn themes_page(
+    State(st): State<Arc<AppState>>,
+    headers: HeaderMap,
+    Query(rq): Query<super::range::RangeQuery>,
+) -> Response {
+    let p = match session(&st, &headers, "/themes").await {
+        Ok(p) => p,
+        Err(r) => return r,
+    };
+    match rq.range(90) {
+        Ok(range) => render_themes_in(&st, &p, range, None, None, StatusCode::OK).await,
+        Err(e) => e.into_response(),
     }
 }
 

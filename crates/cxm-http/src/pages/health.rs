@@ -30,24 +30,35 @@ pub fn routes() -> Router<Arc<AppState>> {
         .route("/alerts/{id}/{status}", post(set_status))
 }
 
+#[derive(serde::Deserialize)]
+struct AccountsPage {
+    band: Option<String>,
+    /// 1-based page of [`ACCOUNTS_PER_PAGE`].
+    page: Option<u32>,
+}
+
+const ACCOUNTS_PER_PAGE: u32 = 50;
+
 async fn accounts_page(
     State(st): State<Arc<AppState>>,
     headers: HeaderMap,
-    Query(q): Query<AccountQuery>,
+    Query(q): Query<AccountsPage>,
 ) -> Response {
     let p = match session(&st, &headers, "/accounts").await {
         Ok(p) => p,
         Err(r) => return r,
     };
-    let (t, band) = (p.tenant_id.clone(), q.band.clone());
+    let band = q.band.clone().filter(|b| !b.is_empty());
+    let page_no = q.page.unwrap_or(1).max(1);
+    let (t, b) = (p.tenant_id.clone(), band.clone());
     let data = blocking(&st, move |s| {
         let list = cxm_app::health::account_list(
             s,
             &t,
             &AccountQuery {
-                band: q.band,
-                limit: Some(q.limit.unwrap_or(200)),
-                offset: q.offset,
+                band: b,
+                limit: Some(ACCOUNTS_PER_PAGE),
+                offset: Some((page_no - 1) * ACCOUNTS_PER_PAGE),
             },
         )?;
         let (version, set) = cxm_app::health::signal_set(s, &t)?;
@@ -58,10 +69,19 @@ async fn accounts_page(
         Ok(x) => x,
         Err(e) => return e.into_response(),
     };
+    // the band counts are over every account, so they give the list's total
+    let total: i64 = list
+        .bands
+        .iter()
+        .filter(|c| band.as_deref().is_none_or(|b| c.band == b))
+        .map(|c| c.accounts)
+        .sum();
+    let pages = (total.max(1) as u32).div_ceil(ACCOUNTS_PER_PAGE);
     st.pages.render(
         "accounts.html",
         context! { title => "Accounts", page => "accounts", user => user_ctx(&p), list => list, band => band,
-            signals => set, signals_version => version },
+            signals => set, signals_version => version, total => total, page_no => page_no, pages => pages,
+            first => (page_no - 1) * ACCOUNTS_PER_PAGE + 1 },
     )
 }
 

@@ -4,7 +4,7 @@
 
 pub mod agents;
 pub mod builder;
-mod csv;
+pub(crate) mod csv;
 mod customers;
 mod data;
 pub(crate) mod errors;
@@ -14,6 +14,8 @@ pub mod format;
 pub mod health;
 mod home;
 pub mod journeys;
+pub(crate) mod range;
+mod responses;
 mod settings;
 mod sign_in;
 pub mod tickets;
@@ -47,6 +49,7 @@ use customers::*;
 use data::*;
 use feedback::*;
 use home::*;
+use responses::*;
 use settings::*;
 use sign_in::*;
 use workspace::*;
@@ -110,6 +113,14 @@ impl Pages {
                 include_str!("../../templates/quarantine.html"),
             ),
             ("voc.html", include_str!("../../templates/voc.html")),
+            (
+                "responses.html",
+                include_str!("../../templates/responses.html"),
+            ),
+            (
+                "range_picker.html",
+                include_str!("../../templates/range_picker.html"),
+            ),
             ("survey.html", include_str!("../../templates/survey.html")),
             ("surveys.html", include_str!("../../templates/surveys.html")),
             ("themes.html", include_str!("../../templates/themes.html")),
@@ -270,6 +281,8 @@ pub fn routes() -> Router<Arc<AppState>> {
         .route("/customers/{id}/erase", post(erase_customer))
         .route("/quarantine", get(quarantine))
         .route("/voc", get(voc_page))
+        .route("/responses", get(responses_page))
+        .route("/responses.csv", get(responses_csv))
         .route("/themes", get(themes_page))
         .route("/themes/discover", post(themes_discover))
         .route("/themes/{id}/{action}", post(theme_edit))

@@ -4,7 +4,7 @@
 
 use std::sync::Arc;
 
-use axum::extract::{Path, Request, State};
+use axum::extract::{Path, Query, Request, State};
 use axum::http::{HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Redirect, Response};
 use axum::routing::{get, post};
@@ -28,6 +28,7 @@ use cxm_app::tickets::FromAlert;
 pub fn routes() -> Router<Arc<AppState>> {
     Router::new()
         .route("/tickets", get(board))
+        .route("/tickets.csv", get(board_csv))
         .route("/tickets/{id}", get(ticket_page))
         .route("/tickets/{id}/action", post(action))
         .route("/alerts/{id}/ticket", post(from_alert))
@@ -42,17 +43,121 @@ const COLUMNS: [&str; 6] = [
     "closed",
 ];
 
-async fn board(State(st): State<Arc<AppState>>, headers: HeaderMap) -> Response {
+/// What the board and its CSV show: a word in the title, one owner, one severity, or the
+/// tickets whose SLA is missed or at risk.
+#[derive(Deserialize, Default)]
+struct BoardFilter {
+    q: Option<String>,
+    owner: Option<String>,
+    severity: Option<String>,
+    /// `missed`, `at_risk`, `active` or `hit`.
+    sla: Option<String>,
+}
+
+impl BoardFilter {
+    fn set(v: &Option<String>) -> Option<&str> {
+        v.as_deref().map(str::trim).filter(|s| !s.is_empty())
+    }
+
+    fn keeps(&self, t: &cxm_store::Ticket, now: i64) -> bool {
+        let sla = cxm_domain::ticket::sla_status(t.created_at_ms, t.due_at_ms, t.closed_at_ms, now);
+        Self::set(&self.q).is_none_or(|q| t.title.to_lowercase().contains(&q.to_lowercase()))
+            && Self::set(&self.owner).is_none_or(|o| t.owner == o)
+            && Self::set(&self.severity).is_none_or(|s| t.severity == s)
+            && Self::set(&self.sla).is_none_or(|s| sla == s)
+    }
+}
+
+/// The tenant's tickets that pass the filter, soonest due first.
+async fn filtered(
+    st: &AppState,
+    tenant: &str,
+    f: &BoardFilter,
+    now: i64,
+) -> Result<(Vec<cxm_store::Ticket>, Vec<String>), Response> {
+    let t = tenant.to_string();
+    let all = st
+        .store
+        .run(move |s| s.list_tickets(&t, None, 1000))
+        .await
+        .map_err(|e| ApiError::from(e).into_response())?;
+    let mut owners: Vec<String> = all.iter().map(|t| t.owner.clone()).collect();
+    owners.sort();
+    owners.dedup();
+    let mut kept: Vec<cxm_store::Ticket> = all.into_iter().filter(|t| f.keeps(t, now)).collect();
+    kept.sort_by_key(|t| (t.due_at_ms, t.id));
+    Ok((kept, owners))
+}
+
+async fn board_csv(
+    State(st): State<Arc<AppState>>,
+    headers: HeaderMap,
+    Query(f): Query<BoardFilter>,
+) -> Response {
     let p = match session(&st, &headers, "/tickets").await {
         Ok(p) => p,
         Err(r) => return r,
     };
-    let t = p.tenant_id.clone();
-    let all = match st.store.run(move |s| s.list_tickets(&t, None, 1000)).await {
-        Ok(a) => a,
-        Err(e) => return ApiError::from(e).into_response(),
+    let now = chrono::Utc::now().timestamp_millis();
+    let (all, _) = match filtered(&st, &p.tenant_id, &f, now).await {
+        Ok(x) => x,
+        Err(r) => return r,
+    };
+    let rows: Vec<Vec<String>> = all
+        .iter()
+        .map(|t| {
+            vec![
+                t.id.to_string(),
+                t.title.clone(),
+                t.state.clone(),
+                t.owner.clone(),
+                t.severity.clone(),
+                cxm_domain::ticket::sla_status(t.created_at_ms, t.due_at_ms, t.closed_at_ms, now)
+                    .to_string(),
+                fmt_ms(t.due_at_ms),
+                t.verdict
+                    .as_ref()
+                    .and_then(|v| v["passed"].as_bool())
+                    .map_or(String::new(), |p| p.to_string()),
+                t.impact["arr"]
+                    .as_f64()
+                    .map_or(String::new(), |a| a.to_string()),
+                fmt_ms(t.created_at_ms),
+            ]
+        })
+        .collect();
+    crate::pages::csv::download(
+        "tickets",
+        &[
+            "ticket_id",
+            "title",
+            "state",
+            "owner",
+            "severity",
+            "sla",
+            "due_utc",
+            "check_passed",
+            "arr",
+            "opened_utc",
+        ],
+        &rows,
+    )
+}
+
+async fn board(
+    State(st): State<Arc<AppState>>,
+    headers: HeaderMap,
+    Query(f): Query<BoardFilter>,
+) -> Response {
+    let p = match session(&st, &headers, "/tickets").await {
+        Ok(p) => p,
+        Err(r) => return r,
     };
     let now = chrono::Utc::now().timestamp_millis();
+    let (all, owners) = match filtered(&st, &p.tenant_id, &f, now).await {
+        Ok(x) => x,
+        Err(r) => return r,
+    };
     let columns: Vec<serde_json::Value> = COLUMNS
         .iter()
         .map(|c| {
@@ -60,7 +165,7 @@ async fn board(State(st): State<Arc<AppState>>, headers: HeaderMap) -> Response 
                 .iter()
                 .filter(|t| t.state == *c)
                 .map(|t| {
-                    serde_json::json!({"id": t.id, "title": t.title, "owner": t.owner, "severity": t.severity,
+                    serde_json::json!({"id": t.id, "title": t.title, "owner": t.owner, "severity": t.severity, "due_ms": t.due_at_ms,
                         "sla": cxm_domain::ticket::sla_status(t.created_at_ms, t.due_at_ms, t.closed_at_ms, now),
                         "passed": t.verdict.as_ref().and_then(|v| v["passed"].as_bool()), "arr": t.impact["arr"]})
                 })
@@ -69,7 +174,25 @@ async fn board(State(st): State<Arc<AppState>>, headers: HeaderMap) -> Response 
         })
         .collect();
     let removal = cxm_app::tickets::obstacle_removal(&all, now);
-    st.pages.render("tickets.html", context! { title => "Remediation", page => "tickets", user => user_ctx(&p), columns => columns, removal => removal })
+    let filter =
+        serde_json::json!({"q": f.q, "owner": f.owner, "severity": f.severity, "sla": f.sla});
+    // the same filter for the CSV link
+    let query = [
+        ("q", &f.q),
+        ("owner", &f.owner),
+        ("severity", &f.severity),
+        ("sla", &f.sla),
+    ]
+    .iter()
+    .filter_map(|(k, v)| {
+        v.as_deref()
+            .filter(|v| !v.is_empty())
+            .map(|v| format!("{k}={}", crate::pages::format::segment(v)))
+    })
+    .collect::<Vec<_>>()
+    .join("&");
+    st.pages.render("tickets.html", context! { title => "Remediation", page => "tickets", user => user_ctx(&p), columns => columns, removal => removal,
+        filter => filter, owners => owners, shown => all.len(), query => query })
 }
 
 async fn render_ticket(

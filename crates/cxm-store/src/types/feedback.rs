@@ -93,6 +93,39 @@ pub struct ProfileAnswer {
     pub at_ms: i64,
 }
 
+/// What the responses list asks for: every filter optional, newest first, keyset paged.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct AnswerQuery {
+    pub from_ms: i64,
+    pub to_ms: i64,
+    /// nps, csat, ces, text, …
+    pub field_type: Option<String>,
+    pub survey_id: Option<String>,
+    pub channel: Option<String>,
+    /// Answers whose text contains this, ignoring ASCII case.
+    pub text: Option<String>,
+    /// Answers with a smaller id (the next page).
+    pub before_id: Option<i64>,
+    pub limit: u32,
+}
+
+/// One answer in the responses list, with the customer and account it is linked to.
+#[derive(Debug, Clone, PartialEq, Serialize, utoipa::ToSchema)]
+pub struct ListedAnswer {
+    pub id: i64,
+    pub response_id: String,
+    pub question: String,
+    pub field_type: String,
+    pub score: Option<i64>,
+    pub text: Option<String>,
+    pub survey_id: String,
+    pub channel: String,
+    pub sentiment: Option<f64>,
+    pub at_ms: i64,
+    pub profile_id: Option<String>,
+    pub account: Option<String>,
+}
+
 /// An answer a customer gave lately, as a decision's enrichment reads it.
 #[derive(Debug, Clone, PartialEq, Serialize, utoipa::ToSchema)]
 pub struct RecentAnswer {

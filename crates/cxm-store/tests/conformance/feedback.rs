@@ -172,6 +172,48 @@ pub(crate) fn answers_link_to_accounts_and_slice_by_tier(s: &dyn Store) {
         "{got:?}"
     );
     assert!(s.profile_answers(&t, "p_nobody", 10).unwrap().is_empty());
+
+    // the responses list: filters combine, text matches ignoring case and takes % and _
+    // literally, and pages follow the id
+    let q = |f: fn(&mut cxm_store::AnswerQuery)| {
+        let mut q = cxm_store::AnswerQuery {
+            from_ms: 0,
+            to_ms: i64::MAX,
+            limit: 10,
+            ..Default::default()
+        };
+        f(&mut q);
+        s.list_answers(&t, &q).unwrap()
+    };
+    let every = q(|_| {});
+    assert_eq!(every.len(), 3, "{every:?}");
+    assert!(every.windows(2).all(|w| w[0].id > w[1].id), "newest first");
+    let texts = q(|q| q.field_type = Some("text".into()));
+    assert_eq!(texts.len(), 1);
+    assert_eq!(texts[0].text.as_deref(), Some("slow"));
+    assert_eq!(texts[0].profile_id.as_deref(), Some(ada.as_str()));
+    assert_eq!(texts[0].account.as_deref(), Some("acct-1"));
+    assert_eq!(q(|q| q.text = Some("SLO".into())).len(), 1);
+    assert!(
+        q(|q| q.text = Some("s%w".into())).is_empty(),
+        "% is literal"
+    );
+    assert!(q(|q| q.channel = Some("nowhere".into())).is_empty());
+    let first = q(|q| q.limit = 2);
+    let rest = s
+        .list_answers(
+            &t,
+            &cxm_store::AnswerQuery {
+                from_ms: 0,
+                to_ms: i64::MAX,
+                before_id: Some(first[1].id),
+                limit: 10,
+                ..Default::default()
+            },
+        )
+        .unwrap();
+    assert_eq!((first.len(), rest.len()), (2, 1));
+    assert!(rest.iter().all(|r| r.id < first[1].id));
     s.rebuild(Some(&t)).unwrap();
     assert_eq!(
         s.feedback_histogram(&t, "nps", "2026-11-01", "2026-11-30", Some(Slice::Tier))
