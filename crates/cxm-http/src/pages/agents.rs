@@ -333,8 +333,8 @@ async fn reviews_page(
         .zip(profiles)
         .map(|(i, profile)| {
             let mut v = serde_json::to_value(i).unwrap_or_default();
-            v["when"] = fmt_ms(i.decision.record.at_ms).into();
-            v["due"] = i.decision.review_due_at_ms.map(fmt_ms).into();
+            v["when"] = i.decision.record.at_ms.into();
+            v["due"] = i.decision.review_due_at_ms.into();
             v["profile"] = profile.into();
             v
         })

@@ -255,7 +255,7 @@ pub(crate) async fn customer(
     let switch_events: Vec<Value> = ctx
         .channel_switch
         .as_ref()
-        .map(|s| s.previous_channel_events.iter().map(|e| serde_json::json!({"when": fmt_ms(e.timestamp_ms), "name": e.name.clone().unwrap_or_else(|| e.event_type.clone())})).collect())
+        .map(|s| s.previous_channel_events.iter().map(|e| serde_json::json!({"when": e.timestamp_ms, "name": e.name.clone().unwrap_or_else(|| e.event_type.clone())})).collect())
         .unwrap_or_default();
     let ledger: Vec<Value> = ledger
         .iter()
@@ -272,7 +272,7 @@ pub(crate) async fn customer(
                 (None, Some(r)) => r.clone(),
                 _ => String::new(),
             };
-            serde_json::json!({"when": fmt_ms(l.at_ms), "what": what, "identifier": l.identifier.as_ref().map(|i| format!("{}:{}", i.kind, i.value)), "cause": cause})
+            serde_json::json!({"when": l.at_ms, "what": what, "identifier": l.identifier.as_ref().map(|i| format!("{}:{}", i.kind, i.value)), "cause": cause})
         })
         .collect();
     let traits: BTreeMap<String, String> = ctx

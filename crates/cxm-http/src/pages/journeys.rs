@@ -14,7 +14,6 @@ use serde::Deserialize;
 use crate::auth::Principal;
 use crate::error::ProblemResponse as _;
 use crate::error::{ApiError, ErrorCode};
-use crate::pages::fmt_ms;
 use crate::pages::form_post;
 use crate::pages::session;
 use crate::pages::signed_post;
@@ -84,7 +83,7 @@ async fn render_list(
     };
     let runs: Vec<serde_json::Value> = runs
         .iter()
-        .map(|r| serde_json::json!({"name": r.name, "passed": r.passed, "when": fmt_ms(r.ran_at_ms), "failures": r.detail["failures"]}))
+        .map(|r| serde_json::json!({"name": r.name, "passed": r.passed, "when": r.ran_at_ms, "failures": r.detail["failures"]}))
         .collect();
     let mut r = st.pages.render(
         "journeys.html",
@@ -205,7 +204,7 @@ async fn render_journey(
         .collect();
     let history: Vec<serde_json::Value> = history
         .iter()
-        .map(|h| serde_json::json!({"version": h.version, "name": h.name, "owner": h.owner, "by": h.created_by, "when": fmt_ms(h.created_at_ms)}))
+        .map(|h| serde_json::json!({"version": h.version, "name": h.name, "owner": h.owner, "by": h.created_by, "when": h.created_at_ms}))
         .collect();
     let mut r = st.pages.render(
         "journey.html",

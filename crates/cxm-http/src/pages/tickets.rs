@@ -210,9 +210,9 @@ async fn render_ticket(
     let timeline: Vec<serde_json::Value> = d
         .timeline
         .iter()
-        .map(|e| serde_json::json!({"when": fmt_ms(e.at_ms), "actor": e.actor, "kind": e.kind, "detail": e.detail}))
+        .map(|e| serde_json::json!({"when": e.at_ms, "actor": e.actor, "kind": e.kind, "detail": e.detail}))
         .collect();
-    let due = fmt_ms(d.ticket.ticket.due_at_ms);
+    let due = d.ticket.ticket.due_at_ms;
     let verdict_at = d
         .timeline
         .iter()
@@ -220,7 +220,7 @@ async fn render_ticket(
         .find(|e| {
             e.kind.contains("verif") || e.kind.contains("check") || e.kind.contains("refused")
         })
-        .map(|e| fmt_ms(e.at_ms));
+        .map(|e| e.at_ms);
     let mut r = st.pages.render(
         "ticket.html",
         context! { title => d.ticket.ticket.title.clone(), page => "tickets", user => user_ctx(p), t => d.ticket, timeline => timeline,
