@@ -155,19 +155,12 @@ impl LogQuery {
     /// The filter (not the page) as a query string, for links that keep it.
     fn query(&self) -> String {
         let f = self.filter(1);
-        [
+        crate::pages::filter_query(&[
             ("agent", &f.agent),
             ("outcome", &f.outcome),
             ("status", &f.status),
             ("customer", &f.customer),
-        ]
-        .iter()
-        .filter_map(|(k, v)| {
-            v.as_deref()
-                .map(|v| format!("{k}={}", crate::pages::format::segment(v)))
-        })
-        .collect::<Vec<_>>()
-        .join("&")
+        ])
     }
 }
 

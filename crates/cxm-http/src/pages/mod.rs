@@ -378,6 +378,21 @@ pub(crate) fn fmt_ms(ms: i64) -> String {
         .unwrap_or_default()
 }
 
+/// A list page's filters as a query string, empty fields left out, for links (the next page,
+/// the CSV) that keep them.
+pub(crate) fn filter_query(fields: &[(&str, &Option<String>)]) -> String {
+    fields
+        .iter()
+        .filter_map(|(k, v)| {
+            v.as_deref()
+                .map(str::trim)
+                .filter(|v| !v.is_empty())
+                .map(|v| format!("{k}={}", format::segment(v)))
+        })
+        .collect::<Vec<_>>()
+        .join("&")
+}
+
 pub(crate) fn user_ctx(p: &Principal) -> Value {
     serde_json::json!({"email": p.actor, "role": p.role.as_str(), "tenant": p.tenant_id})
 }

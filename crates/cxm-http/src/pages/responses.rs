@@ -70,18 +70,17 @@ impl ResponsesQuery {
 
     /// The filters (not the page) as a query string.
     fn query(&self, r: &range::Range) -> String {
-        let mut parts = vec![r.query()];
-        for (k, v) in [
+        let filters = filter_query(&[
             ("type", &self.field_type),
             ("survey", &self.survey),
             ("channel", &self.channel),
             ("q", &self.q),
-        ] {
-            if let Some(v) = set(v) {
-                parts.push(format!("{k}={}", format::segment(&v)));
-            }
+        ]);
+        if filters.is_empty() {
+            r.query()
+        } else {
+            format!("{}&{filters}", r.query())
         }
-        parts.join("&")
     }
 }
 

@@ -177,20 +177,12 @@ async fn board(
     let filter =
         serde_json::json!({"q": f.q, "owner": f.owner, "severity": f.severity, "sla": f.sla});
     // the same filter for the CSV link
-    let query = [
+    let query = crate::pages::filter_query(&[
         ("q", &f.q),
         ("owner", &f.owner),
         ("severity", &f.severity),
         ("sla", &f.sla),
-    ]
-    .iter()
-    .filter_map(|(k, v)| {
-        v.as_deref()
-            .filter(|v| !v.is_empty())
-            .map(|v| format!("{k}={}", crate::pages::format::segment(v)))
-    })
-    .collect::<Vec<_>>()
-    .join("&");
+    ]);
     st.pages.render("tickets.html", context! { title => "Remediation", page => "tickets", user => user_ctx(&p), columns => columns, removal => removal,
         filter => filter, owners => owners, shown => all.len(), query => query })
 }
