@@ -245,7 +245,9 @@ fn walk_range(
     range: std::ops::Range<usize>,
     keep_visits: bool,
     context_name: u32,
+    window: Option<Window>,
 ) -> Walked {
+    let counts = |t: i64| window.is_none_or(|w| w.holds(t));
     let mut stats = vec![StageStats::default(); def.stages.len()];
     let mut positions = vec![];
     let mut visits = vec![];
@@ -269,11 +271,14 @@ fn walk_range(
             }
             let s = progress::step_matched(shape, pos.as_ref(), m, ev.ts[i], &c);
             for v in s.closed {
-                let st = &def.stages[v.stage];
-                stats[v.stage].close(&v, st.target_hours, st.sla_hours);
+                // a window counts the visits that began in it, wherever they ended
+                if counts(v.entered_ms) {
+                    let st = &def.stages[v.stage];
+                    stats[v.stage].close(&v, st.target_hours, st.sla_hours);
+                }
                 mine.push(v);
             }
-            if let Some((stage, back)) = s.entered {
+            if let Some((stage, back)) = s.entered.filter(|_| counts(ev.ts[i])) {
                 stats[stage].entries += 1;
                 if back {
                     stats[stage].came_back += 1;
@@ -286,7 +291,7 @@ fn walk_range(
         // the customer's answers, to the stage they named or the one they were in
         for &k in &a_order[a_start[p] as usize..a_start[p + 1] as usize] {
             let a = &answers[k as usize];
-            let Some(answer) = stage_answer(a) else {
+            let Some(answer) = stage_answer(a).filter(|_| counts(a.collected_at_ms)) else {
                 continue;
             };
             let t = a.collected_at_ms;
@@ -320,12 +325,48 @@ fn walk_range(
     }
 }
 
+/// A span of time, `[from_ms, to_ms)`: what a windowed scan counts.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Window {
+    pub from_ms: i64,
+    pub to_ms: i64,
+}
+
+impl Window {
+    pub fn holds(&self, t: i64) -> bool {
+        self.from_ms <= t && t < self.to_ms
+    }
+}
+
 /// Measures `journeys` (id and definition) of a tenant from the whole log in one pass.
 pub fn scan(
     store: &dyn Store,
     tenant: &str,
     journeys: &[(String, JourneyDefinition)],
     keep_visits: bool,
+) -> AppResult<Scan> {
+    scan_in(store, tenant, journeys, keep_visits, None)
+}
+
+/// Measures `journeys` over one window: entries, visits that began in it (however they
+/// ended) and answers collected in it. Every customer is still walked from their first
+/// event, so a stage entered in the window is known from the stages before it; where each
+/// customer stands is as of now, whatever the window.
+pub fn scan_window(
+    store: &dyn Store,
+    tenant: &str,
+    journeys: &[(String, JourneyDefinition)],
+    window: Window,
+) -> AppResult<Scan> {
+    scan_in(store, tenant, journeys, false, Some(window))
+}
+
+fn scan_in(
+    store: &dyn Store,
+    tenant: &str,
+    journeys: &[(String, JourneyDefinition)],
+    keep_visits: bool,
+    window: Option<Window>,
 ) -> AppResult<Scan> {
     let started = std::time::Instant::now();
     let ms = |t: std::time::Instant| t.elapsed().as_secs_f64() * 1000.0;
@@ -502,6 +543,7 @@ pub fn scan(
                             range,
                             keep_visits,
                             context_name,
+                            window,
                         )
                     })
                 })
@@ -526,6 +568,9 @@ pub fn scan(
         for &k in &by_answerer.1[by_answerer.0[n] as usize..] {
             let a = &answers[k as usize];
             if a.journey != *journey_id {
+                continue;
+            }
+            if window.is_some_and(|w| !w.holds(a.collected_at_ms)) {
                 continue;
             }
             if let (Some(s), Some(ans)) = (index.get(a.stage.as_str()), stage_answer(a)) {
@@ -561,9 +606,15 @@ pub fn scan(
 /// Customers sitting in each stage longer than `cut` allows (a stage's SLA, or the stall
 /// window), as `Store::journey_stalled` counts them from stored positions.
 pub fn stalled(w: &Walked, cut: &[(usize, i64)]) -> Vec<u64> {
+    stalled_in(w, cut, None)
+}
+
+/// [`stalled`], of the customers who entered their stage within `window` only (a window's
+/// cohort: its `open` visits are theirs).
+pub fn stalled_in(w: &Walked, cut: &[(usize, i64)], window: Option<Window>) -> Vec<u64> {
     let mut out = vec![0u64; cut.len()];
     for (_, p) in &w.positions {
-        if p.done {
+        if p.done || window.is_some_and(|w| !w.holds(p.entered_ms)) {
             continue;
         }
         if let Some((i, (_, c))) = cut.iter().enumerate().find(|(_, (s, _))| *s == p.stage) {

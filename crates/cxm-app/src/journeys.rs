@@ -498,8 +498,14 @@ pub struct JourneyMetrics {
     pub processed_seq: i64,
     pub head_seq: i64,
     pub answers_through: i64,
-    /// `tallies` (kept by the worker) or `scan` (the whole log walked for this answer).
+    /// `tallies` (kept by the worker), `scan` (the whole log walked for this answer) or
+    /// `window` (the whole log walked, counting one window).
     pub source: Source,
+    /// The window counted, when one was asked for: entries, visits that began in it and
+    /// answers collected in it. In progress and past SLA are, of the customers who entered
+    /// the stage in the window, those still in it now.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub window: Option<WindowSpan>,
     pub score: Score,
     pub formula: String,
     pub stages: Vec<StageMetrics>,
@@ -573,6 +579,53 @@ pub fn metrics(
     ))
 }
 
+/// Journeys' metrics over one window, from one walk of the log for all of them (in the
+/// order given).
+pub fn metrics_in(
+    store: &dyn Store,
+    tenant: &str,
+    journeys: &[StoredJourney],
+    window: crate::journey_scan::Window,
+    now: DateTime<Utc>,
+) -> AppResult<Vec<JourneyMetrics>> {
+    if journeys.is_empty() {
+        return Ok(vec![]);
+    }
+    let defs: Vec<(String, JourneyDefinition)> = journeys
+        .iter()
+        .map(|j| Ok((j.journey_id.clone(), definition_of(j)?)))
+        .collect::<AppResult<_>>()?;
+    let head = store.max_event_seq()?;
+    let scan = crate::journey_scan::scan_window(store, tenant, &defs, window)?;
+    let cursor = JourneyCursor {
+        event_seq: scan.through_seq,
+        feedback_id: scan.answers_through,
+    };
+    Ok(journeys
+        .iter()
+        .zip(&defs)
+        .zip(&scan.journeys)
+        .map(|((j, (_, def)), w)| {
+            let stalled = crate::journey_scan::stalled_in(w, &stall_cuts(def, now), Some(window));
+            let mut m = metrics_from(
+                def,
+                j,
+                w.stats.clone(),
+                &stalled,
+                cursor,
+                head,
+                now,
+                Source::Window,
+            );
+            m.window = Some(WindowSpan {
+                from_ms: window.from_ms,
+                to_ms: window.to_ms,
+            });
+            m
+        })
+        .collect())
+}
+
 /// Per stage, the entry time before which a customer still in it has dropped off (or, with
 /// an SLA, is breaching it).
 pub fn stall_cuts(def: &JourneyDefinition, now: DateTime<Utc>) -> Vec<(usize, i64)> {
@@ -588,6 +641,60 @@ pub fn stall_cuts(def: &JourneyDefinition, now: DateTime<Utc>) -> Vec<(usize, i6
         .collect()
 }
 
+/// An optional window on the journey API: neither day given is all time, from the tallies.
+#[derive(Debug, Default, Deserialize, utoipa::IntoParams)]
+#[into_params(parameter_in = Query)]
+pub struct WindowQuery {
+    /// First day counted, YYYY-MM-DD UTC (with `to` alone: 90 days before it).
+    pub from: Option<String>,
+    /// Last day counted, YYYY-MM-DD UTC (with `from` alone: today).
+    pub to: Option<String>,
+}
+
+impl WindowQuery {
+    /// The window asked for, if any: whole UTC days, `from` through `to`.
+    pub fn window(&self) -> AppResult<Option<crate::journey_scan::Window>> {
+        if self.from.is_none() && self.to.is_none() {
+            return Ok(None);
+        }
+        let to = match self.to.as_deref() {
+            Some(t) => crate::feedback::parse_day(t, "to")?,
+            None => Utc::now().date_naive(),
+        };
+        let from = match self.from.as_deref() {
+            Some(f) => crate::feedback::parse_day(f, "from")?,
+            None => to - chrono::Duration::days(89),
+        };
+        if from > to || (to - from).num_days() > 3660 {
+            return Err(AppError::new(
+                ErrorCode::InvalidParameter,
+                "from must be on or before to, and at most ten years apart",
+            ));
+        }
+        Ok(Some(window_of_days(from, to)))
+    }
+}
+
+/// Whole UTC days `from` through `to` as a window.
+pub fn window_of_days(from: NaiveDate, to: NaiveDate) -> crate::journey_scan::Window {
+    let ms = |d: NaiveDate| {
+        d.and_time(chrono::NaiveTime::MIN)
+            .and_utc()
+            .timestamp_millis()
+    };
+    crate::journey_scan::Window {
+        from_ms: ms(from),
+        to_ms: ms(to) + 86_400_000,
+    }
+}
+
+/// The window a journey was measured over, `[from_ms, to_ms)`.
+#[derive(Debug, Clone, Copy, Serialize, utoipa::ToSchema)]
+pub struct WindowSpan {
+    pub from_ms: i64,
+    pub to_ms: i64,
+}
+
 /// Where a journey's figures came from.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, utoipa::ToSchema)]
 #[serde(rename_all = "snake_case")]
@@ -596,6 +703,8 @@ pub enum Source {
     Tallies,
     /// A walk of the whole log just now: the worker has not saved its first pass yet.
     Scan,
+    /// A walk of the whole log just now, counting one window.
+    Window,
 }
 
 #[allow(clippy::too_many_arguments)]
@@ -711,6 +820,7 @@ pub fn metrics_from(
         head_seq: head,
         answers_through: cursor.feedback_id,
         source,
+        window: None,
         score: jps::journey(def, &rank, &stats),
         formula: jps::FORMULA.to_string(),
         stages,
@@ -748,20 +858,35 @@ pub fn summaries(
     store
         .list_journeys(tenant)?
         .iter()
-        .map(|j| {
-            let m = metrics(store, tenant, j, now)?;
-            Ok(JourneySummary {
-                journey_id: m.journey_id,
-                version: m.version,
-                name: m.name,
-                owner: m.owner,
-                unit: m.unit,
-                stages: m.stages.len(),
-                jps: m.score.jps,
-                flags: m.flags,
-            })
-        })
+        .map(|j| Ok(summary(metrics(store, tenant, j, now)?)))
         .collect()
+}
+
+/// Every journey measured over one window (one walk of the log for all of them).
+pub fn summaries_in(
+    store: &dyn Store,
+    tenant: &str,
+    window: crate::journey_scan::Window,
+    now: DateTime<Utc>,
+) -> AppResult<Vec<JourneySummary>> {
+    let journeys = store.list_journeys(tenant)?;
+    Ok(metrics_in(store, tenant, &journeys, window, now)?
+        .into_iter()
+        .map(summary)
+        .collect())
+}
+
+fn summary(m: JourneyMetrics) -> JourneySummary {
+    JourneySummary {
+        journey_id: m.journey_id,
+        version: m.version,
+        name: m.name,
+        owner: m.owner,
+        unit: m.unit,
+        stages: m.stages.len(),
+        jps: m.score.jps,
+        flags: m.flags,
+    }
 }
 
 #[derive(Serialize, utoipa::ToSchema)]

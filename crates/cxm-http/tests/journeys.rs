@@ -570,6 +570,80 @@ async fn scan_and_row_walk_agree(backend: Backend) {
         "accounts, after new events"
     );
     assert_eq!(scan["processed_seq"], scan["head_seq"]);
+
+    // a window holding the whole log is the tallies, stage by stage
+    let today = chrono::Utc::now().date_naive();
+    let day = |d: i64| {
+        (today - chrono::Duration::days(d))
+            .format("%Y-%m-%d")
+            .to_string()
+    };
+    for id in ["rows", "acct-rows"] {
+        let all = app
+            .get_json(&format!("/api/v1/journeys/{id}/metrics"))
+            .await;
+        let w = app
+            .get_json(&format!(
+                "/api/v1/journeys/{id}/metrics?from={}&to={}",
+                day(3000),
+                day(0)
+            ))
+            .await;
+        assert_eq!(w["source"], "window");
+        assert!(w["window"]["from_ms"].as_i64().unwrap() < w["window"]["to_ms"].as_i64().unwrap());
+        assert_eq!(stages(&w), stages(&all), "{id}: a window over everything");
+        // two windows that split the log share out its entries, ends and answers
+        let (a, b) = (
+            app.get_json(&format!(
+                "/api/v1/journeys/{id}/metrics?from={}&to={}",
+                day(3000),
+                day(21)
+            ))
+            .await,
+            app.get_json(&format!("/api/v1/journeys/{id}/metrics?from={}", day(20)))
+                .await,
+        );
+        for (i, s) in all["stages"].as_array().unwrap().iter().enumerate() {
+            for field in ["entries", "converted", "looped"] {
+                let (x, y) = (
+                    a["stages"][i][field].as_u64().unwrap(),
+                    b["stages"][i][field].as_u64().unwrap(),
+                );
+                assert_eq!(
+                    x + y,
+                    s[field].as_u64().unwrap(),
+                    "{id} {field} of stage {i}"
+                );
+            }
+            let answers = |m: &Value| m["stages"][i]["feedback"]["answers"].as_u64().unwrap();
+            assert_eq!(
+                answers(&a) + answers(&b),
+                answers(&all),
+                "{id}: answers of stage {i}"
+            );
+        }
+        assert!(
+            a["stages"][0]["entries"].as_u64().unwrap() > 0
+                && b["stages"][0]["entries"].as_u64().unwrap() > 0,
+            "both halves hold entries: {a} {b}"
+        );
+    }
+    let list = app
+        .get_json(&format!("/api/v1/journeys?from={}", day(20)))
+        .await;
+    assert_eq!(list["journeys"].as_array().unwrap().len(), 4);
+    for bad in [
+        "from=2026-02-30",
+        "from=2026-03-01&to=2026-02-01",
+        "to=soon",
+    ] {
+        let r = app
+            .get(&format!("/api/v1/journeys/rows/metrics?{bad}"))
+            .await;
+        assert_eq!(r.status(), 400, "{bad}");
+        let p: Value = r.json().await.unwrap();
+        assert_eq!(p["code"], "invalid_parameter", "{bad}");
+    }
     app.stop().await;
 }
 

@@ -1,8 +1,8 @@
 //! The journeys API: definitions, metrics, reviews and synthetic check runs.
 
 use cxm_app::journeys::{
-    definition_of, find, mark_reviewed, metrics, save, summaries, CheckReport, CheckRuns,
-    JourneyDetail, JourneyList, JourneyMetrics, Saved,
+    definition_of, find, mark_reviewed, metrics, metrics_in, save, summaries, summaries_in,
+    CheckReport, CheckRuns, JourneyDetail, JourneyList, JourneyMetrics, Saved, WindowQuery,
 };
 use std::sync::Arc;
 
@@ -13,7 +13,7 @@ use axum::{Json, Router};
 use chrono::Utc;
 use cxm_domain::journey::JourneyDefinition;
 
-use crate::api::ApiJson;
+use crate::api::{ApiJson, ApiQuery};
 use crate::auth::Principal;
 use crate::error::{ApiError, ApiResult, ErrorCode};
 use crate::AppState;
@@ -31,11 +31,21 @@ pub fn routes() -> Router<Arc<AppState>> {
         )
 }
 
-#[utoipa::path(get, path = "/api/v1/journeys", tag = "journeys",
-    responses((status = 200, body = JourneyList)), security(("bearer" = [])))]
-pub async fn list(State(st): State<Arc<AppState>>, p: Principal) -> ApiResult<Json<JourneyList>> {
+/// Every journey with its JPS and flags; with `from`/`to`, the JPS of that window.
+#[utoipa::path(get, path = "/api/v1/journeys", tag = "journeys", params(WindowQuery),
+    responses((status = 200, body = JourneyList), (status = 400, body = crate::error::Problem)), security(("bearer" = [])))]
+pub async fn list(
+    State(st): State<Arc<AppState>>,
+    p: Principal,
+    ApiQuery(q): ApiQuery<WindowQuery>,
+) -> ApiResult<Json<JourneyList>> {
+    let window = q.window()?;
     let t = p.0.tenant_id;
-    let journeys = blocking(&st, move |s| summaries(s, &t, Utc::now())).await?;
+    let journeys = blocking(&st, move |s| match window {
+        Some(w) => summaries_in(s, &t, w, Utc::now()),
+        None => summaries(s, &t, Utc::now()),
+    })
+    .await?;
     Ok(Json(JourneyList { journeys }))
 }
 
@@ -103,18 +113,25 @@ pub async fn get_one(
 }
 
 /// Stages with entries, conversion, drop-off, loops, time in stage, FCR and feedback, and
-/// the JPS with its terms.
-#[utoipa::path(get, path = "/api/v1/journeys/{id}/metrics", tag = "journeys", params(("id" = String, Path)),
-    responses((status = 200, body = JourneyMetrics), (status = 404, body = crate::error::Problem)), security(("bearer" = [])))]
+/// the JPS with its terms: all time from the tallies, or with `from`/`to` the visits that
+/// began in that window and the answers collected in it (one walk of the log).
+#[utoipa::path(get, path = "/api/v1/journeys/{id}/metrics", tag = "journeys", params(("id" = String, Path), WindowQuery),
+    responses((status = 200, body = JourneyMetrics), (status = 400, body = crate::error::Problem), (status = 404, body = crate::error::Problem)), security(("bearer" = [])))]
 pub async fn get_metrics(
     State(st): State<Arc<AppState>>,
     p: Principal,
     Path(id): Path<String>,
+    ApiQuery(q): ApiQuery<WindowQuery>,
 ) -> ApiResult<Json<JourneyMetrics>> {
+    let window = q.window()?;
     let j = find(&st, &p.tenant_id, &id).await?;
     let t = p.0.tenant_id;
     Ok(Json(
-        blocking(&st, move |s| metrics(s, &t, &j, Utc::now())).await?,
+        blocking(&st, move |s| match window {
+            Some(w) => Ok(metrics_in(s, &t, std::slice::from_ref(&j), w, Utc::now())?.remove(0)),
+            None => metrics(s, &t, &j, Utc::now()),
+        })
+        .await?,
     ))
 }
 

@@ -3,7 +3,7 @@
 
 use std::sync::Arc;
 
-use axum::extract::{Path, Request, State};
+use axum::extract::{Path, Query, Request, State};
 use axum::http::{HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Redirect, Response};
 use axum::routing::{get, post};
@@ -15,6 +15,7 @@ use crate::auth::Principal;
 use crate::error::ProblemResponse as _;
 use crate::error::{ApiError, ErrorCode};
 use crate::pages::form_post;
+use crate::pages::range::{Range, RangeQuery};
 use crate::pages::session;
 use crate::pages::signed_post;
 use crate::pages::user_ctx;
@@ -65,16 +66,20 @@ fn known_events() -> String {
 async fn render_list(
     st: &Arc<AppState>,
     p: &Principal,
+    range: Option<Range>,
     draft: Option<String>,
     error: Option<String>,
     status: StatusCode,
 ) -> Response {
     let t = p.tenant_id.clone();
+    let window = range.map(|r| r.window());
     let found = blocking(st, move |s| {
-        Ok((
-            cxm_app::journeys::summaries(s, &t, chrono::Utc::now())?,
-            s.journey_check_runs(&t, None, 10)?,
-        ))
+        let now = chrono::Utc::now();
+        let list = match window {
+            Some(w) => cxm_app::journeys::summaries_in(s, &t, w, now)?,
+            None => cxm_app::journeys::summaries(s, &t, now)?,
+        };
+        Ok((list, s.journey_check_runs(&t, None, 10)?))
     })
     .await;
     let (list, runs) = match found {
@@ -89,16 +94,24 @@ async fn render_list(
         "journeys.html",
         context! { title => "Journeys", page => "journeys", user => user_ctx(p), journeys => list, runs => runs,
             can_edit => p.require_analyst().is_ok(), draft => draft.unwrap_or_else(|| EXAMPLE.to_string()), error => error,
-            known_events => known_events() },
+            known_events => known_events(), range => Range::ctx_or_all(range.as_ref()) },
     );
     *r.status_mut() = status;
     r
 }
 
-async fn list_page(State(st): State<Arc<AppState>>, headers: HeaderMap) -> Response {
-    match session(&st, &headers, "/journeys").await {
-        Ok(p) => render_list(&st, &p, None, None, StatusCode::OK).await,
-        Err(r) => r,
+async fn list_page(
+    State(st): State<Arc<AppState>>,
+    headers: HeaderMap,
+    Query(rq): Query<RangeQuery>,
+) -> Response {
+    let p = match session(&st, &headers, "/journeys").await {
+        Ok(p) => p,
+        Err(r) => return r,
+    };
+    match rq.range_or_all() {
+        Ok(range) => render_list(&st, &p, range, None, None, StatusCode::OK).await,
+        Err(e) => e.into_response(),
     }
 }
 
@@ -139,6 +152,7 @@ async fn mistake(st: &Arc<AppState>, p: &Principal, form: JourneyForm, error: St
                 st,
                 p,
                 &id,
+                None,
                 Some(form.definition),
                 Some(error),
                 StatusCode::UNPROCESSABLE_ENTITY,
@@ -149,6 +163,7 @@ async fn mistake(st: &Arc<AppState>, p: &Principal, form: JourneyForm, error: St
             render_list(
                 st,
                 p,
+                None,
                 Some(form.definition),
                 Some(error),
                 StatusCode::UNPROCESSABLE_ENTITY,
@@ -162,16 +177,24 @@ async fn render_journey(
     st: &Arc<AppState>,
     p: &Principal,
     id: &str,
+    range: Option<Range>,
     draft: Option<String>,
     error: Option<String>,
     status: StatusCode,
 ) -> Response {
     let (t, i) = (p.tenant_id.clone(), id.to_string());
+    let window = range.map(|r| r.window());
     let found = blocking(st, move |s| {
         let Some(j) = s.journey(&t, &i, None)? else {
             return Ok(None);
         };
-        let m = cxm_app::journeys::metrics(s, &t, &j, chrono::Utc::now())?;
+        let now = chrono::Utc::now();
+        let m = match window {
+            Some(w) => {
+                cxm_app::journeys::metrics_in(s, &t, std::slice::from_ref(&j), w, now)?.remove(0)
+            }
+            None => cxm_app::journeys::metrics(s, &t, &j, now)?,
+        };
         let history = s.journey_history(&t, &i)?;
         Ok(Some((j, m, history)))
     })
@@ -210,7 +233,7 @@ async fn render_journey(
         "journey.html",
         context! { title => m.name.clone(), page => "journeys", user => user_ctx(p), m => m, funnel => funnel,
             history => history, yaml => yaml, error => error, can_edit => p.require_analyst().is_ok(),
-            known_events => known_events() },
+            known_events => known_events(), range => Range::ctx_or_all(range.as_ref()) },
     );
     *r.status_mut() = status;
     r
@@ -220,10 +243,15 @@ async fn journey_page(
     State(st): State<Arc<AppState>>,
     Path(id): Path<String>,
     headers: HeaderMap,
+    Query(rq): Query<RangeQuery>,
 ) -> Response {
-    match session(&st, &headers, &format!("/journeys/{id}")).await {
-        Ok(p) => render_journey(&st, &p, &id, None, None, StatusCode::OK).await,
-        Err(r) => r,
+    let p = match session(&st, &headers, &format!("/journeys/{id}")).await {
+        Ok(p) => p,
+        Err(r) => return r,
+    };
+    match rq.range_or_all() {
+        Ok(range) => render_journey(&st, &p, &id, range, None, None, StatusCode::OK).await,
+        Err(e) => e.into_response(),
     }
 }
 
@@ -254,6 +282,7 @@ async fn review(
                 &st,
                 &p,
                 &id,
+                None,
                 None,
                 Some(e.detail),
                 StatusCode::UNPROCESSABLE_ENTITY,

@@ -36,6 +36,21 @@ fn parse_day(s: &str, what: &str) -> Result<NaiveDate, ApiError> {
 }
 
 impl RangeQuery {
+    /// Whether no window was asked for (a page that defaults to all time shows all time).
+    pub fn is_empty(&self) -> bool {
+        [&self.from, &self.to, &self.days]
+            .iter()
+            .all(|f| f.as_deref().is_none_or(|s| s.trim().is_empty()))
+    }
+
+    /// The window asked for, or None for all time (the journey pages' default).
+    pub fn range_or_all(&self) -> Result<Option<Range>, ApiError> {
+        if self.is_empty() {
+            return Ok(None);
+        }
+        self.range(90).map(Some)
+    }
+
     /// The window asked for, or the last `default_days` days.
     pub fn range(&self, default_days: u32) -> Result<Range, ApiError> {
         let today = Utc::now().date_naive();
@@ -129,6 +144,27 @@ impl Range {
         let preset = PRESETS.iter().any(|d| self.is_last(*d));
         json!({"from": self.first_day(), "to": self.last_day(), "days": self.days(), "query": self.query(), "presets": presets, "preset": preset,
                "label": format!("{} to {}", self.from.format("%-d %b %Y"), self.to.format("%-d %b %Y"))})
+    }
+
+    /// The picker on a page whose default is all time: the window, or "All time" current.
+    pub fn ctx_or_all(range: Option<&Range>) -> Value {
+        let mut v = match range {
+            Some(r) => r.ctx(),
+            None => {
+                let presets: Vec<Value> = PRESETS
+                    .iter()
+                    .map(|d| json!({"days": d, "label": if *d == 365 { "1 year".to_string() } else { format!("{d} days") }, "current": false}))
+                    .collect();
+                json!({"from": "", "to": "", "query": "", "presets": presets, "preset": true, "label": "All time"})
+            }
+        };
+        v["all_time"] = json!({"current": range.is_none()});
+        v
+    }
+
+    /// The window as the app's journey scan counts it: whole UTC days.
+    pub fn window(&self) -> cxm_app::journey_scan::Window {
+        cxm_app::journeys::window_of_days(self.from, self.to)
     }
 }
 
