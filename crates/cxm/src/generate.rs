@@ -493,7 +493,8 @@ pub fn feedback(seed: u64, customers: u64, end: DateTime<Utc>) -> Vec<Value> {
                 day - Duration::days(DARK_DAYS)
                     - Duration::minutes(rng.gen_range(60..60 * 24 * (PRE_CHURN_DAYS - DARK_DAYS)))
             }
-            None => end - Duration::minutes(rng.gen_range(0..60 * 24 * 90)),
+            // half a year of answers, so a period and the one before both have some
+            None => end - Duration::minutes(rng.gen_range(0..60 * 24 * 180)),
         };
         // people at a leaving account complain about what drives them away
         let pool = &pools[band];
@@ -518,6 +519,22 @@ pub fn feedback(seed: u64, customers: u64, end: DateTime<Utc>) -> Vec<Value> {
         why["type"] = "text".into();
         why["value"] = comment.into();
         out.push(why);
+        // half of them also rated their last support contact: satisfaction 1–5 and effort
+        // 1–7 (7 = very hard), worse the unhappier they are
+        if rng.gen_bool(0.5) {
+            let (csat, ces): (i64, i64) = match band {
+                0 => (rng.gen_range(1..=3), rng.gen_range(4..=7)),
+                1 => (rng.gen_range(3..=4), rng.gen_range(2..=5)),
+                _ => (rng.gen_range(4..=5), rng.gen_range(1..=3)),
+            };
+            let after = at + Duration::minutes(rng.gen_range(5..600));
+            let when = if after > end { at } else { after };
+            for (q, v) in [("csat", csat), ("ces", ces)] {
+                out.push(json!({"response_id": format!("demo-{seed}-{n}-support"), "channel": channel,
+                    "survey_id": "post-support", "identifier": user, "collected_at": when.to_rfc3339(),
+                    "question": q, "type": q, "value": v}));
+            }
+        }
     }
     out
 }
@@ -594,7 +611,25 @@ mod tests {
     fn demo_answers_parse_and_repeat() {
         let end = chrono::Utc::now();
         let a = feedback(3, 200, end);
-        assert_eq!(a.len(), 400, "a score and a comment per customer");
+        let nps = a.iter().filter(|x| x["type"] == "nps").count();
+        let text = a.iter().filter(|x| x["type"] == "text").count();
+        assert_eq!(
+            (nps, text),
+            (200, 200),
+            "a score and a comment per customer"
+        );
+        let csat: Vec<i64> = a
+            .iter()
+            .filter(|x| x["type"] == "csat")
+            .map(|x| x["value"].as_i64().unwrap())
+            .collect();
+        let ces = a.iter().filter(|x| x["type"] == "ces").count();
+        assert!(
+            (60..140).contains(&csat.len()) && ces == csat.len(),
+            "about half rate support: {} csat, {ces} ces",
+            csat.len()
+        );
+        assert!(csat.iter().all(|v| (1..=5).contains(v)));
         assert_eq!(a, feedback(3, 200, end));
         for x in &a {
             cxm_domain::feedback::parse_answer(x, end).unwrap();

@@ -167,6 +167,21 @@ fn run(cli: Cli) -> anyhow::Result<()> {
                 .unwrap_or_else(setup::random_password);
             let email = format!("owner-{}@demo.cxm", &t.tenant_id[t.tenant_id.len() - 6..]);
             setup::create_user(store.as_ref(), &t.tenant_id, &email, &password, Role::Owner)?;
+            // the teammates the demo's journeys, tickets and alerts name as owners, so there
+            // are people to pick; they sign in only once an owner resets their password
+            for (who, role) in [
+                ("vp-cx@demo.cxm", Role::Admin),
+                ("head-of-support@demo.cxm", Role::Analyst),
+                ("success@demo.cxm", Role::Analyst),
+            ] {
+                setup::create_user(
+                    store.as_ref(),
+                    &t.tenant_id,
+                    who,
+                    &setup::random_password(),
+                    role,
+                )?;
+            }
             eprintln!("generating {events} events (seed {seed})...");
             // sign-ups are when the demo experiment first showed each customer its arm, and
             // when their purchases begin
