@@ -78,8 +78,8 @@ async fn agents_page(State(st): State<Arc<AppState>>, headers: HeaderMap) -> Res
         .iter()
         .map(|v| {
             let mut j = serde_json::to_value(v).unwrap_or_default();
-            j["activated"] = v.activated_at_ms.map(fmt_ms).into();
-            j["created"] = fmt_ms(v.created_at_ms).into();
+            j["activated"] = v.activated_at_ms.into();
+            j["created"] = v.created_at_ms.into();
             j
         })
         .collect();

@@ -195,7 +195,7 @@ pub(crate) async fn customer(
                         .map(|r| serde_json::json!({"channel": r.channel, "status": r.status.as_str()}))
                         .collect();
                     serde_json::json!({"purpose": purpose, "allowed": allowed, "channels": channels,
-                        "since": by.map(|r| format!("{} {} via {}", r.status.as_str(), fmt_ms(r.at_ms), r.source))})
+                        "since": by.map(|r| serde_json::json!({"status": r.status.as_str(), "at_ms": r.at_ms, "source": r.source}))})
                 })
                 .collect()
         })
@@ -296,7 +296,6 @@ pub(crate) async fn customer(
         "customer.html",
         context! {
             title => name.clone(), page => "customers", user => user_ctx(&p), name => name,
-            first_seen => fmt_ms(ctx.profile.first_seen_ms), last_seen => fmt_ms(ctx.profile.last_seen_ms),
             timeline => timeline, switch_events => switch_events, ledger => ledger, traits => traits,
             can_admin => p.role.can_administer(), can_edit => p.role != cxm_store::Role::Viewer,
             consent => consent, purposes => cxm_domain::consent::PURPOSES, channels => cxm_domain::consent::CHANNELS,
@@ -353,7 +352,7 @@ pub(crate) async fn quarantine(State(st): State<Arc<AppState>>, headers: HeaderM
         Ok(e) => e,
         Err(e) => return ApiError::from(e).into_response(),
     };
-    let entries: Vec<Value> = list.entries.iter().map(|q| serde_json::json!({"when": fmt_ms(q.received_at_ms), "code": q.code, "detail": q.detail, "payload": serde_json::to_string_pretty(&q.payload).unwrap_or_default()})).collect();
+    let entries: Vec<Value> = list.entries.iter().map(|q| serde_json::json!({"when": q.received_at_ms, "code": q.code, "detail": q.detail, "payload": serde_json::to_string_pretty(&q.payload).unwrap_or_default()})).collect();
     let days: Vec<Value> = list
         .days
         .iter()

@@ -15,7 +15,6 @@ use serde_json::{json, Value};
 
 use crate::error::ProblemResponse as _;
 use crate::error::{ApiError, ErrorCode};
-use crate::pages::fmt_ms;
 use crate::pages::form_post;
 use crate::pages::session;
 use crate::pages::user_ctx;
@@ -59,7 +58,7 @@ async fn list_page(State(st): State<Arc<AppState>>, headers: HeaderMap) -> Respo
         .iter()
         .map(|r| {
             let mut v = serde_json::to_value(r).unwrap_or_default();
-            v["created"] = fmt_ms(r.experiment.created_at_ms).into();
+            v["created"] = r.experiment.created_at_ms.into();
             v
         })
         .collect();
@@ -193,7 +192,7 @@ async fn result_page(
         .iter()
         .map(|h| {
             let mut v = h.clone();
-            v["when"] = fmt_ms(h["at_ms"].as_i64().unwrap_or(0)).into();
+            v["when"] = h["at_ms"].as_i64().unwrap_or(0).into();
             v["detail_text"] = h["detail"].to_string().into();
             v
         })

@@ -125,11 +125,7 @@ async fn alerts_page(
     };
     let alerts: Vec<serde_json::Value> = alerts
         .into_iter()
-        .map(|a| {
-            let mut v = serde_json::to_value(&a).unwrap_or_default();
-            v["when"] = fmt_ms(a.created_at_ms).into();
-            v
-        })
+        .map(|a| serde_json::to_value(&a).unwrap_or_default())
         .collect();
     st.pages.render(
         "alerts.html",

@@ -11,7 +11,7 @@ pub(crate) async fn render_keys(st: &AppState, p: &Principal, created: Option<Va
     let keys: Vec<Value> = keys
         .iter()
         .rev()
-        .map(|k| serde_json::json!({"id": k.id, "name": k.name, "kind": k.kind.as_str(), "prefix": k.prefix, "created": fmt_ms(k.created_at_ms), "status": if k.revoked_at_ms.is_some() { "revoked" } else { "active" }}))
+        .map(|k| serde_json::json!({"id": k.id, "name": k.name, "kind": k.kind.as_str(), "prefix": k.prefix, "created": k.created_at_ms, "status": if k.revoked_at_ms.is_some() { "revoked" } else { "active" }}))
         .collect();
     let t = p.tenant_id.clone();
     let signing: Vec<Value> = st
@@ -26,7 +26,7 @@ pub(crate) async fn render_keys(st: &AppState, p: &Principal, created: Option<Va
                 (None, Some(_)) => "retired (still verifies)".to_string(),
                 (None, None) => "signing".to_string(),
             };
-            serde_json::json!({"kid": k.kid, "created": fmt_ms(k.created_at_ms), "status": status})
+            serde_json::json!({"kid": k.kid, "created": k.created_at_ms, "status": status})
         })
         .collect();
     st.pages.render("keys.html", context! { title => "API keys", page => "keys", user => user_ctx(p), keys => keys, created => created,

@@ -16,7 +16,6 @@ use serde_json::{json, Value};
 use crate::auth::Principal;
 use crate::error::ProblemResponse as _;
 use crate::error::{ApiError, ErrorCode};
-use crate::pages::fmt_ms;
 use crate::pages::form_post;
 use crate::pages::session;
 use crate::pages::user_ctx;
@@ -46,8 +45,8 @@ async fn render_users(
     let rows: Vec<Value> = users
         .iter()
         .map(|u| {
-            json!({"id": u.id, "email": u.email, "role": u.role.as_str(), "created": fmt_ms(u.created_at_ms),
-                "disabled": u.disabled_at_ms.map(fmt_ms), "me": u.id == me,
+            json!({"id": u.id, "email": u.email, "role": u.role.as_str(), "created": u.created_at_ms,
+                "disabled": u.disabled_at_ms, "me": u.id == me,
                 "manageable": u.role != cxm_store::Role::Owner || p.role == cxm_store::Role::Owner})
         })
         .collect();

@@ -14,7 +14,6 @@ use serde_json::Value;
 
 use crate::error::ProblemResponse as _;
 use crate::error::{ApiError, ErrorCode};
-use crate::pages::fmt_ms;
 use crate::pages::form_post;
 use crate::pages::session;
 use crate::pages::user_ctx;
@@ -68,7 +67,7 @@ async fn equity_page(State(st): State<Arc<AppState>>, headers: HeaderMap) -> Res
         "equity.html",
         context! { title => "Customer equity", page => "equity", user => user_ctx(&p), r => r,
             cohorts => cohorts, months => (0..months).collect::<Vec<_>>(), settings => settings, model => model,
-            computed => fmt_ms(r.computed_at_ms), can_edit => p.require_analyst().is_ok() },
+            computed => r.computed_at_ms, can_edit => p.require_analyst().is_ok() },
     )
 }
 
@@ -150,7 +149,7 @@ async fn maturity_page(State(st): State<Arc<AppState>>, headers: HeaderMap) -> R
                 "source": m.map(|m| m.source.clone()).unwrap_or_else(|| "assumed".into())})
         })
         .collect();
-    let assessed = m.assessed_at_ms.map(fmt_ms).unwrap_or_default();
+    let assessed = m.assessed_at_ms;
     st.pages.render(
         "maturity.html",
         context! { title => "Maturity and ROI", page => "maturity", user => user_ctx(&p), m => m, roi => roi,
