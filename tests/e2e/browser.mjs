@@ -125,6 +125,20 @@ try {
   assert.match(await page.getByText(/1 profile update .* folded away/).innerText(), /show them/);
   assert.match(await page.getByTestId("ledger").innerText(), /merged p_[0-9a-f]+ into this profile/);
   await page.screenshot({ path: `${shots}/customer.png`, fullPage: true });
+  // the timeline filters: answers only, then one channel's events
+  const customerUrl = page.url();
+  await page.getByRole("combobox", { name: "What to show" }).selectOption("answers");
+  await page.getByRole("button", { name: "Show", exact: true }).click();
+  await page.waitForURL(/show=answers/);
+  assert.equal(await page.getByTestId("timeline").locator("tbody tr.event").count(), 0, "answers only");
+  assert.match(await page.getByTestId("timeline").innerText(), /NPS 10/);
+  await page.getByRole("combobox", { name: "What to show" }).selectOption("events");
+  await page.getByRole("combobox", { name: "Channel" }).first().selectOption("voice");
+  await page.getByRole("button", { name: "Show", exact: true }).click();
+  await page.waitForURL(/channel=voice/);
+  const voiceRows = await page.getByTestId("timeline").locator("tbody tr").allInnerTexts();
+  assert.ok(voiceRows.length >= 1 && voiceRows.every((r) => /voice/.test(r)), `voice only: ${voiceRows}`);
+  await page.goto(customerUrl);
 
   // unmerge the anonymous browser id: it leaves Grace's profile
   await page.getByRole("button", { name: "Unmerge anonymous_id browser-1" }).click();
@@ -221,7 +235,7 @@ try {
   assert.equal(sent.status, 200);
   await page.getByRole("button", { name: "Revoke mobile app" }).click();
   await page.waitForURL(`${base}/settings/keys`);
-  assert.match(await page.getByTestId("keys").innerText(), /mobile app\s+write\s+\S+…\s+[\d-]+ [\d:]+ UTC\s+revoked/);
+  assert.match(await page.getByTestId("keys").innerText(), /mobile app\s+write\s+\S+…\s+\d{1,2} \w{3} \d{4}, \d{2}:\d{2} \S+\s+revoked/);
   const refused = await fetch(`${base}/v1/track`, { method: "POST", headers: { authorization: `Bearer ${newKey}` }, body: JSON.stringify({ userId: "key-test", event: "Logged In" }) });
   assert.equal(refused.status, 401);
   assert.equal(await page.getByTestId("new-key").count(), 0, "the key is shown only once");
@@ -271,6 +285,15 @@ stages:
   assert.match(await page.getByRole("img", { name: /Entries per stage/ }).getAttribute("aria-label"), /Sign-up 2, Demo 1/);
   assert.match(await page.getByTestId("jps").innerText(), /^\d+(\.\d)?$/);
   await page.screenshot({ path: `${shots}/journey.png`, fullPage: true });
+  // the shared date range: the last 30 days hold both trials; a range before they happened holds none
+  await page.getByTestId("range-picker").getByRole("button", { name: "30 days" }).click();
+  await page.waitForURL(`${base}/journeys/first-contact?days=30`);
+  assert.match(await page.getByTestId("range-note").innerText(), /visits that began in it/);
+  assert.equal((await page.locator('[data-stage="signup"] td').nth(3).innerText()).trim(), "2", "both trials are in the last 30 days");
+  await page.goto(`${base}/journeys/first-contact?from=2020-01-01&to=2020-01-31`);
+  assert.equal((await page.locator('[data-stage="signup"] td').nth(3).innerText()).trim(), "0", "none in January 2020");
+  await page.getByTestId("range-picker").getByRole("button", { name: "All time" }).click();
+  assert.match(await page.getByTestId("range-note").innerText(), /^All time/);
 
   // the visual editor: a stage added on a card, dragged to the front, the journey measured
   // per account; the text follows every change and the journey saves in the new order
@@ -333,6 +356,19 @@ stages:
   // and home counts its ARR as revenue at risk, in the tenant's currency
   await page.getByRole("link", { name: "Home" }).click();
   assert.match(await page.getByTestId("revenue-at-risk").innerText(), /\$90,000[\s\S]*1 account with an open alert/);
+  assert.match(await page.getByTestId("north-star").innerText(), /North Star: /);
+  assert.match(await page.getByTestId("this-week").innerText(), /alerts? raised/);
+  // a home per role, remembered: the support lead's opens on SLAs and reviews, the success
+  // manager's on at-risk accounts by ARR
+  await page.getByRole("button", { name: "Support lead" }).click();
+  assert.match(await page.getByTestId("tickets-overdue").innerText(), /Tickets past their SLA/);
+  await page.goto(`${base}/`);
+  assert.equal(await page.getByTestId("tickets-overdue").count(), 1, "the choice is remembered");
+  await page.getByRole("button", { name: "Customer success" }).click();
+  assert.match(await page.getByTestId("my-alerts").innerText(), /Alerts you own/);
+  await page.screenshot({ path: `${shots}/home-success.png`, fullPage: true });
+  await page.getByRole("button", { name: "CX leader" }).click();
+  assert.equal(await page.getByTestId("north-star").count(), 1);
 
   // the alert becomes a ticket whose check is the account's health; it refuses to close until
   // the data says the account recovered

@@ -5,7 +5,7 @@
 
 use std::sync::Arc;
 
-use cxm_store::{Alert, Ticket};
+use cxm_store::{AccountHealthRow, Alert, Ticket};
 use serde::Serialize;
 
 use crate::auth::Principal;
@@ -55,6 +55,67 @@ pub struct Brief {
     pub agent_resolution_rate: Option<f64>,
     /// Set while the tenant has not done the first things yet.
     pub start: Option<StartHere>,
+    /// The tenant's maturity stage and the KPIs that stage steers by.
+    pub north_star: NorthStar,
+    /// The last seven days against the seven before.
+    pub week: WeekChange,
+    /// Journeys whose JPS over the last 30 days differs from the 30 before, most moved first.
+    pub journey_moves: Vec<JourneyMove>,
+    /// At-risk accounts, the largest ARR first (at most 8): a success manager's list.
+    #[schema(value_type = Vec<Object>)]
+    pub at_risk_accounts: Vec<AccountHealthRow>,
+    /// Remediation tickets closed on a passing check in the last 30 days, and the median
+    /// hours from opening to that close.
+    pub verified_fixes_30d: u64,
+    pub median_hours_to_verified_fix: Option<f64>,
+}
+
+/// What a maturity stage steers by: its North Star, and those KPIs' values now.
+#[derive(Serialize, utoipa::ToSchema)]
+pub struct NorthStar {
+    /// repair, elevate, optimize or differentiate.
+    #[schema(value_type = String)]
+    pub stage: cxm_domain::maturity::Stage,
+    pub also_called: &'static str,
+    /// `assessment` (the tenant's self-assessment) or `evidence` (what its data shows).
+    pub basis: &'static str,
+    pub north_star: &'static str,
+    pub kpis: Vec<Kpi>,
+}
+
+/// One KPI figure; `unit` says how to show it (money, percent, hours, nps, ces, jps).
+#[derive(Serialize, utoipa::ToSchema)]
+pub struct Kpi {
+    pub key: &'static str,
+    pub label: &'static str,
+    pub value: Option<f64>,
+    pub unit: &'static str,
+    pub detail: String,
+    /// The dashboard page that explains it.
+    pub href: &'static str,
+}
+
+/// Counts over the last seven days and the seven before.
+#[derive(Serialize, utoipa::ToSchema)]
+pub struct WeekChange {
+    /// NPS over the last seven days against the seven before, with both n.
+    #[schema(value_type = Object)]
+    pub nps: MetricReport,
+    pub alerts_raised: usize,
+    pub alerts_raised_before: usize,
+    pub tickets_opened: usize,
+    pub tickets_opened_before: usize,
+    pub tickets_closed: usize,
+    pub tickets_closed_before: usize,
+}
+
+#[derive(Serialize, utoipa::ToSchema)]
+pub struct JourneyMove {
+    pub journey_id: String,
+    pub name: String,
+    pub jps: Option<f64>,
+    pub jps_before: Option<f64>,
+    pub delta: f64,
 }
 
 /// The first steps, and which are done.
@@ -69,10 +130,49 @@ pub struct StartHere {
 }
 
 pub async fn brief(st: &Arc<App>, p: &Principal) -> AppResult<Brief> {
+    // the figures that need the equity fit or the metric reports first, then one blocking
+    // pass over the store for the rest
+    let equity = crate::equity::current(st, &p.tenant_id).await?;
+    let mut expansion: Vec<ExpansionSignal> = equity.report.expansion.clone();
+    let growth_potential: f64 = expansion
+        .iter()
+        .map(|e| ((e.spend_last_90_days - e.spend_prior_90_days) * 365.0 / 90.0).max(0.0))
+        .sum();
+    let expanding_accounts = expansion.len();
+    expansion.sort_by(|a, b| {
+        (b.spend_last_90_days - b.spend_prior_90_days)
+            .total_cmp(&(a.spend_last_90_days - a.spend_prior_90_days))
+    });
+    expansion.truncate(5);
+    let nrr = equity.report.nrr;
+    let mut scores = vec![];
+    for metric in ["nps", "csat", "ces"] {
+        let q = MetricQuery {
+            from: None,
+            to: None,
+            interval: Some("week".into()),
+            by: None,
+        };
+        scores.push(crate::feedback::report(&st.store, &p.tenant_id, metric, &q).await?);
+    }
+    let today = chrono::Utc::now().date_naive();
+    let week_q = MetricQuery {
+        from: Some(
+            (today - chrono::Duration::days(6))
+                .format("%Y-%m-%d")
+                .to_string(),
+        ),
+        to: Some(today.format("%Y-%m-%d").to_string()),
+        interval: Some("day".into()),
+        by: None,
+    };
+    let week_nps = crate::feedback::report(&st.store, &p.tenant_id, "nps", &week_q).await?;
+
     let t = p.tenant_id.clone();
     let me = p.actor.clone();
     let now = chrono::Utc::now().timestamp_millis();
-    let mut brief = blocking(st, move |s| {
+    let app = st.clone();
+    blocking(st, move |s| {
         let (revenue_at_risk, accounts_at_risk) = crate::health::revenue_at_risk(s, &t)?;
         let mut open: Vec<Alert> = s.list_alerts(&t, Some("open"), 10_000)?;
         open.extend(s.list_alerts(&t, Some("acknowledged"), 10_000)?);
@@ -84,8 +184,36 @@ pub async fn brief(st: &Arc<App>, p: &Principal) -> AppResult<Brief> {
                 .then(b.created_at_ms.cmp(&a.created_at_ms))
         });
         open.truncate(5);
-        let tickets: Vec<Ticket> = s
-            .list_tickets(&t, None, 1000)?
+        let day = 86_400_000;
+        let in_week = |at: i64, weeks_back: i64| {
+            let end = now - weeks_back * 7 * day;
+            at > end - 7 * day && at <= end
+        };
+        let mut raised = (0, 0);
+        for a in s.list_alerts(&t, None, 100_000)? {
+            raised.0 += usize::from(in_week(a.created_at_ms, 0));
+            raised.1 += usize::from(in_week(a.created_at_ms, 1));
+        }
+        let all_tickets = s.list_tickets(&t, None, 100_000)?;
+        let count = |f: &dyn Fn(&Ticket) -> Option<i64>, back: i64| {
+            all_tickets
+                .iter()
+                .filter(|k| f(k).is_some_and(|at| in_week(at, back)))
+                .count()
+        };
+        let opened = |k: &Ticket| Some(k.created_at_ms);
+        let closed = |k: &Ticket| k.closed_at_ms;
+        let week = WeekChange {
+            nps: week_nps,
+            alerts_raised: raised.0,
+            alerts_raised_before: raised.1,
+            tickets_opened: count(&opened, 0),
+            tickets_opened_before: count(&opened, 1),
+            tickets_closed: count(&closed, 0),
+            tickets_closed_before: count(&closed, 1),
+        };
+        let fixes = crate::tickets::obstacle_removal(&all_tickets, now);
+        let tickets: Vec<Ticket> = all_tickets
             .into_iter()
             .filter(|k| k.closed_at_ms.is_none())
             .collect();
@@ -94,7 +222,10 @@ pub async fn brief(st: &Arc<App>, p: &Principal) -> AppResult<Brief> {
         let tickets_overdue = tickets.iter().filter(|k| k.due_at_ms < now).count();
         let mut due: Vec<Ticket> = tickets.into_iter().filter(|k| k.due_at_ms < soon).collect();
         due.sort_by_key(|k| k.due_at_ms);
-        due.truncate(5);
+        due.truncate(10);
+        let mut at_risk_accounts = s.account_health(&t, Some("at_risk"), 1000, 0)?;
+        at_risk_accounts.sort_by(|a, b| b.arr.total_cmp(&a.arr));
+        at_risk_accounts.truncate(8);
         let queue = crate::decisions::review_queue(s, &t, now)?;
         let oldest_review_ms = queue.items.iter().map(|i| i.decision.record.at_ms).min();
         let mut themes = crate::themes::list(s, &t, 90, false)?.themes;
@@ -130,14 +261,26 @@ pub async fn brief(st: &Arc<App>, p: &Principal) -> AppResult<Brief> {
                 write_key_prefix,
             })
         };
-        // the figures that need the equity fit and the metric reports are filled in below
+        let figures = Figures {
+            ces: scores
+                .iter()
+                .find(|r| r.metric == "ces")
+                .and_then(|r| r.overall.as_ref())
+                .map(|c| (c.value, c.n)),
+            themes: themes.iter().map(|t| t.name.clone()).collect(),
+            median_fix: fixes.median_hours_to_verified_fix,
+            fixes: fixes.verified_fixes_30d,
+            nrr,
+            revenue_at_risk,
+            accounts_at_risk,
+        };
         Ok(Brief {
             revenue_at_risk,
             accounts_at_risk,
-            growth_potential: 0.0,
-            expanding_accounts: 0,
-            expansion: vec![],
-            scores: vec![],
+            growth_potential,
+            expanding_accounts,
+            expansion,
+            scores,
             alerts: open,
             open_alerts,
             my_alerts,
@@ -150,34 +293,206 @@ pub async fn brief(st: &Arc<App>, p: &Principal) -> AppResult<Brief> {
             growing_themes: themes,
             agent_resolution_rate,
             start,
+            north_star: north_star(&app, s, &t, now, &figures)?,
+            week,
+            journey_moves: journey_moves(s, &t)?,
+            at_risk_accounts,
+            verified_fixes_30d: fixes.verified_fixes_30d,
+            median_hours_to_verified_fix: fixes.median_hours_to_verified_fix,
         })
     })
-    .await?;
-    let equity = crate::equity::current(st, &p.tenant_id).await?;
-    let mut expansion: Vec<ExpansionSignal> = equity.report.expansion.clone();
-    let growth_potential: f64 = expansion
-        .iter()
-        .map(|e| ((e.spend_last_90_days - e.spend_prior_90_days) * 365.0 / 90.0).max(0.0))
-        .sum();
-    let expanding_accounts = expansion.len();
-    expansion.sort_by(|a, b| {
-        (b.spend_last_90_days - b.spend_prior_90_days)
-            .total_cmp(&(a.spend_last_90_days - a.spend_prior_90_days))
-    });
-    expansion.truncate(5);
-    let mut scores = vec![];
-    for metric in ["nps", "csat", "ces"] {
-        let q = MetricQuery {
-            from: None,
-            to: None,
-            interval: Some("week".into()),
-            by: None,
-        };
-        scores.push(crate::feedback::report(&st.store, &p.tenant_id, metric, &q).await?);
+    .await
+}
+
+/// What the North Star KPIs are read from (the brief's own figures, so they agree).
+struct Figures {
+    ces: Option<(f64, u64)>,
+    themes: Vec<String>,
+    median_fix: Option<f64>,
+    fixes: u64,
+    nrr: Option<f64>,
+    revenue_at_risk: f64,
+    accounts_at_risk: usize,
+}
+
+/// The stage from the self-assessment when there is one, else from the data, and the KPIs
+/// its North Star names.
+fn north_star(
+    app: &App,
+    s: &dyn cxm_store::Store,
+    t: &str,
+    now: i64,
+    f: &Figures,
+) -> AppResult<NorthStar> {
+    use cxm_domain::maturity::Stage;
+    let view = crate::maturity::view(app, s, t, now)?;
+    let (a, basis) = match view.assessment {
+        Some(a) => (a, "assessment"),
+        None => (view.evidence, "evidence"),
+    };
+    let kpis = match a.stage {
+        Stage::Repair => vec![
+            Kpi {
+                key: "ces",
+                label: "Customer effort",
+                value: f.ces.map(|c| c.0),
+                unit: "ces",
+                detail: f.ces.map_or("no effort answers yet".into(), |(_, n)| {
+                    format!("{n} answers, last 90 days; lower is easier")
+                }),
+                href: "/voc",
+            },
+            Kpi {
+                key: "failure_demand",
+                label: "Top reasons to contact you",
+                value: None,
+                unit: "text",
+                detail: if f.themes.is_empty() {
+                    "no theme is growing this week".into()
+                } else {
+                    f.themes.join(", ")
+                },
+                href: "/themes",
+            },
+        ],
+        Stage::Elevate => {
+            let fcr = journey_fcr(s, t)?;
+            vec![
+                Kpi {
+                    key: "fcr",
+                    label: "First-contact resolution",
+                    value: fcr.map(|(v, _)| v),
+                    unit: "percent",
+                    detail: fcr.map_or("no journey visit has ended yet".into(), |(_, n)| {
+                        format!("of {n} ended journey visits, no repeat contact within 7 days")
+                    }),
+                    href: "/journeys",
+                },
+                Kpi {
+                    key: "time_to_fix",
+                    label: "Time to fix systemic issues",
+                    value: f.median_fix,
+                    unit: "hours",
+                    detail: format!(
+                        "median, opening to a verified close, over {} tickets in 30 days",
+                        f.fixes
+                    ),
+                    href: "/tickets",
+                },
+            ]
+        }
+        Stage::Optimize => vec![
+            Kpi {
+                key: "nrr",
+                label: "Net revenue retention",
+                value: f.nrr,
+                unit: "percent",
+                detail: if f.nrr.is_some() {
+                    "revenue kept and grown from the accounts of a year ago".into()
+                } else {
+                    "needs two years of payments by account".into()
+                },
+                href: "/equity",
+            },
+            Kpi {
+                key: "revenue_at_risk",
+                label: "Revenue at risk",
+                value: Some(f.revenue_at_risk),
+                unit: "money",
+                detail: format!("{} accounts with an open alert", f.accounts_at_risk),
+                href: "/alerts",
+            },
+        ],
+        Stage::Differentiate => {
+            let roi = crate::maturity::roi_view(app, s, t, now)?;
+            let jps: Vec<f64> = crate::journeys::summaries(s, t, chrono::Utc::now())?
+                .iter()
+                .filter_map(|j| j.jps)
+                .collect();
+            vec![
+                Kpi {
+                    key: "rox",
+                    label: "Return on experience",
+                    value: Some(roi.result_with_data.total),
+                    unit: "money",
+                    detail: "a year, from the ROI model with your data put in".into(),
+                    href: "/maturity",
+                },
+                Kpi {
+                    key: "jps",
+                    label: "Journey Performance Score",
+                    value: (!jps.is_empty()).then(|| jps.iter().sum::<f64>() / jps.len() as f64),
+                    unit: "jps",
+                    detail: format!("mean over {} journeys", jps.len()),
+                    href: "/journeys",
+                },
+            ]
+        }
+    };
+    Ok(NorthStar {
+        stage: a.stage,
+        also_called: a.also_called,
+        basis,
+        north_star: a.north_star,
+        kpis,
+    })
+}
+
+/// First-contact resolution over every journey's stages, weighted by ended visits: the
+/// share with no repeat contact within seven days, and how many visits ended.
+fn journey_fcr(s: &dyn cxm_store::Store, t: &str) -> AppResult<Option<(f64, u64)>> {
+    let (mut ok, mut n) = (0.0, 0u64);
+    for j in s.list_journeys(t)? {
+        let m = crate::journeys::metrics(s, t, &j, chrono::Utc::now())?;
+        for st in &m.stages {
+            let ended = st.converted + st.looped;
+            if let Some(f) = st.fcr_pct {
+                ok += f / 100.0 * ended as f64;
+                n += ended;
+            }
+        }
     }
-    brief.growth_potential = growth_potential;
-    brief.expanding_accounts = expanding_accounts;
-    brief.expansion = expansion;
-    brief.scores = scores;
-    Ok(brief)
+    Ok((n > 0).then(|| (ok / n as f64, n)))
+}
+
+/// JPS over the last 30 days against the 30 before, for journeys where it moved.
+fn journey_moves(s: &dyn cxm_store::Store, t: &str) -> AppResult<Vec<JourneyMove>> {
+    let journeys = s.list_journeys(t)?;
+    if journeys.is_empty() || s.max_event_seq()? == 0 || !crate::journeys::scan_ready(s, t)? {
+        return Ok(vec![]);
+    }
+    let now = chrono::Utc::now();
+    let today = now.date_naive();
+    let days = |d: i64| today - chrono::Duration::days(d);
+    let last = crate::journeys::metrics_in(
+        s,
+        t,
+        &journeys,
+        crate::journeys::window_of_days(days(29), days(0)),
+        now,
+    )?;
+    let before = crate::journeys::metrics_in(
+        s,
+        t,
+        &journeys,
+        crate::journeys::window_of_days(days(59), days(30)),
+        now,
+    )?;
+    let mut moves: Vec<JourneyMove> = last
+        .into_iter()
+        .zip(before)
+        .filter_map(|(a, b)| {
+            let delta = a.score.jps? - b.score.jps?;
+            (delta.abs() >= 0.5).then(|| JourneyMove {
+                journey_id: a.journey_id,
+                name: a.name,
+                jps: a.score.jps,
+                jps_before: b.score.jps,
+                delta: (delta * 10.0).round() / 10.0,
+            })
+        })
+        .collect();
+    moves.sort_by(|a, b| b.delta.abs().total_cmp(&a.delta.abs()));
+    moves.truncate(5);
+    Ok(moves)
 }

@@ -92,6 +92,32 @@ async fn health_from_events(backend: Backend) {
     );
     // 8 of 13 weight lost
     assert_eq!(acme["score"], 38.5);
+
+    // the home brief reads the same figures: the success manager's at-risk list, the
+    // leader's money and North Star, and the week's counts
+    let home = app.get_json("/api/v1/home").await;
+    let alerts = app.get_json("/api/v1/alerts?status=open").await;
+    let open = alerts["alerts"].as_array().unwrap().len();
+    assert!(open >= 2, "{alerts}");
+    assert_eq!(home["at_risk_accounts"][0]["group_id"], "acme", "{home}");
+    assert_eq!(home["at_risk_accounts"].as_array().unwrap().len(), 1);
+    assert_eq!(home["revenue_at_risk"], at_risk["revenue_at_risk"]);
+    assert_eq!(home["week"]["alerts_raised"], open, "every alert is new");
+    assert_eq!(home["week"]["alerts_raised_before"], 0);
+    assert_eq!(home["week"]["nps"]["overall"]["n"], 1, "{}", home["week"]);
+    assert_eq!(home["week"]["nps"]["overall"]["value"], -100.0);
+    assert!(home["week"]["nps"]["change"]["previous"].is_null());
+    assert_eq!(home["north_star"]["basis"], "evidence");
+    let stage = home["north_star"]["stage"].as_str().unwrap();
+    assert!(
+        ["repair", "elevate", "optimize", "differentiate"].contains(&stage),
+        "{stage}"
+    );
+    assert_eq!(home["north_star"]["kpis"].as_array().unwrap().len(), 2);
+    assert!(
+        home["journey_moves"].as_array().unwrap().is_empty(),
+        "no journeys"
+    );
     let all = app.get_json("/api/v1/accounts").await;
     let band_of = |id: &str| {
         all["accounts"]
