@@ -26,7 +26,7 @@ const tickets = await api("/api/v1/tickets");
 const journeys = await api("/api/v1/journeys");
 const experiments = await api("/api/v1/experiments");
 const pages = [
-  ["home", "/"], ["customers", "/customers"], ["accounts", "/accounts"], ["alerts", "/alerts"],
+  ["home", "/"], ["home-support", "/?view=support"], ["home-success", "/?view=success"], ["customers", "/customers"], ["accounts", "/accounts"], ["alerts", "/alerts"],
   ["voc", "/voc"], ["themes", "/themes"], ["responses", "/responses"], ["voc-30-days", "/voc?days=30"], ["surveys", "/surveys"], ["survey-builder", "/surveys/build"],
   ["journeys", "/journeys"], ["tickets", "/tickets"], ["reviews", "/reviews"], ["agents", "/agents"],
   ["decisions", "/decisions"], ["equity", "/equity"], ["experiments", "/experiments"], ["maturity", "/maturity"],
@@ -41,7 +41,10 @@ pages.push(["account", "/accounts/umbrella"]);
 const ticket = first(tickets, "tickets");
 if (ticket) pages.push(["ticket", `/tickets/${ticket.id}`]);
 const journey = first(journeys, "journeys");
-if (journey) pages.push(["journey", `/journeys/${journey.id ?? journey.journey_id}`]);
+if (journey) {
+  pages.push(["journey", `/journeys/${journey.id ?? journey.journey_id}`]);
+  pages.push(["journey-30-days", `/journeys/${journey.id ?? journey.journey_id}?days=30`]);
+}
 const experiment = first(experiments, "experiments");
 if (experiment) pages.push(["experiment", `/experiments/${experiment.id}`]);
 

@@ -202,11 +202,18 @@ fn as_ms(v: &Value) -> Option<i64> {
         .or_else(|| f64::try_from(v.clone()).ok().map(|f| f as i64))
 }
 
-/// Registers the filters: `num`, `money`, `money_short`, `score`, `signed`, `percent`,
+/// Registers the filters: `num`, `count` (`{{ n | count("answer") }}` is "1 answer" or
+/// "1,204 answers"), `money`, `money_short`, `score`, `signed`, `percent`,
 /// `hours`, `segment`, `ago`, `when` and `day`. A missing value reads as an en dash.
 pub fn register(env: &mut Environment<'static>) {
     env.add_filter("num", |v: Value, decimals: Option<usize>| {
         as_f64(&v).map_or("–".into(), |x| grouped(x, decimals.unwrap_or(0)))
+    });
+    env.add_filter("count", |v: Value, noun: String| {
+        as_f64(&v).map_or("–".into(), |x| {
+            let s = if x == 1.0 { "" } else { "s" };
+            format!("{} {noun}{s}", grouped(x, 0))
+        })
     });
     env.add_filter("money", |state: &State, v: Value| {
         as_f64(&v).map_or("–".into(), |x| money(x, &locale_of(state), false))
