@@ -30,6 +30,37 @@ pub trait Store:
 {
     fn backend(&self) -> &'static str;
     fn ping(&self) -> Result<()>;
+    /// The cluster's nodes and partition leases: PostgreSQL only (one embedded SQLite file
+    /// serves one process).
+    fn cluster(&self) -> Option<&dyn ClusterStore> {
+        None
+    }
+}
+
+/// Cluster membership and partition ownership, kept in the shared database and timed by its
+/// clock. A lease is held by one node for a time; taking it from another node (or after
+/// letting it lapse) gives it a new, larger epoch, and every fenced write names the epoch it
+/// was made under.
+pub trait ClusterStore: Send + Sync {
+    /// Records that `node` is alive for `ttl_ms` more. Refused (`Conflict`) while another
+    /// process (`instance`) holds the same node id with a fresh heartbeat.
+    fn heartbeat(&self, node: &str, instance: &str, ttl_ms: i64) -> Result<()>;
+    /// Drops the node's heartbeat and every lease it holds (a clean stop).
+    fn leave(&self, node: &str, instance: &str) -> Result<()>;
+    /// Nodes whose heartbeat has not expired, by id.
+    fn live_nodes(&self) -> Result<Vec<ClusterNode>>;
+    /// Every partition's lease, by partition.
+    fn leases(&self) -> Result<Vec<Lease>>;
+    /// Renews the lease if `node` holds it, or takes it when it is free or expired; `None`
+    /// when another node holds it.
+    fn acquire(&self, partition: i32, node: &str, ttl_ms: i64) -> Result<Option<Lease>>;
+    /// Gives a held lease up at once (another node may take it on its next round).
+    fn release(&self, partition: i32, node: &str, epoch: i64) -> Result<bool>;
+    /// The fenced write of an owner: moves the partition's applied position to `seq`, only
+    /// while `node` holds the lease at `epoch` and it has not expired. `Conflict` otherwise.
+    fn advance_applied(&self, partition: i32, node: &str, epoch: i64, seq: i64) -> Result<()>;
+    /// Every epoch granted for a partition, oldest first: `(epoch, owner)`.
+    fn lease_history(&self, partition: i32) -> Result<Vec<(i64, String)>>;
 }
 
 /// Tenants, their keys, users and sessions, and the documents a tenant keeps (settings).

@@ -93,6 +93,10 @@ const MIGRATIONS: &[(i64, &str)] = &[
         22,
         include_str!("../../migrations/postgres/0022_opaque_ids.sql"),
     ),
+    (
+        23,
+        include_str!("../../migrations/postgres/0023_cluster.sql"),
+    ),
 ];
 const POOL_SIZE: usize = 8;
 
@@ -223,6 +227,9 @@ macro_rules! step_up_columns {
 impl Store for PgStore {
     fn backend(&self) -> &'static str {
         "postgres"
+    }
+    fn cluster(&self) -> Option<&dyn ClusterStore> {
+        Some(self)
     }
     fn ping(&self) -> Result<()> {
         self.with(|c| Ok(c.client.simple_query("SELECT 1").map(|_| ())?))
@@ -402,6 +409,7 @@ use rows::*;
 
 // one room per capability; declared last so they see the macros above
 mod agents;
+mod cluster;
 mod equity;
 mod events;
 mod health;

@@ -43,6 +43,8 @@ pub(crate) fn nps_rows(rows: Vec<(String, [i64; 3])>) -> Vec<ThemeNps> {
 
 mod agents;
 pub use agents::*;
+mod cluster;
+pub use cluster::*;
 mod equity;
 pub use equity::*;
 mod events;

@@ -1,0 +1,196 @@
+//! Cluster membership and partition leases in PostgreSQL. Each statement reads the time from
+//! the database (`now()`), never from the node, so a node with a skewed clock cannot stretch
+//! a lease; taking a lease and logging its epoch happen in one transaction.
+
+use super::*;
+
+/// Milliseconds since the epoch of a timestamp column, in SQL.
+macro_rules! ms {
+    ($col:literal) => {
+        concat!("(extract(epoch from ", $col, ") * 1000)::bigint")
+    };
+}
+
+const LEASE_COLUMNS: &str = concat!(
+    "partition, owner, epoch, ",
+    ms!("acquired_at"),
+    ", ",
+    ms!("renewed_at"),
+    ", ",
+    ms!("expires_at"),
+    ", expires_at <= now(), applied_seq"
+);
+
+fn lease_of(r: &Row) -> Lease {
+    Lease {
+        partition: r.get(0),
+        owner: r.get(1),
+        epoch: r.get(2),
+        acquired_at_ms: r.get(3),
+        renewed_at_ms: r.get(4),
+        expires_at_ms: r.get(5),
+        expired: r.get(6),
+        applied_seq: r.get(7),
+    }
+}
+
+impl ClusterStore for PgStore {
+    fn heartbeat(&self, node: &str, instance: &str, ttl_ms: i64) -> Result<()> {
+        self.tx(|g| {
+            let n = g.exec(
+                "INSERT INTO cluster_nodes (node_id, instance, started_at, heartbeat_at, expires_at)
+                 VALUES ($1, $2, now(), now(), now() + $3::float8 * interval '1 millisecond')
+                 ON CONFLICT (node_id) DO UPDATE SET
+                   started_at = CASE WHEN cluster_nodes.instance = excluded.instance THEN cluster_nodes.started_at ELSE now() END,
+                   instance = excluded.instance, heartbeat_at = now(), expires_at = excluded.expires_at
+                 WHERE cluster_nodes.instance = excluded.instance OR cluster_nodes.expires_at <= now()",
+                &[&node, &instance, &(ttl_ms as f64)],
+            )?;
+            if n == 0 {
+                return Err(StoreError::Conflict(format!(
+                    "node id {node} is in use by another running process"
+                )));
+            }
+            Ok(())
+        })
+    }
+
+    fn leave(&self, node: &str, instance: &str) -> Result<()> {
+        self.tx(|g| {
+            let n = g.exec(
+                "DELETE FROM cluster_nodes WHERE node_id = $1 AND instance = $2",
+                &[&node, &instance],
+            )?;
+            if n > 0 {
+                g.exec(
+                    "UPDATE cluster_leases SET expires_at = now() WHERE owner = $1 AND expires_at > now()",
+                    &[&node],
+                )?;
+            }
+            Ok(())
+        })
+    }
+
+    fn live_nodes(&self) -> Result<Vec<ClusterNode>> {
+        self.tx(|g| {
+            Ok(g.all(
+                concat!(
+                    "SELECT node_id, ",
+                    ms!("started_at"),
+                    ", ",
+                    ms!("heartbeat_at"),
+                    ", ",
+                    ms!("expires_at"),
+                    " FROM cluster_nodes WHERE expires_at > now() ORDER BY node_id"
+                ),
+                &[],
+            )?
+            .iter()
+            .map(|r| ClusterNode {
+                node_id: r.get(0),
+                started_at_ms: r.get(1),
+                heartbeat_at_ms: r.get(2),
+                expires_at_ms: r.get(3),
+            })
+            .collect())
+        })
+    }
+
+    fn leases(&self) -> Result<Vec<Lease>> {
+        self.with(|c| {
+            Ok(c.client
+                .query(
+                    &format!("SELECT {LEASE_COLUMNS} FROM cluster_leases ORDER BY partition"),
+                    &[],
+                )?
+                .iter()
+                .map(lease_of)
+                .collect())
+        })
+    }
+
+    fn acquire(&self, partition: i32, node: &str, ttl_ms: i64) -> Result<Option<Lease>> {
+        let ttl = ttl_ms as f64;
+        self.with(|c| {
+            let mut tx = c.client.transaction()?;
+            // renewing keeps the epoch; taking a free, expired or lapsed lease makes a new one.
+            // A conflicting writer waits on the row lock, then sees the committed lease.
+            let row = tx.query_opt(
+                &format!(
+                    "INSERT INTO cluster_leases AS l (partition, owner, epoch, acquired_at, renewed_at, expires_at)
+                     VALUES ($1, $2, 1, now(), now(), now() + $3::float8 * interval '1 millisecond')
+                     ON CONFLICT (partition) DO UPDATE SET
+                       epoch = CASE WHEN l.owner = excluded.owner AND l.expires_at > now() THEN l.epoch ELSE l.epoch + 1 END,
+                       acquired_at = CASE WHEN l.owner = excluded.owner AND l.expires_at > now() THEN l.acquired_at ELSE now() END,
+                       owner = excluded.owner, renewed_at = now(), expires_at = excluded.expires_at
+                     WHERE l.owner = excluded.owner OR l.expires_at <= now()
+                     RETURNING {LEASE_COLUMNS}"
+                ),
+                &[&partition, &node, &ttl],
+            )?;
+            let Some(row) = row else {
+                tx.rollback()?;
+                return Ok(None);
+            };
+            let lease = lease_of(&row);
+            // the primary key refuses a second owner of one epoch
+            tx.execute(
+                "INSERT INTO cluster_lease_log (partition, epoch, owner, granted_at) VALUES ($1, $2, $3, now())
+                 ON CONFLICT (partition, epoch) DO NOTHING",
+                &[&partition, &lease.epoch, &node],
+            )?;
+            let logged: String = tx
+                .query_one(
+                    "SELECT owner FROM cluster_lease_log WHERE partition = $1 AND epoch = $2",
+                    &[&partition, &lease.epoch],
+                )?
+                .get(0);
+            if logged != node {
+                tx.rollback()?;
+                return Err(StoreError::Conflict(format!(
+                    "partition {partition} epoch {} was granted to {logged} already",
+                    lease.epoch
+                )));
+            }
+            tx.commit()?;
+            Ok(Some(lease))
+        })
+    }
+
+    fn release(&self, partition: i32, node: &str, epoch: i64) -> Result<bool> {
+        self.tx(|g| {
+            Ok(g.exec(
+                "UPDATE cluster_leases SET expires_at = now() WHERE partition = $1 AND owner = $2 AND epoch = $3 AND expires_at > now()",
+                &[&partition, &node, &epoch],
+            )? == 1)
+        })
+    }
+
+    fn advance_applied(&self, partition: i32, node: &str, epoch: i64, seq: i64) -> Result<()> {
+        self.tx(|g| {
+            let n = g.exec(
+                "UPDATE cluster_leases SET applied_seq = GREATEST(applied_seq, $4)
+                 WHERE partition = $1 AND owner = $2 AND epoch = $3 AND expires_at > now()",
+                &[&partition, &node, &epoch, &seq],
+            )?;
+            if n == 0 {
+                return Err(StoreError::Conflict(format!(
+                    "{node} no longer holds partition {partition} at epoch {epoch}"
+                )));
+            }
+            Ok(())
+        })
+    }
+
+    fn lease_history(&self, partition: i32) -> Result<Vec<(i64, String)>> {
+        self.tx(|g| {
+            Ok(g.all(
+                "SELECT epoch, owner FROM cluster_lease_log WHERE partition = $1 ORDER BY epoch",
+                &[&partition],
+            )?
+            .iter()
+            .map(|r| (r.get(0), r.get(1)))
+            .collect())
+        })
+    }
+}

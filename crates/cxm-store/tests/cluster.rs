@@ -1,0 +1,142 @@
+//! Partition leases in PostgreSQL: one owner at a time, epochs that only grow, a former
+//! owner's late write refused, and a node id two processes cannot share.
+
+use std::time::Duration;
+
+use cxm_store::testing::{pg_admin_url, TestDb};
+use cxm_store::{PgStore, Store, StoreError, StoreSettings};
+
+fn store() -> Option<(TestDb, PgStore)> {
+    let Some(admin) = pg_admin_url() else {
+        eprintln!("skipping postgres: set CXM_TEST_DATABASE_URL");
+        return None;
+    };
+    let db = TestDb::create(&admin);
+    let s = PgStore::connect(&db.url, StoreSettings::default()).unwrap();
+    Some((db, s))
+}
+
+#[test]
+fn a_lease_has_one_owner_and_a_late_write_is_fenced() {
+    let Some((_db, s)) = store() else { return };
+    let c = s.cluster().expect("postgres keeps cluster state");
+    let a = c
+        .acquire(7, "node-a", 400)
+        .unwrap()
+        .expect("a free partition is taken");
+    assert_eq!((a.owner.as_str(), a.epoch, a.expired), ("node-a", 1, false));
+    assert!(c.acquire(7, "node-b", 400).unwrap().is_none(), "held by a");
+    // renewing keeps the epoch and moves the expiry
+    let renewed = c.acquire(7, "node-a", 400).unwrap().unwrap();
+    assert_eq!(renewed.epoch, 1);
+    assert!(renewed.expires_at_ms >= a.expires_at_ms);
+    c.advance_applied(7, "node-a", 1, 100).unwrap();
+
+    std::thread::sleep(Duration::from_millis(500));
+    let b = c
+        .acquire(7, "node-b", 5_000)
+        .unwrap()
+        .expect("an expired lease is taken");
+    assert_eq!(
+        (b.owner.as_str(), b.epoch, b.applied_seq),
+        ("node-b", 2, 100)
+    );
+    // a's write under its old epoch is refused, b's goes through, and positions never go back
+    let late = c.advance_applied(7, "node-a", 1, 150).unwrap_err();
+    assert!(matches!(late, StoreError::Conflict(_)), "{late:?}");
+    c.advance_applied(7, "node-b", 2, 180).unwrap();
+    c.advance_applied(7, "node-b", 2, 170).unwrap();
+    assert_eq!(c.leases().unwrap()[0].applied_seq, 180);
+    assert!(
+        c.acquire(7, "node-a", 400).unwrap().is_none(),
+        "b holds it now"
+    );
+    assert!(
+        !c.release(7, "node-b", 1).unwrap(),
+        "only the epoch held can be released"
+    );
+    assert!(c.release(7, "node-b", 2).unwrap());
+    let again = c.acquire(7, "node-a", 400).unwrap().unwrap();
+    assert_eq!(
+        again.epoch, 3,
+        "a released lease changes hands with a new epoch"
+    );
+    assert_eq!(
+        c.lease_history(7).unwrap(),
+        vec![
+            (1, "node-a".to_string()),
+            (2, "node-b".to_string()),
+            (3, "node-a".to_string())
+        ]
+    );
+}
+
+#[test]
+fn a_node_id_is_one_process_at_a_time() {
+    let Some((_db, s)) = store() else { return };
+    let c = s.cluster().unwrap();
+    c.heartbeat("node-a", "first", 400).unwrap();
+    c.heartbeat("node-a", "first", 400).unwrap();
+    let twice = c.heartbeat("node-a", "second", 400).unwrap_err();
+    assert!(
+        matches!(&twice, StoreError::Conflict(m) if m.contains("in use")),
+        "{twice:?}"
+    );
+    assert_eq!(c.live_nodes().unwrap().len(), 1);
+    // once the first process's heartbeat lapses, the id is free again
+    std::thread::sleep(Duration::from_millis(500));
+    assert!(c.live_nodes().unwrap().is_empty());
+    c.heartbeat("node-a", "second", 5_000).unwrap();
+    // a clean stop lets its leases go at once
+    c.acquire(1, "node-a", 5_000).unwrap().unwrap();
+    c.leave("node-a", "second").unwrap();
+    assert!(c.live_nodes().unwrap().is_empty());
+    assert!(c.leases().unwrap()[0].expired);
+    assert_eq!(c.acquire(1, "node-b", 5_000).unwrap().unwrap().epoch, 2);
+}
+
+#[test]
+fn racing_nodes_never_share_an_epoch() {
+    let Some((_db, s)) = store() else { return };
+    let s = std::sync::Arc::new(s);
+    // eight threads grab sixteen partitions with short leases, over and over
+    let threads: Vec<_> = (0..8)
+        .map(|t| {
+            let s = s.clone();
+            std::thread::spawn(move || {
+                let c = s.cluster().unwrap();
+                let me = format!("node-{t}");
+                for round in 0..30 {
+                    for p in 0..16 {
+                        if (p + round + t) % 3 == 0 {
+                            c.acquire(p, &me, 30).unwrap();
+                        }
+                    }
+                }
+            })
+        })
+        .collect();
+    for t in threads {
+        t.join().unwrap();
+    }
+    let c = s.cluster().unwrap();
+    for p in 0..16 {
+        let h = c.lease_history(p).unwrap();
+        assert!(!h.is_empty(), "partition {p} was taken");
+        for (i, (epoch, _)) in h.iter().enumerate() {
+            assert_eq!(
+                *epoch,
+                i as i64 + 1,
+                "partition {p}: epochs grow by one: {h:?}"
+            );
+        }
+        let now = c
+            .leases()
+            .unwrap()
+            .into_iter()
+            .find(|l| l.partition == p)
+            .unwrap();
+        assert_eq!(now.epoch, h.len() as i64);
+        assert_eq!(now.owner, h.last().unwrap().1);
+    }
+}
