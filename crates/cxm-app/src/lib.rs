@@ -11,6 +11,7 @@ pub mod accounts;
 pub mod agents;
 pub mod audit;
 pub mod auth;
+pub mod cluster;
 pub mod customers;
 pub mod decisions;
 pub mod equity;
