@@ -110,6 +110,9 @@ pub(crate) enum Cmd {
     /// The tamper-evident audit log of decisions, reviews and admin actions.
     #[command(subcommand)]
     Audit(agent_cli::AuditCmd),
+    /// Cluster mode on PostgreSQL: nodes and partition owners.
+    #[command(subcommand)]
+    Cluster(crate::cluster_cli::ClusterCmd),
     /// Events set aside at ingest, with the reason.
     Quarantine {
         /// The tenant's id or name.

@@ -29,6 +29,13 @@ pub struct ServeArgs {
     /// Address to listen on (default 127.0.0.1:8080).
     #[arg(long, env = "CXM_LISTEN")]
     pub listen: Option<SocketAddr>,
+    /// Run as one node of a cluster on the --database-url PostgreSQL: this node's unique id.
+    /// Each tenant's workers then run on the node that holds its partition's lease.
+    #[arg(long, env = "CXM_NODE_ID")]
+    pub node_id: Option<String>,
+    /// Virtual partitions of a cluster (every node must agree; default 64).
+    #[arg(long, env = "CXM_PARTITIONS")]
+    pub partitions: Option<u32>,
     /// Extra mount point for the tracking API, e.g. /collect serves /collect/v1/batch.
     #[arg(long, env = "CXM_PATH_PREFIX")]
     pub path_prefix: Option<String>,
@@ -159,6 +166,8 @@ impl FileConfig {
 pub struct Settings {
     pub data_dir: PathBuf,
     pub database_url: Option<String>,
+    /// This node's id and the cluster's partitions, in cluster mode.
+    pub cluster: Option<(String, u32)>,
     pub listen: SocketAddr,
     pub http: cxm_http::HttpConfig,
     pub dedup_window: Duration,
@@ -302,17 +311,36 @@ impl Settings {
             ),
             _ => anyhow::bail!("set both the llm base url and the llm model, or neither"),
         };
+        let database_url = store
+            .database_url
+            .clone()
+            .or(file.database_url)
+            .filter(|s| !s.is_empty());
+        let cluster = match (&serve.node_id, serve.partitions) {
+            (None, None) => None,
+            (None, Some(_)) => {
+                anyhow::bail!("--partitions is for cluster mode: give --node-id too")
+            }
+            (Some(node), partitions) => {
+                anyhow::ensure!(
+                    database_url.is_some(),
+                    "cluster mode keeps its leases in PostgreSQL: give --database-url with --node-id"
+                );
+                let partitions = partitions.unwrap_or(64);
+                // the same checks the keeper makes, at start rather than on the first round
+                cxm_app::cluster::Membership::new(node, partitions, Duration::from_secs(15))
+                    .map_err(|e| anyhow::anyhow!(e.detail))?;
+                Some((node.clone(), partitions))
+            }
+        };
         Ok(Settings {
+            cluster,
             data_dir: store
                 .data_dir
                 .clone()
                 .or(file.data_dir)
                 .unwrap_or_else(|| PathBuf::from("./cxm-data")),
-            database_url: store
-                .database_url
-                .clone()
-                .or(file.database_url)
-                .filter(|s| !s.is_empty()),
+            database_url,
             listen,
             http: cxm_http::HttpConfig {
                 max_request_bytes,

@@ -9,6 +9,7 @@ mod agent_cli;
 mod analyze;
 mod args;
 mod bench;
+mod cluster_cli;
 mod clv_cli;
 mod config;
 mod customer_cli;
@@ -503,6 +504,7 @@ fn run(cli: Cli) -> anyhow::Result<()> {
             agent_cli::retention(settings()?.open_existing_store()?.as_ref(), c)
         }
         Cmd::Agent(ref c) => agent_cli::agent(settings()?.open_existing_store()?.as_ref(), c),
+        Cmd::Cluster(ref c) => cluster_cli::cluster(settings()?.open_existing_store()?.as_ref(), c),
         Cmd::Audit(ref c) => {
             if agent_cli::audit(settings()?.open_existing_store()?.as_ref(), c)? {
                 Ok(())

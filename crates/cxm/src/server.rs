@@ -28,6 +28,80 @@ pub async fn shutdown_signal() {
     tokio::select! { _ = ctrl_c => {}, _ = term => {} }
 }
 
+/// How long a partition lease and a node's heartbeat last; the keeper renews every third.
+const LEASE_TTL: std::time::Duration = std::time::Duration::from_secs(15);
+
+type KeeperTask = (
+    tokio::task::JoinHandle<()>,
+    tokio::sync::watch::Sender<bool>,
+);
+
+/// Joins the cluster: a first round at once (a node id another live process holds is refused
+/// here, before anything is served), then a round every third of the lease until stopped,
+/// when the node leaves so the others take its partitions at once.
+async fn join_cluster(
+    store: Arc<dyn Store>,
+    node: &str,
+    partitions: u32,
+) -> anyhow::Result<(Arc<cxm_app::cluster::LeasePlacement>, KeeperTask)> {
+    use cxm_app::cluster::{Keeper, LeasePlacement, Membership};
+    let membership =
+        Membership::new(node, partitions, LEASE_TTL).map_err(|e| anyhow::anyhow!(e.detail))?;
+    let placement = Arc::new(LeasePlacement::new(partitions));
+    let (s, p) = (store.clone(), placement.clone());
+    let mut keeper = tokio::task::spawn_blocking(move || -> anyhow::Result<Keeper> {
+        let c = s
+            .cluster()
+            .ok_or_else(|| anyhow::anyhow!("cluster mode needs PostgreSQL"))?;
+        let mut k = Keeper::new(membership);
+        let r = k.round(c).map_err(|e| anyhow::anyhow!(e.detail))?;
+        tracing::info!(node = %k.membership.node, live_nodes = r.live_nodes, held = r.held, "joined the cluster");
+        p.update(&k);
+        Ok(k)
+    })
+    .await??;
+    let (stop, mut stopped) = tokio::sync::watch::channel(false);
+    let p = placement.clone();
+    let task = tokio::spawn(async move {
+        loop {
+            tokio::select! {
+                _ = tokio::time::sleep(LEASE_TTL / 3) => {}
+                _ = stopped.changed() => break,
+            }
+            let (s, p2) = (store.clone(), p.clone());
+            keeper = match tokio::task::spawn_blocking(move || {
+                if let Some(c) = s.cluster() {
+                    match keeper.round(c) {
+                        Ok(r) if !(r.taken.is_empty() && r.lost.is_empty() && r.released.is_empty()) => {
+                            tracing::info!(node = %keeper.membership.node, live_nodes = r.live_nodes, held = r.held,
+                                taken = ?r.taken, lost = ?r.lost, released = ?r.released, "partition leases changed");
+                        }
+                        Ok(_) => {}
+                        // leases run out by themselves: a node that cannot renew stops acting
+                        Err(e) => tracing::warn!(error = %e.detail, "lease round failed"),
+                    }
+                }
+                p2.update(&keeper);
+                keeper
+            })
+            .await
+            {
+                Ok(k) => k,
+                Err(_) => return,
+            };
+        }
+        let _ = tokio::task::spawn_blocking(move || {
+            if let Some(c) = store.cluster() {
+                if let Err(e) = keeper.leave(c) {
+                    tracing::warn!(error = %e.detail, "could not leave the cluster; its leases will expire");
+                }
+            }
+        })
+        .await;
+    });
+    Ok((placement, (task, stop)))
+}
+
 /// Serves on `listener` until `shutdown` resolves. Order matters on the way out: stop
 /// accepting, let every in-flight request get its commit, then let the writer drain.
 pub async fn run(
@@ -39,11 +113,16 @@ pub async fn run(
     let (committer, writer) = Committer::spawn(store.clone());
     let app = cxm_app::App::new(store.clone(), committer, settings.app_config());
     let state = cxm_http::AppState::with_app(app.clone(), settings.http.clone());
-    let supervisor = cxm_app::supervisor::Supervisor::start(
-        app.clone(),
-        cxm_app::workers::all(&app),
-        Arc::new(cxm_app::supervisor::Everything),
-    );
+    let (placement, keeper): (Arc<dyn cxm_app::supervisor::Placement>, _) = match &settings.cluster
+    {
+        None => (Arc::new(cxm_app::supervisor::Everything), None),
+        Some((node, partitions)) => {
+            let (p, k) = join_cluster(store.clone(), node, *partitions).await?;
+            (p, Some(k))
+        }
+    };
+    let supervisor =
+        cxm_app::supervisor::Supervisor::start(app.clone(), cxm_app::workers::all(&app), placement);
     let _ = state.workers.set(supervisor.roster());
     drop(app);
     tracing::info!(addr = %listener.local_addr()?, store = store.backend(), workers = ?supervisor.roster().names(), "serving");
@@ -52,6 +131,10 @@ pub async fn run(
     supervisor.stop(std::time::Duration::from_secs(10)).await;
     // the router (and with it the last committer handle) is gone: the writer finishes its queue
     writer.await.ok();
+    if let Some((task, stop)) = keeper {
+        let _ = stop.send(true);
+        task.await.ok();
+    }
     tracing::info!("stopped; every acknowledged event is committed");
     Ok(())
 }

@@ -1,6 +1,7 @@
 //! The real binary: scriptable setup, import, rebuild, help, and data acknowledged before a
 //! `kill -9` surviving the restart.
 
+mod cluster;
 mod governance;
 mod journeys;
 mod value;
@@ -259,6 +260,9 @@ fn serve_help_documents_every_option() {
         "--header-timeout-secs",
         "--body-timeout-secs",
         "--max-connections",
+        "--node-id",
+        "--partitions",
+        "CXM_NODE_ID",
         "CXM_WEBHOOK_ALLOW_NETWORK",
         "CXM_LISTEN",
         "CXM_DATA_DIR",
