@@ -237,21 +237,58 @@ impl Keeper {
 /// holds the lease of the tenant's partition; store-wide workers (retention, audit
 /// checkpoints) run on the holder of partition 0, so exactly one node runs them.
 pub struct LeasePlacement {
+    node: String,
     partitions: u32,
     held: std::sync::RwLock<BTreeMap<i32, Held>>,
+    /// Partitions taken, lost or given back since start.
+    changes: std::sync::atomic::AtomicU64,
+}
+
+/// This node as its placement sees it: for `/readyz`, `/metrics` and the cluster API.
+#[derive(Debug, Clone, Serialize, utoipa::ToSchema)]
+pub struct NodeView {
+    pub node: String,
+    pub partitions: u32,
+    /// The partitions held now, each with its epoch.
+    pub held: Vec<(i32, i64)>,
+    pub lease_changes: u64,
 }
 
 impl LeasePlacement {
-    pub fn new(partitions: u32) -> LeasePlacement {
+    pub fn new(node: &str, partitions: u32) -> LeasePlacement {
         LeasePlacement {
+            node: node.to_string(),
             partitions,
             held: Default::default(),
+            changes: Default::default(),
         }
     }
 
     /// Takes the keeper's view after a round.
-    pub fn update(&self, k: &Keeper) {
+    pub fn update(&self, k: &Keeper, round: Option<&Round>) {
         *self.held.write().unwrap_or_else(|p| p.into_inner()) = k.held.clone();
+        if let Some(r) = round {
+            let n = r.taken.len() + r.lost.len() + r.released.len();
+            self.changes
+                .fetch_add(n as u64, std::sync::atomic::Ordering::Relaxed);
+        }
+    }
+
+    pub fn view(&self) -> NodeView {
+        let now = Instant::now();
+        NodeView {
+            node: self.node.clone(),
+            partitions: self.partitions,
+            held: self
+                .held
+                .read()
+                .unwrap_or_else(|p| p.into_inner())
+                .iter()
+                .filter(|(_, h)| h.until > now)
+                .map(|(p, h)| (*p, h.epoch))
+                .collect(),
+            lease_changes: self.changes.load(std::sync::atomic::Ordering::Relaxed),
+        }
     }
 
     fn holds(&self, partition: i32) -> bool {

@@ -101,6 +101,8 @@ pub struct AppState {
     pub pages: pages::Pages,
     /// The workers' figures for `/readyz` and `/metrics`, once they run.
     pub workers: std::sync::OnceLock<Arc<cxm_app::supervisor::Roster>>,
+    /// This node's partitions, in cluster mode.
+    pub cluster: std::sync::OnceLock<Arc<cxm_app::cluster::LeasePlacement>>,
     /// The names the dashboard answers to, known once the listener is bound.
     hosts: std::sync::OnceLock<browser::Hosts>,
 }
@@ -146,6 +148,7 @@ impl AppState {
             started: Instant::now(),
             pages: pages::Pages::new(),
             workers: std::sync::OnceLock::new(),
+            cluster: std::sync::OnceLock::new(),
             hosts: std::sync::OnceLock::new(),
             config,
         })

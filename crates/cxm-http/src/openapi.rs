@@ -52,12 +52,12 @@ impl Modify for Security {
         crate::api::privacy::erase, crate::api::privacy::export, crate::api::privacy::get_consent, crate::api::privacy::add_consent, crate::api::privacy::get_retention, crate::api::privacy::put_retention, crate::api::privacy::purge_now,
         crate::api::experiments::list, crate::api::experiments::create, crate::api::experiments::get_one, crate::api::experiments::replace, crate::api::experiments::set_status, crate::api::experiments::set_rollout, crate::api::experiments::assign, crate::api::experiments::results, crate::api::experiments::ab_calculator, crate::api::experiments::sample_size,
         crate::api::equity::get_equity, crate::api::equity::get_settings, crate::api::equity::put_settings, crate::api::equity::customer_value,
-        crate::api::home::get_brief, crate::api::home::get_locale, crate::api::home::put_locale,
+        crate::api::home::get_brief, crate::api::home::get_locale, crate::api::home::put_locale, crate::api::cluster::get_cluster,
         crate::api::maturity::get_maturity, crate::api::maturity::put_assessment, crate::api::maturity::get_roi, crate::api::maturity::put_roi,
         crate::api::users::list, crate::api::users::disable_api, crate::api::users::enable_api, crate::api::users::password_api, crate::api::users::revoke_api,
     ),
     modifiers(&Security),
-    tags((name = "ingest"), (name = "customers"), (name = "feedback"), (name = "themes"), (name = "journeys"), (name = "health"), (name = "tickets"), (name = "webhooks"), (name = "agents"), (name = "provenance"), (name = "experiments"), (name = "equity"), (name = "maturity"), (name = "home"), (name = "keys"), (name = "users"))
+    tags((name = "ingest"), (name = "customers"), (name = "feedback"), (name = "themes"), (name = "journeys"), (name = "health"), (name = "tickets"), (name = "webhooks"), (name = "agents"), (name = "provenance"), (name = "experiments"), (name = "equity"), (name = "maturity"), (name = "home"), (name = "keys"), (name = "users"), (name = "cluster"))
 )]
 pub struct ApiDoc;
 

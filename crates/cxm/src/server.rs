@@ -47,7 +47,7 @@ async fn join_cluster(
     use cxm_app::cluster::{Keeper, LeasePlacement, Membership};
     let membership =
         Membership::new(node, partitions, LEASE_TTL).map_err(|e| anyhow::anyhow!(e.detail))?;
-    let placement = Arc::new(LeasePlacement::new(partitions));
+    let placement = Arc::new(LeasePlacement::new(node, partitions));
     let (s, p) = (store.clone(), placement.clone());
     let mut keeper = tokio::task::spawn_blocking(move || -> anyhow::Result<Keeper> {
         let c = s
@@ -56,7 +56,7 @@ async fn join_cluster(
         let mut k = Keeper::new(membership);
         let r = k.round(c).map_err(|e| anyhow::anyhow!(e.detail))?;
         tracing::info!(node = %k.membership.node, live_nodes = r.live_nodes, held = r.held, "joined the cluster");
-        p.update(&k);
+        p.update(&k, Some(&r));
         Ok(k)
     })
     .await??;
@@ -70,18 +70,21 @@ async fn join_cluster(
             }
             let (s, p2) = (store.clone(), p.clone());
             keeper = match tokio::task::spawn_blocking(move || {
+                let mut round = None;
                 if let Some(c) = s.cluster() {
                     match keeper.round(c) {
-                        Ok(r) if !(r.taken.is_empty() && r.lost.is_empty() && r.released.is_empty()) => {
-                            tracing::info!(node = %keeper.membership.node, live_nodes = r.live_nodes, held = r.held,
-                                taken = ?r.taken, lost = ?r.lost, released = ?r.released, "partition leases changed");
+                        Ok(r) => {
+                            if !(r.taken.is_empty() && r.lost.is_empty() && r.released.is_empty()) {
+                                tracing::info!(node = %keeper.membership.node, live_nodes = r.live_nodes, held = r.held,
+                                    taken = ?r.taken, lost = ?r.lost, released = ?r.released, "partition leases changed");
+                            }
+                            round = Some(r);
                         }
-                        Ok(_) => {}
                         // leases run out by themselves: a node that cannot renew stops acting
                         Err(e) => tracing::warn!(error = %e.detail, "lease round failed"),
                     }
                 }
-                p2.update(&keeper);
+                p2.update(&keeper, round.as_ref());
                 keeper
             })
             .await
@@ -117,12 +120,15 @@ pub async fn run(
     {
         None => (Arc::new(cxm_app::supervisor::Everything), None),
         Some((node, partitions)) => {
-            let (p, k) = join_cluster(store.clone(), node, *partitions).await?;
-            (p, Some(k))
+            let (p, (task, stop)) = join_cluster(store.clone(), node, *partitions).await?;
+            (p.clone(), Some((task, stop, p)))
         }
     };
     let supervisor =
         cxm_app::supervisor::Supervisor::start(app.clone(), cxm_app::workers::all(&app), placement);
+    if let Some((_, _, p)) = &keeper {
+        let _ = state.cluster.set(p.clone());
+    }
     let _ = state.workers.set(supervisor.roster());
     drop(app);
     tracing::info!(addr = %listener.local_addr()?, store = store.backend(), workers = ?supervisor.roster().names(), "serving");
@@ -131,7 +137,7 @@ pub async fn run(
     supervisor.stop(std::time::Duration::from_secs(10)).await;
     // the router (and with it the last committer handle) is gone: the writer finishes its queue
     writer.await.ok();
-    if let Some((task, stop)) = keeper {
+    if let Some((task, stop, _)) = keeper {
         let _ = stop.send(true);
         task.await.ok();
     }

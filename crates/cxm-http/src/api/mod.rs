@@ -5,6 +5,7 @@
 
 pub mod agents;
 pub mod audit;
+pub mod cluster;
 pub mod decisions;
 pub mod equity;
 pub mod experiments;
@@ -146,6 +147,7 @@ pub fn routes(prefix: &str) -> Router<Arc<AppState>> {
         .merge(maturity::routes())
         .merge(webhooks::routes())
         .merge(users::routes())
+        .merge(cluster::routes())
         .route("/healthz", get(ops::healthz))
         .route("/readyz", get(ops::readyz))
         .route("/metrics", get(ops::metrics));

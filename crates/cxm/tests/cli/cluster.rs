@@ -88,6 +88,59 @@ fn nodes_share_partitions_and_refuse_a_twin() {
         );
         std::thread::sleep(Duration::from_millis(500));
     }
+    // the node says what it holds on /readyz and /metrics, and owners read the cluster
+    let out = node(&db.url, "")
+        .args(["tenant", "create", "Acme", "--json"])
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let t: Value = serde_json::from_slice(&out.stdout).unwrap();
+    let rt = tokio::runtime::Runtime::new().unwrap();
+    rt.block_on(async {
+        let http = super::reqwest::Client::new();
+        let ready: Value = http
+            .get(format!("{}/readyz", second.1))
+            .send()
+            .await
+            .unwrap()
+            .json()
+            .await
+            .unwrap();
+        assert_eq!(ready["cluster"]["node"], "node-2", "{ready}");
+        assert_eq!(
+            ready["cluster"]["held"].as_array().unwrap().len(),
+            4,
+            "{ready}"
+        );
+        let metrics = http
+            .get(format!("{}/metrics", second.1))
+            .send()
+            .await
+            .unwrap()
+            .text()
+            .await
+            .unwrap();
+        assert!(
+            metrics.contains("cxm_cluster_partitions_held 4"),
+            "{metrics}"
+        );
+        let view: Value = http
+            .get(format!("{}/api/v1/cluster", second.1))
+            .bearer_auth(t["secret_key"].as_str().unwrap())
+            .send()
+            .await
+            .unwrap()
+            .json()
+            .await
+            .unwrap();
+        assert_eq!(view["this_node"]["node"], "node-2", "{view}");
+        assert_eq!(view["nodes"].as_array().unwrap().len(), 2, "{view}");
+        assert_eq!(view["leases"].as_array().unwrap().len(), 8);
+    });
     // the same node id again, while node-1 is alive: refused before it serves anything
     let twin = node(&db.url, "node-1")
         .args(["--listen", &format!("127.0.0.1:{}", free_port())])
