@@ -31,7 +31,7 @@ const pages = [
   ["journeys", "/journeys"], ["tickets", "/tickets"], ["reviews", "/reviews"], ["agents", "/agents"],
   ["decisions", "/decisions"], ["equity", "/equity"], ["experiments", "/experiments"], ["maturity", "/maturity"],
   ["workspace", "/settings/workspace"], ["data", "/settings/data"], ["quarantine", "/quarantine"],
-  ["keys", "/settings/keys"], ["users", "/settings/users"], ["your-account", "/settings/account"],
+  ["keys", "/settings/keys"], ["users", "/settings/users"], ["cluster", "/settings/cluster"], ["your-account", "/settings/account"],
   ["not-found", "/no-such-page"],
 ];
 const first = (list, key) => (Array.isArray(list) ? list : list?.[key] ?? [])[0];

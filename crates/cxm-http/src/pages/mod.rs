@@ -4,6 +4,7 @@
 
 pub mod agents;
 pub mod builder;
+mod cluster;
 pub(crate) mod csv;
 mod customers;
 mod data;
@@ -152,6 +153,7 @@ impl Pages {
             ("verify.html", include_str!("../../templates/verify.html")),
             ("step_up.html", include_str!("../../templates/step_up.html")),
             ("equity.html", include_str!("../../templates/equity.html")),
+            ("cluster.html", include_str!("../../templates/cluster.html")),
             (
                 "maturity.html",
                 include_str!("../../templates/maturity.html"),
@@ -268,6 +270,7 @@ pub fn routes() -> Router<Arc<AppState>> {
         .route("/logout", post(logout))
         .route("/", get(home))
         .route("/settings/data", get(data_page))
+        .route("/settings/cluster", get(cluster::cluster_page))
         .route(
             "/settings/workspace",
             get(workspace_page).post(save_workspace),

@@ -1,0 +1,97 @@
+//! The cluster (under Settings, owners and admins): the node that answered, the live nodes
+//! and each partition's owner, or what running several nodes takes when this one runs alone.
+
+use super::*;
+
+pub(crate) async fn cluster_page(State(st): State<Arc<AppState>>, headers: HeaderMap) -> Response {
+    let p = match session(&st, &headers, "/settings/cluster").await {
+        Ok(p) => p,
+        Err(r) => return r,
+    };
+    if let Err(e) = p.require_admin() {
+        return ApiError::from(e).into_response();
+    }
+    let node = st.cluster.get().map(|c| c.view());
+    let status = match &node {
+        None => None,
+        Some(n) => {
+            let partitions = n.partitions;
+            match cxm_app::blocking(&st, move |s| {
+                let c = s.cluster().ok_or_else(|| {
+                    cxm_app::AppError::new(ErrorCode::NotFound, "cluster state lives in PostgreSQL")
+                })?;
+                cxm_app::cluster::status(c, partitions)
+            })
+            .await
+            {
+                Ok(s) => Some(s),
+                Err(e) => return e.into_response(),
+            }
+        }
+    };
+    let now = chrono::Utc::now().timestamp_millis();
+    st.pages.render(
+        "cluster.html",
+        context! { title => "Cluster", page => "cluster", user => user_ctx(&p), node => node,
+        status => status, now_ms => now, backend => st.store.0.backend() },
+    )
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use cxm_app::cluster::{NodeView, Status};
+    use cxm_store::{ClusterNode, Lease};
+
+    fn render(ctx: minijinja::Value) -> String {
+        let pages = Pages::new();
+        let t = pages.env.get_template("cluster.html").unwrap();
+        t.render(context! { locale => Locale::default(), ..ctx })
+            .unwrap()
+    }
+
+    #[test]
+    fn the_page_shows_nodes_and_owners_or_how_to_run_several() {
+        let now = 1_800_000_000_000i64;
+        let lease = |p: i32, owner: &str, expired: bool| Lease {
+            partition: p,
+            owner: owner.into(),
+            epoch: 3,
+            acquired_at_ms: now - 60_000,
+            renewed_at_ms: now - 2_000,
+            expires_at_ms: now + 13_000,
+            expired,
+            applied_seq: 0,
+        };
+        let node = NodeView {
+            node: "web-1".into(),
+            partitions: 2,
+            held: vec![(0, 3)],
+            lease_changes: 4,
+        };
+        let status = Status {
+            nodes: vec![ClusterNode {
+                node_id: "web-1".into(),
+                started_at_ms: now - 3_600_000,
+                heartbeat_at_ms: now - 1_000,
+                expires_at_ms: now + 14_000,
+            }],
+            leases: vec![lease(0, "web-1", false), lease(1, "web-2", true)],
+            unowned: vec![1],
+        };
+        let html = render(
+            context! { node => node, status => status, now_ms => now, backend => "postgres" },
+        );
+        assert!(html.contains("answered by <strong data-testid=\"this-node\">web-1</strong>, which holds 1 of 2 partitions"), "{html}");
+        assert!(
+            html.contains("13 s left") && html.contains("expired"),
+            "{html}"
+        );
+        assert!(html.contains("taken over within a lease"));
+        let alone = render(
+            context! { node => None::<NodeView>, status => None::<Status>, now_ms => now, backend => "sqlite" },
+        );
+        assert!(alone.contains("on the embedded store"), "{alone}");
+        assert!(alone.contains("--node-id"));
+    }
+}
