@@ -320,6 +320,14 @@ pub struct Status {
     pub unowned: Vec<i32>,
 }
 
+/// [`status`] of the store's cluster; not found when the store keeps none (SQLite).
+pub fn status_of(store: &dyn cxm_store::Store, partitions: u32) -> AppResult<Status> {
+    let c = store
+        .cluster()
+        .ok_or_else(|| AppError::new(ErrorCode::NotFound, "cluster state lives in PostgreSQL"))?;
+    status(c, partitions)
+}
+
 pub fn status(c: &dyn ClusterStore, partitions: u32) -> AppResult<Status> {
     let nodes = c.live_nodes().map_err(AppError::from)?;
     let leases = c.leases().map_err(AppError::from)?;

@@ -12,7 +12,7 @@ use crate::auth::Principal;
 use crate::error::{ApiError, ApiResult, ErrorCode};
 use crate::AppState;
 use cxm_app::blocking;
-use cxm_app::cluster::{status, NodeView, Status};
+use cxm_app::cluster::{status_of, NodeView, Status};
 
 pub fn routes() -> Router<Arc<AppState>> {
     Router::new().route("/api/v1/cluster", get(get_cluster))
@@ -44,13 +44,7 @@ pub async fn get_cluster(
         ));
     };
     let partitions = node.partitions;
-    let s = blocking(&st, move |s| {
-        let c = s.cluster().ok_or_else(|| {
-            cxm_app::AppError::new(ErrorCode::NotFound, "cluster state lives in PostgreSQL")
-        })?;
-        status(c, partitions)
-    })
-    .await?;
+    let s = blocking(&st, move |s| status_of(s, partitions)).await?;
     Ok(Json(ClusterView {
         this_node: node,
         status: s,

@@ -16,13 +16,7 @@ pub(crate) async fn cluster_page(State(st): State<Arc<AppState>>, headers: Heade
         None => None,
         Some(n) => {
             let partitions = n.partitions;
-            match cxm_app::blocking(&st, move |s| {
-                let c = s.cluster().ok_or_else(|| {
-                    cxm_app::AppError::new(ErrorCode::NotFound, "cluster state lives in PostgreSQL")
-                })?;
-                cxm_app::cluster::status(c, partitions)
-            })
-            .await
+            match cxm_app::blocking(&st, move |s| cxm_app::cluster::status_of(s, partitions)).await
             {
                 Ok(s) => Some(s),
                 Err(e) => return e.into_response(),

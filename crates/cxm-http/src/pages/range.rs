@@ -109,6 +109,14 @@ impl RangeQuery {
     }
 }
 
+/// The one-click windows, each marked current or not.
+fn presets(current: impl Fn(u32) -> bool) -> Vec<Value> {
+    PRESETS
+        .iter()
+        .map(|d| json!({"days": d, "label": if *d == 365 { "1 year".to_string() } else { format!("{d} days") }, "current": current(*d)}))
+        .collect()
+}
+
 impl Range {
     pub fn days(&self) -> i64 {
         (self.to - self.from).num_days() + 1
@@ -137,10 +145,7 @@ impl Range {
 
     /// What the picker template (`_range.html`) shows.
     pub fn ctx(&self) -> Value {
-        let presets: Vec<Value> = PRESETS
-            .iter()
-            .map(|d| json!({"days": d, "label": if *d == 365 { "1 year".to_string() } else { format!("{d} days") }, "current": self.is_last(*d)}))
-            .collect();
+        let presets = presets(|d| self.is_last(d));
         let preset = PRESETS.iter().any(|d| self.is_last(*d));
         json!({"from": self.first_day(), "to": self.last_day(), "days": self.days(), "query": self.query(), "presets": presets, "preset": preset,
                "label": format!("{} to {}", self.from.format("%-d %b %Y"), self.to.format("%-d %b %Y"))})
@@ -151,10 +156,7 @@ impl Range {
         let mut v = match range {
             Some(r) => r.ctx(),
             None => {
-                let presets: Vec<Value> = PRESETS
-                    .iter()
-                    .map(|d| json!({"days": d, "label": if *d == 365 { "1 year".to_string() } else { format!("{d} days") }, "current": false}))
-                    .collect();
+                let presets = presets(|_| false);
                 json!({"from": "", "to": "", "query": "", "presets": presets, "preset": true, "label": "All time"})
             }
         };
