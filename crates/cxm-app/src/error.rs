@@ -52,6 +52,7 @@ codes! {
     NotPending => ("not_pending", 409, "The decision is not waiting for a review"),
     ShuttingDown => ("shutting_down", 503, "The server is shutting down"),
     StoreUnavailable => ("store_unavailable", 503, "The store is unavailable"),
+    LogUnavailable => ("log_unavailable", 503, "The ingest log is unavailable"),
     Internal => ("internal", 500, "Internal error"),
 }
 

@@ -404,7 +404,26 @@ pub async fn accept(st: &App, inc: Incoming<'_>) -> AppResult<()> {
             }
         }
     }
-    let outcome = st.committer.submit(req).await?;
+    let outcome = match st.ingest_log.get() {
+        None => st.committer.submit(req).await?,
+        // the events go to the log, to be applied by their partition's owner; what was
+        // quarantined is written here, after the publish, so a refused publish (which the
+        // client retries) does not keep its bad events twice
+        Some(log) => {
+            let mut o = log.publish(&req).await?;
+            if !req.quarantined.is_empty() {
+                let q = st
+                    .committer
+                    .submit(AppendRequest {
+                        events: vec![],
+                        ..req
+                    })
+                    .await?;
+                o.quarantined = q.quarantined;
+            }
+            o
+        }
+    };
     st.metrics
         .ingest_requests_ok
         .fetch_add(1, Ordering::Relaxed);

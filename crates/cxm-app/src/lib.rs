@@ -134,6 +134,11 @@ pub struct App {
     /// Failed sign-ins per account and client, and the argon2 slots (about one per core).
     pub sign_ins: sign_in::Throttle,
     pub sign_in_slots: tokio::sync::Semaphore,
+    /// The cluster's ingest log, when ingest goes through NATS JetStream: events are
+    /// published there and applied by their partition's owner instead of committed here.
+    pub ingest_log: std::sync::OnceLock<Arc<cluster::log::IngestLog>>,
+    /// What this node's partition owners applied from the log.
+    pub apply_stats: Arc<cluster::apply::ApplyStats>,
 }
 
 impl App {
@@ -158,6 +163,8 @@ impl App {
             rollouts: policies::RolloutCache::default(),
             sign_ins: sign_in::Throttle::default(),
             sign_in_slots: sign_in::slots(),
+            ingest_log: Default::default(),
+            apply_stats: Default::default(),
             config,
         })
     }

@@ -90,7 +90,7 @@ pub struct Clock {
 }
 
 /// An event ready to append to the log.
-#[derive(Debug, Clone, PartialEq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct NormalizedEvent {
     pub message_id: String,
     pub event_type: EventType,

@@ -456,6 +456,26 @@ fn apply_event<T: GraphTx>(
     Ok(())
 }
 
+/// The requests a run of log events makes: consecutive events of one tenant and write key
+/// become one request, so the order the log gave them is the order they are applied.
+pub(crate) fn requests_of(events: &[&crate::LogEvent]) -> Vec<AppendRequest> {
+    let mut out: Vec<AppendRequest> = Vec::new();
+    for e in events {
+        match out.last_mut() {
+            Some(r) if r.tenant_id == e.tenant_id && r.write_key_id == e.write_key_id => {
+                r.events.push(e.event.clone())
+            }
+            _ => out.push(AppendRequest {
+                tenant_id: e.tenant_id.clone(),
+                write_key_id: e.write_key_id.clone(),
+                events: vec![e.event.clone()],
+                quarantined: cxm_domain::Quarantine::default(),
+            }),
+        }
+    }
+    out
+}
+
 /// The body of `Store::append` for every backend, run inside one transaction.
 pub(crate) fn append_all<T: GraphTx>(
     tx: &mut T,

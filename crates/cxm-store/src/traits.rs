@@ -61,6 +61,16 @@ pub trait ClusterStore: Send + Sync {
     fn advance_applied(&self, partition: i32, node: &str, epoch: i64, seq: i64) -> Result<()>;
     /// Every epoch granted for a partition, oldest first: `(epoch, owner)`.
     fn lease_history(&self, partition: i32) -> Result<Vec<(i64, String)>>;
+    /// The owner's apply of a batch from the ingest log, in one transaction: the fence is
+    /// checked (and the lease row locked, so the lease cannot change hands until it commits),
+    /// events at or below the saved position are skipped, the rest are appended as
+    /// [`EventStore::append`] would (dedup, events, identity, projections), and the position
+    /// moves to the batch's last. `Conflict` when the fence no longer holds: nothing is written.
+    fn apply(&self, fence: &Fence, batch: &[LogEvent]) -> Result<Applied>;
+    /// Every batch applied to a partition, in the order they committed.
+    fn applies(&self, partition: i32) -> Result<Vec<ApplyRecord>>;
+    /// Forgets apply records older than `older_than_ms` (by the database's clock).
+    fn prune_applies(&self, older_than_ms: i64) -> Result<u64>;
 }
 
 /// Tenants, their keys, users and sessions, and the documents a tenant keeps (settings).

@@ -4,7 +4,7 @@
 use std::time::Duration;
 
 use cxm_store::testing::{pg_admin_url, TestDb};
-use cxm_store::{PgStore, Store, StoreError, StoreSettings};
+use cxm_store::{EventStore, PgStore, Store, StoreError, StoreSettings, TenantStore};
 
 fn store() -> Option<(TestDb, PgStore)> {
     let Some(admin) = pg_admin_url() else {
@@ -139,4 +139,110 @@ fn racing_nodes_never_share_an_epoch() {
         assert_eq!(now.epoch, h.len() as i64);
         assert_eq!(now.owner, h.last().unwrap().1);
     }
+}
+
+fn log_events(tenant: &str, seqs: std::ops::RangeInclusive<i64>) -> Vec<cxm_store::LogEvent> {
+    let clock = cxm_domain::Clock {
+        received_at: chrono::Utc::now(),
+        batch_sent_at: None,
+    };
+    seqs.map(|seq| {
+        let msg = serde_json::json!({"type": "track", "event": "Signed In", "userId": format!("u{}", seq % 3), "messageId": format!("m{seq}")});
+        cxm_store::LogEvent {
+            seq,
+            tenant_id: tenant.into(),
+            write_key_id: "wk".into(),
+            event: cxm_domain::normalize(&msg, 10, &clock, &Default::default()).unwrap(),
+        }
+    })
+    .collect()
+}
+
+/// The owner's apply: a batch lands once with its position; a redelivery (whole or
+/// overlapping) is skipped up to the saved position; a former owner's batch is refused
+/// whole, and every apply is on record under the epoch it was made in.
+#[test]
+fn an_apply_is_fenced_and_a_redelivery_is_skipped() {
+    let Some((_db, s)) = store() else { return };
+    let c = s.cluster().unwrap();
+    let t = s.create_tenant("acme").unwrap().id;
+    let a = c.acquire(3, "node-a", 60_000).unwrap().unwrap();
+    let fence_a = cxm_store::Fence {
+        partition: 3,
+        node: "node-a".into(),
+        epoch: a.epoch,
+    };
+    let first = c.apply(&fence_a, &log_events(&t, 1..=10)).unwrap();
+    assert_eq!(
+        (first.outcome.accepted, first.skipped, first.applied_seq),
+        (10, 0, 10)
+    );
+    // the same batch again (an ack that was lost), then one that overlaps it
+    let again = c.apply(&fence_a, &log_events(&t, 1..=10)).unwrap();
+    assert_eq!(
+        (again.outcome.accepted, again.skipped, again.applied_seq),
+        (0, 10, 10)
+    );
+    let overlap = c.apply(&fence_a, &log_events(&t, 6..=15)).unwrap();
+    assert_eq!(
+        (
+            overlap.outcome.accepted,
+            overlap.skipped,
+            overlap.applied_seq
+        ),
+        (5, 5, 15)
+    );
+    assert_eq!(
+        s.overview(&t, 30, chrono::Utc::now().timestamp_millis())
+            .unwrap()
+            .total_events,
+        15
+    );
+
+    // node-b takes the partition once node-a's lease is given back; node-a's late batch is refused
+    assert!(c.release(3, "node-a", a.epoch).unwrap());
+    let b = c.acquire(3, "node-b", 60_000).unwrap().unwrap();
+    assert_eq!(b.epoch, a.epoch + 1);
+    assert_eq!(b.applied_seq, 15, "the position moves with the partition");
+    let late = c.apply(&fence_a, &log_events(&t, 16..=20));
+    assert!(matches!(late, Err(StoreError::Conflict(_))), "{late:?}");
+    let fence_b = cxm_store::Fence {
+        partition: 3,
+        node: "node-b".into(),
+        epoch: b.epoch,
+    };
+    assert_eq!(
+        c.apply(&fence_b, &log_events(&t, 16..=20))
+            .unwrap()
+            .outcome
+            .accepted,
+        5
+    );
+    assert_eq!(
+        s.overview(&t, 30, chrono::Utc::now().timestamp_millis())
+            .unwrap()
+            .total_events,
+        20
+    );
+    let record: Vec<(i64, String, i64, i64)> = c
+        .applies(3)
+        .unwrap()
+        .into_iter()
+        .map(|r| (r.epoch, r.owner, r.first_seq, r.last_seq))
+        .collect();
+    assert_eq!(
+        record,
+        vec![
+            (a.epoch, "node-a".into(), 1, 10),
+            (a.epoch, "node-a".into(), 11, 15),
+            (b.epoch, "node-b".into(), 16, 20)
+        ]
+    );
+    let leases = c.leases().unwrap();
+    assert!(leases[0].applied_at_ms.is_some());
+    assert_eq!(
+        c.prune_applies(3_600_000).unwrap(),
+        0,
+        "recent records are kept"
+    );
 }

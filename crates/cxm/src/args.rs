@@ -148,6 +148,10 @@ pub(crate) enum Cmd {
         /// The tenant's id or name.
         #[arg(long)]
         tenant: Option<String>,
+        /// Prove the live projections right: compare each tenant's identity graph and
+        /// profiles before and after, and exit non-zero naming the first difference.
+        #[arg(long)]
+        check: bool,
     },
     /// Text analysers as Unix tools: one text per line on stdin, one JSON object per line out.
     #[command(subcommand)]

@@ -36,6 +36,14 @@ pub struct ServeArgs {
     /// Virtual partitions of a cluster (every node must agree; default 64).
     #[arg(long, env = "CXM_PARTITIONS")]
     pub partitions: Option<u32>,
+    /// Ingest through NATS JetStream: the servers of the cluster's ingest log, comma
+    /// separated (nats://h1:4222,nats://h2:4222). Needs --database-url; the node id
+    /// defaults to the host name.
+    #[arg(long, env = "CXM_NATS_URL", value_delimiter = ',')]
+    pub nats_url: Vec<String>,
+    /// Copies of each ingest stream (default 3; a single NATS server keeps one).
+    #[arg(long, env = "CXM_NATS_REPLICAS")]
+    pub nats_replicas: Option<usize>,
     /// Extra mount point for the tracking API, e.g. /collect serves /collect/v1/batch.
     #[arg(long, env = "CXM_PATH_PREFIX")]
     pub path_prefix: Option<String>,
@@ -168,6 +176,8 @@ pub struct Settings {
     pub database_url: Option<String>,
     /// This node's id and the cluster's partitions, in cluster mode.
     pub cluster: Option<(String, u32)>,
+    /// The ingest log's servers and stream replicas, when ingest goes through NATS.
+    pub nats: Option<(Vec<String>, usize)>,
     pub listen: SocketAddr,
     pub http: cxm_http::HttpConfig,
     pub dedup_window: Duration,
@@ -316,7 +326,31 @@ impl Settings {
             .clone()
             .or(file.database_url)
             .filter(|s| !s.is_empty());
-        let cluster = match (&serve.node_id, serve.partitions) {
+        let nats_urls: Vec<String> = serve
+            .nats_url
+            .iter()
+            .map(|u| u.trim().to_string())
+            .filter(|u| !u.is_empty())
+            .collect();
+        let node_id = match (&serve.node_id, nats_urls.is_empty()) {
+            (Some(n), _) => Some(n.clone()),
+            (None, true) => None,
+            (None, false) => Some(host_name()?),
+        };
+        if !nats_urls.is_empty() {
+            anyhow::ensure!(
+                database_url.is_some(),
+                "ingest through NATS applies into PostgreSQL: give --database-url with --nats-url"
+            );
+        }
+        let nats = (!nats_urls.is_empty()).then(|| (nats_urls, serve.nats_replicas.unwrap_or(3)));
+        if let Some((_, r)) = &nats {
+            anyhow::ensure!(
+                (1..=5).contains(r),
+                "--nats-replicas is {r}: JetStream keeps 1 to 5 copies of a stream"
+            );
+        }
+        let cluster = match (&node_id, serve.partitions) {
             (None, None) => None,
             (None, Some(_)) => {
                 anyhow::bail!("--partitions is for cluster mode: give --node-id too")
@@ -335,6 +369,7 @@ impl Settings {
         };
         Ok(Settings {
             cluster,
+            nats,
             data_dir: store
                 .data_dir
                 .clone()
@@ -428,4 +463,14 @@ fn url_is_http(u: &str) -> bool {
         && u.split("://").nth(1).is_some_and(|rest| {
             !rest.is_empty() && !rest.starts_with('/') && !rest.starts_with(':')
         })
+}
+
+/// The host's name, for a node id nobody gave.
+fn host_name() -> anyhow::Result<String> {
+    let name = std::env::var("HOSTNAME")
+        .ok()
+        .or_else(|| std::fs::read_to_string("/proc/sys/kernel/hostname").ok())
+        .map(|s| s.trim().to_string())
+        .filter(|s| !s.is_empty());
+    name.ok_or_else(|| anyhow::anyhow!("cannot tell this host's name: give --node-id"))
 }

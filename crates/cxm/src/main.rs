@@ -608,13 +608,46 @@ fn run(cli: Cli) -> anyhow::Result<()> {
                 }
             }
         }
-        Cmd::Rebuild { ref tenant } => {
+        Cmd::Rebuild { ref tenant, check } => {
             let store = settings()?.open_existing_store()?;
             let started = std::time::Instant::now();
-            let stats = store.rebuild(tenant.as_deref())?;
+            if !check {
+                let stats = store.rebuild(tenant.as_deref())?;
+                println!(
+                    "{}",
+                    json!({"tenants": stats.tenants, "events": stats.events, "seconds": started.elapsed().as_secs_f64()})
+                );
+                return Ok(());
+            }
+            let tenants: Vec<String> = match tenant {
+                Some(t) => {
+                    anyhow::ensure!(store.tenant(t)?.is_some(), "no tenant {t}");
+                    vec![t.clone()]
+                }
+                None => store.list_tenants()?.into_iter().map(|t| t.id).collect(),
+            };
+            let mut events = 0;
+            for t in &tenants {
+                let live = store.identity_snapshot(t)?;
+                events += store.rebuild(Some(t))?.events;
+                let rebuilt = store.identity_snapshot(t)?;
+                if live != rebuilt {
+                    let first = live
+                        .iter()
+                        .zip(&rebuilt)
+                        .find(|(a, b)| a != b)
+                        .map(|(a, b)| format!("live {a:?}, rebuilt {b:?}"))
+                        .unwrap_or_else(|| {
+                            format!("live has {} rows, rebuilt {}", live.len(), rebuilt.len())
+                        });
+                    anyhow::bail!(
+                        "tenant {t}: the live projections differ from the log's: {first}"
+                    );
+                }
+            }
             println!(
                 "{}",
-                json!({"tenants": stats.tenants, "events": stats.events, "seconds": started.elapsed().as_secs_f64()})
+                json!({"tenants": tenants.len(), "events": events, "equal": true, "seconds": started.elapsed().as_secs_f64()})
             );
             Ok(())
         }

@@ -31,6 +31,11 @@ pub async fn shutdown_signal() {
 /// How long a partition lease and a node's heartbeat last; the keeper renews every third.
 const LEASE_TTL: std::time::Duration = std::time::Duration::from_secs(15);
 
+/// How long the record of each applied batch is kept, and how often (in keeper rounds) the
+/// holder of partition 0 prunes it.
+const APPLY_RECORDS_KEPT: std::time::Duration = std::time::Duration::from_secs(7 * 24 * 3600);
+const APPLY_PRUNE_ROUNDS: u64 = 720;
+
 type KeeperTask = (
     tokio::task::JoinHandle<()>,
     tokio::sync::watch::Sender<bool>,
@@ -63,7 +68,9 @@ async fn join_cluster(
     let (stop, mut stopped) = tokio::sync::watch::channel(false);
     let p = placement.clone();
     let task = tokio::spawn(async move {
+        let mut rounds: u64 = 0;
         loop {
+            rounds += 1;
             tokio::select! {
                 _ = tokio::time::sleep(LEASE_TTL / 3) => {}
                 _ = stopped.changed() => break,
@@ -85,6 +92,17 @@ async fn join_cluster(
                     }
                 }
                 p2.update(&keeper, round.as_ref());
+                // the apply records are evidence for a week; the holder of partition 0 forgets
+                // older ones about once an hour
+                if rounds % APPLY_PRUNE_ROUNDS == 1 && keeper.epoch_of(0).is_some() {
+                    if let Some(c) = s.cluster() {
+                        match c.prune_applies(APPLY_RECORDS_KEPT.as_millis() as i64) {
+                            Ok(n) if n > 0 => tracing::info!(removed = n, "pruned old apply records"),
+                            Ok(_) => {}
+                            Err(e) => tracing::warn!(error = %e, "could not prune apply records"),
+                        }
+                    }
+                }
                 keeper
             })
             .await
@@ -116,6 +134,20 @@ pub async fn run(
     let (committer, writer) = Committer::spawn(store.clone());
     let app = cxm_app::App::new(store.clone(), committer, settings.app_config());
     let state = cxm_http::AppState::with_app(app.clone(), settings.http.clone());
+    // the log first: a node that cannot reach NATS must not take leases it cannot serve
+    if let (Some((urls, replicas)), Some((node, partitions))) = (&settings.nats, &settings.cluster)
+    {
+        let log = cxm_app::cluster::log::IngestLog::connect(cxm_app::cluster::log::LogConfig {
+            urls: urls.clone(),
+            partitions: *partitions,
+            replicas: *replicas,
+            node: node.clone(),
+        })
+        .await
+        .map_err(|e| anyhow::anyhow!(e.detail))?;
+        tracing::info!(servers = %urls.join(","), replicas = log.replicas, "ingest goes through the NATS log");
+        let _ = app.ingest_log.set(Arc::new(log));
+    }
     let (placement, keeper): (Arc<dyn cxm_app::supervisor::Placement>, _) = match &settings.cluster
     {
         None => (Arc::new(cxm_app::supervisor::Everything), None),
@@ -129,12 +161,31 @@ pub async fn run(
     if let Some((_, _, p)) = &keeper {
         let _ = state.cluster.set(p.clone());
     }
+    // a partition's owner applies what the log holds for it
+    let applier = match (app.ingest_log.get(), &keeper) {
+        (Some(log), Some((_, _, p))) => {
+            let (stop, stopped) = tokio::sync::watch::channel(false);
+            let task = tokio::spawn(cxm_app::cluster::apply::run(
+                app.clone(),
+                log.clone(),
+                p.clone(),
+                app.apply_stats.clone(),
+                stopped,
+            ));
+            Some((task, stop))
+        }
+        _ => None,
+    };
     let _ = state.workers.set(supervisor.roster());
     drop(app);
     tracing::info!(addr = %listener.local_addr()?, store = store.backend(), workers = ?supervisor.roster().names(), "serving");
     cxm_http::serve(listener, state, shutdown).await?;
     // a pass in progress finishes (its writes reach the committer) before the writer drains
     supervisor.stop(std::time::Duration::from_secs(10)).await;
+    if let Some((task, stop)) = applier {
+        let _ = stop.send(true);
+        task.await.ok();
+    }
     // the router (and with it the last committer handle) is gone: the writer finishes its queue
     writer.await.ok();
     if let Some((task, stop, _)) = keeper {

@@ -22,6 +22,8 @@ pub fn routes() -> Router<Arc<AppState>> {
 pub struct ClusterView {
     /// The node that answered.
     pub this_node: NodeView,
+    /// The node's side of the NATS ingest log, when ingest goes through it.
+    pub ingest_log: Option<cxm_app::cluster::LogView>,
     #[serde(flatten)]
     pub status: Status,
 }
@@ -47,6 +49,7 @@ pub async fn get_cluster(
     let s = blocking(&st, move |s| status_of(s, partitions)).await?;
     Ok(Json(ClusterView {
         this_node: node,
+        ingest_log: cxm_app::cluster::log_view(&st),
         status: s,
     }))
 }

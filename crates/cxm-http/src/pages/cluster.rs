@@ -56,6 +56,7 @@ mod tests {
             expires_at_ms: now + 13_000,
             expired,
             applied_seq: 0,
+            applied_at_ms: None,
         };
         let node = NodeView {
             node: "web-1".into(),

@@ -18,7 +18,8 @@ const LEASE_COLUMNS: &str = concat!(
     ms!("renewed_at"),
     ", ",
     ms!("expires_at"),
-    ", expires_at <= now(), applied_seq"
+    ", expires_at <= now(), applied_seq, ",
+    ms!("applied_at")
 );
 
 fn lease_of(r: &Row) -> Lease {
@@ -31,6 +32,7 @@ fn lease_of(r: &Row) -> Lease {
         expires_at_ms: r.get(5),
         expired: r.get(6),
         applied_seq: r.get(7),
+        applied_at_ms: r.get(8),
     }
 }
 
@@ -191,6 +193,91 @@ impl ClusterStore for PgStore {
             .iter()
             .map(|r| (r.get(0), r.get(1)))
             .collect())
+        })
+    }
+
+    fn apply(&self, fence: &Fence, batch: &[LogEvent]) -> Result<Applied> {
+        self.tx(|g| {
+            // the lease row stays locked until commit: a taker waits, then sees the new position
+            let row = g.opt(
+                "SELECT applied_seq FROM cluster_leases
+                 WHERE partition = $1 AND owner = $2 AND epoch = $3 AND expires_at > now() FOR UPDATE",
+                &[&fence.partition, &fence.node, &fence.epoch],
+            )?;
+            let Some(row) = row else {
+                return Err(StoreError::Conflict(format!(
+                    "{} no longer holds partition {} at epoch {}",
+                    fence.node, fence.partition, fence.epoch
+                )));
+            };
+            let before: i64 = row.get(0);
+            let fresh: Vec<&LogEvent> = batch.iter().filter(|e| e.seq > before).collect();
+            let skipped = batch.len() - fresh.len();
+            let (Some(first), Some(last)) = (fresh.first(), fresh.last()) else {
+                return Ok(Applied {
+                    skipped,
+                    outcome: AppendOutcome::default(),
+                    applied_seq: before,
+                });
+            };
+            let (first, last) = (first.seq, last.seq);
+            let requests = crate::graph::requests_of(&fresh);
+            let tenants: BTreeSet<&str> = requests.iter().map(|r| r.tenant_id.as_str()).collect();
+            for t in &tenants {
+                g.tx.execute("SELECT pg_advisory_xact_lock(hashtext($1))", &[t])?;
+            }
+            let outcomes = graph::append_all(g, &requests, &self.settings)?;
+            let mut outcome = AppendOutcome::default();
+            for o in outcomes {
+                outcome.accepted += o.accepted;
+                outcome.duplicates += o.duplicates;
+                outcome.quarantined += o.quarantined;
+            }
+            g.exec(
+                "UPDATE cluster_leases SET applied_seq = $2, applied_at = now() WHERE partition = $1",
+                &[&fence.partition, &last],
+            )?;
+            let events = fresh.len() as i32;
+            g.exec(
+                "INSERT INTO cluster_applies (partition, epoch, owner, first_seq, last_seq, events, applied_at)
+                 VALUES ($1, $2, $3, $4, $5, $6, now())",
+                &[&fence.partition, &fence.epoch, &fence.node, &first, &last, &events],
+            )?;
+            Ok(Applied {
+                skipped,
+                outcome,
+                applied_seq: last,
+            })
+        })
+    }
+
+    fn applies(&self, partition: i32) -> Result<Vec<ApplyRecord>> {
+        self.tx(|g| {
+            Ok(g.all(
+                "SELECT partition, epoch, owner, first_seq, last_seq, events FROM cluster_applies
+                 WHERE partition = $1 ORDER BY id",
+                &[&partition],
+            )?
+            .iter()
+            .map(|r| ApplyRecord {
+                partition: r.get(0),
+                epoch: r.get(1),
+                owner: r.get(2),
+                first_seq: r.get(3),
+                last_seq: r.get(4),
+                events: r.get(5),
+            })
+            .collect())
+        })
+    }
+
+    fn prune_applies(&self, older_than_ms: i64) -> Result<u64> {
+        let ms = older_than_ms as f64;
+        self.tx(|g| {
+            g.exec(
+                "DELETE FROM cluster_applies WHERE applied_at < now() - $1::float8 * interval '1 millisecond'",
+                &[&ms],
+            )
         })
     }
 }

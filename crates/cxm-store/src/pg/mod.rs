@@ -97,6 +97,10 @@ const MIGRATIONS: &[(i64, &str)] = &[
         23,
         include_str!("../../migrations/postgres/0023_cluster.sql"),
     ),
+    (
+        24,
+        include_str!("../../migrations/postgres/0024_cluster_applies.sql"),
+    ),
 ];
 const POOL_SIZE: usize = 8;
 

@@ -189,3 +189,208 @@ fn nodes_share_partitions_and_refuse_a_twin() {
     }
     drop(second);
 }
+
+/// A NATS server of the test's own (JetStream on, its own port and directory), killed on drop.
+struct Nats(std::process::Child);
+
+impl Drop for Nats {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+fn nats_server() -> Option<&'static str> {
+    ["/usr/sbin/nats-server", "/usr/bin/nats-server"]
+        .into_iter()
+        .find(|p| std::path::Path::new(p).exists())
+}
+
+fn start_nats(bin: &str, port: u16, dir: &std::path::Path) -> Nats {
+    let nats = Nats(
+        Command::new(bin)
+            .args(["-a", "127.0.0.1", "-p", &port.to_string(), "-js", "-sd"])
+            .arg(dir)
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .unwrap(),
+    );
+    for _ in 0..100 {
+        if std::net::TcpStream::connect(("127.0.0.1", port)).is_ok() {
+            return nats;
+        }
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    panic!("nats-server did not start");
+}
+
+fn nats_node(url: &str, nats: &str, partitions: &str, port: u16) -> Command {
+    let mut c = node(url, "");
+    c.args([
+        "serve",
+        "--node-id",
+        "n-1",
+        "--partitions",
+        partitions,
+        "--nats-url",
+        nats,
+        "--listen",
+        &format!("127.0.0.1:{port}"),
+    ]);
+    c
+}
+
+/// Ingest through a real NATS JetStream server: the answer comes once the stream has the
+/// events, the partition's owner applies them once (a resent batch is not stored twice); with
+/// NATS gone the node says so on /readyz and answers ingest 503 with Retry-After, and it
+/// recovers by itself when NATS is back. NATS unreachable at start, and a stream made for
+/// another partition count, stop the node with a sentence that says why.
+#[test]
+fn ingest_goes_through_nats_and_survives_losing_it() {
+    let Some(admin) = pg_admin_url() else {
+        eprintln!("skipping postgres: set CXM_TEST_DATABASE_URL");
+        return;
+    };
+    let Some(bin) = nats_server() else {
+        eprintln!("skipping nats: no nats-server");
+        return;
+    };
+    let db = TestDb::create(&admin);
+    let nats_dir = tempfile::tempdir().unwrap();
+    let nats_port = free_port();
+    let nats_url = format!("nats://127.0.0.1:{nats_port}");
+
+    // nothing listens there yet
+    let out = nats_node(&db.url, &nats_url, "8", free_port())
+        .output()
+        .unwrap();
+    assert!(!out.status.success());
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(err.contains("cannot reach NATS at"), "{err}");
+
+    let mut nats = start_nats(bin, nats_port, nats_dir.path());
+    let t: Value = serde_json::from_slice(
+        &node(&db.url, "")
+            .args(["tenant", "create", "Acme", "--json"])
+            .output()
+            .unwrap()
+            .stdout,
+    )
+    .unwrap();
+    let wk = t["write_key"].as_str().unwrap().to_string();
+    let sk = t["secret_key"].as_str().unwrap().to_string();
+    let port = free_port();
+    let server = Server(
+        nats_node(&db.url, &nats_url, "8", port)
+            .stderr(Stdio::null())
+            .spawn()
+            .unwrap(),
+        format!("http://127.0.0.1:{port}"),
+    );
+    let ready = Instant::now();
+    while !blocking_get_ok(&format!("{}/readyz", server.1)) {
+        assert!(ready.elapsed() < Duration::from_secs(20), "node not ready");
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    let batch = |ids: std::ops::Range<u32>| {
+        let msgs: Vec<Value> = ids
+            .map(|i| serde_json::json!({"type": "track", "event": "Signed In", "userId": format!("u{}", i % 7), "messageId": format!("m{i}")}))
+            .collect();
+        serde_json::json!({"batch": msgs})
+    };
+    let rt = tokio::runtime::Runtime::new().unwrap();
+    let http = super::reqwest::Client::new();
+    let post = |body: Value| {
+        let r = rt.block_on(
+            http.post(format!("{}/v1/batch", server.1))
+                .basic_auth(&wk, Some(""))
+                .json(&body)
+                .send(),
+        );
+        r.unwrap()
+    };
+    // what the store holds, as the owner applied it
+    let stored = || -> i64 {
+        let o: Value = rt
+            .block_on(async {
+                http.get(format!("{}/api/v1/overview", server.1))
+                    .bearer_auth(&sk)
+                    .send()
+                    .await?
+                    .json()
+                    .await
+            })
+            .unwrap();
+        o["total_events"].as_i64().unwrap()
+    };
+    let wait_stored = |n: i64| {
+        let started = Instant::now();
+        loop {
+            let s = stored();
+            if s == n {
+                return;
+            }
+            assert!(
+                started.elapsed() < Duration::from_secs(20),
+                "{s} of {n} stored"
+            );
+            std::thread::sleep(Duration::from_millis(100));
+        }
+    };
+    assert_eq!(post(batch(0..50)).status(), 200);
+    wait_stored(50);
+    // the same batch again, and one that overlaps it: the new ids only
+    assert_eq!(post(batch(0..50)).status(), 200);
+    assert_eq!(post(batch(40..60)).status(), 200);
+    wait_stored(60);
+    std::thread::sleep(Duration::from_millis(500));
+    assert_eq!(stored(), 60, "a resend is not stored twice");
+    let ready: Value = rt
+        .block_on(async {
+            http.get(format!("{}/readyz", server.1))
+                .send()
+                .await?
+                .json()
+                .await
+        })
+        .unwrap();
+    assert_eq!(ready["ingest_log"]["connected"], true, "{ready}");
+    assert_eq!(ready["ingest_log"]["published"], 120, "{ready}");
+
+    // NATS gone: not ready, and ingest says come back
+    drop(nats);
+    let gone = Instant::now();
+    while blocking_get_ok(&format!("{}/readyz", server.1)) {
+        assert!(gone.elapsed() < Duration::from_secs(10), "still ready");
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    let r = post(batch(60..70));
+    assert_eq!(r.status(), 503);
+    assert!(r.headers().get("retry-after").is_some());
+    let problem: Value = rt.block_on(r.json()).unwrap();
+    assert_eq!(problem["code"], "log_unavailable", "{problem}");
+
+    // back by itself once NATS is
+    nats = start_nats(bin, nats_port, nats_dir.path());
+    let back = Instant::now();
+    while !blocking_get_ok(&format!("{}/readyz", server.1)) {
+        assert!(
+            back.elapsed() < Duration::from_secs(20),
+            "did not reconnect"
+        );
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    assert_eq!(post(batch(60..70)).status(), 200);
+    wait_stored(70);
+    drop(server);
+
+    // streams made for 8 partitions do not fit 4: said before anything is served
+    let out = nats_node(&db.url, &nats_url, "4", free_port())
+        .output()
+        .unwrap();
+    assert!(!out.status.success());
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(err.contains("was made with other settings"), "{err}");
+    drop(nats);
+}

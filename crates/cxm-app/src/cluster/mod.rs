@@ -5,6 +5,9 @@
 //! the node's own clock only makes it stop sooner: a lease counts as held locally until the
 //! instant *before* it was asked for plus its length.
 
+pub mod apply;
+pub mod log;
+
 use std::collections::BTreeMap;
 use std::time::{Duration, Instant};
 
@@ -291,6 +294,20 @@ impl LeasePlacement {
         }
     }
 
+    pub fn node(&self) -> &str {
+        &self.node
+    }
+
+    /// Whether this node still holds `partition` at `epoch` (its local view, which ends
+    /// before the database's).
+    pub fn holds_at(&self, partition: i32, epoch: i64) -> bool {
+        self.held
+            .read()
+            .unwrap_or_else(|p| p.into_inner())
+            .get(&partition)
+            .is_some_and(|h| h.epoch == epoch && h.until > Instant::now())
+    }
+
     fn holds(&self, partition: i32) -> bool {
         self.held
             .read()
@@ -374,4 +391,58 @@ mod tests {
             assert!(e.detail.contains(says), "{}", e.detail);
         }
     }
+}
+
+/// This node's side of the ingest log, for `/readyz`, `/metrics` and the cluster API.
+#[derive(Debug, Clone, Serialize, utoipa::ToSchema)]
+pub struct LogView {
+    /// Whether the node holds a connection to a NATS server now.
+    pub connected: bool,
+    pub servers: Vec<String>,
+    /// Copies each stream keeps.
+    pub replicas: usize,
+    /// Events this node published and had acknowledged.
+    pub published: u64,
+    pub publish_retries: u64,
+    /// Requests answered 503 because the log did not acknowledge in time.
+    pub publish_failures: u64,
+    /// Mean time from a request's first publish to its last acknowledgement.
+    pub mean_publish_ms: f64,
+    /// Events this node's partition owners applied (new ones; duplicates not counted).
+    pub applied: u64,
+    /// Redelivered events skipped because their position was applied already.
+    pub skipped: u64,
+    /// Batches refused by the fence (the lease had moved on).
+    pub fenced: u64,
+    /// Per held partition: events in the log not yet pulled, at the last pull.
+    pub lag: BTreeMap<i32, u64>,
+    pub last_apply_ms: Option<i64>,
+}
+
+/// The log's view of `app`, when ingest goes through NATS.
+pub fn log_view(app: &crate::App) -> Option<LogView> {
+    use std::sync::atomic::Ordering::Relaxed;
+    let log = app.ingest_log.get()?;
+    let m = &log.metrics;
+    let stats = &app.apply_stats;
+    let requests = m.publish_requests.load(Relaxed);
+    let last = stats.last_apply_ms.load(Relaxed);
+    Some(LogView {
+        connected: log.connected(),
+        servers: log.config.urls.clone(),
+        replicas: log.replicas,
+        published: m.published.load(Relaxed),
+        publish_retries: m.publish_retries.load(Relaxed),
+        publish_failures: m.publish_failures.load(Relaxed),
+        mean_publish_ms: if requests == 0 {
+            0.0
+        } else {
+            m.publish_micros.load(Relaxed) as f64 / requests as f64 / 1000.0
+        },
+        applied: stats.applied.load(Relaxed),
+        skipped: stats.skipped.load(Relaxed),
+        fenced: stats.fenced.load(Relaxed),
+        lag: stats.lag(),
+        last_apply_ms: (last > 0).then_some(last),
+    })
 }
