@@ -25,7 +25,10 @@ pub type PassFuture<'a> = Pin<Box<dyn Future<Output = AppResult<Pass>> + Send + 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Scope {
     PerTenant,
+    /// Store-wide, on one process of a cluster.
     Once,
+    /// Store-wide, on every process at once: it claims its work in the store.
+    Shared,
 }
 
 /// What a pass found: nothing left to do (pause), or more waiting (go again at once).
@@ -216,6 +219,7 @@ impl Roster {
                         scope: match e.scope {
                             Scope::PerTenant => "tenant",
                             Scope::Once => "once",
+                            Scope::Shared => "shared",
                         },
                         passes: s.passes.load(Ordering::Relaxed),
                         errors: s.errors.load(Ordering::Relaxed),
@@ -338,8 +342,8 @@ async fn one_round(
     let mut failed = false;
     let mut more = false;
     match w.spec().scope {
-        Scope::Once => {
-            if placement.runs(name, None) {
+        Scope::Once | Scope::Shared => {
+            if w.spec().scope == Scope::Shared || placement.runs(name, None) {
                 match w.pass(app, None).await {
                     Ok(p) => more = p == Pass::More,
                     Err(e) => {

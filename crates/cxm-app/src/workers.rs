@@ -177,7 +177,8 @@ pub struct Webhooks;
 
 impl Worker for Webhooks {
     fn spec(&self) -> Spec {
-        Spec::new("webhooks", Scope::Once, Duration::from_secs(1))
+        // every node drains the outbox: the store hands each delivery to one of them
+        Spec::new("webhooks", Scope::Shared, Duration::from_secs(1))
     }
     fn pass<'a>(&'a self, app: &'a Arc<App>, _: Option<&'a str>) -> PassFuture<'a> {
         Box::pin(async move {

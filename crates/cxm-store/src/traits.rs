@@ -685,7 +685,10 @@ pub trait OutboxStore {
         secret: Option<&serde_json::Value>,
         now_ms: i64,
     ) -> Result<usize>;
-    /// Pending deliveries due by `now_ms`, oldest first, across tenants.
+    /// Pending deliveries due by `now_ms`, oldest first, across tenants. PostgreSQL claims
+    /// them for a minute (skipping rows another node is claiming), so every node of a
+    /// cluster drains the one outbox and none sends a delivery another is sending; the
+    /// embedded store serves one process and only reads.
     fn due_webhooks(&self, now_ms: i64, limit: u32) -> Result<Vec<WebhookDelivery>>;
     /// Records an attempt: delivered, retry at `next_attempt_at_ms`, or failed for good.
     fn settle_webhook(

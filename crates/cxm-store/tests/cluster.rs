@@ -246,3 +246,66 @@ fn an_apply_is_fenced_and_a_redelivery_is_skipped() {
         "recent records are kept"
     );
 }
+
+/// Every node of a cluster drains the one webhook outbox: two nodes claiming at once get
+/// disjoint deliveries, a claimed delivery is not due again until its claim runs out, and a
+/// settled retry is due again when it says.
+#[test]
+fn nodes_claim_disjoint_webhook_deliveries() {
+    use cxm_store::OutboxStore;
+    let Some((_db, s)) = store() else { return };
+    let s = std::sync::Arc::new(s);
+    let t = s.create_tenant("acme").unwrap().id;
+    s.add_webhook(
+        &t,
+        &cxm_store::WebhookEndpoint {
+            id: "wh1".into(),
+            url: "https://example.com/hook".into(),
+            secret: "whsec_x".into(),
+            events: vec![],
+            active: true,
+            created_at_ms: 0,
+        },
+    )
+    .unwrap();
+    let now = chrono::Utc::now().timestamp_millis();
+    for i in 0..40 {
+        s.queue_webhook(&t, "alert.raised", &serde_json::json!({"n": i}), None, now)
+            .unwrap();
+    }
+    // two nodes: two connections of the pool, claiming at the same time
+    let node = s.clone();
+    let claim = move || {
+        let s = node;
+        let mut got = vec![];
+        loop {
+            let batch = s.due_webhooks(now, 3).unwrap();
+            if batch.is_empty() {
+                return got;
+            }
+            got.extend(batch.into_iter().map(|d| d.id));
+        }
+    };
+    let other = claim.clone();
+    let (a, b) = (std::thread::spawn(claim), std::thread::spawn(other));
+    let (a, b) = (a.join().unwrap(), b.join().unwrap());
+    let mut all: Vec<i64> = a.iter().chain(&b).copied().collect();
+    all.sort();
+    all.dedup();
+    assert_eq!(all.len(), a.len() + b.len(), "no delivery claimed twice");
+    assert_eq!(all.len(), 40);
+    assert!(
+        s.due_webhooks(now + 1_000, 50).unwrap().is_empty(),
+        "claimed"
+    );
+    let first = all[0];
+    s.settle_webhook(first, "pending", now + 5_000, Some(500), Some("boom"), now)
+        .unwrap();
+    let again = s.due_webhooks(now + 5_000, 50).unwrap();
+    assert_eq!(again.iter().map(|d| d.id).collect::<Vec<_>>(), vec![first]);
+    assert_eq!(
+        s.due_webhooks(now + 61_000, 100).unwrap().len(),
+        39,
+        "claims run out"
+    );
+}

@@ -2,6 +2,9 @@
 
 use super::*;
 
+/// How long a node's claim on a webhook delivery lasts before another node may take it.
+const WEBHOOK_CLAIM_MS: i64 = 60_000;
+
 impl OutboxStore for PgStore {
     fn add_webhook(&self, tenant: &str, e: &WebhookEndpoint) -> Result<()> {
         let events = serde_json::to_string(&e.events)?;
@@ -73,15 +76,23 @@ impl OutboxStore for PgStore {
 
     fn due_webhooks(&self, now_ms: i64, limit: u32) -> Result<Vec<WebhookDelivery>> {
         let limit = i64::from(limit);
+        let claimed_until = now_ms + WEBHOOK_CLAIM_MS;
         self.tx(|g| {
-            g.all(
-                "SELECT id, endpoint_id, message_id, event_type, payload, status, attempts, next_attempt_at, last_status, last_error, created_at, delivered_at, tenant_id, sealed
-                 FROM webhook_deliveries WHERE status = 'pending' AND next_attempt_at <= $1 ORDER BY next_attempt_at, id LIMIT $2",
-                &[&now_ms, &limit],
-            )?
-            .iter()
-            .map(|r| sealed::open_delivery(&self.key, pg_delivery_row(r), r.get(13)))
-            .collect::<Result<Vec<_>>>()
+            // several nodes drain one outbox: each claims what it takes (rows another node
+            // is claiming are skipped, not waited for) by moving it out of the due window; a
+            // node that dies mid-delivery leaves its rows due again once the claim runs out
+            let mut rows = g.all(
+                "WITH due AS (SELECT id FROM webhook_deliveries WHERE status = 'pending' AND next_attempt_at <= $1
+                              ORDER BY next_attempt_at, id LIMIT $2 FOR UPDATE SKIP LOCKED)
+                 UPDATE webhook_deliveries d SET next_attempt_at = $3 FROM due WHERE d.id = due.id
+                 RETURNING d.id, d.endpoint_id, d.message_id, d.event_type, d.payload, d.status, d.attempts, d.next_attempt_at,
+                           d.last_status, d.last_error, d.created_at, d.delivered_at, d.tenant_id, d.sealed",
+                &[&now_ms, &limit, &claimed_until],
+            )?;
+            rows.sort_by_key(|r| r.get::<_, i64>(0));
+            rows.iter()
+                .map(|r| sealed::open_delivery(&self.key, pg_delivery_row(r), r.get(13)))
+                .collect::<Result<Vec<_>>>()
         })
     }
 
