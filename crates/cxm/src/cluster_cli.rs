@@ -40,16 +40,20 @@ pub fn cluster(store: &dyn Store, cmd: &ClusterCmd) -> anyhow::Result<()> {
             (now - n.heartbeat_at_ms).max(0)
         );
     }
-    println!("partition\towner\tepoch\texpires in\tapplied");
+    println!("partition\towner\tepoch\texpires in\tapplied through\tlast apply");
     for l in &s.leases {
         let left = if l.expired {
             "expired".to_string()
         } else {
             format!("{} ms", (l.expires_at_ms - now).max(0))
         };
+        let last = l.applied_at_ms.map_or_else(
+            || "-".to_string(),
+            |t| format!("{} s ago", (now - t).max(0) / 1000),
+        );
         println!(
-            "{}\t{}\t{}\t{}\t{}",
-            l.partition, l.owner, l.epoch, left, l.applied_seq
+            "{}\t{}\t{}\t{}\t{}\t{}",
+            l.partition, l.owner, l.epoch, left, l.applied_seq, last
         );
     }
     if s.unowned.is_empty() {

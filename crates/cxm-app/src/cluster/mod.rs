@@ -327,7 +327,7 @@ impl crate::supervisor::Placement for LeasePlacement {
 }
 
 /// The cluster as the database sees it: for `cxm cluster status` and the API.
-#[derive(Debug, Serialize, utoipa::ToSchema)]
+#[derive(Debug, Clone, Serialize, utoipa::ToSchema)]
 pub struct Status {
     #[schema(value_type = Vec<Object>)]
     pub nodes: Vec<cxm_store::ClusterNode>,
@@ -416,6 +416,8 @@ pub struct LogView {
     pub fenced: u64,
     /// Per held partition: events in the log not yet pulled, at the last pull.
     pub lag: BTreeMap<i32, u64>,
+    /// The lag summed over this node's partitions.
+    pub lag_total: u64,
     pub last_apply_ms: Option<i64>,
 }
 
@@ -442,6 +444,7 @@ pub fn log_view(app: &crate::App) -> Option<LogView> {
         applied: stats.applied.load(Relaxed),
         skipped: stats.skipped.load(Relaxed),
         fenced: stats.fenced.load(Relaxed),
+        lag_total: stats.lag().values().sum(),
         lag: stats.lag(),
         last_apply_ms: (last > 0).then_some(last),
     })

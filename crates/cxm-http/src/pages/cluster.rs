@@ -27,7 +27,8 @@ pub(crate) async fn cluster_page(State(st): State<Arc<AppState>>, headers: Heade
     st.pages.render(
         "cluster.html",
         context! { title => "Cluster", page => "cluster", user => user_ctx(&p), node => node,
-        status => status, now_ms => now, backend => st.store.0.backend() },
+        status => status, now_ms => now, backend => st.store.0.backend(),
+        log => cxm_app::cluster::log_view(&st) },
     )
 }
 
@@ -75,7 +76,7 @@ mod tests {
             unowned: vec![1],
         };
         let html = render(
-            context! { node => node, status => status, now_ms => now, backend => "postgres" },
+            context! { node => node.clone(), status => status.clone(), now_ms => now, backend => "postgres" },
         );
         assert!(html.contains("answered by <strong data-testid=\"this-node\">web-1</strong>, which holds 1 of 2 partitions"), "{html}");
         assert!(
@@ -83,6 +84,33 @@ mod tests {
             "{html}"
         );
         assert!(html.contains("taken over within a lease"));
+        assert!(!html.contains("Ingest log"), "no log without --nats-url");
+        let log = cxm_app::cluster::LogView {
+            connected: false,
+            servers: vec!["nats://n1:4222".into(), "nats://n2:4222".into()],
+            replicas: 3,
+            published: 12_345,
+            publish_retries: 2,
+            publish_failures: 1,
+            mean_publish_ms: 3.25,
+            applied: 12_000,
+            skipped: 0,
+            fenced: 1,
+            lag: [(0, 340)].into_iter().collect(),
+            lag_total: 340,
+            last_apply_ms: Some(now - 2_000),
+        };
+        let html = render(
+            context! { node => node, status => status, now_ms => now, backend => "postgres", log => log },
+        );
+        assert!(
+            html.contains("n2:4222; 3 copies of each stream")
+                && html.contains("not connected")
+                && html.contains("12,345")
+                && html.contains("3.3 ms")
+                && html.contains(">340<"),
+            "{html}"
+        );
         let alone = render(
             context! { node => None::<NodeView>, status => None::<Status>, now_ms => now, backend => "sqlite" },
         );
