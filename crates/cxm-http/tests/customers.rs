@@ -467,7 +467,7 @@ async fn readiness_and_metrics_report_every_worker() {
         assert!(ready["workers"][w].is_object(), "{w}: {ready}");
     }
     assert_eq!(ready["workers"]["themes"]["scope"], "tenant");
-    assert_eq!(ready["workers"]["webhooks"]["scope"], "once");
+    assert_eq!(ready["workers"]["webhooks"]["scope"], "shared");
     assert!(
         ready["workers"]["webhooks"]["passes"].as_u64() > Some(0),
         "{ready}"

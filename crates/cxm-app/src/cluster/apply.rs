@@ -173,6 +173,7 @@ async fn partition(
             .unwrap_or_else(|p| p.into_inner())
             .insert(p, pending);
         // the store's work: retried until it commits or the fence says stop
+        let mut failures = 0u32;
         let applied = loop {
             let (store, f, evs) = (app.store.0.clone(), fence.clone(), events.clone());
             let r = tokio::task::spawn_blocking(move || match store.cluster() {
@@ -189,7 +190,12 @@ async fn partition(
                     break None;
                 }
                 Err(e) => {
-                    tracing::warn!(partition = p, error = %e, "apply failed; retrying the batch");
+                    // a store that is down fails every partition twice a second: say it once,
+                    // then every ten seconds while it lasts
+                    failures += 1;
+                    if failures % 20 == 1 {
+                        tracing::warn!(partition = p, error = %e, attempts = failures, "apply failed; retrying the batch");
+                    }
                     tokio::time::sleep(Duration::from_millis(500)).await;
                     if !placement.holds_at(p, fence.epoch) {
                         break None;
