@@ -74,54 +74,54 @@ pub fn invitation_message(
     plain_message(cfg, to, survey_name, body)
 }
 
+/// Sends one tenant's pending survey invitations and queued emails. It runs per tenant, so
+/// in a cluster the tenant's partition owner is its one sender: no email goes out twice,
+/// and the tenants' mail is spread over the nodes.
 pub async fn send_pending(
     st: &App,
     cfg: &MailConfig,
     transport: &SmtpTransport,
+    tenant: &str,
 ) -> crate::error::AppResult<()> {
-    for tenant in st.store.run(|s| s.list_tenants()).await? {
-        let t = tenant.id.clone();
-        let pending = st
-            .store
-            .run(move |s| s.list_invitations(&t, Some("pending"), None, 100))
-            .await?;
-        let mut names: HashMap<(String, i64), String> = HashMap::new();
-        for inv in pending.into_iter().filter(|i| i.channel == "email") {
-            let key = (inv.survey_id.clone(), inv.version);
-            if !names.contains_key(&key) {
-                let (t, sid, v) = (tenant.id.clone(), inv.survey_id.clone(), inv.version);
-                let name = st
-                    .store
-                    .run(move |s| s.survey(&t, &sid, Some(v)))
-                    .await?
-                    .and_then(|(_, d)| serde_json::from_str::<SurveyDefinition>(&d).ok())
-                    .map_or_else(|| "Your opinion".to_string(), |d| d.name);
-                names.insert(key.clone(), name);
-            }
-            let outcome = match (inv.identifier.strip_prefix("email:"), &inv.url) {
-                (Some(to), Some(link)) => {
-                    match deliver(transport, invitation_message(cfg, to, &names[&key], link)).await
-                    {
-                        Some(r) => r,
-                        None => return Ok(()),
-                    }
-                }
-                (None, _) => Err("the customer has no email address".to_string()),
-                (_, None) => Err("the invitation has no link".to_string()),
-            };
-            let (status, detail) = match outcome {
-                Ok(d) => ("delivered", d),
-                Err(e) => ("failed", e),
-            };
-            let (t, id) = (tenant.id.clone(), inv.id);
-            st.store
-                .run(move |s| s.mark_invitation(&t, id, status, &detail))
-                .await?;
-            tracing::info!(tenant = %tenant.id, invitation = id, status, "survey invitation emailed");
+    let t = tenant.to_string();
+    let pending = st
+        .store
+        .run(move |s| s.list_invitations(&t, Some("pending"), None, 100))
+        .await?;
+    let mut names: HashMap<(String, i64), String> = HashMap::new();
+    for inv in pending.into_iter().filter(|i| i.channel == "email") {
+        let key = (inv.survey_id.clone(), inv.version);
+        if !names.contains_key(&key) {
+            let (t, sid, v) = (tenant.to_string(), inv.survey_id.clone(), inv.version);
+            let name = st
+                .store
+                .run(move |s| s.survey(&t, &sid, Some(v)))
+                .await?
+                .and_then(|(_, d)| serde_json::from_str::<SurveyDefinition>(&d).ok())
+                .map_or_else(|| "Your opinion".to_string(), |d| d.name);
+            names.insert(key.clone(), name);
         }
-        send_outbound(st, cfg, transport, &tenant.id).await?;
+        let outcome = match (inv.identifier.strip_prefix("email:"), &inv.url) {
+            (Some(to), Some(link)) => {
+                match deliver(transport, invitation_message(cfg, to, &names[&key], link)).await {
+                    Some(r) => r,
+                    None => return Ok(()),
+                }
+            }
+            (None, _) => Err("the customer has no email address".to_string()),
+            (_, None) => Err("the invitation has no link".to_string()),
+        };
+        let (status, detail) = match outcome {
+            Ok(d) => ("delivered", d),
+            Err(e) => ("failed", e),
+        };
+        let (t, id) = (tenant.to_string(), inv.id);
+        st.store
+            .run(move |s| s.mark_invitation(&t, id, status, &detail))
+            .await?;
+        tracing::info!(tenant = %tenant, invitation = id, status, "survey invitation emailed");
     }
-    Ok(())
+    send_outbound(st, cfg, transport, tenant).await
 }
 
 /// Hands a message to the relay: the relay's answer, the reason it cannot be sent, or None

@@ -326,11 +326,15 @@ impl Mail {
 
 impl Worker for Mail {
     fn spec(&self) -> Spec {
-        Spec::new("mail", Scope::Once, Duration::from_secs(2))
+        // per tenant: in a cluster the tenant's owner is its one sender
+        Spec::new("mail", Scope::PerTenant, Duration::from_secs(2))
     }
-    fn pass<'a>(&'a self, app: &'a Arc<App>, _: Option<&'a str>) -> PassFuture<'a> {
+    fn pass<'a>(&'a self, app: &'a Arc<App>, tenant: Option<&'a str>) -> PassFuture<'a> {
         Box::pin(async move {
-            crate::mailer::send_pending(app, &self.cfg, &self.transport).await?;
+            let Some(tenant) = tenant else {
+                return Ok(Pass::Idle);
+            };
+            crate::mailer::send_pending(app, &self.cfg, &self.transport, tenant).await?;
             Ok(Pass::Idle)
         })
     }
