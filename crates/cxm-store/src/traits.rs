@@ -63,9 +63,10 @@ pub trait ClusterStore: Send + Sync {
     fn lease_history(&self, partition: i32) -> Result<Vec<(i64, String)>>;
     /// The owner's apply of a batch from the ingest log, in one transaction: the fence is
     /// checked (and the lease row locked, so the lease cannot change hands until it commits),
-    /// events at or below the saved position are skipped, the rest are appended as
-    /// [`EventStore::append`] would (dedup, events, identity, projections), and the position
-    /// moves to the batch's last. `Conflict` when the fence no longer holds: nothing is written.
+    /// the events are appended as [`EventStore::append`] would (the dedup window drops what
+    /// was applied before, so a redelivery is harmless), the position moves up to the
+    /// batch's highest and the batch is recorded. `Conflict` when the fence no longer holds:
+    /// nothing is written.
     fn apply(&self, fence: &Fence, batch: &[LogEvent]) -> Result<Applied>;
     /// Every batch applied to a partition, in the order they committed.
     fn applies(&self, partition: i32) -> Result<Vec<ApplyRecord>>;

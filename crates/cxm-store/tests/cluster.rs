@@ -158,11 +158,12 @@ fn log_events(tenant: &str, seqs: std::ops::RangeInclusive<i64>) -> Vec<cxm_stor
     .collect()
 }
 
-/// The owner's apply: a batch lands once with its position; a redelivery (whole or
-/// overlapping) is skipped up to the saved position; a former owner's batch is refused
-/// whole, and every apply is on record under the epoch it was made in.
+/// The owner's apply: a batch lands once and moves the position; a redelivery (whole,
+/// overlapping, or an older batch arriving after a newer one) is dropped by the dedup
+/// window; a former owner's batch is refused whole, and every apply is on record under the
+/// epoch it was made in.
 #[test]
-fn an_apply_is_fenced_and_a_redelivery_is_skipped() {
+fn an_apply_is_fenced_and_a_redelivery_is_dropped_not_lost() {
     let Some((_db, s)) = store() else { return };
     let c = s.cluster().unwrap();
     let t = s.create_tenant("acme").unwrap().id;
@@ -192,18 +193,26 @@ fn an_apply_is_fenced_and_a_redelivery_is_skipped() {
         ),
         (5, 5, 15)
     );
+    // a batch a dead owner pulled comes back after newer ones were applied: it still lands
+    let newer = c.apply(&fence_a, &log_events(&t, 31..=35)).unwrap();
+    assert_eq!((newer.outcome.accepted, newer.applied_seq), (5, 35));
+    let older = c.apply(&fence_a, &log_events(&t, 21..=25)).unwrap();
+    assert_eq!(
+        (older.outcome.accepted, older.skipped, older.applied_seq),
+        (5, 0, 35)
+    );
     assert_eq!(
         s.overview(&t, 30, chrono::Utc::now().timestamp_millis())
             .unwrap()
             .total_events,
-        15
+        25
     );
 
     // node-b takes the partition once node-a's lease is given back; node-a's late batch is refused
     assert!(c.release(3, "node-a", a.epoch).unwrap());
     let b = c.acquire(3, "node-b", 60_000).unwrap().unwrap();
     assert_eq!(b.epoch, a.epoch + 1);
-    assert_eq!(b.applied_seq, 15, "the position moves with the partition");
+    assert_eq!(b.applied_seq, 35, "the position moves with the partition");
     let late = c.apply(&fence_a, &log_events(&t, 16..=20));
     assert!(matches!(late, Err(StoreError::Conflict(_))), "{late:?}");
     let fence_b = cxm_store::Fence {
@@ -222,7 +231,7 @@ fn an_apply_is_fenced_and_a_redelivery_is_skipped() {
         s.overview(&t, 30, chrono::Utc::now().timestamp_millis())
             .unwrap()
             .total_events,
-        20
+        30
     );
     let record: Vec<(i64, String, i64, i64)> = c
         .applies(3)
@@ -234,7 +243,10 @@ fn an_apply_is_fenced_and_a_redelivery_is_skipped() {
         record,
         vec![
             (a.epoch, "node-a".into(), 1, 10),
-            (a.epoch, "node-a".into(), 11, 15),
+            (a.epoch, "node-a".into(), 1, 10),
+            (a.epoch, "node-a".into(), 6, 15),
+            (a.epoch, "node-a".into(), 31, 35),
+            (a.epoch, "node-a".into(), 21, 25),
             (b.epoch, "node-b".into(), 16, 20)
         ]
     );

@@ -1,8 +1,8 @@
 //! The owner's side of the ingest log: for every partition this node holds, a task pulls the
 //! partition's events in batches and applies each batch in one fenced transaction
-//! ([`cxm_store::ClusterStore::apply`]), then acknowledges it. Acknowledging after the commit
-//! means a crash in between redelivers the batch, and the saved position skips it; a lease
-//! that moved on makes the store refuse the write, and the task stops.
+//! ([`cxm_store::ClusterStore::apply`]), then acknowledges each of its events. Acknowledging
+//! after the commit means a crash in between redelivers the batch, which the dedup window
+//! drops; a lease that moved on makes the store refuse the write, and the task stops.
 
 use std::collections::BTreeMap;
 use std::sync::atomic::{AtomicI64, AtomicU64, Ordering};
@@ -144,9 +144,9 @@ async fn partition(
                 continue;
             }
         };
-        let Some(last) = msgs.last() else {
+        if msgs.is_empty() {
             continue;
-        };
+        }
         let mut events = Vec::with_capacity(msgs.len());
         let mut pending = 0;
         for m in &msgs {
@@ -224,10 +224,13 @@ async fn partition(
         if a.outcome.accepted > 0 {
             app.themes_wake.notify_one();
         }
-        // the consumer acknowledges everything up to the last (AckPolicy::All); a lost ack
-        // only means a redelivery the saved position skips
-        if let Err(e) = last.ack().await {
-            tracing::debug!(partition = p, error = %e, "ack failed; the batch will come again and be skipped");
+        // each applied event is acknowledged; a lost ack only means a redelivery that the
+        // dedup window drops
+        for m in &msgs {
+            if let Err(e) = m.ack().await {
+                tracing::debug!(partition = p, error = %e, "ack failed; the event will come again and be dropped as applied");
+                break;
+            }
         }
     }
 }

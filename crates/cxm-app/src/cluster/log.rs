@@ -340,7 +340,9 @@ impl IngestLog {
                 consumer::pull::Config {
                     durable_name: Some(consumer_name(p)),
                     filter_subject: filter,
-                    ack_policy: consumer::AckPolicy::All,
+                    // each event is acknowledged once applied: acknowledging "all up to" the
+                    // last would also settle events pulled by a dead owner and never applied
+                    ack_policy: consumer::AckPolicy::Explicit,
                     ack_wait: ACK_WAIT,
                     max_ack_pending: 100_000,
                     ..Default::default()

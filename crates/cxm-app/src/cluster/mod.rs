@@ -410,7 +410,7 @@ pub struct LogView {
     pub mean_publish_ms: f64,
     /// Events this node's partition owners applied (new ones; duplicates not counted).
     pub applied: u64,
-    /// Redelivered events skipped because their position was applied already.
+    /// Events dropped as applied already (redeliveries and resent events).
     pub skipped: u64,
     /// Batches refused by the fence (the lease had moved on).
     pub fenced: u64,

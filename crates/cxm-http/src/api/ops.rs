@@ -80,7 +80,7 @@ fn render_log(body: &mut String, l: &cxm_app::cluster::LogView, st: &AppState) {
     let _ = writeln!(body, "# HELP cxm_ingest_log_publish_seconds time from a request's first publish to its last acknowledgement\n# TYPE cxm_ingest_log_publish_seconds summary\ncxm_ingest_log_publish_seconds_sum {}\ncxm_ingest_log_publish_seconds_count {}",
         m.publish_micros.load(Relaxed) as f64 / 1e6, m.publish_requests.load(Relaxed));
     let _ = writeln!(body, "# HELP cxm_cluster_applied_events_total events this node's partition owners applied\n# TYPE cxm_cluster_applied_events_total counter\ncxm_cluster_applied_events_total {}", l.applied);
-    let _ = writeln!(body, "# HELP cxm_cluster_apply_skipped_total redelivered events skipped as already applied\n# TYPE cxm_cluster_apply_skipped_total counter\ncxm_cluster_apply_skipped_total {}", l.skipped);
+    let _ = writeln!(body, "# HELP cxm_cluster_apply_skipped_total events dropped by the dedup window as applied already\n# TYPE cxm_cluster_apply_skipped_total counter\ncxm_cluster_apply_skipped_total {}", l.skipped);
     let _ = writeln!(body, "# HELP cxm_cluster_fenced_total batches the fence refused because the lease had moved on\n# TYPE cxm_cluster_fenced_total counter\ncxm_cluster_fenced_total {}", l.fenced);
     let _ = writeln!(body, "# HELP cxm_cluster_apply_lag_messages events in a held partition's log not yet pulled\n# TYPE cxm_cluster_apply_lag_messages gauge");
     for (p, lag) in &l.lag {

@@ -211,16 +211,20 @@ impl ClusterStore for PgStore {
                 )));
             };
             let before: i64 = row.get(0);
-            let fresh: Vec<&LogEvent> = batch.iter().filter(|e| e.seq > before).collect();
-            let skipped = batch.len() - fresh.len();
-            let (Some(first), Some(last)) = (fresh.first(), fresh.last()) else {
+            // every event is appended: the log may redeliver an older batch after a newer
+            // one (a dead owner's unacknowledged pull), so a position cannot tell what was
+            // applied; the tenant's dedup window can, as it does for a resent SDK batch
+            let fresh: Vec<&LogEvent> = batch.iter().collect();
+            let (Some(first), Some(last)) = (
+                fresh.iter().map(|e| e.seq).min(),
+                fresh.iter().map(|e| e.seq).max(),
+            ) else {
                 return Ok(Applied {
-                    skipped,
+                    skipped: 0,
                     outcome: AppendOutcome::default(),
                     applied_seq: before,
                 });
             };
-            let (first, last) = (first.seq, last.seq);
             let requests = crate::graph::requests_of(&fresh);
             let tenants: BTreeSet<&str> = requests.iter().map(|r| r.tenant_id.as_str()).collect();
             for t in &tenants {
@@ -234,7 +238,7 @@ impl ClusterStore for PgStore {
                 outcome.quarantined += o.quarantined;
             }
             g.exec(
-                "UPDATE cluster_leases SET applied_seq = $2, applied_at = now() WHERE partition = $1",
+                "UPDATE cluster_leases SET applied_seq = GREATEST(applied_seq, $2), applied_at = now() WHERE partition = $1",
                 &[&fence.partition, &last],
             )?;
             let events = fresh.len() as i32;
@@ -244,9 +248,9 @@ impl ClusterStore for PgStore {
                 &[&fence.partition, &fence.epoch, &fence.node, &first, &last, &events],
             )?;
             Ok(Applied {
-                skipped,
+                skipped: outcome.duplicates as usize,
                 outcome,
-                applied_seq: last,
+                applied_seq: before.max(last),
             })
         })
     }

@@ -49,10 +49,11 @@ pub struct LogEvent {
 /// What one fenced apply did.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
 pub struct Applied {
-    /// Events at or below the saved position: a redelivery, already applied.
+    /// Events already applied (a redelivery, or an SDK's resent event), found by the
+    /// tenant's dedup window.
     pub skipped: usize,
     pub outcome: crate::AppendOutcome,
-    /// The partition's position after the apply.
+    /// The highest stream position applied so far (progress, for lag and operators).
     pub applied_seq: i64,
 }
 
