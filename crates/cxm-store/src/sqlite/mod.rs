@@ -71,6 +71,10 @@ const MIGRATIONS: &[(i64, &str)] = &[
         22,
         include_str!("../../migrations/sqlite/0022_opaque_ids.sql"),
     ),
+    (
+        23,
+        include_str!("../../migrations/sqlite/0023_events_name_in_log_order.sql"),
+    ),
 ];
 
 pub struct SqliteStore {
