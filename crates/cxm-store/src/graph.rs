@@ -168,6 +168,15 @@ pub(crate) trait GraphTx {
         Ok(())
     }
 
+    /// Adds a transaction's touches to their profiles. Backends with round trips override
+    /// this with a few set statements instead of one per profile.
+    fn touch_many(&mut self, tenant: &str, touches: &[(&str, &Touch)]) -> Result<()> {
+        for (profile, t) in touches {
+            self.touch_profile(tenant, profile, t)?;
+        }
+        Ok(())
+    }
+
     /// Owners of many identifiers in one go, or `None` when lazy one-by-one lookups are as
     /// cheap (an embedded database).
     fn owners_many(
@@ -337,8 +346,10 @@ impl<'a, T: GraphTx> Batched<'a, T> {
         let mut pending: Vec<_> = self.pending.drain().collect();
         // a stable order keeps lock acquisition order stable across writers
         pending.sort_by(|a, b| a.0.cmp(&b.0));
-        for ((tenant, profile), t) in pending {
-            self.tx.touch_profile(&tenant, &profile, &t)?;
+        for run in pending.chunk_by(|a, b| a.0 .0 == b.0 .0) {
+            let touches: Vec<(&str, &Touch)> =
+                run.iter().map(|((_, p), t)| (p.as_str(), t)).collect();
+            self.tx.touch_many(&run[0].0 .0, &touches)?;
         }
         Ok(())
     }

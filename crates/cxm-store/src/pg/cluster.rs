@@ -197,6 +197,7 @@ impl ClusterStore for PgStore {
     }
 
     fn apply(&self, fence: &Fence, batch: &[LogEvent]) -> Result<Applied> {
+        self.ensure_dedup_days(batch.iter().map(|e| &e.event))?;
         self.tx(|g| {
             // the lease row stays locked until commit: a taker waits, then sees the new position
             let row = g.opt(

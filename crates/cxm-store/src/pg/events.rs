@@ -5,6 +5,7 @@ use super::*;
 impl EventStore for PgStore {
     fn append(&self, requests: &[AppendRequest]) -> Result<Vec<AppendOutcome>> {
         let tenants: BTreeSet<&str> = requests.iter().map(|r| r.tenant_id.as_str()).collect();
+        self.ensure_dedup_days(requests.iter().flat_map(|r| r.events.iter()))?;
         self.tx(|g| {
             // identity resolution reads then writes; several servers may ingest for one tenant,
             // so serialise per tenant (in a stable order, so two writers cannot deadlock)
@@ -238,13 +239,34 @@ impl EventStore for PgStore {
         })
     }
 
+    /// Drops the days of arrival wholly older than the cutoff, so ids are remembered for
+    /// the window and at most a day longer.
     fn prune_dedup(&self, older_than_ms: i64) -> Result<u64> {
-        self.tx(|g| {
-            g.exec(
-                "DELETE FROM dedup WHERE received_at < $1",
-                &[&older_than_ms],
-            )
-        })
+        let before = dedup_day(older_than_ms);
+        let removed = self.tx(|g| {
+            let days: Vec<i32> = g
+                .all(
+                    "SELECT substr(c.relname, 8)::int FROM pg_inherits i JOIN pg_class c ON c.oid = i.inhrelid
+                     WHERE i.inhparent = 'dedup'::regclass AND c.relname ~ '^dedup_d[0-9]+$'",
+                    &[],
+                )?
+                .iter()
+                .map(|r| r.get::<_, i32>(0))
+                .filter(|d| *d < before)
+                .collect();
+            let mut removed = 0u64;
+            for d in days {
+                let n: i64 = g.tx.query_one(&format!("SELECT count(*) FROM dedup_d{d}"), &[])?.get(0);
+                g.tx.batch_execute(&format!("DROP TABLE dedup_d{d}"))?;
+                removed += n as u64;
+            }
+            Ok(removed)
+        })?;
+        self.dedup_days
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .retain(|d| *d >= before);
+        Ok(removed)
     }
 
     fn overview(&self, tenant: &str, days: u32, now: i64) -> Result<Overview> {

@@ -67,11 +67,18 @@ impl GraphTx for PgTx<'_> {
         message_id: &str,
         received_ms: i64,
     ) -> Result<bool> {
-        let n = self.exec(
-            "INSERT INTO dedup (tenant_id, write_key_id, message_id, received_at) VALUES ($1, $2, $3, $4) ON CONFLICT DO NOTHING",
-            &[&tenant, &key_id, &message_id, &received_ms],
+        let seen = self.opt(
+            "SELECT 1 FROM dedup WHERE tenant_id = $1 AND write_key_id = $2 AND message_id = $3",
+            &[&tenant, &key_id, &message_id],
         )?;
-        Ok(n == 1)
+        if seen.is_some() {
+            return Ok(false);
+        }
+        self.exec(
+            "INSERT INTO dedup (day, tenant_id, write_key_id, message_id) VALUES ($1, $2, $3, $4)",
+            &[&dedup_day(received_ms), &tenant, &key_id, &message_id],
+        )?;
+        Ok(true)
     }
 
     fn insert_event(
@@ -301,6 +308,57 @@ impl GraphTx for PgTx<'_> {
         Ok(())
     }
 
+    fn touch_many(&mut self, tenant: &str, touches: &[(&str, &graph::Touch)]) -> Result<()> {
+        // one statement for the counters of every profile, and for those whose traits
+        // changed one read and one write: a batch touches thousands of profiles
+        let ids: Vec<&str> = touches.iter().map(|(p, _)| *p).collect();
+        let first: Vec<i64> = touches.iter().map(|(_, t)| t.first_ms).collect();
+        let last: Vec<i64> = touches.iter().map(|(_, t)| t.last_ms).collect();
+        let count: Vec<i64> = touches.iter().map(|(_, t)| t.count).collect();
+        self.exec(
+            "UPDATE profiles p SET first_seen = LEAST(p.first_seen, u.f), last_seen = GREATEST(p.last_seen, u.l), event_count = p.event_count + u.n
+             FROM unnest($2::text[], $3::bigint[], $4::bigint[], $5::bigint[]) AS u(id, f, l, n)
+             WHERE p.tenant_id = $1 AND p.id = u.id",
+            &[&tenant, &ids, &first, &last, &count],
+        )?;
+        let with_traits: Vec<(&str, &graph::Touch)> = touches
+            .iter()
+            .filter(|(_, t)| !t.traits.is_empty())
+            .copied()
+            .collect();
+        if with_traits.is_empty() {
+            return Ok(());
+        }
+        let ids: Vec<&str> = with_traits.iter().map(|(p, _)| *p).collect();
+        let current: HashMap<String, String> = self
+            .all(
+                "SELECT q.id, p.traits FROM unnest($2::text[]) AS q(id)
+                 CROSS JOIN LATERAL (SELECT traits FROM profiles WHERE tenant_id = $1 AND id = q.id) AS p",
+                &[&tenant, &ids],
+            )?
+            .iter()
+            .map(|r| (r.get(0), r.get(1)))
+            .collect();
+        let mut traits = Vec::with_capacity(ids.len());
+        let mut displays = Vec::with_capacity(ids.len());
+        for (p, t) in &with_traits {
+            let raw = current
+                .get(*p)
+                .ok_or_else(|| StoreError::NotFound(format!("profile {p}")))?;
+            let mut merged: Map<String, Value> = serde_json::from_str(raw)?;
+            graph::merge_traits(&mut merged, &t.traits);
+            displays.push(types::display_name(&merged));
+            traits.push(serde_json::to_string(&merged)?);
+        }
+        self.exec(
+            "UPDATE profiles p SET traits = u.tr, display = u.d
+             FROM unnest($2::text[], $3::text[], $4::text[]) AS u(id, tr, d)
+             WHERE p.tenant_id = $1 AND p.id = u.id",
+            &[&tenant, &ids, &traits, &displays],
+        )?;
+        Ok(())
+    }
+
     fn link_account(
         &mut self,
         tenant: &str,
@@ -370,26 +428,45 @@ impl GraphTx for PgTx<'_> {
             return Ok(vec![]);
         }
         let ids: Vec<&str> = events.iter().map(|e| e.message_id.as_str()).collect();
-        let received: Vec<i64> = events
-            .iter()
-            .map(|e| e.received_at.timestamp_millis())
-            .collect();
-        let inserted: std::collections::HashSet<String> = self
+        // every day kept is looked in (the key holds the day), which is the window and at
+        // most the day the pruner has yet to drop; the tenant's advisory lock keeps another
+        // writer from inserting between this and the insert. One probe per id, as a
+        // lateral the planner cannot turn into a filter: a partition without statistics yet
+        // (a new day) made `message_id = ANY(..)` a filter over the tenant's whole range.
+        let seen: std::collections::HashSet<String> = self
             .all(
-                "INSERT INTO dedup (tenant_id, write_key_id, message_id, received_at)
-                 SELECT $1, $2, m, r FROM unnest($3::text[], $4::bigint[]) AS t(m, r)
-                 ON CONFLICT DO NOTHING RETURNING message_id",
-                &[&tenant, &key_id, &ids, &received],
+                "SELECT q.m FROM unnest($3::text[]) AS q(m) CROSS JOIN LATERAL (
+                   SELECT 1 FROM dedup d WHERE d.tenant_id = $1 AND d.write_key_id = $2 AND d.message_id = q.m LIMIT 1) AS hit",
+                &[&tenant, &key_id, &ids],
             )?
             .iter()
             .map(|r| r.get(0))
             .collect();
         // a repeat inside the request is a duplicate of its first occurrence
-        let mut seen = std::collections::HashSet::new();
-        Ok(ids
+        let mut taken = std::collections::HashSet::new();
+        let fresh: Vec<bool> = ids
             .iter()
-            .map(|m| inserted.contains(*m) && seen.insert(*m))
-            .collect())
+            .map(|m| !seen.contains(*m) && taken.insert(*m))
+            .collect();
+        let (days, new_ids): (Vec<i32>, Vec<&str>) = events
+            .iter()
+            .zip(&fresh)
+            .filter(|(_, f)| **f)
+            .map(|(e, _)| {
+                (
+                    dedup_day(e.received_at.timestamp_millis()),
+                    e.message_id.as_str(),
+                )
+            })
+            .unzip();
+        if !new_ids.is_empty() {
+            self.exec(
+                "INSERT INTO dedup (day, tenant_id, write_key_id, message_id)
+                 SELECT d, $1, $2, m FROM unnest($3::int[], $4::text[]) AS t(d, m)",
+                &[&tenant, &key_id, &days, &new_ids],
+            )?;
+        }
+        Ok(fresh)
     }
 
     fn insert_events(
@@ -398,52 +475,72 @@ impl GraphTx for PgTx<'_> {
         key_id: &str,
         events: &[&NormalizedEvent],
     ) -> Result<Vec<i64>> {
+        use postgres::binary_copy::BinaryCopyInWriter;
+        use postgres::types::Type;
         if events.is_empty() {
             return Ok(vec![]);
         }
-        let col = |f: &dyn Fn(&NormalizedEvent) -> Option<String>| {
-            events.iter().map(|e| f(e)).collect::<Vec<Option<String>>>()
-        };
-        let message_ids: Vec<&str> = events.iter().map(|e| e.message_id.as_str()).collect();
-        let types: Vec<&str> = events.iter().map(|e| e.event_type.as_str()).collect();
-        let names = col(&|e| e.name.clone());
-        let users = col(&|e| e.user_id.clone());
-        let anons = col(&|e| e.anonymous_id.clone());
-        let groups = col(&|e| e.group_id.clone());
-        let channels: Vec<&str> = events.iter().map(|e| e.channel.as_str()).collect();
-        let categories: Vec<&str> = events.iter().map(|e| e.category.as_str()).collect();
-        let ts: Vec<i64> = events
+        // COPY cannot return the serial, so the numbers are drawn first (one round trip) and
+        // the rows streamed in binary: half again as fast as a multi-row INSERT
+        let n = events.len() as i64;
+        let mut seqs: Vec<i64> = self
+            .all(
+                "SELECT nextval('events_seq_seq'::regclass) FROM generate_series(1, $1::bigint)",
+                &[&n],
+            )?
             .iter()
-            .map(|e| e.timestamp.timestamp_millis())
+            .map(|r| r.get(0))
             .collect();
-        let received: Vec<i64> = events
-            .iter()
-            .map(|e| e.received_at.timestamp_millis())
-            .collect();
-        let payloads: Vec<&str> = events.iter().map(|e| e.payload_json.as_str()).collect();
-        let rows = self.all(
-            "INSERT INTO events (tenant_id, write_key_id, message_id, type, name, user_id, anonymous_id, group_id, channel, category, ts, received_at, payload)
-             SELECT $1, $2, m, ty, n, u, a, g, c, cat, t, r, p
-             FROM unnest($3::text[], $4::text[], $5::text[], $6::text[], $7::text[], $8::text[], $9::text[], $10::text[], $11::bigint[], $12::bigint[], $13::text[])
-                  WITH ORDINALITY AS x(m, ty, n, u, a, g, c, cat, t, r, p, ord)
-             ORDER BY ord
-             RETURNING seq, message_id",
-            &[&tenant, &key_id, &message_ids, &types, &names, &users, &anons, &groups, &channels, &categories, &ts, &received, &payloads],
+        seqs.sort_unstable();
+        if seqs.len() != events.len() {
+            return Err(StoreError::Backend(format!(
+                "asked for {} event numbers, got {}",
+                events.len(),
+                seqs.len()
+            )));
+        }
+        let sink = self.tx.copy_in(
+            "COPY events (seq, tenant_id, write_key_id, message_id, type, name, user_id, anonymous_id, group_id, channel, category, ts, received_at, payload) FROM STDIN BINARY",
         )?;
-        // message ids are unique here (duplicates were filtered), so map seqs back by id
-        let by_id: std::collections::HashMap<String, i64> = rows
-            .iter()
-            .map(|r| (r.get::<_, String>(1), r.get::<_, i64>(0)))
-            .collect();
-        message_ids
-            .iter()
-            .map(|m| {
-                by_id
-                    .get(*m)
-                    .copied()
-                    .ok_or_else(|| StoreError::Backend(format!("no seq returned for {m}")))
-            })
-            .collect()
+        let mut w = BinaryCopyInWriter::new(
+            sink,
+            &[
+                Type::INT8,
+                Type::TEXT,
+                Type::TEXT,
+                Type::TEXT,
+                Type::TEXT,
+                Type::TEXT,
+                Type::TEXT,
+                Type::TEXT,
+                Type::TEXT,
+                Type::TEXT,
+                Type::TEXT,
+                Type::INT8,
+                Type::INT8,
+                Type::TEXT,
+            ],
+        );
+        for (e, seq) in events.iter().zip(&seqs) {
+            w.write(&[
+                seq,
+                &tenant,
+                &key_id,
+                &e.message_id,
+                &e.event_type.as_str(),
+                &e.name,
+                &e.user_id,
+                &e.anonymous_id,
+                &e.group_id,
+                &e.channel.as_str(),
+                &e.category.as_str(),
+                &e.timestamp.timestamp_millis(),
+                &e.received_at.timestamp_millis(),
+                &e.payload_json,
+            ])?;
+        }
+        w.finish()?;
+        Ok(seqs)
     }
 
     fn bump_daily_many(
@@ -471,9 +568,11 @@ impl GraphTx for PgTx<'_> {
         let kinds: Vec<String> = ids.iter().map(|i| i.kind_str()).collect();
         let values: Vec<&str> = ids.iter().map(|i| i.value.as_str()).collect();
         let rows = self.all(
-            "SELECT i.kind, i.value, i.profile_id FROM identifiers i
-             JOIN unnest($2::text[], $3::text[]) AS q(k, v) ON i.kind = q.k AND i.value = q.v
-             WHERE i.tenant_id = $1",
+            // a lateral probe per identifier: as a join, a table without statistics yet
+            // (a new database) was read whole for the tenant and hashed, every batch
+            "SELECT q.k, q.v, i.profile_id FROM unnest($2::text[], $3::text[]) AS q(k, v)
+             CROSS JOIN LATERAL (SELECT profile_id FROM identifiers
+               WHERE tenant_id = $1 AND kind = q.k AND value = q.v) AS i",
             &[&tenant, &kinds, &values],
         )?;
         Ok(Some(

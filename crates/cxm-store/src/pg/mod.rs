@@ -101,6 +101,10 @@ const MIGRATIONS: &[(i64, &str)] = &[
         24,
         include_str!("../../migrations/postgres/0024_cluster_applies.sql"),
     ),
+    (
+        25,
+        include_str!("../../migrations/postgres/0025_dedup_by_day.sql"),
+    ),
 ];
 const POOL_SIZE: usize = 8;
 
@@ -114,6 +118,14 @@ pub struct PgStore {
     pool: Mutex<Vec<Conn>>,
     settings: StoreSettings,
     key: sealed::MasterKey,
+    /// Days from today on whose dedup partition this process has seen created. Only the
+    /// pruner drops partitions, and never today's or later, so these cannot go stale.
+    dedup_days: Mutex<BTreeSet<i32>>,
+}
+
+/// A millisecond instant's UTC day number, the dedup table's partition key.
+pub(super) fn dedup_day(ms: i64) -> i32 {
+    ms.div_euclid(86_400_000) as i32
 }
 
 impl PgStore {
@@ -130,6 +142,7 @@ impl PgStore {
             pool: Mutex::new(vec![]),
             settings,
             key,
+            dedup_days: Mutex::new(BTreeSet::new()),
         };
         s.with(|c| migrate(&mut c.client))?;
         s.tx(|g| sealed::bind(&mut PgSql(g), &s.key))?;
@@ -178,6 +191,49 @@ impl PgStore {
             g.tx.rollback()?;
             r
         })
+    }
+}
+
+impl PgStore {
+    /// Creates the dedup partitions the requests' days of arrival need, with tomorrow's
+    /// ahead, before the ingest transaction opens: creating a partition locks the whole
+    /// table, which inside an ingest transaction could deadlock with another writer's.
+    pub(super) fn ensure_dedup_days<'e>(
+        &self,
+        events: impl Iterator<Item = &'e NormalizedEvent>,
+    ) -> Result<()> {
+        let today = dedup_day(now_ms());
+        let mut days: BTreeSet<i32> = events
+            .map(|e| dedup_day(e.received_at.timestamp_millis()))
+            .collect();
+        if days.is_empty() {
+            return Ok(());
+        }
+        days.insert(today + 1);
+        let missing: Vec<i32> = {
+            let known = self.dedup_days.lock().unwrap_or_else(|p| p.into_inner());
+            days.into_iter().filter(|d| !known.contains(d)).collect()
+        };
+        if missing.is_empty() {
+            return Ok(());
+        }
+        self.with(|c| {
+            let mut tx = c.client.transaction()?;
+            // one creator at a time, so IF NOT EXISTS sees what another node just made
+            tx.batch_execute("SELECT pg_advisory_xact_lock(7261002)")?;
+            for d in &missing {
+                tx.batch_execute(&format!(
+                    "CREATE TABLE IF NOT EXISTS dedup_d{d} PARTITION OF dedup FOR VALUES FROM ({d}) TO ({})",
+                    d + 1
+                ))?;
+            }
+            tx.commit()?;
+            Ok(())
+        })?;
+        let mut known = self.dedup_days.lock().unwrap_or_else(|p| p.into_inner());
+        known.retain(|d| *d >= today);
+        known.extend(missing.into_iter().filter(|d| *d >= today));
+        Ok(())
     }
 }
 

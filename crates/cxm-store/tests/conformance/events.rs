@@ -174,9 +174,10 @@ pub(crate) fn sqlite_dedup_survives_restart() {
         s.append(std::slice::from_ref(&again)).unwrap()[0].duplicates,
         1
     );
-    // once pruned past the window the id is forgotten
+    // once pruned past the window the id is forgotten (a backend may keep a whole day of
+    // arrivals until the day is past, so the cutoff is a day ahead)
     assert_eq!(
-        s.prune_dedup(Utc::now().timestamp_millis() + 10_000)
+        s.prune_dedup(Utc::now().timestamp_millis() + 86_400_000)
             .unwrap(),
         1
     );
@@ -262,4 +263,43 @@ pub(crate) fn event_blocks_copy_the_log_and_go_with_an_erasure(s: &dyn Store) {
     let c = s.event_blocks(&t, 0, 100).unwrap();
     let c = cxm_store::columns::decode(&c[0].body).unwrap();
     assert!(c.ids.iter().all(|k| !k.contains("ada")), "{:?}", c.ids);
+}
+
+/// The dedup window reaches back over days of arrival: an id first received yesterday is a
+/// duplicate today, and pruning forgets only the days wholly past the window.
+pub(crate) fn dedup_window_spans_days_of_arrival(s: &dyn Store) {
+    let t = s.create_tenant("Acme").unwrap().id;
+    let now = Utc::now();
+    let sent = |id: &str, received: chrono::DateTime<Utc>| {
+        let mut r = req(
+            &t,
+            "k",
+            &[json!({"type":"track","event":"X","userId":"u","messageId":id,"timestamp":at(0)})],
+        );
+        r.events[0].received_at = received;
+        r
+    };
+    let yesterday = now - Duration::hours(30);
+    let long_ago = now - Duration::days(5);
+    let first = s
+        .append(&[sent("recent", yesterday), sent("old", long_ago)])
+        .unwrap();
+    assert_eq!((first[0].accepted, first[1].accepted), (1, 1));
+    // the hourly pruner with a two-day window
+    let cutoff = (now - Duration::hours(48)).timestamp_millis();
+    assert!(
+        s.prune_dedup(cutoff).unwrap() >= 1,
+        "the five-day-old id is forgotten"
+    );
+    let again = s.append(&[sent("recent", now), sent("old", now)]).unwrap();
+    assert_eq!(
+        again[0].duplicates, 1,
+        "received 30 hours ago: still a duplicate"
+    );
+    assert_eq!(
+        again[1].accepted, 1,
+        "received five days ago: past the window"
+    );
+    // and today's arrivals count at once
+    assert_eq!(s.append(&[sent("recent", now)]).unwrap()[0].duplicates, 1);
 }

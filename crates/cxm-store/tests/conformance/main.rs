@@ -65,6 +65,7 @@ macro_rules! conformance {
 conformance!(
     tenants_keys_and_users,
     dedup_is_per_write_key_and_quarantine_is_listed,
+    dedup_window_spans_days_of_arrival,
     anonymous_history_joins_the_identified_customer,
     two_user_ids_never_merge_and_the_drop_is_recorded,
     timeline_is_newest_first_and_paginates,
