@@ -403,8 +403,15 @@ def run(cluster, n_events):
         cluster.start_nats(leader)
         while len(load3.ok_times) < total * 0.6:
             time.sleep(0.05)
-        victim = 2
-        owned = [int(r[0]) for r in psql(cluster.db_url, f"SELECT partition FROM cluster_leases WHERE owner = 'cxm-{victim}' AND expires_at > now()")]
+        # the node whose death interrupts the most tenants: a node holding only empty
+        # partitions would show nothing to apply again (leases land where they land)
+        held = {}
+        for r in psql(cluster.db_url, "SELECT partition, owner FROM cluster_leases WHERE expires_at > now()"):
+            held.setdefault(r[1], []).append(int(r[0]))
+        busy_parts = tenant_partitions(tenants)
+        victim = max(range(len(cluster.nodes)),
+                     key=lambda i: (len([p for p in held.get(f"cxm-{i}", []) if p in busy_parts]), i))
+        owned = sorted(held.get(f"cxm-{victim}", []))
         seqs = dict((int(r[0]), int(r[1])) for r in psql(cluster.db_url, "SELECT partition, applied_seq FROM cluster_leases"))
         at = time.time()
         cluster.nodes[victim].send_signal(signal.SIGKILL)
