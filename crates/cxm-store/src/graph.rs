@@ -90,7 +90,8 @@ pub(crate) trait GraphTx {
     fn blocked(&mut self, tenant: &str) -> Result<BTreeSet<Identifier>>;
     fn owner(&mut self, tenant: &str, id: &Identifier) -> Result<Option<String>>;
     fn profile_view(&mut self, tenant: &str, profile: &str) -> Result<ProfileView>;
-    fn create_profile(&mut self, tenant: &str, profile: &str, ts_ms: i64) -> Result<()>;
+    /// Inserts a profile made in this transaction, as it stands when the transaction writes it.
+    fn insert_profile(&mut self, tenant: &str, p: &NewProfile) -> Result<()>;
     fn attach(&mut self, tenant: &str, id: &Identifier, profile: &str, seq: i64) -> Result<()>;
     /// Moves `from`'s identifiers, traits and counts onto `into` and marks `from` merged.
     fn merge_profiles(&mut self, tenant: &str, from: &str, into: &str) -> Result<()>;
@@ -128,7 +129,7 @@ pub(crate) trait GraphTx {
         &mut self,
         tenant: &str,
         key_id: &str,
-        events: &[NormalizedEvent],
+        events: &[&NormalizedEvent],
     ) -> Result<Vec<bool>> {
         events
             .iter()
@@ -177,6 +178,48 @@ pub(crate) trait GraphTx {
         Ok(())
     }
 
+    /// Inserts several profiles. Backends with round trips override this with one statement.
+    fn insert_profiles(&mut self, tenant: &str, rows: &[&NewProfile]) -> Result<()> {
+        for p in rows {
+            self.insert_profile(tenant, p)?;
+        }
+        Ok(())
+    }
+
+    /// Attaches several identifiers: (identifier, profile, first seq).
+    fn attach_many(&mut self, tenant: &str, rows: &[(&Identifier, &str, i64)]) -> Result<()> {
+        for (id, profile, seq) in rows {
+            self.attach(tenant, id, profile, *seq)?;
+        }
+        Ok(())
+    }
+
+    /// Appends several ledger rows, in order.
+    fn ledger_many(&mut self, tenant: &str, rows: &[&LedgerRow]) -> Result<()> {
+        for r in rows {
+            self.ledger(
+                tenant,
+                r.action,
+                &r.profile,
+                r.other.as_deref(),
+                r.identifier.as_ref(),
+                r.seq,
+                r.message_id.as_deref(),
+                r.reason,
+                r.at_ms,
+            )?;
+        }
+        Ok(())
+    }
+
+    /// Links several (profile, account, traits) in order, as `link_account` one by one would.
+    fn link_many(&mut self, tenant: &str, rows: &[LinkRow<'_>]) -> Result<()> {
+        for (profile, group, traits) in rows {
+            self.link_account(tenant, profile, group, *traits)?;
+        }
+        Ok(())
+    }
+
     /// Owners of many identifiers in one go, or `None` when lazy one-by-one lookups are as
     /// cheap (an embedded database).
     fn owners_many(
@@ -205,6 +248,86 @@ pub(crate) struct Touch {
     pub traits: Map<String, Value>,
 }
 
+/// A profile made in the current transaction and not written yet: its row as the writes so
+/// far would have left it (a merge inside the transaction is folded in here).
+#[derive(Debug, Clone)]
+pub(crate) struct NewProfile {
+    pub id: String,
+    pub first_ms: i64,
+    pub last_ms: i64,
+    pub count: i64,
+    pub traits: Map<String, Value>,
+    /// As a touch sets it: recomputed only when traits arrive, untouched by a merge.
+    pub display: String,
+    pub merge_count: i64,
+    pub merged_into: Option<String>,
+}
+
+impl NewProfile {
+    fn touched(&mut self, t: &Touch) {
+        self.first_ms = self.first_ms.min(t.first_ms);
+        self.last_ms = self.last_ms.max(t.last_ms);
+        self.count += t.count;
+        if !t.traits.is_empty() {
+            merge_traits(&mut self.traits, &t.traits);
+            self.display = crate::types::display_name(&self.traits);
+        }
+    }
+}
+
+/// (profile, account, traits) of one account link.
+pub(crate) type LinkRow<'a> = (&'a str, &'a str, Option<&'a Map<String, Value>>);
+
+/// An account link held back: (profile, account, traits).
+struct HeldLink {
+    profile: String,
+    group: String,
+    traits: Option<Map<String, Value>>,
+}
+
+/// One row of the identity ledger as the ingest path writes it.
+#[derive(Debug, Clone)]
+pub(crate) struct LedgerRow {
+    pub action: &'static str,
+    pub profile: String,
+    pub other: Option<String>,
+    pub identifier: Option<Identifier>,
+    pub seq: Option<i64>,
+    pub message_id: Option<String>,
+    pub reason: Option<&'static str>,
+    pub at_ms: i64,
+}
+
+/// Identity writes held back until the transaction next reads what they change (a merge) or
+/// ends: a batch of new customers is then a few set statements instead of a round trip per
+/// profile, identifier, ledger row and account link. Each list keeps its order.
+#[derive(Default)]
+struct Deferred {
+    profiles: Vec<(String, NewProfile)>,
+    /// (tenant, profile) → its place in `profiles`
+    made: HashMap<(String, String), usize>,
+    /// (tenant, identifier, profile, first seq)
+    attaches: Vec<(String, Identifier, String, i64)>,
+    ledger: Vec<(String, LedgerRow)>,
+    links: Vec<(String, HeldLink)>,
+}
+
+impl Deferred {
+    fn is_empty(&self) -> bool {
+        self.profiles.is_empty()
+            && self.attaches.is_empty()
+            && self.ledger.is_empty()
+            && self.links.is_empty()
+    }
+}
+
+/// Consecutive runs of one tenant's items.
+fn runs_of<T>(items: &[(String, T)]) -> impl Iterator<Item = (&str, &[(String, T)])> {
+    items
+        .chunk_by(|a, b| a.0 == b.0)
+        .map(|run| (run[0].0.as_str(), run))
+}
+
 /// One transaction's view of the graph: identifier owners are looked up once and then kept
 /// (attach and merge update them), and per-profile counters are summed and written once per
 /// profile instead of once per event. Both live only as long as the transaction, so nothing
@@ -216,6 +339,10 @@ pub(crate) struct Batched<'a, T: GraphTx> {
     pending: HashMap<(String, String), Touch>,
     /// (tenant, profile, account) links written in this transaction.
     linked: std::collections::HashSet<(String, String, String)>,
+    /// Profiles as identity resolution sees them, kept current by this transaction's own
+    /// creates and attaches; a merge drops both sides, to be read again once written.
+    views: HashMap<(String, String), ProfileView>,
+    deferred: Deferred,
 }
 
 impl<'a, T: GraphTx> Batched<'a, T> {
@@ -226,6 +353,8 @@ impl<'a, T: GraphTx> Batched<'a, T> {
             owners: HashMap::new(),
             pending: HashMap::new(),
             linked: Default::default(),
+            views: HashMap::new(),
+            deferred: Deferred::default(),
         }
     }
 
@@ -280,15 +409,196 @@ impl<'a, T: GraphTx> Batched<'a, T> {
         Ok(())
     }
 
-    fn attach(&mut self, tenant: &str, id: &Identifier, profile: &str, seq: i64) -> Result<()> {
-        self.tx.attach(tenant, id, profile, seq)?;
+    fn create_profile(&mut self, tenant: &str, profile: &str, ts: i64) {
+        self.deferred.made.insert(
+            (tenant.to_string(), profile.to_string()),
+            self.deferred.profiles.len(),
+        );
+        self.deferred.profiles.push((
+            tenant.to_string(),
+            NewProfile {
+                id: profile.to_string(),
+                first_ms: ts,
+                last_ms: ts,
+                count: 0,
+                traits: Map::new(),
+                display: String::new(),
+                merge_count: 0,
+                merged_into: None,
+            },
+        ));
+        self.views.insert(
+            (tenant.to_string(), profile.to_string()),
+            ProfileView {
+                id: profile.to_string(),
+                identifiers: vec![],
+                merge_count: 0,
+            },
+        );
+    }
+
+    fn attach(&mut self, tenant: &str, id: &Identifier, profile: &str, seq: i64) {
+        self.deferred
+            .attaches
+            .push((tenant.to_string(), id.clone(), profile.to_string(), seq));
+        if let Some(v) = self
+            .views
+            .get_mut(&(tenant.to_string(), profile.to_string()))
+        {
+            v.identifiers.push(id.clone());
+        }
         self.owners
             .insert((tenant.to_string(), id.clone()), Some(profile.to_string()));
+    }
+
+    fn ledger(&mut self, tenant: &str, row: LedgerRow) {
+        self.deferred.ledger.push((tenant.to_string(), row));
+    }
+
+    /// A profile as resolution sees it: the store's rows and this transaction's writes.
+    fn profile_view(&mut self, tenant: &str, profile: &str) -> Result<ProfileView> {
+        let key = (tenant.to_string(), profile.to_string());
+        if let Some(v) = self.views.get(&key) {
+            return Ok(v.clone());
+        }
+        // a profile not created here exists in the store; only attaches can be held back
+        let mut v = self.tx.profile_view(tenant, profile)?;
+        for (t, id, p, _) in &self.deferred.attaches {
+            if t == tenant && p == profile {
+                v.identifiers.push(id.clone());
+            }
+        }
+        self.views.insert(key, v.clone());
+        Ok(v)
+    }
+
+    /// Writes what was held back, each kind in its order.
+    fn write_deferred(&mut self) -> Result<()> {
+        if self.deferred.is_empty() {
+            return Ok(());
+        }
+        // a new profile goes in with its counters, not as a row then an update
+        let made: Vec<((String, String), usize)> = self
+            .deferred
+            .made
+            .iter()
+            .map(|(k, i)| (k.clone(), *i))
+            .collect();
+        for ((t, p), i) in made {
+            self.fold_touch(&t, &p, i);
+        }
+        let d = std::mem::take(&mut self.deferred);
+        for (tenant, run) in runs_of(&d.profiles) {
+            let rows: Vec<&NewProfile> = run.iter().map(|(_, r)| r).collect();
+            self.tx.insert_profiles(tenant, &rows)?;
+        }
+        let attaches: Vec<(String, (&Identifier, &str, i64))> = d
+            .attaches
+            .iter()
+            .map(|(t, id, p, seq)| (t.clone(), (id, p.as_str(), *seq)))
+            .collect();
+        for (tenant, run) in runs_of(&attaches) {
+            let rows: Vec<(&Identifier, &str, i64)> = run.iter().map(|(_, r)| *r).collect();
+            self.tx.attach_many(tenant, &rows)?;
+        }
+        for (tenant, run) in runs_of(&d.ledger) {
+            let rows: Vec<&LedgerRow> = run.iter().map(|(_, r)| r).collect();
+            self.tx.ledger_many(tenant, &rows)?;
+        }
+        for (tenant, run) in runs_of(&d.links) {
+            let rows: Vec<LinkRow<'_>> = run
+                .iter()
+                .map(|(_, l)| (l.profile.as_str(), l.group.as_str(), l.traits.as_ref()))
+                .collect();
+            self.tx.link_many(tenant, &rows)?;
+        }
         Ok(())
     }
 
+    /// Folds a profile's pending touch into its unwritten row.
+    fn fold_touch(&mut self, tenant: &str, profile: &str, at: usize) {
+        if let Some(t) = self
+            .pending
+            .remove(&(tenant.to_string(), profile.to_string()))
+        {
+            self.deferred.profiles[at].1.touched(&t);
+        }
+    }
+
+    /// A merge of two profiles both made in this transaction, done on their unwritten rows
+    /// exactly as `merge_profiles` would on written ones: the usual case of anonymous
+    /// browsing followed by a sign-in inside one batch costs no statement at all.
+    fn merge_unwritten(&mut self, tenant: &str, from: &str, into: &str, f: usize, i: usize) {
+        self.fold_touch(tenant, from, f);
+        self.fold_touch(tenant, into, i);
+        let absorbed = self.deferred.profiles[f].1.clone();
+        let survivor = &mut self.deferred.profiles[i].1;
+        // the survivor's traits win over the absorbed profile's
+        let mut traits = absorbed.traits;
+        merge_traits(&mut traits, &survivor.traits);
+        survivor.traits = traits;
+        survivor.first_ms = survivor.first_ms.min(absorbed.first_ms);
+        survivor.last_ms = survivor.last_ms.max(absorbed.last_ms);
+        survivor.count += absorbed.count;
+        survivor.merge_count += 1 + absorbed.merge_count;
+        let (from_s, into_s) = (Some(from.to_string()), Some(into.to_string()));
+        for (t, p) in self.deferred.profiles.iter_mut() {
+            if t == tenant && (p.id == from || p.merged_into == from_s) {
+                p.merged_into = into_s.clone();
+            }
+        }
+        for (t, _, p, _) in self.deferred.attaches.iter_mut() {
+            if t == tenant && p == from {
+                *p = into.to_string();
+            }
+        }
+        // the absorbed profile keeps its links and the survivor gains them
+        let gained: Vec<_> = self
+            .deferred
+            .links
+            .iter()
+            .filter(|(t, l)| t == tenant && l.profile == from)
+            .map(|(t, l)| {
+                (
+                    t.clone(),
+                    HeldLink {
+                        profile: into.to_string(),
+                        group: l.group.clone(),
+                        traits: None,
+                    },
+                )
+            })
+            .collect();
+        self.deferred.links.extend(gained);
+        let from_key = (tenant.to_string(), from.to_string());
+        let moved = self.views.remove(&from_key);
+        if let (Some(m), Some(v)) = (
+            moved,
+            self.views.get_mut(&(tenant.to_string(), into.to_string())),
+        ) {
+            v.identifiers.extend(m.identifiers);
+            v.merge_count += 1 + m.merge_count;
+        }
+    }
+
     fn merge(&mut self, tenant: &str, from: &str, into: &str) -> Result<()> {
-        // the merge reads both profiles' counters: they must be current
+        let made = |p: &str| {
+            self.deferred
+                .made
+                .get(&(tenant.to_string(), p.to_string()))
+                .copied()
+        };
+        if let (Some(f), Some(i)) = (made(from), made(into)) {
+            self.merge_unwritten(tenant, from, into, f, i);
+            for ((t, _), owner) in self.owners.iter_mut() {
+                if t == tenant && owner.as_deref() == Some(from) {
+                    *owner = Some(into.to_string());
+                }
+            }
+            return Ok(());
+        }
+        // the merge reads and moves both profiles' rows: everything before it must be written
+        self.write_deferred()?;
         self.flush(tenant, from)?;
         self.flush(tenant, into)?;
         self.tx.merge_profiles(tenant, from, into)?;
@@ -297,6 +607,8 @@ impl<'a, T: GraphTx> Batched<'a, T> {
                 *owner = Some(into.to_string());
             }
         }
+        self.views.remove(&(tenant.to_string(), from.to_string()));
+        self.views.remove(&(tenant.to_string(), into.to_string()));
         Ok(())
     }
 
@@ -307,14 +619,20 @@ impl<'a, T: GraphTx> Batched<'a, T> {
         profile: &str,
         group: &str,
         traits: Option<&Map<String, Value>>,
-    ) -> Result<()> {
+    ) {
         let key = (tenant.to_string(), profile.to_string(), group.to_string());
         if traits.is_none() && self.linked.contains(&key) {
-            return Ok(());
+            return;
         }
-        self.tx.link_account(tenant, profile, group, traits)?;
+        self.deferred.links.push((
+            tenant.to_string(),
+            HeldLink {
+                profile: profile.to_string(),
+                group: group.to_string(),
+                traits: traits.cloned(),
+            },
+        ));
         self.linked.insert(key);
-        Ok(())
     }
 
     fn touch(&mut self, tenant: &str, profile: &str, ts: i64, traits: &Map<String, Value>) {
@@ -343,6 +661,8 @@ impl<'a, T: GraphTx> Batched<'a, T> {
     }
 
     pub fn finish(mut self) -> Result<()> {
+        // profiles must exist before their counters are added to
+        self.write_deferred()?;
         let mut pending: Vec<_> = self.pending.drain().collect();
         // a stable order keeps lock acquisition order stable across writers
         pending.sort_by(|a, b| a.0.cmp(&b.0));
@@ -409,7 +729,7 @@ fn apply_event<T: GraphTx>(
             let mut profiles = BTreeMap::new();
             for p in owners.values() {
                 if !profiles.contains_key(p) {
-                    let view = b.tx.profile_view(tenant, p)?;
+                    let view = b.profile_view(tenant, p)?;
                     profiles.insert(p.clone(), view);
                 }
             }
@@ -423,46 +743,50 @@ fn apply_event<T: GraphTx>(
                     }
                     // deterministic ids make a rebuild reproduce the incremental projection exactly
                     let p = b.new_profile_id(tenant, seq)?;
-                    b.tx.create_profile(tenant, &p, ts)?;
+                    b.create_profile(tenant, &p, ts);
                     p
                 }
             };
             for m in &res.merges {
                 b.merge(tenant, &m.from, &target)?;
-                b.tx.ledger(
+                b.ledger(
                     tenant,
-                    "merge",
-                    &target,
-                    Some(&m.from),
-                    Some(&m.via),
-                    Some(seq),
-                    Some(&ev.message_id),
-                    None,
-                    at,
-                )?;
+                    LedgerRow {
+                        action: "merge",
+                        profile: target.clone(),
+                        other: Some(m.from.clone()),
+                        identifier: Some(m.via.clone()),
+                        seq: Some(seq),
+                        message_id: Some(ev.message_id.clone()),
+                        reason: None,
+                        at_ms: at,
+                    },
+                );
             }
             for a in &res.attach {
-                b.attach(tenant, a, &target, seq)?;
+                b.attach(tenant, a, &target, seq);
             }
             for d in &res.dropped {
-                b.tx.ledger(
+                b.ledger(
                     tenant,
-                    "drop",
-                    &target,
-                    None,
-                    Some(&d.identifier),
-                    Some(seq),
-                    Some(&ev.message_id),
-                    Some(d.reason),
-                    at,
-                )?;
+                    LedgerRow {
+                        action: "drop",
+                        profile: target.clone(),
+                        other: None,
+                        identifier: Some(d.identifier.clone()),
+                        seq: Some(seq),
+                        message_id: Some(ev.message_id.clone()),
+                        reason: Some(d.reason),
+                        at_ms: at,
+                    },
+                );
             }
             target
         }
     };
     b.touch(tenant, &target, ts, &ev.traits);
     if let Some(g) = &ev.group_id {
-        b.link_account(tenant, &target, g, ev.group_traits.as_ref())?;
+        b.link_account(tenant, &target, g, ev.group_traits.as_ref());
     }
     Ok(())
 }
@@ -498,62 +822,87 @@ pub(crate) fn append_all<T: GraphTx>(
     let mut daily: BTreeMap<(String, String, &'static str), i64> = BTreeMap::new();
     let mut out = Vec::with_capacity(requests.len());
     let mut b = Batched::new(tx);
-    for req in requests {
-        let tenant = req.tenant_id.as_str();
+    let mut start = 0;
+    while start < requests.len() {
+        // consecutive requests of one tenant and key (a group commit of one source) share one
+        // dedup probe, one COPY and one owner lookup, as if they were one request
+        let first = &requests[start];
+        let end = start
+            + requests[start..]
+                .iter()
+                .take_while(|r| {
+                    r.tenant_id == first.tenant_id && r.write_key_id == first.write_key_id
+                })
+                .count();
+        let run = &requests[start..end];
+        start = end;
+        let tenant = first.tenant_id.as_str();
         if !blocked_by_tenant.contains_key(tenant) {
             let blocked = b.tx.blocked(tenant)?;
             blocked_by_tenant.insert(tenant.to_string(), blocked);
         }
-        let mut o = AppendOutcome::default();
-        if !req.quarantined.is_empty() {
-            let today = day_of(crate::now_ms());
-            let kept = match quarantine_kept.entry((tenant.to_string(), today.clone())) {
-                std::collections::hash_map::Entry::Occupied(e) => e.into_mut(),
-                std::collections::hash_map::Entry::Vacant(e) => {
-                    let (rows, bytes) = b.tx.quarantine_day(tenant, &today)?;
-                    e.insert(QuarantineTally {
-                        rows_before: rows,
-                        bytes_before: bytes,
-                        ..Default::default()
-                    })
+        let first_outcome = out.len();
+        for req in run {
+            let mut o = AppendOutcome::default();
+            if !req.quarantined.is_empty() {
+                let today = day_of(crate::now_ms());
+                let kept = match quarantine_kept.entry((tenant.to_string(), today.clone())) {
+                    std::collections::hash_map::Entry::Occupied(e) => e.into_mut(),
+                    std::collections::hash_map::Entry::Vacant(e) => {
+                        let (rows, bytes) = b.tx.quarantine_day(tenant, &today)?;
+                        e.insert(QuarantineTally {
+                            rows_before: rows,
+                            bytes_before: bytes,
+                            ..Default::default()
+                        })
+                    }
+                };
+                kept.events += req.quarantined.events as i64;
+                for (payload, reason) in req.quarantined.rows() {
+                    let raw = serde_json::to_string(&payload)?;
+                    let bytes = (raw.len() + reason.detail.len()) as i64;
+                    if kept.rows_before + kept.rows >= settings.quarantine_rows_per_day
+                        || kept.bytes_before + kept.bytes + bytes
+                            > settings.quarantine_bytes_per_day
+                    {
+                        // over the tenant's daily cap: counted in the tally, not kept
+                        break;
+                    }
+                    b.tx.insert_quarantine(
+                        tenant,
+                        &req.write_key_id,
+                        &raw,
+                        reason.code,
+                        &reason.detail,
+                        crate::now_ms(),
+                    )?;
+                    kept.rows += 1;
+                    kept.bytes += bytes;
                 }
-            };
-            kept.events += req.quarantined.events as i64;
-            for (payload, reason) in req.quarantined.rows() {
-                let raw = serde_json::to_string(&payload)?;
-                let bytes = (raw.len() + reason.detail.len()) as i64;
-                if kept.rows_before + kept.rows >= settings.quarantine_rows_per_day
-                    || kept.bytes_before + kept.bytes + bytes > settings.quarantine_bytes_per_day
-                {
-                    // over the tenant's daily cap: counted in the tally, not kept
-                    break;
-                }
-                b.tx.insert_quarantine(
-                    tenant,
-                    &req.write_key_id,
-                    &raw,
-                    reason.code,
-                    &reason.detail,
-                    crate::now_ms(),
-                )?;
-                kept.rows += 1;
-                kept.bytes += bytes;
+                o.quarantined = u32::try_from(req.quarantined.events).unwrap_or(u32::MAX);
             }
-            o.quarantined = u32::try_from(req.quarantined.events).unwrap_or(u32::MAX);
+            out.push(o);
         }
-        let fresh =
-            b.tx.dedup_insert_many(tenant, &req.write_key_id, &req.events)?;
-        let new: Vec<&NormalizedEvent> = req
-            .events
+        // each event with the index of the outcome it counts in
+        let events: Vec<(usize, &NormalizedEvent)> = run
             .iter()
-            .zip(&fresh)
-            .filter(|(_, f)| **f)
-            .map(|(e, _)| e)
+            .enumerate()
+            .flat_map(|(k, r)| r.events.iter().map(move |e| (first_outcome + k, e)))
             .collect();
-        o.duplicates = (req.events.len() - new.len()) as u32;
-        let seqs = b.tx.insert_events(tenant, &req.write_key_id, &new)?;
-        b.prefetch(tenant, new.iter().flat_map(|e| e.identifiers.iter()))?;
-        for (ev, seq) in new.iter().zip(seqs) {
+        let refs: Vec<&NormalizedEvent> = events.iter().map(|(_, e)| *e).collect();
+        let fresh = b.tx.dedup_insert_many(tenant, &first.write_key_id, &refs)?;
+        let mut new: Vec<(usize, &NormalizedEvent)> = Vec::with_capacity(events.len());
+        for ((k, e), f) in events.into_iter().zip(fresh) {
+            if f {
+                new.push((k, e));
+            } else {
+                out[k].duplicates += 1;
+            }
+        }
+        let refs: Vec<&NormalizedEvent> = new.iter().map(|(_, e)| *e).collect();
+        let seqs = b.tx.insert_events(tenant, &first.write_key_id, &refs)?;
+        b.prefetch(tenant, refs.iter().flat_map(|e| e.identifiers.iter()))?;
+        for ((k, ev), seq) in new.into_iter().zip(seqs) {
             apply_event(
                 &mut b,
                 tenant,
@@ -569,9 +918,8 @@ pub(crate) fn append_all<T: GraphTx>(
                     ev.channel.as_str(),
                 ))
                 .or_default() += 1;
-            o.accepted += 1;
+            out[k].accepted += 1;
         }
-        out.push(o);
     }
     b.finish()?;
     let mut by_tenant: BTreeMap<String, Vec<(String, &'static str, i64)>> = BTreeMap::new();

@@ -70,15 +70,26 @@ impl HealthStore for PgStore {
             if cur != from {
                 return Ok(false);
             }
+            // one statement for the whole fold: the worker's pass covers thousands of
+            // account days, and a round trip each held the health lock for seconds
+            let mut cols: [Vec<i64>; 6] = Default::default();
+            let (mut groups, mut day_keys) = (Vec::with_capacity(days.len()), Vec::with_capacity(days.len()));
             for (grp, d) in days {
                 let n: [i64; 6] = [d.active, d.tickets, d.payment_failed, d.usage, d.churned, d.low_scores].map(i64::from);
-                let day = d.day.to_string();
+                for (c, v) in cols.iter_mut().zip(n) {
+                    c.push(v);
+                }
+                groups.push(grp.as_str());
+                day_keys.push(d.day.to_string());
+            }
+            if !days.is_empty() {
                 g.exec(
-                    "INSERT INTO account_daily (tenant_id, group_id, day, active, tickets, payment_failed, usage, churned, low_scores) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9)
+                    "INSERT INTO account_daily (tenant_id, group_id, day, active, tickets, payment_failed, usage, churned, low_scores)
+                     SELECT $1, g, d, a, t, p, u, c, l FROM unnest($2::text[], $3::text[], $4::bigint[], $5::bigint[], $6::bigint[], $7::bigint[], $8::bigint[], $9::bigint[]) AS x(g, d, a, t, p, u, c, l)
                      ON CONFLICT (tenant_id, group_id, day) DO UPDATE SET active = account_daily.active + EXCLUDED.active, tickets = account_daily.tickets + EXCLUDED.tickets,
                        payment_failed = account_daily.payment_failed + EXCLUDED.payment_failed, usage = account_daily.usage + EXCLUDED.usage,
                        churned = account_daily.churned + EXCLUDED.churned, low_scores = account_daily.low_scores + EXCLUDED.low_scores",
-                    &[&tenant, grp, &day, &n[0], &n[1], &n[2], &n[3], &n[4], &n[5]],
+                    &[&tenant, &groups, &day_keys, &cols[0], &cols[1], &cols[2], &cols[3], &cols[4], &cols[5]],
                 )?;
             }
             g.exec(

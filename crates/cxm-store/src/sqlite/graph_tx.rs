@@ -192,11 +192,22 @@ impl GraphTx for SqlTx<'_, '_> {
         })
     }
 
-    fn create_profile(&mut self, tenant: &str, profile: &str, ts_ms: i64) -> Result<()> {
+    fn insert_profile(&mut self, tenant: &str, p: &graph::NewProfile) -> Result<()> {
         self.st(
-            "INSERT INTO profiles (tenant_id, id, first_seen, last_seen) VALUES (?1, ?2, ?3, ?3)",
+            "INSERT INTO profiles (tenant_id, id, first_seen, last_seen, event_count, traits, display, merge_count, merged_into)
+             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9)",
         )?
-        .execute(params![tenant, profile, ts_ms])?;
+        .execute(params![
+            tenant,
+            p.id,
+            p.first_ms,
+            p.last_ms,
+            p.count,
+            serde_json::to_string(&p.traits)?,
+            p.display,
+            p.merge_count,
+            p.merged_into
+        ])?;
         Ok(())
     }
 

@@ -139,6 +139,126 @@ pub(crate) fn rebuild_equals_incremental(s: &dyn Store) {
     );
 }
 
+/// The same traffic appended one event per call into one tenant and as a single request into
+/// another must build the same graph, ledger and account links: within a transaction the
+/// identity writes are held back and written in sets, and every read the resolution makes
+/// (a profile created or extended moments before, a merge of one just made) must see them.
+pub(crate) fn one_request_equals_one_event_at_a_time(s: &dyn Store) {
+    let one_by_one = s.create_tenant("One by one").unwrap().id;
+    let at_once = s.create_tenant("At once").unwrap().id;
+    let mut rng = 0x9E37_79B9_7F4A_7C15u64;
+    let mut next = |n: u64| {
+        rng ^= rng << 13;
+        rng ^= rng >> 7;
+        rng ^= rng << 17;
+        rng % n
+    };
+    let mut msgs = vec![];
+    for i in 0..300 {
+        let user = next(25);
+        let mut m = json!({"type":"track","event":"Feature Used","messageId":format!("m{i}"),"timestamp":at(i64::try_from(next(5000)).unwrap())});
+        if next(3) > 0 {
+            m["userId"] = json!(format!("u{user}"));
+        }
+        // devices shared by a few users, so anonymous profiles are made and then merged
+        m["anonymousId"] = json!(format!("d{}", (user * 3 + next(4)) % 40));
+        match next(6) {
+            0 => {
+                m["type"] = json!("identify");
+                m["traits"] = json!({"email": format!("p{}@x.io", next(30)), "plan": format!("plan{}", next(3))});
+            }
+            1 => {
+                m["type"] = json!("group");
+                m["groupId"] = json!(format!("acct-{}", next(6)));
+                m["traits"] = json!({"tier": format!("t{}", next(3)), "seats": next(50)});
+            }
+            2 => m["groupId"] = json!(format!("acct-{}", next(6))),
+            _ => {}
+        }
+        msgs.push(m);
+    }
+    for m in &msgs {
+        s.append(&[req(&one_by_one, "k", std::slice::from_ref(m))])
+            .unwrap();
+    }
+    s.append(&[req(&at_once, "k", &msgs)]).unwrap();
+
+    let a = canonical_graph(s, &one_by_one);
+    let b = canonical_graph(s, &at_once);
+    assert!(a.0.len() > 40, "the traffic should build a real graph");
+    assert!(
+        a.1.iter().any(|l| l.0 == "merge") && a.1.iter().any(|l| l.0 == "drop"),
+        "the traffic should merge and drop: {:?}",
+        a.1
+    );
+    assert!(!a.2.is_empty(), "the traffic should link accounts");
+    assert_eq!(a.0, b.0, "identifiers and profiles");
+    assert_eq!(a.1, b.1, "ledger");
+    assert_eq!(a.2, b.2, "accounts");
+}
+
+type Canonical = (
+    Vec<(String, String, String)>,
+    Vec<(
+        String,
+        String,
+        Option<String>,
+        Option<String>,
+        Option<String>,
+    )>,
+    Vec<(String, String, Vec<String>)>,
+);
+
+/// A tenant's graph with each profile named by its smallest identifier, so two tenants (whose
+/// profile ids are keyed by their own secrets) can be compared.
+fn canonical_graph(s: &dyn Store, tenant: &str) -> Canonical {
+    let snap = s.identity_snapshot(tenant).unwrap();
+    let mut name: std::collections::BTreeMap<String, String> = Default::default();
+    for (ident, profile, _) in &snap {
+        let n = name.entry(profile.clone()).or_insert_with(|| ident.clone());
+        if ident < n {
+            *n = ident.clone();
+        }
+    }
+    let graph = snap
+        .iter()
+        .map(|(i, p, data)| (i.clone(), name[p].clone(), data.clone()))
+        .collect();
+    let mut ledger = vec![];
+    for (profile, n) in &name {
+        for l in s.ledger(tenant, profile).unwrap() {
+            ledger.push((
+                l.action,
+                n.clone(),
+                l.identifier.map(|i| format!("{}:{}", i.kind, i.value)),
+                l.message_id,
+                l.reason,
+            ));
+        }
+    }
+    ledger.sort();
+    let mut accounts = vec![];
+    for g in 0..6 {
+        let group = format!("acct-{g}");
+        let traits = s.account_traits(tenant, &group).unwrap();
+        let mut members: Vec<String> = s
+            .account_profiles(tenant, &group, 1000)
+            .unwrap()
+            .iter()
+            .map(|p| {
+                name.get(p)
+                    .cloned()
+                    .unwrap_or_else(|| format!("unnamed {p}"))
+            })
+            .collect();
+        members.sort();
+        if traits.is_some() || !members.is_empty() {
+            accounts.push((group, format!("{traits:?}"), members));
+        }
+    }
+    (graph, ledger, accounts)
+}
+
 pub(crate) fn blocking_an_identifier_unmerges(s: &dyn Store) {
     let t = s.create_tenant("Acme").unwrap().id;
     s.append(&[req(&t, "k", &[

@@ -70,6 +70,7 @@ conformance!(
     two_user_ids_never_merge_and_the_drop_is_recorded,
     timeline_is_newest_first_and_paginates,
     rebuild_equals_incremental,
+    one_request_equals_one_event_at_a_time,
     blocking_an_identifier_unmerges,
     overview_counts_by_day_and_channel,
     tenants_are_isolated,
