@@ -76,7 +76,7 @@ impl EventStore for SqliteStore {
         }
         let body = crate::columns::encode(&rows);
         let (first, last, n) = (first.seq, last.seq, rows.len());
-        self.write(|tx| {
+        self.write_derived(|tx| {
             // written only onto the head it was read after: a purge in between starts again
             let put = tx.execute(
                 "INSERT INTO event_blocks (tenant_id, first_seq, last_seq, events, body)

@@ -90,7 +90,7 @@ impl HealthStore for SqliteStore {
         to: HealthCursor,
         days: &[(String, cxm_domain::health::AccountDay)],
     ) -> Result<bool> {
-        self.write(|tx| {
+        self.write_derived(|tx| {
             let cur = tx
                 .query_row("SELECT event_seq, feedback_id FROM health_cursors WHERE tenant_id = ?1", [tenant], |r| Ok(HealthCursor { event_seq: r.get(0)?, feedback_id: r.get(1)? }))
                 .optional()?
@@ -164,7 +164,7 @@ impl HealthStore for SqliteStore {
         day: chrono::NaiveDate,
     ) -> Result<()> {
         let day = day.to_string();
-        self.write(|tx| {
+        self.write_derived(|tx| {
             let mut put = tx.prepare_cached(
                 "INSERT OR REPLACE INTO account_health (tenant_id, group_id, name, score, band, readings, arr, computed_at) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8)",
             )?;

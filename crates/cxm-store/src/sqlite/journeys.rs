@@ -248,7 +248,7 @@ impl JourneyStore for SqliteStore {
         version: i64,
         p: &JourneyProgress,
     ) -> Result<bool> {
-        self.write(|tx| {
+        self.write_derived(|tx| {
             let latest: Option<i64> = tx.query_row("SELECT MAX(version) FROM journeys WHERE tenant_id = ?1 AND journey_id = ?2", params![tenant, journey_id], |r| r.get(0))?;
             let cur = tx
                 .query_row(

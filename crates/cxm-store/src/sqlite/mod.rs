@@ -209,6 +209,30 @@ impl SqliteStore {
         Ok(r)
     }
 
+    /// A write of derived state only: projections a worker recomputes from the log, saved with
+    /// the cursor that says how far it got, in the same transaction. It commits without an
+    /// fsync of its own (`synchronous=NORMAL`), so it does not hold the writer lock through
+    /// one. WAL frames become durable in order, so the next durable commit (any ingest)
+    /// makes it durable too; a crash before that loses it with its cursor, and the worker
+    /// does the pass again. Nothing a person or a client was told about is written here.
+    fn write_derived<T>(&self, f: impl FnOnce(&Transaction) -> Result<T>) -> Result<T> {
+        let mut w = self.writer.lock().unwrap_or_else(|p| p.into_inner());
+        w.conn.execute_batch("PRAGMA synchronous=NORMAL")?;
+        let r = (|| {
+            let tx = w
+                .conn
+                .transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)?;
+            let r = f(&tx)?;
+            tx.commit()?;
+            Ok(r)
+        })();
+        // every other write on this connection is durable before it is answered
+        let reset = w.conn.execute_batch("PRAGMA synchronous=FULL");
+        restart_if_asked(&w.conn, &self.wal_full);
+        reset?;
+        r
+    }
+
     /// Runs `f` in a write transaction that is always rolled back (a dry run).
     fn rolled_back<T>(&self, f: impl FnOnce(&Transaction) -> Result<T>) -> Result<T> {
         let mut w = self.writer.lock().unwrap_or_else(|p| p.into_inner());

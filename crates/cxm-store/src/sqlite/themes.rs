@@ -52,7 +52,7 @@ impl ThemeStore for SqliteStore {
     }
 
     fn refresh_theme_rollup(&self, tenant: &str) -> Result<()> {
-        self.write(|tx| {
+        self.write_derived(|tx| {
             tx.execute("DELETE FROM theme_rollup WHERE tenant_id = ?1", params![tenant])?;
             tx.execute(
                 "INSERT INTO theme_rollup (tenant_id, day, theme_id, answers, promoters, passives, detractors, sentiment_sum, sentiment_n)
