@@ -90,13 +90,7 @@ pub(crate) fn timeline_is_newest_first_and_paginates(s: &dyn Store) {
 /// requests, then rebuilt from the log: the identity projection must be identical.
 pub(crate) fn rebuild_equals_incremental(s: &dyn Store) {
     let t = s.create_tenant("Acme").unwrap().id;
-    let mut rng = 0x2545_F491_4F6C_DD1Du64;
-    let mut next = |n: u64| {
-        rng ^= rng << 13;
-        rng ^= rng >> 7;
-        rng ^= rng << 17;
-        rng % n
-    };
+    let mut next = xorshift(0x2545_F491_4F6C_DD1Du64);
     let mut msgs = vec![];
     for i in 0..400 {
         let user = next(30);
@@ -146,13 +140,7 @@ pub(crate) fn rebuild_equals_incremental(s: &dyn Store) {
 pub(crate) fn one_request_equals_one_event_at_a_time(s: &dyn Store) {
     let one_by_one = s.create_tenant("One by one").unwrap().id;
     let at_once = s.create_tenant("At once").unwrap().id;
-    let mut rng = 0x9E37_79B9_7F4A_7C15u64;
-    let mut next = |n: u64| {
-        rng ^= rng << 13;
-        rng ^= rng >> 7;
-        rng ^= rng << 17;
-        rng % n
-    };
+    let mut next = xorshift(0x9E37_79B9_7F4A_7C15u64);
     let mut msgs = vec![];
     for i in 0..300 {
         let user = next(25);
@@ -195,6 +183,16 @@ pub(crate) fn one_request_equals_one_event_at_a_time(s: &dyn Store) {
     assert_eq!(a.0, b.0, "identifiers and profiles");
     assert_eq!(a.1, b.1, "ledger");
     assert_eq!(a.2, b.2, "accounts");
+}
+
+/// A seeded xorshift stream: `next(n)` is in `0..n`, the same on every run.
+fn xorshift(mut state: u64) -> impl FnMut(u64) -> u64 {
+    move |n| {
+        state ^= state << 13;
+        state ^= state >> 7;
+        state ^= state << 17;
+        state % n
+    }
 }
 
 type Canonical = (
