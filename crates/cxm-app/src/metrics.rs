@@ -116,3 +116,12 @@ impl Metrics {
         s
     }
 }
+
+/// The ingest writer's figures: commits, what they carried, and the time it was busy.
+pub fn render_writer(s: &cxm_store::committer::WriterStats, out: &mut String) {
+    let g = |a: &AtomicU64| a.load(Ordering::Relaxed);
+    let _ = writeln!(out, "# HELP cxm_ingest_commits_total group commits of the ingest writer\n# TYPE cxm_ingest_commits_total counter\ncxm_ingest_commits_total {}", g(&s.commits));
+    let _ = writeln!(out, "# HELP cxm_ingest_commit_requests_total ingest requests the group commits carried\n# TYPE cxm_ingest_commit_requests_total counter\ncxm_ingest_commit_requests_total {}", g(&s.requests));
+    let _ = writeln!(out, "# HELP cxm_ingest_commit_events_total events the group commits carried, duplicates included\n# TYPE cxm_ingest_commit_events_total counter\ncxm_ingest_commit_events_total {}", g(&s.events));
+    let _ = writeln!(out, "# HELP cxm_ingest_writer_busy_seconds_total time the ingest writer spent on commits; a rate near 1 means it is the limit\n# TYPE cxm_ingest_writer_busy_seconds_total counter\ncxm_ingest_writer_busy_seconds_total {:.6}", g(&s.busy_us) as f64 / 1e6);
+}

@@ -422,6 +422,16 @@ async fn ops_endpoints_and_openapi() {
         "{metrics}"
     );
     assert!(metrics.contains("cxm_ingest_request_duration_seconds_count 1"));
+    // the one request went through the writer as one commit of its seven events
+    assert!(
+        metrics.contains("cxm_ingest_commits_total 1\n"),
+        "{metrics}"
+    );
+    assert!(
+        metrics.contains("cxm_ingest_commit_events_total 7\n"),
+        "{metrics}"
+    );
+    assert!(!metrics.contains("cxm_ingest_writer_busy_seconds_total 0.000000\n"));
     let doc: Value = app
         .client
         .get(app.url("/api/openapi.json"))

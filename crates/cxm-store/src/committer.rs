@@ -2,7 +2,9 @@
 //! disk into one transaction, then answers each. fsync costs milliseconds here, so this is what
 //! makes "acknowledged means durable" cheap at tens of thousands of events per second.
 
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
+use std::time::Instant;
 
 use tokio::sync::{mpsc, oneshot};
 
@@ -11,11 +13,29 @@ use crate::{AppendOutcome, AppendRequest, Result, Store, StoreError};
 /// Upper bound on events in one transaction, so one commit never stalls the rest for long.
 const MAX_EVENTS_PER_COMMIT: usize = 20_000;
 
+/// How long the writer waits without a request before it does the work it put off.
+const IDLE: std::time::Duration = std::time::Duration::from_millis(50);
+
 type Job = (AppendRequest, oneshot::Sender<Result<AppendOutcome>>);
 
 #[derive(Clone)]
 pub struct Committer {
     tx: mpsc::Sender<Job>,
+    stats: Arc<WriterStats>,
+}
+
+/// What the writer has done since it started, for `/metrics`. Busy time that grows as fast as
+/// the clock means the one writer is what limits this node's ingest; events per commit say
+/// how much each fsync carries.
+#[derive(Default, Debug)]
+pub struct WriterStats {
+    /// Group commits attempted (a group that fails and is retried one by one counts once).
+    pub commits: AtomicU64,
+    pub requests: AtomicU64,
+    pub events: AtomicU64,
+    /// Microseconds from taking a group to having its answers: the store's lock, the
+    /// transaction and its durable commit.
+    pub busy_us: AtomicU64,
 }
 
 impl Committer {
@@ -23,8 +43,33 @@ impl Committer {
     /// queue is drained, which is how shutdown finishes in-flight ingestion.
     pub fn spawn(store: Arc<dyn Store>) -> (Committer, tokio::task::JoinHandle<()>) {
         let (tx, mut rx) = mpsc::channel::<Job>(4096);
+        let stats = Arc::new(WriterStats::default());
+        let counted = stats.clone();
         let handle = tokio::spawn(async move {
-            while let Some(first) = rx.recv().await {
+            // true at start: a store opened with work left over (a load, a restart) does it
+            // as soon as the writer is idle
+            let mut upkeep_due = true;
+            loop {
+                let first = match tokio::time::timeout(IDLE, rx.recv()).await {
+                    Ok(Some(j)) => j,
+                    Ok(None) => break,
+                    Err(_) => {
+                        if std::mem::take(&mut upkeep_due) {
+                            let store = store.clone();
+                            let done =
+                                tokio::task::spawn_blocking(move || store.upkeep_while_idle())
+                                    .await;
+                            if let Ok(Err(e)) = done {
+                                tracing::warn!(error = %e, "ingest upkeep failed");
+                            }
+                        }
+                        match rx.recv().await {
+                            Some(j) => j,
+                            None => break,
+                        }
+                    }
+                };
+                upkeep_due = true;
                 let mut jobs = vec![first];
                 let mut events = jobs[0].0.events.len();
                 while events < MAX_EVENTS_PER_COMMIT {
@@ -37,6 +82,7 @@ impl Committer {
                     }
                 }
                 let (reqs, replies): (Vec<_>, Vec<_>) = jobs.into_iter().unzip();
+                let (n_reqs, started) = (reqs.len() as u64, Instant::now());
                 let store = store.clone();
                 let results =
                     tokio::task::spawn_blocking(move || commit_group(store.as_ref(), &reqs))
@@ -45,12 +91,22 @@ impl Committer {
                             let e = StoreError::Backend(format!("writer task failed: {e}"));
                             replies.iter().map(|_| Err(e.clone())).collect()
                         });
+                counted.commits.fetch_add(1, Ordering::Relaxed);
+                counted.requests.fetch_add(n_reqs, Ordering::Relaxed);
+                counted.events.fetch_add(events as u64, Ordering::Relaxed);
+                counted
+                    .busy_us
+                    .fetch_add(started.elapsed().as_micros() as u64, Ordering::Relaxed);
                 for (reply, r) in replies.into_iter().zip(results) {
                     let _ = reply.send(r);
                 }
             }
         });
-        (Committer { tx }, handle)
+        (Committer { tx, stats }, handle)
+    }
+
+    pub fn stats(&self) -> &WriterStats {
+        &self.stats
     }
 
     /// Resolves after the request is committed (or failed); never before.

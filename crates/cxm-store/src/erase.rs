@@ -26,6 +26,11 @@ pub(crate) trait Sql {
     fn texts(&mut self, sql: &str, params: &[P]) -> Result<Vec<Vec<Option<String>>>>;
     /// `SELECT * FROM <table> WHERE <filter>` as one JSON object per row, keyed by column.
     fn rows(&mut self, table: &str, filter: &str, params: &[P]) -> Result<Vec<Value>>;
+    /// The filter (after `tenant_id = ?1 AND`) for events whose `column`, `user_id` or
+    /// `anonymous_id`, is `?2`, in the form this backend's indexes answer.
+    fn events_of(&self, column: &'static str) -> String {
+        format!("{column} = ?2")
+    }
 }
 
 /// What was removed, by kind; the tombstone keeps only this.
@@ -217,7 +222,8 @@ fn steps(run: &mut Run, root: &str) -> Result<bool> {
             "anonymous_id" => "anonymous_id",
             _ => continue,
         };
-        run.delete("events", "events", &format!("{column} = ?2"), vec![t(v)])?;
+        let filter = run.db.events_of(column);
+        run.delete("events", "events", &filter, vec![t(v)])?;
     }
     // the columnar copy names the customer too: the tenant's blocks go and are written again
     // (it is a copy of rows above, so neither counted nor exported)

@@ -27,6 +27,9 @@ pub struct StoreSettings {
     /// Seals secrets at rest. None: the embedded store keeps `master.key` in its data
     /// directory; PostgreSQL uses a key that lives only as long as the process (tests).
     pub master_key: Option<crate::sealed::MasterKey>,
+    /// SQLite: events the identifier index may lag the log before the writer catches it up
+    /// (readers scan that tail). Lower only in tests, to exercise both halves of a read.
+    pub identifier_index_lag: i64,
 }
 
 impl Default for StoreSettings {
@@ -37,6 +40,7 @@ impl Default for StoreSettings {
             quarantine_rows_per_day: 10_000,
             quarantine_bytes_per_day: 64 * 1024 * 1024,
             master_key: None,
+            identifier_index_lag: 32_768,
         }
     }
 }

@@ -106,6 +106,11 @@ pub trait TenantStore {
 pub trait EventStore {
     /// Appends several requests in one transaction; the outcomes are in request order.
     fn append(&self, requests: &[AppendRequest]) -> Result<Vec<AppendOutcome>>;
+    /// Work ingest puts off while requests wait (SQLite: indexing the log's tail by
+    /// identifier); the committer calls it once no request has come for a moment.
+    fn upkeep_while_idle(&self) -> Result<()> {
+        Ok(())
+    }
     fn quarantine(&self, tenant: &str, limit: u32) -> Result<Vec<QuarantineEntry>>;
     /// What quarantine took in per day from `since_day` (YYYY-MM-DD) on, newest first.
     fn quarantine_days(&self, tenant: &str, since_day: &str) -> Result<Vec<QuarantineDay>>;

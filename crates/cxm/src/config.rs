@@ -439,6 +439,7 @@ impl Settings {
             identity: self.identity.clone(),
             quarantine_rows_per_day: self.quarantine_rows_per_day,
             quarantine_bytes_per_day: self.quarantine_bytes_per_day,
+            ..Default::default()
         };
         cxm_store::open(self.database_url.as_deref(), &self.data_dir, settings)
             .map_err(|e| anyhow::anyhow!("cannot open the store: {e}"))

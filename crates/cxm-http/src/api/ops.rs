@@ -53,6 +53,7 @@ pub async fn readyz(State(st): State<Arc<AppState>>) -> impl IntoResponse {
 
 pub async fn metrics(State(st): State<Arc<AppState>>) -> impl IntoResponse {
     let mut body = st.metrics.render();
+    cxm_app::metrics::render_writer(st.committer.stats(), &mut body);
     if let Some(w) = st.workers.get() {
         body.push_str(&w.render_metrics());
     }

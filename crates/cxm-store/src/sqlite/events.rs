@@ -18,6 +18,11 @@ impl EventStore for SqliteStore {
         drop(g);
         match result.and_then(|out| tx.commit().map(|()| out).map_err(StoreError::from)) {
             Ok(out) => {
+                // after the commit: the events are durable and answered whatever this does
+                let appended: i64 = out.iter().map(|o| i64::from(o.accepted)).sum();
+                if let Err(e) = w.index_identifiers(appended, self.settings.identifier_index_lag) {
+                    tracing::warn!(error = %e, "identifier index catch-up failed");
+                }
                 restart_if_asked(&w.conn, &self.wal_full);
                 Ok(out)
             }
@@ -29,6 +34,13 @@ impl EventStore for SqliteStore {
                 Err(e)
             }
         }
+    }
+
+    fn upkeep_while_idle(&self) -> Result<()> {
+        let mut w = self.writer.lock().unwrap_or_else(|p| p.into_inner());
+        w.index_identifiers(0, 1)?;
+        restart_if_asked(&w.conn, &self.wal_full);
+        Ok(())
     }
 
     fn max_event_seq(&self) -> Result<i64> {

@@ -118,9 +118,12 @@ impl IdentityStore for SqliteStore {
         self.read(|c| {
             let mut st = c.prepare_cached(&format!(
                 "SELECT {EVENT_COLS} FROM events WHERE seq IN (
-                    SELECT seq FROM events WHERE tenant_id = ?1 AND user_id IN (SELECT value FROM json_each(?2)) AND (ts, seq) < (?4, ?5)
+                    SELECT seq FROM events_by_identifier WHERE tenant_id = ?1 AND kind = 'user_id' AND value IN (SELECT value FROM json_each(?2)) AND (ts, seq) < (?4, ?5)
                     UNION
-                    SELECT seq FROM events WHERE tenant_id = ?1 AND anonymous_id IN (SELECT value FROM json_each(?3)) AND (ts, seq) < (?4, ?5))
+                    SELECT seq FROM events_by_identifier WHERE tenant_id = ?1 AND kind = 'anonymous_id' AND value IN (SELECT value FROM json_each(?3)) AND (ts, seq) < (?4, ?5)
+                    UNION
+                    SELECT seq FROM events WHERE seq > (SELECT seq FROM events_by_identifier_head) AND tenant_id = ?1 AND (ts, seq) < (?4, ?5)
+                      AND (user_id IN (SELECT value FROM json_each(?2)) OR anonymous_id IN (SELECT value FROM json_each(?3))))
                  ORDER BY ts DESC, seq DESC LIMIT ?6"
             ))?;
             let rows = st

@@ -75,6 +75,10 @@ const MIGRATIONS: &[(i64, &str)] = &[
         23,
         include_str!("../../migrations/sqlite/0023_events_name_in_log_order.sql"),
     ),
+    (
+        24,
+        include_str!("../../migrations/sqlite/0024_events_by_identifier.sql"),
+    ),
 ];
 
 pub struct SqliteStore {
@@ -147,6 +151,10 @@ impl SqliteStore {
             writer: Mutex::new(Writer {
                 conn,
                 dedup: DedupIndex::default(),
+                by_identifier: IdentifierIndex {
+                    behind: None,
+                    last: std::time::Instant::now(),
+                },
             }),
             readers: Mutex::new(Readers::default()),
             reader_free: std::sync::Condvar::new(),
@@ -217,19 +225,12 @@ impl SqliteStore {
     /// does the pass again. Nothing a person or a client was told about is written here.
     fn write_derived<T>(&self, f: impl FnOnce(&Transaction) -> Result<T>) -> Result<T> {
         let mut w = self.writer.lock().unwrap_or_else(|p| p.into_inner());
-        w.conn.execute_batch("PRAGMA synchronous=NORMAL")?;
-        let r = (|| {
-            let tx = w
-                .conn
-                .transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)?;
-            let r = f(&tx)?;
-            tx.commit()?;
-            Ok(r)
-        })();
-        // every other write on this connection is durable before it is answered
-        let reset = w.conn.execute_batch("PRAGMA synchronous=FULL");
+        let r = derived_tx(&mut w.conn, f);
+        // the workers pass by every few seconds: the index catches up when ingest has stopped
+        if let Err(e) = w.index_identifiers(0, self.settings.identifier_index_lag) {
+            tracing::warn!(error = %e, "identifier index catch-up failed");
+        }
         restart_if_asked(&w.conn, &self.wal_full);
-        reset?;
         r
     }
 
@@ -370,6 +371,81 @@ fn migrate(conn: &Connection) -> Result<()> {
 struct Writer {
     conn: Connection,
     dedup: DedupIndex,
+    by_identifier: IdentifierIndex,
+}
+
+/// How far `events_by_identifier` is behind the log. The writer brings it up to the head
+/// once enough events have arrived (or a little time has passed), in one transaction whose
+/// sorted batch writes each customer's page once instead of once per commit.
+struct IdentifierIndex {
+    /// Events appended since the last catch-up; unknown until the first one.
+    behind: Option<i64>,
+    last: std::time::Instant,
+}
+
+impl Writer {
+    /// Brings `events_by_identifier` up to the log's head when it is due. Derived state: it
+    /// commits without its own fsync, and a crash before the next durable commit only puts
+    /// the head back, to be caught up again.
+    fn index_identifiers(&mut self, appended: i64, lag: i64) -> Result<()> {
+        let behind = match self.by_identifier.behind {
+            Some(b) => b + appended,
+            None => self.conn.query_row(
+                "SELECT COALESCE((SELECT MAX(seq) FROM events), 0) - (SELECT seq FROM events_by_identifier_head)",
+                [],
+                |r| r.get(0),
+            )?,
+        };
+        self.by_identifier.behind = Some(behind);
+        // bounded by count under load (readers scan at most about `lag` rows of the tail), and
+        // by time once it stops
+        let due = behind >= lag || (behind > 0 && self.by_identifier.last.elapsed().as_secs() >= 2);
+        if !due {
+            return Ok(());
+        }
+        derived_tx(&mut self.conn, |tx| {
+            let from: i64 = tx.query_row("SELECT seq FROM events_by_identifier_head", [], |r| {
+                r.get(0)
+            })?;
+            let to: i64 =
+                tx.query_row("SELECT COALESCE(MAX(seq), 0) FROM events", [], |r| r.get(0))?;
+            for (kind, column) in [("user_id", "user_id"), ("anonymous_id", "anonymous_id")] {
+                tx.prepare_cached(&format!(
+                    "INSERT OR IGNORE INTO events_by_identifier (tenant_id, kind, value, ts, seq)
+                     SELECT tenant_id, ?3, {column}, ts, seq FROM events
+                     WHERE seq > ?1 AND seq <= ?2 AND {column} IS NOT NULL ORDER BY 1, 3, 4, 5"
+                ))?
+                .execute(params![from, to, kind])?;
+            }
+            tx.execute(
+                "UPDATE events_by_identifier_head SET seq = ?1 WHERE id = 1 AND seq < ?1",
+                [to],
+            )?;
+            Ok(())
+        })?;
+        self.by_identifier = IdentifierIndex {
+            behind: Some(0),
+            last: std::time::Instant::now(),
+        };
+        Ok(())
+    }
+}
+
+/// A write transaction on the writer's connection that commits without an fsync (see
+/// `write_derived`), putting the durable setting back afterwards whatever happened.
+fn derived_tx<T>(conn: &mut Connection, f: impl FnOnce(&Transaction) -> Result<T>) -> Result<T> {
+    conn.execute_batch("PRAGMA synchronous=NORMAL")?;
+    let r = (|| -> Result<T> {
+        let tx = conn.transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)?;
+        let r = f(&tx)?;
+        tx.commit()?;
+        Ok(r)
+    })();
+    // every other write on this connection is durable before it is answered
+    let reset = conn.execute_batch("PRAGMA synchronous=FULL");
+    let r = r?;
+    reset?;
+    Ok(r)
 }
 
 /// Message ids seen within the dedup window, in memory. Keys are 128-bit digests of
@@ -579,6 +655,14 @@ impl crate::erase::Sql for SqliteSql<'_, '_> {
             out.push(Value::Object(obj));
         }
         Ok(out)
+    }
+
+    fn events_of(&self, column: &'static str) -> String {
+        // the indexed part, and the tail of the log the index has not reached
+        format!(
+            "seq IN (SELECT seq FROM events_by_identifier WHERE tenant_id = ?1 AND kind = '{column}' AND value = ?2)
+             OR (seq > (SELECT seq FROM events_by_identifier_head) AND {column} = ?2)"
+        )
     }
 
     fn exec(&mut self, sql: &str, params: &[crate::erase::P]) -> Result<u64> {

@@ -69,6 +69,7 @@ conformance!(
     anonymous_history_joins_the_identified_customer,
     two_user_ids_never_merge_and_the_drop_is_recorded,
     timeline_is_newest_first_and_paginates,
+    a_customers_events_are_found_indexed_or_not,
     rebuild_equals_incremental,
     one_request_equals_one_event_at_a_time,
     blocking_an_identifier_unmerges,
@@ -83,6 +84,39 @@ conformance!(
     signing_keys_messages_and_checkpoints,
     event_blocks_copy_the_log_and_go_with_an_erasure,
 );
+
+/// SQLite with its identifier index catching up every few events, so that reads and
+/// erasures span the indexed part of the log and the tail it has not reached.
+mod sqlite_short_index_lag {
+    fn store() -> super::Backend {
+        let dir = tempfile::tempdir().unwrap();
+        let settings = super::StoreSettings {
+            identifier_index_lag: 7,
+            ..Default::default()
+        };
+        let store = super::SqliteStore::open_dir(dir.path(), settings).unwrap();
+        super::Backend {
+            store: std::sync::Arc::new(store),
+            _guard: Box::new(dir),
+        }
+    }
+    #[test]
+    fn a_customers_events_are_found_indexed_or_not() {
+        super::a_customers_events_are_found_indexed_or_not(&*store().store);
+    }
+    #[test]
+    fn timeline_is_newest_first_and_paginates() {
+        super::timeline_is_newest_first_and_paginates(&*store().store);
+    }
+    #[test]
+    fn event_blocks_copy_the_log_and_go_with_an_erasure() {
+        super::event_blocks_copy_the_log_and_go_with_an_erasure(&*store().store);
+    }
+    #[test]
+    fn blocking_an_identifier_unmerges() {
+        super::blocking_an_identifier_unmerges(&*store().store);
+    }
+}
 
 fn base() -> chrono::DateTime<Utc> {
     Utc.with_ymd_and_hms(2026, 11, 1, 12, 0, 0).unwrap()
