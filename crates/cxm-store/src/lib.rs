@@ -26,6 +26,7 @@ pub mod types;
 use std::sync::Arc;
 
 pub use graph::StoreSettings;
+pub use pg::ceiling::{pg_copy_ceiling, CopyCeiling};
 pub use pg::PgStore;
 pub use sqlite::SqliteStore;
 pub use traits::*;

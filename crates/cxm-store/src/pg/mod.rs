@@ -469,6 +469,7 @@ use rows::*;
 
 // one room per capability; declared last so they see the macros above
 mod agents;
+pub(crate) mod ceiling;
 mod cluster;
 mod equity;
 mod events;

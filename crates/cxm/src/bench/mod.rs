@@ -517,19 +517,38 @@ async fn ingest(a: IngestArgs, store_args: &StoreArgs) -> anyhow::Result<Value> 
         .await??
     };
     let backend = r.store.backend();
+    let tenant = r.tenant.clone();
     r.stop().await?;
     anyhow::ensure!(
         lat.len() == requests,
         "sent {} of {requests} requests",
         lat.len()
     );
-    Ok(json!({
+    let events_per_sec = a.events as f64 / elapsed.as_secs_f64();
+    // on PostgreSQL, beside it: the same rows copied bare into a table with the log's indexes,
+    // 1,000 a transaction, once the server has stopped
+    let ceiling = match store_args.database_url.clone() {
+        Some(url) => {
+            let c = tokio::task::spawn_blocking(move || {
+                cxm_store::pg_copy_ceiling(&url, &tenant, 1000)
+            })
+            .await??;
+            let per_sec = c.rows as f64 / c.seconds;
+            json!({"copy_ceiling_rows_per_sec": per_sec, "copy_ceiling_rows": c.rows, "ratio_to_ceiling": events_per_sec / per_sec})
+        }
+        None => json!({}),
+    };
+    let mut out = json!({
         "bench": "ingest", "backend": backend, "events": a.events, "batch": a.batch, "concurrency": a.concurrency,
-        "seconds": elapsed.as_secs_f64(), "events_per_sec": a.events as f64 / elapsed.as_secs_f64(),
+        "seconds": elapsed.as_secs_f64(), "events_per_sec": events_per_sec,
         "requests": lat.len(), "p50_ms": percentile(&lat, 0.5), "p99_ms": percentile(&lat, 0.99),
         "stored_events": stored.total_events, "profiles": stored.profiles, "quarantined": stored.quarantined,
         "peak_rss_mb_before_load": rss_before, "peak_rss_mb": peak_rss_mb(), "machine": machine(),
-    }))
+    });
+    if let (Some(o), Value::Object(c)) = (out.as_object_mut(), ceiling) {
+        o.extend(c);
+    }
+    Ok(out)
 }
 
 async fn latency(a: LatencyArgs, store_args: &StoreArgs) -> anyhow::Result<Value> {

@@ -1,6 +1,7 @@
 //! The real binary: scriptable setup, import, rebuild, help, and data acknowledged before a
 //! `kill -9` surviving the restart.
 
+mod bench;
 mod cluster;
 mod governance;
 mod journeys;
