@@ -6,7 +6,7 @@
 use std::time::Instant;
 
 use postgres::binary_copy::BinaryCopyInWriter;
-use postgres::types::{ToSql, Type};
+use postgres::types::ToSql;
 use postgres::{Client, NoTls};
 
 use crate::Result;
@@ -18,7 +18,7 @@ pub struct CopyCeiling {
     pub seconds: f64,
 }
 
-const COLUMNS: &str = "seq, tenant_id, write_key_id, message_id, type, name, user_id, anonymous_id, group_id, channel, category, ts, received_at, payload";
+use super::rows::{EVENT_COPY_COLUMNS as COLUMNS, EVENT_COPY_TYPES};
 
 type EventRow = (
     i64,
@@ -70,22 +70,6 @@ pub fn pg_copy_ceiling(url: &str, tenant: &str, rows_per_tx: usize) -> Result<Co
             )
         })
         .collect();
-    let types = [
-        Type::INT8,
-        Type::TEXT,
-        Type::TEXT,
-        Type::TEXT,
-        Type::TEXT,
-        Type::TEXT,
-        Type::TEXT,
-        Type::TEXT,
-        Type::TEXT,
-        Type::TEXT,
-        Type::TEXT,
-        Type::INT8,
-        Type::INT8,
-        Type::TEXT,
-    ];
     let started = Instant::now();
     let copied = (|| -> Result<()> {
         for chunk in rows.chunks(rows_per_tx.max(1)) {
@@ -93,7 +77,7 @@ pub fn pg_copy_ceiling(url: &str, tenant: &str, rows_per_tx: usize) -> Result<Co
             let sink = tx.copy_in(&format!(
                 "COPY bench_copy_ceiling ({COLUMNS}) FROM STDIN BINARY"
             ))?;
-            let mut w = BinaryCopyInWriter::new(sink, &types);
+            let mut w = BinaryCopyInWriter::new(sink, &EVENT_COPY_TYPES);
             for r in chunk {
                 let row: [&(dyn ToSql + Sync); 14] = [
                     &r.0, &r.1, &r.2, &r.3, &r.4, &r.5, &r.6, &r.7, &r.8, &r.9, &r.10, &r.11,

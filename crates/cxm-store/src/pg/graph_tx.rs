@@ -474,7 +474,6 @@ impl GraphTx for PgTx<'_> {
         events: &[&NormalizedEvent],
     ) -> Result<Vec<i64>> {
         use postgres::binary_copy::BinaryCopyInWriter;
-        use postgres::types::Type;
         if events.is_empty() {
             return Ok(vec![]);
         }
@@ -497,28 +496,10 @@ impl GraphTx for PgTx<'_> {
                 seqs.len()
             )));
         }
-        let sink = self.tx.copy_in(
-            "COPY events (seq, tenant_id, write_key_id, message_id, type, name, user_id, anonymous_id, group_id, channel, category, ts, received_at, payload) FROM STDIN BINARY",
-        )?;
-        let mut w = BinaryCopyInWriter::new(
-            sink,
-            &[
-                Type::INT8,
-                Type::TEXT,
-                Type::TEXT,
-                Type::TEXT,
-                Type::TEXT,
-                Type::TEXT,
-                Type::TEXT,
-                Type::TEXT,
-                Type::TEXT,
-                Type::TEXT,
-                Type::TEXT,
-                Type::INT8,
-                Type::INT8,
-                Type::TEXT,
-            ],
-        );
+        let sink = self.tx.copy_in(&format!(
+            "COPY events ({EVENT_COPY_COLUMNS}) FROM STDIN BINARY"
+        ))?;
+        let mut w = BinaryCopyInWriter::new(sink, &EVENT_COPY_TYPES);
         for (e, seq) in events.iter().zip(&seqs) {
             w.write(&[
                 seq,

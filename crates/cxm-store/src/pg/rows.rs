@@ -2,6 +2,28 @@
 
 use super::*;
 
+/// The columns ingest copies into the log, in order, and their types for COPY BINARY.
+pub(super) const EVENT_COPY_COLUMNS: &str = "seq, tenant_id, write_key_id, message_id, type, name, user_id, anonymous_id, group_id, channel, category, ts, received_at, payload";
+pub(super) const EVENT_COPY_TYPES: [postgres::types::Type; 14] = {
+    use postgres::types::Type;
+    [
+        Type::INT8,
+        Type::TEXT,
+        Type::TEXT,
+        Type::TEXT,
+        Type::TEXT,
+        Type::TEXT,
+        Type::TEXT,
+        Type::TEXT,
+        Type::TEXT,
+        Type::TEXT,
+        Type::TEXT,
+        Type::INT8,
+        Type::INT8,
+        Type::TEXT,
+    ]
+};
+
 pub(super) fn row_to_event(r: &Row) -> StoredEvent {
     StoredEvent {
         seq: r.get(0),
