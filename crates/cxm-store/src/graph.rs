@@ -258,6 +258,25 @@ pub(crate) struct Touch {
 /// (profile, account, traits) of one account link.
 pub(crate) type LinkRow<'a> = (&'a str, &'a str, Option<&'a Map<String, Value>>);
 
+/// The dedup window's key of one message: the first 16 bytes of SHA-256 over the tenant,
+/// the write key and the message id joined by NUL. Both backends use it, and PostgreSQL's
+/// migration computes the same bytes in SQL (`sha256(... || '\\x00'::bytea || ...)`): 16
+/// bytes compare as one `memcmp`, where three texts compared under the database's collation.
+/// NUL cannot occur in the two ids we mint, so the join is unambiguous.
+pub(crate) fn dedup_key(tenant: &str, key_id: &str, message_id: &str) -> [u8; 16] {
+    use sha2::{Digest, Sha256};
+    let mut h = Sha256::new();
+    h.update(tenant.as_bytes());
+    h.update([0u8]);
+    h.update(key_id.as_bytes());
+    h.update([0u8]);
+    h.update(message_id.as_bytes());
+    let d = h.finalize();
+    let mut k = [0u8; 16];
+    k.copy_from_slice(&d[..16]);
+    k
+}
+
 /// A profile's id from the sequence number of the event that created it: a keyed hash
 /// under the tenant's secret, so it says nothing about how many events anyone sent, yet a
 /// rebuild gives the same id. Profiles created up to `legacy_upto` keep `p_<seq>`.

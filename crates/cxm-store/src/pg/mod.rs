@@ -105,6 +105,10 @@ const MIGRATIONS: &[(i64, &str)] = &[
         25,
         include_str!("../../migrations/postgres/0025_dedup_by_day.sql"),
     ),
+    (
+        26,
+        include_str!("../../migrations/postgres/0026_dedup_by_digest.sql"),
+    ),
 ];
 const POOL_SIZE: usize = 8;
 

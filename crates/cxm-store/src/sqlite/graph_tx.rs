@@ -37,20 +37,6 @@ impl<'a, 'd> SqlTx<'a, 'd> {
     }
 }
 
-/// Byte arrays (alignment 1) keep a map entry at 20 bytes; a u128 key would pad it to 32.
-pub(super) fn dedup_key(tenant: &str, key_id: &str, message_id: &str) -> [u8; 16] {
-    use sha2::Digest;
-    let mut h = sha2::Sha256::new();
-    for part in [tenant, key_id, message_id] {
-        h.update((part.len() as u64).to_le_bytes());
-        h.update(part.as_bytes());
-    }
-    let d = h.finalize();
-    let mut k = [0u8; 16];
-    k.copy_from_slice(&d[..16]);
-    k
-}
-
 pub(super) fn kind_of(s: &str) -> IdentifierKind {
     IdentifierKind::parse(s).unwrap_or(IdentifierKind::External(s.to_string()))
 }
@@ -67,7 +53,7 @@ impl GraphTx for SqlTx<'_, '_> {
             .dedup
             .as_deref_mut()
             .ok_or_else(|| StoreError::Backend("dedup used outside ingest".into()))?;
-        let key = dedup_key(tenant, key_id, message_id);
+        let key = graph::dedup_key(tenant, key_id, message_id);
         if dedup.keys.contains_key(&key) {
             return Ok(false);
         }

@@ -456,7 +456,8 @@ fn derived_tx<T>(conn: &mut Connection, f: impl FnOnce(&Transaction) -> Result<T
 #[derive(Default)]
 struct DedupIndex {
     loaded: bool,
-    /// digest -> received_at in seconds
+    /// `graph::dedup_key` -> received_at in seconds; a byte-array key (alignment 1) keeps an
+    /// entry at 20 bytes, where a u128 would pad it to 32
     keys: std::collections::HashMap<[u8; 16], u32, BuildDigestHasher>,
 }
 
@@ -506,7 +507,7 @@ impl DedupIndex {
                 break;
             }
             if received >= cutoff {
-                let k = dedup_key(
+                let k = graph::dedup_key(
                     r.get_ref(0)?.as_str()?,
                     r.get_ref(1)?.as_str()?,
                     r.get_ref(2)?.as_str()?,

@@ -303,3 +303,57 @@ pub(crate) fn dedup_window_spans_days_of_arrival(s: &dyn Store) {
     // and today's arrivals count at once
     assert_eq!(s.append(&[sent("recent", now)]).unwrap()[0].duplicates, 1);
 }
+
+/// PostgreSQL's dedup window moved from three texts to their digest (migration 26): an id
+/// remembered before the upgrade is still a duplicate after it, so the digest the migration
+/// computes in SQL is the one ingest computes.
+#[test]
+pub(crate) fn postgres_dedup_window_survives_the_move_to_digests() {
+    let Some(admin) = pg_admin_url() else {
+        eprintln!("skipping postgres: set CXM_TEST_DATABASE_URL");
+        return;
+    };
+    let db = TestDb::create(&admin);
+    let sent = |t: &str, id: &str| {
+        req(
+            t,
+            "k",
+            &[json!({"type":"track","event":"X","userId":"u","messageId":id,"timestamp":at(0)})],
+        )
+    };
+    let settings = StoreSettings {
+        master_key: Some(cxm_store::sealed::MasterKey::generate()),
+        ..Default::default()
+    };
+    let t = {
+        let s = PgStore::connect(&db.url, settings.clone()).unwrap();
+        s.create_tenant("Acme").unwrap().id
+    };
+    let day = sent(&t, "x").events[0].received_at.timestamp_millis() / 86_400_000;
+    // the window as version 25 kept it, holding one id
+    let mut c = postgres::Client::connect(&db.url, postgres::NoTls).unwrap();
+    c.batch_execute(&format!(
+        "DROP TABLE dedup;
+         CREATE TABLE dedup (day INT NOT NULL, tenant_id TEXT NOT NULL, write_key_id TEXT NOT NULL,
+             message_id TEXT NOT NULL, PRIMARY KEY (tenant_id, write_key_id, message_id, day))
+             PARTITION BY RANGE (day);
+         CREATE TABLE dedup_d{day} PARTITION OF dedup FOR VALUES FROM ({day}) TO ({});
+         INSERT INTO dedup VALUES ({day}, '{t}', 'k', 'before-upgrade');
+         DELETE FROM schema_migrations WHERE version = 26;",
+        day + 1
+    ))
+    .unwrap();
+    drop(c);
+    let s = PgStore::connect(&db.url, settings).unwrap();
+    let out = s
+        .append(&[sent(&t, "before-upgrade"), sent(&t, "after-upgrade")])
+        .unwrap();
+    assert_eq!(out[0].duplicates, 1, "remembered across the upgrade");
+    assert_eq!(out[1].accepted, 1, "a new id is new");
+    assert_eq!(
+        s.append(&[sent(&t, "after-upgrade")]).unwrap()[0].duplicates,
+        1
+    );
+    drop(s);
+    drop(db);
+}
