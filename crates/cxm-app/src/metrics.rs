@@ -123,5 +123,5 @@ pub fn render_writer(s: &cxm_store::committer::WriterStats, out: &mut String) {
     let _ = writeln!(out, "# HELP cxm_ingest_commits_total group commits of the ingest writer\n# TYPE cxm_ingest_commits_total counter\ncxm_ingest_commits_total {}", g(&s.commits));
     let _ = writeln!(out, "# HELP cxm_ingest_commit_requests_total ingest requests the group commits carried\n# TYPE cxm_ingest_commit_requests_total counter\ncxm_ingest_commit_requests_total {}", g(&s.requests));
     let _ = writeln!(out, "# HELP cxm_ingest_commit_events_total events the group commits carried, duplicates included\n# TYPE cxm_ingest_commit_events_total counter\ncxm_ingest_commit_events_total {}", g(&s.events));
-    let _ = writeln!(out, "# HELP cxm_ingest_writer_busy_seconds_total time the ingest writer spent on commits; a rate near 1 means it is the limit\n# TYPE cxm_ingest_writer_busy_seconds_total counter\ncxm_ingest_writer_busy_seconds_total {:.6}", g(&s.busy_us) as f64 / 1e6);
+    let _ = writeln!(out, "# HELP cxm_ingest_writer_busy_seconds_total time the ingest writer spent in its transactions (the fsync runs beside it); a rate near 1 means it is the limit\n# TYPE cxm_ingest_writer_busy_seconds_total counter\ncxm_ingest_writer_busy_seconds_total {:.6}", g(&s.busy_us) as f64 / 1e6);
 }

@@ -33,8 +33,8 @@ pub struct WriterStats {
     pub commits: AtomicU64,
     pub requests: AtomicU64,
     pub events: AtomicU64,
-    /// Microseconds from taking a group to having its answers: the store's lock, the
-    /// transaction and its durable commit.
+    /// Microseconds from taking a group to having it committed: the store's lock and the
+    /// transaction. The sync that makes it durable runs beside the next group.
     pub busy_us: AtomicU64,
 }
 
@@ -45,6 +45,8 @@ impl Committer {
         let (tx, mut rx) = mpsc::channel::<Job>(4096);
         let stats = Arc::new(WriterStats::default());
         let counted = stats.clone();
+        let (synced_tx, synced_rx) = mpsc::channel::<Answers>(64);
+        let syncer = tokio::spawn(sync_then_answer(store.clone(), synced_rx));
         let handle = tokio::spawn(async move {
             // true at start: a store opened with work left over (a load, a restart) does it
             // as soon as the writer is idle
@@ -83,24 +85,34 @@ impl Committer {
                 }
                 let (reqs, replies): (Vec<_>, Vec<_>) = jobs.into_iter().unzip();
                 let (n_reqs, started) = (reqs.len() as u64, Instant::now());
-                let store = store.clone();
-                let results =
-                    tokio::task::spawn_blocking(move || commit_group(store.as_ref(), &reqs))
-                        .await
-                        .unwrap_or_else(|e| {
-                            let e = StoreError::Backend(format!("writer task failed: {e}"));
-                            replies.iter().map(|_| Err(e.clone())).collect()
-                        });
+                let writer = store.clone();
+                let results = tokio::task::spawn_blocking(move || {
+                    let r = commit_group(writer.as_ref(), &reqs);
+                    // the requests are freed here, off the async workers
+                    drop(reqs);
+                    r
+                })
+                .await
+                .unwrap_or_else(|e| {
+                    let e = StoreError::Backend(format!("writer task failed: {e}"));
+                    replies.iter().map(|_| Err(e.clone())).collect()
+                });
                 counted.commits.fetch_add(1, Ordering::Relaxed);
                 counted.requests.fetch_add(n_reqs, Ordering::Relaxed);
                 counted.events.fetch_add(events as u64, Ordering::Relaxed);
                 counted
                     .busy_us
                     .fetch_add(started.elapsed().as_micros() as u64, Ordering::Relaxed);
-                for (reply, r) in replies.into_iter().zip(results) {
-                    let _ = reply.send(r);
+                if synced_tx
+                    .send(replies.into_iter().zip(results).collect())
+                    .await
+                    .is_err()
+                {
+                    break;
                 }
             }
+            drop(synced_tx);
+            let _ = syncer.await;
         });
         (Committer { tx, stats }, handle)
     }
@@ -121,11 +133,45 @@ impl Committer {
     }
 }
 
+/// One committed group's answers, held until its commit is on disk.
+type Answers = Vec<(
+    oneshot::Sender<Result<AppendOutcome>>,
+    Result<AppendOutcome>,
+)>;
+
+/// Answers each committed group once `sync_appended` has made it durable: one sync covers
+/// every group committed before it starts, so while it runs the writer commits the next
+/// group instead of waiting for the disk. A failed sync answers the group's stored requests
+/// with an error; the client resends them and the dedup window takes the copies for what
+/// they are.
+async fn sync_then_answer(store: Arc<dyn Store>, mut rx: mpsc::Receiver<Answers>) {
+    while let Some(first) = rx.recv().await {
+        let mut groups = vec![first];
+        while let Ok(more) = rx.try_recv() {
+            groups.push(more);
+        }
+        let s = store.clone();
+        let synced = tokio::task::spawn_blocking(move || s.sync_appended())
+            .await
+            .unwrap_or_else(|e| Err(StoreError::Backend(format!("sync task failed: {e}"))));
+        if let Err(e) = &synced {
+            tracing::error!(error = %e, "ingest commit not synced to disk");
+        }
+        for (reply, r) in groups.into_iter().flatten() {
+            let r = match (&synced, r) {
+                (Err(e), Ok(_)) => Err(e.clone()),
+                (_, r) => r,
+            };
+            let _ = reply.send(r);
+        }
+    }
+}
+
 /// Commits the requests together; if that fails and there was more than one, commits each
 /// on its own, so a request the store refuses fails alone and never takes the others of its
 /// group with it.
 fn commit_group(store: &dyn Store, reqs: &[AppendRequest]) -> Vec<Result<AppendOutcome>> {
-    match store.append(reqs) {
+    match store.append_unsynced(reqs) {
         Ok(outcomes) => outcomes.into_iter().map(Ok).collect(),
         Err(e) if reqs.len() == 1 => {
             tracing::error!(error = %e, "ingest commit failed");
@@ -134,7 +180,7 @@ fn commit_group(store: &dyn Store, reqs: &[AppendRequest]) -> Vec<Result<AppendO
         Err(e) => {
             tracing::warn!(error = %e, requests = reqs.len(), "group commit failed; committing its requests one by one");
             reqs.iter()
-                .map(|r| match store.append(std::slice::from_ref(r)) {
+                .map(|r| match store.append_unsynced(std::slice::from_ref(r)) {
                     Ok(mut o) => Ok(o.pop().unwrap_or_default()),
                     Err(e) => {
                         tracing::error!(error = %e, tenant = %r.tenant_id, "ingest commit failed");

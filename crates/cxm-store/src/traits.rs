@@ -106,6 +106,17 @@ pub trait TenantStore {
 pub trait EventStore {
     /// Appends several requests in one transaction; the outcomes are in request order.
     fn append(&self, requests: &[AppendRequest]) -> Result<Vec<AppendOutcome>>;
+    /// `append` whose commit may not be on disk yet when it returns: the caller must call
+    /// `sync_appended` and see it succeed before it tells anyone the events are stored. The
+    /// committer syncs one group while the next is written, so the one writer never waits
+    /// for the disk. A backend whose commits are durable anyway (PostgreSQL) appends.
+    fn append_unsynced(&self, requests: &[AppendRequest]) -> Result<Vec<AppendOutcome>> {
+        self.append(requests)
+    }
+    /// Makes every commit `append_unsynced` has returned durable.
+    fn sync_appended(&self) -> Result<()> {
+        Ok(())
+    }
     /// Work ingest puts off while requests wait (SQLite: indexing the log's tail by
     /// identifier); the committer calls it once no request has come for a moment.
     fn upkeep_while_idle(&self) -> Result<()> {

@@ -1,12 +1,13 @@
 //! Group commit at the store boundary: one request the database refuses fails alone; the
-//! requests that shared its transaction are committed on their own and acknowledged.
+//! requests that shared its transaction are committed on their own and acknowledged; a
+//! request is answered only once its commit is synced to disk.
 
 use std::sync::Arc;
 
 use cxm_domain::{Clock, IngestOptions};
 use cxm_store::committer::Committer;
 use cxm_store::testing::{pg_admin_url, TestDb};
-use cxm_store::{AppendRequest, PgStore, Store, StoreSettings};
+use cxm_store::{AppendRequest, PgStore, SqliteStore, Store, StoreSettings};
 use serde_json::json;
 
 fn request(tenant: &str, from: usize, n: usize) -> AppendRequest {
@@ -89,4 +90,60 @@ async fn a_refused_request_fails_alone_on_postgres() {
     .await
     .unwrap();
     assert_eq!((total_b, total_a), (20_000 + 39 * 10, 0));
+}
+
+fn sqlite(dir: &std::path::Path) -> Arc<dyn Store> {
+    Arc::new(SqliteStore::open_dir(dir, StoreSettings::default()).unwrap())
+}
+
+/// The writer commits a group without waiting for the disk and syncs it beside the next one:
+/// whatever was answered is in the file when the store is opened again.
+#[tokio::test(flavor = "multi_thread")]
+async fn answered_events_are_in_the_sqlite_file_when_it_is_opened_again() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = sqlite(dir.path());
+    let t = store.create_tenant("A").unwrap().id;
+    let (committer, writer) = Committer::spawn(store.clone());
+    let sends: Vec<_> = (0..40)
+        .map(|i| {
+            let (c, r) = (committer.clone(), request(&t, i * 25, 25));
+            tokio::spawn(async move { c.submit(r).await })
+        })
+        .collect();
+    for s in sends {
+        assert_eq!(s.await.unwrap().unwrap().accepted, 25);
+    }
+    assert!(
+        committer
+            .stats()
+            .commits
+            .load(std::sync::atomic::Ordering::Relaxed)
+            >= 1
+    );
+    drop(committer);
+    writer.await.unwrap();
+    drop(store);
+    let again = sqlite(dir.path());
+    let now = chrono::Utc::now().timestamp_millis();
+    assert_eq!(again.overview(&t, 30, now).unwrap().total_events, 1_000);
+}
+
+/// With the write-ahead log gone from under the store, its commits cannot be made durable:
+/// the request is answered with an error (the client resends, the dedup window takes the
+/// copy for one), never with success.
+#[tokio::test(flavor = "multi_thread")]
+async fn a_commit_that_cannot_be_synced_is_not_answered_as_stored() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = sqlite(dir.path());
+    let t = store.create_tenant("A").unwrap().id;
+    let (committer, writer) = Committer::spawn(store.clone());
+    assert_eq!(
+        committer.submit(request(&t, 0, 5)).await.unwrap().accepted,
+        5
+    );
+    std::fs::remove_file(dir.path().join("cxm.db-wal")).unwrap();
+    let e = committer.submit(request(&t, 5, 5)).await.unwrap_err();
+    assert!(e.to_string().contains("cannot sync"), "{e}");
+    drop(committer);
+    writer.await.unwrap();
 }

@@ -4,21 +4,48 @@ use super::*;
 
 impl EventStore for SqliteStore {
     fn append(&self, requests: &[AppendRequest]) -> Result<Vec<AppendOutcome>> {
+        let out = self.append_unsynced(requests)?;
+        self.sync_appended()?;
+        Ok(out)
+    }
+
+    fn append_unsynced(&self, requests: &[AppendRequest]) -> Result<Vec<AppendOutcome>> {
         let mut guard = self.writer.lock().unwrap_or_else(|p| p.into_inner());
         let w = &mut *guard;
         w.dedup
             .load(&w.conn, self.settings.dedup_window.as_millis() as i64)?;
-        let tx = w
-            .conn
-            .transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)?;
-        let mut g = SqlTx::new(&tx);
-        g.dedup = Some(&mut w.dedup);
-        let result = graph::append_all(&mut g, requests, &self.settings);
-        let added = std::mem::take(&mut g.added);
-        drop(g);
-        match result.and_then(|out| tx.commit().map(|()| out).map_err(StoreError::from)) {
+        // the commit writes its WAL frames without waiting for them to reach the disk;
+        // `sync_appended` does that, beside the next group (WAL frames become durable in
+        // order, and SQLite still syncs around every checkpoint)
+        w.conn.execute_batch("PRAGMA synchronous=NORMAL")?;
+        let result = (|| {
+            let tx = match w
+                .conn
+                .transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)
+            {
+                Ok(tx) => tx,
+                Err(e) => return (Err(StoreError::from(e)), vec![]),
+            };
+            let mut g = SqlTx::new(&tx);
+            g.dedup = Some(&mut w.dedup);
+            let result = graph::append_all(&mut g, requests, &self.settings);
+            let added = std::mem::take(&mut g.added);
+            drop(g);
+            (
+                result.and_then(|out| tx.commit().map(|()| out).map_err(StoreError::from)),
+                added,
+            )
+        })();
+        // every other write on this connection is durable before it is answered; a commit
+        // that went through stays answered as such (its sync is still to come)
+        if let Err(e) = w.conn.execute_batch("PRAGMA synchronous=FULL") {
+            tracing::error!(error = %e, "cannot put the writer back to durable commits");
+        }
+        let (result, added) = result;
+        match result {
             Ok(out) => {
-                // after the commit: the events are durable and answered whatever this does
+                // after the commit: the events are stored (durable once synced) and answered
+                // whatever this does
                 let appended: i64 = out.iter().map(|o| i64::from(o.accepted)).sum();
                 if let Err(e) = w.index_identifiers(appended, self.settings.identifier_index_lag) {
                     tracing::warn!(error = %e, "identifier index catch-up failed");
@@ -34,6 +61,19 @@ impl EventStore for SqliteStore {
                 Err(e)
             }
         }
+    }
+
+    fn sync_appended(&self) -> Result<()> {
+        let mut wal = self.path.clone().into_os_string();
+        wal.push("-wal");
+        // any commit's frames, and every earlier one's, are in this file or were copied into
+        // the database by a checkpoint, which syncs both. The file lives as long as the store
+        // is open: if it is gone, what was committed cannot be vouched for.
+        std::fs::File::open(&wal)
+            .and_then(|f| f.sync_data())
+            .map_err(|e| {
+                StoreError::Backend(format!("cannot sync the write-ahead log to disk: {e}"))
+            })
     }
 
     fn upkeep_while_idle(&self) -> Result<()> {
