@@ -509,6 +509,25 @@ async fn ingest(a: IngestArgs, store_args: &StoreArgs) -> anyhow::Result<Value> 
         .join()
         .map_err(|_| anyhow::anyhow!("body reader panicked"))??;
     lat.sort();
+    // the one writer's share of the run says whether it, or what feeds it, is the limit
+    let metrics = client
+        .get(format!("{}/metrics", r.base))
+        .send()
+        .await?
+        .text()
+        .await?;
+    let counter = |name: &str| -> f64 {
+        metrics
+            .lines()
+            .find_map(|l| l.strip_prefix(name)?.strip_prefix(' ')?.trim().parse().ok())
+            .unwrap_or(0.0)
+    };
+    let commits = counter("cxm_ingest_commits_total");
+    let writer = json!({
+        "writer_busy_share": counter("cxm_ingest_writer_busy_seconds_total") / elapsed.as_secs_f64(),
+        "commits": commits,
+        "events_per_commit": if commits > 0.0 { counter("cxm_ingest_commit_events_total") / commits } else { 0.0 },
+    });
     let stored = {
         let (s, t) = (r.store.clone(), r.tenant.clone());
         tokio::task::spawn_blocking(move || {
@@ -545,8 +564,12 @@ async fn ingest(a: IngestArgs, store_args: &StoreArgs) -> anyhow::Result<Value> 
         "stored_events": stored.total_events, "profiles": stored.profiles, "quarantined": stored.quarantined,
         "peak_rss_mb_before_load": rss_before, "peak_rss_mb": peak_rss_mb(), "machine": machine(),
     });
-    if let (Some(o), Value::Object(c)) = (out.as_object_mut(), ceiling) {
-        o.extend(c);
+    if let Some(o) = out.as_object_mut() {
+        for extra in [writer, ceiling] {
+            if let Value::Object(c) = extra {
+                o.extend(c);
+            }
+        }
     }
     Ok(out)
 }
