@@ -70,5 +70,8 @@ pub fn load(
         }
     }
     flush(&mut chunk, &mut stats)?;
+    // a load ends its burst: what ingest puts off while requests wait (SQLite's index of the
+    // log's tail by customer) is done now, so the first reads after it do not pay for it
+    store.upkeep_while_idle()?;
     Ok(stats)
 }
