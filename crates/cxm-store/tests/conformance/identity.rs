@@ -342,3 +342,82 @@ pub(crate) fn a_customers_events_are_found_indexed_or_not(s: &dyn Store) {
     assert_eq!(timeline(&back), ["again"]);
     assert_eq!(timeline(&bob).len(), 10);
 }
+
+/// Owners of identifiers stay true from one commit to the next: after a merge an identifier
+/// of the absorbed profile finds the survivor, and after an erasure a returning identifier
+/// starts a new customer instead of joining the erased one. Each step is its own append (its
+/// own transaction), so anything the writer keeps between commits is exercised.
+pub(crate) fn owners_follow_merges_and_erasures_across_commits(s: &dyn Store) {
+    let t = s.create_tenant("Acme").unwrap().id;
+    let one = |id: &str, m: Value| {
+        let mut m = m;
+        m["messageId"] = json!(id);
+        m["timestamp"] = json!(at(0));
+        s.append(&[req(&t, "k", &[m])]).unwrap()[0].accepted
+    };
+    assert_eq!(
+        one(
+            "1",
+            json!({"type":"track","event":"A","anonymousId":"anon-9"})
+        ),
+        1
+    );
+    assert_eq!(
+        one(
+            "2",
+            json!({"type":"track","event":"B","userId":"u-9","context":{"traits":{"email":"nine@example.com"}}})
+        ),
+        1
+    );
+    let anon = profile_of(s, &t, "anonymous_id:anon-9").id;
+    let user = profile_of(s, &t, "user_id:u-9").id;
+    assert_ne!(anon, user);
+    // the anonymous visitor signs in: one profile absorbs the other
+    assert_eq!(
+        one(
+            "3",
+            json!({"type":"identify","userId":"u-9","anonymousId":"anon-9"})
+        ),
+        1
+    );
+    let survivor = profile_of(s, &t, "user_id:u-9").id;
+    assert_eq!(profile_of(s, &t, "anonymous_id:anon-9").id, survivor);
+    // an identifier of the absorbed profile that this commit did not touch
+    assert_eq!(
+        one(
+            "4",
+            json!({"type":"track","event":"C","anonymousId":"anon-10","context":{"traits":{"email":"nine@example.com"}}})
+        ),
+        1
+    );
+    assert_eq!(profile_of(s, &t, "anonymous_id:anon-10").id, survivor);
+    assert_eq!(
+        one(
+            "5",
+            json!({"type":"track","event":"D","anonymousId":"anon-9"})
+        ),
+        1
+    );
+    let p = profile_of(s, &t, "anonymous_id:anon-9");
+    assert_eq!(p.id, survivor);
+    assert_eq!(p.event_count, 5, "every event counted on the survivor");
+    // seen again just before the erasure
+    assert_eq!(
+        one("6", json!({"type":"track","event":"E","userId":"u-9"})),
+        1
+    );
+    assert!(s
+        .erase_customer(&t, &survivor, "er_9", "dpo@acme.example")
+        .unwrap()
+        .is_some());
+    assert_eq!(
+        one("7", json!({"type":"track","event":"F","userId":"u-9"})),
+        1
+    );
+    let back = profile_of(s, &t, "user_id:u-9");
+    assert_ne!(
+        back.id, survivor,
+        "a returning identifier is a new customer"
+    );
+    assert_eq!(back.event_count, 1);
+}

@@ -67,6 +67,7 @@ conformance!(
     dedup_is_per_write_key_and_quarantine_is_listed,
     dedup_window_spans_days_of_arrival,
     anonymous_history_joins_the_identified_customer,
+    owners_follow_merges_and_erasures_across_commits,
     two_user_ids_never_merge_and_the_drop_is_recorded,
     timeline_is_newest_first_and_paginates,
     a_customers_events_are_found_indexed_or_not,
