@@ -25,31 +25,14 @@ impl EventStore for SqliteStore {
         // the commit writes its WAL frames without waiting for them to reach the disk;
         // `sync_appended` does that, beside the next group (WAL frames become durable in
         // order, and SQLite still syncs around every checkpoint)
-        w.conn.execute_batch("PRAGMA synchronous=NORMAL")?;
-        let result = (|| {
-            let tx = match w
-                .conn
-                .transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)
-            {
-                Ok(tx) => tx,
-                Err(e) => return (Err(StoreError::from(e)), vec![]),
-            };
-            let mut g = SqlTx::new(&tx);
+        let mut added = vec![];
+        let result = unsynced_tx(&mut w.conn, |tx| {
+            let mut g = SqlTx::new(tx);
             g.dedup = Some(&mut w.dedup);
-            let result = graph::append_all(&mut g, requests, &self.settings);
-            let added = std::mem::take(&mut g.added);
-            drop(g);
-            (
-                result.and_then(|out| tx.commit().map(|()| out).map_err(StoreError::from)),
-                added,
-            )
-        })();
-        // every other write on this connection is durable before it is answered; a commit
-        // that went through stays answered as such (its sync is still to come)
-        if let Err(e) = w.conn.execute_batch("PRAGMA synchronous=FULL") {
-            tracing::error!(error = %e, "cannot put the writer back to durable commits");
-        }
-        let (result, added) = result;
+            let r = graph::append_all(&mut g, requests, &self.settings);
+            added = std::mem::take(&mut g.added);
+            r
+        });
         match result {
             Ok(out) => {
                 // after the commit: the events are stored (durable once synced) and answered

@@ -225,7 +225,7 @@ impl SqliteStore {
     /// does the pass again. Nothing a person or a client was told about is written here.
     fn write_derived<T>(&self, f: impl FnOnce(&Transaction) -> Result<T>) -> Result<T> {
         let mut w = self.writer.lock().unwrap_or_else(|p| p.into_inner());
-        let r = derived_tx(&mut w.conn, f);
+        let r = unsynced_tx(&mut w.conn, f);
         // the workers pass by every few seconds: the index catches up when ingest has stopped
         if let Err(e) = w.index_identifiers(0, self.settings.identifier_index_lag) {
             tracing::warn!(error = %e, "identifier index catch-up failed");
@@ -403,7 +403,7 @@ impl Writer {
         if !due {
             return Ok(());
         }
-        derived_tx(&mut self.conn, |tx| {
+        unsynced_tx(&mut self.conn, |tx| {
             let from: i64 = tx.query_row("SELECT seq FROM events_by_identifier_head", [], |r| {
                 r.get(0)
             })?;
@@ -431,9 +431,14 @@ impl Writer {
     }
 }
 
-/// A write transaction on the writer's connection that commits without an fsync (see
-/// `write_derived`), putting the durable setting back afterwards whatever happened.
-fn derived_tx<T>(conn: &mut Connection, f: impl FnOnce(&Transaction) -> Result<T>) -> Result<T> {
+/// A write transaction on the writer's connection that commits without an fsync: the workers'
+/// derived state (see `write_derived`) and ingest, whose groups the committer syncs beside the
+/// next one (`sync_appended`). The durable setting is put back afterwards whatever happened;
+/// a commit that went through is reported as such even if that fails.
+pub(super) fn unsynced_tx<T>(
+    conn: &mut Connection,
+    f: impl FnOnce(&Transaction) -> Result<T>,
+) -> Result<T> {
     conn.execute_batch("PRAGMA synchronous=NORMAL")?;
     let r = (|| -> Result<T> {
         let tx = conn.transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)?;
@@ -442,10 +447,10 @@ fn derived_tx<T>(conn: &mut Connection, f: impl FnOnce(&Transaction) -> Result<T
         Ok(r)
     })();
     // every other write on this connection is durable before it is answered
-    let reset = conn.execute_batch("PRAGMA synchronous=FULL");
-    let r = r?;
-    reset?;
-    Ok(r)
+    if let Err(e) = conn.execute_batch("PRAGMA synchronous=FULL") {
+        tracing::error!(error = %e, "cannot put the writer back to durable commits");
+    }
+    r
 }
 
 /// Message ids seen within the dedup window, in memory. Keys are 128-bit digests of
